@@ -1,0 +1,104 @@
+# The gateway's build. `make` builds build/gateway; `make test` runs every
+# unit and integration test, then all of them again under AddressSanitizer and
+# UndefinedBehaviorSanitizer; `make run` installs what is missing, builds and
+# serves with gateway.example.json.
+
+PREFIX   ?= /usr/local
+BUILD    ?= build
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+PKGS     := libevent libevent_openssl jansson libcurl openssl
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+	-Wmissing-prototypes -Wformat=2 -Wvla -Wundef -Wimplicit-fallthrough \
+	-Wcast-qual -Wwrite-strings -Wno-missing-field-initializers
+DEFS := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DGW_VERSION='"$(VERSION)"'
+
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+ALL_CFLAGS = $(DEFS) $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
+LDLIBS     = $(PKG_LIBS) -lm
+
+SRC     := $(wildcard gateway/*.c)
+OBJ     := $(SRC:gateway/%.c=$(BUILD)/obj/%.o)
+LIBOBJ  := $(filter-out $(BUILD)/obj/main.o,$(OBJ))
+
+UNIT_SRC := $(wildcard tests/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
+IT_SRC   := $(wildcard tests/it_*.c)
+IT_BIN   := $(IT_SRC:tests/%.c=$(BUILD)/tests/%)
+STUB_BIN := $(BUILD)/tests/upstream_stub
+
+.PHONY: all deps run test test-run unit it sanitize clean format format-check install
+
+all: $(BUILD)/gateway
+
+$(BUILD)/gateway: $(OBJ)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: gateway/%.c | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_%: tests/test_%.c $(LIBOBJ) | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Igateway -o $@ $< $(LIBOBJ) $(LDLIBS) -lcriterion
+
+$(BUILD)/tests/it_%: tests/it_%.c tests/harness.c tests/harness.h | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Igateway -o $@ $< tests/harness.c $(LDLIBS) -lcriterion
+
+$(STUB_BIN): tests/stub/upstream.c | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+$(BUILD)/obj $(BUILD)/tests:
+	mkdir -p $@
+
+# Installs the build and test dependencies that are missing (Debian).
+deps:
+	@./.ci/deps
+
+run: deps
+	$(MAKE) all
+	./$(BUILD)/gateway --config gateway.example.json
+
+# Unit tests, then integration tests against the real binary, first as
+# built and then under ASan+UBSan in build/san.
+test: deps
+	$(MAKE) test-run
+	$(MAKE) sanitize
+
+sanitize:
+	$(MAKE) BUILD=build/san SAN=1 CFLAGS='-O1 -g' test-run
+
+test-run: $(BUILD)/gateway $(UNIT_BIN) $(IT_BIN) $(STUB_BIN)
+	@set -e; for t in $(UNIT_BIN) $(IT_BIN); do \
+		echo "== $$t"; \
+		GW_BIN=$(BUILD)/gateway GW_STUB=$(STUB_BIN) GW_DATA=tests/data \
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$$t --jobs=2 --full-stats; \
+	done
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do $$t; done
+
+format:
+	clang-format -i gateway/*.[ch] tests/*.[ch] tests/stub/*.c
+
+format-check:
+	clang-format --dry-run -Werror gateway/*.[ch] tests/*.[ch] tests/stub/*.c
+
+install: $(BUILD)/gateway
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/gateway/policies
+	install -m 0755 $(BUILD)/gateway $(DESTDIR)$(PREFIX)/bin/gateway
+	install -m 0644 gateway.example.json $(DESTDIR)$(PREFIX)/etc/gateway/gateway.json
+	install -m 0644 policies/*.json $(DESTDIR)$(PREFIX)/etc/gateway/policies/
+
+clean:
+	rm -rf build
+
+-include $(OBJ:.o=.d)

@@ -1,0 +1,105 @@
+#include "check.h"
+
+#include <string.h>
+
+#include "domain.h"
+#include "jsondoc.h"
+#include "schema.h"
+
+static void
+violation(json_t *violations, const char *field, json_t *forwarded, json_t *returned)
+{
+	json_array_append_new(violations, json_pack("{s:s, s:O*, s:O*}", "field", field,
+						      "forwarded", forwarded, "returned", returned));
+}
+
+static void
+check_memory(const json_t *fwd, const json_t *got, json_t *violations)
+{
+	json_t *want = json_object_get(fwd, "memory_limit");
+	json_t *have = json_object_get(got, "memory_limit");
+
+	if (json_is_string(have) && !json_equal(want, have))
+		violation(violations, "memory_limit", want, have);
+}
+
+static void
+check_expiry(const json_t *fwd, const json_t *got, json_t *violations)
+{
+	json_t *want = json_object_get(json_object_get(fwd, "expires_after"), "minutes");
+	json_t *have = json_object_get(json_object_get(got, "expires_after"), "minutes");
+
+	if (json_is_integer(have) && json_integer_value(have) > json_integer_value(want))
+		violation(violations, "expires_after.minutes", want, have);
+}
+
+/* Whether a returned domain was among those forwarded; compared as
+ * hostnames, so case and a trailing dot do not matter. */
+static int
+forwarded_covers(const json_t *domains, const char *name)
+{
+	const json_t *d;
+	size_t i;
+
+	json_array_foreach(domains, i, d) {
+		if (domain_match(json_string_value(d), name))
+			return 1;
+	}
+	return 0;
+}
+
+static void
+check_network(const json_t *fwd, const json_t *got, json_t *violations)
+{
+	json_t *want = json_object_get(fwd, "network_policy");
+	json_t *have = json_object_get(got, "network_policy");
+	json_t *want_type = json_object_get(want, "type");
+	json_t *fdomains = json_object_get(want, "allowed_domains"), *d;
+	char norm[DOMAIN_MAX + 1], field[64];
+	const char *why;
+	size_t i;
+
+	if (!json_is_object(have))
+		return;
+	if (!json_equal(want_type, json_object_get(have, "type"))) {
+		violation(violations, "network_policy.type", want_type,
+			  json_object_get(have, "type"));
+		return;
+	}
+	json_array_foreach(json_object_get(have, "allowed_domains"), i, d) {
+		snprintf(field, sizeof(field), "network_policy.allowed_domains[%zu]", i);
+		if (domain_normalize(json_string_value(d), json_string_length(d), 1, norm, &why) <
+			    0 ||
+		    !forwarded_covers(fdomains, norm))
+			violation(violations, field, NULL, d);
+	}
+}
+
+json_t *
+check_create_response(const json_t *forwarded, const char *body, size_t len, json_t *violations,
+		      struct err *e)
+{
+	json_t *got;
+	struct err inner;
+
+	err_clear(&inner);
+	got = jsondoc_parse(body, len, &inner);
+	if (got == NULL) {
+		err_set(e, 502, ERR_UPSTREAM, "bad_upstream_response", NULL,
+			"the upstream answered the create call with something other than a JSON "
+			"object (%s)",
+			inner.message);
+		return NULL;
+	}
+	if (schema_check(&schema_container_resource, got, &inner) < 0) {
+		err_set(e, 502, ERR_UPSTREAM, "bad_upstream_response", NULL,
+			"the upstream's answer to the create call is not a container object: %s",
+			inner.message);
+		json_decref(got);
+		return NULL;
+	}
+	check_memory(forwarded, got, violations);
+	check_expiry(forwarded, got, violations);
+	check_network(forwarded, got, violations);
+	return got;
+}

@@ -1,0 +1,181 @@
+#include "config.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conftable.h"
+#include "log.h"
+
+#define K(field) offsetof(struct config, field)
+#define MiB	 (1024LL * 1024)
+
+/* The largest legal create body carries an inline skill of 70254592
+ * base64 characters; the default leaves room for the JSON around it. */
+#define DEFAULT_MAX_BODY (75 * MiB)
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+static const struct confkey config_keys[] = {
+	{"listen", CT_STRING, K(listen), "127.0.0.1:8080"},
+	{"upstream.base_url", CT_STRING, K(upstream_base_url), "https://api.openai.com/v1"},
+	{"upstream.timeout_ms", CT_INT, K(upstream_timeout_ms), .def_int = 60000, .min = 1,
+	 .max = 3600000},
+	{"upstream.connect_timeout_ms", CT_INT, K(upstream_connect_timeout_ms), .def_int = 5000,
+	 .min = 1, .max = 600000},
+	{"upstream.max_response_bytes", CT_INT, K(upstream_max_response_bytes),
+	 .def_int = 16 * MiB, .min = 1024, .max = 1024 * MiB},
+	{"upstream.ca_file", CT_STRING, K(upstream_ca_file), NULL},
+	{"upstream.insecure_skip_verify", CT_BOOL, K(upstream_insecure_skip_verify), .def_int = 0},
+	{"audit.path", CT_STRING, K(audit_path), "-"},
+	{"policy_file", CT_STRING, K(policy_file), "policies/default.json"},
+	{"log.level", CT_ENUM, K(log_level), "info", .enumv = log_levels},
+	{"limits.max_body_bytes", CT_INT, K(max_body_bytes), .def_int = DEFAULT_MAX_BODY,
+	 .min = 1024, .max = 1024 * MiB},
+	{"limits.max_header_bytes", CT_INT, K(max_header_bytes), .def_int = 16384, .min = 1024,
+	 .max = 1024 * 1024},
+	{"limits.header_timeout_ms", CT_INT, K(header_timeout_ms), .def_int = 10000, .min = 1,
+	 .max = 3600000},
+	{"limits.body_timeout_ms", CT_INT, K(body_timeout_ms), .def_int = 60000, .min = 1,
+	 .max = 3600000},
+	{"limits.idle_timeout_ms", CT_INT, K(idle_timeout_ms), .def_int = 60000, .min = 1,
+	 .max = 3600000},
+	{"limits.max_connections", CT_INT, K(max_connections), .def_int = 10000, .min = 1,
+	 .max = 1000000},
+	{NULL},
+};
+
+/* Makes *path absolute against dir unless it already is (or is "-"). */
+static int
+resolve(char **path, const char *dir)
+{
+	char *abs;
+	size_t n;
+
+	if (*path == NULL || (*path)[0] == '/' || strcmp(*path, "-") == 0)
+		return 0;
+	n = strlen(dir) + strlen(*path) + 2;
+	abs = malloc(n);
+	if (abs == NULL)
+		return -1;
+	snprintf(abs, n, "%s/%s", dir, *path);
+	free(*path);
+	*path = abs;
+	return 0;
+}
+
+static void
+parse_listen(struct config *c, struct errlist *errs)
+{
+	const char *s = c->listen, *colon;
+	char *end;
+	long port;
+
+	colon = strrchr(s, ':');
+	if (colon == NULL || colon == s) {
+		errlist_add(errs, c->file, "listen", "must be \"host:port\", e.g. \"127.0.0.1:8080\"");
+		return;
+	}
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || colon[1] == '\0' || port < 0 || port > 65535) {
+		errlist_add(errs, c->file, "listen", "port must be a number from 0 to 65535");
+		return;
+	}
+	if (s[0] == '[') {
+		if (colon[-1] != ']') {
+			errlist_add(errs, c->file, "listen", "an IPv6 address must be in brackets");
+			return;
+		}
+		c->listen_host = strndup(s + 1, (size_t)(colon - s - 2));
+	} else {
+		c->listen_host = strndup(s, (size_t)(colon - s));
+	}
+	c->listen_port = (int)port;
+}
+
+static void
+check_base_url(struct config *c, struct errlist *errs)
+{
+	const char *u = c->upstream_base_url;
+	size_t n = strlen(u);
+
+	if (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0)
+		errlist_add(errs, c->file, "upstream.base_url", "must start with https:// or http://");
+	else if (strpbrk(u, " \t\r\n?#") != NULL)
+		errlist_add(errs, c->file, "upstream.base_url",
+			    "must not contain whitespace, a query or a fragment");
+	/* A trailing slash would double the one every route starts with. */
+	while (n > 8 && u[n - 1] == '/')
+		c->upstream_base_url[--n] = '\0';
+}
+
+struct config *
+config_load(const char *path, struct errlist *errs)
+{
+	struct config *c;
+	json_error_t je;
+	json_t *doc = NULL;
+	char *dir = NULL, *slash;
+	size_t before = errs->n + errs->dropped;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->file = strdup(path)) == NULL) {
+		errlist_add(errs, path, NULL, "out of memory");
+		goto fail;
+	}
+	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (doc == NULL) {
+		errlist_add(errs, path, NULL, "line %d, column %d: %s", je.line, je.column, je.text);
+		goto fail;
+	}
+	if (!json_is_object(doc)) {
+		errlist_add(errs, path, NULL, "the config must be a JSON object");
+		goto fail;
+	}
+	(void)conftable_read(config_keys, c, doc, path, errs);
+	if (errs->n + errs->dropped > before)
+		goto fail;
+
+	parse_listen(c, errs);
+	check_base_url(c, errs);
+	if (log_level_parse(c->log_level) < 0)
+		errlist_add(errs, path, "log.level", "unknown level");
+
+	dir = strdup(path);
+	if (dir == NULL)
+		goto fail;
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (resolve(&c->audit_path, dir) < 0 || resolve(&c->policy_file, dir) < 0 ||
+	    resolve(&c->upstream_ca_file, dir) < 0)
+		errlist_add(errs, path, NULL, "out of memory");
+	if (errs->n + errs->dropped > before)
+		goto fail;
+	free(dir);
+	json_decref(doc);
+	return c;
+fail:
+	free(dir);
+	json_decref(doc);
+	config_free(c);
+	return NULL;
+}
+
+void
+config_free(struct config *c)
+{
+	if (c == NULL)
+		return;
+	conftable_release(config_keys, c);
+	free(c->listen_host);
+	free(c->file);
+	free(c);
+}

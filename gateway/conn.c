@@ -1,0 +1,512 @@
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "front.h"
+#include "httpmsg.h"
+#include "log.h"
+#include "reply.h"
+#include "request.h"
+#include "secmem.h"
+#include "server.h"
+
+enum conn_state {
+	C_HEAD, /* waiting for or reading a request head */
+	C_BODY, /* reading a request body */
+	C_BUSY, /* the request is being handled or its answer written */
+};
+
+struct conn {
+	struct conn *prev, *next;
+	struct server *srv;
+	const struct conn_limits *limits;
+	struct bufferevent *bev;
+	struct event *timer;
+	char client[64];
+	enum conn_state state;
+	struct request *req; /* owned while attached */
+	struct httpmsg_chunked *chunked;
+	uint64_t body_left;
+	int body_pending; /* the current request has body bytes not yet read */
+	int body_too_large;
+	int keep_alive;
+	int closing; /* close once the answer is written */
+	int head_started;
+};
+
+static struct conn *live;
+static size_t nlive;
+
+size_t
+conn_count(void)
+{
+	return nlive;
+}
+
+static void
+conn_free(struct conn *c)
+{
+	/* A request still being handled finishes, and is audited, without us. */
+	if (c->req)
+		c->req->conn = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		live = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	nlive--;
+	httpmsg_chunked_free(c->chunked);
+	if (c->timer)
+		event_free(c->timer);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	free(c);
+}
+
+void
+conn_close_all(void)
+{
+	while (live)
+		conn_free(live);
+}
+
+static void
+arm(struct conn *c, long ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	evtimer_add(c->timer, &tv);
+}
+
+/* Drops n bytes from the front of in, overwriting them first: heads carry
+ * API keys and bodies carry domain secrets. */
+static void
+drain_wiped(struct evbuffer *in, size_t n)
+{
+	struct evbuffer_iovec v;
+	size_t k;
+
+	while (n > 0 && evbuffer_peek(in, -1, NULL, &v, 1) == 1) {
+		k = v.iov_len < n ? v.iov_len : n;
+		secmem_wipe(v.iov_base, k);
+		evbuffer_drain(in, k);
+		n -= k;
+	}
+}
+
+/* Moves n bytes of body from in into the request. */
+static int
+take_body(struct conn *c, struct evbuffer *in, size_t n)
+{
+	struct evbuffer_iovec v;
+	size_t k;
+
+	while (n > 0 && evbuffer_peek(in, -1, NULL, &v, 1) == 1) {
+		k = v.iov_len < n ? v.iov_len : n;
+		if (request_append_body(c->req, v.iov_base, k) < 0)
+			return -1;
+		secmem_wipe(v.iov_base, k);
+		evbuffer_drain(in, k);
+		n -= k;
+	}
+	return 0;
+}
+
+/* Answers a request the connection cannot continue after. */
+static void
+refuse(struct conn *c, const struct err *e)
+{
+	c->closing = 1;
+	c->state = C_BUSY;
+	bufferevent_disable(c->bev, EV_READ);
+	evtimer_del(c->timer);
+	reply_err(c->req, e);
+}
+
+static void
+dispatch(struct conn *c)
+{
+	c->state = C_BUSY;
+	c->body_pending = 0;
+	evtimer_del(c->timer);
+	bufferevent_disable(c->bev, EV_READ);
+	front_dispatch(c->req);
+}
+
+static void
+emit_body(void *arg, const char *data, size_t n)
+{
+	struct conn *c = arg;
+
+	if (c->body_too_large || c->req->body_len + n > c->limits->max_body ||
+	    request_append_body(c->req, data, n) < 0)
+		c->body_too_large = 1;
+}
+
+static void
+too_large(struct conn *c)
+{
+	struct err e;
+
+	err_set(&e, 413, ERR_INVALID, "request_too_large", NULL,
+		"request body exceeds this gateway's limit of %zu bytes", c->limits->max_body);
+	refuse(c, &e);
+}
+
+/* Returns 1 when the body is complete or refused, 0 when more is needed. */
+static int
+read_body(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t avail = evbuffer_get_length(in), consumed = 0, n;
+	struct err e;
+	int rc;
+
+	if (avail == 0)
+		return 0;
+	if (c->chunked == NULL) {
+		n = avail < c->body_left ? avail : (size_t)c->body_left;
+		if (take_body(c, in, n) < 0) {
+			err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
+				"the gateway is out of memory; try again");
+			refuse(c, &e);
+			return 1;
+		}
+		c->body_left -= n;
+		if (c->body_left > 0)
+			return 0;
+		dispatch(c);
+		return 1;
+	}
+	err_clear(&e);
+	rc = httpmsg_chunked_feed(c->chunked, (const char *)evbuffer_pullup(in, (ev_ssize_t)avail),
+				  avail, &consumed, emit_body, c, &e);
+	drain_wiped(in, consumed);
+	if (c->body_too_large) {
+		too_large(c);
+		return 1;
+	}
+	if (rc < 0) {
+		refuse(c, &e);
+		return 1;
+	}
+	if (rc == 0)
+		return 0;
+	dispatch(c);
+	return 1;
+}
+
+/* Sets up reading the body the route asked for; 1 to go on reading. */
+static int
+start_body(struct conn *c, int how)
+{
+	const struct httpmsg_head *h = &c->req->head;
+	struct err e;
+
+	c->body_pending = h->chunked || h->content_length > 0;
+	if (!c->body_pending) {
+		dispatch(c);
+		return 0;
+	}
+	if (how == FRONT_BODY_NONE) {
+		err_set(&e, 400, ERR_INVALID, "unexpected_body", NULL,
+			"%s %s takes no request body", c->req->method, c->req->path);
+		refuse(c, &e);
+		return 0;
+	}
+	if (h->content_length > 0 && (uint64_t)h->content_length > c->limits->max_body) {
+		too_large(c);
+		return 0;
+	}
+	if (h->chunked) {
+		c->chunked = httpmsg_chunked_new();
+		if (c->chunked == NULL) {
+			err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
+				"the gateway is out of memory; try again");
+			refuse(c, &e);
+			return 0;
+		}
+	} else {
+		c->body_left = (uint64_t)h->content_length;
+	}
+	c->state = C_BODY;
+	c->body_too_large = 0;
+	arm(c, c->limits->body_timeout_ms);
+	if (h->expect_continue && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	return 1;
+}
+
+/* Returns 1 when the head was read and the body can follow. */
+static int
+read_head(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t avail = evbuffer_get_length(in), look;
+	struct httpmsg_head h;
+	const char *p;
+	struct err e;
+	ssize_t n;
+	int how;
+
+	if (avail == 0)
+		return 0;
+	if (!c->head_started) {
+		c->head_started = 1;
+		arm(c, c->limits->header_timeout_ms);
+	}
+	look = avail < c->limits->max_head ? avail : c->limits->max_head;
+	p = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+	err_clear(&e);
+	n = httpmsg_parse(p, look, c->limits->max_head, &h, &e);
+	if (n == 0)
+		return 0;
+	c->req = request_new(c->srv, c, c->client);
+	if (c->req == NULL) {
+		conn_free(c);
+		return 0;
+	}
+	c->head_started = 0;
+	if (n < 0) {
+		drain_wiped(in, avail);
+		refuse(c, &e);
+		return 0;
+	}
+	if (request_take_head(c->req, p, (size_t)n, &h) < 0) {
+		drain_wiped(in, (size_t)n);
+		err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
+			"the gateway is out of memory; try again");
+		refuse(c, &e);
+		return 0;
+	}
+	drain_wiped(in, (size_t)n);
+	c->keep_alive = h.keep_alive;
+	c->state = C_BUSY;
+	evtimer_del(c->timer);
+	how = front_route(c->req);
+	if (how < 0) {
+		/* Answered already; an unread body makes the connection unusable. */
+		c->body_pending = h.chunked || h.content_length > 0;
+		return 0;
+	}
+	return start_body(c, how);
+}
+
+static void
+process(struct conn *c)
+{
+	if (c->state == C_HEAD && read_head(c) <= 0)
+		return;
+	if (c->state == C_BODY)
+		(void)read_body(c);
+}
+
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	process(arg);
+}
+
+static void
+on_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	/* Also fires after a 100 Continue, while the request is current. */
+	if (c->state != C_BUSY || c->req != NULL)
+		return;
+	if (c->closing) {
+		conn_free(c);
+		return;
+	}
+	c->state = C_HEAD;
+	httpmsg_chunked_free(c->chunked);
+	c->chunked = NULL;
+	arm(c, c->limits->idle_timeout_ms);
+	bufferevent_enable(c->bev, EV_READ);
+	process(c); /* a pipelined request may be waiting */
+}
+
+static void
+on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct err e;
+
+	(void)bev;
+	if (c->state == C_BODY && c->req && !c->req->replied && (what & BEV_EVENT_EOF)) {
+		/* The client gave up mid-body; the request is still recorded. */
+		c->req->conn = NULL;
+		err_set(&e, 400, ERR_INVALID, "incomplete_body", NULL,
+			"the client closed the connection before sending the whole body");
+		reply_err(c->req, &e);
+		c->req = NULL;
+	}
+	conn_free(c);
+}
+
+static void
+on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct err e;
+
+	(void)fd;
+	(void)what;
+	if (c->state == C_BODY) {
+		err_set(&e, 408, ERR_INVALID, "request_timeout", NULL,
+			"the request body did not arrive within %ld ms", c->limits->body_timeout_ms);
+	} else if (c->state == C_HEAD && c->head_started) {
+		c->req = request_new(c->srv, c, c->client);
+		if (c->req == NULL) {
+			conn_free(c);
+			return;
+		}
+		err_set(&e, 408, ERR_INVALID, "request_timeout", NULL,
+			"the request head did not arrive within %ld ms", c->limits->header_timeout_ms);
+	} else {
+		conn_free(c); /* idle keep-alive connection */
+		return;
+	}
+	refuse(c, &e);
+}
+
+struct conn *
+conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	char host[INET6_ADDRSTRLEN] = "?";
+	struct timeval wtv;
+	int one = 1;
+
+	(void)salen;
+	if (c == NULL) {
+		evutil_closesocket(fd);
+		return NULL;
+	}
+	c->srv = srv;
+	c->limits = server_limits(srv);
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, host,
+			  sizeof(host));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+			  host, sizeof(host));
+	snprintf(c->client, sizeof(c->client), "%s", host);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	c->next = live;
+	if (live)
+		live->prev = c;
+	live = c;
+	nlive++;
+
+	c->bev = bufferevent_socket_new(server_base(srv), fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(server_base(srv), on_timeout, c);
+	if (c->bev == NULL || c->timer == NULL) {
+		if (c->bev == NULL)
+			evutil_closesocket(fd);
+		conn_free(c);
+		return NULL;
+	}
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	/* A client that stops reading its answer is cut off too. */
+	wtv.tv_sec = c->limits->idle_timeout_ms / 1000;
+	wtv.tv_usec = (c->limits->idle_timeout_ms % 1000) * 1000;
+	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	bufferevent_enable(c->bev, EV_READ);
+	arm(c, c->limits->idle_timeout_ms);
+	return c;
+}
+
+static const char *
+reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Content Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 417:
+		return "Expectation Failed";
+	case 422:
+		return "Unprocessable Content";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Status";
+	}
+}
+
+void
+conn_send(struct conn *c, struct request *r, int status, const char *const *headers,
+	  size_t nheaders, const char *body, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t i;
+
+	if (r != c->req) {
+		log_msg(LOG_ERROR, r->id, "answer for a request that is not the connection's");
+		request_free(r);
+		return;
+	}
+	if (!c->keep_alive || c->body_pending || c->state != C_BUSY)
+		c->closing = 1;
+	c->state = C_BUSY;
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason(status));
+	for (i = 0; i < nheaders; i++)
+		evbuffer_add_printf(out, "%s\r\n", headers[i]);
+	evbuffer_add_printf(out, "Content-Length: %zu\r\n%s\r\n", len,
+			    c->closing ? "Connection: close\r\n" : "");
+	if (len)
+		evbuffer_add(out, body, len);
+	c->req = NULL;
+	request_free(r);
+	bufferevent_enable(c->bev, EV_WRITE);
+}

@@ -1,0 +1,43 @@
+/*
+ * conn: one client connection speaking HTTP/1.1.
+ *
+ * Reads a request head, then its body, into a struct request, hands it to
+ * the front, and writes the one answer back; keeps the connection for the
+ * next request when both sides allow it. Framing errors, oversized heads
+ * and bodies and slow clients are answered here, in the error shape.
+ */
+#ifndef GW_CONN_H
+#define GW_CONN_H
+
+#include <event2/util.h>
+#include <stddef.h>
+
+struct server;
+struct request;
+struct sockaddr;
+
+struct conn_limits {
+	size_t max_head;
+	size_t max_body;
+	long header_timeout_ms; /* to read a whole head, from its first byte */
+	long body_timeout_ms;	/* to read a whole body */
+	long idle_timeout_ms;	/* between requests on a kept-alive connection */
+};
+
+/* Serves the accepted socket fd (taken over) until either side closes. */
+struct conn *conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa,
+		      int salen);
+
+/* Live connections, for limits and shutdown. */
+size_t conn_count(void);
+
+/* Closes every connection at once (at exit); requests in flight are
+ * abandoned. */
+void conn_close_all(void);
+
+/* Sends the answer to r, which must be the connection's current request,
+ * and frees r once it has been written. headers are "Name: value" lines. */
+void conn_send(struct conn *c, struct request *r, int status, const char *const *headers,
+	       size_t nheaders, const char *body, size_t len);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * jsondoc: request and response bodies parsed strictly.
+ *
+ * A body is accepted only if every parser would read it the same way: no
+ * duplicate keys (the gateway would check one value, the upstream use
+ * another), valid UTF-8 without a BOM, no NUL escapes, no NaN or numbers
+ * that overflow, nothing after the top-level object, bounded nesting.
+ */
+#ifndef GW_JSONDOC_H
+#define GW_JSONDOC_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "err.h"
+
+/*
+ * Parses len bytes at buf into a new JSON object (the caller owns it).
+ * On failure returns NULL with e filled: status 400, the JSON path of the
+ * place it failed as param, and a message that never quotes the offending
+ * bytes (they may be a secret).
+ */
+json_t *jsondoc_parse(const char *buf, size_t len, struct err *e);
+
+/*
+ * Writes the JSON path of the value being read at byte offset off of buf
+ * ("network_policy.allowed_domains[2]") into dst, "" at the top level.
+ * Assumes buf[0..off) is well-formed JSON so far.
+ */
+void jsondoc_path_at(const char *buf, size_t len, size_t off, char *dst, size_t n);
+
+/* Appends ".key" (or "key" at the start) or "[i]" to a path being built in
+ * dst (n bytes); returns the previous length so the caller can cut back. */
+size_t jsondoc_path_push_key(char *dst, size_t n, const char *key);
+size_t jsondoc_path_push_index(char *dst, size_t n, size_t i);
+
+#endif

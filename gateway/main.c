@@ -1,0 +1,112 @@
+/*
+ * The gateway's command line: serve, check a configuration, or say what
+ * it is.
+ */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "secmem.h"
+#include "server.h"
+
+static const char usage[] = "usage: gateway --config FILE [--check]\n"
+			    "       gateway --version | --help\n";
+
+static const char help[] =
+	"A policy-enforcing gateway for the OpenAI Containers API.\n"
+	"\n"
+	"  --config FILE  the gateway's JSON configuration (it names the policy file)\n"
+	"  --check        validate the configuration and its policy, print\n"
+	"                 \"configuration OK\" or every error, and exit\n"
+	"  --version      print the version and exit\n"
+	"  --help         print this help and exit\n"
+	"\n"
+	"Exit status: 0 on success, 1 when the configuration is invalid or the\n"
+	"gateway cannot start, 2 for a usage error.\n";
+
+static void
+print_errors(const struct errlist *errs)
+{
+	size_t i;
+
+	for (i = 0; i < errs->n; i++)
+		fprintf(stderr, "%s\n", errs->msg[i]);
+	if (errs->dropped)
+		fprintf(stderr, "(%zu more errors not shown)\n", errs->dropped);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+		{"version", no_argument, NULL, 'v'},	  {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static struct errlist errs;
+	const char *config = NULL;
+	struct server *s;
+	int opt, check = 0, rc;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'k':
+			check = 1;
+			break;
+		case 'v':
+			printf("gateway %s\n", GW_VERSION);
+			return 0;
+		case 'h':
+			fputs(usage, stdout);
+			fputs(help, stdout);
+			return 0;
+		default:
+			fprintf(stderr, "gateway: unknown or incomplete option '%s'\n%s",
+				argv[optind - 1], usage);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "gateway: unexpected argument '%s'\n%s", argv[optind], usage);
+		return 2;
+	}
+	if (config == NULL) {
+		fprintf(stderr, "gateway: --config FILE is required\n%s", usage);
+		return 2;
+	}
+
+	secmem_harden_process();
+	secmem_init();
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, secmem_alloc, secmem_free, secmem_realloc,
+				 secmem_strdup, secmem_calloc) != CURLE_OK) {
+		fprintf(stderr, "gateway: cannot initialise libcurl\n");
+		return 1;
+	}
+	if (check) {
+		rc = server_check(config, &errs);
+		print_errors(&errs);
+		if (rc == 0)
+			printf("configuration OK\n");
+		curl_global_cleanup();
+		return rc == 0 ? 0 : 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	s = server_new(config, &errs);
+	if (s == NULL) {
+		print_errors(&errs);
+		curl_global_cleanup();
+		return 1;
+	}
+	rc = server_run(s);
+	server_free(s);
+	curl_global_cleanup();
+	return rc;
+}

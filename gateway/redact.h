@@ -1,0 +1,22 @@
+/*
+ * redact: what of a request may be written down.
+ *
+ * The audit log keeps a container's network reach, including which secret
+ * names go to which domains, but never a secret's value.
+ */
+#ifndef GW_REDACT_H
+#define GW_REDACT_H
+
+#include <jansson.h>
+
+#define REDACT_MARKER "[REDACTED]"
+
+/* A new copy of a network_policy object with every domain_secrets[].value
+ * replaced by REDACT_MARKER; NULL when np is NULL or memory runs out. */
+json_t *redact_network_policy(const json_t *np);
+
+/* Overwrites every domain secret value in a create document in place, once
+ * it has been forwarded, so no copy outlives the request. */
+void redact_wipe_secrets(json_t *doc);
+
+#endif

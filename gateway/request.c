@@ -1,0 +1,141 @@
+#include "request.h"
+
+#include <openssl/rand.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "secmem.h"
+#include "upstream.h"
+
+/* Request ids: a random per-process prefix and a counter, so they are
+ * unique without a syscall per request and unguessable across restarts. */
+static uint64_t id_prefix, id_counter;
+
+static void
+make_id(char *dst, size_t n)
+{
+	if (id_prefix == 0 && RAND_bytes((unsigned char *)&id_prefix, sizeof(id_prefix)) != 1)
+		id_prefix = (uint64_t)time(NULL) * 2654435761u;
+	snprintf(dst, n, "req_%016llx%016llx", (unsigned long long)id_prefix,
+		 (unsigned long long)++id_counter);
+}
+
+struct request *
+request_new(struct server *srv, struct conn *conn, const char *client)
+{
+	struct request *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->srv = srv;
+	r->conn = conn;
+	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	make_id(r->id, sizeof(r->id));
+	snprintf(r->client, sizeof(r->client), "%s", client);
+	return r;
+}
+
+static const char *
+rebase(const char *p, const char *from, char *to)
+{
+	return p ? to + (p - from) : NULL;
+}
+
+int
+request_take_head(struct request *r, const char *buf, size_t len, const struct httpmsg_head *h)
+{
+	const char *q;
+	size_t i, plen;
+
+	/* The head holds credentials, so it lives in wiped memory. */
+	r->head_buf = secmem_alloc(len + 1);
+	if (r->head_buf == NULL)
+		return -1;
+	memcpy(r->head_buf, buf, len);
+	r->head_buf[len] = '\0';
+	r->head = *h;
+	r->head.method = rebase(h->method, buf, r->head_buf);
+	r->head.target = rebase(h->target, buf, r->head_buf);
+	for (i = 0; i < h->nheaders; i++) {
+		r->head.headers[i].name = rebase(h->headers[i].name, buf, r->head_buf);
+		r->head.headers[i].value = rebase(h->headers[i].value, buf, r->head_buf);
+	}
+	snprintf(r->method, sizeof(r->method), "%.*s", (int)h->method_len, h->method);
+
+	q = memchr(h->target, '?', h->target_len);
+	plen = q ? (size_t)(q - h->target) : h->target_len;
+	r->path = strndup(h->target, plen);
+	if (q)
+		r->query = strndup(q + 1, h->target_len - plen - 1);
+	if (r->path == NULL || (q && r->query == NULL))
+		return -1;
+	return 0;
+}
+
+int
+request_append_body(struct request *r, const char *data, size_t n)
+{
+	size_t cap;
+	char *grown;
+
+	if (r->body_len + n + 1 > r->body_cap) {
+		cap = r->body_cap ? r->body_cap : 4096;
+		while (cap < r->body_len + n + 1)
+			cap *= 2;
+		grown = secmem_realloc(r->body, cap);
+		if (grown == NULL)
+			return -1;
+		r->body = grown;
+		r->body_cap = cap;
+	}
+	memcpy(r->body + r->body_len, data, n);
+	r->body_len += n;
+	r->body[r->body_len] = '\0';
+	return 0;
+}
+
+const char *
+request_header(const struct request *r, const char *name, char *dst, size_t n)
+{
+	size_t len;
+	const char *v = httpmsg_header(&r->head, name, &len);
+
+	if (v == NULL || len >= n)
+		return NULL;
+	memcpy(dst, v, len);
+	dst[len] = '\0';
+	return dst;
+}
+
+double
+request_elapsed_ms(const struct request *r)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - r->start.tv_sec) * 1000.0 +
+	       (double)(now.tv_nsec - r->start.tv_nsec) / 1e6;
+}
+
+void
+request_free(struct request *r)
+{
+	if (r == NULL)
+		return;
+	upstream_cancel(r->call);
+	secmem_free(r->head_buf);
+	secmem_free(r->body);
+	if (r->forward) {
+		secmem_wipe(r->forward, r->forward_len);
+		secmem_json_free(r->forward);
+	}
+	json_decref(r->doc);
+	json_decref(r->audit_network_policy);
+	json_decref(r->adjustments);
+	json_decref(r->violations);
+	free(r->path);
+	free(r->query);
+	free(r);
+}

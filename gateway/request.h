@@ -1,0 +1,83 @@
+/*
+ * request: one client request and everything allocated for it.
+ *
+ * Each pipeline step reads and fills this context; it is freed in one
+ * place, request_free, whichever way the request ended. It outlives its
+ * connection when the client goes away while the upstream is still
+ * answering, so the audit record is still written.
+ */
+#ifndef GW_REQUEST_H
+#define GW_REQUEST_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "httpmsg.h"
+
+struct conn;
+struct server;
+struct upstream_call;
+struct route;
+
+struct request {
+	struct server *srv;
+	struct conn *conn; /* NULL once the client has gone */
+	struct timespec start;
+	char id[40];
+	char client[64];
+	int replied;
+
+	/* The head, copied out of the connection's buffer. */
+	char *head_buf;
+	struct httpmsg_head head;
+	char method[16];
+	char *path;  /* target without the query, NUL-terminated */
+	char *query; /* after '?', or NULL */
+
+	/* Routing. */
+	const struct route *route;
+	char container_id[80];
+	char file_id[80];
+
+	/* The body, in memory that is wiped when freed. */
+	char *body;
+	size_t body_len, body_cap;
+
+	/* The pipeline's work. */
+	json_t *doc;	   /* the document to forward */
+	char *forward;	   /* doc serialized, as sent upstream */
+	size_t forward_len;
+	struct upstream_call *call;
+
+	/* Collected for the audit record. */
+	char upstream_request_id[128];
+	int upstream_status;
+	double upstream_ms;
+	char audit_container_id[128];
+	char memory_limit[8];
+	json_t *audit_network_policy; /* redacted */
+	json_t *adjustments;
+	json_t *violations;
+};
+
+/* A new request for conn; takes nothing. NULL when memory runs out. */
+struct request *request_new(struct server *srv, struct conn *conn, const char *client);
+
+/* Copies the parsed head (which points into buf) into the request. */
+int request_take_head(struct request *r, const char *buf, size_t len,
+		      const struct httpmsg_head *h);
+
+/* Appends body bytes; -1 when memory runs out. */
+int request_append_body(struct request *r, const char *data, size_t n);
+
+/* The first value of a request header, NUL-terminated in *dst (n bytes),
+ * or NULL when absent or longer than n - 1. */
+const char *request_header(const struct request *r, const char *name, char *dst, size_t n);
+
+/* Milliseconds since the request's head arrived. */
+double request_elapsed_ms(const struct request *r);
+
+void request_free(struct request *r);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * upstream: calls to the upstream API on libcurl's multi interface.
+ *
+ * libcurl runs on the gateway's own libevent loop through its socket and
+ * timer callbacks: no thread per request and no blocking call. Easy handles
+ * are pooled and connections are kept alive by the multi handle's cache.
+ */
+#ifndef GW_UPSTREAM_H
+#define GW_UPSTREAM_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct event_base;
+struct upstream;
+struct upstream_call;
+
+struct upstream_settings {
+	const char *base_url; /* no trailing slash */
+	long timeout_ms;
+	long connect_timeout_ms;
+	size_t max_response_bytes;
+	const char *ca_file; /* NULL for the system store */
+	int insecure_skip_verify;
+};
+
+struct upstream *upstream_new(struct event_base *base, const struct upstream_settings *s,
+			      struct err *e);
+void upstream_free(struct upstream *u);
+
+/* A request. Everything is borrowed until the call completes. */
+struct upstream_req {
+	const char *method;
+	const char *path; /* appended to base_url, e.g. "/containers" */
+	const char *const *headers; /* "Name: value" lines */
+	size_t nheaders;
+	const char *body;
+	size_t body_len;
+};
+
+enum upstream_failure {
+	UPSTREAM_OK,	      /* an HTTP answer arrived, whatever its status */
+	UPSTREAM_UNREACHABLE, /* no answer: refused, reset, DNS, TLS */
+	UPSTREAM_TIMEOUT,     /* no complete answer in time */
+	UPSTREAM_TOO_LARGE,   /* answer larger than max_response_bytes */
+};
+
+#define UPSTREAM_HEADER_MAX 128
+
+/* A finished call; valid only during the done callback. */
+struct upstream_res {
+	enum upstream_failure failure;
+	int status;
+	const char *body;
+	size_t len;
+	char content_type[UPSTREAM_HEADER_MAX];
+	char request_id[UPSTREAM_HEADER_MAX];
+	char retry_after[32];
+	double ms;		/* time from start to the end of the answer */
+	const char *error;	/* libcurl's description when failure != UPSTREAM_OK */
+};
+
+typedef void (*upstream_done_fn)(const struct upstream_res *res, void *arg);
+
+/* Starts a call; done runs exactly once, from the event loop, unless the
+ * call is cancelled first. Returns NULL with e filled when it cannot start. */
+struct upstream_call *upstream_start(struct upstream *u, const struct upstream_req *req,
+				     upstream_done_fn done, void *arg, struct err *e);
+
+/* Abandons a call; done will not run. */
+void upstream_cancel(struct upstream_call *c);
+
+#endif
