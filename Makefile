@@ -35,7 +35,7 @@ IT_SRC   := $(wildcard tests/it_*.c)
 IT_BIN   := $(IT_SRC:tests/%.c=$(BUILD)/tests/%)
 STUB_BIN := $(BUILD)/tests/upstream_stub
 
-.PHONY: all deps run test test-run unit it sanitize clean format format-check install
+.PHONY: all deps run test test-run unit it sanitize clean format format-check install certs
 
 all: $(BUILD)/gateway
 
@@ -43,7 +43,8 @@ $(BUILD)/gateway: $(OBJ)
 	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/obj/%.o: gateway/%.c | $(BUILD)/obj
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC  $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/test_%: tests/test_%.c $(LIBOBJ) | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Igateway -o $@ $< $(LIBOBJ) $(LDLIBS) -lcriterion
@@ -97,6 +98,10 @@ install: $(BUILD)/gateway
 	install -m 0755 $(BUILD)/gateway $(DESTDIR)$(PREFIX)/bin/gateway
 	install -m 0644 gateway.example.json $(DESTDIR)$(PREFIX)/etc/gateway/gateway.json
 	install -m 0644 policies/*.json $(DESTDIR)$(PREFIX)/etc/gateway/policies/
+
+# A development CA, server and client certificate in certs/ (keys git-ignored).
+certs:
+	./certs/make-dev-certs.sh certs
 
 clean:
 	rm -rf build
