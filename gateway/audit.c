@@ -56,6 +56,13 @@ audit_failures(const struct audit *a)
 	return a->failures;
 }
 
+/* Milliseconds to the microsecond: enough for latency, short to read. */
+static double
+ms3(double ms)
+{
+	return (double)(long long)(ms * 1000.0 + 0.5) / 1000.0;
+}
+
 static json_t *
 build(const struct audit_event *ev)
 {
@@ -70,8 +77,8 @@ build(const struct audit_event *ev)
 			 "code", ev->code, "param", ev->param && *ev->param ? ev->param : NULL,
 			 "message", ev->message, "status", ev->status, "upstream_status",
 			 ev->upstream_status ? json_integer(ev->upstream_status) : json_null(),
-			 "latency_ms", ev->latency_ms, "upstream_ms",
-			 ev->upstream_status || ev->upstream_ms > 0 ? json_real(ev->upstream_ms)
+			 "latency_ms", ms3(ev->latency_ms), "upstream_ms",
+			 ev->upstream_status || ev->upstream_ms > 0 ? json_real(ms3(ev->upstream_ms))
 								      : json_null(),
 			 "container_id", ev->container_id, "memory_limit", ev->memory_limit,
 			 "network_policy", ev->network_policy, "adjustments", ev->adjustments,
@@ -93,7 +100,7 @@ audit_write(struct audit *a, const struct audit_event *ev)
 		rec = json_pack("{s:s*, s:s*, s:i, s:s}", "request_id", ev->request_id, "decision",
 				ev->decision, "status", ev->status, "code", "audit_record_incomplete");
 	if (rec)
-		line = json_dumps(rec, JSON_COMPACT);
+		line = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(12));
 	if (line == NULL)
 		goto out;
 	len = strlen(line);

@@ -6,31 +6,36 @@
 #include "jsondoc.h"
 #include "schema.h"
 
-static void
+/* Records one violation; -1 when memory runs out, since a violation that
+ * cannot be recorded must not let the container through. */
+static int
 violation(json_t *violations, const char *field, json_t *forwarded, json_t *returned)
 {
-	json_array_append_new(violations, json_pack("{s:s, s:O*, s:O*}", "field", field,
-						      "forwarded", forwarded, "returned", returned));
+	return json_array_append_new(violations, json_pack("{s:s, s:O*, s:O*}", "field", field,
+							    "forwarded", forwarded, "returned",
+							    returned));
 }
 
-static void
+static int
 check_memory(const json_t *fwd, const json_t *got, json_t *violations)
 {
 	json_t *want = json_object_get(fwd, "memory_limit");
 	json_t *have = json_object_get(got, "memory_limit");
 
 	if (json_is_string(have) && !json_equal(want, have))
-		violation(violations, "memory_limit", want, have);
+		return violation(violations, "memory_limit", want, have);
+	return 0;
 }
 
-static void
+static int
 check_expiry(const json_t *fwd, const json_t *got, json_t *violations)
 {
 	json_t *want = json_object_get(json_object_get(fwd, "expires_after"), "minutes");
 	json_t *have = json_object_get(json_object_get(got, "expires_after"), "minutes");
 
 	if (json_is_integer(have) && json_integer_value(have) > json_integer_value(want))
-		violation(violations, "expires_after.minutes", want, have);
+		return violation(violations, "expires_after.minutes", want, have);
+	return 0;
 }
 
 /* Whether a returned domain was among those forwarded; compared as
@@ -48,7 +53,7 @@ forwarded_covers(const json_t *domains, const char *name)
 	return 0;
 }
 
-static void
+static int
 check_network(const json_t *fwd, const json_t *got, json_t *violations)
 {
 	json_t *want = json_object_get(fwd, "network_policy");
@@ -60,19 +65,19 @@ check_network(const json_t *fwd, const json_t *got, json_t *violations)
 	size_t i;
 
 	if (!json_is_object(have))
-		return;
-	if (!json_equal(want_type, json_object_get(have, "type"))) {
-		violation(violations, "network_policy.type", want_type,
-			  json_object_get(have, "type"));
-		return;
-	}
+		return 0;
+	if (!json_equal(want_type, json_object_get(have, "type")))
+		return violation(violations, "network_policy.type", want_type,
+				 json_object_get(have, "type"));
 	json_array_foreach(json_object_get(have, "allowed_domains"), i, d) {
 		snprintf(field, sizeof(field), "network_policy.allowed_domains[%zu]", i);
-		if (domain_normalize(json_string_value(d), json_string_length(d), 1, norm, &why) <
-			    0 ||
-		    !forwarded_covers(fdomains, norm))
-			violation(violations, field, NULL, d);
+		if ((domain_normalize(json_string_value(d), json_string_length(d), 1, norm, &why) <
+			     0 ||
+		     !forwarded_covers(fdomains, norm)) &&
+		    violation(violations, field, NULL, d) < 0)
+			return -1;
 	}
+	return 0;
 }
 
 json_t *
@@ -98,8 +103,14 @@ check_create_response(const json_t *forwarded, const char *body, size_t len, jso
 		json_decref(got);
 		return NULL;
 	}
-	check_memory(forwarded, got, violations);
-	check_expiry(forwarded, got, violations);
-	check_network(forwarded, got, violations);
+	if (check_memory(forwarded, got, violations) < 0 ||
+	    check_expiry(forwarded, got, violations) < 0 ||
+	    check_network(forwarded, got, violations) < 0) {
+		err_set(e, 503, ERR_INTERNAL, "out_of_memory", NULL,
+			"the gateway ran out of memory checking the upstream's answer, so it "
+			"withheld the container; it may exist upstream");
+		json_decref(got);
+		return NULL;
+	}
 	return got;
 }

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "conftable.h"
-#include "log.h"
 
 #define K(field) offsetof(struct config, field)
 #define MiB	 (1024LL * 1024)
@@ -48,7 +47,8 @@ static const struct confkey config_keys[] = {
 	{NULL},
 };
 
-/* Makes *path absolute against dir unless it already is (or is "-"). */
+/* Puts dir in front of a relative *path (not "-"), so paths mean the same
+ * whatever the working directory of whoever reads the config. */
 static int
 resolve(char **path, const char *dir)
 {
@@ -61,7 +61,7 @@ resolve(char **path, const char *dir)
 	abs = malloc(n);
 	if (abs == NULL)
 		return -1;
-	snprintf(abs, n, "%s/%s", dir, *path);
+	snprintf(abs, n, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", *path);
 	free(*path);
 	*path = abs;
 	return 0;
@@ -70,46 +70,65 @@ resolve(char **path, const char *dir)
 static void
 parse_listen(struct config *c, struct errlist *errs)
 {
-	const char *s = c->listen, *colon;
-	char *end;
-	long port;
+	const char *s = c->listen, *colon, *host_end;
+	const char *host = s;
+	long port = 0;
+	const char *p;
 
 	colon = strrchr(s, ':');
-	if (colon == NULL || colon == s) {
+	if (colon == NULL || colon[1] == '\0') {
 		errlist_add(errs, c->file, "listen", "must be \"host:port\", e.g. \"127.0.0.1:8080\"");
 		return;
 	}
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || colon[1] == '\0' || port < 0 || port > 65535) {
+	for (p = colon + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || port > 65535) {
+			errlist_add(errs, c->file, "listen", "port must be a number from 0 to 65535");
+			return;
+		}
+		port = port * 10 + (*p - '0');
+	}
+	if (port > 65535) {
 		errlist_add(errs, c->file, "listen", "port must be a number from 0 to 65535");
 		return;
 	}
+	host_end = colon;
 	if (s[0] == '[') {
 		if (colon[-1] != ']') {
 			errlist_add(errs, c->file, "listen", "an IPv6 address must be in brackets");
 			return;
 		}
-		c->listen_host = strndup(s + 1, (size_t)(colon - s - 2));
-	} else {
-		c->listen_host = strndup(s, (size_t)(colon - s));
+		host = s + 1;
+		host_end = colon - 1;
+	} else if (memchr(s, ':', (size_t)(colon - s))) {
+		errlist_add(errs, c->file, "listen",
+			    "an IPv6 address must be in brackets, as in \"[::1]:8080\"");
+		return;
 	}
+	if (host_end == host) {
+		errlist_add(errs, c->file, "listen", "the host is empty");
+		return;
+	}
+	c->listen_host = strndup(host, (size_t)(host_end - host));
 	c->listen_port = (int)port;
 }
 
 static void
 check_base_url(struct config *c, struct errlist *errs)
 {
-	const char *u = c->upstream_base_url;
-	size_t n = strlen(u);
+	char *u = c->upstream_base_url;
+	size_t n = strlen(u), scheme;
 
-	if (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0)
+	scheme = strncmp(u, "https://", 8) == 0 ? 8 : strncmp(u, "http://", 7) == 0 ? 7 : 0;
+	if (scheme == 0)
 		errlist_add(errs, c->file, "upstream.base_url", "must start with https:// or http://");
-	else if (strpbrk(u, " \t\r\n?#") != NULL)
+	else if (u[scheme] == '\0' || u[scheme] == '/')
+		errlist_add(errs, c->file, "upstream.base_url", "has no host");
+	else if (strpbrk(u, " \t\r\n?#@") != NULL)
 		errlist_add(errs, c->file, "upstream.base_url",
-			    "must not contain whitespace, a query or a fragment");
+			    "must not contain whitespace, userinfo, a query or a fragment");
 	/* A trailing slash would double the one every route starts with. */
-	while (n > 8 && u[n - 1] == '/')
-		c->upstream_base_url[--n] = '\0';
+	while (n > scheme + 1 && u[n - 1] == '/')
+		u[--n] = '\0';
 }
 
 struct config *
@@ -136,13 +155,11 @@ config_load(const char *path, struct errlist *errs)
 		goto fail;
 	}
 	(void)conftable_read(config_keys, c, doc, path, errs);
-	if (errs->n + errs->dropped > before)
-		goto fail;
-
-	parse_listen(c, errs);
-	check_base_url(c, errs);
-	if (log_level_parse(c->log_level) < 0)
-		errlist_add(errs, path, "log.level", "unknown level");
+	/* Checked even after other errors, so --check reports everything. */
+	if (c->listen)
+		parse_listen(c, errs);
+	if (c->upstream_base_url)
+		check_base_url(c, errs);
 
 	dir = strdup(path);
 	if (dir == NULL)

@@ -67,7 +67,11 @@ find_unknown(const struct confkey *tbl, const json_t *obj, char *path, size_t ca
 		if (strcmp(key, "$comment") == 0)
 			continue;
 		snprintf(path + old, cap - old, "%s%s", old ? "." : "", key);
-		if (!known(tbl, path, &leaf))
+		if (strchr(key, '.'))
+			errlist_add(errs, file, path,
+				    "unknown key (write nested keys as nested objects, not dotted "
+				    "names)");
+		else if (!known(tbl, path, &leaf))
 			errlist_add(errs, file, path, "unknown key");
 		else if (!leaf && json_is_object(v))
 			find_unknown(tbl, v, path, cap, file, errs);
@@ -155,8 +159,9 @@ read_key(const struct confkey *k, void *dst, const json_t *v, const char *file,
 		/* fall through */
 	case CT_JSON:
 	default:
+		/* A copy, so the caller's document is never changed through it. */
 		if (v != NULL)
-			*SLOT(dst, k->offset, json_t *) = json_incref((json_t *)(uintptr_t)v);
+			*SLOT(dst, k->offset, json_t *) = json_deep_copy(v);
 		else if (k->def_json)
 			*SLOT(dst, k->offset, json_t *) = json_loads(k->def_json, 0, &je);
 		else

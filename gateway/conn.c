@@ -213,7 +213,6 @@ start_body(struct conn *c, int how)
 	const struct httpmsg_head *h = &c->req->head;
 	struct err e;
 
-	c->body_pending = h->chunked || h->content_length > 0;
 	if (!c->body_pending) {
 		dispatch(c);
 		return 0;
@@ -291,14 +290,14 @@ read_head(struct conn *c)
 	}
 	drain_wiped(in, (size_t)n);
 	c->keep_alive = h.keep_alive;
+	/* Set before routing: an answer given now, with the body unread,
+	 * must close the connection rather than parse the body as a head. */
+	c->body_pending = h.chunked || h.content_length > 0;
 	c->state = C_BUSY;
 	evtimer_del(c->timer);
 	how = front_route(c->req);
-	if (how < 0) {
-		/* Answered already; an unread body makes the connection unusable. */
-		c->body_pending = h.chunked || h.content_length > 0;
+	if (how < 0)
 		return 0;
-	}
 	return start_body(c, how);
 }
 

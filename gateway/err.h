@@ -13,6 +13,7 @@
 #ifndef GW_ERR_H
 #define GW_ERR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #define ERR_PARAM_MAX	256
@@ -44,6 +45,10 @@ int err_set(struct err *e, int status, const char *type, const char *code, const
  * printable ASCII shown as \xNN, an ellipsis if it was cut. Never pass a
  * secret value here. Returns dst.
  */
+/* err_set with a va_list, for functions that wrap it. */
+int err_vset(struct err *e, int status, const char *type, const char *code, const char *param,
+	     const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+
 char *err_quote(char *dst, size_t n, const char *s, size_t len);
 
 #define ERRLIST_MAX 64

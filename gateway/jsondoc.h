@@ -25,9 +25,11 @@ json_t *jsondoc_parse(const char *buf, size_t len, struct err *e);
 /*
  * Writes the JSON path of the value being read at byte offset off of buf
  * ("network_policy.allowed_domains[2]") into dst, "" at the top level.
- * Assumes buf[0..off) is well-formed JSON so far.
+ * Assumes buf[0..off) is well-formed JSON so far. A key that is not short
+ * printable ASCII is never written (it could be anything, even a secret):
+ * the path stops before it and 0 is returned; 1 when the path is whole.
  */
-void jsondoc_path_at(const char *buf, size_t len, size_t off, char *dst, size_t n);
+int jsondoc_path_at(const char *buf, size_t len, size_t off, char *dst, size_t n);
 
 /* Appends ".key" (or "key" at the start) or "[i]" to a path being built in
  * dst (n bytes); returns the previous length so the caller can cut back. */

@@ -27,6 +27,7 @@ struct policy {
 	size_t npatterns;
 	char (*patterns)[DOMAIN_MAX + 1];
 	int any_skill;
+	int any_domain; /* "*": any plain hostname */
 	enum policy_violation_mode mode;
 };
 
@@ -98,11 +99,19 @@ deny(struct policy_result *r, const char *code, const char *param, const char *f
 {
 	va_list ap;
 
-	err_set(&r->err, 403, ERR_POLICY, code, param, "%s", "");
 	va_start(ap, fmt);
-	vsnprintf(r->err.message, sizeof(r->err.message), fmt, ap);
+	err_vset(&r->err, 403, ERR_POLICY, code, param, fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+/* Memory ran out while rewriting the document: the request cannot be
+ * forwarded as decided, so it is not forwarded at all. */
+static int
+oom(struct policy_result *r)
+{
+	return err_set(&r->err, 503, ERR_INTERNAL, "out_of_memory", NULL,
+		       "the gateway ran out of memory applying the policy; try again");
 }
 
 /* "a, b, c" from the policy's patterns, for messages; at most six. */
@@ -123,6 +132,8 @@ policy_covers(const struct policy *p, const char *name)
 {
 	size_t i;
 
+	if (p->any_domain)
+		return 1;
 	for (i = 0; i < p->npatterns; i++)
 		if (domain_match(p->patterns[i], name))
 			return 1;
@@ -138,7 +149,8 @@ apply_memory(const struct policy *p, json_t *doc, struct policy_result *r)
 
 	if (v == NULL) {
 		want = memory_sizes[p->mem_default_rank];
-		json_object_set_new(doc, "memory_limit", json_string(want));
+		if (json_object_set_new(doc, "memory_limit", json_string(want)) < 0)
+			return oom(r);
 		adjust(r, "memory_limit set to this organization's default \"%s\"", want);
 		return 0;
 	}
@@ -149,8 +161,9 @@ apply_memory(const struct policy *p, json_t *doc, struct policy_result *r)
 	if (p->clamp) {
 		adjust(r, "memory_limit \"%s\" lowered to this organization's maximum \"%s\"", want,
 		       memory_sizes[p->mem_max_rank]);
-		json_object_set_new(doc, "memory_limit",
-				    json_string(memory_sizes[p->mem_max_rank]));
+		if (json_object_set_new(doc, "memory_limit",
+					json_string(memory_sizes[p->mem_max_rank])) < 0)
+			return oom(r);
 		return 0;
 	}
 	return deny(r, "memory_limit_exceeded", "memory_limit",
@@ -165,9 +178,10 @@ apply_expiry(const struct policy *p, json_t *doc, struct policy_result *r)
 	json_int_t minutes;
 
 	if (v == NULL) {
-		json_object_set_new(doc, "expires_after",
-				    json_pack("{s:s, s:I}", "anchor", "last_active_at", "minutes",
-					      (json_int_t)p->exp_default));
+		if (json_object_set_new(doc, "expires_after",
+					json_pack("{s:s, s:I}", "anchor", "last_active_at", "minutes",
+						  (json_int_t)p->exp_default)) < 0)
+			return oom(r);
 		adjust(r, "expires_after set to this organization's default of %lld minutes",
 		       p->exp_default);
 		return 0;
@@ -207,7 +221,8 @@ apply_domains(const struct policy *p, json_t *domains, struct policy_result *r)
 				    p->npatterns ? "allowed domains are " : "no domains are allowed",
 				    allowed);
 		}
-		json_array_set_new(domains, i, json_string(norm));
+		if (json_array_set_new(domains, i, json_string(norm)) < 0)
+			return oom(r);
 	}
 	return 0;
 }
@@ -250,11 +265,10 @@ apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 				    "%s \"%s\" is not in network_policy.allowed_domains; a secret may "
 				    "only be sent to an allowed domain",
 				    param, norm);
-		if (!policy_covers(p, norm))
-			return deny(r, "secret_domain_not_allowed", param,
-				    "%s \"%s\" is not allowed by this organization's policy", param,
-				    norm);
-		json_object_set_new(s, "domain", json_string(norm));
+		/* Every request domain passed the policy already, so a secret
+		 * domain they cover is covered by the policy too. */
+		if (json_object_set_new(s, "domain", json_string(norm)) < 0)
+			return oom(r);
 	}
 	return 0;
 }
@@ -265,10 +279,10 @@ apply_network(const struct policy *p, json_t *doc, struct policy_result *r)
 	json_t *np = json_object_get(doc, "network_policy");
 
 	if (np == NULL) {
-		np = json_deep_copy(p->np_default);
-		json_object_set_new(doc, "network_policy", np);
+		if (json_object_set_new(doc, "network_policy", json_deep_copy(p->np_default)) < 0)
+			return oom(r);
 		adjust(r, "network_policy set to this organization's default (%s)",
-		       json_string_value(json_object_get(np, "type")));
+		       json_string_value(json_object_get(p->np_default, "type")));
 		/* The default was checked and normalized at load time. */
 		return 0;
 	}
@@ -394,9 +408,14 @@ compile_domains(struct policy *p, const char *file, struct errlist *errs)
 	}
 	json_array_foreach(p->domains, i, v) {
 		snprintf(at, sizeof(at), "network_policy.allowed_domains[%zu]", i);
+		if (strcmp(json_string_value(v), "*") == 0) {
+			p->any_domain = 1;
+			continue;
+		}
 		if (domain_normalize(json_string_value(v), json_string_length(v), 1,
 				     p->patterns[p->npatterns], &why) < 0)
-			errlist_add(errs, file, at, "not a DNS hostname or \"*.\" pattern: %s", why);
+			errlist_add(errs, file, at,
+				    "not a DNS hostname, a \"*.\" pattern or \"*\": %s", why);
 		else
 			p->npatterns++;
 	}
@@ -466,6 +485,9 @@ policy_new(const json_t *doc, const char *file, struct errlist *errs)
 	p->clamp = strcmp(p->mem_on_exceed, "clamp") == 0;
 	p->mode = strcmp(p->on_violation, "block") == 0 ? POLICY_VIOLATION_BLOCK
 							 : POLICY_VIOLATION_LOG;
+	/* An unwritten default follows a smaller maximum rather than clash. */
+	if (p->exp_default > p->exp_max && !conftable_has(doc, "expires_after.default_minutes"))
+		p->exp_default = p->exp_max;
 	if (p->exp_default > p->exp_max)
 		errlist_add(errs, file, "expires_after.default_minutes",
 			    "%lld exceeds expires_after.max_minutes %lld", p->exp_default,

@@ -15,11 +15,13 @@ redact_secret(const json_t *secret)
 
 	if (out == NULL)
 		return NULL;
+	/* Only the name and domain survive, and only as strings; any other
+	 * member could be a misplaced secret. */
 	json_object_foreach((json_t *)(uintptr_t)secret, key, v) {
-		if (strcmp(key, "value") == 0)
-			json_object_set_new(out, key, json_string(REDACT_MARKER));
-		else
+		if ((strcmp(key, "domain") == 0 || strcmp(key, "name") == 0) && json_is_string(v))
 			json_object_set_new(out, key, json_deep_copy(v));
+		else if (strcmp(key, "value") == 0)
+			json_object_set_new(out, key, json_string(REDACT_MARKER));
 	}
 	return out;
 }
@@ -37,8 +39,14 @@ redact_network_policy(const json_t *np)
 	if (out == NULL)
 		return NULL;
 	json_object_foreach((json_t *)(uintptr_t)np, key, v) {
-		if (strcmp(key, "domain_secrets") != 0 || !json_is_array(v)) {
+		if (strcmp(key, "domain_secrets") != 0) {
 			json_object_set_new(out, key, json_deep_copy(v));
+			continue;
+		}
+		/* Whatever shape it has, nothing under domain_secrets but names
+		 * and domains of well-formed entries is kept. */
+		if (!json_is_array(v)) {
+			json_object_set_new(out, key, json_string(REDACT_MARKER));
 			continue;
 		}
 		list = json_array();

@@ -99,7 +99,7 @@ static const struct schema skill_reference_param = {
 		{"version",
 		 &(const struct schema){.kind = K_STRING,
 					.format = skill_version_ok,
-					.format_desc = "a positive integer or \"latest\""},
+					.format_desc = "a positive integer of at most 18 digits, or \"latest\""},
 		 0},
 		{NULL}},
 };

@@ -7,13 +7,20 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 /* Each block carries its size in front so free knows how much to wipe;
  * 16 bytes keeps the user pointer aligned for any type. */
 #define HEADER 16
 
-static unsigned long fail_countdown;
+static unsigned long fail_countdown, failures;
 static int fail_sticky;
+
+unsigned long
+secmem_failures(void)
+{
+	return failures;
+}
 
 void *
 secmem_alloc(size_t n)
@@ -23,13 +30,14 @@ secmem_alloc(size_t n)
 	if (fail_countdown > 0 && --fail_countdown == 0) {
 		if (fail_sticky)
 			fail_countdown = 1;
+		failures++;
 		return NULL;
 	}
-	if (n > SIZE_MAX - HEADER)
+	p = n <= SIZE_MAX - HEADER ? malloc(n + HEADER) : NULL;
+	if (p == NULL) {
+		failures++;
 		return NULL;
-	p = malloc(n + HEADER);
-	if (p == NULL)
-		return NULL;
+	}
 	*(size_t *)(void *)p = n;
 	return p + HEADER;
 }
@@ -101,10 +109,23 @@ secmem_fail_after(unsigned long nth, int sticky)
 	fail_sticky = sticky;
 }
 
+static void *
+json_alloc(size_t n)
+{
+	static const char msg[] = "gateway: out of memory inside jansson; stopping\n";
+	void *p = secmem_alloc(n);
+
+	if (p == NULL && !fail_sticky) {
+		(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+		abort();
+	}
+	return p;
+}
+
 void
 secmem_init(void)
 {
-	json_set_alloc_funcs(secmem_alloc, secmem_free);
+	json_set_alloc_funcs(json_alloc, secmem_free);
 }
 
 void

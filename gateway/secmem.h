@@ -10,9 +10,17 @@
 
 #include <stddef.h>
 
-/* Installs the wiping allocator for jansson. Call once, before any JSON is
- * parsed. */
+/*
+ * Installs the wiping allocator for jansson. Call once, before any JSON is
+ * parsed. jansson 2.14 can corrupt its parser state when one allocation
+ * fails and later ones succeed (akheron/jansson#362), so a real allocation
+ * failure inside jansson stops the process instead of returning NULL;
+ * failures injected with sticky set are returned, for tests.
+ */
 void secmem_init(void);
+
+/* Allocations that have failed (really, or injected) since start. */
+unsigned long secmem_failures(void);
 
 /* No core dumps and no ptrace by other processes of the same user. */
 void secmem_harden_process(void);
