@@ -1,0 +1,279 @@
+/*
+ * harness: helpers for the Criterion integration tests (tests/it_*.c), which
+ * run the real gateway binary against tests/stub/upstream.c over real
+ * sockets.
+ *
+ * Use the fixture on every suite:
+ *
+ *   TestSuite(it_x, .init = hx_init, .fini = hx_fini, .timeout = 60);
+ *
+ * Criterion runs each test in its own process, so the harness keeps its
+ * state per test: a temp dir, the children it started and everything it
+ * handed out. hx_fini stops the children, frees all of it and removes the
+ * temp dir (kept, and its path logged, when GW_KEEP=1).
+ *
+ * Paths come from the environment: GW_BIN (default build/gateway), GW_STUB
+ * (default build/tests/upstream_stub), GW_DATA (default tests/data).
+ *
+ * Errors: a helper that sets the stage (temp dir, files, starting the stub
+ * or the gateway, stub control) fails the test with cr_assert_fail and a
+ * message that says what broke, since a test cannot go on without it. A
+ * helper whose outcome may be the thing under test (HTTP calls, raw
+ * sockets, waits, process exit) returns the outcome and never fails the
+ * test itself.
+ *
+ * Ownership: pointers the harness returns (responses, JSON, strings, the
+ * process, stub and gateway structs) are owned by the harness and stay
+ * valid until teardown. Do not free or json_decref them; hx_resp_free may
+ * release a response early. Ports, timeouts and sizes are ints in ms/bytes.
+ */
+#ifndef GW_TESTS_HARNESS_H
+#define GW_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#define HX_PATH_MAX 512
+
+/* ---- fixture ---- */
+
+/* Criterion .init: resets the per-test state. */
+void hx_init(void);
+
+/* Criterion .fini: stops every child still running, frees what the harness
+ * handed out, removes the temp dir unless GW_KEEP=1. */
+void hx_fini(void);
+
+/* The test's own temp dir, made on first use (mkdtemp under $TMPDIR or
+ * /tmp). Fails the test if it cannot be made. */
+const char *hx_tmpdir(void);
+
+/* hx_tmpdir() + "/" + name. */
+const char *hx_path(const char *name);
+
+/* printf into a string the harness owns. */
+const char *hx_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* $GW_BIN, $GW_STUB and $GW_DATA, or their defaults. */
+const char *hx_gw_bin(void);
+const char *hx_stub_bin(void);
+const char *hx_data_dir(void);
+
+/* ---- child processes ---- */
+
+struct hx_proc {
+	pid_t pid;  /* -1 once reaped */
+	int status; /* once reaped: the exit code, or 128 + signal; else -1 */
+	char name[32];
+	char out_path[HX_PATH_MAX]; /* the child's stdout, appended to */
+	char err_path[HX_PATH_MAX]; /* the child's stderr, appended to */
+};
+
+/*
+ * Starts argv (argv[0] a path, resolved to an absolute one) in a new process
+ * group, with stdin from /dev/null, stdout and stderr appended to
+ * <tmp>/<name>.stdout and <tmp>/<name>.stderr, the temp dir as its working
+ * dir, and SIGKILL sent to it if the test process dies. Fails the test if it
+ * cannot fork or exec (exec failure shows in the stderr file and as exit
+ * status 127).
+ */
+struct hx_proc *hx_proc_start(const char *name, const char *const argv[]);
+
+/* SIGTERM, up to 5 s for it to exit, then SIGKILL to its group. Returns
+ * p->status (0 for a clean exit); stopping a reaped child just returns it. */
+int hx_proc_stop(struct hx_proc *p);
+
+/* Waits up to timeout_ms for the child to exit by itself. Returns its status,
+ * or -1 if it is still running. */
+int hx_proc_wait(struct hx_proc *p, int timeout_ms);
+
+/* Whether the child is still running (reaps it if it is not). */
+bool hx_proc_alive(struct hx_proc *p);
+
+/* ---- ports and files ---- */
+
+/* A loopback port that was free a moment ago (bind to port 0, then close). */
+int hx_free_port(void);
+
+/* Polls until 127.0.0.1:port accepts a connection. 0, or -1 on timeout. */
+int hx_wait_port(int port, int timeout_ms);
+
+/* Polls until path exists and is not empty. 0, or -1 on timeout. */
+int hx_wait_file(const char *path, int timeout_ms);
+
+/* The whole file, NUL-terminated (len may be NULL), or NULL if it cannot be
+ * read. At most 256 MiB. */
+const char *hx_read_file(const char *path, size_t *len);
+
+/* Writes text to path, replacing it. Fails the test on error. */
+void hx_write_file(const char *path, const char *text);
+
+/* Whether the file holds needle (bytes, not just text). False if the file
+ * cannot be read. For secret-leak checks over logs. */
+bool hx_file_contains(const char *path, const char *needle);
+
+/* Parses JSON text; fails the test if it is not JSON. */
+json_t *hx_json(const char *text);
+
+/* ---- upstream stub ---- */
+
+struct hx_stub {
+	struct hx_proc *proc;
+	int port;
+	char url[64]; /* "http://127.0.0.1:PORT" */
+};
+
+/* Starts an upstream_stub on a kernel-chosen port and waits until it
+ * accepts. The hx_stub_* calls below then talk to it. */
+struct hx_stub *hx_stub_start(void);
+
+/* The recorded requests, oldest first: [{"method","uri","headers",
+ * "body" | "body_b64","body_len"[,"aborted"]}]. */
+json_t *hx_stub_requests(void);
+
+/* Clears the record. */
+void hx_stub_clear(void);
+
+/* Queues a scripted behaviour (an object or an array of them), e.g.
+ * {"status":503,"json":{...},"headers":{"Retry-After":"2"},"repeat":2},
+ * {"delay_ms":500}, {"action":"close"}, {"action":"hang"}. */
+void hx_stub_next(const char *json);
+
+/* Clears the queue of behaviours. */
+void hx_stub_next_clear(void);
+
+/* A recorded request's body bytes, whichever way they were recorded, and
+ * their length; NULL if the record has no body field. */
+const char *hx_record_body(json_t *record, size_t *len);
+
+/* ---- HTTP ---- */
+
+struct hx_header {
+	char *name;
+	char *value;
+};
+
+struct hx_resp {
+	long status;               /* 0 when no HTTP response arrived */
+	char *body;                /* NUL-terminated copy of the body */
+	size_t len;                /* its length, not counting the NUL */
+	struct hx_header *headers; /* the final response's, in order */
+	size_t nheaders;
+	char error[256]; /* libcurl's message when the transfer failed */
+	json_t *json_;   /* hx_resp_json's cache */
+};
+
+/* One multipart/form-data part, sent with curl's mime API. */
+struct hx_part {
+	const char *name;
+	const char *filename; /* NULL: not a file part */
+	const char *type;     /* NULL: curl's default */
+	const void *data;
+	size_t len;
+};
+
+struct hx_req {
+	const char *method; /* NULL: "GET" */
+	const char *url;
+	const char *const *headers; /* NULL-terminated "Name: value"; "Name:" removes one */
+	const void *body;           /* NULL: none (POST/PUT/PATCH still send Content-Length: 0) */
+	size_t len;
+	const struct hx_part *parts; /* instead of body */
+	size_t nparts;
+	long timeout_ms;    /* 0: 10 s */
+	const char *cainfo; /* CA bundle for https, or NULL */
+};
+
+/*
+ * Performs one request. A body without a Content-Type header among headers
+ * goes out as application/json (pass "Content-Type:" to send none). Never
+ * fails the test: a transport error gives status 0 and error.
+ */
+struct hx_resp *hx_request(const struct hx_req *rq);
+
+/* hx_request with the common fields. */
+struct hx_resp *hx_http(const char *method, const char *url, const char *const *headers,
+                        const void *body, size_t len);
+
+/* The first value of a response header (case-insensitive name), or NULL. */
+const char *hx_resp_header(const struct hx_resp *r, const char *name);
+
+/* The body parsed as JSON (borrowed, cached), or NULL if it is not JSON. */
+json_t *hx_resp_json(struct hx_resp *r);
+
+/* Releases a response before teardown; NULL is fine. */
+void hx_resp_free(struct hx_resp *r);
+
+#define HX_RAW_SHUT_WR 1 /* half-close after sending */
+
+/*
+ * Connects to 127.0.0.1:port, sends len bytes of data, and returns all that
+ * comes back until the peer closes or timeout_ms pass since the start
+ * (whatever arrived by then), NUL-terminated, with its length in *out_len.
+ * NULL if the connection cannot be made. For malformed-HTTP tests.
+ */
+const char *hx_raw(int port, const void *data, size_t len, int timeout_ms, int flags,
+                   size_t *out_len);
+
+/* ---- the gateway ---- */
+
+struct hx_gw {
+	char url[64]; /* "http://127.0.0.1:PORT" */
+	int port;
+	struct hx_stub *stub;
+	int stub_port;
+	const char *dir; /* the temp dir */
+	char config_path[HX_PATH_MAX];
+	char policy_path[HX_PATH_MAX];
+	char audit_path[HX_PATH_MAX];
+	char out_path[HX_PATH_MAX];
+	char err_path[HX_PATH_MAX];
+	json_t *config;       /* the config as written */
+	struct hx_proc *proc; /* NULL until launched */
+};
+
+/*
+ * Starts a stub, writes <tmp>/policy.json (policy_json verbatim; NULL
+ * writes {}) and <tmp>/gateway.json:
+ *
+ *   {"listen":"127.0.0.1:<free port>",
+ *    "upstream":{"base_url":"http://127.0.0.1:<stub port>/v1",
+ *                "timeout_ms":3000,"connect_timeout_ms":1000},
+ *    "audit":{"path":"audit.log"},"policy_file":"policy.json"}
+ *
+ * deep-merged with config_overrides_json (objects merge key by key, other
+ * values replace, null deletes the key; NULL: none). Either argument may be
+ * "@name" to read tests/data/name ($GW_DATA) instead. Does not start the
+ * gateway, so a test can start it its own way.
+ */
+struct hx_gw *hx_gw_prepare(const char *policy_json, const char *config_overrides_json);
+
+/* Starts $GW_BIN --config <tmp>/gateway.json and waits up to 15 s for its
+ * port. Fails the test, quoting its stderr, if it exits first. */
+void hx_gw_launch(struct hx_gw *gw);
+
+/* hx_gw_prepare, then hx_gw_launch. */
+struct hx_gw *hx_gw_start(const char *policy_json, const char *config_overrides_json);
+
+/* gw->url + path. */
+const char *hx_gw_url(const struct hx_gw *gw, const char *path);
+
+/* Stops the gateway, then the stub. Returns the gateway's status (-1 if
+ * never launched). Fails the test if the stub did not exit 0 (a sanitizer
+ * finding, say); a test that kills the stub on purpose stops the gateway
+ * with hx_proc_stop(gw->proc) instead. */
+int hx_gw_stop(struct hx_gw *gw);
+
+/* The audit log, one JSON object per line, as an array ([] if there is no
+ * log yet). Fails the test on a line that is not a JSON object. */
+json_t *hx_audit_records(const struct hx_gw *gw);
+
+/* Polls until the audit log holds at least n complete lines and returns
+ * them (an unterminated last line is a write in progress, left out). Fails
+ * the test after timeout_ms, or on a complete line that is not an object. */
+json_t *hx_audit_wait(const struct hx_gw *gw, size_t n, int timeout_ms);
+
+#endif

@@ -1,0 +1,1516 @@
+/*
+ * upstream_stub: a stand-in for OpenAI's Containers API, for integration
+ * tests that run the real gateway over real sockets.
+ *
+ *   upstream_stub --port-file FILE [--listen HOST:PORT]
+ *
+ * Binds (port 0 lets the kernel pick, so parallel tests never share a fixed
+ * port), writes the bound port and "\n" to FILE atomically (tmp + rename, so
+ * a reader never sees half a number), and serves until SIGTERM or SIGINT,
+ * then exits 0.
+ *
+ * Any path prefix before /containers is accepted (/v1/containers and bare
+ * /containers alike). The nine operations answer from in-memory state.
+ * Every request outside /__stub/ is recorded; /__stub/ is the control API
+ * the tests use to read the record and to script the next answers:
+ *
+ *   GET    /__stub/health    200 "ok"
+ *   GET    /__stub/requests  the record: [{"method","uri","headers",
+ *                            "body" | "body_b64","body_len"}, ...]
+ *   DELETE /__stub/requests  clears the record
+ *   POST   /__stub/next      queues a behaviour (an object, or an array of
+ *                            them) for the next "repeat" requests
+ *   DELETE /__stub/next      clears the queue
+ *
+ * A behaviour is {"status","body" | "json","headers","delay_ms","action",
+ * "repeat"}. Without "status", "body" and "json" the stateful answer is
+ * used, so {"delay_ms":500} just slows the normal answer down and
+ * {"headers":{...}} decorates it. "body" is sent as given with no
+ * Content-Type unless "headers" names one; "json" is serialized and sent as
+ * application/json. "action":"close" drops the connection unanswered;
+ * "action":"hang" never answers and lets go when the client does. A record
+ * whose client hung up before a held-back answer gets "aborted": true.
+ *
+ * Bounds: bodies over 256 MiB get 413; the record keeps the newest 10,000
+ * requests, each body cut at 16 MiB ("body_truncated": true, body_len
+ * stays exact); header names are lower-cased, repeats joined with ", ",
+ * and a header value or URI that is not UTF-8 has its non-ASCII bytes
+ * written as \xNN.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#define BODY_MAX        ((size_t)256 << 20) /* larger request bodies get 413 */
+#define HEADERS_MAX     ((size_t)1 << 20)
+#define RECORDS_MAX     10000
+#define RECORD_BODY_MAX ((size_t)16 << 20) /* body kept per record; body_len stays exact */
+#define QUEUE_MAX       1000
+#define REPEAT_MAX      100000
+#define DELAY_MAX_MS    600000
+#define CONTAINERS_MAX  10000
+#define FILES_MAX       10000             /* per container */
+#define STORE_MAX       ((size_t)1 << 30) /* file content held across all containers */
+#define ID_MAX          48
+#define NAME_MAX_LEN    200
+#define LIST_DEFAULT    20
+#define LIST_MAX        100
+
+struct file {
+	char id[ID_MAX];
+	json_t *obj; /* the ContainerFileResource */
+	unsigned char *data;
+	size_t len;
+};
+
+struct container {
+	char id[ID_MAX];
+	json_t *obj; /* the ContainerResource */
+	struct file **files;
+	size_t nfiles, cap;
+};
+
+enum action { ACT_REPLY, ACT_CLOSE, ACT_HANG };
+
+/* A request whose answer waits for a timer, or for nothing (hang). */
+struct pending {
+	struct pending *next;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	struct event *timer; /* NULL for hang */
+	struct event *watch; /* notices the client hanging up; NULL if unsupported */
+	json_t *rec;         /* the request's record, marked "aborted" if so */
+	enum action action;
+	int status;
+	struct evbuffer *body;
+};
+
+static struct {
+	struct event_base *base;
+	struct evhttp *http;
+	struct container **c; /* in creation order */
+	size_t n, cap;
+	size_t stored; /* bytes of file content */
+	json_t *records;
+	json_t *queue; /* validated behaviours, FIFO */
+	struct pending *pending;
+	bool stopping;
+	uint64_t rng;
+} S;
+
+/* ---- small helpers ---- */
+
+static uint64_t
+rng_next(void)
+{
+	uint64_t z = (S.rng += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* prefix + 32 hex digits; ids only need to be unique within one run. */
+static void
+make_id(char *dst, size_t n, const char *prefix)
+{
+	uint64_t a = rng_next(), b = rng_next();
+
+	snprintf(dst, n, "%s%016llx%016llx", prefix, (unsigned long long)a, (unsigned long long)b);
+}
+
+static const char *
+method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_TRACE:
+		return "TRACE";
+	case EVHTTP_REQ_CONNECT:
+		return "CONNECT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	}
+	return "UNKNOWN";
+}
+
+static const char *
+reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 507:
+		return "Insufficient Storage";
+	}
+	return "Status";
+}
+
+/* Strict UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
+static bool
+utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t k;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			k = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			k = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			k = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (n - i <= k)
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + j] & 0x3f);
+		}
+		if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+/* Returns a new JSON string holding s base64-encoded, or NULL. */
+static json_t *
+base64_json(const unsigned char *s, size_t n)
+{
+	static const char tab[] =
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t olen = (n + 2) / 3 * 4;
+	char *o = malloc(olen + 1);
+	size_t j = 0;
+	json_t *v;
+
+	if (o == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t w = (uint32_t)s[i] << 16;
+
+		if (i + 1 < n)
+			w |= (uint32_t)s[i + 1] << 8;
+		if (i + 2 < n)
+			w |= s[i + 2];
+		o[j++] = tab[(w >> 18) & 63];
+		o[j++] = tab[(w >> 12) & 63];
+		o[j++] = i + 1 < n ? tab[(w >> 6) & 63] : '=';
+		o[j++] = i + 2 < n ? tab[w & 63] : '=';
+	}
+	o[j] = '\0';
+	v = json_stringn(o, j);
+	free(o);
+	return v;
+}
+
+/* Serializes v (borrowed) into out as the JSON answer; returns status. */
+static int
+reply_json(struct evhttp_request *req, struct evbuffer *out, int status, json_t *v)
+{
+	char *s = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+	if (s == NULL) {
+		evbuffer_add_printf(out,
+		                    "{\"error\":{\"message\":\"stub out of memory\","
+		                    "\"type\":\"server_error\",\"param\":null,\"code\":null}}");
+		status = 500;
+	} else {
+		evbuffer_add(out, s, strlen(s));
+		free(s);
+	}
+	evhttp_remove_header(evhttp_request_get_output_headers(req), "Content-Type");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "application/json");
+	return status;
+}
+
+/* The OpenAI error shape; param may be NULL. Returns status. */
+static int
+reply_error(struct evhttp_request *req, struct evbuffer *out, int status, const char *type,
+            const char *param, const char *msg)
+{
+	json_t *e = json_pack("{s:{s:s,s:s,s:s?,s:n}}", "error", "message", msg, "type", type,
+	                      "param", param, "code");
+	int rc = reply_json(req, out, status, e);
+
+	json_decref(e);
+	return rc;
+}
+
+static int
+reply_invalid(struct evhttp_request *req, struct evbuffer *out, const char *param, const char *msg)
+{
+	return reply_error(req, out, 400, "invalid_request_error", param, msg);
+}
+
+static int
+reply_not_found(struct evhttp_request *req, struct evbuffer *out, const char *what, const char *id)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "No %s found with id '%.*s'.", what, ID_MAX * 2, id);
+	return reply_error(req, out, 404, "invalid_request_error", NULL, msg);
+}
+
+/* First occurrence of needle in hay, or NULL (memmem is not in POSIX). */
+static const unsigned char *
+find(const unsigned char *hay, size_t hl, const char *needle, size_t nl)
+{
+	if (nl == 0 || hl < nl)
+		return NULL;
+	for (size_t i = 0; i <= hl - nl; i++) {
+		const unsigned char *c = memchr(hay + i, needle[0], hl - nl - i + 1);
+
+		if (c == NULL)
+			return NULL;
+		i = (size_t)(c - hay);
+		if (memcmp(c, needle, nl) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+/* Borrows the request body, made contiguous. */
+static const unsigned char *
+req_body(struct evhttp_request *req, size_t *len)
+{
+	struct evbuffer *b = evhttp_request_get_input_buffer(req);
+
+	*len = evbuffer_get_length(b);
+	if (*len == 0)
+		return (const unsigned char *)"";
+	return evbuffer_pullup(b, -1);
+}
+
+/* ---- recording ---- */
+
+/* A JSON string of s; if s is not UTF-8, its non-ASCII bytes become \xNN. */
+static json_t *
+text_json(const char *s)
+{
+	size_t n = strlen(s), j = 0;
+	char *esc;
+	json_t *v;
+
+	if (utf8_valid((const unsigned char *)s, n))
+		return json_stringn(s, n);
+	esc = malloc(n * 4 + 1);
+	if (esc == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x80)
+			esc[j++] = (char)c;
+		else
+			j += (size_t)snprintf(esc + j, 5, "\\x%02x", c);
+	}
+	v = json_stringn(esc, j);
+	free(esc);
+	return v;
+}
+
+/* Appends the request to the record; returns the entry (borrowed) or NULL. */
+static json_t *
+record(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	json_t *rec = json_object(), *hdrs = json_object(), *body;
+	const unsigned char *data;
+	size_t len, keep;
+
+	if (rec == NULL || hdrs == NULL)
+		goto fail;
+	for (struct evkeyval *kv = h->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+		char name[256];
+		size_t i;
+		json_t *old;
+
+		for (i = 0; kv->key[i] != '\0' && i + 1 < sizeof(name); i++)
+			name[i] = (char)tolower((unsigned char)kv->key[i]);
+		name[i] = '\0';
+		/* Repeated headers fold into one value, as HTTP allows. */
+		old = json_object_get(hdrs, name);
+		if (old != NULL) {
+			const char *ov = json_string_value(old);
+			size_t n = strlen(ov) + strlen(kv->value) + 3;
+			char *joined = malloc(n);
+
+			if (joined == NULL)
+				goto fail;
+			snprintf(joined, n, "%s, %s", ov, kv->value);
+			json_object_set_new(hdrs, name, text_json(joined));
+			free(joined);
+		} else {
+			json_object_set_new(hdrs, name, text_json(kv->value));
+		}
+	}
+	json_object_set_new(rec, "method",
+	                    json_string(method_name(evhttp_request_get_command(req))));
+	json_object_set_new(rec, "uri", text_json(evhttp_request_get_uri(req)));
+	json_object_set_new(rec, "headers", hdrs);
+	hdrs = NULL;
+	data = req_body(req, &len);
+	keep = len < RECORD_BODY_MAX ? len : RECORD_BODY_MAX;
+	if (utf8_valid(data, keep)) {
+		body = json_stringn((const char *)data, keep);
+		json_object_set_new(rec, "body", body);
+	} else {
+		body = base64_json(data, keep);
+		json_object_set_new(rec, "body_b64", body);
+	}
+	if (body == NULL)
+		goto fail;
+	json_object_set_new(rec, "body_len", json_integer((json_int_t)len));
+	if (keep < len)
+		json_object_set_new(rec, "body_truncated", json_true());
+	if (json_array_size(S.records) >= RECORDS_MAX)
+		json_array_remove(S.records, 0);
+	json_array_append_new(S.records, rec);
+	return rec;
+fail:
+	fprintf(stderr, "stub: out of memory recording a request\n");
+	json_decref(hdrs);
+	json_decref(rec);
+	return NULL;
+}
+
+/* ---- scripted behaviours ---- */
+
+static bool
+int_in(json_t *v, json_int_t lo, json_int_t hi)
+{
+	return json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi;
+}
+
+/* Checks one behaviour object; fills msg and returns -1 when it is wrong. */
+static int
+behaviour_check(json_t *b, char *msg, size_t n)
+{
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(b)) {
+		snprintf(msg, n, "a behaviour must be a JSON object");
+		return -1;
+	}
+	json_object_foreach(b, key, v)
+	{
+		if (strcmp(key, "status") == 0) {
+			if (!int_in(v, 100, 599))
+				goto bad;
+		} else if (strcmp(key, "body") == 0) {
+			if (!json_is_string(v))
+				goto bad;
+		} else if (strcmp(key, "json") == 0) {
+			/* any JSON value */
+		} else if (strcmp(key, "headers") == 0) {
+			const char *hk;
+			json_t *hv;
+
+			if (!json_is_object(v))
+				goto bad;
+			json_object_foreach(v, hk, hv)
+			{
+				if (!json_is_string(hv) || hk[0] == '\0' ||
+				    strpbrk(hk, "\r\n:") != NULL ||
+				    strpbrk(json_string_value(hv), "\r\n") != NULL)
+					goto bad;
+			}
+		} else if (strcmp(key, "delay_ms") == 0) {
+			if (!int_in(v, 0, DELAY_MAX_MS))
+				goto bad;
+		} else if (strcmp(key, "action") == 0) {
+			const char *a = json_string_value(v);
+
+			if (a == NULL || (strcmp(a, "close") != 0 && strcmp(a, "hang") != 0))
+				goto bad;
+		} else if (strcmp(key, "repeat") == 0) {
+			if (!int_in(v, 1, REPEAT_MAX))
+				goto bad;
+		} else {
+			snprintf(msg, n, "unknown behaviour key '%.64s'", key);
+			return -1;
+		}
+	}
+	if (json_object_get(b, "body") != NULL && json_object_get(b, "json") != NULL) {
+		snprintf(msg, n, "give either body or json, not both");
+		return -1;
+	}
+	return 0;
+bad:
+	snprintf(msg, n, "behaviour key '%.64s' has a wrong type or value", key);
+	return -1;
+}
+
+/* Takes the head of the queue for one request; returns a new reference or NULL. */
+static json_t *
+queue_pop(void)
+{
+	json_t *b = json_incref(json_array_get(S.queue, 0));
+	json_t *rep = json_object_get(b, "repeat");
+
+	if (b == NULL)
+		return NULL;
+	/* The caller never reads "repeat", so counting down in place is safe. */
+	if (json_is_integer(rep) && json_integer_value(rep) > 1)
+		json_object_set_new(b, "repeat", json_integer(json_integer_value(rep) - 1));
+	else
+		json_array_remove(S.queue, 0);
+	return b;
+}
+
+/* ---- containers and files ---- */
+
+static struct container *
+container_find(const char *id, size_t *idx)
+{
+	for (size_t i = 0; i < S.n; i++) {
+		if (strcmp(S.c[i]->id, id) == 0) {
+			if (idx != NULL)
+				*idx = i;
+			return S.c[i];
+		}
+	}
+	return NULL;
+}
+
+static struct file *
+file_find(struct container *c, const char *id, size_t *idx)
+{
+	for (size_t i = 0; i < c->nfiles; i++) {
+		if (strcmp(c->files[i]->id, id) == 0) {
+			if (idx != NULL)
+				*idx = i;
+			return c->files[i];
+		}
+	}
+	return NULL;
+}
+
+static void
+file_free(struct file *f)
+{
+	if (f == NULL)
+		return;
+	S.stored -= f->len;
+	json_decref(f->obj);
+	free(f->data);
+	free(f);
+}
+
+static void
+container_free(struct container *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->nfiles; i++)
+		file_free(c->files[i]);
+	free(c->files);
+	json_decref(c->obj);
+	free(c);
+}
+
+/* Parses a query parameter as an integer in [lo, hi]; -1 when it is not one. */
+static int
+parse_int(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long v;
+
+	if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/*
+ * Answers a list page. all holds the resources in creation order (stolen);
+ * q holds the decoded query. created_at ties keep creation order, which is
+ * what "asc" means here; "desc" is its reverse. An unknown "after" cursor
+ * yields an empty page.
+ */
+static int
+list_reply(struct evhttp_request *req, struct evbuffer *out, json_t *all, struct evkeyvalq *q)
+{
+	const char *lim = evhttp_find_header(q, "limit");
+	const char *order = evhttp_find_header(q, "order");
+	const char *after = evhttp_find_header(q, "after");
+	long limit = LIST_DEFAULT;
+	bool desc = true;
+	size_t n = json_array_size(all), start = 0, i;
+	json_t *data = json_array(), *page = NULL;
+	int status;
+
+	if (lim != NULL && parse_int(lim, 1, LIST_MAX, &limit) != 0) {
+		status =
+		        reply_invalid(req, out, "limit", "limit must be an integer from 1 to 100.");
+		goto done;
+	}
+	if (order != NULL && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0) {
+		status = reply_invalid(req, out, "order", "order must be one of 'asc' or 'desc'.");
+		goto done;
+	}
+	if (order != NULL && strcmp(order, "asc") == 0)
+		desc = false;
+	if (after != NULL) {
+		start = n;
+		for (i = 0; i < n; i++) {
+			json_t *it = json_array_get(all, desc ? n - 1 - i : i);
+
+			if (strcmp(json_string_value(json_object_get(it, "id")), after) == 0) {
+				start = i + 1;
+				break;
+			}
+		}
+	}
+	for (i = start; i < n && json_array_size(data) < (size_t)limit; i++)
+		json_array_append(data, json_array_get(all, desc ? n - 1 - i : i));
+	page = json_pack("{s:s,s:O,s:O?,s:O?,s:b}", "object", "list", "data", data, "first_id",
+	                 json_object_get(json_array_get(data, 0), "id"), "last_id",
+	                 json_object_get(json_array_get(data, json_array_size(data) - 1), "id"),
+	                 "has_more", i < n);
+	status = reply_json(req, out, 200, page);
+done:
+	json_decref(page);
+	json_decref(data);
+	json_decref(all);
+	return status;
+}
+
+static int
+containers_create(struct evhttp_request *req, struct evbuffer *out)
+{
+	size_t len;
+	const unsigned char *body = req_body(req, &len);
+	json_error_t jerr;
+	json_t *in = json_loadb((const char *)body, len, 0, &jerr);
+	json_t *obj = NULL, *v, *np, *pol, *type;
+	struct container *c = NULL, **grown;
+	json_int_t minutes = 20;
+	time_t now = time(NULL);
+	int status;
+
+	if (!json_is_object(in)) {
+		status = reply_invalid(req, out, NULL,
+		                       "We could not parse the JSON body of your request.");
+		goto done;
+	}
+	if (S.n >= CONTAINERS_MAX) {
+		status = reply_error(req, out, 507, "server_error", NULL, "stub container limit");
+		goto done;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		goto nomem;
+	make_id(c->id, sizeof(c->id), "cntr_");
+	v = json_object_get(json_object_get(in, "expires_after"), "minutes");
+	if (json_is_integer(v))
+		minutes = json_integer_value(v);
+	np = json_object_get(in, "network_policy");
+	type = json_object_get(np, "type");
+	pol = json_object();
+	if (pol == NULL)
+		goto nomem;
+	json_object_set_new(pol, "type",
+	                    json_is_string(type) ? json_incref(type) : json_string("disabled"));
+	if (json_is_string(type) && strcmp(json_string_value(type), "allowlist") == 0 &&
+	    json_object_get(np, "allowed_domains") != NULL)
+		json_object_set(pol, "allowed_domains", json_object_get(np, "allowed_domains"));
+	/* domain_secrets are never echoed, as upstream never does. */
+	obj = json_pack("{s:s,s:s,s:I,s:s,s:{s:s,s:I},s:I,s:o}", "id", c->id, "object", "container",
+	                "created_at", (json_int_t)now, "status", "running", "expires_after",
+	                "anchor", "last_active_at", "minutes", minutes, "last_active_at",
+	                (json_int_t)now, "network_policy", pol);
+	if (obj == NULL)
+		goto nomem;
+	v = json_object_get(in, "memory_limit");
+	json_object_set_new(obj, "memory_limit", v != NULL ? json_incref(v) : json_string("1g"));
+	v = json_object_get(in, "name");
+	if (v != NULL)
+		json_object_set(obj, "name", v);
+	if (S.n == S.cap) {
+		size_t cap = S.cap ? S.cap * 2 : 16;
+
+		grown = realloc(S.c, cap * sizeof(*grown));
+		if (grown == NULL)
+			goto nomem;
+		S.c = grown;
+		S.cap = cap;
+	}
+	c->obj = obj;
+	obj = NULL;
+	S.c[S.n++] = c;
+	status = reply_json(req, out, 200, c->obj);
+	c = NULL;
+	goto done;
+nomem:
+	status = reply_error(req, out, 500, "server_error", NULL, "stub out of memory");
+done:
+	container_free(c);
+	json_decref(obj);
+	json_decref(in);
+	return status;
+}
+
+static int
+containers_list(struct evhttp_request *req, struct evbuffer *out, struct evkeyvalq *q)
+{
+	const char *name = evhttp_find_header(q, "name");
+	json_t *all = json_array();
+
+	for (size_t i = 0; i < S.n; i++) {
+		const char *cn = json_string_value(json_object_get(S.c[i]->obj, "name"));
+
+		if (name == NULL || (cn != NULL && strcmp(cn, name) == 0))
+			json_array_append(all, S.c[i]->obj);
+	}
+	return list_reply(req, out, all, q);
+}
+
+/* Finds the value of parameter key in a header value like `a; k="v"; x=y`. */
+static bool
+header_param(const char *h, const char *key, char *dst, size_t n)
+{
+	size_t klen = strlen(key);
+	const char *p = strchr(h, ';');
+
+	while (p != NULL) {
+		p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncasecmp(p, key, klen) == 0 && p[klen] == '=') {
+			size_t j = 0;
+
+			p += klen + 1;
+			if (*p == '"') {
+				for (p++; *p != '\0' && *p != '"'; p++) {
+					if (*p == '\\' && p[1] != '\0')
+						p++;
+					if (j + 1 < n)
+						dst[j++] = *p;
+				}
+			} else {
+				for (; *p != '\0' && *p != ';' && *p != ' ' && *p != '\t'; p++)
+					if (j + 1 < n)
+						dst[j++] = *p;
+			}
+			dst[j] = '\0';
+			return true;
+		}
+		p = strchr(p, ';');
+	}
+	return false;
+}
+
+/*
+ * Finds the part named "file" in a multipart/form-data body. Borrows its
+ * bytes into *data and *dlen and copies its filename (or "upload"). Returns -1
+ * with msg filled when the body is not well-formed multipart.
+ */
+static int
+multipart_file(const char *ctype, const unsigned char *body, size_t len, const unsigned char **data,
+               size_t *dlen, char *fname, size_t fnlen, const char **msg)
+{
+	char boundary[256], delim[262];
+	size_t dl;
+	const unsigned char *p, *end = body + len;
+
+	if (!header_param(ctype, "boundary", boundary, sizeof(boundary)) || boundary[0] == '\0' ||
+	    strlen(boundary) > 200) {
+		*msg = "multipart/form-data needs a boundary.";
+		return -1;
+	}
+	dl = (size_t)snprintf(delim, sizeof(delim), "\r\n--%s", boundary);
+	/* The first delimiter may open the body, so look for it without its CRLF. */
+	if (len >= dl - 2 && memcmp(body, delim + 2, dl - 2) == 0)
+		p = body + dl - 2;
+	else if ((p = find(body, len, delim, dl)) != NULL)
+		p += dl;
+	else
+		goto bad;
+	for (;;) {
+		const unsigned char *hend, *next;
+		char disp[1024] = "", name[256] = "";
+
+		if (end - p >= 2 && p[0] == '-' && p[1] == '-')
+			break; /* closing delimiter */
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
+			goto bad;
+		p += 2;
+		hend = find(p, (size_t)(end - p), "\r\n\r\n", 4);
+		if (hend == NULL)
+			goto bad;
+		/* Headers of this part: only Content-Disposition matters. */
+		for (const unsigned char *l = p; l < hend + 2;) {
+			const unsigned char *le = find(l, (size_t)(hend + 2 - l), "\r\n", 2);
+			size_t ll = (size_t)(le - l);
+
+			if (ll > 20 &&
+			    strncasecmp((const char *)l, "content-disposition:", 20) == 0) {
+				size_t c = ll < sizeof(disp) - 1 ? ll : sizeof(disp) - 1;
+
+				memcpy(disp, l, c);
+				disp[c] = '\0';
+			}
+			l = le + 2;
+		}
+		p = hend + 4;
+		next = find(p, (size_t)(end - p), delim, dl);
+		if (next == NULL)
+			goto bad;
+		if (header_param(disp, "name", name, sizeof(name)) && strcmp(name, "file") == 0) {
+			*data = p;
+			*dlen = (size_t)(next - p);
+			if (!header_param(disp, "filename", fname, fnlen) || fname[0] == '\0')
+				snprintf(fname, fnlen, "upload");
+			return 0;
+		}
+		p = next + dl;
+	}
+	*msg = "Missing required parameter: 'file'.";
+	return -1;
+bad:
+	*msg = "The multipart/form-data body is malformed.";
+	return -1;
+}
+
+static int
+files_create(struct evhttp_request *req, struct evbuffer *out, struct container *c)
+{
+	const char *ctype =
+	        evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+	size_t len, dlen = 0;
+	const unsigned char *body = req_body(req, &len), *data = NULL;
+	char fname[NAME_MAX_LEN + 1] = "", path[NAME_MAX_LEN + 16];
+	const char *msg = NULL, *base;
+	json_t *in = NULL;
+	struct file *f = NULL, **grown;
+	int status;
+
+	if (ctype != NULL && strncasecmp(ctype, "multipart/form-data", 19) == 0) {
+		if (multipart_file(ctype, body, len, &data, &dlen, fname, sizeof(fname), &msg) !=
+		    0) {
+			status = reply_invalid(req, out, "file", msg);
+			goto done;
+		}
+	} else if (ctype != NULL && strncasecmp(ctype, "application/json", 16) == 0) {
+		in = json_loadb((const char *)body, len, 0, NULL);
+		if (!json_is_object(in)) {
+			status = reply_invalid(req, out, NULL,
+			                       "We could not parse the JSON body of your request.");
+			goto done;
+		}
+		if (!json_is_string(json_object_get(in, "file_id"))) {
+			status = reply_invalid(req, out, "file_id",
+			                       "Missing required parameter: 'file_id'.");
+			goto done;
+		}
+		snprintf(fname, sizeof(fname), "%s",
+		         json_string_value(json_object_get(in, "file_id")));
+	} else {
+		status = reply_invalid(
+		        req, out, NULL,
+		        "Send multipart/form-data with a file, or JSON with a file_id.");
+		goto done;
+	}
+	if (c->nfiles >= FILES_MAX || dlen > STORE_MAX - S.stored) {
+		status = reply_error(req, out, 507, "server_error", NULL, "stub storage limit");
+		goto done;
+	}
+	/* Keep only the last path component, as a file system would. */
+	base = strrchr(fname, '/');
+	base = base != NULL ? base + 1 : fname;
+	if (strrchr(base, '\\') != NULL)
+		base = strrchr(base, '\\') + 1;
+	snprintf(path, sizeof(path), "/mnt/data/%s", base[0] != '\0' ? base : "upload");
+	f = calloc(1, sizeof(*f));
+	if (f == NULL || (dlen > 0 && (f->data = malloc(dlen)) == NULL))
+		goto nomem;
+	if (dlen > 0)
+		memcpy(f->data, data, dlen);
+	f->len = dlen;
+	S.stored += dlen;
+	make_id(f->id, sizeof(f->id), "cfile_");
+	f->obj = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:s}", "id", f->id, "object", "container.file",
+	                   "created_at", (json_int_t)time(NULL), "bytes", (json_int_t)dlen,
+	                   "container_id", c->id, "path", path, "source", "user");
+	if (f->obj == NULL)
+		goto nomem;
+	if (c->nfiles == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 8;
+
+		grown = realloc(c->files, cap * sizeof(*grown));
+		if (grown == NULL)
+			goto nomem;
+		c->files = grown;
+		c->cap = cap;
+	}
+	c->files[c->nfiles++] = f;
+	status = reply_json(req, out, 200, f->obj);
+	f = NULL;
+	goto done;
+nomem:
+	status = reply_error(req, out, 500, "server_error", NULL, "stub out of memory");
+done:
+	file_free(f);
+	json_decref(in);
+	return status;
+}
+
+/* Answers from the in-memory state; segs are the path segments after "containers". */
+static int
+api(struct evhttp_request *req, struct evbuffer *out, char **segs, size_t n, struct evkeyvalq *q)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	struct container *c = NULL;
+	struct file *f;
+	size_t ci = 0, fi = 0;
+	json_t *v;
+	int status;
+
+	if (n >= 1 && (c = container_find(segs[0], &ci)) == NULL)
+		return reply_not_found(req, out, "container", segs[0]);
+	if (n == 0 && m == EVHTTP_REQ_POST)
+		return containers_create(req, out);
+	if (n == 0 && m == EVHTTP_REQ_GET)
+		return containers_list(req, out, q);
+	if (n == 1 && m == EVHTTP_REQ_GET)
+		return reply_json(req, out, 200, c->obj);
+	if (n == 1 && m == EVHTTP_REQ_DELETE) {
+		v = json_pack("{s:s,s:s,s:b}", "id", c->id, "object", "container.deleted",
+		              "deleted", 1);
+		status = reply_json(req, out, 200, v);
+		json_decref(v);
+		memmove(&S.c[ci], &S.c[ci + 1], (S.n - ci - 1) * sizeof(*S.c));
+		S.n--;
+		container_free(c);
+		return status;
+	}
+	if (n >= 2 && strcmp(segs[1], "files") != 0)
+		goto not_found;
+	if (n == 2 && m == EVHTTP_REQ_POST)
+		return files_create(req, out, c);
+	if (n == 2 && m == EVHTTP_REQ_GET) {
+		json_t *all = json_array();
+
+		for (size_t i = 0; i < c->nfiles; i++)
+			json_array_append(all, c->files[i]->obj);
+		return list_reply(req, out, all, q);
+	}
+	if (n < 3)
+		goto bad_method;
+	f = file_find(c, segs[2], &fi);
+	if (f == NULL)
+		return reply_not_found(req, out, "container file", segs[2]);
+	if (n == 3 && m == EVHTTP_REQ_GET)
+		return reply_json(req, out, 200, f->obj);
+	if (n == 3 && m == EVHTTP_REQ_DELETE) {
+		v = json_pack("{s:s,s:s,s:b}", "id", f->id, "object", "container.file.deleted",
+		              "deleted", 1);
+		status = reply_json(req, out, 200, v);
+		json_decref(v);
+		memmove(&c->files[fi], &c->files[fi + 1], (c->nfiles - fi - 1) * sizeof(*c->files));
+		c->nfiles--;
+		file_free(f);
+		return status;
+	}
+	if (n == 4 && strcmp(segs[3], "content") != 0)
+		goto not_found;
+	if (n == 4 && m == EVHTTP_REQ_GET) {
+		evbuffer_add(out, f->data, f->len);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+		                  "application/octet-stream");
+		return 200;
+	}
+	if (n > 4)
+		goto not_found;
+bad_method:
+	return reply_error(req, out, 405, "invalid_request_error", NULL,
+	                   "Method not allowed for this path.");
+not_found:
+	return reply_error(req, out, 404, "invalid_request_error", NULL, "Unknown path.");
+}
+
+/*
+ * Routes a request outside /__stub/ to the state. segs borrows pieces of a
+ * decoded copy of the path; at most 8 are looked at.
+ */
+static int
+route(struct evhttp_request *req, struct evbuffer *out)
+{
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *path = u != NULL ? evhttp_uri_get_path(u) : NULL;
+	const char *query = u != NULL ? evhttp_uri_get_query(u) : NULL;
+	struct evkeyvalq q = {0};
+	char *copy = NULL, *segs[8], *tok, *save = NULL;
+	size_t n = 0;
+	bool found = false;
+	int status;
+
+	TAILQ_INIT(&q);
+	if (path == NULL || (copy = evhttp_uridecode(path, 0, NULL)) == NULL) {
+		status = reply_invalid(req, out, NULL, "Malformed request path.");
+		goto done;
+	}
+	if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {
+		status = reply_invalid(req, out, NULL, "Malformed query string.");
+		goto done;
+	}
+	for (tok = strtok_r(copy, "/", &save); tok != NULL; tok = strtok_r(NULL, "/", &save)) {
+		if (!found) {
+			/* Anything before "containers" is a prefix, e.g. /v1. */
+			found = strcmp(tok, "containers") == 0;
+			continue;
+		}
+		if (n == sizeof(segs) / sizeof(segs[0])) {
+			status = reply_error(req, out, 404, "invalid_request_error", NULL,
+			                     "Unknown path.");
+			goto done;
+		}
+		segs[n++] = tok;
+	}
+	if (!found)
+		status = reply_error(req, out, 404, "invalid_request_error", NULL, "Unknown path.");
+	else
+		status = api(req, out, segs, n, &q);
+done:
+	evhttp_clear_headers(&q);
+	free(copy);
+	return status;
+}
+
+/* ---- answering, now or later ---- */
+
+static void
+pending_unlink(struct pending *p)
+{
+	for (struct pending **pp = &S.pending; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			return;
+		}
+	}
+}
+
+static void
+pending_free(struct pending *p)
+{
+	if (p->timer != NULL)
+		event_free(p->timer);
+	if (p->watch != NULL)
+		event_free(p->watch);
+	json_decref(p->rec);
+	if (p->body != NULL)
+		evbuffer_free(p->body);
+	free(p);
+}
+
+/* Sends the answer, or drops the connection; takes body. */
+static void
+finish(struct evhttp_request *req, enum action act, int status, struct evbuffer *body)
+{
+	if (act == ACT_CLOSE) {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+		fprintf(stderr, "stub: closing the connection unanswered\n");
+		/* Freeing the connection frees the request it still holds. */
+		if (evcon != NULL)
+			evhttp_connection_free(evcon);
+		else
+			evhttp_request_free(req);
+	} else {
+		evhttp_send_reply(req, status, reason(status), body);
+	}
+	evbuffer_free(body);
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct pending *p = arg;
+	struct evbuffer *body = p->body;
+
+	(void)fd;
+	(void)what;
+	pending_unlink(p);
+	p->body = NULL;
+	/* Unlinked first: finish may free the connection, which runs on_close. */
+	finish(p->req, p->action, p->status, body);
+	pending_free(p);
+}
+
+/*
+ * The connection of a delayed or hanging request is going away. When
+ * libevent has detached the request it is ours to free; otherwise freeing
+ * the connection frees it.
+ */
+static void
+on_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct pending **pp = &S.pending;
+
+	(void)arg;
+	while (*pp != NULL) {
+		struct pending *p = *pp;
+
+		if (p->evcon != evcon) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		if (evhttp_request_get_connection(p->req) == NULL)
+			evhttp_request_free(p->req);
+		if (!S.stopping) {
+			fprintf(stderr, "stub: %s: the client went away before the answer\n",
+			        evhttp_request_get_uri(p->req));
+			json_object_set_new(p->rec, "aborted", json_true());
+		}
+		pending_free(p);
+	}
+}
+
+/*
+ * The client hung up while its answer was held back. libevent does not read
+ * a connection whose request is being answered, so it would not notice;
+ * dropping the connection here runs on_close, which frees p.
+ */
+static void
+on_peer_closed(evutil_socket_t fd, short what, void *arg)
+{
+	struct pending *p = arg;
+
+	(void)fd;
+	(void)what;
+	evhttp_connection_free(p->evcon);
+}
+
+/* Holds the answer back (delay or hang); takes body; borrows rec. */
+static void
+defer(struct evhttp_request *req, json_t *rec, enum action act, int status, struct evbuffer *body,
+      long ms)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	if (p == NULL)
+		goto fail;
+	p->req = req;
+	p->evcon = evhttp_request_get_connection(req);
+	p->action = act;
+	p->status = status;
+	p->body = body;
+	p->rec = json_incref(rec);
+	if (act != ACT_HANG) {
+		p->timer = evtimer_new(S.base, on_timer, p);
+		if (p->timer == NULL || evtimer_add(p->timer, &tv) != 0)
+			goto fail;
+	}
+	/* EV_CLOSED needs epoll's RDHUP; elsewhere a hang lasts until shutdown. */
+	if (event_base_get_features(S.base) & EV_FEATURE_EARLY_CLOSE) {
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(p->evcon);
+
+		p->watch = event_new(S.base, bufferevent_getfd(bev), EV_CLOSED | EV_PERSIST,
+		                     on_peer_closed, p);
+		if (p->watch == NULL || event_add(p->watch, NULL) != 0)
+			goto fail;
+	}
+	evhttp_connection_set_closecb(p->evcon, on_close, NULL);
+	p->next = S.pending;
+	S.pending = p;
+	return;
+fail:
+	fprintf(stderr, "stub: cannot defer an answer; answering now\n");
+	if (p != NULL) {
+		p->body = NULL;
+		pending_free(p);
+	}
+	finish(req, act == ACT_HANG ? ACT_CLOSE : act, status, body);
+}
+
+/* Applies a scripted behaviour's status and body; false when it has neither. */
+static bool
+scripted(struct evhttp_request *req, json_t *b, struct evbuffer *out, int *status)
+{
+	json_t *st = json_object_get(b, "status"), *body = json_object_get(b, "body");
+	json_t *js = json_object_get(b, "json");
+
+	if (st == NULL && body == NULL && js == NULL)
+		return false;
+	*status = st != NULL ? (int)json_integer_value(st) : 200;
+	if (js != NULL)
+		*status = reply_json(req, out, *status, js);
+	else if (body != NULL)
+		evbuffer_add(out, json_string_value(body), json_string_length(body));
+	return true;
+}
+
+static void
+serve(struct evhttp_request *req)
+{
+	json_t *b, *rec;
+	struct evbuffer *out = evbuffer_new();
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	enum action act = ACT_REPLY;
+	const char *a, *k;
+	json_t *v;
+	long delay;
+	int status;
+
+	if (out == NULL) {
+		evhttp_send_error(req, 500, "stub out of memory");
+		return;
+	}
+	rec = record(req);
+	b = queue_pop();
+	if (!scripted(req, b, out, &status))
+		status = route(req, out);
+	json_object_foreach(json_object_get(b, "headers"), k, v)
+	{
+		evhttp_remove_header(oh, k);
+		evhttp_add_header(oh, k, json_string_value(v));
+	}
+	a = json_string_value(json_object_get(b, "action"));
+	if (a != NULL)
+		act = strcmp(a, "hang") == 0 ? ACT_HANG : ACT_CLOSE;
+	delay = (long)json_integer_value(json_object_get(b, "delay_ms"));
+	fprintf(stderr, "stub: %s %s -> %s%d%s\n", method_name(evhttp_request_get_command(req)),
+	        evhttp_request_get_uri(req),
+	        act == ACT_HANG    ? "hang "
+	        : act == ACT_CLOSE ? "close "
+	                           : "",
+	        status, b != NULL ? " (scripted)" : "");
+	json_decref(b);
+	/* Closing waits for the loop too: never free a connection inside its own callback. */
+	if (act != ACT_REPLY || delay > 0)
+		defer(req, rec, act, status, out, delay);
+	else
+		finish(req, act, status, out);
+}
+
+/* ---- control API ---- */
+
+static int
+control(struct evhttp_request *req, const char *path, struct evbuffer *out)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	json_t *v;
+	int status;
+
+	if (strcmp(path, "/__stub/health") == 0 && m == EVHTTP_REQ_GET) {
+		evbuffer_add(out, "ok", 2);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+		                  "text/plain");
+		return 200;
+	}
+	if (strcmp(path, "/__stub/requests") == 0 && m == EVHTTP_REQ_GET)
+		return reply_json(req, out, 200, S.records);
+	if (strcmp(path, "/__stub/requests") == 0 && m == EVHTTP_REQ_DELETE) {
+		json_array_clear(S.records);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+		                  "application/json");
+		evbuffer_add(out, "{}", 2);
+		return 200;
+	}
+	if (strcmp(path, "/__stub/next") == 0 && m == EVHTTP_REQ_DELETE) {
+		json_array_clear(S.queue);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+		                  "application/json");
+		evbuffer_add(out, "{}", 2);
+		return 200;
+	}
+	if (strcmp(path, "/__stub/next") == 0 && m == EVHTTP_REQ_POST) {
+		size_t len, i;
+		const unsigned char *body = req_body(req, &len);
+		json_error_t jerr;
+		json_t *in = json_loadb((const char *)body, len, 0, &jerr), *list, *it;
+		char msg[256];
+
+		if (in == NULL) {
+			snprintf(msg, sizeof(msg), "invalid JSON: %s", jerr.text);
+			return reply_invalid(req, out, NULL, msg);
+		}
+		list = json_is_array(in) ? json_incref(in) : json_pack("[O]", in);
+		json_decref(in);
+		if (list == NULL)
+			return reply_error(req, out, 500, "server_error", NULL,
+			                   "stub out of memory");
+		if (json_array_size(S.queue) + json_array_size(list) > QUEUE_MAX) {
+			json_decref(list);
+			return reply_invalid(req, out, NULL, "the behaviour queue is full");
+		}
+		json_array_foreach(list, i, it)
+		{
+			if (behaviour_check(it, msg, sizeof(msg)) != 0) {
+				json_decref(list);
+				return reply_invalid(req, out, NULL, msg);
+			}
+		}
+		json_array_extend(S.queue, list);
+		json_decref(list);
+		v = json_pack("{s:I}", "queued", (json_int_t)json_array_size(S.queue));
+		status = reply_json(req, out, 200, v);
+		json_decref(v);
+		return status;
+	}
+	return reply_error(req, out, 404, "invalid_request_error", NULL, "Unknown stub control.");
+}
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *path = u != NULL ? evhttp_uri_get_path(u) : NULL;
+	struct evbuffer *out;
+	int status;
+
+	(void)arg;
+	if (path == NULL || strncmp(path, "/__stub/", 8) != 0) {
+		serve(req);
+		return;
+	}
+	out = evbuffer_new();
+	if (out == NULL) {
+		evhttp_send_error(req, 500, "stub out of memory");
+		return;
+	}
+	status = control(req, path, out);
+	evhttp_send_reply(req, status, reason(status), out);
+	evbuffer_free(out);
+}
+
+/* ---- startup ---- */
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	event_base_loopexit(S.base, NULL);
+}
+
+/* Writes "port\n" to path through a temporary file and rename. */
+static int
+write_port_file(const char *path, int port)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+	int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -1;
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return -1;
+	if (fprintf(f, "%d\n", port) < 0 || fclose(f) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	if (rename(tmp, path) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* Splits "HOST:PORT" or "[V6]:PORT" into host and port. */
+static int
+parse_listen(const char *s, char *host, size_t n, int *port)
+{
+	const char *colon = strrchr(s, ':');
+	const char *h = s;
+	size_t hl;
+	long p;
+
+	if (colon == NULL || parse_int(colon + 1, 0, 65535, &p) != 0)
+		return -1;
+	hl = (size_t)(colon - s);
+	if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= n)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *port_file = NULL, *listen_at = "127.0.0.1:0";
+	char host[256];
+	int port, rc = 1;
+	struct evhttp_bound_socket *bound;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct event *sigterm = NULL, *sigint = NULL;
+
+	bool usage = false;
+
+	for (int i = 1; i < argc && !usage; i++) {
+		if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc)
+			port_file = argv[++i];
+		else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+			listen_at = argv[++i];
+		else
+			usage = true;
+	}
+	if (usage || port_file == NULL || parse_listen(listen_at, host, sizeof(host), &port) != 0) {
+		fprintf(stderr, "usage: %s --port-file FILE [--listen HOST:PORT]\n", argv[0]);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	S.rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&S;
+	S.records = json_array();
+	S.queue = json_array();
+	S.base = event_base_new();
+	S.http = S.base != NULL ? evhttp_new(S.base) : NULL;
+	if (S.records == NULL || S.queue == NULL || S.http == NULL) {
+		fprintf(stderr, "stub: out of memory\n");
+		goto done;
+	}
+	evhttp_set_max_body_size(S.http, (ev_ssize_t)BODY_MAX);
+	evhttp_set_max_headers_size(S.http, (ev_ssize_t)HEADERS_MAX);
+	evhttp_set_allowed_methods(S.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+	                                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                           EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	/* A scripted "body" goes out with exactly the headers it was given. */
+	evhttp_set_default_content_type(S.http, NULL);
+	evhttp_set_gencb(S.http, on_request, NULL);
+	bound = evhttp_bind_socket_with_handle(S.http, host, (ev_uint16_t)port);
+	if (bound == NULL) {
+		fprintf(stderr, "stub: cannot listen on %s\n", listen_at);
+		goto done;
+	}
+	if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) != 0) {
+		perror("stub: getsockname");
+		goto done;
+	}
+	port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+	                                      : ((struct sockaddr_in *)&ss)->sin_port);
+	sigterm = evsignal_new(S.base, SIGTERM, on_signal, NULL);
+	sigint = evsignal_new(S.base, SIGINT, on_signal, NULL);
+	if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) != 0 ||
+	    evsignal_add(sigint, NULL) != 0) {
+		fprintf(stderr, "stub: cannot handle signals\n");
+		goto done;
+	}
+	if (write_port_file(port_file, port) != 0) {
+		fprintf(stderr, "stub: cannot write %s: %s\n", port_file, strerror(errno));
+		goto done;
+	}
+	fprintf(stderr, "stub: listening on %s port %d\n", host, port);
+	if (event_base_dispatch(S.base) != 0)
+		goto done;
+	rc = 0;
+done:
+	/* Freeing the server frees its connections, and their requests with them. */
+	S.stopping = true;
+	if (S.http != NULL)
+		evhttp_free(S.http);
+	while (S.pending != NULL) {
+		struct pending *p = S.pending;
+
+		S.pending = p->next;
+		pending_free(p);
+	}
+	if (sigterm != NULL)
+		event_free(sigterm);
+	if (sigint != NULL)
+		event_free(sigint);
+	if (S.base != NULL)
+		event_base_free(S.base);
+	for (size_t i = 0; i < S.n; i++)
+		container_free(S.c[i]);
+	free(S.c);
+	json_decref(S.records);
+	json_decref(S.queue);
+	libevent_global_shutdown();
+	return rc;
+}
