@@ -81,7 +81,7 @@ test-run: $(BUILD)/gateway $(UNIT_BIN) $(IT_BIN) $(STUB_BIN)
 		GW_BIN=$(BUILD)/gateway GW_STUB=$(STUB_BIN) GW_DATA=tests/data \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		$$t --jobs=2 --full-stats; \
+		$$t --jobs=2; \
 	done
 
 unit: $(UNIT_BIN)

@@ -31,8 +31,8 @@ audit_open(const char *path, struct err *e)
 	}
 	a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (a->fd < 0) {
-		err_set(e, 500, ERR_INTERNAL, "audit_unwritable", NULL, "cannot open audit log %s: %s",
-			path, strerror(errno));
+		err_set(e, 500, ERR_INTERNAL, "audit_unwritable", NULL,
+		        "cannot open audit log %s: %s", path, strerror(errno));
 		free(a);
 		return NULL;
 	}
@@ -69,20 +69,23 @@ build(const struct audit_event *ev)
 	char ts[40];
 
 	log_rfc3339(ts, sizeof(ts));
-	return json_pack("{s:s, s:s*, s:s*, s:s*, s:s*, s:s*, s:s*, s:s*, s:s*, s:s*, s:s*, s:i,"
-			 " s:o, s:f, s:o, s:s*, s:s*, s:O*, s:O*, s:O*}",
-			 "ts", ts, "request_id", ev->request_id, "upstream_request_id",
-			 ev->upstream_request_id, "client", ev->client, "method", ev->method,
-			 "path", ev->path, "operation", ev->operation, "decision", ev->decision,
-			 "code", ev->code, "param", ev->param && *ev->param ? ev->param : NULL,
-			 "message", ev->message, "status", ev->status, "upstream_status",
-			 ev->upstream_status ? json_integer(ev->upstream_status) : json_null(),
-			 "latency_ms", ms3(ev->latency_ms), "upstream_ms",
-			 ev->upstream_status || ev->upstream_ms > 0 ? json_real(ms3(ev->upstream_ms))
-								      : json_null(),
-			 "container_id", ev->container_id, "memory_limit", ev->memory_limit,
-			 "network_policy", ev->network_policy, "adjustments", ev->adjustments,
-			 "violations", ev->violations);
+	/* Every key is always present, null when it does not apply, so each
+	 * line has the same shape for whatever reads the log. */
+	return json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:i,"
+	                 " s:o, s:f, s:o, s:s?, s:s?, s:O?, s:O?, s:O?}",
+	                 "ts", ts, "request_id", ev->request_id, "upstream_request_id",
+	                 ev->upstream_request_id, "client", ev->client, "method", ev->method,
+	                 "path", ev->path, "operation", ev->operation, "decision", ev->decision,
+	                 "code", ev->code, "param", ev->param && *ev->param ? ev->param : NULL,
+	                 "message", ev->message, "status", ev->status, "upstream_status",
+	                 ev->upstream_status ? json_integer(ev->upstream_status) : json_null(),
+	                 "latency_ms", ms3(ev->latency_ms), "upstream_ms",
+	                 ev->upstream_status || ev->upstream_ms > 0
+	                         ? json_real(ms3(ev->upstream_ms))
+	                         : json_null(),
+	                 "container_id", ev->container_id, "memory_limit", ev->memory_limit,
+	                 "network_policy", ev->network_policy, "adjustments", ev->adjustments,
+	                 "violations", ev->violations);
 }
 
 int
@@ -98,7 +101,8 @@ audit_write(struct audit *a, const struct audit_event *ev)
 	 * UTF-8) still leaves a trace rather than nothing. */
 	if (rec == NULL)
 		rec = json_pack("{s:s*, s:s*, s:i, s:s}", "request_id", ev->request_id, "decision",
-				ev->decision, "status", ev->status, "code", "audit_record_incomplete");
+		                ev->decision, "status", ev->status, "code",
+		                "audit_record_incomplete");
 	if (rec)
 		line = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(12));
 	if (line == NULL)
@@ -112,7 +116,7 @@ out:
 	if (rc < 0) {
 		a->failures++;
 		log_msg(LOG_ERROR, ev->request_id, "audit record not written: %s",
-			line ? strerror(errno) : "out of memory");
+		        line ? strerror(errno) : "out of memory");
 	}
 	secmem_json_free(line);
 	json_decref(rec);

@@ -11,9 +11,9 @@
 static int
 violation(json_t *violations, const char *field, json_t *forwarded, json_t *returned)
 {
-	return json_array_append_new(violations, json_pack("{s:s, s:O*, s:O*}", "field", field,
-							    "forwarded", forwarded, "returned",
-							    returned));
+	return json_array_append_new(violations,
+	                             json_pack("{s:s, s:O*, s:O*}", "field", field, "forwarded",
+	                                       forwarded, "returned", returned));
 }
 
 static int
@@ -46,7 +46,8 @@ forwarded_covers(const json_t *domains, const char *name)
 	const json_t *d;
 	size_t i;
 
-	json_array_foreach(domains, i, d) {
+	json_array_foreach(domains, i, d)
+	{
 		if (domain_match(json_string_value(d), name))
 			return 1;
 	}
@@ -68,11 +69,12 @@ check_network(const json_t *fwd, const json_t *got, json_t *violations)
 		return 0;
 	if (!json_equal(want_type, json_object_get(have, "type")))
 		return violation(violations, "network_policy.type", want_type,
-				 json_object_get(have, "type"));
-	json_array_foreach(json_object_get(have, "allowed_domains"), i, d) {
+		                 json_object_get(have, "type"));
+	json_array_foreach(json_object_get(have, "allowed_domains"), i, d)
+	{
 		snprintf(field, sizeof(field), "network_policy.allowed_domains[%zu]", i);
 		if ((domain_normalize(json_string_value(d), json_string_length(d), 1, norm, &why) <
-			     0 ||
+		             0 ||
 		     !forwarded_covers(fdomains, norm)) &&
 		    violation(violations, field, NULL, d) < 0)
 			return -1;
@@ -82,7 +84,7 @@ check_network(const json_t *fwd, const json_t *got, json_t *violations)
 
 json_t *
 check_create_response(const json_t *forwarded, const char *body, size_t len, json_t *violations,
-		      struct err *e)
+                      struct err *e)
 {
 	json_t *got;
 	struct err inner;
@@ -91,15 +93,15 @@ check_create_response(const json_t *forwarded, const char *body, size_t len, jso
 	got = jsondoc_parse(body, len, &inner);
 	if (got == NULL) {
 		err_set(e, 502, ERR_UPSTREAM, "bad_upstream_response", NULL,
-			"the upstream answered the create call with something other than a JSON "
-			"object (%s)",
-			inner.message);
+		        "the upstream answered the create call with something other than a JSON "
+		        "object (%s)",
+		        inner.message);
 		return NULL;
 	}
 	if (schema_check(&schema_container_resource, got, &inner) < 0) {
 		err_set(e, 502, ERR_UPSTREAM, "bad_upstream_response", NULL,
-			"the upstream's answer to the create call is not a container object: %s",
-			inner.message);
+		        "the upstream's answer to the create call is not a container object: %s",
+		        inner.message);
 		json_decref(got);
 		return NULL;
 	}
@@ -107,8 +109,8 @@ check_create_response(const json_t *forwarded, const char *body, size_t len, jso
 	    check_expiry(forwarded, got, violations) < 0 ||
 	    check_network(forwarded, got, violations) < 0) {
 		err_set(e, 503, ERR_INTERNAL, "out_of_memory", NULL,
-			"the gateway ran out of memory checking the upstream's answer, so it "
-			"withheld the container; it may exist upstream");
+		        "the gateway ran out of memory checking the upstream's answer, so it "
+		        "withheld the container; it may exist upstream");
 		json_decref(got);
 		return NULL;
 	}

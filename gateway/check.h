@@ -23,6 +23,6 @@
  * response leaves out is not a violation: the spec makes them optional.
  */
 json_t *check_create_response(const json_t *forwarded, const char *body, size_t len,
-			      json_t *violations, struct err *e);
+                              json_t *violations, struct err *e);
 
 #endif

@@ -10,7 +10,7 @@
 #include "conftable.h"
 
 #define K(field) offsetof(struct config, field)
-#define MiB	 (1024LL * 1024)
+#define MiB      (1024LL * 1024)
 
 /* The largest legal create body carries an inline skill of 70254592
  * base64 characters; the default leaves room for the JSON around it. */
@@ -19,32 +19,32 @@
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 static const struct confkey config_keys[] = {
-	{"listen", CT_STRING, K(listen), "127.0.0.1:8080"},
-	{"upstream.base_url", CT_STRING, K(upstream_base_url), "https://api.openai.com/v1"},
-	{"upstream.timeout_ms", CT_INT, K(upstream_timeout_ms), .def_int = 60000, .min = 1,
-	 .max = 3600000},
-	{"upstream.connect_timeout_ms", CT_INT, K(upstream_connect_timeout_ms), .def_int = 5000,
-	 .min = 1, .max = 600000},
-	{"upstream.max_response_bytes", CT_INT, K(upstream_max_response_bytes),
-	 .def_int = 16 * MiB, .min = 1024, .max = 1024 * MiB},
-	{"upstream.ca_file", CT_STRING, K(upstream_ca_file), NULL},
-	{"upstream.insecure_skip_verify", CT_BOOL, K(upstream_insecure_skip_verify), .def_int = 0},
-	{"audit.path", CT_STRING, K(audit_path), "-"},
-	{"policy_file", CT_STRING, K(policy_file), "policies/default.json"},
-	{"log.level", CT_ENUM, K(log_level), "info", .enumv = log_levels},
-	{"limits.max_body_bytes", CT_INT, K(max_body_bytes), .def_int = DEFAULT_MAX_BODY,
-	 .min = 1024, .max = 1024 * MiB},
-	{"limits.max_header_bytes", CT_INT, K(max_header_bytes), .def_int = 16384, .min = 1024,
-	 .max = 1024 * 1024},
-	{"limits.header_timeout_ms", CT_INT, K(header_timeout_ms), .def_int = 10000, .min = 1,
-	 .max = 3600000},
-	{"limits.body_timeout_ms", CT_INT, K(body_timeout_ms), .def_int = 60000, .min = 1,
-	 .max = 3600000},
-	{"limits.idle_timeout_ms", CT_INT, K(idle_timeout_ms), .def_int = 60000, .min = 1,
-	 .max = 3600000},
-	{"limits.max_connections", CT_INT, K(max_connections), .def_int = 10000, .min = 1,
-	 .max = 1000000},
-	{NULL},
+        {"listen", CT_STRING, K(listen), "127.0.0.1:8080"},
+        {"upstream.base_url", CT_STRING, K(upstream_base_url), "https://api.openai.com/v1"},
+        {"upstream.timeout_ms", CT_INT, K(upstream_timeout_ms), .def_int = 60000, .min = 1,
+         .max = 3600000},
+        {"upstream.connect_timeout_ms", CT_INT, K(upstream_connect_timeout_ms), .def_int = 5000,
+         .min = 1, .max = 600000},
+        {"upstream.max_response_bytes", CT_INT, K(upstream_max_response_bytes), .def_int = 16 * MiB,
+         .min = 1024, .max = 1024 * MiB},
+        {"upstream.ca_file", CT_STRING, K(upstream_ca_file), NULL},
+        {"upstream.insecure_skip_verify", CT_BOOL, K(upstream_insecure_skip_verify), .def_int = 0},
+        {"audit.path", CT_STRING, K(audit_path), "-"},
+        {"policy_file", CT_STRING, K(policy_file), "policies/default.json"},
+        {"log.level", CT_ENUM, K(log_level), "info", .enumv = log_levels},
+        {"limits.max_body_bytes", CT_INT, K(max_body_bytes), .def_int = DEFAULT_MAX_BODY,
+         .min = 1024, .max = 1024 * MiB},
+        {"limits.max_header_bytes", CT_INT, K(max_header_bytes), .def_int = 16384, .min = 1024,
+         .max = 1024 * 1024},
+        {"limits.header_timeout_ms", CT_INT, K(header_timeout_ms), .def_int = 10000, .min = 1,
+         .max = 3600000},
+        {"limits.body_timeout_ms", CT_INT, K(body_timeout_ms), .def_int = 60000, .min = 1,
+         .max = 3600000},
+        {"limits.idle_timeout_ms", CT_INT, K(idle_timeout_ms), .def_int = 60000, .min = 1,
+         .max = 3600000},
+        {"limits.max_connections", CT_INT, K(max_connections), .def_int = 10000, .min = 1,
+         .max = 1000000},
+        {NULL},
 };
 
 /* Puts dir in front of a relative *path (not "-"), so paths mean the same
@@ -77,12 +77,14 @@ parse_listen(struct config *c, struct errlist *errs)
 
 	colon = strrchr(s, ':');
 	if (colon == NULL || colon[1] == '\0') {
-		errlist_add(errs, c->file, "listen", "must be \"host:port\", e.g. \"127.0.0.1:8080\"");
+		errlist_add(errs, c->file, "listen",
+		            "must be \"host:port\", e.g. \"127.0.0.1:8080\"");
 		return;
 	}
 	for (p = colon + 1; *p; p++) {
 		if (*p < '0' || *p > '9' || port > 65535) {
-			errlist_add(errs, c->file, "listen", "port must be a number from 0 to 65535");
+			errlist_add(errs, c->file, "listen",
+			            "port must be a number from 0 to 65535");
 			return;
 		}
 		port = port * 10 + (*p - '0');
@@ -101,7 +103,7 @@ parse_listen(struct config *c, struct errlist *errs)
 		host_end = colon - 1;
 	} else if (memchr(s, ':', (size_t)(colon - s))) {
 		errlist_add(errs, c->file, "listen",
-			    "an IPv6 address must be in brackets, as in \"[::1]:8080\"");
+		            "an IPv6 address must be in brackets, as in \"[::1]:8080\"");
 		return;
 	}
 	if (host_end == host) {
@@ -120,12 +122,13 @@ check_base_url(struct config *c, struct errlist *errs)
 
 	scheme = strncmp(u, "https://", 8) == 0 ? 8 : strncmp(u, "http://", 7) == 0 ? 7 : 0;
 	if (scheme == 0)
-		errlist_add(errs, c->file, "upstream.base_url", "must start with https:// or http://");
+		errlist_add(errs, c->file, "upstream.base_url",
+		            "must start with https:// or http://");
 	else if (u[scheme] == '\0' || u[scheme] == '/')
 		errlist_add(errs, c->file, "upstream.base_url", "has no host");
 	else if (strpbrk(u, " \t\r\n?#@") != NULL)
 		errlist_add(errs, c->file, "upstream.base_url",
-			    "must not contain whitespace, userinfo, a query or a fragment");
+		            "must not contain whitespace, userinfo, a query or a fragment");
 	/* A trailing slash would double the one every route starts with. */
 	while (n > scheme + 1 && u[n - 1] == '/')
 		u[--n] = '\0';
@@ -147,7 +150,8 @@ config_load(const char *path, struct errlist *errs)
 	}
 	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 	if (doc == NULL) {
-		errlist_add(errs, path, NULL, "line %d, column %d: %s", je.line, je.column, je.text);
+		errlist_add(errs, path, NULL, "line %d, column %d: %s", je.line, je.column,
+		            je.text);
 		goto fail;
 	}
 	if (!json_is_object(doc)) {

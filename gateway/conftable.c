@@ -56,21 +56,22 @@ known(const struct confkey *tbl, const char *path, int *is_leaf)
 
 static void
 find_unknown(const struct confkey *tbl, const json_t *obj, char *path, size_t cap, const char *file,
-	     struct errlist *errs)
+             struct errlist *errs)
 {
 	const char *key;
 	json_t *v;
 	size_t old = strlen(path);
 	int leaf;
 
-	json_object_foreach((json_t *)(uintptr_t)obj, key, v) {
+	json_object_foreach((json_t *)(uintptr_t)obj, key, v)
+	{
 		if (strcmp(key, "$comment") == 0)
 			continue;
 		snprintf(path + old, cap - old, "%s%s", old ? "." : "", key);
 		if (strchr(key, '.'))
 			errlist_add(errs, file, path,
-				    "unknown key (write nested keys as nested objects, not dotted "
-				    "names)");
+			            "unknown key (write nested keys as nested objects, not dotted "
+			            "names)");
 		else if (!known(tbl, path, &leaf))
 			errlist_add(errs, file, path, "unknown key");
 		else if (!leaf && json_is_object(v))
@@ -83,7 +84,7 @@ find_unknown(const struct confkey *tbl, const json_t *obj, char *path, size_t ca
 
 static int
 read_key(const struct confkey *k, void *dst, const json_t *v, const char *file,
-	 struct errlist *errs)
+         struct errlist *errs)
 {
 	json_error_t je;
 	size_t i;
@@ -108,8 +109,9 @@ read_key(const struct confkey *k, void *dst, const json_t *v, const char *file,
 				size_t o = 0;
 
 				for (i = 0; k->enumv[i] && o < sizeof(list); i++)
-					o += (size_t)snprintf(list + o, sizeof(list) - o, "%s\"%s\"",
-							      i ? ", " : "", k->enumv[i]);
+					o += (size_t)snprintf(list + o, sizeof(list) - o,
+					                      "%s\"%s\"", i ? ", " : "",
+					                      k->enumv[i]);
 				errlist_add(errs, file, k->path, "must be one of %s", list);
 				return -1;
 			}
@@ -124,7 +126,7 @@ read_key(const struct confkey *k, void *dst, const json_t *v, const char *file,
 		if (!json_is_integer(v) || json_integer_value(v) < k->min ||
 		    json_integer_value(v) > k->max) {
 			errlist_add(errs, file, k->path, "must be an integer from %lld to %lld",
-				    k->min, k->max);
+			            k->min, k->max);
 			return -1;
 		}
 		*SLOT(dst, k->offset, long long) = json_integer_value(v);
@@ -172,7 +174,7 @@ read_key(const struct confkey *k, void *dst, const json_t *v, const char *file,
 
 int
 conftable_read(const struct confkey *tbl, void *dst, const json_t *doc, const char *file,
-	       struct errlist *errs)
+               struct errlist *errs)
 {
 	const struct confkey *k;
 	char path[256] = "";

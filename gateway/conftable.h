@@ -16,7 +16,7 @@
 
 enum conftype {
 	CT_STRING,  /* char *, owned by the struct */
-	CT_INT,	    /* long long, within [min, max] */
+	CT_INT,     /* long long, within [min, max] */
 	CT_BOOL,    /* int */
 	CT_ENUM,    /* char * holding one of enumv */
 	CT_STRLIST, /* json_t * array of strings (a new reference) */
@@ -42,7 +42,7 @@ struct confkey {
  * filled must be released with conftable_release, even after -1.
  */
 int conftable_read(const struct confkey *tbl, void *dst, const json_t *doc, const char *file,
-		   struct errlist *errs);
+                   struct errlist *errs);
 
 /* Frees the strings and JSON values conftable_read stored in dst. */
 void conftable_release(const struct confkey *tbl, void *dst);

@@ -159,7 +159,7 @@ too_large(struct conn *c)
 	struct err e;
 
 	err_set(&e, 413, ERR_INVALID, "request_too_large", NULL,
-		"request body exceeds this gateway's limit of %zu bytes", c->limits->max_body);
+	        "request body exceeds this gateway's limit of %zu bytes", c->limits->max_body);
 	refuse(c, &e);
 }
 
@@ -178,7 +178,7 @@ read_body(struct conn *c)
 		n = avail < c->body_left ? avail : (size_t)c->body_left;
 		if (take_body(c, in, n) < 0) {
 			err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
-				"the gateway is out of memory; try again");
+			        "the gateway is out of memory; try again");
 			refuse(c, &e);
 			return 1;
 		}
@@ -190,7 +190,7 @@ read_body(struct conn *c)
 	}
 	err_clear(&e);
 	rc = httpmsg_chunked_feed(c->chunked, (const char *)evbuffer_pullup(in, (ev_ssize_t)avail),
-				  avail, &consumed, emit_body, c, &e);
+	                          avail, &consumed, emit_body, c, &e);
 	drain_wiped(in, consumed);
 	if (c->body_too_large) {
 		too_large(c);
@@ -219,7 +219,7 @@ start_body(struct conn *c, int how)
 	}
 	if (how == FRONT_BODY_NONE) {
 		err_set(&e, 400, ERR_INVALID, "unexpected_body", NULL,
-			"%s %s takes no request body", c->req->method, c->req->path);
+		        "%s %s takes no request body", c->req->method, c->req->path);
 		refuse(c, &e);
 		return 0;
 	}
@@ -231,7 +231,7 @@ start_body(struct conn *c, int how)
 		c->chunked = httpmsg_chunked_new();
 		if (c->chunked == NULL) {
 			err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
-				"the gateway is out of memory; try again");
+			        "the gateway is out of memory; try again");
 			refuse(c, &e);
 			return 0;
 		}
@@ -284,7 +284,7 @@ read_head(struct conn *c)
 	if (request_take_head(c->req, p, (size_t)n, &h) < 0) {
 		drain_wiped(in, (size_t)n);
 		err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
-			"the gateway is out of memory; try again");
+		        "the gateway is out of memory; try again");
 		refuse(c, &e);
 		return 0;
 	}
@@ -349,7 +349,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		/* The client gave up mid-body; the request is still recorded. */
 		c->req->conn = NULL;
 		err_set(&e, 400, ERR_INVALID, "incomplete_body", NULL,
-			"the client closed the connection before sending the whole body");
+		        "the client closed the connection before sending the whole body");
 		reply_err(c->req, &e);
 		c->req = NULL;
 	}
@@ -366,7 +366,8 @@ on_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->state == C_BODY) {
 		err_set(&e, 408, ERR_INVALID, "request_timeout", NULL,
-			"the request body did not arrive within %ld ms", c->limits->body_timeout_ms);
+		        "the request body did not arrive within %ld ms",
+		        c->limits->body_timeout_ms);
 	} else if (c->state == C_HEAD && c->head_started) {
 		c->req = request_new(c->srv, c, c->client);
 		if (c->req == NULL) {
@@ -374,7 +375,8 @@ on_timeout(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		err_set(&e, 408, ERR_INVALID, "request_timeout", NULL,
-			"the request head did not arrive within %ld ms", c->limits->header_timeout_ms);
+		        "the request head did not arrive within %ld ms",
+		        c->limits->header_timeout_ms);
 	} else {
 		conn_free(c); /* idle keep-alive connection */
 		return;
@@ -399,10 +401,10 @@ conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int 
 	c->limits = server_limits(srv);
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, host,
-			  sizeof(host));
+		          sizeof(host));
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-			  host, sizeof(host));
+		          host, sizeof(host));
 	snprintf(c->client, sizeof(c->client), "%s", host);
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
@@ -485,7 +487,7 @@ reason(int status)
 
 void
 conn_send(struct conn *c, struct request *r, int status, const char *const *headers,
-	  size_t nheaders, const char *body, size_t len)
+          size_t nheaders, const char *body, size_t len)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	size_t i;
@@ -502,7 +504,7 @@ conn_send(struct conn *c, struct request *r, int status, const char *const *head
 	for (i = 0; i < nheaders; i++)
 		evbuffer_add_printf(out, "%s\r\n", headers[i]);
 	evbuffer_add_printf(out, "Content-Length: %zu\r\n%s\r\n", len,
-			    c->closing ? "Connection: close\r\n" : "");
+	                    c->closing ? "Connection: close\r\n" : "");
 	if (len)
 		evbuffer_add(out, body, len);
 	c->req = NULL;

@@ -20,13 +20,12 @@ struct conn_limits {
 	size_t max_head;
 	size_t max_body;
 	long header_timeout_ms; /* to read a whole head, from its first byte */
-	long body_timeout_ms;	/* to read a whole body */
-	long idle_timeout_ms;	/* between requests on a kept-alive connection */
+	long body_timeout_ms;   /* to read a whole body */
+	long idle_timeout_ms;   /* between requests on a kept-alive connection */
 };
 
 /* Serves the accepted socket fd (taken over) until either side closes. */
-struct conn *conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa,
-		      int salen);
+struct conn *conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen);
 
 /* Live connections, for limits and shutdown. */
 size_t conn_count(void);
@@ -38,6 +37,6 @@ void conn_close_all(void);
 /* Sends the answer to r, which must be the connection's current request,
  * and frees r once it has been written. headers are "Name: value" lines. */
 void conn_send(struct conn *c, struct request *r, int status, const char *const *headers,
-	       size_t nheaders, const char *body, size_t len);
+               size_t nheaders, const char *body, size_t len);
 
 #endif

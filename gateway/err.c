@@ -61,7 +61,7 @@ scrub_utf8(char *s)
 
 int
 err_vset(struct err *e, int status, const char *type, const char *code, const char *param,
-	 const char *fmt, va_list ap)
+         const char *fmt, va_list ap)
 {
 	e->status = status;
 	e->type = type;
@@ -75,7 +75,7 @@ err_vset(struct err *e, int status, const char *type, const char *code, const ch
 
 int
 err_set(struct err *e, int status, const char *type, const char *code, const char *param,
-	const char *fmt, ...)
+        const char *fmt, ...)
 {
 	va_list ap;
 

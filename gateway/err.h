@@ -16,7 +16,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-#define ERR_PARAM_MAX	256
+#define ERR_PARAM_MAX   256
 #define ERR_MESSAGE_MAX 512
 
 struct err {
@@ -37,7 +37,7 @@ void err_clear(struct err *e);
 /* Fills e; param may be NULL for none. Returns -1 so callers can
  * `return err_set(...)`. */
 int err_set(struct err *e, int status, const char *type, const char *code, const char *param,
-	    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+            const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /*
  * Writes s (len bytes) into dst as a double-quoted, printable-ASCII excerpt
@@ -47,20 +47,20 @@ int err_set(struct err *e, int status, const char *type, const char *code, const
  */
 /* err_set with a va_list, for functions that wrap it. */
 int err_vset(struct err *e, int status, const char *type, const char *code, const char *param,
-	     const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+             const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
 
 char *err_quote(char *dst, size_t n, const char *s, size_t len);
 
 #define ERRLIST_MAX 64
 
 struct errlist {
-	size_t n;	 /* messages kept */
-	size_t dropped;	 /* messages beyond ERRLIST_MAX */
+	size_t n;       /* messages kept */
+	size_t dropped; /* messages beyond ERRLIST_MAX */
 	char msg[ERRLIST_MAX][ERR_MESSAGE_MAX];
 };
 
 /* Adds "file: path: message" (path omitted when NULL or empty). */
 void errlist_add(struct errlist *l, const char *file, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 #endif

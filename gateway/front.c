@@ -8,7 +8,7 @@
 #include "request.h"
 
 #define MAX_SEGMENTS 8
-#define ID_MAX	     128
+#define ID_MAX       128
 
 struct route {
 	const char *operation; /* the spec's operationId */
@@ -19,8 +19,8 @@ struct route {
 };
 
 static const struct route routes[] = {
-	{"CreateContainer", "POST", "/v1/containers", FRONT_BODY_JSON, proxy_create},
-	{NULL},
+        {"CreateContainer", "POST", "/v1/containers", FRONT_BODY_JSON, proxy_create},
+        {NULL},
 };
 
 const char *
@@ -105,15 +105,15 @@ match(const char *pattern, const struct segments *seg, struct request *r, const 
 	for (i = 0; i < pat.n; i++) {
 		if (pat.s[i][0] == '{') {
 			char *dst = strncmp(pat.s[i], "{file_id}", 9) == 0 ? r->file_id
-									   : r->container_id;
+			                                                   : r->container_id;
 			if (!id_ok(seg->s[i], seg->len[i])) {
 				*bad = strncmp(pat.s[i], "{file_id}", 9) == 0 ? "file_id"
-									       : "container_id";
+				                                              : "container_id";
 				continue;
 			}
 			snprintf(dst, ID_MAX + 1, "%.*s", (int)seg->len[i], seg->s[i]);
 		} else if (pat.len[i] != seg->len[i] ||
-			   memcmp(pat.s[i], seg->s[i], pat.len[i]) != 0) {
+		           memcmp(pat.s[i], seg->s[i], pat.len[i]) != 0) {
 			return 0;
 		}
 	}
@@ -144,7 +144,7 @@ front_route(struct request *r)
 		if (path_match == NULL)
 			path_match = rt;
 		o += (size_t)snprintf(allowed + o, sizeof(allowed) - o, "%s%s", o ? ", " : "",
-				      rt->method);
+		                      rt->method);
 	}
 	if (path_match == NULL) {
 		snprintf(msg, sizeof(msg), "no such route: %s %s", r->method, r->path);
@@ -153,14 +153,14 @@ front_route(struct request *r)
 	}
 	if (strcmp(path_match->method, r->method) != 0) {
 		snprintf(msg, sizeof(msg), "%s is not allowed on %s; allowed: %s", r->method,
-			 r->path, allowed);
+		         r->path, allowed);
 		reply_error(r, 405, ERR_INVALID, NULL, "method_not_allowed", msg);
 		return -1;
 	}
 	r->route = path_match;
 	if (bad) {
 		snprintf(msg, sizeof(msg),
-			 "%s in the path must be 1 to %d letters, digits, '_' or '-'", bad, ID_MAX);
+		         "%s in the path must be 1 to %d letters, digits, '_' or '-'", bad, ID_MAX);
 		reply_error(r, 400, ERR_INVALID, bad, "invalid_path_parameter", msg);
 		return -1;
 	}

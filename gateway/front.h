@@ -12,8 +12,8 @@
 struct request;
 
 enum front_body {
-	FRONT_BODY_NONE,  /* the operation takes no body */
-	FRONT_BODY_JSON,  /* buffered whole, up to limits.max_body_bytes */
+	FRONT_BODY_NONE, /* the operation takes no body */
+	FRONT_BODY_JSON, /* buffered whole, up to limits.max_body_bytes */
 };
 
 /*

@@ -34,9 +34,9 @@ struct httpmsg_head {
 
 	/* Derived from the headers. */
 	int64_t content_length; /* -1 when absent */
-	int chunked;		/* Transfer-Encoding: chunked */
-	int keep_alive;		/* the connection may carry another request */
-	int expect_continue;	/* Expect: 100-continue */
+	int chunked;            /* Transfer-Encoding: chunked */
+	int keep_alive;         /* the connection may carry another request */
+	int expect_continue;    /* Expect: 100-continue */
 };
 
 /*
@@ -54,7 +54,7 @@ struct httpmsg_head {
  * after the head (a body, a pipelined request) are left alone.
  */
 ssize_t httpmsg_parse(const char *buf, size_t len, size_t max_head, struct httpmsg_head *h,
-		      struct err *e);
+                      struct err *e);
 
 /* The value of the first header called name (case-insensitive), or NULL;
  * *len receives its length. */
@@ -75,7 +75,7 @@ void httpmsg_chunked_free(struct httpmsg_chunked *c);
  * checked and dropped.
  */
 int httpmsg_chunked_feed(struct httpmsg_chunked *c, const char *in, size_t len, size_t *consumed,
-			 void (*emit)(void *arg, const char *data, size_t n), void *arg,
-			 struct err *e);
+                         void (*emit)(void *arg, const char *data, size_t n), void *arg,
+                         struct err *e);
 
 #endif

@@ -5,8 +5,8 @@
 
 #include "secmem.h"
 
-#define PATH_DEPTH 32	/* frames tracked when locating an error */
-#define KEY_MAX	   128	/* longest key shown in a path */
+#define PATH_DEPTH 32  /* frames tracked when locating an error */
+#define KEY_MAX    128 /* longest key shown in a path */
 
 size_t
 jsondoc_path_push_key(char *dst, size_t n, const char *key)
@@ -192,12 +192,12 @@ jsondoc_parse(const char *buf, size_t len, struct err *e)
 
 	if (len == 0) {
 		err_set(e, 400, ERR_INVALID, "invalid_json", NULL,
-			"request body is empty; send a JSON object");
+		        "request body is empty; send a JSON object");
 		return NULL;
 	}
 	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
 		err_set(e, 400, ERR_INVALID, "invalid_json", NULL,
-			"request body starts with a byte order mark; send UTF-8 JSON without one");
+		        "request body starts with a byte order mark; send UTF-8 JSON without one");
 		return NULL;
 	}
 
@@ -208,14 +208,14 @@ jsondoc_parse(const char *buf, size_t len, struct err *e)
 			return doc;
 		json_decref(doc);
 		err_set(e, 400, ERR_INVALID, "invalid_json", NULL,
-			       "body must be a JSON object, not an array");
+		        "body must be a JSON object, not an array");
 		return NULL;
 	}
 
 	/* jansson 2.14 reports a failed allocation as a syntax error. */
 	if (secmem_failures() != oom_before) {
 		err_set(e, 503, ERR_INTERNAL, "out_of_memory", NULL,
-			"the gateway ran out of memory reading the body; try again");
+		        "the gateway ran out of memory reading the body; try again");
 		return NULL;
 	}
 
@@ -230,53 +230,53 @@ jsondoc_parse(const char *buf, size_t len, struct err *e)
 
 			err_quote(q, sizeof(q), key, strlen(key));
 			err_set(e, 400, ERR_INVALID, "duplicate_key", path,
-				"key %s appears more than once in the same object (line %d, column "
-				"%d); each key may appear once",
-				q, je.line, je.column);
+			        "key %s appears more than once in the same object (line %d, column "
+			        "%d); each key may appear once",
+			        q, je.line, je.column);
 		} else {
 			err_set(e, 400, ERR_INVALID, "duplicate_key", path,
-				"a key appears more than once in the same object (line %d, column "
-				"%d); each key may appear once",
-				je.line, je.column);
+			        "a key appears more than once in the same object (line %d, column "
+			        "%d); each key may appear once",
+			        je.line, je.column);
 		}
 		break;
 	case json_error_invalid_utf8:
 		err_set(e, 400, ERR_INVALID, "invalid_json", path,
-			"body is not valid UTF-8 at byte %zu; send UTF-8 encoded JSON", pos);
+		        "body is not valid UTF-8 at byte %zu; send UTF-8 encoded JSON", pos);
 		break;
 	case json_error_null_character:
 		err_set(e, 400, ERR_INVALID, "invalid_json", path,
-			"strings may not contain \\u0000 (line %d, column %d)", je.line, je.column);
+		        "strings may not contain \\u0000 (line %d, column %d)", je.line, je.column);
 		break;
 	case json_error_numeric_overflow:
 		err_set(e, 400, ERR_INVALID, "invalid_json", path,
-			"number out of range (line %d, column %d); integers must fit in 64 bits "
-			"and reals in a double",
-			je.line, je.column);
+		        "number out of range (line %d, column %d); integers must fit in 64 bits "
+		        "and reals in a double",
+		        je.line, je.column);
 		break;
 	case json_error_stack_overflow:
 		err_set(e, 400, ERR_INVALID, "invalid_json", NULL,
-			"JSON is nested too deeply (line %d, column %d)", je.line, je.column);
+		        "JSON is nested too deeply (line %d, column %d)", je.line, je.column);
 		break;
 	case json_error_end_of_input_expected:
 		err_set(e, 400, ERR_INVALID, "invalid_json", NULL,
-			"unexpected data after the JSON object (line %d, column %d); send exactly "
-			"one JSON object",
-			je.line, je.column);
+		        "unexpected data after the JSON object (line %d, column %d); send exactly "
+		        "one JSON object",
+		        je.line, je.column);
 		break;
 	case json_error_premature_end_of_input:
 		err_set(e, 400, ERR_INVALID, "invalid_json", path,
-			"body ends before the JSON is complete");
+		        "body ends before the JSON is complete");
 		break;
 	case json_error_out_of_memory:
 		err_set(e, 500, ERR_INTERNAL, "out_of_memory", NULL,
-			"the gateway ran out of memory parsing the request");
+		        "the gateway ran out of memory parsing the request");
 		break;
 	default:
 		err_set(e, 400, ERR_INVALID, "invalid_json", path,
-			"invalid JSON at line %d, column %d (NaN, Infinity, comments, single "
-			"quotes and trailing commas are not JSON)",
-			je.line, je.column);
+		        "invalid JSON at line %d, column %d (NaN, Infinity, comments, single "
+		        "quotes and trailing commas are not JSON)",
+		        je.line, je.column);
 		break;
 	}
 	return NULL;

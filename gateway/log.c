@@ -36,7 +36,7 @@ log_rfc3339(char *dst, size_t n)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	snprintf(dst, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
 }
 
 void
@@ -54,13 +54,13 @@ log_msg(enum log_level level, const char *request_id, const char *fmt, ...)
 	va_end(ap);
 	log_rfc3339(ts, sizeof(ts));
 	rec = json_pack("{s:s, s:s, s:s*, s:s}", "ts", ts, "level", names[level], "request_id",
-			request_id, "msg", msg);
+	                request_id, "msg", msg);
 	if (rec)
 		n = json_dumpb(rec, line, sizeof(line) - 1, JSON_COMPACT);
 	json_decref(rec);
 	if (n == 0 || n >= sizeof(line) - 1)
-		n = (size_t)snprintf(line, sizeof(line), "{\"level\":\"%s\",\"msg\":\"(unloggable)\"}",
-				     names[level]);
+		n = (size_t)snprintf(line, sizeof(line),
+		                     "{\"level\":\"%s\",\"msg\":\"(unloggable)\"}", names[level]);
 	line[n] = '\n';
 	(void)!write(STDERR_FILENO, line, n + 1);
 }

@@ -21,7 +21,7 @@ void log_rfc3339(char *dst, size_t n);
 
 /* request_id may be NULL. */
 void log_msg(enum log_level level, const char *request_id, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 #define log_info(...)  log_msg(LOG_INFO, NULL, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, NULL, __VA_ARGS__)

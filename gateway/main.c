@@ -14,19 +14,19 @@
 #include "server.h"
 
 static const char usage[] = "usage: gateway --config FILE [--check]\n"
-			    "       gateway --version | --help\n";
+                            "       gateway --version | --help\n";
 
 static const char help[] =
-	"A policy-enforcing gateway for the OpenAI Containers API.\n"
-	"\n"
-	"  --config FILE  the gateway's JSON configuration (it names the policy file)\n"
-	"  --check        validate the configuration and its policy, print\n"
-	"                 \"configuration OK\" or every error, and exit\n"
-	"  --version      print the version and exit\n"
-	"  --help         print this help and exit\n"
-	"\n"
-	"Exit status: 0 on success, 1 when the configuration is invalid or the\n"
-	"gateway cannot start, 2 for a usage error.\n";
+        "A policy-enforcing gateway for the OpenAI Containers API.\n"
+        "\n"
+        "  --config FILE  the gateway's JSON configuration (it names the policy file)\n"
+        "  --check        validate the configuration and its policy, print\n"
+        "                 \"configuration OK\" or every error, and exit\n"
+        "  --version      print the version and exit\n"
+        "  --help         print this help and exit\n"
+        "\n"
+        "Exit status: 0 on success, 1 when the configuration is invalid or the\n"
+        "gateway cannot start, 2 for a usage error.\n";
 
 static void
 print_errors(const struct errlist *errs)
@@ -43,9 +43,11 @@ int
 main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
-		{"version", no_argument, NULL, 'v'},	  {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'},
+	        {"check", no_argument, NULL, 'k'},
+	        {"version", no_argument, NULL, 'v'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	static struct errlist errs;
 	const char *config = NULL;
@@ -70,7 +72,7 @@ main(int argc, char **argv)
 			return 0;
 		default:
 			fprintf(stderr, "gateway: unknown or incomplete option '%s'\n%s",
-				argv[optind - 1], usage);
+			        argv[optind - 1], usage);
 			return 2;
 		}
 	}
@@ -86,7 +88,7 @@ main(int argc, char **argv)
 	secmem_harden_process();
 	secmem_init();
 	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, secmem_alloc, secmem_free, secmem_realloc,
-				 secmem_strdup, secmem_calloc) != CURLE_OK) {
+	                         secmem_strdup, secmem_calloc) != CURLE_OK) {
 		fprintf(stderr, "gateway: cannot initialise libcurl\n");
 		return 1;
 	}

@@ -44,24 +44,23 @@ static const char *const violation_modes[] = {"log", "block", NULL};
 /* Every policy key and its default. Defaults are restrictive: an empty
  * policy allows a 1g container with no network, skills or files beyond 100. */
 static const struct confkey policy_keys[] = {
-	{"memory_limit.max", CT_ENUM, K(mem_max), "1g", .enumv = memory_sizes},
-	{"memory_limit.default", CT_ENUM, K(mem_default), NULL, .enumv = memory_sizes},
-	{"memory_limit.on_exceed", CT_ENUM, K(mem_on_exceed), "reject", .enumv = on_exceed},
-	{"network_policy.allowed_domains", CT_STRLIST, K(domains), .def_json = "[]"},
-	{"network_policy.allow_domain_secrets", CT_BOOL, K(allow_secrets), .def_int = 0},
-	{"network_policy.allow_wildcards", CT_BOOL, K(allow_wildcards), .def_int = 0},
-	{"network_policy.default", CT_JSON, K(np_default), .def_json = "{\"type\":\"disabled\"}"},
-	{"expires_after.max_minutes", CT_INT, K(exp_max), .def_int = 1440, .min = 1,
-	 .max = 525600},
-	{"expires_after.default_minutes", CT_INT, K(exp_default), .def_int = 20, .min = 1,
-	 .max = 525600},
-	{"skills.allowed_skill_ids", CT_STRLIST, K(skill_ids), .def_json = "[]"},
-	{"skills.allow_inline", CT_BOOL, K(allow_inline), .def_int = 0},
-	{"skills.max_inline_bytes", CT_INT, K(max_inline_bytes), .def_int = INLINE_MAX, .min = 0,
-	 .max = INLINE_MAX},
-	{"file_ids.max_count", CT_INT, K(max_file_ids), .def_int = 100, .min = 0, .max = 100000},
-	{"on_upstream_violation", CT_ENUM, K(on_violation), "block", .enumv = violation_modes},
-	{NULL},
+        {"memory_limit.max", CT_ENUM, K(mem_max), "1g", .enumv = memory_sizes},
+        {"memory_limit.default", CT_ENUM, K(mem_default), NULL, .enumv = memory_sizes},
+        {"memory_limit.on_exceed", CT_ENUM, K(mem_on_exceed), "reject", .enumv = on_exceed},
+        {"network_policy.allowed_domains", CT_STRLIST, K(domains), .def_json = "[]"},
+        {"network_policy.allow_domain_secrets", CT_BOOL, K(allow_secrets), .def_int = 0},
+        {"network_policy.allow_wildcards", CT_BOOL, K(allow_wildcards), .def_int = 0},
+        {"network_policy.default", CT_JSON, K(np_default), .def_json = "{\"type\":\"disabled\"}"},
+        {"expires_after.max_minutes", CT_INT, K(exp_max), .def_int = 1440, .min = 1, .max = 525600},
+        {"expires_after.default_minutes", CT_INT, K(exp_default), .def_int = 20, .min = 1,
+         .max = 525600},
+        {"skills.allowed_skill_ids", CT_STRLIST, K(skill_ids), .def_json = "[]"},
+        {"skills.allow_inline", CT_BOOL, K(allow_inline), .def_int = 0},
+        {"skills.max_inline_bytes", CT_INT, K(max_inline_bytes), .def_int = INLINE_MAX, .min = 0,
+         .max = INLINE_MAX},
+        {"file_ids.max_count", CT_INT, K(max_file_ids), .def_int = 100, .min = 0, .max = 100000},
+        {"on_upstream_violation", CT_ENUM, K(on_violation), "block", .enumv = violation_modes},
+        {NULL},
 };
 
 int
@@ -76,7 +75,7 @@ policy_memory_rank(const char *size)
 }
 
 static void adjust(struct policy_result *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 
 static void
 adjust(struct policy_result *r, const char *fmt, ...)
@@ -90,9 +89,8 @@ adjust(struct policy_result *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int
-deny(struct policy_result *r, const char *code, const char *param, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+static int deny(struct policy_result *r, const char *code, const char *param, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 
 static int
 deny(struct policy_result *r, const char *code, const char *param, const char *fmt, ...)
@@ -111,7 +109,7 @@ static int
 oom(struct policy_result *r)
 {
 	return err_set(&r->err, 503, ERR_INTERNAL, "out_of_memory", NULL,
-		       "the gateway ran out of memory applying the policy; try again");
+	               "the gateway ran out of memory applying the policy; try again");
 }
 
 /* "a, b, c" from the policy's patterns, for messages; at most six. */
@@ -162,13 +160,13 @@ apply_memory(const struct policy *p, json_t *doc, struct policy_result *r)
 		adjust(r, "memory_limit \"%s\" lowered to this organization's maximum \"%s\"", want,
 		       memory_sizes[p->mem_max_rank]);
 		if (json_object_set_new(doc, "memory_limit",
-					json_string(memory_sizes[p->mem_max_rank])) < 0)
+		                        json_string(memory_sizes[p->mem_max_rank])) < 0)
 			return oom(r);
 		return 0;
 	}
 	return deny(r, "memory_limit_exceeded", "memory_limit",
-		    "memory_limit \"%s\" exceeds this organization's maximum \"%s\"", want,
-		    memory_sizes[p->mem_max_rank]);
+	            "memory_limit \"%s\" exceeds this organization's maximum \"%s\"", want,
+	            memory_sizes[p->mem_max_rank]);
 }
 
 static int
@@ -179,8 +177,8 @@ apply_expiry(const struct policy *p, json_t *doc, struct policy_result *r)
 
 	if (v == NULL) {
 		if (json_object_set_new(doc, "expires_after",
-					json_pack("{s:s, s:I}", "anchor", "last_active_at", "minutes",
-						  (json_int_t)p->exp_default)) < 0)
+		                        json_pack("{s:s, s:I}", "anchor", "last_active_at",
+		                                  "minutes", (json_int_t)p->exp_default)) < 0)
 			return oom(r);
 		adjust(r, "expires_after set to this organization's default of %lld minutes",
 		       p->exp_default);
@@ -188,10 +186,11 @@ apply_expiry(const struct policy *p, json_t *doc, struct policy_result *r)
 	}
 	minutes = json_integer_value(json_object_get(v, "minutes"));
 	if (minutes > p->exp_max)
-		return deny(r, "expires_after_exceeded", "expires_after.minutes",
-			    "expires_after.minutes %lld exceeds this organization's maximum of %lld "
-			    "minutes",
-			    (long long)minutes, p->exp_max);
+		return deny(
+		        r, "expires_after_exceeded", "expires_after.minutes",
+		        "expires_after.minutes %lld exceeds this organization's maximum of %lld "
+		        "minutes",
+		        (long long)minutes, p->exp_max);
 	return 0;
 }
 
@@ -204,22 +203,24 @@ apply_domains(const struct policy *p, json_t *domains, struct policy_result *r)
 	json_t *d;
 	size_t i;
 
-	json_array_foreach(domains, i, d) {
+	json_array_foreach(domains, i, d)
+	{
 		const char *s = json_string_value(d);
 		size_t len = json_string_length(d);
 
 		snprintf(param, sizeof(param), "network_policy.allowed_domains[%zu]", i);
 		if (domain_normalize(s, len, p->allow_wildcards, norm, &why) < 0)
 			return deny(r, "domain_invalid", param,
-				    "%s %s is not a plain DNS hostname: %s", param,
-				    err_quote(q, sizeof(q), s, len), why);
+			            "%s %s is not a plain DNS hostname: %s", param,
+			            err_quote(q, sizeof(q), s, len), why);
 		if (!policy_covers(p, norm)) {
 			list_patterns(p, allowed, sizeof(allowed));
 			return deny(r, "domain_not_allowed", param,
-				    "%s \"%s\" is not allowed by this organization's policy; %s%s",
-				    param, norm,
-				    p->npatterns ? "allowed domains are " : "no domains are allowed",
-				    allowed);
+			            "%s \"%s\" is not allowed by this organization's policy; %s%s",
+			            param, norm,
+			            p->npatterns ? "allowed domains are "
+			                         : "no domains are allowed",
+			            allowed);
 		}
 		if (json_array_set_new(domains, i, json_string(norm)) < 0)
 			return oom(r);
@@ -242,29 +243,32 @@ apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 		return 0;
 	if (!p->allow_secrets)
 		return deny(r, "domain_secrets_not_allowed", "network_policy.domain_secrets",
-			    "network_policy.domain_secrets is not allowed by this organization's "
-			    "policy; remove the secrets from the request");
-	json_array_foreach(secrets, i, s) {
+		            "network_policy.domain_secrets is not allowed by this organization's "
+		            "policy; remove the secrets from the request");
+	json_array_foreach(secrets, i, s)
+	{
 		json_t *dom = json_object_get(s, "domain");
 
 		snprintf(param, sizeof(param), "network_policy.domain_secrets[%zu].domain", i);
 		if (domain_normalize(json_string_value(dom), json_string_length(dom), 0, norm,
-				     &why) < 0)
+		                     &why) < 0)
 			return deny(r, "domain_invalid", param,
-				    "%s %s is not a plain DNS hostname: %s", param,
-				    err_quote(q, sizeof(q), json_string_value(dom),
-					      json_string_length(dom)),
-				    why);
+			            "%s %s is not a plain DNS hostname: %s", param,
+			            err_quote(q, sizeof(q), json_string_value(dom),
+			                      json_string_length(dom)),
+			            why);
 		listed = 0;
-		json_array_foreach(domains, j, d) {
+		json_array_foreach(domains, j, d)
+		{
 			if (domain_match(json_string_value(d), norm))
 				listed = 1;
 		}
 		if (!listed)
-			return deny(r, "secret_domain_not_allowed", param,
-				    "%s \"%s\" is not in network_policy.allowed_domains; a secret may "
-				    "only be sent to an allowed domain",
-				    param, norm);
+			return deny(
+			        r, "secret_domain_not_allowed", param,
+			        "%s \"%s\" is not in network_policy.allowed_domains; a secret may "
+			        "only be sent to an allowed domain",
+			        param, norm);
 		/* Every request domain passed the policy already, so a secret
 		 * domain they cover is covered by the policy too. */
 		if (json_object_set_new(s, "domain", json_string(norm)) < 0)
@@ -301,7 +305,8 @@ skill_allowed(const struct policy *p, const char *id)
 
 	if (p->any_skill)
 		return 1;
-	json_array_foreach(p->skill_ids, i, v) {
+	json_array_foreach(p->skill_ids, i, v)
+	{
 		if (strcmp(json_string_value(v), id) == 0)
 			return 1;
 	}
@@ -328,7 +333,8 @@ apply_skills(const struct policy *p, json_t *doc, struct policy_result *r)
 	char param[64], q[96];
 	size_t i;
 
-	json_array_foreach(skills, i, sk) {
+	json_array_foreach(skills, i, sk)
+	{
 		const char *type = json_string_value(json_object_get(sk, "type"));
 
 		if (strcmp(type, "skill_reference") == 0) {
@@ -337,26 +343,28 @@ apply_skills(const struct policy *p, json_t *doc, struct policy_result *r)
 			snprintf(param, sizeof(param), "skills[%zu].skill_id", i);
 			if (!skill_allowed(p, json_string_value(id)))
 				return deny(r, "skill_not_allowed", param,
-					    "%s %s is not in this organization's allowed skills",
-					    param,
-					    err_quote(q, sizeof(q), json_string_value(id),
-						      json_string_length(id)));
+				            "%s %s is not in this organization's allowed skills",
+				            param,
+				            err_quote(q, sizeof(q), json_string_value(id),
+				                      json_string_length(id)));
 		} else {
 			json_t *data = json_object_get(json_object_get(sk, "source"), "data");
-			long long size =
-				base64_decoded_size(json_string_value(data), json_string_length(data));
+			long long size = base64_decoded_size(json_string_value(data),
+			                                     json_string_length(data));
 
 			snprintf(param, sizeof(param), "skills[%zu]", i);
 			if (!p->allow_inline)
-				return deny(r, "inline_skill_not_allowed", param,
-					    "%s is an inline skill, which this organization's policy "
-					    "does not allow; reference an uploaded skill by skill_id",
-					    param);
+				return deny(
+				        r, "inline_skill_not_allowed", param,
+				        "%s is an inline skill, which this organization's policy "
+				        "does not allow; reference an uploaded skill by skill_id",
+				        param);
 			if (size > p->max_inline_bytes)
-				return deny(r, "inline_skill_too_large", param,
-					    "%s is an inline skill of %lld bytes; this organization "
-					    "allows at most %lld",
-					    param, size, p->max_inline_bytes);
+				return deny(
+				        r, "inline_skill_too_large", param,
+				        "%s is an inline skill of %lld bytes; this organization "
+				        "allows at most %lld",
+				        param, size, p->max_inline_bytes);
 		}
 	}
 	return 0;
@@ -369,8 +377,8 @@ apply_files(const struct policy *p, json_t *doc, struct policy_result *r)
 
 	if ((long long)n > p->max_file_ids)
 		return deny(r, "too_many_file_ids", "file_ids",
-			    "file_ids lists %zu files; this organization allows at most %lld", n,
-			    p->max_file_ids);
+		            "file_ids lists %zu files; this organization allows at most %lld", n,
+		            p->max_file_ids);
 	return 0;
 }
 
@@ -406,16 +414,17 @@ compile_domains(struct policy *p, const char *file, struct errlist *errs)
 		errlist_add(errs, file, NULL, "out of memory");
 		return;
 	}
-	json_array_foreach(p->domains, i, v) {
+	json_array_foreach(p->domains, i, v)
+	{
 		snprintf(at, sizeof(at), "network_policy.allowed_domains[%zu]", i);
 		if (strcmp(json_string_value(v), "*") == 0) {
 			p->any_domain = 1;
 			continue;
 		}
 		if (domain_normalize(json_string_value(v), json_string_length(v), 1,
-				     p->patterns[p->npatterns], &why) < 0)
+		                     p->patterns[p->npatterns], &why) < 0)
 			errlist_add(errs, file, at,
-				    "not a DNS hostname, a \"*.\" pattern or \"*\": %s", why);
+			            "not a DNS hostname, a \"*.\" pattern or \"*\": %s", why);
 		else
 			p->npatterns++;
 	}
@@ -474,25 +483,27 @@ policy_new(const json_t *doc, const char *file, struct errlist *errs)
 		errlist_add(errs, file, NULL, "a policy must be a JSON object");
 		goto fail;
 	}
-	if (conftable_read(policy_keys, p, doc, file, errs) < 0)
-		goto fail;
+	/* Keys that failed to read are left NULL; the checks below skip them
+	 * and go on, so one --check run reports every problem. */
+	(void)conftable_read(policy_keys, p, doc, file, errs);
 
 	p->mem_max_rank = policy_memory_rank(p->mem_max);
 	p->mem_default_rank = p->mem_default ? policy_memory_rank(p->mem_default) : 0;
-	if (p->mem_default_rank > p->mem_max_rank)
-		errlist_add(errs, file, "memory_limit.default", "\"%s\" exceeds memory_limit.max \"%s\"",
-			    p->mem_default, p->mem_max);
-	p->clamp = strcmp(p->mem_on_exceed, "clamp") == 0;
-	p->mode = strcmp(p->on_violation, "block") == 0 ? POLICY_VIOLATION_BLOCK
-							 : POLICY_VIOLATION_LOG;
+	if (p->mem_max && p->mem_default_rank > p->mem_max_rank)
+		errlist_add(errs, file, "memory_limit.default",
+		            "\"%s\" exceeds memory_limit.max \"%s\"", p->mem_default, p->mem_max);
+	p->clamp = p->mem_on_exceed && strcmp(p->mem_on_exceed, "clamp") == 0;
+	p->mode = p->on_violation && strcmp(p->on_violation, "log") == 0 ? POLICY_VIOLATION_LOG
+	                                                                 : POLICY_VIOLATION_BLOCK;
 	/* An unwritten default follows a smaller maximum rather than clash. */
 	if (p->exp_default > p->exp_max && !conftable_has(doc, "expires_after.default_minutes"))
 		p->exp_default = p->exp_max;
 	if (p->exp_default > p->exp_max)
 		errlist_add(errs, file, "expires_after.default_minutes",
-			    "%lld exceeds expires_after.max_minutes %lld", p->exp_default,
-			    p->exp_max);
-	json_array_foreach(p->skill_ids, i, v) {
+		            "%lld exceeds expires_after.max_minutes %lld", p->exp_default,
+		            p->exp_max);
+	json_array_foreach(p->skill_ids, i, v)
+	{
 		const char *id = json_string_value(v);
 
 		if (strcmp(id, "*") == 0)
@@ -501,7 +512,8 @@ policy_new(const json_t *doc, const char *file, struct errlist *errs)
 			char at[64];
 
 			snprintf(at, sizeof(at), "skills.allowed_skill_ids[%zu]", i);
-			errlist_add(errs, file, at, "must be a skill id of 1 to 64 characters, or \"*\"");
+			errlist_add(errs, file, at,
+			            "must be a skill id of 1 to 64 characters, or \"*\"");
 		}
 	}
 	compile_domains(p, file, errs);
@@ -523,7 +535,8 @@ policy_load(const char *path, struct errlist *errs)
 
 	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 	if (doc == NULL) {
-		errlist_add(errs, path, NULL, "line %d, column %d: %s", je.line, je.column, je.text);
+		errlist_add(errs, path, NULL, "line %d, column %d: %s", je.line, je.column,
+		            je.text);
 		return NULL;
 	}
 	p = policy_new(doc, path, errs);

@@ -17,7 +17,7 @@
 struct policy;
 
 enum policy_violation_mode {
-	POLICY_VIOLATION_LOG,	/* audit the mismatch, relay the answer */
+	POLICY_VIOLATION_LOG,   /* audit the mismatch, relay the answer */
 	POLICY_VIOLATION_BLOCK, /* audit it and answer 502 instead */
 };
 

@@ -19,7 +19,7 @@
 
 /* Client headers that go upstream; everything else stays here. */
 static const char *const forwarded_headers[] = {"Authorization", "OpenAI-Organization",
-						 "OpenAI-Project", NULL};
+                                                "OpenAI-Project", NULL};
 
 #define MAX_UP_HEADERS 8
 #define HEADER_LINE    1024
@@ -84,7 +84,7 @@ fail_upstream(struct request *r, const struct upstream_res *res)
 		break;
 	case UPSTREAM_TOO_LARGE:
 		reply_error(r, 502, ERR_UPSTREAM, NULL, "upstream_response_too_large",
-			    "the upstream's answer exceeded upstream.max_response_bytes");
+		            "the upstream's answer exceeded upstream.max_response_bytes");
 		break;
 	default:
 		snprintf(msg, sizeof(msg), "the upstream could not be reached (%s)", res->error);
@@ -102,9 +102,10 @@ block_violation(struct request *r)
 	size_t i;
 
 	o = (size_t)snprintf(msg, sizeof(msg),
-			     "the upstream created a container that does not match what was "
-			     "asked for, so this gateway withheld it:");
-	json_array_foreach(r->violations, i, v) {
+	                     "the upstream created a container that does not match what was "
+	                     "asked for, so this gateway withheld it:");
+	json_array_foreach(r->violations, i, v)
+	{
 		line = json_dumps(v, JSON_COMPACT);
 		if (line && o < sizeof(msg))
 			o += (size_t)snprintf(msg + o, sizeof(msg) - o, " %s", line);
@@ -144,11 +145,11 @@ on_create_done(const struct upstream_res *res, void *arg)
 		return;
 	}
 	snprintf(r->audit_container_id, sizeof(r->audit_container_id), "%s",
-		 json_string_value(json_object_get(container, "id")));
+	         json_string_value(json_object_get(container, "id")));
 	json_decref(container);
 	if (json_array_size(r->violations) > 0) {
 		log_msg(LOG_WARN, r->id, "upstream violation on container %s",
-			r->audit_container_id);
+		        r->audit_container_id);
 		if (policy_violation_mode(server_policy(r->srv)) == POLICY_VIOLATION_BLOCK) {
 			block_violation(r);
 			return;
@@ -182,8 +183,8 @@ proxy_create(struct request *r)
 	err_clear(&e);
 	if (!json_content_type(r)) {
 		reply_error(r, 415, ERR_INVALID, NULL, "unsupported_media_type",
-			    "POST /v1/containers takes a JSON body; send Content-Type: "
-			    "application/json");
+		            "POST /v1/containers takes a JSON body; send Content-Type: "
+		            "application/json");
 		return;
 	}
 	r->doc = jsondoc_parse(r->body, r->body_len, &e);
@@ -211,7 +212,7 @@ proxy_create(struct request *r)
 	r->forward = json_dumps(r->doc, JSON_COMPACT);
 	if (r->forward == NULL) {
 		reply_error(r, 503, ERR_INTERNAL, NULL, "out_of_memory",
-			    "the gateway is out of memory; try again");
+		            "the gateway is out of memory; try again");
 		return;
 	}
 	r->forward_len = strlen(r->forward);

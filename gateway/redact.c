@@ -17,7 +17,8 @@ redact_secret(const json_t *secret)
 		return NULL;
 	/* Only the name and domain survive, and only as strings; any other
 	 * member could be a misplaced secret. */
-	json_object_foreach((json_t *)(uintptr_t)secret, key, v) {
+	json_object_foreach((json_t *)(uintptr_t)secret, key, v)
+	{
 		if ((strcmp(key, "domain") == 0 || strcmp(key, "name") == 0) && json_is_string(v))
 			json_object_set_new(out, key, json_deep_copy(v));
 		else if (strcmp(key, "value") == 0)
@@ -38,7 +39,8 @@ redact_network_policy(const json_t *np)
 	out = json_object();
 	if (out == NULL)
 		return NULL;
-	json_object_foreach((json_t *)(uintptr_t)np, key, v) {
+	json_object_foreach((json_t *)(uintptr_t)np, key, v)
+	{
 		if (strcmp(key, "domain_secrets") != 0) {
 			json_object_set_new(out, key, json_deep_copy(v));
 			continue;
@@ -50,9 +52,10 @@ redact_network_policy(const json_t *np)
 			continue;
 		}
 		list = json_array();
-		json_array_foreach(v, i, s) {
+		json_array_foreach(v, i, s)
+		{
 			json_array_append_new(list, json_is_object(s) ? redact_secret(s)
-								      : json_string(REDACT_MARKER));
+			                                              : json_string(REDACT_MARKER));
 		}
 		json_object_set_new(out, key, list);
 	}
@@ -66,7 +69,8 @@ redact_wipe_secrets(json_t *doc)
 	size_t i;
 
 	secrets = json_object_get(json_object_get(doc, "network_policy"), "domain_secrets");
-	json_array_foreach(secrets, i, s) {
+	json_array_foreach(secrets, i, s)
+	{
 		v = json_object_get(s, "value");
 		if (json_is_string(v))
 			secmem_wipe((void *)(uintptr_t)json_string_value(v), json_string_length(v));

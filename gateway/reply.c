@@ -58,7 +58,7 @@ finish(struct request *r, int status, const char *decision, const char *code, co
 	headers[n++] = ct;
 	/* The upstream's id when it gave one, so support tickets match. */
 	snprintf(rid, sizeof(rid), "x-request-id: %s",
-		 r->upstream_request_id[0] ? r->upstream_request_id : r->id);
+	         r->upstream_request_id[0] ? r->upstream_request_id : r->id);
 	headers[n++] = rid;
 	if (retry_after && *retry_after) {
 		snprintf(ra, sizeof(ra), "Retry-After: %s", retry_after);
@@ -72,22 +72,22 @@ finish(struct request *r, int status, const char *decision, const char *code, co
 
 void
 reply_error(struct request *r, int status, const char *type, const char *param, const char *code,
-	    const char *message)
+            const char *message)
 {
 	json_t *doc;
 	char buf[2048];
 	size_t len = 0;
 
 	doc = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", message, "type", type,
-			"param", param && *param ? param : NULL, "code", code);
+	                "param", param && *param ? param : NULL, "code", code);
 	if (doc)
 		len = json_dumpb(doc, buf, sizeof(buf), JSON_COMPACT);
 	json_decref(doc);
 	if (len == 0 || len > sizeof(buf))
 		len = (size_t)snprintf(buf, sizeof(buf),
-				       "{\"error\":{\"message\":\"request failed\",\"type\":\"%s\","
-				       "\"param\":null,\"code\":null}}",
-				       type);
+		                       "{\"error\":{\"message\":\"request failed\",\"type\":\"%s\","
+		                       "\"param\":null,\"code\":null}}",
+		                       type);
 	finish(r, status, status >= 500 ? "error" : "deny", code, param, message,
 	       "application/json", buf, len, NULL);
 }
@@ -96,7 +96,7 @@ void
 reply_err(struct request *r, const struct err *e)
 {
 	reply_error(r, e->status ? e->status : 500, e->type ? e->type : ERR_INTERNAL, e->param,
-		    e->code, e->message);
+	            e->code, e->message);
 }
 
 void

@@ -16,7 +16,7 @@ struct upstream_res;
 
 /* Answers with the error shape. param and code may be NULL. */
 void reply_error(struct request *r, int status, const char *type, const char *param,
-		 const char *code, const char *message);
+                 const char *code, const char *message);
 
 /* reply_error from a filled struct err. */
 void reply_err(struct request *r, const struct err *e);

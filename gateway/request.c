@@ -19,7 +19,7 @@ make_id(char *dst, size_t n)
 	if (id_prefix == 0 && RAND_bytes((unsigned char *)&id_prefix, sizeof(id_prefix)) != 1)
 		id_prefix = (uint64_t)time(NULL) * 2654435761u;
 	snprintf(dst, n, "req_%016llx%016llx", (unsigned long long)id_prefix,
-		 (unsigned long long)++id_counter);
+	         (unsigned long long)++id_counter);
 }
 
 struct request *

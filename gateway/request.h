@@ -45,8 +45,8 @@ struct request {
 	size_t body_len, body_cap;
 
 	/* The pipeline's work. */
-	json_t *doc;	   /* the document to forward */
-	char *forward;	   /* doc serialized, as sent upstream */
+	json_t *doc;   /* the document to forward */
+	char *forward; /* doc serialized, as sent upstream */
 	size_t forward_len;
 	struct upstream_call *call;
 
@@ -65,8 +65,7 @@ struct request {
 struct request *request_new(struct server *srv, struct conn *conn, const char *client);
 
 /* Copies the parsed head (which points into buf) into the request. */
-int request_take_head(struct request *r, const char *buf, size_t len,
-		      const struct httpmsg_head *h);
+int request_take_head(struct request *r, const char *buf, size_t len, const struct httpmsg_head *h);
 
 /* Appends body bytes; -1 when memory runs out. */
 int request_append_body(struct request *r, const char *data, size_t n);

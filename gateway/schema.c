@@ -25,7 +25,7 @@ struct schema {
 
 	/* K_OBJECT: props ends with a NULL name. */
 	const struct prop *props;
-	int open;	   /* unknown keys allowed */
+	int open;          /* unknown keys allowed */
 	int null_optional; /* an optional property may be null */
 
 	/* K_ARRAY */
@@ -85,194 +85,227 @@ skill_version_ok(const char *s, size_t len)
 static const struct schema minutes = {.kind = K_INTEGER, .has_min = 1, .min = 1};
 
 static const struct schema expires_after_param = {
-	.kind = K_OBJECT,
-	.props = (const struct prop[]){{"anchor", &anchor, 1}, {"minutes", &minutes, 1}, {NULL}},
+        .kind = K_OBJECT,
+        .props = (const struct prop[]){{"anchor", &anchor, 1}, {"minutes", &minutes, 1}, {NULL}},
 };
 
 static const struct schema skill_reference_param = {
-	.kind = K_OBJECT,
-	.props = (const struct prop[]){
-		{"type", &(const struct schema){.kind = K_STRING,
-					       .enumv = (const char *const[]){"skill_reference", NULL}},
-		 1},
-		{"skill_id", &(const struct schema){.kind = K_STRING, .min_len = 1, .max_len = 64}, 1},
-		{"version",
-		 &(const struct schema){.kind = K_STRING,
-					.format = skill_version_ok,
-					.format_desc = "a positive integer of at most 18 digits, or \"latest\""},
-		 0},
-		{NULL}},
+        .kind = K_OBJECT,
+        .props =
+                (const struct prop[]){
+                        {"type",
+                         &(const struct schema){
+                                 .kind = K_STRING,
+                                 .enumv = (const char *const[]){"skill_reference", NULL}},
+                         1},
+                        {"skill_id",
+                         &(const struct schema){.kind = K_STRING, .min_len = 1, .max_len = 64}, 1},
+                        {"version",
+                         &(const struct schema){
+                                 .kind = K_STRING,
+                                 .format = skill_version_ok,
+                                 .format_desc =
+                                         "a positive integer of at most 18 digits, or \"latest\""},
+                         0},
+                        {NULL}},
 };
 
 static const struct schema inline_skill_source_param = {
-	.kind = K_OBJECT,
-	.props = (const struct prop[]){
-		{"type",
-		 &(const struct schema){.kind = K_STRING, .enumv = (const char *const[]){"base64", NULL}},
-		 1},
-		{"media_type",
-		 &(const struct schema){.kind = K_STRING,
-					.enumv = (const char *const[]){"application/zip", NULL}},
-		 1},
-		{"data", &(const struct schema){.kind = K_STRING, .min_len = 1, .max_len = 70254592}, 1},
-		{NULL}},
+        .kind = K_OBJECT,
+        .props =
+                (const struct prop[]){
+                        {"type",
+                         &(const struct schema){.kind = K_STRING,
+                                                .enumv = (const char *const[]){"base64", NULL}},
+                         1},
+                        {"media_type",
+                         &(const struct schema){
+                                 .kind = K_STRING,
+                                 .enumv = (const char *const[]){"application/zip", NULL}},
+                         1},
+                        {"data",
+                         &(const struct schema){
+                                 .kind = K_STRING, .min_len = 1, .max_len = 70254592},
+                         1},
+                        {NULL}},
 };
 
 static const struct schema inline_skill_param = {
-	.kind = K_OBJECT,
-	.props = (const struct prop[]){
-		{"type",
-		 &(const struct schema){.kind = K_STRING, .enumv = (const char *const[]){"inline", NULL}},
-		 1},
-		{"name", &any_string, 1},
-		{"description", &any_string, 1},
-		{"source", &inline_skill_source_param, 1},
-		{NULL}},
+        .kind = K_OBJECT,
+        .props = (const struct prop[]){{"type",
+                                        &(const struct schema){
+                                                .kind = K_STRING,
+                                                .enumv = (const char *const[]){"inline", NULL}},
+                                        1},
+                                       {"name", &any_string, 1},
+                                       {"description", &any_string, 1},
+                                       {"source", &inline_skill_source_param, 1},
+                                       {NULL}},
 };
 
 static const struct schema skill_param = {
-	.kind = K_ONEOF,
-	.disc = "type",
-	.variants = (const struct variant[]){{"skill_reference", &skill_reference_param},
-					     {"inline", &inline_skill_param},
-					     {NULL}},
+        .kind = K_ONEOF,
+        .disc = "type",
+        .variants = (const struct variant[]){{"skill_reference", &skill_reference_param},
+                                             {"inline", &inline_skill_param},
+                                             {NULL}},
 };
 
 static const struct schema domain_secret_param = {
-	.kind = K_OBJECT,
-	.props = (const struct prop[]){
-		{"domain", &(const struct schema){.kind = K_STRING, .min_len = 1}, 1},
-		{"name", &(const struct schema){.kind = K_STRING, .min_len = 1}, 1},
-		{"value",
-		 &(const struct schema){.kind = K_STRING, .min_len = 1, .max_len = 10485760, .secret = 1},
-		 1},
-		{NULL}},
+        .kind = K_OBJECT,
+        .props =
+                (const struct prop[]){
+                        {"domain", &(const struct schema){.kind = K_STRING, .min_len = 1}, 1},
+                        {"name", &(const struct schema){.kind = K_STRING, .min_len = 1}, 1},
+                        {"value",
+                         &(const struct schema){
+                                 .kind = K_STRING, .min_len = 1, .max_len = 10485760, .secret = 1},
+                         1},
+                        {NULL}},
 };
 
 static const struct schema network_policy_disabled_param = {
-	.kind = K_OBJECT,
-	.props = (const struct prop[]){
-		{"type",
-		 &(const struct schema){.kind = K_STRING,
-					.enumv = (const char *const[]){"disabled", NULL}},
-		 1},
-		{NULL}},
+        .kind = K_OBJECT,
+        .props = (const struct prop[]){{"type",
+                                        &(const struct schema){
+                                                .kind = K_STRING,
+                                                .enumv = (const char *const[]){"disabled", NULL}},
+                                        1},
+                                       {NULL}},
 };
 
 static const struct schema network_policy_allowlist_param = {
-	.kind = K_OBJECT,
-	.props = (const struct prop[]){
-		{"type",
-		 &(const struct schema){.kind = K_STRING,
-					.enumv = (const char *const[]){"allowlist", NULL}},
-		 1},
-		{"allowed_domains", &(const struct schema){.kind = K_ARRAY, .items = &any_string, .min_items = 1},
-		 1},
-		{"domain_secrets",
-		 &(const struct schema){.kind = K_ARRAY, .items = &domain_secret_param, .min_items = 1},
-		 0},
-		{NULL}},
+        .kind = K_OBJECT,
+        .props =
+                (const struct prop[]){
+                        {"type",
+                         &(const struct schema){.kind = K_STRING,
+                                                .enumv = (const char *const[]){"allowlist", NULL}},
+                         1},
+                        {"allowed_domains",
+                         &(const struct schema){
+                                 .kind = K_ARRAY, .items = &any_string, .min_items = 1},
+                         1},
+                        {"domain_secrets",
+                         &(const struct schema){
+                                 .kind = K_ARRAY, .items = &domain_secret_param, .min_items = 1},
+                         0},
+                        {NULL}},
 };
 
 static const struct schema network_policy_param = {
-	.kind = K_ONEOF,
-	.disc = "type",
-	.variants = (const struct variant[]){{"disabled", &network_policy_disabled_param},
-					     {"allowlist", &network_policy_allowlist_param},
-					     {NULL}},
+        .kind = K_ONEOF,
+        .disc = "type",
+        .variants = (const struct variant[]){{"disabled", &network_policy_disabled_param},
+                                             {"allowlist", &network_policy_allowlist_param},
+                                             {NULL}},
 };
 
 const struct schema schema_create_container_body = {
-	.kind = K_OBJECT,
-	.props = (const struct prop[]){
-		{"name", &any_string, 1},
-		{"file_ids", &str_array, 0},
-		{"expires_after", &expires_after_param, 0},
-		{"skills", &(const struct schema){.kind = K_ARRAY, .items = &skill_param}, 0},
-		{"memory_limit", &memory_limit, 0},
-		{"network_policy", &network_policy_param, 0},
-		{NULL}},
+        .kind = K_OBJECT,
+        .props =
+                (const struct prop[]){
+                        {"name", &any_string, 1},
+                        {"file_ids", &str_array, 0},
+                        {"expires_after", &expires_after_param, 0},
+                        {"skills", &(const struct schema){.kind = K_ARRAY, .items = &skill_param},
+                         0},
+                        {"memory_limit", &memory_limit, 0},
+                        {"network_policy", &network_policy_param, 0},
+                        {NULL}},
 };
 
 const struct schema schema_create_container_file_body = {
-	.kind = K_OBJECT,
-	.props = (const struct prop[]){{"file_id", &any_string, 0}, {NULL}},
+        .kind = K_OBJECT,
+        .props = (const struct prop[]){{"file_id", &any_string, 0}, {NULL}},
 };
 
 /* --- Responses ---------------------------------------------------------- */
 
 const struct schema schema_container_resource = {
-	.kind = K_OBJECT,
-	.open = 1,
-	.null_optional = 1,
-	.props = (const struct prop[]){
-		{"id", &any_string, 1},
-		{"object", &any_string, 1},
-		{"name", &any_string, 1},
-		{"created_at", &integer, 1},
-		{"status", &any_string, 1},
-		{"last_active_at", &integer, 0},
-		{"expires_after",
-		 &(const struct schema){.kind = K_OBJECT,
-					.open = 1,
-					.null_optional = 1,
-					.props = (const struct prop[]){{"anchor", &anchor, 0},
-								       {"minutes", &integer, 0},
-								       {NULL}}},
-		 0},
-		{"memory_limit", &memory_limit, 0},
-		{"network_policy",
-		 &(const struct schema){
-			 .kind = K_OBJECT,
-			 .open = 1,
-			 .null_optional = 1,
-			 .props = (const struct prop[]){
-				 {"type", &(const struct schema){.kind = K_STRING, .enumv = np_types}, 1},
-				 {"allowed_domains", &str_array, 0},
-				 {NULL}}},
-		 0},
-		{NULL}},
+        .kind = K_OBJECT,
+        .open = 1,
+        .null_optional = 1,
+        .props =
+                (const struct prop[]){
+                        {"id", &any_string, 1},
+                        {"object", &any_string, 1},
+                        {"name", &any_string, 1},
+                        {"created_at", &integer, 1},
+                        {"status", &any_string, 1},
+                        {"last_active_at", &integer, 0},
+                        {"expires_after",
+                         &(const struct schema){
+                                 .kind = K_OBJECT,
+                                 .open = 1,
+                                 .null_optional = 1,
+                                 .props = (const struct prop[]){{"anchor", &anchor, 0},
+                                                                {"minutes", &integer, 0},
+                                                                {NULL}}},
+                         0},
+                        {"memory_limit", &memory_limit, 0},
+                        {"network_policy",
+                         &(const struct schema){
+                                 .kind = K_OBJECT,
+                                 .open = 1,
+                                 .null_optional = 1,
+                                 .props = (const struct prop[]){{"type",
+                                                                 &(const struct schema){
+                                                                         .kind = K_STRING,
+                                                                         .enumv = np_types},
+                                                                 1},
+                                                                {"allowed_domains", &str_array, 0},
+                                                                {NULL}}},
+                         0},
+                        {NULL}},
 };
 
 /* Lists: the real API sends null first_id and last_id for an empty page. */
 const struct schema schema_container_list_resource = {
-	.kind = K_OBJECT,
-	.open = 1,
-	.props = (const struct prop[]){
-		{"object", &(const struct schema){.kind = K_STRING, .enumv = list_object}, 1},
-		{"data", &(const struct schema){.kind = K_ARRAY, .items = &schema_container_resource},
-		 1},
-		{"first_id", &str_or_null, 1},
-		{"last_id", &str_or_null, 1},
-		{"has_more", &boolean, 1},
-		{NULL}},
+        .kind = K_OBJECT,
+        .open = 1,
+        .props =
+                (const struct prop[]){
+                        {"object", &(const struct schema){.kind = K_STRING, .enumv = list_object},
+                         1},
+                        {"data",
+                         &(const struct schema){.kind = K_ARRAY,
+                                                .items = &schema_container_resource},
+                         1},
+                        {"first_id", &str_or_null, 1},
+                        {"last_id", &str_or_null, 1},
+                        {"has_more", &boolean, 1},
+                        {NULL}},
 };
 
 const struct schema schema_container_file_resource = {
-	.kind = K_OBJECT,
-	.open = 1,
-	.props = (const struct prop[]){{"id", &any_string, 1},
-				       {"object", &any_string, 1},
-				       {"created_at", &integer, 1},
-				       {"bytes", &integer, 1},
-				       {"container_id", &any_string, 1},
-				       {"path", &any_string, 1},
-				       {"source", &any_string, 1},
-				       {NULL}},
+        .kind = K_OBJECT,
+        .open = 1,
+        .props = (const struct prop[]){{"id", &any_string, 1},
+                                       {"object", &any_string, 1},
+                                       {"created_at", &integer, 1},
+                                       {"bytes", &integer, 1},
+                                       {"container_id", &any_string, 1},
+                                       {"path", &any_string, 1},
+                                       {"source", &any_string, 1},
+                                       {NULL}},
 };
 
 const struct schema schema_container_file_list_resource = {
-	.kind = K_OBJECT,
-	.open = 1,
-	.props = (const struct prop[]){
-		{"object", &(const struct schema){.kind = K_STRING, .enumv = list_object}, 1},
-		{"data",
-		 &(const struct schema){.kind = K_ARRAY, .items = &schema_container_file_resource},
-		 1},
-		{"first_id", &str_or_null, 1},
-		{"last_id", &str_or_null, 1},
-		{"has_more", &boolean, 1},
-		{NULL}},
+        .kind = K_OBJECT,
+        .open = 1,
+        .props =
+                (const struct prop[]){
+                        {"object", &(const struct schema){.kind = K_STRING, .enumv = list_object},
+                         1},
+                        {"data",
+                         &(const struct schema){.kind = K_ARRAY,
+                                                .items = &schema_container_file_resource},
+                         1},
+                        {"first_id", &str_or_null, 1},
+                        {"last_id", &str_or_null, 1},
+                        {"has_more", &boolean, 1},
+                        {NULL}},
 };
 
 /* --- The walker --------------------------------------------------------- */
@@ -373,27 +406,27 @@ check_string(const struct schema *s, const json_t *v, const char *path, struct e
 		if (s->enumv[i] == NULL) {
 			join_quoted(list, sizeof(list), s->enumv);
 			return err_set(e, 400, ERR_INVALID, "invalid_value", path,
-				       "%s must be %s%s; got %s", path, i > 1 ? "one of " : "", list,
-				       err_quote(q, sizeof(q), str, len));
+			               "%s must be %s%s; got %s", path, i > 1 ? "one of " : "",
+			               list, err_quote(q, sizeof(q), str, len));
 		}
 	}
 	/* Code points never outnumber bytes, so counting is needed only when
 	 * the byte length alone cannot decide. */
 	if (len < s->min_len)
 		return err_set(e, 400, ERR_INVALID, "string_too_short", path,
-			       "%s must be at least %zu character%s long", path, s->min_len,
-			       s->min_len == 1 ? "" : "s");
+		               "%s must be at least %zu character%s long", path, s->min_len,
+		               s->min_len == 1 ? "" : "s");
 	if (s->max_len && len > s->max_len) {
 		chars = schema_utf8_length(str, len);
 		if (chars > s->max_len)
 			return err_set(e, 400, ERR_INVALID, "string_too_long", path,
-				       "%s must be at most %zu characters long; got %zu", path,
-				       s->max_len, chars);
+			               "%s must be at most %zu characters long; got %zu", path,
+			               s->max_len, chars);
 	}
 	if (s->format && !s->format(str, len))
 		return err_set(e, 400, ERR_INVALID, "invalid_value", path, "%s must be %s; got %s",
-			       path, s->format_desc,
-			       s->secret ? "another value" : err_quote(q, sizeof(q), str, len));
+		               path, s->format_desc,
+		               s->secret ? "another value" : err_quote(q, sizeof(q), str, len));
 	return 0;
 }
 
@@ -407,7 +440,8 @@ check_object(const struct schema *s, const json_t *v, char *path, size_t n, stru
 	size_t old;
 
 	if (!s->open) {
-		json_object_foreach((json_t *)(uintptr_t)v, key, child) {
+		json_object_foreach((json_t *)(uintptr_t)v, key, child)
+		{
 			for (p = s->props; p->name; p++)
 				if (strcmp(p->name, key) == 0)
 					break;
@@ -417,8 +451,8 @@ check_object(const struct schema *s, const json_t *v, char *path, size_t n, stru
 				err_quote(q, sizeof(q), key, strlen(key));
 				jsondoc_path_push_key(path, n, key);
 				return err_set(e, 400, ERR_INVALID, "unknown_parameter", path,
-					       "unknown field %s in %s; allowed fields are %s", q, loc,
-					       list);
+				               "unknown field %s in %s; allowed fields are %s", q,
+				               loc, list);
 			}
 		}
 	}
@@ -429,7 +463,7 @@ check_object(const struct schema *s, const json_t *v, char *path, size_t n, stru
 				continue;
 			old = jsondoc_path_push_key(path, n, p->name);
 			err_set(e, 400, ERR_INVALID, "missing_required_parameter", path,
-				"%s is required", path);
+			        "%s is required", path);
 			path[old] = '\0';
 			return -1;
 		}
@@ -460,12 +494,12 @@ check_oneof(const struct schema *s, const json_t *v, char *path, size_t n, struc
 	old = jsondoc_path_push_key(path, n, s->disc);
 	if (tag == NULL) {
 		err_set(e, 400, ERR_INVALID, "missing_required_parameter", path,
-			"%s is required; one of %s", path, list);
+		        "%s is required; one of %s", path, list);
 		return -1;
 	}
 	if (!json_is_string(tag)) {
-		err_set(e, 400, ERR_INVALID, "invalid_type", path, "%s must be a string, one of %s; got %s",
-			path, list, type_name(tag));
+		err_set(e, 400, ERR_INVALID, "invalid_type", path,
+		        "%s must be a string, one of %s; got %s", path, list, type_name(tag));
 		return -1;
 	}
 	for (var = s->variants; var->tag; var++)
@@ -473,7 +507,8 @@ check_oneof(const struct schema *s, const json_t *v, char *path, size_t n, struc
 			break;
 	if (var->tag == NULL) {
 		err_set(e, 400, ERR_INVALID, "invalid_value", path, "%s must be one of %s; got %s",
-			path, list, err_quote(q, sizeof(q), json_string_value(tag), json_string_length(tag)));
+		        path, list,
+		        err_quote(q, sizeof(q), json_string_value(tag), json_string_length(tag)));
 		return -1;
 	}
 	path[old] = '\0';
@@ -510,7 +545,7 @@ check(const struct schema *s, const json_t *v, char *path, size_t n, struct err 
 	}
 	if (!ok)
 		return err_set(e, 400, ERR_INVALID, "invalid_type", path, "%s must be %s; got %s",
-			       where(path), kind_name(s->kind), type_name(v));
+		               where(path), kind_name(s->kind), type_name(v));
 
 	switch (s->kind) {
 	case K_OBJECT:
@@ -520,8 +555,8 @@ check(const struct schema *s, const json_t *v, char *path, size_t n, struct err 
 	case K_ARRAY:
 		if (json_array_size(v) < s->min_items)
 			return err_set(e, 400, ERR_INVALID, "array_too_short", path,
-				       "%s must have at least %zu item%s", path, s->min_items,
-				       s->min_items == 1 ? "" : "s");
+			               "%s must have at least %zu item%s", path, s->min_items,
+			               s->min_items == 1 ? "" : "s");
 		for (i = 0; i < json_array_size(v); i++) {
 			old = jsondoc_path_push_index(path, n, i);
 			if (check(s->items, json_array_get(v, i), path, n, e) < 0)
@@ -534,8 +569,8 @@ check(const struct schema *s, const json_t *v, char *path, size_t n, struct err 
 	case K_INTEGER:
 		if (s->has_min && json_integer_value(v) < s->min)
 			return err_set(e, 400, ERR_INVALID, "integer_too_small", path,
-				       "%s must be at least %lld; got %lld", path, s->min,
-				       (long long)json_integer_value(v));
+			               "%s must be at least %lld; got %lld", path, s->min,
+			               (long long)json_integer_value(v));
 		return 0;
 	case K_BOOLEAN:
 	default:

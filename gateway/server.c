@@ -132,7 +132,7 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	log_info("signal %d: no longer accepting; finishing %zu connection(s)", (int)sig,
-		 conn_count());
+	         conn_count());
 	s->draining = 1;
 	evconnlistener_disable(s->listener);
 	on_drain_tick(-1, 0, s);
@@ -147,20 +147,21 @@ listen_on(struct server *s, struct errlist *errs)
 	struct evconnlistener *l;
 
 	snprintf(addr, sizeof(addr), "%s%s%s:%d", strchr(s->cfg->listen_host, ':') ? "[" : "",
-		 s->cfg->listen_host, strchr(s->cfg->listen_host, ':') ? "]" : "",
-		 s->cfg->listen_port);
+	         s->cfg->listen_host, strchr(s->cfg->listen_host, ':') ? "]" : "",
+	         s->cfg->listen_port);
 	memset(&ss, 0, sizeof(ss));
 	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) < 0) {
 		errlist_add(errs, s->cfg->file, "listen", "not an IP address and port: %s",
-			    s->cfg->listen);
+		            s->cfg->listen);
 		return NULL;
 	}
 	l = evconnlistener_new_bind(s->base, on_accept, s,
-				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-				    1024, (struct sockaddr *)&ss, len);
+	                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+	                                    LEV_OPT_CLOSE_ON_EXEC,
+	                            1024, (struct sockaddr *)&ss, len);
 	if (l == NULL) {
 		errlist_add(errs, s->cfg->file, "listen", "cannot listen on %s: %s", s->cfg->listen,
-			    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		            evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		return NULL;
 	}
 	evconnlistener_set_error_cb(l, on_accept_error);
@@ -232,7 +233,7 @@ int
 server_run(struct server *s)
 {
 	log_info("listening on %s, forwarding to %s, policy %s", s->cfg->listen,
-		 s->cfg->upstream_base_url, s->cfg->policy_file);
+	         s->cfg->upstream_base_url, s->cfg->policy_file);
 	if (event_base_dispatch(s->base) < 0)
 		return 1;
 	log_info("stopped");

@@ -264,7 +264,7 @@ upstream_new(struct event_base *base, const struct upstream_settings *s, struct 
 	curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	if (u->insecure)
 		log_warn("upstream.insecure_skip_verify is set: the upstream's TLS certificate "
-			 "is NOT verified");
+		         "is NOT verified");
 	return u;
 fail:
 	err_set(e, 500, ERR_INTERNAL, "upstream_init", NULL, "cannot set up the upstream client");
@@ -336,8 +336,8 @@ configure(struct upstream_call *c, const struct upstream_req *req)
 }
 
 struct upstream_call *
-upstream_start(struct upstream *u, const struct upstream_req *req, upstream_done_fn done,
-	       void *arg, struct err *e)
+upstream_start(struct upstream *u, const struct upstream_req *req, upstream_done_fn done, void *arg,
+               struct err *e)
 {
 	struct upstream_call *c = calloc(1, sizeof(*c));
 	size_t n;
@@ -367,7 +367,7 @@ fail:
 		release(c);
 	}
 	err_set(e, 500, ERR_INTERNAL, "upstream_start", NULL,
-		"the gateway could not start the upstream call");
+	        "the gateway could not start the upstream call");
 	return NULL;
 }
 

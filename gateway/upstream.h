@@ -26,13 +26,13 @@ struct upstream_settings {
 };
 
 struct upstream *upstream_new(struct event_base *base, const struct upstream_settings *s,
-			      struct err *e);
+                              struct err *e);
 void upstream_free(struct upstream *u);
 
 /* A request. Everything is borrowed until the call completes. */
 struct upstream_req {
 	const char *method;
-	const char *path; /* appended to base_url, e.g. "/containers" */
+	const char *path;           /* appended to base_url, e.g. "/containers" */
 	const char *const *headers; /* "Name: value" lines */
 	size_t nheaders;
 	const char *body;
@@ -40,7 +40,7 @@ struct upstream_req {
 };
 
 enum upstream_failure {
-	UPSTREAM_OK,	      /* an HTTP answer arrived, whatever its status */
+	UPSTREAM_OK,          /* an HTTP answer arrived, whatever its status */
 	UPSTREAM_UNREACHABLE, /* no answer: refused, reset, DNS, TLS */
 	UPSTREAM_TIMEOUT,     /* no complete answer in time */
 	UPSTREAM_TOO_LARGE,   /* answer larger than max_response_bytes */
@@ -57,8 +57,8 @@ struct upstream_res {
 	char content_type[UPSTREAM_HEADER_MAX];
 	char request_id[UPSTREAM_HEADER_MAX];
 	char retry_after[32];
-	double ms;		/* time from start to the end of the answer */
-	const char *error;	/* libcurl's description when failure != UPSTREAM_OK */
+	double ms;         /* time from start to the end of the answer */
+	const char *error; /* libcurl's description when failure != UPSTREAM_OK */
 };
 
 typedef void (*upstream_done_fn)(const struct upstream_res *res, void *arg);
@@ -66,7 +66,7 @@ typedef void (*upstream_done_fn)(const struct upstream_res *res, void *arg);
 /* Starts a call; done runs exactly once, from the event loop, unless the
  * call is cancelled first. Returns NULL with e filled when it cannot start. */
 struct upstream_call *upstream_start(struct upstream *u, const struct upstream_req *req,
-				     upstream_done_fn done, void *arg, struct err *e);
+                                     upstream_done_fn done, void *arg, struct err *e);
 
 /* Abandons a call; done will not run. */
 void upstream_cancel(struct upstream_call *c);

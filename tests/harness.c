@@ -1099,6 +1099,7 @@ hx_gw_launch(struct hx_gw *gw)
 	long long end = now_ms() + START_WAIT_MS;
 
 	gw->proc = hx_proc_start("gateway", argv);
+	gw->proc->must_exit_clean = true;
 	while (hx_wait_port(gw->port, 20) != 0) {
 		if (!hx_proc_alive(gw->proc))
 			cr_assert_fail("harness: the gateway exited (status %d) before listening "
@@ -1212,8 +1213,13 @@ hx_fini(void)
 	const char *keep_dir = getenv("GW_KEEP");
 
 	/* Newest first: the gateway goes before the stub it talks to. */
-	for (size_t i = H.nprocs; i-- > 0;)
-		hx_proc_stop(H.procs[i]);
+	for (size_t i = H.nprocs; i-- > 0;) {
+		int st = hx_proc_stop(H.procs[i]);
+
+		cr_expect(!H.procs[i]->must_exit_clean || st == 0,
+		          "harness: %s exited with status %d:\n%s", H.procs[i]->name, st,
+		          tail(H.procs[i]->err_path));
+	}
 	for (size_t i = H.ncl; i-- > 0;)
 		H.cl[i].fn(H.cl[i].p);
 	free(H.cl);

@@ -44,7 +44,9 @@
 void hx_init(void);
 
 /* Criterion .fini: stops every child still running, frees what the harness
- * handed out, removes the temp dir unless GW_KEEP=1. */
+ * handed out, removes the temp dir unless GW_KEEP=1. A child marked
+ * must_exit_clean (every gateway started by hx_gw_launch) that exited with
+ * a status other than 0, a sanitizer report say, fails the test. */
 void hx_fini(void);
 
 /* The test's own temp dir, made on first use (mkdtemp under $TMPDIR or
@@ -70,6 +72,7 @@ struct hx_proc {
 	char name[32];
 	char out_path[HX_PATH_MAX]; /* the child's stdout, appended to */
 	char err_path[HX_PATH_MAX]; /* the child's stderr, appended to */
+	bool must_exit_clean;       /* teardown fails the test unless it exits 0 */
 };
 
 /*

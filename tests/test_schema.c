@@ -158,9 +158,9 @@ opt_string(const struct tcase *t, const char *key)
 static void
 read_expectation(struct tcase *t, int raw)
 {
-	static const char *const known[] = {"body",   "status",           "param",
-	                                    "code",   "message_contains", "message_excludes",
-	                                    "schema", "note",        NULL};
+	static const char *const known[] = {
+	        "body",   "status", "param", "code", "message_contains", "message_excludes",
+	        "schema", "note",   NULL};
 	const char *key, *name;
 	json_t *v;
 	size_t i;

@@ -1,0 +1,113 @@
+/*
+ * it_cli: the gateway's command line: --check, --version, --help, bad
+ * flags, and a config that cannot start.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(it_cli, .init = hx_init, .fini = hx_fini, .timeout = 60);
+
+/* Runs the gateway with args to completion; returns its exit status. */
+static int
+run(const char *name, const char *const *args, struct hx_proc **out)
+{
+	const char *argv[8];
+	struct hx_proc *p;
+	size_t i;
+	int rc;
+
+	argv[0] = hx_gw_bin();
+	for (i = 0; args[i] && i < 6; i++)
+		argv[i + 1] = args[i];
+	argv[i + 1] = NULL;
+	p = hx_proc_start(name, argv);
+	rc = hx_proc_wait(p, 10000);
+	*out = p;
+	return rc;
+}
+
+Test(it_cli, check_accepts_the_shipped_config_and_policies)
+{
+	static const char *const policies[] = {
+	        "policies/default.json", "policies/examples/no-network.json",
+	        "policies/examples/data-team.json", "policies/examples/observe-only.json"};
+	char cwd[512];
+	struct hx_proc *p;
+	size_t i;
+
+	cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
+	for (i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
+		const char *cfg = hx_path(hx_fmt("c%zu.json", i));
+
+		hx_write_file(cfg, hx_fmt("{\"policy_file\":\"%s/%s\"}", cwd, policies[i]));
+		cr_expect_eq(run(hx_fmt("check%zu", i),
+		                 (const char *[]){"--config", cfg, "--check", NULL}, &p),
+		             0, "%s", hx_read_file(p->err_path, NULL));
+		cr_expect_str_eq(hx_read_file(p->out_path, NULL), "configuration OK\n");
+	}
+	cr_expect_eq(run("example",
+	                 (const char *[]){"--config", hx_fmt("%s/gateway.example.json", cwd),
+	                                  "--check", NULL},
+	                 &p),
+	             0, "%s", hx_read_file(p->err_path, NULL));
+}
+
+Test(it_cli, check_reports_every_error_with_file_and_path)
+{
+	const char *cfg = hx_path("bad.json"), *pol = hx_path("bad-policy.json");
+	struct hx_proc *p;
+	const char *err;
+
+	hx_write_file(pol, "{\"memory_limit\":{\"max\":\"8g\"},\"network_policy\":{"
+	                   "\"allowed_domains\":[\"ok.example.com\",\"http://x\"]},\"extra\":1}");
+	hx_write_file(cfg, "{\"listen\":\"nohost\",\"upstream\":{\"timeout_ms\":-5},"
+	                   "\"policy_file\":\"bad-policy.json\"}");
+	cr_expect_eq(run("check", (const char *[]){"--config", cfg, "--check", NULL}, &p), 1);
+	cr_expect_str_eq(hx_read_file(p->out_path, NULL), "");
+	err = hx_read_file(p->err_path, NULL);
+	cr_expect_not_null(strstr(err, hx_fmt("%s: upstream.timeout_ms: ", cfg)), "%s", err);
+	cr_expect_not_null(strstr(err, hx_fmt("%s: listen: ", cfg)), "%s", err);
+
+	/* With the config fixed, the policy's errors, all of them. */
+	hx_write_file(cfg, "{\"policy_file\":\"bad-policy.json\"}");
+	cr_expect_eq(run("check2", (const char *[]){"--config", cfg, "--check", NULL}, &p), 1);
+	err = hx_read_file(p->err_path, NULL);
+	cr_expect_not_null(strstr(err, hx_fmt("%s: memory_limit.max: ", pol)), "%s", err);
+	cr_expect_not_null(strstr(err, hx_fmt("%s: network_policy.allowed_domains[1]: ", pol)),
+	                   "%s", err);
+	cr_expect_not_null(strstr(err, hx_fmt("%s: extra: unknown key", pol)), "%s", err);
+}
+
+Test(it_cli, version_help_and_bad_flags)
+{
+	struct hx_proc *p;
+
+	cr_expect_eq(run("v", (const char *[]){"--version", NULL}, &p), 0);
+	cr_expect_eq(strncmp(hx_read_file(p->out_path, NULL), "gateway ", 8), 0);
+	cr_expect_eq(run("h", (const char *[]){"--help", NULL}, &p), 0);
+	cr_expect_not_null(strstr(hx_read_file(p->out_path, NULL), "--check"));
+	cr_expect_eq(run("bad", (const char *[]){"--nope", NULL}, &p), 2);
+	cr_expect_not_null(strstr(hx_read_file(p->err_path, NULL), "usage:"));
+	cr_expect_eq(run("none", (const char *[]){NULL}, &p), 2);
+	cr_expect_eq(run("extra", (const char *[]){"--config", "x", "stray", NULL}, &p), 2);
+}
+
+Test(it_cli, a_config_that_cannot_start_says_why)
+{
+	const char *cfg = hx_path("missing-policy.json");
+	struct hx_proc *p;
+
+	hx_write_file(cfg, "{\"policy_file\":\"nowhere.json\",\"listen\":\"127.0.0.1:0\"}");
+	cr_expect_eq(run("start", (const char *[]){"--config", cfg, NULL}, &p), 1);
+	cr_expect_not_null(strstr(hx_read_file(p->err_path, NULL), "nowhere.json"));
+}
+
+Test(it_cli, sigterm_stops_cleanly)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, NULL);
+
+	cr_expect_eq(hx_proc_stop(gw->proc), 0);
+}
