@@ -107,3 +107,7 @@ clean:
 	rm -rf build
 
 -include $(OBJ:.o=.d)
+
+# Targets kept next to what they drive.
+-include tests/conformance/conformance.mk
+-include bench/bench.mk
