@@ -63,29 +63,65 @@ ms3(double ms)
 	return (double)(long long)(ms * 1000.0 + 0.5) / 1000.0;
 }
 
+#define AUDIT_KEYS 24 /* the keys build() sets */
+
+/* Sets key to a string, or null; every key is always present, so each
+ * line has the same shape for whatever reads the log. */
+static void
+put_str(json_t *o, const char *key, const char *v)
+{
+	json_object_set_new(o, key, v ? json_string(v) : json_null());
+}
+
+static void
+put_json(json_t *o, const char *key, const json_t *v)
+{
+	json_object_set_new(o, key, v ? json_deep_copy(v) : json_null());
+}
+
 static json_t *
 build(const struct audit_event *ev)
 {
+	json_t *o = json_object();
 	char ts[40];
 
+	if (o == NULL)
+		return NULL;
 	log_rfc3339(ts, sizeof(ts));
-	/* Every key is always present, null when it does not apply, so each
-	 * line has the same shape for whatever reads the log. */
-	return json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:i,"
-	                 " s:o, s:f, s:o, s:s?, s:s?, s:O?, s:O?, s:O?}",
-	                 "ts", ts, "request_id", ev->request_id, "upstream_request_id",
-	                 ev->upstream_request_id, "client", ev->client, "method", ev->method,
-	                 "path", ev->path, "operation", ev->operation, "decision", ev->decision,
-	                 "code", ev->code, "param", ev->param && *ev->param ? ev->param : NULL,
-	                 "message", ev->message, "status", ev->status, "upstream_status",
-	                 ev->upstream_status ? json_integer(ev->upstream_status) : json_null(),
-	                 "latency_ms", ms3(ev->latency_ms), "upstream_ms",
-	                 ev->upstream_status || ev->upstream_ms > 0
-	                         ? json_real(ms3(ev->upstream_ms))
-	                         : json_null(),
-	                 "container_id", ev->container_id, "memory_limit", ev->memory_limit,
-	                 "network_policy", ev->network_policy, "adjustments", ev->adjustments,
-	                 "violations", ev->violations);
+	put_str(o, "ts", ts);
+	put_str(o, "request_id", ev->request_id);
+	put_str(o, "upstream_request_id", ev->upstream_request_id);
+	put_str(o, "client", ev->client);
+	put_str(o, "method", ev->method);
+	put_str(o, "path", ev->path);
+	put_str(o, "operation", ev->operation);
+	put_str(o, "decision", ev->decision);
+	put_str(o, "code", ev->code);
+	put_str(o, "param", ev->param && *ev->param ? ev->param : NULL);
+	put_str(o, "message", ev->message);
+	json_object_set_new(o, "status", json_integer(ev->status));
+	json_object_set_new(o, "upstream_status",
+	                    ev->upstream_status ? json_integer(ev->upstream_status) : json_null());
+	json_object_set_new(o, "latency_ms", json_real(ms3(ev->latency_ms)));
+	json_object_set_new(o, "upstream_ms",
+	                    ev->upstream_status || ev->upstream_ms > 0
+	                            ? json_real(ms3(ev->upstream_ms))
+	                            : json_null());
+	put_str(o, "container_id", ev->container_id);
+	put_str(o, "file_id", ev->file_id);
+	put_str(o, "memory_limit", ev->memory_limit);
+	put_json(o, "network_policy", ev->network_policy);
+	put_json(o, "adjustments", ev->adjustments);
+	put_json(o, "violations", ev->violations);
+	put_json(o, "remediation", ev->remediation);
+	json_object_set_new(o, "bytes_in", json_integer((json_int_t)ev->bytes_in));
+	json_object_set_new(o, "bytes_out", json_integer((json_int_t)ev->bytes_out));
+	/* A key that could not be set (memory) makes the record incomplete. */
+	if (json_object_size(o) != AUDIT_KEYS) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 int

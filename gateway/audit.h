@@ -40,6 +40,10 @@ struct audit_event {
 	const json_t *network_policy;
 	const json_t *adjustments;
 	const json_t *violations;
+	const json_t *remediation;
+	const char *file_id;
+	unsigned long long bytes_in;  /* request body bytes */
+	unsigned long long bytes_out; /* answer body bytes sent */
 };
 
 /* Writes ev as one line. Returns 0, or -1 when the line could not be

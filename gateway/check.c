@@ -116,3 +116,63 @@ check_create_response(const json_t *forwarded, const char *body, size_t len, jso
 	}
 	return got;
 }
+
+static int
+problem(json_t *violations, const char *field, const char *what)
+{
+	return json_array_append_new(violations,
+	                             json_pack("{s:s, s:s}", "field", field, "problem", what));
+}
+
+/* An id in the answer that differs from the one in the request path. */
+static int
+check_id(json_t *violations, const json_t *obj, const char *key, const char *want,
+         const char *field)
+{
+	json_t *have = json_object_get(obj, key);
+
+	if (want == NULL || !json_is_string(have) || strcmp(json_string_value(have), want) == 0)
+		return 0;
+	return json_array_append_new(violations, json_pack("{s:s, s:s, s:O}", "field", field,
+	                                                   "requested", want, "returned", have));
+}
+
+int
+check_response(const struct check_expect *x, const char *body, size_t len, json_t *violations,
+               struct err *e)
+{
+	struct err inner;
+	json_t *doc, *item;
+	char field[64];
+	size_t i;
+	int rc = 0;
+
+	err_clear(&inner);
+	doc = jsondoc_parse(body, len, &inner);
+	if (doc == NULL) {
+		rc = problem(violations, "(body)", inner.message);
+		goto out;
+	}
+	if (x->schema && schema_check(x->schema, doc, &inner) < 0 &&
+	    problem(violations, inner.param[0] ? inner.param : "(body)", inner.message) < 0)
+		rc = -1;
+	if (rc == 0 && !x->list) {
+		if (check_id(violations, doc, "id", x->id, "id") < 0 ||
+		    check_id(violations, doc, "container_id", x->container_id, "container_id") < 0)
+			rc = -1;
+	}
+	json_array_foreach(x->list ? json_object_get(doc, "data") : NULL, i, item)
+	{
+		snprintf(field, sizeof(field), "data[%zu].container_id", i);
+		if (rc == 0 &&
+		    check_id(violations, item, "container_id", x->container_id, field) < 0)
+			rc = -1;
+	}
+	json_decref(doc);
+out:
+	if (rc < 0)
+		err_set(e, 503, ERR_INTERNAL, "out_of_memory", NULL,
+		        "the gateway ran out of memory checking the upstream's answer, so it "
+		        "withheld it");
+	return rc;
+}

@@ -14,6 +14,8 @@
 
 #include "err.h"
 
+struct schema;
+
 /*
  * Parses and checks a 2xx create response. Returns the parsed container
  * (the caller owns it) and appends one object per mismatch to violations:
@@ -24,5 +26,23 @@
  */
 json_t *check_create_response(const json_t *forwarded, const char *body, size_t len,
                               json_t *violations, struct err *e);
+
+/* What a 2xx answer of another operation must be. */
+struct check_expect {
+	const struct schema *schema; /* NULL: any JSON object */
+	const char *id;              /* the answer's "id" must be this, when set */
+	const char *container_id;    /* its (or each listed item's) "container_id" */
+	int list;                    /* the items are under "data" */
+};
+
+/*
+ * Checks a 2xx answer of any operation but create against the spec's
+ * response schema and the ids in the request path. Every mismatch is
+ * appended to violations as {"field", "problem"} or {"field", "requested",
+ * "returned"}; an answer that is not JSON is one violation. Returns 0, or
+ * -1 with e filled when memory runs out (the answer must then be withheld).
+ */
+int check_response(const struct check_expect *x, const char *body, size_t len, json_t *violations,
+                   struct err *e);
 
 #endif

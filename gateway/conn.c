@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,18 @@
 #include "server.h"
 
 enum conn_state {
-	C_HEAD, /* waiting for or reading a request head */
-	C_BODY, /* reading a request body */
-	C_BUSY, /* the request is being handled or its answer written */
+	C_HEAD,       /* waiting for or reading a request head */
+	C_BODY,       /* reading a request body to hand over whole */
+	C_STREAM,     /* passing a request body to its handler as it arrives */
+	C_BUSY,       /* the request is being handled or its answer written */
+	C_STREAM_OUT, /* an answer is being streamed */
 };
+
+/* A streamed body or answer is held to about this much in memory: reading
+ * stops above STREAM_HIGH and resumes once the handler has taken it down;
+ * a streamed answer's handler is told to go on below STREAM_LOW. */
+#define STREAM_HIGH (1024 * 1024)
+#define STREAM_LOW  (256 * 1024)
 
 struct conn {
 	struct conn *prev, *next;
@@ -41,6 +50,7 @@ struct conn {
 	int keep_alive;
 	int closing; /* close once the answer is written */
 	int head_started;
+	int chunked_out; /* the streamed answer is sent chunked */
 };
 
 static struct conn *live;
@@ -55,9 +65,21 @@ conn_count(void)
 static void
 conn_free(struct conn *c)
 {
-	/* A request still being handled finishes, and is audited, without us. */
-	if (c->req)
-		c->req->conn = NULL;
+	/* A request still being handled finishes, and is audited, without us;
+	 * a handler that streams is told, since it is waiting on us. */
+	if (c->req) {
+		struct request *r = c->req;
+
+		c->req = NULL;
+		r->conn = NULL;
+		if (r->on_event && !r->replied) {
+			if (r->stream_error.status == 0)
+				err_set(&r->stream_error, 400, ERR_INVALID, "client_closed", NULL,
+				        "the client closed the connection before the exchange was "
+				        "complete");
+			r->on_event(r, REQUEST_FAILED);
+		}
+	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -147,10 +169,100 @@ static void
 emit_body(void *arg, const char *data, size_t n)
 {
 	struct conn *c = arg;
+	struct request *r = c->req;
 
-	if (c->body_too_large || c->req->body_len + n > c->limits->max_body ||
-	    request_append_body(c->req, data, n) < 0)
+	if (c->state == C_STREAM) {
+		if (evbuffer_add(r->stream_in, data, n) < 0)
+			c->body_too_large = 1;
+		return;
+	}
+	if (c->body_too_large || r->body_len + n > c->limits->max_body ||
+	    request_append_body(r, data, n) < 0)
 		c->body_too_large = 1;
+}
+
+/* Tells a streaming handler its body failed; it answers. */
+static void stream_failed(struct conn *c, int status, const char *code, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static void
+stream_failed(struct conn *c, int status, const char *code, const char *fmt, ...)
+{
+	struct request *r = c->req;
+	va_list ap;
+
+	c->closing = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	evtimer_del(c->timer);
+	va_start(ap, fmt);
+	err_vset(&r->stream_error, status, ERR_INVALID, code, NULL, fmt, ap);
+	va_end(ap);
+	r->on_event(r, REQUEST_FAILED);
+}
+
+/* Moves what has arrived of a streamed body to the handler. Returns 1 once
+ * the body is complete or has failed, 0 while more is to come. */
+static int
+read_stream(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct request *r = c->req;
+	size_t avail = evbuffer_get_length(in), before, n, consumed = 0;
+	struct err e;
+	int rc = 0;
+
+	if (avail == 0)
+		return 0;
+	before = evbuffer_get_length(r->stream_in);
+	if (c->chunked == NULL) {
+		n = avail < c->body_left ? avail : (size_t)c->body_left;
+		evbuffer_remove_buffer(in, r->stream_in, n);
+		c->body_left -= n;
+		rc = c->body_left == 0;
+	} else {
+		err_clear(&e);
+		rc = httpmsg_chunked_feed(c->chunked,
+		                          (const char *)evbuffer_pullup(in, (ev_ssize_t)avail),
+		                          avail, &consumed, emit_body, c, &e);
+		evbuffer_drain(in, consumed);
+		if (rc < 0) {
+			r->stream_error = e;
+			c->closing = 1;
+			bufferevent_disable(c->bev, EV_READ);
+			r->on_event(r, REQUEST_FAILED);
+			return 1;
+		}
+	}
+	r->body_seen += evbuffer_get_length(r->stream_in) - before;
+	if (c->body_too_large || (r->body_limit && r->body_seen > r->body_limit)) {
+		stream_failed(c, 413, "request_too_large",
+		              "the upload exceeds this organization's limit of %lld bytes",
+		              (long long)r->body_limit);
+		return 1;
+	}
+	/* Progress re-arms the timer: a large upload may take long in all. */
+	arm(c, c->limits->body_timeout_ms);
+	if (rc == 1) {
+		r->body_done = 1;
+		c->body_pending = 0;
+		c->state = C_BUSY;
+		evtimer_del(c->timer);
+		bufferevent_disable(c->bev, EV_READ);
+	} else if (evbuffer_get_length(r->stream_in) >= STREAM_HIGH) {
+		bufferevent_disable(c->bev, EV_READ);
+	}
+	r->on_event(r, REQUEST_BODY);
+	return rc;
+}
+
+void
+conn_stream_resume(struct conn *c)
+{
+	if (c->state != C_STREAM || c->req == NULL ||
+	    evbuffer_get_length(c->req->stream_in) >= STREAM_HIGH)
+		return;
+	bufferevent_enable(c->bev, EV_READ);
+	(void)read_stream(c);
 }
 
 static void
@@ -206,6 +318,38 @@ read_body(struct conn *c)
 	return 1;
 }
 
+/* A streamed body: the handler starts at once and takes the body as it
+ * comes. Returns 1 to go on reading it. */
+static int
+start_stream(struct conn *c)
+{
+	const struct httpmsg_head *h = &c->req->head;
+	struct err e;
+
+	c->req->stream_in = evbuffer_new();
+	if (h->chunked)
+		c->chunked = httpmsg_chunked_new();
+	else
+		c->body_left = (uint64_t)h->content_length;
+	if (c->req->stream_in == NULL || (h->chunked && c->chunked == NULL)) {
+		err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
+		        "the gateway is out of memory; try again");
+		refuse(c, &e);
+		return 0;
+	}
+	c->state = C_STREAM;
+	c->body_too_large = 0;
+	arm(c, c->limits->body_timeout_ms);
+	front_dispatch(c->req);
+	/* The handler may have answered at once (a size over the limit, a bad
+	 * multipart type): then the rest of the body is not read. */
+	if (c->req == NULL || c->state != C_STREAM)
+		return 0;
+	if (h->expect_continue && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	return 1;
+}
+
 /* Sets up reading the body the route asked for; 1 to go on reading. */
 static int
 start_body(struct conn *c, int how)
@@ -223,6 +367,8 @@ start_body(struct conn *c, int how)
 		refuse(c, &e);
 		return 0;
 	}
+	if (how == FRONT_BODY_STREAM)
+		return start_stream(c);
 	if (h->content_length > 0 && (uint64_t)h->content_length > c->limits->max_body) {
 		too_large(c);
 		return 0;
@@ -308,6 +454,8 @@ process(struct conn *c)
 		return;
 	if (c->state == C_BODY)
 		(void)read_body(c);
+	else if (c->state == C_STREAM)
+		(void)read_stream(c);
 }
 
 static void
@@ -323,6 +471,11 @@ on_write(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
+	if (c->state == C_STREAM_OUT) {
+		if (c->req && c->req->on_event)
+			c->req->on_event(c->req, REQUEST_DRAINED);
+		return;
+	}
 	/* Also fires after a 100 Continue, while the request is current. */
 	if (c->state != C_BUSY || c->req != NULL)
 		return;
@@ -345,7 +498,11 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	struct err e;
 
 	(void)bev;
-	if (c->state == C_BODY && c->req && !c->req->replied && (what & BEV_EVENT_EOF)) {
+	if (c->state == C_STREAM && c->req && (what & BEV_EVENT_EOF)) {
+		stream_failed(c, 400, "incomplete_body",
+		              "the client closed the connection after %lld bytes of the body",
+		              (long long)c->req->body_seen);
+	} else if (c->state == C_BODY && c->req && !c->req->replied && (what & BEV_EVENT_EOF)) {
 		/* The client gave up mid-body; the request is still recorded. */
 		c->req->conn = NULL;
 		err_set(&e, 400, ERR_INVALID, "incomplete_body", NULL,
@@ -364,6 +521,12 @@ on_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->state == C_STREAM) {
+		stream_failed(c, 408, "request_timeout",
+		              "no part of the upload arrived within %lld ms",
+		              (long long)c->limits->body_timeout_ms);
+		return;
+	}
 	if (c->state == C_BODY) {
 		err_set(&e, 408, ERR_INVALID, "request_timeout", NULL,
 		        "the request body did not arrive within %ld ms",
@@ -499,6 +662,8 @@ conn_send(struct conn *c, struct request *r, int status, const char *const *head
 	}
 	if (!c->keep_alive || c->body_pending || c->state != C_BUSY)
 		c->closing = 1;
+	if (c->state == C_STREAM)
+		bufferevent_disable(c->bev, EV_READ);
 	c->state = C_BUSY;
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason(status));
 	for (i = 0; i < nheaders; i++)
@@ -510,4 +675,70 @@ conn_send(struct conn *c, struct request *r, int status, const char *const *head
 	c->req = NULL;
 	request_free(r);
 	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/* The head of a streamed answer; content_length -1 sends it chunked. */
+void
+conn_stream_begin(struct conn *c, int status, const char *const *headers, size_t nheaders,
+                  long long content_length)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t i;
+
+	if (!c->keep_alive || c->body_pending)
+		c->closing = 1;
+	c->state = C_STREAM_OUT;
+	c->chunked_out = content_length < 0;
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason(status));
+	for (i = 0; i < nheaders; i++)
+		evbuffer_add_printf(out, "%s\r\n", headers[i]);
+	if (c->chunked_out)
+		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+	else
+		evbuffer_add_printf(out, "Content-Length: %lld\r\n", content_length);
+	evbuffer_add_printf(out, "%s\r\n", c->closing ? "Connection: close\r\n" : "");
+	/* The write callback now says when the answer has drained enough. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, STREAM_LOW, 0);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+size_t
+conn_stream_write(struct conn *c, const char *data, size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (n == 0)
+		return evbuffer_get_length(out);
+	if (c->chunked_out)
+		evbuffer_add_printf(out, "%zx\r\n", n);
+	evbuffer_add(out, data, n);
+	if (c->chunked_out)
+		evbuffer_add(out, "\r\n", 2);
+	return evbuffer_get_length(out);
+}
+
+int
+conn_stream_full(const struct conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) >= STREAM_HIGH;
+}
+
+void
+conn_stream_end(struct conn *c, struct request *r, int complete)
+{
+	if (r != c->req) {
+		request_free(r);
+		return;
+	}
+	if (complete && c->chunked_out)
+		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+	/* A cut answer can only be told by the connection closing early. */
+	if (!complete)
+		c->closing = 1;
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	c->state = C_BUSY;
+	c->req = NULL;
+	request_free(r);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		on_write(c->bev, c);
 }

@@ -39,4 +39,21 @@ void conn_close_all(void);
 void conn_send(struct conn *c, struct request *r, int status, const char *const *headers,
                size_t nheaders, const char *body, size_t len);
 
+/* Reading a streamed body resumes once its handler has taken enough. */
+void conn_stream_resume(struct conn *c);
+
+/*
+ * A streamed answer to the current request: the head (content_length -1
+ * sends the body chunked), then the body as it comes, then the end, which
+ * frees r (complete 0 closes the connection, so the client can tell the
+ * answer was cut). While it streams, the request's on_event hears
+ * REQUEST_DRAINED whenever the output has drained; conn_stream_full says
+ * when to stop writing until then.
+ */
+void conn_stream_begin(struct conn *c, int status, const char *const *headers, size_t nheaders,
+                       long long content_length);
+size_t conn_stream_write(struct conn *c, const char *data, size_t n);
+int conn_stream_full(const struct conn *c);
+void conn_stream_end(struct conn *c, struct request *r, int complete);
+
 #endif

@@ -2,24 +2,71 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
+#include "check.h"
+#include "policy.h"
 #include "proxy.h"
+#include "query.h"
 #include "reply.h"
 #include "request.h"
+#include "schema.h"
+#include "server.h"
 
 #define MAX_SEGMENTS 8
-#define ID_MAX       128
+
+static const char *const orders[] = {"asc", "desc", NULL};
+
+static const struct query_param list_containers_query[] = {
+        {"limit", QUERY_INT, 1, 100},
+        {"order", QUERY_ENUM, .enumv = orders},
+        {"after", QUERY_ID},
+        {"name", QUERY_STRING, .max = 256},
+        {NULL},
+};
+
+static const struct query_param list_files_query[] = {
+        {"limit", QUERY_INT, 1, 100},
+        {"order", QUERY_ENUM, .enumv = orders},
+        {"after", QUERY_ID},
+        {NULL},
+};
+
+static const struct query_param no_query[] = {{NULL}};
 
 struct route {
+	const char *name;      /* as the policy's "routes" names it */
 	const char *operation; /* the spec's operationId */
 	const char *method;
 	const char *pattern; /* segments; "{name}" is an identifier */
 	enum front_body body;
+	const struct query_param *query;
 	void (*handle)(struct request *r);
+	const struct schema *answer; /* a 2xx answer's schema, if checked by it */
+	int list;
 };
 
 static const struct route routes[] = {
-        {"CreateContainer", "POST", "/v1/containers", FRONT_BODY_JSON, proxy_create},
+        {"containers.create", "CreateContainer", "POST", "/v1/containers", FRONT_BODY_JSON,
+         no_query, proxy_create},
+        {"containers.list", "ListContainers", "GET", "/v1/containers", FRONT_BODY_NONE,
+         list_containers_query, proxy_forward, &schema_container_list_resource, 1},
+        {"containers.retrieve", "RetrieveContainer", "GET", "/v1/containers/{container_id}",
+         FRONT_BODY_NONE, no_query, proxy_forward, &schema_container_resource},
+        {"containers.delete", "DeleteContainer", "DELETE", "/v1/containers/{container_id}",
+         FRONT_BODY_NONE, no_query, proxy_forward},
+        {"files.create", "CreateContainerFile", "POST", "/v1/containers/{container_id}/files",
+         FRONT_BODY_UPLOAD, no_query, proxy_file_create, &schema_container_file_resource},
+        {"files.list", "ListContainerFiles", "GET", "/v1/containers/{container_id}/files",
+         FRONT_BODY_NONE, list_files_query, proxy_forward, &schema_container_file_list_resource, 1},
+        {"files.retrieve", "RetrieveContainerFile", "GET",
+         "/v1/containers/{container_id}/files/{file_id}", FRONT_BODY_NONE, no_query, proxy_forward,
+         &schema_container_file_resource},
+        {"files.delete", "DeleteContainerFile", "DELETE",
+         "/v1/containers/{container_id}/files/{file_id}", FRONT_BODY_NONE, no_query, proxy_forward},
+        {"files.content", "RetrieveContainerFileContent", "GET",
+         "/v1/containers/{container_id}/files/{file_id}/content", FRONT_BODY_NONE, no_query,
+         proxy_download},
         {NULL},
 };
 
@@ -29,6 +76,30 @@ front_operation(const struct request *r)
 	return r->route ? r->route->operation : NULL;
 }
 
+const char *
+front_route_name(const struct request *r)
+{
+	return r->route ? r->route->name : NULL;
+}
+
+void
+front_expect(const struct request *r, struct check_expect *x)
+{
+	const struct route *rt = r->route;
+	int is_file = strncmp(rt->name, "files.", 6) == 0;
+
+	memset(x, 0, sizeof(*x));
+	x->schema = rt->answer;
+	x->list = rt->list;
+	/* A retrieve or delete answers about the very object in the path. */
+	if (strcmp(rt->method, "GET") == 0 || strcmp(rt->method, "DELETE") == 0)
+		if (!rt->list)
+			x->id = is_file ? r->file_id : r->container_id;
+	/* A file, or a list of files, names the container it belongs to. */
+	if (is_file)
+		x->container_id = r->container_id;
+}
+
 /* Identifiers are what the upstream issues: letters, digits, '_' and '-'.
  * Anything else could be read differently on the way upstream. */
 static int
@@ -36,7 +107,7 @@ id_ok(const char *s, size_t n)
 {
 	size_t i;
 
-	if (n == 0 || n > ID_MAX)
+	if (n == 0 || n > REQUEST_ID_MAX)
 		return 0;
 	for (i = 0; i < n; i++) {
 		char c = s[i];
@@ -104,14 +175,15 @@ match(const char *pattern, const struct segments *seg, struct request *r, const 
 	*bad = NULL;
 	for (i = 0; i < pat.n; i++) {
 		if (pat.s[i][0] == '{') {
-			char *dst = strncmp(pat.s[i], "{file_id}", 9) == 0 ? r->file_id
-			                                                   : r->container_id;
+			int is_file = strncmp(pat.s[i], "{file_id}", 9) == 0;
+			char *dst = is_file ? r->file_id : r->container_id;
+
 			if (!id_ok(seg->s[i], seg->len[i])) {
-				*bad = strncmp(pat.s[i], "{file_id}", 9) == 0 ? "file_id"
-				                                              : "container_id";
+				*bad = is_file ? "file_id" : "container_id";
 				continue;
 			}
-			snprintf(dst, ID_MAX + 1, "%.*s", (int)seg->len[i], seg->s[i]);
+			memcpy(dst, seg->s[i], seg->len[i]);
+			dst[seg->len[i]] = '\0';
 		} else if (pat.len[i] != seg->len[i] ||
 		           memcmp(pat.s[i], seg->s[i], pat.len[i]) != 0) {
 			return 0;
@@ -120,21 +192,70 @@ match(const char *pattern, const struct segments *seg, struct request *r, const 
 	return 1;
 }
 
+/* The upstream's path: the route's pattern below /v1 with the checked
+ * identifiers, and the rebuilt query. */
+static int
+upstream_path(struct request *r, const char *query)
+{
+	char *o = r->upstream_path, *end = o + sizeof(r->upstream_path);
+	const char *p = r->route->pattern + 3; /* past "/v1" */
+	int k;
+
+	while (*p && o < end - 1) {
+		if (*p == '{') {
+			const char *id =
+			        strncmp(p, "{file_id}", 9) == 0 ? r->file_id : r->container_id;
+
+			k = snprintf(o, (size_t)(end - o), "%s", id);
+			o += k > 0 ? k : 0;
+			p = strchr(p, '}') + 1;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	if (o >= end - 1)
+		return -1;
+	*o = '\0';
+	if (*query && snprintf(o, (size_t)(end - o), "?%s", query) >= end - o)
+		return -1;
+	return 0;
+}
+
+/* How a file upload's body is read: JSON naming a file, or a multipart
+ * upload streamed through. */
+static int
+upload_body(struct request *r)
+{
+	size_t len;
+	const char *ct = httpmsg_header(&r->head, "Content-Type", &len);
+
+	if (ct && len >= 16 && strncasecmp(ct, "application/json", 16) == 0 &&
+	    (len == 16 || ct[16] == ';' || ct[16] == ' '))
+		return FRONT_BODY_JSON;
+	if (ct && len >= 19 && strncasecmp(ct, "multipart/form-data", 19) == 0)
+		return FRONT_BODY_STREAM;
+	reply_error(r, 415, ERR_INVALID, NULL, "unsupported_media_type",
+	            "POST /v1/containers/{container_id}/files takes multipart/form-data with a "
+	            "\"file\" part, or JSON with a \"file_id\"");
+	return -1;
+}
+
 int
 front_route(struct request *r)
 {
 	const struct route *rt, *path_match = NULL;
 	struct segments seg;
 	const char *why, *bad = NULL;
-	char allowed[64] = "", msg[300];
+	char allowed[64] = "", msg[400], query[1024];
 	size_t o = 0;
+	struct err e;
 
 	if (split(r->path, &seg, &why) < 0) {
 		snprintf(msg, sizeof(msg), "%s; send the path exactly as documented", why);
 		reply_error(r, 400, ERR_INVALID, NULL, "invalid_path", msg);
 		return -1;
 	}
-	for (rt = routes; rt->operation; rt++) {
+	for (rt = routes; rt->name; rt++) {
 		if (!match(rt->pattern, &seg, r, &bad))
 			continue;
 		if (strcmp(rt->method, r->method) == 0) {
@@ -160,15 +281,30 @@ front_route(struct request *r)
 	r->route = path_match;
 	if (bad) {
 		snprintf(msg, sizeof(msg),
-		         "%s in the path must be 1 to %d letters, digits, '_' or '-'", bad, ID_MAX);
+		         "%s in the path must be 1 to %d letters, digits, '_' or '-'", bad,
+		         REQUEST_ID_MAX);
 		reply_error(r, 400, ERR_INVALID, bad, "invalid_path_parameter", msg);
 		return -1;
 	}
-	if (r->query && path_match->body != FRONT_BODY_NONE) {
-		snprintf(msg, sizeof(msg), "%s %s takes no query parameters", r->method, r->path);
-		reply_error(r, 400, ERR_INVALID, NULL, "unknown_parameter", msg);
+	if (!policy_route_allowed(server_policy(r->srv), path_match->name)) {
+		snprintf(msg, sizeof(msg),
+		         "%s (%s %s) is not allowed by this organization's policy",
+		         path_match->name, path_match->method, path_match->pattern);
+		reply_error(r, 403, ERR_POLICY, NULL, "route_denied", msg);
 		return -1;
 	}
+	err_clear(&e);
+	if (query_check(r->query, path_match->query, query, sizeof(query), &e) < 0) {
+		reply_err(r, &e);
+		return -1;
+	}
+	if (upstream_path(r, query) < 0) {
+		reply_error(r, 414, ERR_INVALID, NULL, "uri_too_long",
+		            "the request path is too long");
+		return -1;
+	}
+	if (path_match->body == FRONT_BODY_UPLOAD)
+		return upload_body(r);
 	return (int)path_match->body;
 }
 

@@ -21,6 +21,8 @@ struct policy {
 	long long max_inline_bytes;
 	long long max_file_ids;
 	char *on_violation;
+	json_t *routes;
+	long long max_upload;
 
 	/* Compiled. */
 	int mem_max_rank, mem_default_rank, clamp;
@@ -29,11 +31,20 @@ struct policy {
 	int any_skill;
 	int any_domain; /* "*": any plain hostname */
 	enum policy_violation_mode mode;
+	unsigned denied_routes; /* bit i: policy_operations[i] denied */
 };
 
 static const char *const memory_sizes[] = {"1g", "4g", "16g", "64g", NULL};
 static const char *const on_exceed[] = {"reject", "clamp", NULL};
-static const char *const violation_modes[] = {"log", "block", NULL};
+static const char *const violation_modes[] = {"log", "block", "delete", NULL};
+
+const struct policy_operation policy_operations[] = {
+        {"containers.create", "CreateContainer"},          {"containers.list", "ListContainers"},
+        {"containers.retrieve", "RetrieveContainer"},      {"containers.delete", "DeleteContainer"},
+        {"files.create", "CreateContainerFile"},           {"files.list", "ListContainerFiles"},
+        {"files.retrieve", "RetrieveContainerFile"},       {"files.delete", "DeleteContainerFile"},
+        {"files.content", "RetrieveContainerFileContent"}, {NULL, NULL},
+};
 
 /* The largest inline skill the contract allows, decoded: 70254592 base64
  * characters. */
@@ -60,6 +71,9 @@ static const struct confkey policy_keys[] = {
          .max = INLINE_MAX},
         {"file_ids.max_count", CT_INT, K(max_file_ids), .def_int = 100, .min = 0, .max = 100000},
         {"on_upstream_violation", CT_ENUM, K(on_violation), "block", .enumv = violation_modes},
+        {"routes", CT_JSON, K(routes), .def_json = "{}"},
+        {"files.max_upload_bytes", CT_INT, K(max_upload), .def_int = 512LL * 1024 * 1024, .min = 0,
+         .max = 1LL << 40},
         {NULL},
 };
 
@@ -399,6 +413,59 @@ policy_violation_mode(const struct policy *p)
 	return p->mode;
 }
 
+int
+policy_route_allowed(const struct policy *p, const char *name)
+{
+	size_t i;
+
+	for (i = 0; policy_operations[i].name; i++)
+		if (strcmp(policy_operations[i].name, name) == 0)
+			return !(p->denied_routes & (1u << i));
+	return 0;
+}
+
+long long
+policy_max_upload_bytes(const struct policy *p)
+{
+	return p->max_upload;
+}
+
+static void
+compile_routes(struct policy *p, const char *file, struct errlist *errs)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+	char at[96];
+
+	if (!json_is_object(p->routes)) {
+		errlist_add(errs, file, "routes",
+		            "must be an object of operation: \"allow\" | \"deny\"");
+		return;
+	}
+	json_object_foreach(p->routes, key, v)
+	{
+		snprintf(at, sizeof(at), "routes.%s", key);
+		for (i = 0; policy_operations[i].name; i++)
+			if (strcmp(policy_operations[i].name, key) == 0 ||
+			    strcmp(policy_operations[i].operation_id, key) == 0)
+				break;
+		if (policy_operations[i].name == NULL) {
+			errlist_add(
+			        errs, file, at,
+			        "unknown operation; use one of containers.create, containers.list, "
+			        "containers.retrieve, containers.delete, files.create, files.list, "
+			        "files.retrieve, files.delete, files.content (or the spec's "
+			        "operationIds)");
+			continue;
+		}
+		if (json_is_string(v) && strcmp(json_string_value(v), "deny") == 0)
+			p->denied_routes |= 1u << i;
+		else if (!json_is_string(v) || strcmp(json_string_value(v), "allow") != 0)
+			errlist_add(errs, file, at, "must be \"allow\" or \"deny\"");
+	}
+}
+
 /* --- Compiling -------------------------------------------------------- */
 
 static void
@@ -493,8 +560,12 @@ policy_new(const json_t *doc, const char *file, struct errlist *errs)
 		errlist_add(errs, file, "memory_limit.default",
 		            "\"%s\" exceeds memory_limit.max \"%s\"", p->mem_default, p->mem_max);
 	p->clamp = p->mem_on_exceed && strcmp(p->mem_on_exceed, "clamp") == 0;
-	p->mode = p->on_violation && strcmp(p->on_violation, "log") == 0 ? POLICY_VIOLATION_LOG
-	                                                                 : POLICY_VIOLATION_BLOCK;
+	if (p->on_violation && strcmp(p->on_violation, "log") == 0)
+		p->mode = POLICY_VIOLATION_LOG;
+	else if (p->on_violation && strcmp(p->on_violation, "delete") == 0)
+		p->mode = POLICY_VIOLATION_DELETE;
+	else
+		p->mode = POLICY_VIOLATION_BLOCK;
 	/* An unwritten default follows a smaller maximum rather than clash. */
 	if (p->exp_default > p->exp_max && !conftable_has(doc, "expires_after.default_minutes"))
 		p->exp_default = p->exp_max;
@@ -518,6 +589,7 @@ policy_new(const json_t *doc, const char *file, struct errlist *errs)
 	}
 	compile_domains(p, file, errs);
 	compile_default(p, file, errs);
+	compile_routes(p, file, errs);
 	if (errs->n + errs->dropped > before)
 		goto fail;
 	return p;

@@ -17,8 +17,9 @@
 struct policy;
 
 enum policy_violation_mode {
-	POLICY_VIOLATION_LOG,   /* audit the mismatch, relay the answer */
-	POLICY_VIOLATION_BLOCK, /* audit it and answer 502 instead */
+	POLICY_VIOLATION_LOG,    /* audit the mismatch, relay the answer */
+	POLICY_VIOLATION_BLOCK,  /* audit it and answer 502 instead */
+	POLICY_VIOLATION_DELETE, /* as block; a created container is deleted too */
 };
 
 /* Reads and compiles the policy document at path. On failure returns NULL
@@ -47,6 +48,24 @@ struct policy_result {
 int policy_apply_create(const struct policy *p, json_t *doc, struct policy_result *r);
 
 enum policy_violation_mode policy_violation_mode(const struct policy *p);
+
+/*
+ * The operations the policy's "routes" can name: the SDK-style names
+ * ("containers.create", "files.content") and the spec's operationIds
+ * ("CreateContainer", "RetrieveContainerFileContent") are both accepted.
+ */
+struct policy_operation {
+	const char *name;
+	const char *operation_id;
+};
+extern const struct policy_operation policy_operations[];
+
+/* Whether the policy lets requests through to this operation (name as in
+ * policy_operations). Routes are allowed unless the policy denies them. */
+int policy_route_allowed(const struct policy *p, const char *name);
+
+/* The largest file upload allowed, in bytes. */
+long long policy_max_upload_bytes(const struct policy *p);
 
 /* The memory sizes in increasing order, as the contract spells them; -1 for
  * anything else. */

@@ -1,11 +1,15 @@
 #include "proxy.h"
 
+#include <event2/buffer.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "check.h"
+#include "conn.h"
+#include "front.h"
+#include "multipart.h"
 #include "jsondoc.h"
 #include "log.h"
 #include "policy.h"
@@ -72,25 +76,53 @@ note_container(struct request *r, const json_t *doc)
 	r->audit_network_policy = redact_network_policy(json_object_get(doc, "network_policy"));
 }
 
+/* The client hears what kind of failure it was; the operator's log gets
+ * libcurl's detail, which names hosts and addresses. */
 static void
 fail_upstream(struct request *r, const struct upstream_res *res)
 {
-	char msg[400];
-
+	log_msg(LOG_WARN, r->id, "upstream call failed: %s", res->error);
 	switch (res->failure) {
 	case UPSTREAM_TIMEOUT:
-		snprintf(msg, sizeof(msg), "the upstream did not answer in time (%s)", res->error);
-		reply_error(r, 504, ERR_UPSTREAM, NULL, "upstream_timeout", msg);
+		reply_error(r, 504, ERR_UPSTREAM, NULL, "upstream_timeout",
+		            "the upstream did not answer within this gateway's time limit");
 		break;
 	case UPSTREAM_TOO_LARGE:
 		reply_error(r, 502, ERR_UPSTREAM, NULL, "upstream_response_too_large",
 		            "the upstream's answer exceeded upstream.max_response_bytes");
 		break;
 	default:
-		snprintf(msg, sizeof(msg), "the upstream could not be reached (%s)", res->error);
-		reply_error(r, 502, ERR_UPSTREAM, NULL, "upstream_unreachable", msg);
+		reply_error(r, 502, ERR_UPSTREAM, NULL, "upstream_unreachable",
+		            "the upstream could not be reached or did not complete its answer");
 		break;
 	}
+}
+
+/* Starts the request's upstream call; answers the client itself when it
+ * cannot. */
+static void
+start(struct request *r, struct upstream_req *up, int has_json_body, upstream_done_fn done)
+{
+	struct header_lines h;
+	struct err e;
+
+	err_clear(&e);
+	upstream_headers(r, &h, has_json_body);
+	up->headers = h.ptr;
+	up->nheaders = h.n;
+	r->call = upstream_start(server_upstream(r->srv), up, done, r, &e);
+	secmem_wipe(&h, sizeof(h));
+	if (r->call == NULL)
+		reply_err(r, &e);
+}
+
+static void
+note_upstream(struct request *r, const struct upstream_res *res)
+{
+	r->call = NULL;
+	r->upstream_status = res->status;
+	r->upstream_ms = res->ms;
+	snprintf(r->upstream_request_id, sizeof(r->upstream_request_id), "%s", res->request_id);
 }
 
 static void
@@ -101,9 +133,11 @@ block_violation(struct request *r)
 	json_t *v;
 	size_t i;
 
-	o = (size_t)snprintf(msg, sizeof(msg),
-	                     "the upstream created a container that does not match what was "
-	                     "asked for, so this gateway withheld it:");
+	o = (size_t)snprintf(msg, sizeof(msg), "%s, so this gateway withheld it:",
+	                     r->doc && strcmp(r->method, "POST") == 0 && r->memory_limit[0]
+	                             ? "the upstream created a container that does not match what "
+	                               "was asked for"
+	                             : "the upstream's answer does not match the API's contract");
 	json_array_foreach(r->violations, i, v)
 	{
 		line = json_dumps(v, JSON_COMPACT);
@@ -114,6 +148,65 @@ block_violation(struct request *r)
 	reply_error(r, 502, ERR_UPSTREAM, NULL, "upstream_violation", msg);
 }
 
+/* Identifiers the upstream hands back are checked like the client's before
+ * they go into a path. */
+static int
+safe_id(const char *s)
+{
+	size_t i, n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > REQUEST_ID_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+static void
+on_remediation_done(const struct upstream_res *res, void *arg)
+{
+	struct request *r = arg;
+	int deleted = res->failure == UPSTREAM_OK && res->status >= 200 && res->status < 300;
+	char msg[ERR_MESSAGE_MAX];
+
+	r->call = NULL;
+	r->remediation = json_pack("{s:s, s:s, s:o, s:s}", "action", "delete", "container_id",
+	                           r->audit_container_id, "status",
+	                           res->status ? json_integer(res->status) : json_null(), "outcome",
+	                           deleted ? "deleted" : "failed");
+	log_msg(deleted ? LOG_WARN : LOG_ERROR, r->id, "container %s broke the request; delete %s",
+	        r->audit_container_id, deleted ? "succeeded" : "FAILED");
+	snprintf(msg, sizeof(msg),
+	         "the upstream created container %s with more than was asked for, so this gateway "
+	         "%s; see the audit record of this request for the differences",
+	         r->audit_container_id,
+	         deleted ? "deleted it" : "tried to delete it and failed: delete it by hand");
+	reply_error(r, 502, ERR_UPSTREAM, NULL, "upstream_violation", msg);
+}
+
+/* on_upstream_violation "delete": the container is removed upstream before
+ * the client hears about it. */
+static void
+remediate(struct request *r)
+{
+	struct upstream_req up = {0};
+	char path[REQUEST_ID_MAX + 16];
+
+	if (!safe_id(r->audit_container_id)) {
+		r->remediation =
+		        json_pack("{s:s, s:s}", "action", "delete", "outcome",
+		                  "not attempted: the container id is not a safe identifier");
+		block_violation(r);
+		return;
+	}
+	snprintf(path, sizeof(path), "/containers/%s", r->audit_container_id);
+	up.method = "DELETE";
+	up.path = path;
+	start(r, &up, 0, on_remediation_done);
+}
+
 static void
 on_create_done(const struct upstream_res *res, void *arg)
 {
@@ -121,10 +214,7 @@ on_create_done(const struct upstream_res *res, void *arg)
 	json_t *container;
 	struct err e;
 
-	r->call = NULL;
-	r->upstream_status = res->status;
-	r->upstream_ms = res->ms;
-	snprintf(r->upstream_request_id, sizeof(r->upstream_request_id), "%s", res->request_id);
+	note_upstream(r, res);
 	/* The forwarded body held any domain secrets; it is done with. */
 	secmem_wipe(r->forward, r->forward_len);
 	redact_wipe_secrets(r->doc);
@@ -150,9 +240,15 @@ on_create_done(const struct upstream_res *res, void *arg)
 	if (json_array_size(r->violations) > 0) {
 		log_msg(LOG_WARN, r->id, "upstream violation on container %s",
 		        r->audit_container_id);
-		if (policy_violation_mode(server_policy(r->srv)) == POLICY_VIOLATION_BLOCK) {
+		switch (policy_violation_mode(server_policy(r->srv))) {
+		case POLICY_VIOLATION_DELETE:
+			remediate(r);
+			return;
+		case POLICY_VIOLATION_BLOCK:
 			block_violation(r);
 			return;
+		default:
+			break;
 		}
 	}
 	reply_relay(r, res);
@@ -176,7 +272,6 @@ void
 proxy_create(struct request *r)
 {
 	struct policy_result pr;
-	struct header_lines h;
 	struct upstream_req up;
 	struct err e;
 
@@ -217,15 +312,300 @@ proxy_create(struct request *r)
 	}
 	r->forward_len = strlen(r->forward);
 
-	upstream_headers(r, &h, 1);
+	memset(&up, 0, sizeof(up));
 	up.method = "POST";
 	up.path = "/containers";
-	up.headers = h.ptr;
-	up.nheaders = h.n;
 	up.body = r->forward;
 	up.body_len = r->forward_len;
-	r->call = upstream_start(server_upstream(r->srv), &up, on_create_done, r, &e);
+	start(r, &up, 1, on_create_done);
+}
+
+/* --- Everything but create ------------------------------------------- */
+
+static void
+on_forward_done(const struct upstream_res *res, void *arg)
+{
+	struct request *r = arg;
+	struct check_expect x;
+	struct err e;
+
+	note_upstream(r, res);
+	if (r->stream_error.status) {
+		reply_err(r, &r->stream_error); /* an upload stopped on our side */
+		return;
+	}
+	if (res->failure != UPSTREAM_OK) {
+		fail_upstream(r, res);
+		return;
+	}
+	if (res->status < 200 || res->status > 299) {
+		reply_relay(r, res);
+		return;
+	}
+	err_clear(&e);
+	front_expect(r, &x);
+	r->violations = json_array();
+	if (r->violations == NULL ||
+	    check_response(&x, res->body, res->len, r->violations, &e) < 0) {
+		reply_err(r, &e);
+		return;
+	}
+	if (json_array_size(r->violations) > 0) {
+		log_msg(LOG_WARN, r->id, "upstream answer to %s does not match the spec",
+		        front_operation(r));
+		if (policy_violation_mode(server_policy(r->srv)) != POLICY_VIOLATION_LOG) {
+			block_violation(r);
+			return;
+		}
+	}
+	reply_relay(r, res);
+}
+
+static void
+forward(struct request *r, struct upstream_req *up, int has_json_body)
+{
+	snprintf(r->audit_container_id, sizeof(r->audit_container_id), "%s", r->container_id);
+	up->method = r->method;
+	up->path = r->upstream_path;
+	/* A GET that never reached the upstream is safe to try again. */
+	up->retry_connect = strcmp(r->method, "GET") == 0;
+	start(r, up, has_json_body, on_forward_done);
+}
+
+void
+proxy_forward(struct request *r)
+{
+	struct upstream_req up = {0};
+
+	forward(r, &up, 0);
+}
+
+/* JSON naming a file the organization already uploaded. */
+static void
+file_create_json(struct request *r)
+{
+	struct upstream_req up = {0};
+	struct err e;
+
+	err_clear(&e);
+	if (!json_content_type(r)) {
+		reply_error(r, 415, ERR_INVALID, NULL, "unsupported_media_type",
+		            "send Content-Type: application/json");
+		return;
+	}
+	r->doc = jsondoc_parse(r->body, r->body_len, &e);
+	secmem_free(r->body);
+	r->body = NULL;
+	r->body_len = r->body_cap = 0;
+	if (r->doc == NULL || schema_check(&schema_create_container_file_body, r->doc, &e) < 0) {
+		reply_err(r, &e);
+		return;
+	}
+	if (json_object_get(r->doc, "file_id") == NULL) {
+		reply_error(r, 400, ERR_INVALID, "file_id", "missing_required_parameter",
+		            "file_id is required in a JSON body; to upload the file itself, send "
+		            "multipart/form-data with a \"file\" part");
+		return;
+	}
+	r->forward = json_dumps(r->doc, JSON_COMPACT);
+	if (r->forward == NULL) {
+		reply_error(r, 503, ERR_INTERNAL, NULL, "out_of_memory",
+		            "the gateway is out of memory; try again");
+		return;
+	}
+	r->forward_len = strlen(r->forward);
+	up.body = r->forward;
+	up.body_len = r->forward_len;
+	forward(r, &up, 1);
+}
+
+/* The upload's bytes go to the upstream exactly as they came, checked as
+ * multipart on the way; a bad part stops the transfer before it is whole. */
+static size_t
+upload_read(void *arg, char *buf, size_t n)
+{
+	struct request *r = arg;
+	size_t k = (size_t)evbuffer_remove(r->stream_in, buf, n);
+	int rc;
+
+	if (r->stream_error.status)
+		return UPSTREAM_ABORT;
+	if (k > 0) {
+		rc = multipart_feed(r->multipart, buf, k, &r->stream_error);
+		if (rc < 0)
+			return UPSTREAM_ABORT;
+		if (r->conn)
+			conn_stream_resume(r->conn);
+		return k;
+	}
+	if (!r->body_done) {
+		r->paused = 1;
+		return UPSTREAM_PAUSE;
+	}
+	if (multipart_feed(r->multipart, "", 0, &r->stream_error) != 1) {
+		if (r->stream_error.status == 0)
+			err_set(&r->stream_error, 400, ERR_INVALID, "invalid_multipart", NULL,
+			        "the multipart body ended before its closing delimiter");
+		return UPSTREAM_ABORT;
+	}
+	if (!multipart_has(r->multipart, "file") && !multipart_has(r->multipart, "file_id")) {
+		err_set(&r->stream_error, 400, ERR_INVALID, "missing_required_parameter", "file",
+		        "the upload has neither a \"file\" part nor a \"file_id\" field");
+		return UPSTREAM_ABORT;
+	}
+	return 0;
+}
+
+static void
+on_upload_event(struct request *r, int event)
+{
+	if (event == REQUEST_FAILED) {
+		upstream_cancel(r->call);
+		r->call = NULL;
+		reply_err(r, &r->stream_error);
+		return;
+	}
+	if (r->paused && r->call) {
+		r->paused = 0;
+		upstream_resume(r->call);
+	}
+}
+
+static void
+file_create_stream(struct request *r)
+{
+	static const char *const parts[] = {"file", "file_id", NULL};
+	long long limit = policy_max_upload_bytes(server_policy(r->srv));
+	struct upstream_req up = {0};
+	const char *ct;
+	size_t ct_len;
+	char ct_line[HEADER_LINE];
+	struct header_lines h;
+	struct err e;
+
+	err_clear(&e);
+	if (r->head.content_length > limit) {
+		reply_error(r, 413, ERR_INVALID, NULL, "request_too_large",
+		            "the upload is larger than this organization's limit "
+		            "(files.max_upload_bytes)");
+		return;
+	}
+	ct = httpmsg_header(&r->head, "Content-Type", &ct_len);
+	r->multipart = multipart_new(ct, ct_len, parts, &e);
+	if (r->multipart == NULL || ct_len >= sizeof(ct_line) - 16) {
+		if (e.status == 0)
+			err_set(&e, 400, ERR_INVALID, "invalid_multipart", NULL,
+			        "the Content-Type header is too long");
+		reply_err(r, &e);
+		return;
+	}
+	r->body_limit = (uint64_t)limit;
+	r->on_event = on_upload_event;
+	snprintf(r->audit_container_id, sizeof(r->audit_container_id), "%s", r->container_id);
+
+	/* The client's Content-Type carries the boundary the body uses. */
+	upstream_headers(r, &h, 0);
+	snprintf(ct_line, sizeof(ct_line), "Content-Type: %.*s", (int)ct_len, ct);
+	if (h.n < MAX_UP_HEADERS)
+		h.ptr[h.n++] = ct_line;
+	up.method = "POST";
+	up.path = r->upstream_path;
+	up.headers = h.ptr;
+	up.nheaders = h.n;
+	up.read = upload_read;
+	up.body_size = r->head.chunked ? -1 : r->head.content_length;
+	r->call = upstream_start(server_upstream(r->srv), &up, on_forward_done, r, &e);
 	secmem_wipe(&h, sizeof(h));
 	if (r->call == NULL)
 		reply_err(r, &e);
+}
+
+void
+proxy_file_create(struct request *r)
+{
+	if (r->stream_in)
+		file_create_stream(r);
+	else
+		file_create_json(r);
+}
+
+/* --- Downloads ------------------------------------------------------- */
+
+static int
+download_head(void *arg, const struct upstream_res *res)
+{
+	struct request *r = arg;
+
+	if (res->status < 200 || res->status > 299)
+		return 0; /* an error: buffered and relayed whole */
+	return reply_stream_begin(r, res) == 0;
+}
+
+static size_t
+download_data(void *arg, const char *data, size_t n)
+{
+	struct request *r = arg;
+
+	/* Held back, not dropped: libcurl hands the same bytes over again. */
+	if (reply_stream_full(r)) {
+		r->paused = 1;
+		return UPSTREAM_PAUSE;
+	}
+	reply_stream_data(r, data, n);
+	return n;
+}
+
+static void
+on_download_event(struct request *r, int event)
+{
+	if (event == REQUEST_FAILED) {
+		upstream_cancel(r->call);
+		r->call = NULL;
+		reply_stream_end(r, &r->stream_error);
+		return;
+	}
+	if (event == REQUEST_DRAINED && r->paused && r->call) {
+		r->paused = 0;
+		upstream_resume(r->call);
+	}
+}
+
+static void
+on_download_done(const struct upstream_res *res, void *arg)
+{
+	struct request *r = arg;
+	struct err e;
+
+	note_upstream(r, res);
+	if (!res->streamed) {
+		if (res->failure != UPSTREAM_OK)
+			fail_upstream(r, res);
+		else
+			reply_relay(r, res);
+		return;
+	}
+	if (res->failure == UPSTREAM_OK) {
+		reply_stream_end(r, NULL);
+		return;
+	}
+	log_msg(LOG_WARN, r->id, "upstream answer broke off after %zu bytes: %s", res->bytes,
+	        res->error);
+	err_set(&e, 502, ERR_UPSTREAM, "upstream_stream_failed", NULL,
+	        "the upstream's answer broke off after %zu bytes", res->bytes);
+	reply_stream_end(r, &e);
+}
+
+void
+proxy_download(struct request *r)
+{
+	struct upstream_req up = {0};
+
+	snprintf(r->audit_container_id, sizeof(r->audit_container_id), "%s", r->container_id);
+	r->on_event = on_download_event;
+	up.method = "GET";
+	up.path = r->upstream_path;
+	up.retry_connect = 1;
+	up.on_head = download_head;
+	up.on_data = download_data;
+	start(r, &up, 0, on_download_done);
 }

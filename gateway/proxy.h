@@ -14,4 +14,15 @@ struct request;
 /* POST /v1/containers (CreateContainer). */
 void proxy_create(struct request *r);
 
+/* The operations without a body to decide on: list, retrieve and delete
+ * of containers and files. The answer is checked against the spec. */
+void proxy_forward(struct request *r);
+
+/* POST /v1/containers/{id}/files: JSON naming a file_id, or a multipart
+ * upload streamed through as it is checked. */
+void proxy_file_create(struct request *r);
+
+/* GET .../files/{file_id}/content, streamed back as it arrives. */
+void proxy_download(struct request *r);
+
 #endif

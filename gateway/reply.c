@@ -15,23 +15,12 @@
 
 #define MAX_HEADERS 4
 
-/* Audit, then send: the record is on its way to disk before the client
- * hears anything. */
+/* The request's audit record; every way a request ends comes here once. */
 static void
-finish(struct request *r, int status, const char *decision, const char *code, const char *param,
-       const char *message, const char *content_type, const char *body, size_t len,
-       const char *retry_after)
+audit(struct request *r, int status, const char *decision, const char *code, const char *param,
+      const char *message)
 {
 	struct audit_event ev = {0};
-	const char *headers[MAX_HEADERS];
-	char ct[160], rid[200], ra[64];
-	size_t n = 0;
-
-	if (r->replied) {
-		log_msg(LOG_ERROR, r->id, "second reply to one request suppressed");
-		return;
-	}
-	r->replied = 1;
 
 	ev.request_id = r->id;
 	ev.upstream_request_id = r->upstream_request_id[0] ? r->upstream_request_id : NULL;
@@ -48,24 +37,105 @@ finish(struct request *r, int status, const char *decision, const char *code, co
 	ev.upstream_ms = r->upstream_ms;
 	ev.latency_ms = request_elapsed_ms(r);
 	ev.container_id = r->audit_container_id[0] ? r->audit_container_id : NULL;
+	ev.file_id = r->file_id[0] ? r->file_id : NULL;
 	ev.memory_limit = r->memory_limit[0] ? r->memory_limit : NULL;
 	ev.network_policy = r->audit_network_policy;
 	ev.adjustments = r->adjustments;
 	ev.violations = r->violations && json_array_size(r->violations) ? r->violations : NULL;
+	ev.remediation = r->remediation;
+	ev.bytes_in = r->stream_in ? r->body_seen : r->body_len;
+	ev.bytes_out = r->bytes_out;
 	audit_write(server_audit(r->srv), &ev);
+}
 
-	snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
-	headers[n++] = ct;
+struct headers {
+	size_t n;
+	const char *line[MAX_HEADERS];
+	char ct[160], rid[200], ra[64];
+};
+
+static void
+answer_headers(const struct request *r, struct headers *h, const char *content_type,
+               const char *retry_after)
+{
+	h->n = 0;
+	snprintf(h->ct, sizeof(h->ct), "Content-Type: %s", content_type);
+	h->line[h->n++] = h->ct;
 	/* The upstream's id when it gave one, so support tickets match. */
-	snprintf(rid, sizeof(rid), "x-request-id: %s",
+	snprintf(h->rid, sizeof(h->rid), "x-request-id: %s",
 	         r->upstream_request_id[0] ? r->upstream_request_id : r->id);
-	headers[n++] = rid;
+	h->line[h->n++] = h->rid;
 	if (retry_after && *retry_after) {
-		snprintf(ra, sizeof(ra), "Retry-After: %s", retry_after);
-		headers[n++] = ra;
+		snprintf(h->ra, sizeof(h->ra), "Retry-After: %s", retry_after);
+		h->line[h->n++] = h->ra;
 	}
+}
+
+/* Audit, then send: the record is on its way to disk before the client
+ * hears anything. */
+static void
+finish(struct request *r, int status, const char *decision, const char *code, const char *param,
+       const char *message, const char *content_type, const char *body, size_t len,
+       const char *retry_after)
+{
+	struct headers h;
+
+	if (r->replied) {
+		log_msg(LOG_ERROR, r->id, "second reply to one request suppressed");
+		return;
+	}
+	r->replied = 1;
+	r->bytes_out = len;
+	audit(r, status, decision, code, param, message);
+	answer_headers(r, &h, content_type, retry_after);
 	if (r->conn)
-		conn_send(r->conn, r, status, headers, n, body, len);
+		conn_send(r->conn, r, status, h.line, h.n, body, len);
+	else
+		request_free(r);
+}
+
+int
+reply_stream_begin(struct request *r, const struct upstream_res *res)
+{
+	struct headers h;
+
+	if (r->conn == NULL || r->replied)
+		return -1;
+	r->stream_status = res->status;
+	answer_headers(r, &h, res->content_type[0] ? res->content_type : "application/octet-stream",
+	               NULL);
+	conn_stream_begin(r->conn, res->status, h.line, h.n, res->content_length);
+	return 0;
+}
+
+int
+reply_stream_data(struct request *r, const char *data, size_t n)
+{
+	if (r->conn == NULL)
+		return 1;
+	r->bytes_out += n;
+	conn_stream_write(r->conn, data, n);
+	return conn_stream_full(r->conn);
+}
+
+int
+reply_stream_full(const struct request *r)
+{
+	return r->conn == NULL || conn_stream_full(r->conn);
+}
+
+void
+reply_stream_end(struct request *r, const struct err *e)
+{
+	if (r->replied)
+		return;
+	r->replied = 1;
+	if (e)
+		audit(r, r->stream_status, "error", e->code, NULL, e->message);
+	else
+		audit(r, r->stream_status, "allow", NULL, NULL, NULL);
+	if (r->conn)
+		conn_stream_end(r->conn, r, e == NULL);
 	else
 		request_free(r);
 }

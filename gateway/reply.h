@@ -25,4 +25,17 @@ void reply_err(struct request *r, const struct err *e);
  * request id. */
 void reply_relay(struct request *r, const struct upstream_res *res);
 
+/*
+ * An answer streamed from the upstream as it arrives: begin sends the head
+ * (status, type and length of res); data passes body bytes on and returns
+ * 1 when the client's side is full and the caller should pause; end writes
+ * the audit record, with e saying why the stream was cut (NULL when it
+ * completed), and finishes the answer. begin returns -1 when the client
+ * has gone.
+ */
+int reply_stream_begin(struct request *r, const struct upstream_res *res);
+int reply_stream_data(struct request *r, const char *data, size_t n);
+int reply_stream_full(const struct request *r);
+void reply_stream_end(struct request *r, const struct err *e);
+
 #endif

@@ -1,11 +1,13 @@
 #include "request.h"
 
+#include <event2/buffer.h>
 #include <openssl/rand.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "multipart.h"
 #include "secmem.h"
 #include "upstream.h"
 
@@ -125,6 +127,10 @@ request_free(struct request *r)
 	if (r == NULL)
 		return;
 	upstream_cancel(r->call);
+	/* Uploaded file bytes are the client's data on its way to the
+	 * upstream, not secrets the gateway brokers: they are not wiped. */
+	if (r->stream_in)
+		evbuffer_free(r->stream_in);
 	secmem_free(r->head_buf);
 	secmem_free(r->body);
 	if (r->forward) {
@@ -135,6 +141,8 @@ request_free(struct request *r)
 	json_decref(r->audit_network_policy);
 	json_decref(r->adjustments);
 	json_decref(r->violations);
+	json_decref(r->remediation);
+	multipart_free(r->multipart);
 	free(r->path);
 	free(r->query);
 	free(r);

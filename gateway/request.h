@@ -11,11 +11,20 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
+#include "err.h"
 #include "httpmsg.h"
 
+/* Longest identifier accepted in a path, and longest upstream path plus
+ * query. */
+#define REQUEST_ID_MAX   128
+#define REQUEST_PATH_MAX 2048
+
 struct conn;
+struct evbuffer;
+struct multipart;
 struct server;
 struct upstream_call;
 struct route;
@@ -35,14 +44,35 @@ struct request {
 	char *path;  /* target without the query, NUL-terminated */
 	char *query; /* after '?', or NULL */
 
-	/* Routing. */
+	/* Routing: the path's identifiers, and the upstream's path and query
+	 * rebuilt from what was checked. */
 	const struct route *route;
-	char container_id[80];
-	char file_id[80];
+	char container_id[REQUEST_ID_MAX + 1];
+	char file_id[REQUEST_ID_MAX + 1];
+	char upstream_path[REQUEST_PATH_MAX];
 
 	/* The body, in memory that is wiped when freed. */
 	char *body;
 	size_t body_len, body_cap;
+
+	/* A streamed body: decoded bytes the handler has not taken yet, how
+	 * many arrived in all, and whether they all have. A streamed answer:
+	 * bytes sent. */
+	struct evbuffer *stream_in;
+	uint64_t body_seen;
+	uint64_t body_limit; /* 0: none; set by the handler */
+	int body_done;
+	struct err stream_error; /* why the stream stopped, when it did */
+	size_t bytes_out;
+	int stream_status;           /* status of a streamed answer */
+	int paused;                  /* the upstream call waits on us */
+	struct multipart *multipart; /* an upload's body, as checked so far */
+
+	/* Set by a handler that streams: told when more body has arrived or
+	 * all of it (REQUEST_BODY), when the answer being streamed has drained
+	 * (REQUEST_DRAINED), and when the client is gone or the body cannot be
+	 * read on (REQUEST_FAILED, stream_error says why). */
+	void (*on_event)(struct request *r, int event);
 
 	/* The pipeline's work. */
 	json_t *doc;   /* the document to forward */
@@ -54,12 +84,15 @@ struct request {
 	char upstream_request_id[128];
 	int upstream_status;
 	double upstream_ms;
-	char audit_container_id[128];
+	char audit_container_id[REQUEST_ID_MAX + 1];
+	json_t *remediation;
 	char memory_limit[8];
 	json_t *audit_network_policy; /* redacted */
 	json_t *adjustments;
 	json_t *violations;
 };
+
+enum { REQUEST_BODY, REQUEST_DRAINED, REQUEST_FAILED };
 
 /* A new request for conn; takes nothing. NULL when memory runs out. */
 struct request *request_new(struct server *srv, struct conn *conn, const char *client);

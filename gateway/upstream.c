@@ -32,7 +32,9 @@ struct upstream_call {
 	char *body;
 	size_t len, cap;
 	int too_large;
+	int retries;
 	struct upstream_res res;
+	struct upstream_req req; /* callbacks and flags of the request */
 	upstream_done_fn done;
 	void *arg;
 	char errbuf[CURL_ERROR_SIZE];
@@ -115,9 +117,17 @@ static size_t
 on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct upstream_call *c = userdata;
-	size_t n = size * nmemb, cap;
+	size_t n = size * nmemb, cap, took;
 	char *grown;
 
+	if (c->res.streamed) {
+		took = c->req.on_data(c->arg, ptr, n);
+		if (took == UPSTREAM_PAUSE)
+			return CURL_WRITEFUNC_PAUSE;
+		c->res.bytes += took;
+		return took;
+	}
+	c->res.bytes += n;
 	if (c->len + n > c->u->max_response) {
 		c->too_large = 1;
 		return 0; /* makes libcurl fail the transfer */
@@ -165,16 +175,31 @@ on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 	struct upstream_call *c = userdata;
 	size_t n = size * nmemb;
 
+	char length[32] = "";
+	long status = 0;
+
 	/* A new status line (after 100 Continue, say) starts a new answer. */
 	if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
 		c->res.content_type[0] = '\0';
 		c->res.request_id[0] = '\0';
 		c->res.retry_after[0] = '\0';
+		c->res.content_length = -1;
+		return n;
+	}
+	/* The empty line: the head of a final answer is complete. */
+	if ((n == 2 && ptr[0] == '\r') || (n == 1 && ptr[0] == '\n')) {
+		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+		c->res.status = (int)status;
+		if (status >= 200 && c->req.on_head)
+			c->res.streamed = c->req.on_head(c->arg, &c->res) == 1;
 		return n;
 	}
 	take_header(ptr, n, "content-type", c->res.content_type, sizeof(c->res.content_type));
 	take_header(ptr, n, "x-request-id", c->res.request_id, sizeof(c->res.request_id));
 	take_header(ptr, n, "retry-after", c->res.retry_after, sizeof(c->res.retry_after));
+	take_header(ptr, n, "content-length", length, sizeof(length));
+	if (length[0])
+		c->res.content_length = strtoll(length, NULL, 10);
 	return n;
 }
 
@@ -198,12 +223,42 @@ release(struct upstream_call *c)
 	free(c);
 }
 
+static size_t
+on_read(char *buf, size_t size, size_t nmemb, void *userdata)
+{
+	struct upstream_call *c = userdata;
+	size_t n = c->req.read(c->arg, buf, size * nmemb);
+
+	if (n == UPSTREAM_PAUSE)
+		return CURL_READFUNC_PAUSE;
+	if (n == UPSTREAM_ABORT)
+		return CURL_READFUNC_ABORT;
+	return n;
+}
+
+/* A connection that could not be made carried nothing, so a request that
+ * is safe to repeat is tried once more. */
+static int
+retry(struct upstream_call *c, CURLcode rc)
+{
+	if (rc != CURLE_COULDNT_CONNECT || !c->req.retry_connect || c->retries++ > 0)
+		return 0;
+	curl_multi_remove_handle(c->u->multi, c->easy);
+	c->len = 0;
+	c->res.bytes = 0;
+	c->errbuf[0] = '\0';
+	log_msg(LOG_INFO, NULL, "upstream connection failed before sending; retrying once");
+	return curl_multi_add_handle(c->u->multi, c->easy) == CURLM_OK;
+}
+
 static void
 finish(struct upstream_call *c, CURLcode rc)
 {
 	long status = 0;
 	double total = 0;
 
+	if (retry(c, rc))
+		return;
 	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(c->easy, CURLINFO_TOTAL_TIME, &total);
 	c->res.status = (int)status;
@@ -325,7 +380,12 @@ configure(struct upstream_call *c, const struct upstream_req *req)
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, u->insecure ? 0L : 2L);
 	if (u->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, u->ca_file);
-	if (strcmp(req->method, "POST") == 0) {
+	if (strcmp(req->method, "POST") == 0 && req->read) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, c);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_size);
+	} else if (strcmp(req->method, "POST") == 0) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
@@ -347,6 +407,8 @@ upstream_start(struct upstream *u, const struct upstream_req *req, upstream_done
 	c->u = u;
 	c->done = done;
 	c->arg = arg;
+	c->req = *req;
+	c->res.content_length = -1;
 	n = strlen(u->base_url) + strlen(req->path) + 1;
 	c->url = malloc(n);
 	if (c->url == NULL)
@@ -376,4 +438,11 @@ upstream_cancel(struct upstream_call *c)
 {
 	if (c)
 		release(c);
+}
+
+void
+upstream_resume(struct upstream_call *c)
+{
+	if (c)
+		curl_easy_pause(c->easy, CURLPAUSE_CONT);
 }

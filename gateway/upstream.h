@@ -29,6 +29,13 @@ struct upstream *upstream_new(struct event_base *base, const struct upstream_set
                               struct err *e);
 void upstream_free(struct upstream *u);
 
+struct upstream_res;
+
+/* Returned by a streaming read or data callback to hold the transfer until
+ * upstream_resume; UPSTREAM_ABORT from read fails it. */
+#define UPSTREAM_PAUSE ((size_t)-1)
+#define UPSTREAM_ABORT ((size_t)-2)
+
 /* A request. Everything is borrowed until the call completes. */
 struct upstream_req {
 	const char *method;
@@ -37,6 +44,23 @@ struct upstream_req {
 	size_t nheaders;
 	const char *body;
 	size_t body_len;
+
+	/* A body streamed instead: read fills buf with up to n bytes and
+	 * returns how many, 0 at the end, or UPSTREAM_PAUSE / UPSTREAM_ABORT.
+	 * body_size is its length, or -1 when unknown (sent chunked). */
+	size_t (*read)(void *arg, char *buf, size_t n);
+	long long body_size;
+
+	/* An answer streamed instead of buffered: on_head runs once the
+	 * answer's head is in (res has status and headers); returning 1 sends
+	 * the body to on_data as it arrives (which returns n, or
+	 * UPSTREAM_PAUSE), 0 buffers it as usual. */
+	int (*on_head)(void *arg, const struct upstream_res *res);
+	size_t (*on_data)(void *arg, const char *data, size_t n);
+
+	/* Retry once when the connection could not be made at all; only for
+	 * requests that are safe to repeat. */
+	int retry_connect;
 };
 
 enum upstream_failure {
@@ -57,8 +81,11 @@ struct upstream_res {
 	char content_type[UPSTREAM_HEADER_MAX];
 	char request_id[UPSTREAM_HEADER_MAX];
 	char retry_after[32];
-	double ms;         /* time from start to the end of the answer */
-	const char *error; /* libcurl's description when failure != UPSTREAM_OK */
+	long long content_length; /* -1 when not given */
+	int streamed;             /* the body went to on_data, not into body */
+	size_t bytes;             /* body bytes received */
+	double ms;                /* time from start to the end of the answer */
+	const char *error;        /* libcurl's description when failure != UPSTREAM_OK */
 };
 
 typedef void (*upstream_done_fn)(const struct upstream_res *res, void *arg);
@@ -70,5 +97,8 @@ struct upstream_call *upstream_start(struct upstream *u, const struct upstream_r
 
 /* Abandons a call; done will not run. */
 void upstream_cancel(struct upstream_call *c);
+
+/* Continues a call paused by UPSTREAM_PAUSE. */
+void upstream_resume(struct upstream_call *c);
 
 #endif

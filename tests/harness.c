@@ -41,6 +41,8 @@
 #define STOP_WAIT_MS  5000
 #define START_WAIT_MS 15000
 #define TAIL_BYTES    2000
+#define RUN_WAIT_MS   30000
+#define CERTS_SCRIPT  "certs/make-dev-certs.sh"
 
 struct cleanup {
 	void (*fn)(void *);
@@ -56,6 +58,7 @@ static struct {
 	struct hx_stub *stub; /* the one hx_stub_* talk to */
 	int nstubs;
 	bool curl_ready;
+	char certs[HX_PATH_MAX]; /* hx_certs()'s dir, once made */
 } H;
 
 /* ---- ownership: everything handed out is freed at teardown ---- */
@@ -703,7 +706,7 @@ hx_request(const struct hx_req *rq)
 	struct hx_resp *r = keep(resp_free, calloc(1, sizeof(struct hx_resp)));
 	const char *method = rq->method != NULL ? rq->method : "GET";
 	struct sink sink = {r, 0};
-	struct curl_slist *hl = NULL;
+	struct curl_slist *hl = NULL, *connect_to = NULL;
 	curl_mime *mime = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	CURL *c;
@@ -733,6 +736,10 @@ hx_request(const struct hx_req *rq)
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
 	if (rq->cainfo != NULL)
 		curl_easy_setopt(c, CURLOPT_CAINFO, rq->cainfo);
+	if (ok && rq->connect_to != NULL) {
+		ok = slist_add(&connect_to, rq->connect_to);
+		curl_easy_setopt(c, CURLOPT_CONNECT_TO, connect_to);
+	}
 	if (rq->parts != NULL) {
 		mime = curl_mime_init(c);
 		ok = ok && mime != NULL;
@@ -773,6 +780,7 @@ hx_request(const struct hx_req *rq)
 	curl_easy_cleanup(c);
 	curl_mime_free(mime);
 	curl_slist_free_all(hl);
+	curl_slist_free_all(connect_to);
 	cr_assert(r->body != NULL, "harness: out of memory");
 	return r;
 }
@@ -871,19 +879,30 @@ hx_raw(int port, const void *data, size_t len, int timeout_ms, int flags, size_t
 
 /* ---- the stub ---- */
 
-struct hx_stub *
-hx_stub_start(void)
+/*
+ * Starts an upstream_stub on 127.0.0.1 with extra (NULL-terminated, NULL
+ * for none) after the usual arguments, reads its port and waits until it
+ * accepts. Leaves url, the TLS fields and H.stub to the caller.
+ */
+static struct hx_stub *
+stub_launch(const char *const extra[])
 {
 	struct hx_stub *s = xcalloc(sizeof(*s));
 	const char *name = H.nstubs == 0 ? "stub" : hx_fmt("stub-%d", H.nstubs + 1);
 	const char *port_file = hx_path(hx_fmt("%s.port", name));
-	const char *argv[] = {hx_stub_bin(), "--port-file", port_file,
-	                      "--listen",    "127.0.0.1:0", NULL};
+	const char *argv[12] = {hx_stub_bin(), "--port-file", port_file, "--listen", "127.0.0.1:0"};
 	long long end = now_ms() + START_WAIT_MS;
 	const char *text;
 	char *tail_end;
 	long port;
+	size_t n = 5;
 
+	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+		cr_assert(n + 1 < sizeof(argv) / sizeof(argv[0]),
+		          "harness: too many stub arguments");
+		argv[n++] = extra[i];
+	}
+	argv[n] = NULL;
 	H.nstubs++;
 	s->proc = hx_proc_start(name, argv);
 	while (hx_wait_file(port_file, 10) != 0) {
@@ -901,22 +920,36 @@ hx_stub_start(void)
 	cr_assert(errno == 0 && port > 0 && port < 65536 && *tail_end == '\n',
 	          "harness: bad port file %s: '%s'", port_file, text);
 	s->port = (int)port;
-	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
 	cr_assert(hx_wait_port(s->port, START_WAIT_MS) == 0, "harness: stub port %d never opened",
 	          s->port);
+	return s;
+}
+
+struct hx_stub *
+hx_stub_start(void)
+{
+	struct hx_stub *s = stub_launch(NULL);
+
+	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
 	H.stub = s;
 	return s;
 }
 
-/* A control call to the current stub that must answer 200. */
+/* A control call to the current stub that must answer 200; over HTTPS,
+ * verified, when it is a TLS stub. */
 static struct hx_resp *
 stub_call(const char *method, const char *path, const char *body)
 {
+	struct hx_req rq = {.method = method, .body = body, .len = body != NULL ? strlen(body) : 0};
 	struct hx_resp *r;
 
 	cr_assert(H.stub != NULL, "harness: no stub started");
-	r = hx_http(method, hx_fmt("%s%s", H.stub->url, path), NULL, body,
-	            body != NULL ? strlen(body) : 0);
+	rq.url = hx_fmt("%s%s", H.stub->url, path);
+	if (H.stub->ca_file[0] != '\0')
+		rq.cainfo = H.stub->ca_file;
+	if (H.stub->connect_to[0] != '\0')
+		rq.connect_to = H.stub->connect_to;
+	r = hx_request(&rq);
 	cr_assert(r->status == 200, "harness: %s %s -> %ld %s%s", method, path, r->status, r->error,
 	          r->body);
 	return r;
@@ -1048,17 +1081,22 @@ set_path(char *dst, const char *dir, const char *p)
 		snprintf(dst, HX_PATH_MAX, "%s/%s", dir, p);
 }
 
-struct hx_gw *
-hx_gw_prepare(const char *policy_json, const char *config_overrides_json)
+/*
+ * The body of hx_gw_prepare and hx_gw_prepare_tls: policy and overrides are
+ * the texts (NULL: {} and none), stub is running, base_url points at it and
+ * ca_file (NULL: none) is upstream.ca_file before the overrides.
+ */
+static struct hx_gw *
+gw_prepare(const char *policy, const char *overrides, struct hx_stub *stub, const char *base_url,
+           const char *ca_file)
 {
 	struct hx_gw *gw = xcalloc(sizeof(*gw));
-	const char *policy = text_arg(policy_json), *overrides = text_arg(config_overrides_json);
 	const char *listen, *colon, *audit;
 	char *dump;
 	long port;
 
 	gw->dir = hx_tmpdir();
-	gw->stub = hx_stub_start();
+	gw->stub = stub;
 	gw->stub_port = gw->stub->port;
 	gw->port = hx_free_port();
 	snprintf(gw->policy_path, sizeof(gw->policy_path), "%s/policy.json", gw->dir);
@@ -1066,11 +1104,14 @@ hx_gw_prepare(const char *policy_json, const char *config_overrides_json)
 	snprintf(gw->out_path, sizeof(gw->out_path), "%s/gateway.stdout", gw->dir);
 	snprintf(gw->err_path, sizeof(gw->err_path), "%s/gateway.stderr", gw->dir);
 	hx_write_file(gw->policy_path, policy != NULL ? policy : "{}");
-	gw->config = keep_json(json_pack("{s:s,s:{s:s,s:i,s:i},s:{s:s},s:s}", "listen",
-	                                 hx_fmt("127.0.0.1:%d", gw->port), "upstream", "base_url",
-	                                 hx_fmt("http://127.0.0.1:%d/v1", gw->stub_port),
-	                                 "timeout_ms", 3000, "connect_timeout_ms", 1000, "audit",
-	                                 "path", "audit.log", "policy_file", "policy.json"));
+	gw->config = keep_json(json_pack(
+	        "{s:s,s:{s:s,s:i,s:i},s:{s:s},s:s}", "listen", hx_fmt("127.0.0.1:%d", gw->port),
+	        "upstream", "base_url", base_url, "timeout_ms", 3000, "connect_timeout_ms", 1000,
+	        "audit", "path", "audit.log", "policy_file", "policy.json"));
+	if (ca_file != NULL)
+		cr_assert(json_object_set_new(json_object_get(gw->config, "upstream"), "ca_file",
+		                              json_string(ca_file)) == 0,
+		          "harness: out of memory");
 	if (overrides != NULL) {
 		json_error_t e;
 		json_t *o = keep_json(json_loads(overrides, 0, &e));
@@ -1090,6 +1131,16 @@ hx_gw_prepare(const char *policy_json, const char *config_overrides_json)
 	cr_assert(dump != NULL, "harness: out of memory");
 	hx_write_file(gw->config_path, keep(free, dump));
 	return gw;
+}
+
+struct hx_gw *
+hx_gw_prepare(const char *policy_json, const char *config_overrides_json)
+{
+	const char *policy = text_arg(policy_json), *overrides = text_arg(config_overrides_json);
+	struct hx_stub *stub = hx_stub_start();
+
+	return gw_prepare(policy, overrides, stub, hx_fmt("http://127.0.0.1:%d/v1", stub->port),
+	                  NULL);
 }
 
 void
@@ -1197,6 +1248,154 @@ hx_audit_wait(const struct hx_gw *gw, size_t n, int timeout_ms)
 			               json_array_size(v), timeout_ms, n);
 		sleep_ms(20);
 	}
+}
+
+/* ---- TLS ---- */
+
+/* Runs argv to its end; fails the test, quoting its stderr, unless it exits
+ * 0 within RUN_WAIT_MS. */
+static void
+run(const char *name, const char *const argv[])
+{
+	struct hx_proc *p = hx_proc_start(name, argv);
+	int st = hx_proc_wait(p, RUN_WAIT_MS);
+
+	if (st == -1 && hx_proc_alive(p)) {
+		hx_proc_stop(p);
+		cr_assert_fail("harness: %s did not finish in %d ms:\n%s", argv[0], RUN_WAIT_MS,
+		               tail(p->err_path));
+	}
+	cr_assert(st == 0, "harness: %s exited with status %d:\n%s", argv[0], st,
+	          tail(p->err_path));
+}
+
+/* p as an absolute path (children run in the temp dir); p must exist. */
+static const char *
+absolute(const char *p)
+{
+	char buf[PATH_MAX];
+
+	cr_assert(realpath(p, buf) != NULL, "harness: cannot find %s: %s", p, strerror(errno));
+	return hx_fmt("%s", buf);
+}
+
+const char *
+hx_certs(void)
+{
+	const char *dir;
+
+	if (H.certs[0] != '\0')
+		return H.certs;
+	dir = hx_path("certs");
+	run("certs", (const char *const[]){CERTS_SCRIPT, dir, NULL});
+	dir = absolute(dir);
+	cr_assert(strlen(dir) < sizeof(H.certs), "harness: %s is too long", dir);
+	snprintf(H.certs, sizeof(H.certs), "%s", dir);
+	return H.certs;
+}
+
+const char *
+hx_cert_issue(const char *name, const char *san)
+{
+	const char *dir = hx_certs();
+	const char *key, *csr, *ext, *pem, *serial;
+
+	cr_assert(name != NULL && name[0] != '\0' && name[0] != '.' && strchr(name, '/') == NULL &&
+	                  strlen(name) <= 24,
+	          "harness: '%s' is not a short plain file name", name != NULL ? name : "(null)");
+	cr_assert(san != NULL && strpbrk(san, "\r\n") == NULL, "harness: bad subjectAltName");
+	key = hx_fmt("%s/%s.key", dir, name);
+	csr = hx_fmt("%s/%s.csr", dir, name);
+	ext = hx_fmt("%s/%s.ext", dir, name);
+	pem = hx_fmt("%s/%s.pem", dir, name);
+	/* Unique enough for certificates that live for one test. */
+	serial = hx_fmt("0x%llx%04x", (unsigned long long)time(NULL), (unsigned)getpid() & 0xffffu);
+	hx_write_file(ext, hx_fmt("subjectAltName=%s\nextendedKeyUsage=serverAuth\n"
+	                          "basicConstraints=CA:FALSE\n",
+	                          san));
+	run(hx_fmt("cert-%s-req", name),
+	    (const char *const[]){"openssl", "req", "-newkey", "ec", "-pkeyopt",
+	                          "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
+	                          "-subj", hx_fmt("/CN=%s", name), NULL});
+	run(hx_fmt("cert-%s-sign", name),
+	    (const char *const[]){"openssl", "x509", "-req", "-in", csr, "-CA",
+	                          hx_fmt("%s/ca.pem", dir), "-CAkey", hx_fmt("%s/ca.key", dir),
+	                          "-set_serial", serial, "-days", "2", "-extfile", ext, "-out", pem,
+	                          NULL});
+	return pem;
+}
+
+/* tls (NULL: all defaults) with every field filled and paths made absolute. */
+static struct hx_tls
+tls_settings(const struct hx_tls *tls)
+{
+	struct hx_tls t = {0};
+
+	if (tls != NULL)
+		t = *tls;
+	if (t.cert == NULL)
+		t.cert = hx_fmt("%s/server.pem", hx_certs());
+	if (t.key == NULL)
+		t.key = hx_fmt("%s/server.key", hx_certs());
+	if (t.ca == NULL)
+		t.ca = hx_fmt("%s/ca.pem", hx_certs());
+	if (t.name == NULL)
+		t.name = "127.0.0.1";
+	if (t.upstream_host == NULL)
+		t.upstream_host = "localhost";
+	t.cert = absolute(t.cert);
+	t.key = absolute(t.key);
+	t.ca = absolute(t.ca);
+	cr_assert(t.name[0] != '\0' && strlen(t.name) <= 40 && strpbrk(t.name, "/:@[] ") == NULL,
+	          "harness: '%s' is not a usable TLS name", t.name);
+	return t;
+}
+
+struct hx_stub *
+hx_stub_start_tls_opts(const struct hx_tls *tls)
+{
+	struct hx_tls t = tls_settings(tls);
+	struct hx_stub *s =
+	        stub_launch((const char *const[]){"--tls-cert", t.cert, "--tls-key", t.key, NULL});
+
+	snprintf(s->url, sizeof(s->url), "https://%s:%d", t.name, s->port);
+	snprintf(s->ca_file, sizeof(s->ca_file), "%s", t.ca);
+	snprintf(s->connect_to, sizeof(s->connect_to), "%s:%d:127.0.0.1:%d", t.name, s->port,
+	         s->port);
+	H.stub = s;
+	/* The handshake the control calls need fails here, not in the middle of a test. */
+	hx_resp_free(stub_call("GET", "/__stub/health", NULL));
+	return s;
+}
+
+struct hx_stub *
+hx_stub_start_tls(const char *cert, const char *key)
+{
+	struct hx_tls t = {.cert = cert, .key = key};
+
+	return hx_stub_start_tls_opts(&t);
+}
+
+struct hx_gw *
+hx_gw_prepare_tls(const char *policy_json, const char *config_overrides_json,
+                  const struct hx_tls *tls)
+{
+	const char *policy = text_arg(policy_json), *overrides = text_arg(config_overrides_json);
+	struct hx_tls t = tls_settings(tls);
+	struct hx_stub *stub = hx_stub_start_tls_opts(&t);
+
+	return gw_prepare(policy, overrides, stub,
+	                  hx_fmt("https://%s:%d/v1", t.upstream_host, stub->port), t.ca);
+}
+
+struct hx_gw *
+hx_gw_start_tls(const char *policy_json, const char *config_overrides_json,
+                const struct hx_tls *tls)
+{
+	struct hx_gw *gw = hx_gw_prepare_tls(policy_json, config_overrides_json, tls);
+
+	hx_gw_launch(gw);
+	return gw;
 }
 
 /* ---- fixture ---- */

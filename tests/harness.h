@@ -14,6 +14,8 @@
  *
  * Paths come from the environment: GW_BIN (default build/gateway), GW_STUB
  * (default build/tests/upstream_stub), GW_DATA (default tests/data).
+ * Certificates come from certs/make-dev-certs.sh, found from the working
+ * dir, so run the tests from the repository root (see "TLS" below).
  *
  * Errors: a helper that sets the stage (temp dir, files, starting the stub
  * or the gateway, stub control) fails the test with cr_assert_fail and a
@@ -126,7 +128,11 @@ json_t *hx_json(const char *text);
 struct hx_stub {
 	struct hx_proc *proc;
 	int port;
-	char url[64]; /* "http://127.0.0.1:PORT" */
+	char url[64]; /* "http://127.0.0.1:PORT"; a TLS stub's is "https://NAME:PORT" */
+	/* A TLS stub's only (empty strings otherwise), for reaching it by hand
+	 * as the control calls do: */
+	char ca_file[HX_PATH_MAX]; /* the CA its certificate is trusted by */
+	char connect_to[128];      /* "NAME:PORT:127.0.0.1:PORT", for hx_req.connect_to */
 };
 
 /* Starts an upstream_stub on a kernel-chosen port and waits until it
@@ -134,7 +140,9 @@ struct hx_stub {
 struct hx_stub *hx_stub_start(void);
 
 /* The recorded requests, oldest first: [{"method","uri","headers",
- * "body" | "body_b64","body_len"[,"aborted"]}]. */
+ * "body" | "body_b64","body_len"[,"aborted"]}]. These control calls go to
+ * the stub started last, over HTTPS when it is a TLS stub (hx_stub_start_tls),
+ * verified against its CA. */
 json_t *hx_stub_requests(void);
 
 /* Clears the record. */
@@ -188,6 +196,10 @@ struct hx_req {
 	size_t nparts;
 	long timeout_ms;    /* 0: 10 s */
 	const char *cainfo; /* CA bundle for https, or NULL */
+	/* "HOST:PORT:ADDR:PORT" (CURLOPT_CONNECT_TO): connect to ADDR:PORT
+	 * for a URL naming HOST:PORT, which TLS still verifies as HOST. NULL:
+	 * none. */
+	const char *connect_to;
 };
 
 /*
@@ -278,5 +290,73 @@ json_t *hx_audit_records(const struct hx_gw *gw);
  * them (an unterminated last line is a write in progress, left out). Fails
  * the test after timeout_ms, or on a complete line that is not an object. */
 json_t *hx_audit_wait(const struct hx_gw *gw, size_t n, int timeout_ms);
+
+/* ---- TLS ---- */
+
+/*
+ * The test's certificates: runs certs/make-dev-certs.sh <tmp>/certs the
+ * first time a test calls it and returns that dir (absolute) every time.
+ * It holds ca.pem and ca.key (the development CA), server.pem and
+ * server.key (for localhost, 127.0.0.1 and ::1, signed by the CA) and
+ * client.pem and client.key. No system store trusts the CA. Fails the test
+ * if the script cannot run or fails.
+ */
+const char *hx_certs(void);
+
+/*
+ * Issues a server certificate signed by the development CA with openssl:
+ * <certs>/<name>.pem and its key <certs>/<name>.key (P-256), whose only
+ * names are san, an openssl subjectAltName value such as
+ * "DNS:wrong.example" or "DNS:a.test,IP:127.0.0.1". name is a plain file
+ * name. Returns the .pem path. Fails the test if openssl fails.
+ */
+const char *hx_cert_issue(const char *name, const char *san);
+
+/* How a TLS stub and the gateway in front of it are set up. Any field may
+ * be NULL for its default; a NULL struct pointer means all defaults. */
+struct hx_tls {
+	const char *cert;          /* PEM chain the stub serves; NULL: <certs>/server.pem */
+	const char *key;           /* its private key; NULL: <certs>/server.key */
+	const char *ca;            /* CA the control calls trust, and the gateway's
+	                              upstream.ca_file; NULL: <certs>/ca.pem */
+	const char *name;          /* a name cert covers, used in stub->url for the
+	                              control calls (which reach 127.0.0.1 whatever it
+	                              is); at most 40 bytes; NULL: "127.0.0.1" */
+	const char *upstream_host; /* the host in the gateway's upstream.base_url;
+	                              NULL: "localhost" */
+};
+
+/*
+ * Starts an upstream_stub serving HTTPS with tls->cert and tls->key
+ * (--tls-cert/--tls-key) on a kernel-chosen port of 127.0.0.1, waits until
+ * it accepts, and makes it the stub the hx_stub_* calls talk to. Those
+ * calls verify it against tls->ca under tls->name, so a stub whose
+ * certificate does not chain to the CA or cover the name fails them.
+ * Fails the test if the stub cannot start (a bad cert or key, say).
+ */
+struct hx_stub *hx_stub_start_tls_opts(const struct hx_tls *tls);
+
+/* hx_stub_start_tls_opts with cert and key (NULL: the dev server's) and
+ * the other defaults. */
+struct hx_stub *hx_stub_start_tls(const char *cert, const char *key);
+
+/*
+ * hx_gw_prepare, but the stub is a TLS one (hx_stub_start_tls_opts(tls))
+ * and gateway.json's upstream is
+ *
+ *   {"base_url":"https://<tls->upstream_host>:<stub port>/v1",
+ *    "ca_file":"<tls->ca, absolute>", "timeout_ms":3000,
+ *    "connect_timeout_ms":1000}
+ *
+ * before config_overrides_json is merged: {"upstream":{"ca_file":null}}
+ * leaves the system store in charge, say. By default the gateway therefore
+ * verifies the dev server certificate as "localhost" against the dev CA.
+ */
+struct hx_gw *hx_gw_prepare_tls(const char *policy_json, const char *config_overrides_json,
+                                const struct hx_tls *tls);
+
+/* hx_gw_prepare_tls, then hx_gw_launch. */
+struct hx_gw *hx_gw_start_tls(const char *policy_json, const char *config_overrides_json,
+                              const struct hx_tls *tls);
 
 #endif

@@ -3,11 +3,20 @@
  * tests that run the real gateway over real sockets.
  *
  *   upstream_stub --port-file FILE [--listen HOST:PORT]
+ *                 [--tls-cert FILE --tls-key FILE]
  *
  * Binds (port 0 lets the kernel pick, so parallel tests never share a fixed
  * port), writes the bound port and "\n" to FILE atomically (tmp + rename, so
  * a reader never sees half a number), and serves until SIGTERM or SIGINT,
  * then exits 0.
+ *
+ * With --tls-cert and --tls-key (PEM: the certificate, then any
+ * intermediates; and its private key) it serves HTTPS instead, TLS 1.2 or
+ * newer, HTTP/1.1 only (no ALPN), and the control API below is on HTTPS
+ * too. It asks for no client certificate. TLS alerts other than
+ * close_notify go to stderr as "stub: tls: the client sent ..." (a client
+ * refusing the certificate, say) or "stub: tls: the stub sent ...", since
+ * such a connection never becomes a request and so leaves no record.
  *
  * Any path prefix before /containers is accepted (/v1/containers and bare
  * /containers alike). The nine operations answer from in-memory state.
@@ -57,10 +66,13 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define BODY_MAX        ((size_t)256 << 20) /* larger request bodies get 413 */
 #define HEADERS_MAX     ((size_t)1 << 20)
@@ -115,6 +127,7 @@ static struct {
 	json_t *records;
 	json_t *queue; /* validated behaviours, FIFO */
 	struct pending *pending;
+	SSL_CTX *tls; /* NULL: plain HTTP */
 	bool stopping;
 	uint64_t rng;
 } S;
@@ -1396,6 +1409,97 @@ write_port_file(const char *path, int port)
 	return 0;
 }
 
+/* ---- TLS ---- */
+
+/* Writes "stub: what[: file]" and OpenSSL's queued errors to stderr, clearing them. */
+static void
+tls_errors(const char *what, const char *file)
+{
+	unsigned long e;
+	char buf[256];
+
+	fprintf(stderr, "stub: %s%s%s\n", what, file != NULL ? ": " : "", file != NULL ? file : "");
+	while ((e = ERR_get_error()) != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		fprintf(stderr, "stub:   %s\n", buf);
+	}
+}
+
+/* Logs the alerts either side sends: a refused handshake shows up nowhere else. */
+static void
+on_tls_info(const SSL *ssl, int where, int ret)
+{
+	(void)ssl;
+	if (!(where & SSL_CB_ALERT) || (ret & 0xff) == SSL_AD_CLOSE_NOTIFY)
+		return;
+	fprintf(stderr, "stub: tls: %s %s alert \"%s\"\n",
+	        (where & SSL_CB_READ) ? "the client sent" : "the stub sent",
+	        SSL_alert_type_string_long(ret), SSL_alert_desc_string_long(ret));
+}
+
+/* A server context for TLS 1.2+ with cert_file's chain and key_file's key, or NULL. */
+static SSL_CTX *
+tls_new(const char *cert_file, const char *key_file)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL) {
+		tls_errors("cannot make a TLS context", NULL);
+		goto fail;
+	}
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+		tls_errors("cannot require TLS 1.2", NULL);
+		goto fail;
+	}
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+		tls_errors("cannot load the certificate", cert_file);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		tls_errors("cannot load the key, or it does not match the certificate", key_file);
+		goto fail;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	/* A bare connect and close (a readiness probe) is not worth an alert. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+	SSL_CTX_set_info_callback(ctx, on_tls_info);
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/*
+ * evhttp's bufferevent factory: every accepted connection gets its own SSL
+ * in accepting state, freed with the bufferevent (BEV_OPT_CLOSE_ON_FREE).
+ * Returning NULL makes evhttp drop the connection.
+ */
+static struct bufferevent *
+on_new_bev(struct event_base *base, void *arg)
+{
+	SSL_CTX *ctx = arg;
+	SSL *ssl = SSL_new(ctx);
+	struct bufferevent *bev;
+
+	if (ssl == NULL) {
+		tls_errors("cannot make a TLS session", NULL);
+		return NULL;
+	}
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		fprintf(stderr, "stub: cannot make a TLS bufferevent\n");
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* A client that closes without close_notify (curl often does) is just done. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
 /* Splits "HOST:PORT" or "[V6]:PORT" into host and port. */
 static int
 parse_listen(const char *s, char *host, size_t n, int *port)
@@ -1424,6 +1528,7 @@ int
 main(int argc, char **argv)
 {
 	const char *port_file = NULL, *listen_at = "127.0.0.1:0";
+	const char *tls_cert = NULL, *tls_key = NULL;
 	char host[256];
 	int port, rc = 1;
 	struct evhttp_bound_socket *bound;
@@ -1438,11 +1543,19 @@ main(int argc, char **argv)
 			port_file = argv[++i];
 		else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
 			listen_at = argv[++i];
+		else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
+			tls_cert = argv[++i];
+		else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
+			tls_key = argv[++i];
 		else
 			usage = true;
 	}
-	if (usage || port_file == NULL || parse_listen(listen_at, host, sizeof(host), &port) != 0) {
-		fprintf(stderr, "usage: %s --port-file FILE [--listen HOST:PORT]\n", argv[0]);
+	if (usage || port_file == NULL || (tls_cert == NULL) != (tls_key == NULL) ||
+	    parse_listen(listen_at, host, sizeof(host), &port) != 0) {
+		fprintf(stderr,
+		        "usage: %s --port-file FILE [--listen HOST:PORT] "
+		        "[--tls-cert FILE --tls-key FILE]\n",
+		        argv[0]);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -1463,6 +1576,12 @@ main(int argc, char **argv)
 	/* A scripted "body" goes out with exactly the headers it was given. */
 	evhttp_set_default_content_type(S.http, NULL);
 	evhttp_set_gencb(S.http, on_request, NULL);
+	if (tls_cert != NULL) {
+		S.tls = tls_new(tls_cert, tls_key);
+		if (S.tls == NULL)
+			goto done;
+		evhttp_set_bevcb(S.http, on_new_bev, S.tls);
+	}
 	bound = evhttp_bind_socket_with_handle(S.http, host, (ev_uint16_t)port);
 	if (bound == NULL) {
 		fprintf(stderr, "stub: cannot listen on %s\n", listen_at);
@@ -1485,7 +1604,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "stub: cannot write %s: %s\n", port_file, strerror(errno));
 		goto done;
 	}
-	fprintf(stderr, "stub: listening on %s port %d\n", host, port);
+	fprintf(stderr, "stub: listening on %s port %d%s\n", host, port,
+	        S.tls != NULL ? " (TLS)" : "");
 	if (event_base_dispatch(S.base) != 0)
 		goto done;
 	rc = 0;
@@ -1506,6 +1626,7 @@ done:
 		event_free(sigint);
 	if (S.base != NULL)
 		event_base_free(S.base);
+	SSL_CTX_free(S.tls);
 	for (size_t i = 0; i < S.n; i++)
 		container_free(S.c[i]);
 	free(S.c);

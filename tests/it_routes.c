@@ -1,0 +1,326 @@
+/*
+ * it_routes: the Containers API beyond create, through the real gateway and
+ * the stand-in upstream: each route allowed, denied by the policy's routes,
+ * with a bad path parameter or query, with an upstream error, and with an
+ * answer that does not match the spec.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "harness.h"
+
+TestSuite(it_routes, .init = hx_init, .fini = hx_fini, .timeout = 120);
+
+static const char *const auth[] = {"Authorization: Bearer sk-routes-KEY-4411", NULL};
+
+static const char *
+str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static struct hx_resp *
+call(const struct hx_gw *gw, const char *method, const char *path)
+{
+	return hx_http(method, hx_gw_url(gw, path), auth, NULL, 0);
+}
+
+/* A container made through the gateway; its id. */
+static const char *
+make_container(const struct hx_gw *gw)
+{
+	struct hx_resp *r =
+	        hx_http("POST", hx_gw_url(gw, "/v1/containers"), auth, "{\"name\":\"routes\"}", 17);
+
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	return str(hx_resp_json(r), "id");
+}
+
+/* A file uploaded through the gateway, multipart; its id. */
+static const char *
+upload(const struct hx_gw *gw, const char *cid, const char *data, size_t len)
+{
+	struct hx_part part = {"file", "notes.txt", "text/plain", data, len};
+	struct hx_req rq = {.method = "POST",
+	                    .url = hx_gw_url(gw, hx_fmt("/v1/containers/%s/files", cid)),
+	                    .headers = auth,
+	                    .parts = &part,
+	                    .nparts = 1};
+	struct hx_resp *r = hx_request(&rq);
+
+	cr_assert_eq(r->status, 200, "%ld %s", r->status, r->body);
+	cr_assert_str_eq(str(hx_resp_json(r), "container_id"), cid);
+	return str(hx_resp_json(r), "id");
+}
+
+static void
+expect_code(struct hx_resp *r, long status, const char *code, const char *param)
+{
+	json_t *err = json_object_get(hx_resp_json(r), "error");
+
+	cr_assert_eq(r->status, status, "want %ld: %ld %s", status, r->status, r->body);
+	cr_expect_str_eq(str(err, "code"), code, "%s", r->body);
+	if (param)
+		cr_expect_str_eq(str(err, "param"), param, "%s", r->body);
+}
+
+Test(it_routes, every_operation_goes_through)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, NULL);
+	const char *cid = make_container(gw), *fid;
+	struct hx_resp *r;
+	json_t *recs, *rec, *up;
+	size_t i;
+	static const char *const ops[] = {"CreateContainer",       "RetrieveContainer",
+	                                  "ListContainers",        "CreateContainerFile",
+	                                  "CreateContainerFile",   "ListContainerFiles",
+	                                  "RetrieveContainerFile", "RetrieveContainerFileContent",
+	                                  "DeleteContainerFile",   "DeleteContainer"};
+
+	r = call(gw, "GET", hx_fmt("/v1/containers/%s", cid));
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	cr_expect_str_eq(str(hx_resp_json(r), "id"), cid);
+
+	r = call(gw, "GET", "/v1/containers?limit=5&order=asc");
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	cr_expect_str_eq(str(hx_resp_json(r), "object"), "list");
+	up = json_array_get(hx_stub_requests(), 2);
+	cr_expect_str_eq(str(up, "uri"), "/v1/containers?limit=5&order=asc");
+
+	fid = upload(gw, cid, "hello, container", 16);
+	r = hx_http("POST", hx_gw_url(gw, hx_fmt("/v1/containers/%s/files", cid)),
+	            (const char *[]){"Content-Type: application/json", NULL},
+	            "{\"file_id\":\"file-abc123\"}", 25);
+	cr_assert_eq(r->status, 200, "%s", r->body);
+
+	r = call(gw, "GET", hx_fmt("/v1/containers/%s/files?limit=10", cid));
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	cr_expect_eq(json_array_size(json_object_get(hx_resp_json(r), "data")), 2);
+
+	r = call(gw, "GET", hx_fmt("/v1/containers/%s/files/%s", cid, fid));
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	cr_expect_str_eq(str(hx_resp_json(r), "id"), fid);
+
+	r = call(gw, "GET", hx_fmt("/v1/containers/%s/files/%s/content", cid, fid));
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	cr_expect_eq(r->len, 16);
+	cr_expect_eq(memcmp(r->body, "hello, container", 16), 0);
+
+	r = call(gw, "DELETE", hx_fmt("/v1/containers/%s/files/%s", cid, fid));
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	r = call(gw, "DELETE", hx_fmt("/v1/containers/%s", cid));
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	cr_expect(json_is_true(json_object_get(hx_resp_json(r), "deleted")));
+
+	recs = hx_audit_wait(gw, 10, 5000);
+	cr_assert_eq(json_array_size(recs), 10);
+	json_array_foreach(recs, i, rec)
+	{
+		cr_expect_str_eq(str(rec, "operation"), ops[i]);
+		cr_expect_str_eq(str(rec, "decision"), "allow", "%s", ops[i]);
+		cr_expect(json_is_null(json_object_get(rec, "violations")), "%s", ops[i]);
+	}
+	cr_expect_str_eq(str(json_array_get(recs, 1), "container_id"), cid);
+	cr_expect_str_eq(str(json_array_get(recs, 6), "file_id"), fid);
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(recs, 7), "bytes_out")), 16);
+	/* The upload went up as it came: the stub saw the multipart body. */
+	up = json_array_get(hx_stub_requests(), 3);
+	cr_expect_not_null(strstr(str(json_object_get(up, "headers"), "content-type"),
+	                          "multipart/form-data; boundary="));
+	cr_expect_str_eq(str(json_object_get(up, "headers"), "authorization"),
+	                 "Bearer sk-routes-KEY-4411");
+}
+
+Test(it_routes, the_policy_can_deny_any_route)
+{
+	struct hx_gw *gw = hx_gw_start(
+	        "{\"routes\":{\"files.create\":\"deny\",\"DeleteContainer\":\"deny\"}}", NULL);
+	const char *cid = make_container(gw);
+	struct hx_resp *r;
+
+	r = hx_http("POST", hx_gw_url(gw, hx_fmt("/v1/containers/%s/files", cid)),
+	            (const char *[]){"Content-Type: application/json", NULL}, "{\"file_id\":\"f\"}",
+	            15);
+	expect_code(r, 403, "route_denied", NULL);
+	r = call(gw, "DELETE", hx_fmt("/v1/containers/%s", cid));
+	expect_code(r, 403, "route_denied", NULL);
+	r = call(gw, "GET", hx_fmt("/v1/containers/%s", cid));
+	cr_expect_eq(r->status, 200);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 2, "denied calls never went up");
+	cr_expect_eq(json_array_size(hx_audit_wait(gw, 4, 5000)), 4);
+}
+
+Test(it_routes, bad_path_parameters_and_queries_are_refused)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, NULL);
+	struct hx_resp *r;
+	char longid[200];
+
+	memset(longid, 'a', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	r = call(gw, "GET", hx_fmt("/v1/containers/%s", longid));
+	expect_code(r, 400, "invalid_path_parameter", "container_id");
+	r = call(gw, "GET", "/v1/containers/cntr_1/files/a.b");
+	expect_code(r, 400, "invalid_path_parameter", "file_id");
+	r = call(gw, "GET", "/v1/containers/cntr_1%2F..%2Fx");
+	expect_code(r, 400, "invalid_path", NULL);
+	r = call(gw, "GET", "/v1/containers?limit=0");
+	expect_code(r, 400, "invalid_value", "limit");
+	r = call(gw, "GET", "/v1/containers?limit=101");
+	expect_code(r, 400, "invalid_value", "limit");
+	r = call(gw, "GET", "/v1/containers?order=up");
+	expect_code(r, 400, "invalid_value", "order");
+	r = call(gw, "GET", "/v1/containers?limit=1&limit=2");
+	expect_code(r, 400, "duplicate_parameter", "limit");
+	r = call(gw, "GET", "/v1/containers?foo=1");
+	expect_code(r, 400, "unknown_parameter", "foo");
+	r = call(gw, "GET", "/v1/containers/cntr_1/files?name=x");
+	expect_code(r, 400, "unknown_parameter", "name");
+	r = call(gw, "GET", "/v1/containers?after=a%2Fb");
+	expect_code(r, 400, "invalid_value", "after");
+	r = call(gw, "DELETE", "/v1/containers/cntr_1?force=1");
+	expect_code(r, 400, "unknown_parameter", "force");
+	cr_expect_eq(json_array_size(hx_stub_requests()), 0);
+	cr_expect_eq(json_array_size(hx_audit_wait(gw, 11, 5000)), 11);
+
+	/* A name with spaces and non-ASCII goes up re-encoded, as checked. */
+	r = call(gw, "GET", "/v1/containers?name=my+box%20%C3%A9");
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	cr_expect_str_eq(str(json_array_get(hx_stub_requests(), 0), "uri"),
+	                 "/v1/containers?name=my%20box%20%C3%A9");
+}
+
+Test(it_routes, upstream_errors_are_relayed)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, NULL);
+	struct hx_resp *r;
+	json_t *rec;
+
+	r = call(gw, "GET", "/v1/containers/cntr_missing");
+	cr_expect_eq(r->status, 404, "%s", r->body);
+	cr_expect_not_null(json_object_get(hx_resp_json(r), "error"));
+	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
+	cr_expect_eq(json_integer_value(json_object_get(rec, "upstream_status")), 404);
+	cr_expect_str_eq(str(rec, "decision"), "allow");
+}
+
+static const char *const bad_container =
+        "{\"json\":{\"id\":\"cntr_other\",\"object\":\"container\",\"name\":\"x\","
+        "\"created_at\":1,\"status\":\"running\"}}";
+
+Test(it_routes, a_mismatched_answer_is_blocked_or_logged)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, NULL);
+	struct hx_resp *r;
+	json_t *rec;
+
+	/* Asked for cntr_1, got cntr_other: blocked (the default mode). */
+	hx_stub_next(bad_container);
+	r = call(gw, "GET", "/v1/containers/cntr_1");
+	expect_code(r, 502, "upstream_violation", NULL);
+	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
+	cr_expect_str_eq(str(json_array_get(json_object_get(rec, "violations"), 0), "field"), "id");
+
+	/* Not the schema: a list without has_more. */
+	hx_stub_next("{\"json\":{\"object\":\"list\",\"data\":[]}}");
+	r = call(gw, "GET", "/v1/containers");
+	expect_code(r, 502, "upstream_violation", NULL);
+	hx_stub_next("{\"body\":\"not json\"}");
+	r = call(gw, "GET", "/v1/containers/cntr_1/files/cfile_1");
+	expect_code(r, 502, "upstream_violation", NULL);
+	cr_expect_eq(json_array_size(hx_audit_wait(gw, 3, 5000)), 3);
+}
+
+Test(it_routes, log_mode_relays_a_mismatched_answer)
+{
+	struct hx_gw *gw = hx_gw_start("{\"on_upstream_violation\":\"log\"}", NULL);
+	struct hx_resp *r;
+	json_t *rec;
+
+	hx_stub_next(bad_container);
+	r = call(gw, "GET", "/v1/containers/cntr_1");
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	cr_expect_str_eq(str(hx_resp_json(r), "id"), "cntr_other");
+	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
+	cr_expect_eq(json_array_size(json_object_get(rec, "violations")), 1);
+	cr_expect_str_eq(str(rec, "decision"), "allow");
+}
+
+Test(it_routes, delete_mode_removes_a_container_that_breaks_the_request)
+{
+	struct hx_gw *gw = hx_gw_start("{\"memory_limit\":{\"max\":\"4g\"},"
+	                               "\"on_upstream_violation\":\"delete\"}",
+	                               NULL);
+	struct hx_resp *r;
+	json_t *rec, *reqs;
+
+	/* The container the stub "creates", then its answer to the delete. */
+	hx_stub_next("[{\"json\":{\"id\":\"cntr_big\",\"object\":\"container\",\"name\":\"v\","
+	             "\"created_at\":1,\"status\":\"running\",\"memory_limit\":\"64g\"}},"
+	             "{\"json\":{\"id\":\"cntr_big\",\"object\":\"container.deleted\","
+	             "\"deleted\":true}}]");
+	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), auth, "{\"name\":\"v\"}", 12);
+	expect_code(r, 502, "upstream_violation", NULL);
+	cr_expect_not_null(strstr(r->body, "deleted"), "%s", r->body);
+	reqs = hx_stub_requests();
+	cr_assert_eq(json_array_size(reqs), 2);
+	cr_expect_str_eq(str(json_array_get(reqs, 1), "method"), "DELETE");
+	cr_expect_str_eq(str(json_array_get(reqs, 1), "uri"), "/v1/containers/cntr_big");
+	cr_expect_str_eq(str(json_object_get(json_array_get(reqs, 1), "headers"), "authorization"),
+	                 "Bearer sk-routes-KEY-4411");
+	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
+	cr_expect_eq(json_array_size(hx_audit_records(gw)), 1, "one record for both calls");
+	cr_expect_str_eq(str(json_object_get(rec, "remediation"), "outcome"), "deleted");
+	cr_expect_str_eq(str(json_array_get(json_object_get(rec, "violations"), 0), "field"),
+	                 "memory_limit");
+}
+
+Test(it_routes, a_get_is_retried_once_when_the_connection_fails)
+{
+	int closed = hx_free_port();
+	struct hx_gw *gw = hx_gw_start(
+	        NULL, hx_fmt("{\"upstream\":{\"base_url\":\"http://127.0.0.1:%d/v1\"}}", closed));
+	struct hx_resp *r = call(gw, "GET", "/v1/containers");
+
+	expect_code(r, 502, "upstream_unreachable", NULL);
+	cr_expect(hx_file_contains(gw->err_path, "retrying once"));
+	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), auth, "{\"name\":\"x\"}", 12);
+	expect_code(r, 502, "upstream_unreachable", NULL);
+	cr_expect_eq(json_array_size(hx_audit_wait(gw, 2, 5000)), 2);
+	cr_expect_eq(hx_proc_stop(gw->proc), 0);
+	/* One retry for the GET, none for the POST. */
+	{
+		const char *log = hx_read_file(gw->err_path, NULL);
+		const char *first = strstr(log, "retrying once");
+
+		cr_expect_null(first ? strstr(first + 1, "retrying once") : NULL);
+	}
+}
+
+Test(it_routes, upload_checks_and_limits)
+{
+	struct hx_gw *gw = hx_gw_start("{\"files\":{\"max_upload_bytes\":1000}}", NULL);
+	const char *cid = make_container(gw);
+	char big[2000];
+	struct hx_part file = {"file", "big.bin", NULL, big, sizeof(big)};
+	struct hx_part other = {"purpose", NULL, NULL, "x", 1};
+	struct hx_req rq = {.method = "POST",
+	                    .url = hx_gw_url(gw, hx_fmt("/v1/containers/%s/files", cid)),
+	                    .headers = auth,
+	                    .parts = &file,
+	                    .nparts = 1};
+	struct hx_resp *r;
+
+	memset(big, 'z', sizeof(big));
+	r = hx_request(&rq);
+	expect_code(r, 413, "request_too_large", NULL);
+	rq.parts = &other;
+	r = hx_request(&rq);
+	expect_code(r, 400, "unknown_parameter", "purpose");
+	r = hx_http("POST", rq.url, (const char *[]){"Content-Type: text/plain", NULL}, "x", 1);
+	expect_code(r, 415, "unsupported_media_type", NULL);
+	r = hx_http("POST", rq.url, (const char *[]){"Content-Type: application/json", NULL}, "{}",
+	            2);
+	expect_code(r, 400, "missing_required_parameter", "file_id");
+	cr_expect_eq(json_array_size(hx_audit_wait(gw, 5, 5000)), 5);
+}
