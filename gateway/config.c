@@ -44,6 +44,7 @@ static const struct confkey config_keys[] = {
          .max = 3600000},
         {"limits.max_connections", CT_INT, K(max_connections), .def_int = 10000, .min = 1,
          .max = 1000000},
+        {"routes.passthrough_unknown", CT_BOOL, K(passthrough_unknown), .def_int = 0},
         {NULL},
 };
 

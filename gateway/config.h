@@ -34,6 +34,8 @@ struct config {
 	long long body_timeout_ms;
 	long long idle_timeout_ms;
 	long long max_connections;
+
+	int passthrough_unknown;
 };
 
 /* Reads path. On failure returns NULL with every problem added to errs. */

@@ -26,7 +26,14 @@ enum conn_state {
 	C_STREAM,     /* passing a request body to its handler as it arrives */
 	C_BUSY,       /* the request is being handled or its answer written */
 	C_STREAM_OUT, /* an answer is being streamed */
+	C_LINGER,     /* answered early; reading and dropping the rest of the body */
 };
+
+/* After an early answer (413, 403...) the client may still be sending its
+ * body. Closing at once would reset the connection and could destroy the
+ * answer before the client reads it, so the gateway stops writing and
+ * drops what still comes for a short while first, as nginx does. */
+#define LINGER_MS 2000
 
 /* A streamed body or answer is held to about this much in memory: reading
  * stops above STREAM_HIGH and resumes once the handler has taken it down;
@@ -456,6 +463,9 @@ process(struct conn *c)
 		(void)read_body(c);
 	else if (c->state == C_STREAM)
 		(void)read_stream(c);
+	else if (c->state == C_LINGER)
+		drain_wiped(bufferevent_get_input(c->bev),
+		            evbuffer_get_length(bufferevent_get_input(c->bev)));
 }
 
 static void
@@ -463,6 +473,19 @@ on_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	process(arg);
+}
+
+static void process(struct conn *c);
+
+static void
+linger(struct conn *c)
+{
+	c->state = C_LINGER;
+	(void)shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	bufferevent_disable(c->bev, EV_WRITE);
+	bufferevent_enable(c->bev, EV_READ);
+	arm(c, LINGER_MS);
+	process(c);
 }
 
 static void
@@ -479,6 +502,10 @@ on_write(struct bufferevent *bev, void *arg)
 	/* Also fires after a 100 Continue, while the request is current. */
 	if (c->state != C_BUSY || c->req != NULL)
 		return;
+	if (c->closing && c->body_pending) {
+		linger(c);
+		return;
+	}
 	if (c->closing) {
 		conn_free(c);
 		return;
@@ -521,6 +548,10 @@ on_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->state == C_LINGER) {
+		conn_free(c);
+		return;
+	}
 	if (c->state == C_STREAM) {
 		stream_failed(c, 408, "request_timeout",
 		              "no part of the upload arrived within %lld ms",

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "check.h"
+#include "config.h"
 #include "policy.h"
 #include "proxy.h"
 #include "query.h"
@@ -69,6 +70,11 @@ static const struct route routes[] = {
          proxy_download},
         {NULL},
 };
+
+/* Paths under /v1 that no route knows, when the config lets them through:
+ * forwarded as they came, answers relayed unchecked, still audited. */
+static const struct route passthrough = {
+        "passthrough", "Passthrough", "*", "/v1/*", FRONT_BODY_JSON, no_query, proxy_passthrough};
 
 const char *
 front_operation(const struct request *r)
@@ -266,6 +272,18 @@ front_route(struct request *r)
 			path_match = rt;
 		o += (size_t)snprintf(allowed + o, sizeof(allowed) - o, "%s%s", o ? ", " : "",
 		                      rt->method);
+	}
+	if (path_match == NULL && server_config(r->srv)->passthrough_unknown &&
+	    strncmp(r->path, "/v1/", 4) == 0) {
+		r->route = &passthrough;
+		if (snprintf(r->upstream_path, sizeof(r->upstream_path), "%s%s%s", r->path + 3,
+		             r->query ? "?" : "",
+		             r->query ? r->query : "") >= (int)sizeof(r->upstream_path)) {
+			reply_error(r, 414, ERR_INVALID, NULL, "uri_too_long",
+			            "the request path is too long");
+			return -1;
+		}
+		return FRONT_BODY_JSON;
 	}
 	if (path_match == NULL) {
 		snprintf(msg, sizeof(msg), "no such route: %s %s", r->method, r->path);

@@ -609,3 +609,47 @@ proxy_download(struct request *r)
 	up.on_data = download_data;
 	start(r, &up, 0, on_download_done);
 }
+
+/* --- Passthrough ------------------------------------------------------ */
+
+static void
+on_passthrough_done(const struct upstream_res *res, void *arg)
+{
+	struct request *r = arg;
+
+	note_upstream(r, res);
+	if (res->failure != UPSTREAM_OK)
+		fail_upstream(r, res);
+	else
+		reply_relay(r, res);
+}
+
+void
+proxy_passthrough(struct request *r)
+{
+	struct upstream_req up = {0};
+	struct header_lines h;
+	char ct_line[HEADER_LINE];
+	const char *ct;
+	size_t ct_len;
+	struct err e;
+
+	err_clear(&e);
+	upstream_headers(r, &h, 0);
+	ct = httpmsg_header(&r->head, "Content-Type", &ct_len);
+	if (ct && ct_len < sizeof(ct_line) - 16 && h.n < MAX_UP_HEADERS) {
+		snprintf(ct_line, sizeof(ct_line), "Content-Type: %.*s", (int)ct_len, ct);
+		h.ptr[h.n++] = ct_line;
+	}
+	up.method = r->method;
+	up.path = r->upstream_path;
+	up.headers = h.ptr;
+	up.nheaders = h.n;
+	up.body = r->body;
+	up.body_len = r->body_len;
+	up.retry_connect = strcmp(r->method, "GET") == 0;
+	r->call = upstream_start(server_upstream(r->srv), &up, on_passthrough_done, r, &e);
+	secmem_wipe(&h, sizeof(h));
+	if (r->call == NULL)
+		reply_err(r, &e);
+}

@@ -25,4 +25,8 @@ void proxy_file_create(struct request *r);
 /* GET .../files/{file_id}/content, streamed back as it arrives. */
 void proxy_download(struct request *r);
 
+/* Any other path under /v1, when routes.passthrough_unknown is set: the
+ * request goes up as it came and the answer comes back unchecked. */
+void proxy_passthrough(struct request *r);
+
 #endif

@@ -43,7 +43,7 @@ audit(struct request *r, int status, const char *decision, const char *code, con
 	ev.adjustments = r->adjustments;
 	ev.violations = r->violations && json_array_size(r->violations) ? r->violations : NULL;
 	ev.remediation = r->remediation;
-	ev.bytes_in = r->stream_in ? r->body_seen : r->body_len;
+	ev.bytes_in = r->body_seen;
 	ev.bytes_out = r->bytes_out;
 	audit_write(server_audit(r->srv), &ev);
 }

@@ -94,6 +94,7 @@ request_append_body(struct request *r, const char *data, size_t n)
 	}
 	memcpy(r->body + r->body_len, data, n);
 	r->body_len += n;
+	r->body_seen += n;
 	r->body[r->body_len] = '\0';
 	return 0;
 }

@@ -55,9 +55,9 @@ struct request {
 	char *body;
 	size_t body_len, body_cap;
 
-	/* A streamed body: decoded bytes the handler has not taken yet, how
-	 * many arrived in all, and whether they all have. A streamed answer:
-	 * bytes sent. */
+	/* Body bytes received in all (buffered or streamed). A streamed body:
+	 * decoded bytes the handler has not taken yet, and whether they all
+	 * have arrived. A streamed answer: bytes sent. */
 	struct evbuffer *stream_in;
 	uint64_t body_seen;
 	uint64_t body_limit; /* 0: none; set by the handler */

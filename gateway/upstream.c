@@ -380,18 +380,18 @@ configure(struct upstream_call *c, const struct upstream_req *req)
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, u->insecure ? 0L : 2L);
 	if (u->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, u->ca_file);
-	if (strcmp(req->method, "POST") == 0 && req->read) {
+	if (req->read) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(h, CURLOPT_READDATA, c);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_size);
-	} else if (strcmp(req->method, "POST") == 0) {
+	} else if (req->body || strcmp(req->method, "POST") == 0) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-	} else if (strcmp(req->method, "GET") != 0) {
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
 	}
+	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0)
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
 	return 0;
 }
 

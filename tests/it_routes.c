@@ -324,3 +324,33 @@ Test(it_routes, upload_checks_and_limits)
 	expect_code(r, 400, "missing_required_parameter", "file_id");
 	cr_expect_eq(json_array_size(hx_audit_wait(gw, 5, 5000)), 5);
 }
+
+Test(it_routes, unknown_paths_pass_through_only_when_configured)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, "{\"routes\":{\"passthrough_unknown\":true}}");
+	struct hx_resp *r;
+	json_t *up, *rec;
+
+	r = call(gw, "GET", "/v1/models?limit=2");
+	cr_expect_eq(r->status, 404, "the stub's own answer: %s", r->body);
+	up = json_array_get(hx_stub_requests(), 0);
+	cr_assert_not_null(up, "not forwarded");
+	cr_expect_str_eq(str(up, "uri"), "/v1/models?limit=2");
+	cr_expect_str_eq(str(json_object_get(up, "headers"), "authorization"),
+	                 "Bearer sk-routes-KEY-4411");
+	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
+	cr_expect_str_eq(str(rec, "operation"), "Passthrough");
+	cr_expect_eq(json_integer_value(json_object_get(rec, "upstream_status")), 404);
+	/* The path checks still hold for what passes through. */
+	{
+		/* Sent raw: curl would resolve the dot segment itself. */
+		const char *req = "GET /v1/models/../containers HTTP/1.1\r\nHost: x\r\n"
+		                  "Connection: close\r\n\r\n";
+		size_t n;
+		const char *out = hx_raw(gw->port, req, strlen(req), 5000, 0, &n);
+
+		cr_assert_not_null(out);
+		cr_expect_eq(strncmp(out, "HTTP/1.1 400", 12), 0, "%s", out);
+	}
+	cr_expect_eq(json_array_size(hx_stub_requests()), 1);
+}

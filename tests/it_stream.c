@@ -198,3 +198,43 @@ Test(it_stream, a_client_leaving_mid_download_is_recorded)
 	cr_expect_lt(json_integer_value(json_object_get(rec, "bytes_out")), (json_int_t)size);
 	free(data);
 }
+
+/* The upstream breaking off mid-answer: the client's answer ends early
+ * (the connection closes before the last chunk) and the record says so. */
+Test(it_stream, an_upstream_failing_mid_download_ends_the_answer_and_is_recorded)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, NULL);
+	const size_t size = 1u * 1024 * 1024;
+	char *data = malloc(size);
+	const char *cid = make_container(gw), *fid, *get, *out;
+	struct hx_part part = {"file", "half.bin", NULL, data, size};
+	struct hx_resp *r;
+	size_t n;
+	json_t *rec;
+
+	memset(data, 'h', size);
+	r = hx_request(
+	        &(struct hx_req){.method = "POST",
+	                         .url = hx_gw_url(gw, hx_fmt("/v1/containers/%s/files", cid)),
+	                         .headers = auth,
+	                         .parts = &part,
+	                         .nparts = 1});
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	fid = str(hx_resp_json(r), "id");
+	hx_stub_next("{\"action\":\"truncate\"}");
+	get = hx_fmt("GET /v1/containers/%s/files/%s/content HTTP/1.1\r\nHost: x\r\n\r\n", cid,
+	             fid);
+	out = hx_raw(gw->port, get, strlen(get), 5000, 0, &n);
+	cr_assert_not_null(out);
+	cr_expect_eq(strncmp(out, "HTTP/1.1 200", 12), 0, "%.100s", out);
+	cr_expect_not_null(strstr(out, "Transfer-Encoding: chunked"));
+	/* Closed early: no terminating chunk, less than the whole file. */
+	cr_expect(n < size, "got %zu bytes", n);
+	cr_expect(n < 5 || memcmp(out + n - 5, "0\r\n\r\n", 5) != 0, "the answer looks complete");
+	rec = json_array_get(hx_audit_wait(gw, 3, 5000), 2);
+	cr_expect_str_eq(str(rec, "decision"), "error");
+	cr_expect_str_eq(str(rec, "code"), "upstream_stream_failed");
+	cr_expect_gt(json_integer_value(json_object_get(rec, "bytes_out")), 0);
+	cr_expect_lt(json_integer_value(json_object_get(rec, "bytes_out")), (json_int_t)size);
+	free(data);
+}

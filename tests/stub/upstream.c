@@ -37,6 +37,7 @@
  * {"headers":{...}} decorates it. "body" is sent as given with no
  * Content-Type unless "headers" names one; "json" is serialized and sent as
  * application/json. "action":"close" drops the connection unanswered;
+ * "action":"truncate" sends half the answer, chunked, then drops it;
  * "action":"hang" never answers and lets go when the client does. A record
  * whose client hung up before a held-back answer gets "aborted": true.
  *
@@ -103,7 +104,7 @@ struct container {
 	size_t nfiles, cap;
 };
 
-enum action { ACT_REPLY, ACT_CLOSE, ACT_HANG };
+enum action { ACT_REPLY, ACT_CLOSE, ACT_HANG, ACT_TRUNCATE };
 
 /* A request whose answer waits for a timer, or for nothing (hang). */
 struct pending {
@@ -512,7 +513,8 @@ behaviour_check(json_t *b, char *msg, size_t n)
 		} else if (strcmp(key, "action") == 0) {
 			const char *a = json_string_value(v);
 
-			if (a == NULL || (strcmp(a, "close") != 0 && strcmp(a, "hang") != 0))
+			if (a == NULL || (strcmp(a, "close") != 0 && strcmp(a, "hang") != 0 &&
+			                  strcmp(a, "truncate") != 0))
 				goto bad;
 		} else if (strcmp(key, "repeat") == 0) {
 			if (!int_in(v, 1, REPEAT_MAX))
@@ -1101,10 +1103,34 @@ pending_free(struct pending *p)
 	free(p);
 }
 
-/* Sends the answer, or drops the connection; takes body. */
+static void
+drop_connection(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	evhttp_connection_free(arg);
+}
+
+/* Sends the answer, or drops the connection; takes body. "truncate"
+ * starts a chunked answer, sends half the body and drops the connection
+ * a moment later, as an upstream failing mid-stream would. */
 static void
 finish(struct evhttp_request *req, enum action act, int status, struct evbuffer *body)
 {
+	if (act == ACT_TRUNCATE) {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+		struct evbuffer *half = evbuffer_new();
+		struct timeval later = {0, 200000};
+
+		fprintf(stderr, "stub: truncating the answer\n");
+		evbuffer_remove_buffer(body, half, evbuffer_get_length(body) / 2);
+		evhttp_send_reply_start(req, status, reason(status));
+		evhttp_send_reply_chunk(req, half);
+		evbuffer_free(half);
+		event_base_once(S.base, -1, EV_TIMEOUT, drop_connection, evcon, &later);
+		evbuffer_free(body);
+		return;
+	}
 	if (act == ACT_CLOSE) {
 		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 
@@ -1267,7 +1293,9 @@ serve(struct evhttp_request *req)
 	}
 	a = json_string_value(json_object_get(b, "action"));
 	if (a != NULL)
-		act = strcmp(a, "hang") == 0 ? ACT_HANG : ACT_CLOSE;
+		act = strcmp(a, "hang") == 0       ? ACT_HANG
+		      : strcmp(a, "truncate") == 0 ? ACT_TRUNCATE
+		                                   : ACT_CLOSE;
 	delay = (long)json_integer_value(json_object_get(b, "delay_ms"));
 	fprintf(stderr, "stub: %s %s -> %s%d%s\n", method_name(evhttp_request_get_command(req)),
 	        evhttp_request_get_uri(req),
