@@ -354,3 +354,72 @@ Test(it_routes, unknown_paths_pass_through_only_when_configured)
 	}
 	cr_expect_eq(json_array_size(hx_stub_requests()), 1);
 }
+
+/* Every operation, one by one: denied by name, and relaying an upstream
+ * error. */
+static const struct {
+	const char *name, *method, *path;
+} all_routes[] = {
+        {"containers.create", "POST", "/v1/containers"},
+        {"containers.list", "GET", "/v1/containers"},
+        {"containers.retrieve", "GET", "/v1/containers/cntr_1"},
+        {"containers.delete", "DELETE", "/v1/containers/cntr_1"},
+        {"files.create", "POST", "/v1/containers/cntr_1/files"},
+        {"files.list", "GET", "/v1/containers/cntr_1/files"},
+        {"files.retrieve", "GET", "/v1/containers/cntr_1/files/cfile_1"},
+        {"files.delete", "DELETE", "/v1/containers/cntr_1/files/cfile_1"},
+        {"files.content", "GET", "/v1/containers/cntr_1/files/cfile_1/content"},
+};
+
+static struct hx_resp *
+call_route(const struct hx_gw *gw, size_t i)
+{
+	const char *body = strcmp(all_routes[i].name, "containers.create") == 0 ? "{\"name\":\"x\"}"
+	                   : strcmp(all_routes[i].name, "files.create") == 0 ? "{\"file_id\":\"f\"}"
+	                                                                     : NULL;
+
+	return hx_http(all_routes[i].method, hx_gw_url(gw, all_routes[i].path),
+	               (const char *[]){"Content-Type: application/json", NULL}, body,
+	               body ? strlen(body) : 0);
+}
+
+Test(it_routes, each_route_can_be_denied_by_name)
+{
+	char policy[1024] = "{\"routes\":{";
+	size_t i, n = sizeof(all_routes) / sizeof(all_routes[0]);
+	struct hx_gw *gw;
+
+	for (i = 0; i < n; i++)
+		snprintf(policy + strlen(policy), sizeof(policy) - strlen(policy),
+		         "%s\"%s\":\"deny\"", i ? "," : "", all_routes[i].name);
+	strcat(policy, "}}");
+	gw = hx_gw_start(policy, NULL);
+	for (i = 0; i < n; i++) {
+		struct hx_resp *r = call_route(gw, i);
+
+		expect_code(r, 403, "route_denied", NULL);
+		cr_expect_not_null(strstr(r->body, all_routes[i].name), "%s", r->body);
+	}
+	cr_expect_eq(json_array_size(hx_stub_requests()), 0, "a denied call went up");
+	cr_expect_eq(json_array_size(hx_audit_wait(gw, n, 5000)), n);
+}
+
+Test(it_routes, each_route_relays_an_upstream_error)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, NULL);
+	size_t i;
+
+	for (i = 0; i < sizeof(all_routes) / sizeof(all_routes[0]); i++) {
+		struct hx_resp *r;
+
+		hx_stub_next(
+		        "{\"status\":503,\"json\":{\"error\":{\"message\":\"try later\",\"type\":"
+		        "\"server_error\",\"param\":null,\"code\":null}}}");
+		r = call_route(gw, i);
+		cr_expect_eq(r->status, 503, "%s: %ld %s", all_routes[i].name, r->status, r->body);
+		cr_expect_str_eq(json_string_value(json_object_get(
+		                         json_object_get(hx_resp_json(r), "error"), "message")),
+		                 "try later", "%s", all_routes[i].name);
+	}
+	cr_expect_eq(json_array_size(hx_audit_wait(gw, i, 5000)), i);
+}
