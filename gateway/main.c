@@ -10,10 +10,12 @@
 #include <string.h>
 
 #include "err.h"
+#include "keys.h"
 #include "secmem.h"
 #include "server.h"
 
 static const char usage[] = "usage: gateway --config FILE [--check]\n"
+                            "       gateway hash-key < keyfile\n"
                             "       gateway --version | --help\n";
 
 static const char help[] =
@@ -39,8 +41,44 @@ print_errors(const struct errlist *errs)
 		fprintf(stderr, "(%zu more errors not shown)\n", errs->dropped);
 }
 
+/* Commands other than serving: the first argument names them, and each
+ * takes the rest of the command line. */
+static const struct subcommand {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} subcommands[] = {
+        {"hash-key", keys_main},
+        {NULL, NULL},
+};
+
+static int serve_main(int argc, char **argv);
+
 int
 main(int argc, char **argv)
+{
+	const struct subcommand *sc;
+	int rc;
+
+	secmem_harden_process();
+	secmem_init();
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, secmem_alloc, secmem_free, secmem_realloc,
+	                         secmem_strdup, secmem_calloc) != CURLE_OK) {
+		fprintf(stderr, "gateway: cannot initialise libcurl\n");
+		return 1;
+	}
+	for (sc = subcommands; argc > 1 && sc->name; sc++)
+		if (strcmp(argv[1], sc->name) == 0)
+			break;
+	if (argc > 1 && sc->name)
+		rc = sc->run(argc - 1, argv + 1);
+	else
+		rc = serve_main(argc, argv);
+	curl_global_cleanup();
+	return rc;
+}
+
+static int
+serve_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	        {"config", required_argument, NULL, 'c'},
@@ -85,30 +123,20 @@ main(int argc, char **argv)
 		return 2;
 	}
 
-	secmem_harden_process();
-	secmem_init();
-	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, secmem_alloc, secmem_free, secmem_realloc,
-	                         secmem_strdup, secmem_calloc) != CURLE_OK) {
-		fprintf(stderr, "gateway: cannot initialise libcurl\n");
-		return 1;
-	}
 	if (check) {
 		rc = server_check(config, &errs);
 		print_errors(&errs);
 		if (rc == 0)
 			printf("configuration OK\n");
-		curl_global_cleanup();
 		return rc == 0 ? 0 : 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	s = server_new(config, &errs);
 	if (s == NULL) {
 		print_errors(&errs);
-		curl_global_cleanup();
 		return 1;
 	}
 	rc = server_run(s);
 	server_free(s);
-	curl_global_cleanup();
 	return rc;
 }

@@ -111,3 +111,17 @@ Test(it_cli, sigterm_stops_cleanly)
 
 	cr_expect_eq(hx_proc_stop(gw->proc), 0);
 }
+
+Test(it_cli, hash_key_prints_the_sha256_of_stdin)
+{
+	struct hx_proc *p;
+	const char *argv[] = {"/bin/sh", "-c",
+	                      hx_fmt("printf 'sk-test\\n' | %s hash-key", hx_gw_bin()), NULL};
+
+	p = hx_proc_start("hash", argv);
+	cr_expect_eq(hx_proc_wait(p, 10000), 0);
+	/* printf 'sk-test' | sha256sum */
+	cr_expect_str_eq(hx_read_file(p->out_path, NULL),
+	                 "f3abf2a6cc4f00987743db5f544ba345b4899ae31f326d8ee9c4816de153c9e0\n");
+	cr_expect_eq(run("hash-args", (const char *[]){"hash-key", "extra", NULL}, &p), 2);
+}
