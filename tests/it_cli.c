@@ -4,6 +4,8 @@
  */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -115,8 +117,15 @@ Test(it_cli, sigterm_stops_cleanly)
 Test(it_cli, hash_key_prints_the_sha256_of_stdin)
 {
 	struct hx_proc *p;
-	const char *argv[] = {"/bin/sh", "-c",
-	                      hx_fmt("printf 'sk-test\\n' | %s hash-key", hx_gw_bin()), NULL};
+	char bin[4096];
+	const char *argv[4];
+
+	/* The child runs in the test's temp dir, so the path must be absolute. */
+	cr_assert_not_null(realpath(hx_gw_bin(), bin));
+	argv[0] = "/bin/sh";
+	argv[1] = "-c";
+	argv[2] = hx_fmt("printf 'sk-test\\n' | %s hash-key", bin);
+	argv[3] = NULL;
 
 	p = hx_proc_start("hash", argv);
 	cr_expect_eq(hx_proc_wait(p, 10000), 0);
