@@ -7,7 +7,7 @@ PREFIX   ?= /usr/local
 BUILD    ?= build
 CC       ?= cc
 CFLAGS   ?= -O2 -g
-PKGS     := libevent libevent_openssl jansson libcurl openssl
+PKGS     := libevent libevent_openssl jansson libcurl openssl hiredis
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
@@ -113,3 +113,6 @@ clean:
 # Targets kept next to what they drive.
 -include tests/conformance/conformance.mk
 -include bench/bench.mk
+-include tests/fuzz/fuzz.mk
+-include tests/soak/soak.mk
+-include tests/lint/lint.mk

@@ -63,7 +63,7 @@ ms3(double ms)
 	return (double)(long long)(ms * 1000.0 + 0.5) / 1000.0;
 }
 
-#define AUDIT_KEYS 24 /* the keys build() sets */
+#define AUDIT_KEYS 25 /* the keys build() sets */
 
 /* Sets key to a string, or null; every key is always present, so each
  * line has the same shape for whatever reads the log. */
@@ -92,6 +92,7 @@ build(const struct audit_event *ev)
 	put_str(o, "request_id", ev->request_id);
 	put_str(o, "upstream_request_id", ev->upstream_request_id);
 	put_str(o, "client", ev->client);
+	put_str(o, "tenant", ev->tenant);
 	put_str(o, "method", ev->method);
 	put_str(o, "path", ev->path);
 	put_str(o, "operation", ev->operation);

@@ -23,6 +23,7 @@ void audit_free(struct audit *a);
 struct audit_event {
 	const char *request_id;
 	const char *upstream_request_id;
+	const char *tenant; /* NULL: the organization */
 	const char *client;
 	const char *method;
 	const char *path;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conftable.h"
+#include "secmem.h"
 
 #define K(field) offsetof(struct config, field)
 #define MiB      (1024LL * 1024)
@@ -17,6 +18,10 @@
 #define DEFAULT_MAX_BODY (75 * MiB)
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const tls_versions[] = {"1.2", "1.3", NULL};
+static const char *const auth_modes[] = {"passthrough", "gateway_keys", NULL};
+static const char *const store_types[] = {"memory", "redis", NULL};
+static const char *const store_failure_modes[] = {"fail_closed", "fail_open", NULL};
 
 static const struct confkey config_keys[] = {
         {"listen", CT_STRING, K(listen), "127.0.0.1:8080"},
@@ -45,6 +50,26 @@ static const struct confkey config_keys[] = {
         {"limits.max_connections", CT_INT, K(max_connections), .def_int = 10000, .min = 1,
          .max = 1000000},
         {"routes.passthrough_unknown", CT_BOOL, K(passthrough_unknown), .def_int = 0},
+        {"tls.cert", CT_STRING, K(tls_cert), NULL},
+        {"tls.key", CT_STRING, K(tls_key), NULL},
+        {"tls.min_version", CT_ENUM, K(tls_min_version), "1.2", .enumv = tls_versions},
+        {"tls.client_ca", CT_STRING, K(tls_client_ca), NULL},
+        {"tls.require_client_cert", CT_BOOL, K(tls_require_client_cert), .def_int = 0},
+        {"upstream.pinned_pubkey", CT_STRING, K(upstream_pinned_pubkey), NULL},
+        {"admin_listen", CT_STRING, K(admin_listen), NULL},
+        {"log.path", CT_STRING, K(log_path), "-"},
+        {"pid_file", CT_STRING, K(pid_file), NULL},
+        {"shutdown_grace_ms", CT_INT, K(shutdown_grace_ms), .def_int = 10000, .min = 0,
+         .max = 3600000},
+        {"limits.max_inflight", CT_INT, K(max_inflight), .def_int = 4096, .min = 1, .max = 1000000},
+        {"auth.mode", CT_ENUM, K(auth_mode), "passthrough", .enumv = auth_modes},
+        {"upstream.api_key_env", CT_STRING, K(upstream_api_key_env), NULL},
+        {"upstream.api_key_file", CT_STRING, K(upstream_api_key_file), NULL},
+        {"store.type", CT_ENUM, K(store_type), "memory", .enumv = store_types},
+        {"store.url", CT_STRING, K(store_url), "redis://127.0.0.1:6379/0"},
+        {"store.on_unavailable", CT_ENUM, K(store_on_unavailable), "fail_closed",
+         .enumv = store_failure_modes},
+        {"store.timeout_ms", CT_INT, K(store_timeout_ms), .def_int = 1000, .min = 1, .max = 60000},
         {NULL},
 };
 
@@ -135,6 +160,40 @@ check_base_url(struct config *c, struct errlist *errs)
 		u[--n] = '\0';
 }
 
+/* The organization's upstream key, which the gateway sends instead of its
+ * clients' keys in gateway_keys mode; held in memory that is wiped. */
+static void
+load_api_key(struct config *c, struct errlist *errs)
+{
+	const char *v = NULL,
+	           *at = c->upstream_api_key_env ? "upstream.api_key_env" : "upstream.api_key_file";
+	char buf[1024];
+	size_t n = 0;
+	FILE *f;
+
+	if (c->upstream_api_key_env) {
+		v = getenv(c->upstream_api_key_env);
+		n = v ? strlen(v) : 0;
+	} else if ((f = fopen(c->upstream_api_key_file, "r")) != NULL) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			n--;
+		buf[n] = '\0';
+		v = buf;
+	}
+	if (v == NULL || n == 0 || n >= sizeof(buf) - 1 || strpbrk(v, "\r\n") != NULL) {
+		errlist_add(errs, c->file, at,
+		            "no usable key: %s is unset, empty, unreadable or has line breaks",
+		            c->upstream_api_key_env ? c->upstream_api_key_env
+		                                    : c->upstream_api_key_file);
+	} else if ((c->upstream_api_key = secmem_alloc(n + 1)) != NULL) {
+		memcpy(c->upstream_api_key, v, n);
+		c->upstream_api_key[n] = '\0';
+	}
+	secmem_wipe(buf, sizeof(buf));
+}
+
 struct config *
 config_load(const char *path, struct errlist *errs)
 {
@@ -165,6 +224,12 @@ config_load(const char *path, struct errlist *errs)
 		parse_listen(c, errs);
 	if (c->upstream_base_url)
 		check_base_url(c, errs);
+	if (c->auth_mode && strcmp(c->auth_mode, "gateway_keys") == 0 &&
+	    !c->upstream_api_key_env == !c->upstream_api_key_file)
+		errlist_add(
+		        errs, path, "upstream",
+		        "auth.mode \"gateway_keys\" needs exactly one of upstream.api_key_env and "
+		        "upstream.api_key_file: the key the gateway sends upstream");
 
 	dir = strdup(path);
 	if (dir == NULL)
@@ -177,8 +242,15 @@ config_load(const char *path, struct errlist *errs)
 	else
 		*slash = '\0';
 	if (resolve(&c->audit_path, dir) < 0 || resolve(&c->policy_file, dir) < 0 ||
-	    resolve(&c->upstream_ca_file, dir) < 0)
+	    resolve(&c->upstream_ca_file, dir) < 0 || resolve(&c->upstream_api_key_file, dir) < 0 ||
+	    resolve(&c->tls_cert, dir) < 0 || resolve(&c->tls_key, dir) < 0 ||
+	    resolve(&c->tls_client_ca, dir) < 0 || resolve(&c->log_path, dir) < 0 ||
+	    resolve(&c->pid_file, dir) < 0 ||
+	    (c->upstream_pinned_pubkey && strncmp(c->upstream_pinned_pubkey, "sha256//", 8) != 0 &&
+	     resolve(&c->upstream_pinned_pubkey, dir) < 0))
 		errlist_add(errs, path, NULL, "out of memory");
+	if (c->upstream_api_key_env || c->upstream_api_key_file)
+		load_api_key(c, errs);
 	if (errs->n + errs->dropped > before)
 		goto fail;
 	free(dir);
@@ -197,6 +269,7 @@ config_free(struct config *c)
 	if (c == NULL)
 		return;
 	conftable_release(config_keys, c);
+	secmem_free(c->upstream_api_key);
 	free(c->listen_host);
 	free(c->file);
 	free(c);

@@ -36,6 +36,31 @@ struct config {
 	long long max_connections;
 
 	int passthrough_unknown;
+
+	/* The listener's TLS (all NULL: plain HTTP) and mutual TLS. */
+	char *tls_cert;
+	char *tls_key;
+	char *tls_min_version; /* "1.2" or "1.3" */
+	char *tls_client_ca;
+	int tls_require_client_cert;
+	char *upstream_pinned_pubkey; /* "sha256//..." or a key file */
+
+	/* Operations. */
+	char *admin_listen; /* "host:port", or NULL for none */
+	char *log_path;     /* "-": stderr */
+	char *pid_file;
+	long long shutdown_grace_ms;
+	long long max_inflight;
+
+	char *auth_mode; /* "passthrough" or "gateway_keys" */
+	char *upstream_api_key_env;
+	char *upstream_api_key_file;
+	char *upstream_api_key; /* loaded from one of those; wiped when freed */
+
+	char *store_type; /* "memory" or "redis" */
+	char *store_url;
+	char *store_on_unavailable;
+	long long store_timeout_ms;
 };
 
 /* Reads path. On failure returns NULL with every problem added to errs. */

@@ -3,22 +3,28 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "config.h"
 #include "front.h"
 #include "httpmsg.h"
 #include "log.h"
+#include "metrics.h"
 #include "reply.h"
 #include "request.h"
 #include "secmem.h"
 #include "server.h"
+#include "tls.h"
 
 enum conn_state {
 	C_HEAD,       /* waiting for or reading a request head */
@@ -41,6 +47,11 @@ enum conn_state {
 #define STREAM_HIGH (1024 * 1024)
 #define STREAM_LOW  (256 * 1024)
 
+/* A streamed body may take long in all, but each STREAM_PROGRESS bytes of
+ * it must arrive within limits.body_timeout_ms: a client trickling a byte
+ * at a time (slowloris) is cut off like any slow client. */
+#define STREAM_PROGRESS (16 * 1024)
+
 struct conn {
 	struct conn *prev, *next;
 	struct server *srv;
@@ -58,6 +69,11 @@ struct conn {
 	int closing; /* close once the answer is written */
 	int head_started;
 	int chunked_out; /* the streamed answer is sent chunked */
+	int tls;         /* the bufferevent is a TLS one */
+	int handshaken;  /* its handshake is complete */
+	int over_limit;  /* accepted beyond limits.max_connections: answered 503 */
+	struct tls_peer *peer; /* the verified client certificate, or NULL */
+	uint64_t stream_mark;  /* body_seen when the body timer was last armed */
 };
 
 static struct conn *live;
@@ -95,6 +111,7 @@ conn_free(struct conn *c)
 		c->next->prev = c->prev;
 	nlive--;
 	httpmsg_chunked_free(c->chunked);
+	tls_peer_free(c->peer);
 	if (c->timer)
 		event_free(c->timer);
 	if (c->bev)
@@ -107,6 +124,18 @@ conn_close_all(void)
 {
 	while (live)
 		conn_free(live);
+}
+
+void
+conn_drain(void)
+{
+	struct conn *c, *next;
+
+	for (c = live; c; c = next) {
+		next = c->next;
+		if (c->state == C_HEAD && !c->head_started && c->req == NULL)
+			conn_free(c);
+	}
 }
 
 static void
@@ -247,8 +276,10 @@ read_stream(struct conn *c)
 		              (long long)r->body_limit);
 		return 1;
 	}
-	/* Progress re-arms the timer: a large upload may take long in all. */
-	arm(c, c->limits->body_timeout_ms);
+	if (r->body_seen - c->stream_mark >= STREAM_PROGRESS) {
+		c->stream_mark = r->body_seen;
+		arm(c, c->limits->body_timeout_ms);
+	}
 	if (rc == 1) {
 		r->body_done = 1;
 		c->body_pending = 0;
@@ -256,7 +287,9 @@ read_stream(struct conn *c)
 		evtimer_del(c->timer);
 		bufferevent_disable(c->bev, EV_READ);
 	} else if (evbuffer_get_length(r->stream_in) >= STREAM_HIGH) {
+		/* Waiting on the upstream, not the client: no timer meanwhile. */
 		bufferevent_disable(c->bev, EV_READ);
+		evtimer_del(c->timer);
 	}
 	r->on_event(r, REQUEST_BODY);
 	return rc;
@@ -268,6 +301,10 @@ conn_stream_resume(struct conn *c)
 	if (c->state != C_STREAM || c->req == NULL ||
 	    evbuffer_get_length(c->req->stream_in) >= STREAM_HIGH)
 		return;
+	if (!evtimer_pending(c->timer, NULL)) {
+		c->stream_mark = c->req->body_seen;
+		arm(c, c->limits->body_timeout_ms);
+	}
 	bufferevent_enable(c->bev, EV_READ);
 	(void)read_stream(c);
 }
@@ -346,6 +383,7 @@ start_stream(struct conn *c)
 	}
 	c->state = C_STREAM;
 	c->body_too_large = 0;
+	c->stream_mark = 0;
 	arm(c, c->limits->body_timeout_ms);
 	front_dispatch(c->req);
 	/* The handler may have answered at once (a size over the limit, a bad
@@ -399,6 +437,27 @@ start_body(struct conn *c, int how)
 	return 1;
 }
 
+/* Whether the gateway has room for this request; fills e when not. Past
+ * limits.max_connections, a connection is read as far as its head, so its
+ * refusal is answered and audited like any other. */
+static int
+over_capacity(struct conn *c, struct err *e)
+{
+	const struct config *cfg = server_config(c->srv);
+
+	if (c->over_limit)
+		return err_set(e, 503, ERR_INTERNAL, "too_many_connections", NULL,
+		               "the gateway has its maximum of %lld client connections open; try "
+		               "again shortly",
+		               cfg->max_connections) != 0;
+	if (server_inflight(c->srv) > (size_t)cfg->max_inflight)
+		return err_set(e, 503, ERR_INTERNAL, "overloaded", NULL,
+		               "the gateway is handling its maximum of %lld requests at once; try "
+		               "again shortly",
+		               cfg->max_inflight) != 0;
+	return 0;
+}
+
 /* Returns 1 when the head was read and the body can follow. */
 static int
 read_head(struct conn *c)
@@ -446,6 +505,16 @@ read_head(struct conn *c)
 	/* Set before routing: an answer given now, with the body unread,
 	 * must close the connection rather than parse the body as a head. */
 	c->body_pending = h.chunked || h.content_length > 0;
+	if (c->peer && (c->req->client_cert = tls_peer_dup(c->peer)) == NULL) {
+		err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
+		        "the gateway is out of memory; try again");
+		refuse(c, &e);
+		return 0;
+	}
+	if (over_capacity(c, &e)) {
+		refuse(c, &e);
+		return 0;
+	}
 	c->state = C_BUSY;
 	evtimer_del(c->timer);
 	how = front_route(c->req);
@@ -518,6 +587,45 @@ on_write(struct bufferevent *bev, void *arg)
 	process(c); /* a pipelined request may be waiting */
 }
 
+/* The TLS handshake is done: note who the client certificate names. */
+static void
+handshake_done(struct conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+	c->handshaken = 1;
+	if (ssl == NULL)
+		return;
+	c->peer = tls_peer_new(ssl);
+	if (c->peer) {
+		char names[512] = "";
+		const char *const *sans;
+		size_t n, i, o = 0;
+
+		sans = tls_peer_sans(c->peer, &n);
+		for (i = 0; i < n && o < sizeof(names); i++)
+			o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", i ? ", " : "",
+			                      sans[i]);
+		log_msg(LOG_DEBUG, NULL, "client %s: TLS %s, verified certificate %s (%s)", c->client,
+		        SSL_get_version(ssl), tls_peer_subject(c->peer), n ? names : "no names");
+	}
+	/* The head has its own timer from its first byte; until then, the
+	 * connection is idle. */
+	arm(c, c->limits->idle_timeout_ms);
+}
+
+static void
+handshake_failed(struct conn *c)
+{
+	unsigned long e;
+	char why[256] = "connection closed";
+
+	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
+		ERR_error_string_n(e, why, sizeof(why));
+	metrics_count(server_metrics(c->srv), METRICS_TLS_HANDSHAKE_FAILED);
+	log_msg(LOG_DEBUG, NULL, "client %s: TLS handshake failed: %s", c->client, why);
+}
+
 static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -525,6 +633,18 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	struct err e;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		handshake_done(c);
+		return;
+	}
+	if (c->tls && !c->handshaken) {
+		handshake_failed(c);
+		conn_free(c);
+		return;
+	}
+	/* A reset, like a close, ends the body the client was sending. */
+	if (what & BEV_EVENT_ERROR)
+		what |= BEV_EVENT_EOF;
 	if (c->state == C_STREAM && c->req && (what & BEV_EVENT_EOF)) {
 		stream_failed(c, 400, "incomplete_body",
 		              "the client closed the connection after %lld bytes of the body",
@@ -579,9 +699,12 @@ on_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 struct conn *
-conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen,
+         int over_limit)
 {
 	struct conn *c = calloc(1, sizeof(*c));
+	struct tls_server *tls = server_tls(srv);
+	SSL *ssl = NULL;
 	char host[INET6_ADDRSTRLEN] = "?";
 	struct timeval wtv;
 	int one = 1;
@@ -593,6 +716,7 @@ conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int 
 	}
 	c->srv = srv;
 	c->limits = server_limits(srv);
+	c->over_limit = over_limit;
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, host,
 		          sizeof(host));
@@ -608,11 +732,26 @@ conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int 
 	live = c;
 	nlive++;
 
-	c->bev = bufferevent_socket_new(server_base(srv), fd, BEV_OPT_CLOSE_ON_FREE);
+	if (tls) {
+		c->tls = 1;
+		ssl = tls_server_ssl(tls);
+		if (ssl)
+			c->bev = bufferevent_openssl_socket_new(server_base(srv), fd, ssl,
+			                                        BUFFEREVENT_SSL_ACCEPTING,
+			                                        BEV_OPT_CLOSE_ON_FREE);
+		/* Clients that close without a TLS close_notify are the norm;
+		 * their close reads as an end, not an error. */
+		if (c->bev)
+			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	} else {
+		c->bev = bufferevent_socket_new(server_base(srv), fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	c->timer = evtimer_new(server_base(srv), on_timeout, c);
 	if (c->bev == NULL || c->timer == NULL) {
-		if (c->bev == NULL)
+		if (c->bev == NULL) {
+			SSL_free(ssl);
 			evutil_closesocket(fd);
+		}
 		conn_free(c);
 		return NULL;
 	}
@@ -622,7 +761,8 @@ conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int 
 	wtv.tv_usec = (c->limits->idle_timeout_ms % 1000) * 1000;
 	bufferevent_set_timeouts(c->bev, NULL, &wtv);
 	bufferevent_enable(c->bev, EV_READ);
-	arm(c, c->limits->idle_timeout_ms);
+	/* A TLS handshake must be done within the time a head gets. */
+	arm(c, c->tls ? c->limits->header_timeout_ms : c->limits->idle_timeout_ms);
 	return c;
 }
 
@@ -691,7 +831,7 @@ conn_send(struct conn *c, struct request *r, int status, const char *const *head
 		request_free(r);
 		return;
 	}
-	if (!c->keep_alive || c->body_pending || c->state != C_BUSY)
+	if (!c->keep_alive || c->body_pending || c->state != C_BUSY || server_draining(c->srv))
 		c->closing = 1;
 	if (c->state == C_STREAM)
 		bufferevent_disable(c->bev, EV_READ);
@@ -716,7 +856,7 @@ conn_stream_begin(struct conn *c, int status, const char *const *headers, size_t
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	size_t i;
 
-	if (!c->keep_alive || c->body_pending)
+	if (!c->keep_alive || c->body_pending || server_draining(c->srv))
 		c->closing = 1;
 	c->state = C_STREAM_OUT;
 	c->chunked_out = content_length < 0;

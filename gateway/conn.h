@@ -24,11 +24,18 @@ struct conn_limits {
 	long idle_timeout_ms;   /* between requests on a kept-alive connection */
 };
 
-/* Serves the accepted socket fd (taken over) until either side closes. */
-struct conn *conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+/* Serves the accepted socket fd (taken over) until either side closes,
+ * over TLS when the server has a TLS context. over_limit: accepted past
+ * limits.max_connections; its request is answered 503 once its head is in. */
+struct conn *conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen,
+                      int over_limit);
 
 /* Live connections, for limits and shutdown. */
 size_t conn_count(void);
+
+/* Closes the connections that are idle between requests (at shutdown);
+ * the others close once their answer is written. */
+void conn_drain(void);
 
 /* Closes every connection at once (at exit); requests in flight are
  * abandoned. */

@@ -133,6 +133,9 @@ errlist_add(struct errlist *l, const char *file, const char *path, const char *f
 	}
 	dst = l->msg[l->n++];
 	o = (size_t)snprintf(dst, cap, "%s: ", file);
+	if (l->prefix && *l->prefix && o < cap)
+		o += (size_t)snprintf(dst + o, cap - o, "%s%s", l->prefix,
+		                      path && *path ? "." : ": ");
 	if (path && *path && o < cap)
 		o += (size_t)snprintf(dst + o, cap - o, "%s: ", path);
 	if (o < cap) {

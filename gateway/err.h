@@ -54,12 +54,14 @@ char *err_quote(char *dst, size_t n, const char *s, size_t len);
 #define ERRLIST_MAX 64
 
 struct errlist {
-	size_t n;       /* messages kept */
-	size_t dropped; /* messages beyond ERRLIST_MAX */
+	size_t n;           /* messages kept */
+	size_t dropped;     /* messages beyond ERRLIST_MAX */
+	const char *prefix; /* put before every path, for documents within a document */
 	char msg[ERRLIST_MAX][ERR_MESSAGE_MAX];
 };
 
-/* Adds "file: path: message" (path omitted when NULL or empty). */
+/* Adds "file: path: message" (path omitted when NULL or empty), with
+ * prefix and a dot before path when prefix is set. */
 void errlist_add(struct errlist *l, const char *file, const char *path, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 

@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "keys.h"
 #include "policy.h"
 #include "proxy.h"
 #include "query.h"
@@ -13,6 +14,8 @@
 #include "request.h"
 #include "schema.h"
 #include "server.h"
+#include "tenancy.h"
+#include "tenant.h"
 
 #define MAX_SEGMENTS 8
 
@@ -227,6 +230,39 @@ upstream_path(struct request *r, const char *query)
 	return 0;
 }
 
+/*
+ * Who is asking: the tenant whose key digest matches the bearer key, or
+ * none (the organization's policy applies). In gateway_keys mode a key is
+ * required and must be a tenant's; the upstream then gets the
+ * organization's own key instead (see proxy.c).
+ */
+static int
+authenticate(struct request *r)
+{
+	const struct policy *org = server_policy(r->srv);
+	int gateway_keys = strcmp(server_config(r->srv)->auth_mode, "gateway_keys") == 0;
+	char hex[KEYS_HEX_LEN + 1];
+	const char *h;
+	size_t len;
+
+	r->tenant = NULL;
+	h = httpmsg_header(&r->head, "Authorization", &len);
+	if (h && len > 7 && strncasecmp(h, "Bearer ", 7) == 0) {
+		keys_hash_hex(h + 7, len - 7, hex);
+		r->tenant = tenants_by_key_digest(policy_tenants(org), hex);
+	}
+	if (gateway_keys && r->tenant == NULL) {
+		reply_error(r, 401, ERR_INVALID, NULL, h ? "invalid_api_key" : "missing_api_key",
+		            h ? "the API key is not one this gateway knows; use the key your "
+		                "organization issued for this gateway"
+		              : "send Authorization: Bearer <key>, with the key your organization "
+		                "issued for this gateway");
+		return -1;
+	}
+	r->policy = r->tenant ? tenant_policy(r->tenant) : org;
+	return 0;
+}
+
 /* How a file upload's body is read: JSON naming a file, or a multipart
  * upload streamed through. */
 static int
@@ -304,7 +340,16 @@ front_route(struct request *r)
 		reply_error(r, 400, ERR_INVALID, bad, "invalid_path_parameter", msg);
 		return -1;
 	}
-	if (!policy_route_allowed(server_policy(r->srv), path_match->name)) {
+	if (authenticate(r) < 0)
+		return -1;
+	switch (policy_route(r->policy, path_match->name)) {
+	case POLICY_ROUTE_ALLOW:
+		break;
+	case POLICY_ROUTE_SHADOW_DENY:
+		err_set(&r->shadow, 403, ERR_POLICY, "route_denied", NULL,
+		        "%s would be denied by the policy's routes", path_match->name);
+		break;
+	default:
 		snprintf(msg, sizeof(msg),
 		         "%s (%s %s) is not allowed by this organization's policy",
 		         path_match->name, path_match->method, path_match->pattern);
@@ -326,8 +371,32 @@ front_route(struct request *r)
 	return (int)path_match->body;
 }
 
+/* Once the tenant's limits and ownership have passed. A streamed body that
+ * failed meanwhile is answered now. */
+static void
+handle(struct request *r)
+{
+	r->on_event = NULL;
+	if (r->stream_error.status) {
+		reply_err(r, &r->stream_error);
+		return;
+	}
+	r->route->handle(r);
+}
+
+/* Body events while the store is asked: a failure is kept in
+ * stream_error (by conn.c) and answered by handle. */
+static void
+while_admitting(struct request *r, int event)
+{
+	(void)r;
+	(void)event;
+}
+
 void
 front_dispatch(struct request *r)
 {
-	r->route->handle(r);
+	if (r->stream_in)
+		r->on_event = while_admitting;
+	tenancy_admit(r, handle);
 }

@@ -10,12 +10,14 @@
 #include <string.h>
 
 #include "err.h"
+#include "eval.h"
 #include "keys.h"
 #include "secmem.h"
 #include "server.h"
 
 static const char usage[] = "usage: gateway --config FILE [--check]\n"
                             "       gateway hash-key < keyfile\n"
+                            "       gateway eval --config FILE [--tenant NAME] < body.json\n"
                             "       gateway --version | --help\n";
 
 static const char help[] =
@@ -48,6 +50,7 @@ static const struct subcommand {
 	int (*run)(int argc, char **argv);
 } subcommands[] = {
         {"hash-key", keys_main},
+        {"eval", eval_main},
         {NULL, NULL},
 };
 

@@ -31,8 +31,10 @@
  *  - a body of no parts ("--b--") is accepted; has() is false for every name;
  *  - part headers: from the byte after the boundary to the end of the blank
  *    line, padding and line ends included, at most MP_HEADER_MAX bytes; lines
- *    end in CRLF; no folding; field names are tokens; values hold no control
- *    characters other than HTAB (obs-text, such as UTF-8, is allowed);
+ *    end in CRLF; no folding (so a line is checked when the next one starts);
+ *    field names are tokens; values hold no control characters other than
+ *    HTAB (obs-text, such as UTF-8, is allowed); a part's Content-Type may
+ *    not be multipart/... (RFC 7578 4.3: no nested multipart/mixed);
  *  - Content-Disposition: exactly one; type form-data (any case);
  *    parameters as in RFC 9110 (OWS around ';', none around '='), none
  *    empty; name, filename and filename* at most once each; other RFC 2231
@@ -88,6 +90,7 @@ struct multipart {
 	size_t matched;  /* MP_START: bytes of delim matched */
 	size_t hbytes;   /* header bytes of the current part */
 	size_t linelen;  /* bytes in line */
+	int pending;     /* line is whole, checked once the next line shows it is not folded */
 	int cur;         /* the current part's index in parts, or -1 */
 	int line_match;  /* MP_DATA: bytes of "--" boundary this line starts with, -1 if not */
 	int cr;          /* MP_DATA: the last byte was CR */
@@ -341,7 +344,7 @@ content_type_boundary(const char *s, size_t n, char *b, size_t *blen, struct err
 		               err_quote(q, sizeof(q), s, n));
 	i += 1 + token_len(s, n, i + 1);
 	for (;;) {
-		size_t name, nlen;
+		size_t name, nlen, vlen;
 
 		i = skip_ows(s, n, i);
 		if (i == n)
@@ -364,7 +367,7 @@ content_type_boundary(const char *s, size_t n, char *b, size_t *blen, struct err
 			                        name + 1);
 		vs = ++i;
 		if (!ieq(s + name, nlen, "boundary")) {
-			rc = param_value(s, n, &i, NULL, 0, &len);
+			rc = param_value(s, n, &i, NULL, 0, &vlen);
 			if (rc < 0)
 				return bad_content_type(e,
 				                        "Content-Type parameter %s has a malformed "
@@ -683,7 +686,7 @@ malformed:
 	               "name=\"...\" with an optional filename=\"...\"");
 }
 
-/* Checks the complete header line in m->line. */
+/* Checks the complete, unfolded header line in m->line. */
 static int
 header_line(struct multipart *m, struct err *e)
 {
@@ -701,13 +704,18 @@ header_line(struct multipart *m, struct err *e)
 			return INVALID(m, e, "multipart part header %s holds a control character",
 			               err_quote(q, sizeof(q), s, t));
 	}
+	i = skip_ows(s, n, t + 1);
+	if (ieq(s, t, "content-type") && iprefix(s + i, n - i, "multipart/"))
+		return INVALID(m, e,
+		               "multipart part has Content-Type %s; nested multipart is not "
+		               "accepted, send each file as a part of its own",
+		               err_quote(q, sizeof(q), s + i, token_len(s, n, i + 10) + 10));
 	if (!ieq(s, t, "content-disposition"))
 		return 0;
 	if (m->cur >= 0)
 		return INVALID(m, e,
 		               "multipart part has more than one Content-Disposition header; "
 		               "send exactly one");
-	i = skip_ows(s, n, t + 1);
 	end = n;
 	while (end > i && is_ows((unsigned char)s[end - 1]))
 		end--;
@@ -836,6 +844,17 @@ step(struct multipart *m, unsigned char c, struct err *e)
 	case MP_HEADER:
 		if (header_byte(m, e) < 0)
 			return -1;
+		if (m->pending) {
+			if (is_ows(c))
+				return INVALID(m, e,
+				               "multipart part header line is folded (the next "
+				               "line starts with whitespace); folding is not "
+				               "accepted");
+			m->pending = 0;
+			if (header_line(m, e) < 0)
+				return -1;
+			m->linelen = 0;
+		}
 		if (c == '\r') {
 			m->state = MP_HEADER_LF;
 			return 0;
@@ -864,9 +883,7 @@ step(struct multipart *m, unsigned char c, struct err *e)
 			               "must end in CRLF");
 		m->state = MP_HEADER;
 		if (m->linelen > 0) {
-			if (header_line(m, e) < 0)
-				return -1;
-			m->linelen = 0;
+			m->pending = 1;
 			return 0;
 		}
 		if (m->cur < 0)

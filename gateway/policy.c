@@ -9,6 +9,7 @@
 #include "conftable.h"
 #include "domain.h"
 #include "schema.h"
+#include "tenant.h"
 
 struct policy {
 	/* As read, through the key table below. */
@@ -23,6 +24,8 @@ struct policy {
 	char *on_violation;
 	json_t *routes;
 	long long max_upload;
+	char *policy_mode, *mem_mode, *np_mode, *exp_mode, *skills_mode, *files_mode;
+	json_t *tenants_doc;
 
 	/* Compiled. */
 	int mem_max_rank, mem_default_rank, clamp;
@@ -32,11 +35,17 @@ struct policy {
 	int any_domain; /* "*": any plain hostname */
 	enum policy_violation_mode mode;
 	unsigned denied_routes; /* bit i: policy_operations[i] denied */
+	unsigned shadow;        /* bit r: rule r only audits what it would deny */
+	struct tenants *tenants;
 };
+
+/* The rules a policy's "mode": "shadow" can apply to one by one. */
+enum rule { RULE_MEMORY, RULE_NETWORK, RULE_EXPIRY, RULE_SKILLS, RULE_FILES, RULE_ROUTES };
 
 static const char *const memory_sizes[] = {"1g", "4g", "16g", "64g", NULL};
 static const char *const on_exceed[] = {"reject", "clamp", NULL};
 static const char *const violation_modes[] = {"log", "block", "delete", NULL};
+static const char *const rule_modes[] = {"enforce", "shadow", NULL};
 
 const struct policy_operation policy_operations[] = {
         {"containers.create", "CreateContainer"},          {"containers.list", "ListContainers"},
@@ -74,6 +83,13 @@ static const struct confkey policy_keys[] = {
         {"routes", CT_JSON, K(routes), .def_json = "{}"},
         {"files.max_upload_bytes", CT_INT, K(max_upload), .def_int = 512LL * 1024 * 1024, .min = 0,
          .max = 1LL << 40},
+        {"mode", CT_ENUM, K(policy_mode), "enforce", .enumv = rule_modes},
+        {"memory_limit.mode", CT_ENUM, K(mem_mode), "enforce", .enumv = rule_modes},
+        {"network_policy.mode", CT_ENUM, K(np_mode), "enforce", .enumv = rule_modes},
+        {"expires_after.mode", CT_ENUM, K(exp_mode), "enforce", .enumv = rule_modes},
+        {"skills.mode", CT_ENUM, K(skills_mode), "enforce", .enumv = rule_modes},
+        {"file_ids.mode", CT_ENUM, K(files_mode), "enforce", .enumv = rule_modes},
+        {"tenants", CT_JSON, K(tenants_doc), NULL},
         {NULL},
 };
 
@@ -103,18 +119,27 @@ adjust(struct policy_result *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int deny(struct policy_result *r, const char *code, const char *param, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+static int deny(const struct policy *p, struct policy_result *r, enum rule rule, const char *code,
+                const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/*
+ * A rule refuses the request: -1 with r->err filled. A rule in shadow mode
+ * only notes the first such refusal in r->shadow and lets the request go
+ * on unchanged (0), so an organization can see what a rule would do.
+ */
 static int
-deny(struct policy_result *r, const char *code, const char *param, const char *fmt, ...)
+deny(const struct policy *p, struct policy_result *r, enum rule rule, const char *code,
+     const char *param, const char *fmt, ...)
 {
+	int shadow = (p->shadow >> rule) & 1;
 	va_list ap;
 
+	if (shadow && r->nshadow++ > 0)
+		return 0;
 	va_start(ap, fmt);
-	err_vset(&r->err, 403, ERR_POLICY, code, param, fmt, ap);
+	err_vset(shadow ? &r->shadow : &r->err, 403, ERR_POLICY, code, param, fmt, ap);
 	va_end(ap);
-	return -1;
+	return shadow ? 0 : -1;
 }
 
 /* Memory ran out while rewriting the document: the request cannot be
@@ -178,7 +203,7 @@ apply_memory(const struct policy *p, json_t *doc, struct policy_result *r)
 			return oom(r);
 		return 0;
 	}
-	return deny(r, "memory_limit_exceeded", "memory_limit",
+	return deny(p, r, RULE_MEMORY, "memory_limit_exceeded", "memory_limit",
 	            "memory_limit \"%s\" exceeds this organization's maximum \"%s\"", want,
 	            memory_sizes[p->mem_max_rank]);
 }
@@ -201,7 +226,7 @@ apply_expiry(const struct policy *p, json_t *doc, struct policy_result *r)
 	minutes = json_integer_value(json_object_get(v, "minutes"));
 	if (minutes > p->exp_max)
 		return deny(
-		        r, "expires_after_exceeded", "expires_after.minutes",
+		        p, r, RULE_EXPIRY, "expires_after_exceeded", "expires_after.minutes",
 		        "expires_after.minutes %lld exceeds this organization's maximum of %lld "
 		        "minutes",
 		        (long long)minutes, p->exp_max);
@@ -224,12 +249,12 @@ apply_domains(const struct policy *p, json_t *domains, struct policy_result *r)
 
 		snprintf(param, sizeof(param), "network_policy.allowed_domains[%zu]", i);
 		if (domain_normalize(s, len, p->allow_wildcards, norm, &why) < 0)
-			return deny(r, "domain_invalid", param,
+			return deny(p, r, RULE_NETWORK, "domain_invalid", param,
 			            "%s %s is not a plain DNS hostname: %s", param,
 			            err_quote(q, sizeof(q), s, len), why);
 		if (!policy_covers(p, norm)) {
 			list_patterns(p, allowed, sizeof(allowed));
-			return deny(r, "domain_not_allowed", param,
+			return deny(p, r, RULE_NETWORK, "domain_not_allowed", param,
 			            "%s \"%s\" is not allowed by this organization's policy; %s%s",
 			            param, norm,
 			            p->npatterns ? "allowed domains are "
@@ -256,7 +281,8 @@ apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 	if (secrets == NULL)
 		return 0;
 	if (!p->allow_secrets)
-		return deny(r, "domain_secrets_not_allowed", "network_policy.domain_secrets",
+		return deny(p, r, RULE_NETWORK, "domain_secrets_not_allowed",
+		            "network_policy.domain_secrets",
 		            "network_policy.domain_secrets is not allowed by this organization's "
 		            "policy; remove the secrets from the request");
 	json_array_foreach(secrets, i, s)
@@ -266,7 +292,7 @@ apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 		snprintf(param, sizeof(param), "network_policy.domain_secrets[%zu].domain", i);
 		if (domain_normalize(json_string_value(dom), json_string_length(dom), 0, norm,
 		                     &why) < 0)
-			return deny(r, "domain_invalid", param,
+			return deny(p, r, RULE_NETWORK, "domain_invalid", param,
 			            "%s %s is not a plain DNS hostname: %s", param,
 			            err_quote(q, sizeof(q), json_string_value(dom),
 			                      json_string_length(dom)),
@@ -279,7 +305,7 @@ apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 		}
 		if (!listed)
 			return deny(
-			        r, "secret_domain_not_allowed", param,
+			        p, r, RULE_NETWORK, "secret_domain_not_allowed", param,
 			        "%s \"%s\" is not in network_policy.allowed_domains; a secret may "
 			        "only be sent to an allowed domain",
 			        param, norm);
@@ -356,7 +382,7 @@ apply_skills(const struct policy *p, json_t *doc, struct policy_result *r)
 
 			snprintf(param, sizeof(param), "skills[%zu].skill_id", i);
 			if (!skill_allowed(p, json_string_value(id)))
-				return deny(r, "skill_not_allowed", param,
+				return deny(p, r, RULE_SKILLS, "skill_not_allowed", param,
 				            "%s %s is not in this organization's allowed skills",
 				            param,
 				            err_quote(q, sizeof(q), json_string_value(id),
@@ -369,13 +395,13 @@ apply_skills(const struct policy *p, json_t *doc, struct policy_result *r)
 			snprintf(param, sizeof(param), "skills[%zu]", i);
 			if (!p->allow_inline)
 				return deny(
-				        r, "inline_skill_not_allowed", param,
+				        p, r, RULE_SKILLS, "inline_skill_not_allowed", param,
 				        "%s is an inline skill, which this organization's policy "
 				        "does not allow; reference an uploaded skill by skill_id",
 				        param);
 			if (size > p->max_inline_bytes)
 				return deny(
-				        r, "inline_skill_too_large", param,
+				        p, r, RULE_SKILLS, "inline_skill_too_large", param,
 				        "%s is an inline skill of %lld bytes; this organization "
 				        "allows at most %lld",
 				        param, size, p->max_inline_bytes);
@@ -390,7 +416,7 @@ apply_files(const struct policy *p, json_t *doc, struct policy_result *r)
 	size_t n = json_array_size(json_object_get(doc, "file_ids"));
 
 	if ((long long)n > p->max_file_ids)
-		return deny(r, "too_many_file_ids", "file_ids",
+		return deny(p, r, RULE_FILES, "too_many_file_ids", "file_ids",
 		            "file_ids lists %zu files; this organization allows at most %lld", n,
 		            p->max_file_ids);
 	return 0;
@@ -413,15 +439,17 @@ policy_violation_mode(const struct policy *p)
 	return p->mode;
 }
 
-int
-policy_route_allowed(const struct policy *p, const char *name)
+enum policy_route
+policy_route(const struct policy *p, const char *name)
 {
 	size_t i;
 
 	for (i = 0; policy_operations[i].name; i++)
 		if (strcmp(policy_operations[i].name, name) == 0)
-			return !(p->denied_routes & (1u << i));
-	return 0;
+			break;
+	if (policy_operations[i].name && !(p->denied_routes & (1u << i)))
+		return POLICY_ROUTE_ALLOW;
+	return (p->shadow >> RULE_ROUTES) & 1 ? POLICY_ROUTE_SHADOW_DENY : POLICY_ROUTE_DENY;
 }
 
 long long
@@ -446,6 +474,13 @@ compile_routes(struct policy *p, const char *file, struct errlist *errs)
 	json_object_foreach(p->routes, key, v)
 	{
 		snprintf(at, sizeof(at), "routes.%s", key);
+		if (strcmp(key, "mode") == 0) {
+			if (json_is_string(v) && strcmp(json_string_value(v), "shadow") == 0)
+				p->shadow |= 1u << RULE_ROUTES;
+			else if (!json_is_string(v) || strcmp(json_string_value(v), "enforce") != 0)
+				errlist_add(errs, file, at, "must be \"enforce\" or \"shadow\"");
+			continue;
+		}
 		for (i = 0; policy_operations[i].name; i++)
 			if (strcmp(policy_operations[i].name, key) == 0 ||
 			    strcmp(policy_operations[i].operation_id, key) == 0)
@@ -467,6 +502,43 @@ compile_routes(struct policy *p, const char *file, struct errlist *errs)
 }
 
 /* --- Compiling -------------------------------------------------------- */
+
+static int
+is_shadow(const char *mode)
+{
+	return mode && strcmp(mode, "shadow") == 0;
+}
+
+static void
+compile_modes(struct policy *p)
+{
+	if (is_shadow(p->policy_mode))
+		p->shadow = ~0u;
+	p->shadow |= (unsigned)is_shadow(p->mem_mode) << RULE_MEMORY;
+	p->shadow |= (unsigned)is_shadow(p->np_mode) << RULE_NETWORK;
+	p->shadow |= (unsigned)is_shadow(p->exp_mode) << RULE_EXPIRY;
+	p->shadow |= (unsigned)is_shadow(p->skills_mode) << RULE_SKILLS;
+	p->shadow |= (unsigned)is_shadow(p->files_mode) << RULE_FILES;
+}
+
+/* Tenants are compiled against the organization's document without its
+ * own "tenants", which a tenant's policy may not carry. */
+static void
+compile_tenants(struct policy *p, const json_t *doc, const char *file, struct errlist *errs)
+{
+	json_t *org = json_deep_copy(doc);
+
+	if (org == NULL) {
+		errlist_add(errs, file, "tenants", "out of memory");
+		return;
+	}
+	json_object_del(org, "tenants");
+	if (!json_is_object(p->tenants_doc))
+		errlist_add(errs, file, "tenants", "must be an object of tenant name: settings");
+	else
+		p->tenants = tenants_new(p->tenants_doc, org, p, file, errs);
+	json_decref(org);
+}
 
 static void
 compile_domains(struct policy *p, const char *file, struct errlist *errs)
@@ -587,9 +659,12 @@ policy_new(const json_t *doc, const char *file, struct errlist *errs)
 			            "must be a skill id of 1 to 64 characters, or \"*\"");
 		}
 	}
+	compile_modes(p);
 	compile_domains(p, file, errs);
 	compile_default(p, file, errs);
 	compile_routes(p, file, errs);
+	if (p->tenants_doc)
+		compile_tenants(p, doc, file, errs);
 	if (errs->n + errs->dropped > before)
 		goto fail;
 	return p;
@@ -622,6 +697,83 @@ policy_free(struct policy *p)
 	if (p == NULL)
 		return;
 	conftable_release(policy_keys, p);
+	tenants_free(p->tenants);
 	free(p->patterns);
 	free(p);
+}
+
+const struct tenants *
+policy_tenants(const struct policy *p)
+{
+	return p->tenants;
+}
+
+static int
+strictness(enum policy_violation_mode m)
+{
+	return m == POLICY_VIOLATION_LOG ? 0 : m == POLICY_VIOLATION_BLOCK ? 1 : 2;
+}
+
+void
+policy_check_narrows(const struct policy *org, const struct policy *t, const char *file,
+                     const char *at, struct errlist *errs)
+{
+	char where[256];
+	json_t *v;
+	size_t i;
+
+#define WIDER(key, ...)                                                                            \
+	do {                                                                                       \
+		snprintf(where, sizeof(where), "%s.%s", at, key);                                  \
+		errlist_add(errs, file, where, __VA_ARGS__);                                       \
+	} while (0)
+
+	if (t->mem_max_rank > org->mem_max_rank)
+		WIDER("memory_limit.max", "\"%s\" is more than the organization's \"%s\"",
+		      t->mem_max, org->mem_max);
+	if (t->allow_secrets && !org->allow_secrets)
+		WIDER("network_policy.allow_domain_secrets",
+		      "the organization does not allow them");
+	if (t->allow_wildcards && !org->allow_wildcards)
+		WIDER("network_policy.allow_wildcards", "the organization does not allow them");
+	if (t->any_domain && !org->any_domain)
+		WIDER("network_policy.allowed_domains",
+		      "\"*\" is wider than the organization's list");
+	for (i = 0; i < t->npatterns; i++)
+		if (!policy_covers(org, t->patterns[i]))
+			WIDER("network_policy.allowed_domains",
+			      "\"%s\" is not within the organization's allowed domains",
+			      t->patterns[i]);
+	if (t->exp_max > org->exp_max)
+		WIDER("expires_after.max_minutes", "%lld is more than the organization's %lld",
+		      t->exp_max, org->exp_max);
+	if (t->any_skill && !org->any_skill)
+		WIDER("skills.allowed_skill_ids", "\"*\" is wider than the organization's list");
+	json_array_foreach(t->skill_ids, i, v)
+	{
+		const char *id = json_string_value(v);
+
+		if (strcmp(id, "*") != 0 && !skill_allowed(org, id))
+			WIDER("skills.allowed_skill_ids",
+			      "\"%s\" is not among the organization's allowed skills", id);
+	}
+	if (t->allow_inline && !org->allow_inline)
+		WIDER("skills.allow_inline", "the organization does not allow inline skills");
+	if (t->allow_inline && t->max_inline_bytes > org->max_inline_bytes)
+		WIDER("skills.max_inline_bytes", "%lld is more than the organization's %lld",
+		      t->max_inline_bytes, org->max_inline_bytes);
+	if (t->max_file_ids > org->max_file_ids)
+		WIDER("file_ids.max_count", "%lld is more than the organization's %lld",
+		      t->max_file_ids, org->max_file_ids);
+	if (t->max_upload > org->max_upload)
+		WIDER("files.max_upload_bytes", "%lld is more than the organization's %lld",
+		      t->max_upload, org->max_upload);
+	if (org->denied_routes & ~t->denied_routes)
+		WIDER("routes", "allows an operation the organization denies");
+	if (strictness(t->mode) < strictness(org->mode))
+		WIDER("on_upstream_violation", "\"%s\" is weaker than the organization's \"%s\"",
+		      t->on_violation, org->on_violation);
+	if (t->shadow & ~org->shadow)
+		WIDER("mode", "puts in shadow mode a rule the organization enforces");
+#undef WIDER
 }

@@ -34,7 +34,9 @@ void policy_free(struct policy *p);
 #define POLICY_MAX_ADJUST 8
 
 struct policy_result {
-	struct err err; /* why, when denied */
+	struct err err;    /* why, when denied */
+	struct err shadow; /* the first denial a rule in shadow mode let pass */
+	size_t nshadow;    /* how many such denials there were */
 	size_t nadjust;
 	char adjust[POLICY_MAX_ADJUST][160]; /* what was changed on the way */
 };
@@ -60,12 +62,28 @@ struct policy_operation {
 };
 extern const struct policy_operation policy_operations[];
 
+enum policy_route {
+	POLICY_ROUTE_ALLOW,
+	POLICY_ROUTE_DENY,
+	POLICY_ROUTE_SHADOW_DENY, /* denied, but routes are in shadow mode */
+};
+
 /* Whether the policy lets requests through to this operation (name as in
  * policy_operations). Routes are allowed unless the policy denies them. */
-int policy_route_allowed(const struct policy *p, const char *name);
+enum policy_route policy_route(const struct policy *p, const char *name);
 
 /* The largest file upload allowed, in bytes. */
 long long policy_max_upload_bytes(const struct policy *p);
+
+struct tenants;
+
+/* The policy's tenants, or NULL when it has none. */
+const struct tenants *policy_tenants(const struct policy *p);
+
+/* Adds to errs, under the path at, every way the tenant policy t allows
+ * more than the organization's policy org. */
+void policy_check_narrows(const struct policy *org, const struct policy *t, const char *file,
+                          const char *at, struct errlist *errs);
 
 /* The memory sizes in increasing order, as the contract spells them; -1 for
  * anything else. */

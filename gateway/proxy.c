@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "check.h"
+#include "config.h"
 #include "conn.h"
 #include "front.h"
 #include "multipart.h"
@@ -19,6 +20,8 @@
 #include "schema.h"
 #include "secmem.h"
 #include "server.h"
+#include "tenancy.h"
+#include "tenant.h"
 #include "upstream.h"
 
 /* Client headers that go upstream; everything else stays here. */
@@ -49,12 +52,20 @@ add_header(struct header_lines *h, const char *name, const char *value)
 static void
 upstream_headers(const struct request *r, struct header_lines *h, int has_body)
 {
+	const char *upstream_key = server_config(r->srv)->upstream_api_key;
+	int gateway_keys = strcmp(server_config(r->srv)->auth_mode, "gateway_keys") == 0;
 	char value[HEADER_LINE - 64];
 	size_t i;
 
 	h->n = 0;
+	/* In gateway_keys mode the client's key never leaves the gateway. */
+	if (gateway_keys && upstream_key) {
+		snprintf(value, sizeof(value), "Bearer %s", upstream_key);
+		add_header(h, "Authorization", value);
+	}
 	for (i = 0; forwarded_headers[i]; i++)
-		if (request_header(r, forwarded_headers[i], value, sizeof(value)))
+		if ((!gateway_keys || i > 0) &&
+		    request_header(r, forwarded_headers[i], value, sizeof(value)))
 			add_header(h, forwarded_headers[i], value);
 	if (has_body)
 		add_header(h, "Content-Type", "application/json");
@@ -207,40 +218,14 @@ remediate(struct request *r)
 	start(r, &up, 0, on_remediation_done);
 }
 
+/* After the container is on record: relay it, or act on its violations. */
 static void
-on_create_done(const struct upstream_res *res, void *arg)
+decide_create(struct request *r)
 {
-	struct request *r = arg;
-	json_t *container;
-	struct err e;
-
-	note_upstream(r, res);
-	/* The forwarded body held any domain secrets; it is done with. */
-	secmem_wipe(r->forward, r->forward_len);
-	redact_wipe_secrets(r->doc);
-
-	if (res->failure != UPSTREAM_OK) {
-		fail_upstream(r, res);
-		return;
-	}
-	if (res->status < 200 || res->status > 299) {
-		reply_relay(r, res);
-		return;
-	}
-	err_clear(&e);
-	r->violations = json_array();
-	container = check_create_response(r->doc, res->body, res->len, r->violations, &e);
-	if (container == NULL) {
-		reply_err(r, &e);
-		return;
-	}
-	snprintf(r->audit_container_id, sizeof(r->audit_container_id), "%s",
-	         json_string_value(json_object_get(container, "id")));
-	json_decref(container);
 	if (json_array_size(r->violations) > 0) {
 		log_msg(LOG_WARN, r->id, "upstream violation on container %s",
 		        r->audit_container_id);
-		switch (policy_violation_mode(server_policy(r->srv))) {
+		switch (policy_violation_mode(r->policy)) {
 		case POLICY_VIOLATION_DELETE:
 			remediate(r);
 			return;
@@ -251,7 +236,51 @@ on_create_done(const struct upstream_res *res, void *arg)
 			break;
 		}
 	}
-	reply_relay(r, res);
+	reply_kept(r);
+}
+
+static void
+on_create_done(const struct upstream_res *res, void *arg)
+{
+	struct request *r = arg;
+	json_t *container;
+	json_int_t minutes;
+	struct err e;
+
+	note_upstream(r, res);
+	/* The forwarded body held any domain secrets; it is done with. */
+	secmem_wipe(r->forward, r->forward_len);
+	redact_wipe_secrets(r->doc);
+
+	if (res->failure != UPSTREAM_OK) {
+		tenancy_not_created(r);
+		fail_upstream(r, res);
+		return;
+	}
+	if (res->status < 200 || res->status > 299) {
+		tenancy_not_created(r);
+		reply_relay(r, res);
+		return;
+	}
+	err_clear(&e);
+	r->violations = json_array();
+	container = check_create_response(r->doc, res->body, res->len, r->violations, &e);
+	if (container == NULL || request_keep_answer(r, res) < 0) {
+		json_decref(container);
+		tenancy_not_created(r);
+		if (e.status == 0)
+			err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
+			        "the gateway ran out of memory with the upstream's answer");
+		reply_err(r, &e);
+		return;
+	}
+	snprintf(r->audit_container_id, sizeof(r->audit_container_id), "%s",
+	         json_string_value(json_object_get(container, "id")));
+	json_decref(container);
+	minutes = json_integer_value(
+	        json_object_get(json_object_get(r->doc, "expires_after"), "minutes"));
+	/* The container is the tenant's, whatever happens to the answer. */
+	tenancy_created(r, r->audit_container_id, minutes, decide_create);
 }
 
 /* A JSON body, or none at all; anything else is a client mistake. */
@@ -268,12 +297,68 @@ json_content_type(const struct request *r)
 	       (len == n || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* Once the tenant's create limits have passed: the decided document goes
+ * upstream. */
+static void
+forward_create(struct request *r)
+{
+	struct upstream_req up = {0};
+
+	r->forward = json_dumps(r->doc, JSON_COMPACT);
+	if (r->forward == NULL) {
+		tenancy_not_created(r);
+		reply_error(r, 503, ERR_INTERNAL, NULL, "out_of_memory",
+		            "the gateway is out of memory; try again");
+		return;
+	}
+	r->forward_len = strlen(r->forward);
+	up.method = "POST";
+	up.path = "/containers";
+	up.body = r->forward;
+	up.body_len = r->forward_len;
+	start(r, &up, 1, on_create_done);
+}
+
+static void
+adjustment(struct request *r, const char *text)
+{
+	if (r->adjustments == NULL)
+		r->adjustments = json_array();
+	json_array_append_new(r->adjustments, json_string(text));
+}
+
+/* A tenant's brokered secrets, for the domains the decided allowlist
+ * reaches; the client never sees them. */
+static int
+inject_secrets(struct request *r)
+{
+	json_t *names;
+	char text[160];
+	size_t i;
+	json_t *v;
+
+	if (r->tenant == NULL)
+		return 0;
+	names = json_array();
+	if (names == NULL || tenant_inject_secrets(r->tenant, r->doc, names) < 0) {
+		json_decref(names);
+		return -1;
+	}
+	json_array_foreach(names, i, v)
+	{
+		snprintf(text, sizeof(text), "brokered secret %s added", json_string_value(v));
+		adjustment(r, text);
+	}
+	json_decref(names);
+	return 0;
+}
+
 void
 proxy_create(struct request *r)
 {
 	struct policy_result pr;
-	struct upstream_req up;
 	struct err e;
+	size_t i;
 
 	err_clear(&e);
 	if (!json_content_type(r)) {
@@ -291,33 +376,31 @@ proxy_create(struct request *r)
 		reply_err(r, &e);
 		return;
 	}
-	if (policy_apply_create(server_policy(r->srv), r->doc, &pr) < 0) {
+	if (r->tenant && !tenant_allow_client_secrets(r->tenant) &&
+	    json_object_get(json_object_get(r->doc, "network_policy"), "domain_secrets")) {
+		note_container(r, r->doc);
+		reply_error(r, 403, ERR_POLICY, "network_policy.domain_secrets",
+		            "client_secrets_not_allowed",
+		            "this tenant's domain secrets are supplied by the gateway; remove "
+		            "network_policy.domain_secrets from the request");
+		return;
+	}
+	if (policy_apply_create(r->policy, r->doc, &pr) < 0) {
 		note_container(r, r->doc);
 		reply_err(r, &pr.err);
 		return;
 	}
-	note_container(r, r->doc);
-	if (pr.nadjust) {
-		size_t i;
-
-		r->adjustments = json_array();
-		for (i = 0; i < pr.nadjust; i++)
-			json_array_append_new(r->adjustments, json_string(pr.adjust[i]));
-	}
-	r->forward = json_dumps(r->doc, JSON_COMPACT);
-	if (r->forward == NULL) {
+	if (pr.nshadow && r->shadow.status == 0)
+		r->shadow = pr.shadow;
+	for (i = 0; i < pr.nadjust; i++)
+		adjustment(r, pr.adjust[i]);
+	if (inject_secrets(r) < 0) {
 		reply_error(r, 503, ERR_INTERNAL, NULL, "out_of_memory",
 		            "the gateway is out of memory; try again");
 		return;
 	}
-	r->forward_len = strlen(r->forward);
-
-	memset(&up, 0, sizeof(up));
-	up.method = "POST";
-	up.path = "/containers";
-	up.body = r->forward;
-	up.body_len = r->forward_len;
-	start(r, &up, 1, on_create_done);
+	note_container(r, r->doc);
+	tenancy_admit_create(r, forward_create);
 }
 
 /* --- Everything but create ------------------------------------------- */
@@ -353,8 +436,15 @@ on_forward_done(const struct upstream_res *res, void *arg)
 	if (json_array_size(r->violations) > 0) {
 		log_msg(LOG_WARN, r->id, "upstream answer to %s does not match the spec",
 		        front_operation(r));
-		if (policy_violation_mode(server_policy(r->srv)) != POLICY_VIOLATION_LOG) {
+		if (policy_violation_mode(r->policy) != POLICY_VIOLATION_LOG) {
 			block_violation(r);
+			return;
+		}
+	}
+	/* A deleted container stops counting as the tenant's. */
+	if (r->tenant && strcmp(front_route_name(r), "containers.delete") == 0) {
+		if (request_keep_answer(r, res) == 0) {
+			tenancy_deleted(r, reply_kept);
 			return;
 		}
 	}
@@ -372,11 +462,166 @@ forward(struct request *r, struct upstream_req *up, int has_json_body)
 	start(r, up, has_json_body, on_forward_done);
 }
 
+/* --- A tenant's list of containers ------------------------------------ */
+
+#define LIST_PAGES_MAX 10 /* upstream pages read for one answer, at most */
+
+static void list_next_page(struct request *r);
+
+static void
+reply_list(struct request *r)
+{
+	json_t *data = r->list_acc, *doc;
+	size_t n = json_array_size(data);
+	int more = r->list_more || (long)n > r->list_want;
+
+	while ((long)json_array_size(data) > r->list_want)
+		json_array_remove(data, json_array_size(data) - 1);
+	n = json_array_size(data);
+	doc = json_pack("{s:s, s:O, s:O?, s:O?, s:b}", "object", "list", "data", data, "first_id",
+	                n ? json_object_get(json_array_get(data, 0), "id") : NULL, "last_id",
+	                n ? json_object_get(json_array_get(data, n - 1), "id") : NULL, "has_more",
+	                more);
+	if (doc == NULL) {
+		reply_error(r, 503, ERR_INTERNAL, NULL, "out_of_memory",
+		            "the gateway ran out of memory; try again");
+		return;
+	}
+	reply_json(r, 200, doc);
+	json_decref(doc);
+}
+
+/* The page's own containers are in; enough, or another page. */
+static void
+list_filtered(struct request *r)
+{
+	json_t *item;
+	size_t i;
+
+	json_array_foreach(r->list_page, i, item)
+	{
+		json_array_append(r->list_acc, item);
+	}
+	json_decref(r->list_page);
+	r->list_page = NULL;
+	if ((long)json_array_size(r->list_acc) > r->list_want || !r->list_more ||
+	    r->list_pages >= LIST_PAGES_MAX) {
+		reply_list(r);
+		return;
+	}
+	list_next_page(r);
+}
+
+static void
+on_list_page(const struct upstream_res *res, void *arg)
+{
+	struct request *r = arg;
+	struct check_expect x;
+	json_t *page, *data;
+	struct err e;
+
+	note_upstream(r, res);
+	if (res->failure != UPSTREAM_OK) {
+		fail_upstream(r, res);
+		return;
+	}
+	if (res->status < 200 || res->status > 299) {
+		reply_relay(r, res);
+		return;
+	}
+	err_clear(&e);
+	front_expect(r, &x);
+	if (r->violations == NULL)
+		r->violations = json_array();
+	if (check_response(&x, res->body, res->len, r->violations, &e) < 0) {
+		reply_err(r, &e);
+		return;
+	}
+	/* A page that is not a list cannot be filtered: it is withheld
+	 * whatever the mode, since relaying it could show others' containers. */
+	if (json_array_size(r->violations) > 0) {
+		block_violation(r);
+		return;
+	}
+	page = jsondoc_parse(res->body, res->len, &e);
+	data = json_object_get(page, "data");
+	r->list_more = json_is_true(json_object_get(page, "has_more"));
+	if (json_array_size(data) > 0)
+		snprintf(r->list_after, sizeof(r->list_after), "%s",
+		         json_string_value(json_object_get(
+		                 json_array_get(data, json_array_size(data) - 1), "id")));
+	r->list_page = json_incref(data);
+	json_decref(page);
+	if (r->list_page == NULL) {
+		r->list_more = 0;
+		list_filtered(r);
+		return;
+	}
+	tenancy_filter(r, r->list_page, list_filtered);
+}
+
+/* The next page of the upstream's list, 100 at a time, with the client's
+ * order and name; "after" moves past what was read. */
+static void
+list_next_page(struct request *r)
+{
+	struct upstream_req up = {0};
+	char path[REQUEST_PATH_MAX], rest[REQUEST_PATH_MAX] = "";
+	const char *q = strchr(r->upstream_path, '?'), *p, *amp;
+	size_t o = 0, len;
+
+	for (p = q ? q + 1 : NULL; p && *p; p = amp ? amp + 1 : p + len) {
+		amp = strchr(p, '&');
+		len = amp ? (size_t)(amp - p) : strlen(p);
+		if (strncmp(p, "limit=", 6) == 0 || strncmp(p, "after=", 6) == 0 ||
+		    o + len + 2 > sizeof(rest))
+			continue;
+		o += (size_t)snprintf(rest + o, sizeof(rest) - o, "&%.*s", (int)len, p);
+	}
+	if (snprintf(path, sizeof(path), "/containers?limit=100%s%s%s", rest,
+	             r->list_after[0] ? "&after=" : "", r->list_after) >= (int)sizeof(path)) {
+		reply_error(r, 414, ERR_INVALID, NULL, "uri_too_long",
+		            "the list query is too long");
+		return;
+	}
+	r->list_pages++;
+	up.method = "GET";
+	up.path = path;
+	up.retry_connect = 1;
+	start(r, &up, 0, on_list_page);
+}
+
+/* GET /v1/containers for a tenant: only its own containers, gathered from
+ * the upstream's pages until limit is filled or the upstream runs out. */
+static void
+list_own(struct request *r)
+{
+	const char *q = strchr(r->upstream_path, '?');
+	const char *limit = q ? strstr(q, "limit=") : NULL;
+	const char *after = q ? strstr(q, "after=") : NULL;
+
+	r->list_want = limit ? strtol(limit + 6, NULL, 10) : 20;
+	if (after)
+		snprintf(r->list_after, sizeof(r->list_after), "%.*s", (int)strcspn(after + 6, "&"),
+		         after + 6);
+	r->list_acc = json_array();
+	if (r->list_acc == NULL) {
+		reply_error(r, 503, ERR_INTERNAL, NULL, "out_of_memory",
+		            "the gateway ran out of memory; try again");
+		return;
+	}
+	list_next_page(r);
+}
+
 void
 proxy_forward(struct request *r)
 {
 	struct upstream_req up = {0};
 
+	if (r->tenant && strcmp(front_route_name(r), "containers.list") == 0) {
+		list_own(r);
+		return;
+	}
 	forward(r, &up, 0);
 }
 
@@ -475,7 +720,7 @@ static void
 file_create_stream(struct request *r)
 {
 	static const char *const parts[] = {"file", "file_id", NULL};
-	long long limit = policy_max_upload_bytes(server_policy(r->srv));
+	long long limit = policy_max_upload_bytes(r->policy);
 	struct upstream_req up = {0};
 	const char *ct;
 	size_t ct_len;

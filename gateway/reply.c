@@ -11,6 +11,7 @@
 #include "request.h"
 #include "secmem.h"
 #include "server.h"
+#include "tenant.h"
 #include "upstream.h"
 
 #define MAX_HEADERS 4
@@ -22,7 +23,16 @@ audit(struct request *r, int status, const char *decision, const char *code, con
 {
 	struct audit_event ev = {0};
 
+	/* Let through only because a rule is in shadow mode: say what it
+	 * would have refused. */
+	if (strcmp(decision, "allow") == 0 && r->shadow.status) {
+		decision = "shadow_deny";
+		code = r->shadow.code;
+		param = r->shadow.param;
+		message = r->shadow.message;
+	}
 	ev.request_id = r->id;
+	ev.tenant = r->tenant ? tenant_name(r->tenant) : NULL;
 	ev.upstream_request_id = r->upstream_request_id[0] ? r->upstream_request_id : NULL;
 	ev.client = r->client;
 	ev.method = r->method[0] ? r->method : NULL;
@@ -46,6 +56,7 @@ audit(struct request *r, int status, const char *decision, const char *code, con
 	ev.bytes_in = r->body_seen;
 	ev.bytes_out = r->bytes_out;
 	audit_write(server_audit(r->srv), &ev);
+	server_request_done(r->srv, &ev);
 }
 
 struct headers {
@@ -87,7 +98,7 @@ finish(struct request *r, int status, const char *decision, const char *code, co
 	r->replied = 1;
 	r->bytes_out = len;
 	audit(r, status, decision, code, param, message);
-	answer_headers(r, &h, content_type, retry_after);
+	answer_headers(r, &h, content_type, retry_after ? retry_after : r->retry_after);
 	if (r->conn)
 		conn_send(r->conn, r, status, h.line, h.n, body, len);
 	else
@@ -175,4 +186,25 @@ reply_relay(struct request *r, const struct upstream_res *res)
 	finish(r, res->status, "allow", NULL, NULL, NULL,
 	       res->content_type[0] ? res->content_type : "application/json", res->body, res->len,
 	       res->retry_after);
+}
+
+void
+reply_kept(struct request *r)
+{
+	finish(r, r->answer_status, "allow", NULL, NULL, NULL, r->answer_type, r->answer,
+	       r->answer_len, NULL);
+}
+
+void
+reply_json(struct request *r, int status, const json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_COMPACT);
+
+	if (text == NULL) {
+		reply_error(r, 503, ERR_INTERNAL, NULL, "out_of_memory",
+		            "the gateway ran out of memory; try again");
+		return;
+	}
+	finish(r, status, "allow", NULL, NULL, NULL, "application/json", text, strlen(text), NULL);
+	secmem_json_free(text);
 }

@@ -9,6 +9,8 @@
 #ifndef GW_REPLY_H
 #define GW_REPLY_H
 
+#include <jansson.h>
+
 #include "err.h"
 
 struct request;
@@ -24,6 +26,12 @@ void reply_err(struct request *r, const struct err *e);
 /* Relays the upstream's answer as it came: status, body, content type and
  * request id. */
 void reply_relay(struct request *r, const struct upstream_res *res);
+
+/* Relays the answer kept with request_keep_answer. */
+void reply_kept(struct request *r);
+
+/* An answer the gateway made itself (a tenant's filtered list). */
+void reply_json(struct request *r, int status, const json_t *doc);
 
 /*
  * An answer streamed from the upstream as it arrives: begin sends the head

@@ -9,6 +9,9 @@
 
 #include "multipart.h"
 #include "secmem.h"
+#include "server.h"
+#include "store.h"
+#include "tls.h"
 #include "upstream.h"
 
 /* Request ids: a random per-process prefix and a counter, so they are
@@ -36,6 +39,7 @@ request_new(struct server *srv, struct conn *conn, const char *client)
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	make_id(r->id, sizeof(r->id));
 	snprintf(r->client, sizeof(r->client), "%s", client);
+	r->snap = server_request_begin(srv, r);
 	return r;
 }
 
@@ -112,6 +116,22 @@ request_header(const struct request *r, const char *name, char *dst, size_t n)
 	return dst;
 }
 
+int
+request_keep_answer(struct request *r, const struct upstream_res *res)
+{
+	free(r->answer);
+	r->answer = malloc(res->len + 1);
+	if (r->answer == NULL)
+		return -1;
+	memcpy(r->answer, res->body, res->len);
+	r->answer[res->len] = '\0';
+	r->answer_len = res->len;
+	r->answer_status = res->status;
+	snprintf(r->answer_type, sizeof(r->answer_type), "%s",
+	         res->content_type[0] ? res->content_type : "application/json");
+	return 0;
+}
+
 double
 request_elapsed_ms(const struct request *r)
 {
@@ -128,6 +148,7 @@ request_free(struct request *r)
 	if (r == NULL)
 		return;
 	upstream_cancel(r->call);
+	store_cancel(r->store_op);
 	/* Uploaded file bytes are the client's data on its way to the
 	 * upstream, not secrets the gateway brokers: they are not wiped. */
 	if (r->stream_in)
@@ -143,8 +164,12 @@ request_free(struct request *r)
 	json_decref(r->adjustments);
 	json_decref(r->violations);
 	json_decref(r->remediation);
+	json_decref(r->list_acc);
+	free(r->answer);
 	multipart_free(r->multipart);
 	free(r->path);
 	free(r->query);
+	tls_peer_free(r->client_cert);
+	server_request_end(r->srv, r);
 	free(r);
 }

@@ -24,6 +24,11 @@
 
 struct conn;
 struct evbuffer;
+struct server_snapshot;
+struct tls_peer;
+struct store_op;
+struct policy;
+struct tenant;
 struct multipart;
 struct server;
 struct upstream_call;
@@ -32,10 +37,50 @@ struct route;
 struct request {
 	struct server *srv;
 	struct conn *conn; /* NULL once the client has gone */
+
+	/* Who is asking and under which rules: the tenant its key or
+	 * certificate names (NULL: the organization), and that tenant's policy
+	 * or the organization's. Set once the route is known. */
+	const struct tenant *tenant;
+	const struct policy *policy;
+	struct err shadow; /* the first denial a rule in shadow mode let pass */
+
+	/* Asking the shared store (tenancy.c): the call under way, what runs
+	 * when it is done, whether a create holds a live-container slot, a
+	 * Retry-After for the answer, and the page being filtered. */
+	struct store_op *store_op;
+	void (*next)(struct request *r);
+	int holds_slot;
+	char retry_after[16];
+	json_t *list_page;
+
+	/* An upstream answer kept for after the store has been told, and a
+	 * tenant's list being gathered from the upstream's pages. */
+	char *answer;
+	size_t answer_len;
+	int answer_status;
+	char answer_type[128];
+	json_t *list_acc;
+	int list_pages;
+	long list_want;
+	int list_more;
+	char list_after[REQUEST_ID_MAX + 1];
 	struct timespec start;
 	char id[40];
 	char client[64];
 	int replied;
+
+	/* The configuration and policy in force when the request started (a
+	 * reference, see server.h): use server_snapshot_config(r->snap) and
+	 * server_snapshot_policy(r->snap) so a reload cannot change them
+	 * under the request. Its place among the server's requests in flight. */
+	struct server_snapshot *snap;
+	struct request *live_prev, *live_next;
+
+	/* The client certificate the connection's TLS handshake verified
+	 * (mutual TLS), owned; NULL when none. tls_peer_subject() and
+	 * tls_peer_sans() (tls.h) say who it names, for tenants_by_cert(). */
+	struct tls_peer *client_cert;
 
 	/* The head, copied out of the connection's buffer. */
 	char *head_buf;
@@ -106,6 +151,12 @@ int request_append_body(struct request *r, const char *data, size_t n);
 /* The first value of a request header, NUL-terminated in *dst (n bytes),
  * or NULL when absent or longer than n - 1. */
 const char *request_header(const struct request *r, const char *name, char *dst, size_t n);
+
+struct upstream_res;
+
+/* Copies an upstream answer (status, type, body) into the request, since
+ * res lives only during its callback; -1 when memory runs out. */
+int request_keep_answer(struct request *r, const struct upstream_res *res);
 
 /* Milliseconds since the request's head arrived. */
 double request_elapsed_ms(const struct request *r);

@@ -1,35 +1,119 @@
 #include "server.h"
 
-#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <netinet/in.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "admin.h"
 #include "audit.h"
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
+#include "reply.h"
+#include "request.h"
+#include "store.h"
+#include "tls.h"
 #include "upstream.h"
 
-#define SHUTDOWN_GRACE_MS 10000
+/* Connections past limits.max_connections that are still read far enough
+ * to get a 503 with an audit record; past these, sockets are closed as
+ * they are accepted. */
+#define OVERFLOW_CONNS 64
+
+#define DRAIN_TICK_MS 50
+/* After the grace period, how long the 503s to the requests stopped get
+ * to reach their clients. */
+#define ABORT_FLUSH_MS 1000
+
+#define READY_CHECKS_MAX 8
+
+struct server_snapshot {
+	unsigned long refs;
+	struct config *cfg;
+	struct policy *policy;
+};
+
+struct ready_check {
+	char name[32];
+	server_ready_fn fn;
+	void *arg;
+};
 
 struct server {
 	struct event_base *base;
-	struct config *cfg;
-	struct policy *policy;
+	char *config_path;
+	struct server_snapshot *snap; /* in force; the server holds one reference */
 	struct upstream *upstream;
+	struct store *store;
 	struct audit *audit;
+	unsigned long audit_lost;  /* records lost by audit logs since reopened */
+	unsigned long audit_seen;  /* audit_failures() after the last record */
+	int audit_failing;         /* the last record could not be written */
+	struct tls_server *tls;    /* NULL: plain HTTP */
 	struct evconnlistener *listener;
+	struct admin *admin;
+	struct metrics *metrics;
 	struct conn_limits limits;
-	struct event *sigint, *sigterm, *drain;
-	int draining;
-	long drain_waited_ms;
+	struct event *sigint, *sigterm, *sighup, *sigusr1, *drain;
+	int draining, aborted;
+	long drain_waited_ms, abort_waited_ms;
+	struct request *live; /* requests in flight */
+	size_t nlive;
+	char *pid_file; /* written at start, removed at exit */
+	time_t started, loaded;
+	struct ready_check checks[READY_CHECKS_MAX];
+	size_t nchecks;
 };
+
+/* ---- snapshots ---- */
+
+static struct server_snapshot *
+snapshot_new(struct config *cfg, struct policy *policy)
+{
+	struct server_snapshot *snap = calloc(1, sizeof(*snap));
+
+	if (snap == NULL)
+		return NULL;
+	snap->refs = 1;
+	snap->cfg = cfg;
+	snap->policy = policy;
+	return snap;
+}
+
+static void
+snapshot_release(struct server_snapshot *snap)
+{
+	if (snap == NULL || --snap->refs > 0)
+		return;
+	policy_free(snap->policy);
+	config_free(snap->cfg);
+	free(snap);
+}
+
+const struct config *
+server_snapshot_config(const struct server_snapshot *snap)
+{
+	return snap->cfg;
+}
+
+const struct policy *
+server_snapshot_policy(const struct server_snapshot *snap)
+{
+	return snap->policy;
+}
+
+/* ---- accessors ---- */
 
 struct event_base *
 server_base(const struct server *s)
@@ -40,19 +124,25 @@ server_base(const struct server *s)
 const struct config *
 server_config(const struct server *s)
 {
-	return s->cfg;
+	return s->snap->cfg;
 }
 
 const struct policy *
 server_policy(const struct server *s)
 {
-	return s->policy;
+	return s->snap->policy;
 }
 
 struct upstream *
 server_upstream(const struct server *s)
 {
 	return s->upstream;
+}
+
+struct store *
+server_store(const struct server *s)
+{
+	return s->store;
 }
 
 struct audit *
@@ -67,9 +157,443 @@ server_limits(const struct server *s)
 	return &s->limits;
 }
 
+struct metrics *
+server_metrics(const struct server *s)
+{
+	return s->metrics;
+}
+
+struct tls_server *
+server_tls(const struct server *s)
+{
+	return s->tls;
+}
+
+size_t
+server_inflight(const struct server *s)
+{
+	return s->nlive;
+}
+
+int
+server_draining(const struct server *s)
+{
+	return s->draining;
+}
+
+/* ---- requests ---- */
+
+struct server_snapshot *
+server_request_begin(struct server *s, struct request *r)
+{
+	if (s == NULL)
+		return NULL;
+	r->live_prev = NULL;
+	r->live_next = s->live;
+	if (s->live)
+		s->live->live_prev = r;
+	s->live = r;
+	s->nlive++;
+	s->snap->refs++;
+	return s->snap;
+}
+
+void
+server_request_end(struct server *s, struct request *r)
+{
+	if (s == NULL)
+		return;
+	if (r->live_prev)
+		r->live_prev->live_next = r->live_next;
+	else if (s->live == r)
+		s->live = r->live_next;
+	if (r->live_next)
+		r->live_next->live_prev = r->live_prev;
+	r->live_prev = r->live_next = NULL;
+	s->nlive--;
+	snapshot_release(r->snap);
+	r->snap = NULL;
+}
+
+void
+server_request_done(struct server *s, const struct audit_event *ev)
+{
+	unsigned long failures = audit_failures(s->audit);
+
+	metrics_request(s->metrics, ev);
+	s->audit_failing = failures != s->audit_seen;
+	s->audit_seen = failures;
+}
+
+/* Answers every request still in flight with a 503: the grace period is
+ * over. Each gets its audit record, as any other answer. */
+static void
+abort_requests(struct server *s)
+{
+	struct request *r, *next;
+	struct err e;
+
+	s->aborted = 1;
+	if (s->nlive)
+		log_warn("stopping %zu request(s) still in flight", s->nlive);
+	err_set(&e, 503, ERR_INTERNAL, "shutting_down", NULL,
+	        "the gateway is shutting down and stopped this request; try again");
+	for (r = s->live; r; r = next) {
+		next = r->live_next;
+		if (r->replied)
+			continue;
+		if (r->stream_status)
+			reply_stream_end(r, &e);
+		else
+			reply_err(r, &e);
+	}
+}
+
+/* ---- readiness and metrics ---- */
+
+int
+server_add_ready_check(struct server *s, const char *name, server_ready_fn fn, void *arg)
+{
+	struct ready_check *c;
+
+	if (s->nchecks == READY_CHECKS_MAX)
+		return -1;
+	c = &s->checks[s->nchecks++];
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->fn = fn;
+	c->arg = arg;
+	return 0;
+}
+
+/* Whether the audit log at path can be written now: the file opens for
+ * appending, or, if it is gone (rotated), its folder takes a new one. */
+static int
+audit_path_writable(const char *path, char *why, size_t n)
+{
+	char *dir, *slash;
+	int fd, ok;
+
+	if (strcmp(path, "-") == 0)
+		return 1;
+	fd = open(path, O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 1;
+	}
+	if (errno != ENOENT) {
+		snprintf(why, n, "audit log %s cannot be opened for writing: %s", path,
+		         strerror(errno));
+		return 0;
+	}
+	dir = strdup(path);
+	if (dir == NULL) {
+		snprintf(why, n, "out of memory");
+		return 0;
+	}
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		dir[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	ok = access(dir, W_OK | X_OK) == 0;
+	if (!ok)
+		snprintf(why, n, "audit log %s is gone and its folder cannot be written: %s", path,
+		         strerror(errno));
+	free(dir);
+	return ok;
+}
+
+int
+server_ready(struct server *s, char *why, size_t n)
+{
+	char reason[300];
+	size_t o = 0, i;
+	int ready = 1;
+
+	why[0] = '\0';
+#define NOT_READY(...)                                                                             \
+	do {                                                                                       \
+		ready = 0;                                                                         \
+		if (o < n)                                                                         \
+			o += (size_t)snprintf(why + o, n - o, "%s", o ? "; " : "");                \
+		if (o < n)                                                                         \
+			o += (size_t)snprintf(why + o, n - o, __VA_ARGS__);                        \
+	} while (0)
+	if (s->draining)
+		NOT_READY("shutting down");
+	if (s->audit_failing)
+		NOT_READY("the last audit record could not be written");
+	if (!audit_path_writable(server_config(s)->audit_path, reason, sizeof(reason)))
+		NOT_READY("%s", reason);
+	if (s->store && !store_reachable(s->store))
+		NOT_READY("the %s store is unreachable", server_config(s)->store_type);
+	for (i = 0; i < s->nchecks; i++) {
+		reason[0] = '\0';
+		if (!s->checks[i].fn(s->checks[i].arg, reason, sizeof(reason)))
+			NOT_READY("%s: %s", s->checks[i].name, reason);
+	}
+#undef NOT_READY
+	return ready;
+}
+
+int
+server_render_metrics(struct server *s, struct evbuffer *out)
+{
+	struct metrics_state st;
+	char why[512];
+
+	st.connections = conn_count();
+	st.inflight = s->nlive;
+	st.audit_failures = s->audit_lost + audit_failures(s->audit);
+	st.started = s->started;
+	st.last_reload_ok = s->loaded;
+	st.cert_not_after = tls_server_not_after(s->tls);
+	st.ready = server_ready(s, why, sizeof(why));
+	return metrics_render(s->metrics, &st, out);
+}
+
+/* ---- building from a config ---- */
+
+static int
+same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The listener's TLS context for c into *out (NULL when c asks for none). */
+static int
+tls_build(const struct config *c, struct tls_server **out, struct errlist *errs)
+{
+	struct tls_settings t = {c->tls_cert, c->tls_key, c->tls_min_version, c->tls_client_ca,
+	                         c->tls_require_client_cert};
+
+	*out = NULL;
+	if (!c->tls_cert && !c->tls_key && !c->tls_client_ca && !c->tls_require_client_cert)
+		return 0;
+	*out = tls_server_new(&t, c->file, errs);
+	return *out ? 0 : -1;
+}
+
+/* upstream.pinned_pubkey: sha256// hashes of the base64 length a SHA-256
+ * has, or a key file that can be read. */
+static void
+check_pin(const struct config *c, struct errlist *errs)
+{
+	const char *p = c->upstream_pinned_pubkey, *end;
+	size_t n;
+
+	if (p == NULL)
+		return;
+	if (strncmp(p, "sha256//", 8) != 0) {
+		if (access(p, R_OK) != 0)
+			errlist_add(errs, c->file, "upstream.pinned_pubkey",
+			            "cannot read the public key file %s: %s", p, strerror(errno));
+		return;
+	}
+	for (; *p; p = *end ? end + 1 : end) {
+		end = strchr(p, ';');
+		if (end == NULL)
+			end = p + strlen(p);
+		n = (size_t)(end - p);
+		if (n != 8 + 44 || strncmp(p, "sha256//", 8) != 0 || p[n - 1] != '=' ||
+		    strspn(p + 8, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") !=
+		            43) {
+			errlist_add(errs, c->file, "upstream.pinned_pubkey",
+			            "must be \"sha256//<base64 of the key's SHA-256>\" (several "
+			            "separated by \";\"), or the path of a PEM or DER public key");
+			return;
+		}
+	}
+}
+
+static void
+set_limits(struct server *s)
+{
+	const struct config *c = server_config(s);
+
+	s->limits.max_head = (size_t)c->max_header_bytes;
+	s->limits.max_body = (size_t)c->max_body_bytes;
+	s->limits.header_timeout_ms = (long)c->header_timeout_ms;
+	s->limits.body_timeout_ms = (long)c->body_timeout_ms;
+	s->limits.idle_timeout_ms = (long)c->idle_timeout_ms;
+}
+
+/* Sends the operational log (stderr) to path, appended to; "-" leaves it
+ * on stderr. Reopening the same path after rotation starts a new file. */
+static int
+open_log(const char *path, char *why, size_t n)
+{
+	int fd;
+
+	if (path == NULL || strcmp(path, "-") == 0)
+		return 0;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOCTTY | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		snprintf(why, n, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fd != STDERR_FILENO && dup2(fd, STDERR_FILENO) < 0) {
+		snprintf(why, n, "cannot write the log to %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (fd != STDERR_FILENO)
+		close(fd);
+	return 0;
+}
+
+/* Writes our pid to path, unless a live process already holds it. */
+static int
+write_pid_file(struct server *s, const char *path, struct errlist *errs)
+{
+	const char *file = server_config(s)->file;
+	char buf[32];
+	ssize_t n;
+	long pid;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		pid = strtol(buf, NULL, 10);
+		if (pid > 0 && pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+			errlist_add(errs, file, "pid_file",
+			            "%s names process %ld, which is running: another gateway?", path,
+			            pid);
+			return -1;
+		}
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (fd < 0 || write(fd, buf, (size_t)n) != n) {
+		errlist_add(errs, file, "pid_file", "cannot write %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	s->pid_file = strdup(path);
+	return 0;
+}
+
+static struct evconnlistener *listen_on(struct server *s, struct errlist *errs);
+
+/* Settings only a restart applies: a reload says so when they changed. */
+static void
+warn_restart_only(const struct config *a, const struct config *b)
+{
+	if (!same(a->listen, b->listen))
+		log_warn("reload: listen changed; it takes effect on restart");
+	if (!same(a->admin_listen, b->admin_listen))
+		log_warn("reload: admin_listen changed; it takes effect on restart");
+	if (!same(a->pid_file, b->pid_file))
+		log_warn("reload: pid_file changed; it takes effect on restart");
+	if (!same(a->upstream_base_url, b->upstream_base_url) ||
+	    a->upstream_timeout_ms != b->upstream_timeout_ms ||
+	    a->upstream_connect_timeout_ms != b->upstream_connect_timeout_ms ||
+	    a->upstream_max_response_bytes != b->upstream_max_response_bytes ||
+	    !same(a->upstream_ca_file, b->upstream_ca_file) ||
+	    a->upstream_insecure_skip_verify != b->upstream_insecure_skip_verify ||
+	    !same(a->upstream_pinned_pubkey, b->upstream_pinned_pubkey))
+		log_warn("reload: upstream settings changed; they take effect on restart");
+	if (!same(a->store_type, b->store_type) || !same(a->store_url, b->store_url) ||
+	    !same(a->store_on_unavailable, b->store_on_unavailable) ||
+	    a->store_timeout_ms != b->store_timeout_ms)
+		log_warn("reload: store settings changed; they take effect on restart");
+}
+
+/* SIGHUP: build the new config, policy and TLS context whole; swap them in
+ * only if all of it worked, else keep what is in force and say why. */
+static void
+reload(struct server *s)
+{
+	struct errlist *errs = calloc(1, sizeof(*errs));
+	const struct config *old = server_config(s);
+	struct server_snapshot *snap = NULL;
+	struct config *cfg = NULL;
+	struct policy *policy = NULL;
+	struct tls_server *tls = NULL;
+	struct audit *audit = NULL;
+	char why[300];
+	struct err e;
+	size_t i;
+
+	if (errs == NULL) {
+		log_error("reload failed: out of memory; the configuration in force is kept");
+		metrics_count(s->metrics, METRICS_RELOAD_FAILED);
+		return;
+	}
+	cfg = config_load(s->config_path, errs);
+	if (cfg == NULL)
+		goto fail;
+	policy = policy_load(cfg->policy_file, errs);
+	if (tls_build(cfg, &tls, errs) == 0 && (tls == NULL) != (s->tls == NULL))
+		errlist_add(errs, cfg->file, "tls", "turning TLS on or off needs a restart");
+	if (cfg->admin_listen)
+		(void)admin_check_addr(cfg->admin_listen, cfg->file, errs);
+	check_pin(cfg, errs);
+	if (errs->n + errs->dropped > 0 || policy == NULL)
+		goto fail;
+	if (!same(cfg->audit_path, old->audit_path)) {
+		err_clear(&e);
+		audit = audit_open(cfg->audit_path, &e);
+		if (audit == NULL) {
+			errlist_add(errs, cfg->file, "audit.path", "%s", e.message);
+			goto fail;
+		}
+	}
+	snap = snapshot_new(cfg, policy);
+	if (snap == NULL) {
+		errlist_add(errs, cfg->file, NULL, "out of memory");
+		goto fail;
+	}
+	warn_restart_only(old, cfg);
+	if (!same(cfg->log_path, old->log_path) && open_log(cfg->log_path, why, sizeof(why)) < 0)
+		log_error("log.path: %s; the log stays where it was", why);
+	if (audit) {
+		s->audit_lost += audit_failures(s->audit);
+		audit_free(s->audit);
+		s->audit = audit;
+		s->audit_seen = 0;
+		s->audit_failing = 0;
+	}
+	if (tls) {
+		tls_server_free(s->tls);
+		s->tls = tls;
+	}
+	snapshot_release(s->snap); /* requests still using it keep it alive */
+	s->snap = snap;
+	set_limits(s);
+	log_set_level((enum log_level)log_level_parse(cfg->log_level));
+	s->loaded = time(NULL);
+	metrics_count(s->metrics, METRICS_RELOAD_OK);
+	log_info("reloaded %s (policy %s%s)", cfg->file, cfg->policy_file,
+	         tls ? ", TLS certificate and key" : "");
+	free(errs);
+	return;
+fail:
+	for (i = 0; i < errs->n; i++)
+		log_error("reload failed, the configuration in force is kept: %s", errs->msg[i]);
+	if (errs->n == 0)
+		log_error("reload failed, the configuration in force is kept");
+	metrics_count(s->metrics, METRICS_RELOAD_FAILED);
+	audit_free(audit);
+	tls_server_free(tls);
+	if (snap == NULL) {
+		policy_free(policy);
+		config_free(cfg);
+	}
+	free(errs);
+}
+
 int
 server_check(const char *config_path, struct errlist *errs)
 {
+	struct tls_server *tls = NULL;
 	struct config *cfg;
 	struct policy *p;
 	size_t before = errs->n + errs->dropped;
@@ -78,22 +602,32 @@ server_check(const char *config_path, struct errlist *errs)
 	if (cfg == NULL)
 		return -1;
 	p = policy_load(cfg->policy_file, errs);
+	(void)tls_build(cfg, &tls, errs);
+	check_pin(cfg, errs);
+	if (cfg->admin_listen)
+		(void)admin_check_addr(cfg->admin_listen, cfg->file, errs);
+	tls_server_free(tls);
 	policy_free(p);
 	config_free(cfg);
 	return errs->n + errs->dropped > before ? -1 : 0;
 }
 
+/* ---- accepting ---- */
+
 static void
 on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	struct server *s = arg;
+	size_t max = (size_t)server_config(s)->max_connections, n = conn_count();
 
 	(void)l;
-	if (conn_count() >= (size_t)s->cfg->max_connections) {
+	if (n >= max + OVERFLOW_CONNS) {
+		metrics_count(s->metrics, METRICS_CONN_DROPPED);
 		evutil_closesocket(fd);
 		return;
 	}
-	(void)conn_new(s, fd, sa, salen);
+	metrics_count(s->metrics, n >= max ? METRICS_CONN_OVER_LIMIT : METRICS_CONN_ACCEPTED);
+	(void)conn_new(s, fd, sa, salen, n >= max);
 }
 
 static void
@@ -104,19 +638,61 @@ on_accept_error(struct evconnlistener *l, void *arg)
 	log_warn("accept failed: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
-/* Once stopping, checks every 50 ms whether the last request is done. */
+static struct evconnlistener *
+listen_on(struct server *s, struct errlist *errs)
+{
+	const struct config *c = server_config(s);
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char addr[300];
+	struct evconnlistener *l;
+
+	snprintf(addr, sizeof(addr), "%s%s%s:%d", strchr(c->listen_host, ':') ? "[" : "",
+	         c->listen_host, strchr(c->listen_host, ':') ? "]" : "", c->listen_port);
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) < 0) {
+		errlist_add(errs, c->file, "listen", "not an IP address and port: %s", c->listen);
+		return NULL;
+	}
+	l = evconnlistener_new_bind(s->base, on_accept, s,
+	                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+	                                    LEV_OPT_CLOSE_ON_EXEC,
+	                            1024, (struct sockaddr *)&ss, len);
+	if (l == NULL) {
+		errlist_add(errs, c->file, "listen", "cannot listen on %s: %s", c->listen,
+		            evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		return NULL;
+	}
+	evconnlistener_set_error_cb(l, on_accept_error);
+	return l;
+}
+
+/* ---- signals ---- */
+
+/* Once stopping, checks every DRAIN_TICK_MS whether the last request is
+ * done; past the grace period, stops what is left. */
 static void
 on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *s = arg;
-	struct timeval tick = {0, 50000};
+	struct timeval tick = {0, DRAIN_TICK_MS * 1000};
 
 	(void)fd;
 	(void)what;
-	s->drain_waited_ms += 50;
-	if (conn_count() == 0 || s->drain_waited_ms >= SHUTDOWN_GRACE_MS) {
+	conn_drain();
+	if (s->aborted) {
+		if (conn_count() == 0 || s->abort_waited_ms >= ABORT_FLUSH_MS) {
+			event_base_loopexit(s->base, NULL);
+			return;
+		}
+		s->abort_waited_ms += DRAIN_TICK_MS;
+	} else if (s->nlive == 0 && conn_count() == 0) {
 		event_base_loopexit(s->base, NULL);
 		return;
+	} else if (s->drain_waited_ms >= server_config(s)->shutdown_grace_ms) {
+		abort_requests(s);
+	} else {
+		s->drain_waited_ms += DRAIN_TICK_MS;
 	}
 	evtimer_add(s->drain, &tick);
 }
@@ -128,103 +704,187 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (s->draining) {
-		event_base_loopexit(s->base, NULL);
+		if (!s->aborted) {
+			log_info("signal %d again: stopping the requests left now", (int)sig);
+			abort_requests(s);
+		}
 		return;
 	}
-	log_info("signal %d: no longer accepting; finishing %zu connection(s)", (int)sig,
-	         conn_count());
+	log_info("signal %d: no longer accepting; finishing %zu request(s) for at most %lld ms",
+	         (int)sig, s->nlive, server_config(s)->shutdown_grace_ms);
 	s->draining = 1;
-	evconnlistener_disable(s->listener);
+	/* Closed rather than paused, so new connections are refused at once
+	 * instead of waiting in the kernel's queue. */
+	if (s->listener) {
+		evconnlistener_free(s->listener);
+		s->listener = NULL;
+	}
 	on_drain_tick(-1, 0, s);
 }
 
-static struct evconnlistener *
-listen_on(struct server *s, struct errlist *errs)
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
 {
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-	char addr[300];
-	struct evconnlistener *l;
+	struct server *s = arg;
 
-	snprintf(addr, sizeof(addr), "%s%s%s:%d", strchr(s->cfg->listen_host, ':') ? "[" : "",
-	         s->cfg->listen_host, strchr(s->cfg->listen_host, ':') ? "]" : "",
-	         s->cfg->listen_port);
-	memset(&ss, 0, sizeof(ss));
-	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) < 0) {
-		errlist_add(errs, s->cfg->file, "listen", "not an IP address and port: %s",
-		            s->cfg->listen);
+	(void)sig;
+	(void)what;
+	if (s->draining) {
+		log_info("SIGHUP while stopping: not reloading");
+		return;
+	}
+	reload(s);
+}
+
+/* SIGUSR1: logrotate moved the log files; start new ones at their paths. */
+static void
+on_usr1(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+	const struct config *c = server_config(s);
+	struct audit *a;
+	char why[300];
+	struct err e;
+
+	(void)sig;
+	(void)what;
+	if (open_log(c->log_path, why, sizeof(why)) < 0)
+		log_error("log.path: %s", why);
+	err_clear(&e);
+	a = audit_open(c->audit_path, &e);
+	if (a == NULL) {
+		log_error("cannot reopen the audit log, still writing the old one: %s", e.message);
+		return;
+	}
+	s->audit_lost += audit_failures(s->audit);
+	audit_free(s->audit);
+	s->audit = a;
+	s->audit_seen = 0;
+	s->audit_failing = 0;
+	log_info("reopened the log files");
+}
+
+static struct event *
+add_signal(struct server *s, int sig, event_callback_fn fn)
+{
+	struct event *ev = evsignal_new(s->base, sig, fn, s);
+
+	if (ev && evsignal_add(ev, NULL) < 0) {
+		event_free(ev);
 		return NULL;
 	}
-	l = evconnlistener_new_bind(s->base, on_accept, s,
-	                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-	                                    LEV_OPT_CLOSE_ON_EXEC,
-	                            1024, (struct sockaddr *)&ss, len);
-	if (l == NULL) {
-		errlist_add(errs, s->cfg->file, "listen", "cannot listen on %s: %s", s->cfg->listen,
-		            evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		return NULL;
-	}
-	evconnlistener_set_error_cb(l, on_accept_error);
-	return l;
+	return ev;
+}
+
+/* ---- life ---- */
+
+static void
+upstream_settings_of(const struct config *c, struct upstream_settings *us)
+{
+	memset(us, 0, sizeof(*us));
+	us->base_url = c->upstream_base_url;
+	us->timeout_ms = (long)c->upstream_timeout_ms;
+	us->connect_timeout_ms = (long)c->upstream_connect_timeout_ms;
+	us->max_response_bytes = (size_t)c->upstream_max_response_bytes;
+	us->ca_file = c->upstream_ca_file;
+	us->insecure_skip_verify = c->upstream_insecure_skip_verify;
+	us->pinned_pubkey = c->upstream_pinned_pubkey;
 }
 
 struct server *
 server_new(const char *config_path, struct errlist *errs)
 {
 	struct upstream_settings us;
+	struct config *cfg = NULL;
+	struct policy *policy = NULL;
 	struct server *s;
+	char why[300];
 	struct err e;
 
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return NULL;
 	err_clear(&e);
-	s->cfg = config_load(config_path, errs);
-	if (s->cfg == NULL)
+	s->started = time(NULL);
+	s->config_path = strdup(config_path);
+	s->metrics = metrics_new();
+	if (s->config_path == NULL || s->metrics == NULL) {
+		errlist_add(errs, config_path, NULL, "out of memory");
 		goto fail;
-	log_set_level((enum log_level)log_level_parse(s->cfg->log_level));
-	s->policy = policy_load(s->cfg->policy_file, errs);
-	if (s->policy == NULL)
+	}
+	cfg = config_load(config_path, errs);
+	if (cfg == NULL)
+		goto fail;
+	if (open_log(cfg->log_path, why, sizeof(why)) < 0)
+		errlist_add(errs, cfg->file, "log.path", "%s", why);
+	log_set_level((enum log_level)log_level_parse(cfg->log_level));
+	policy = policy_load(cfg->policy_file, errs);
+	if (policy == NULL)
+		goto fail;
+	s->snap = snapshot_new(cfg, policy);
+	if (s->snap == NULL) {
+		errlist_add(errs, config_path, NULL, "out of memory");
+		goto fail;
+	}
+	cfg = NULL;
+	policy = NULL;
+	s->loaded = time(NULL);
+	if (tls_build(server_config(s), &s->tls, errs) < 0)
 		goto fail;
 	s->base = event_base_new();
 	if (s->base == NULL) {
 		errlist_add(errs, config_path, NULL, "cannot create the event loop");
 		goto fail;
 	}
-	s->audit = audit_open(s->cfg->audit_path, &e);
+	s->audit = audit_open(server_config(s)->audit_path, &e);
 	if (s->audit == NULL) {
 		errlist_add(errs, config_path, "audit.path", "%s", e.message);
 		goto fail;
 	}
-	us.base_url = s->cfg->upstream_base_url;
-	us.timeout_ms = (long)s->cfg->upstream_timeout_ms;
-	us.connect_timeout_ms = (long)s->cfg->upstream_connect_timeout_ms;
-	us.max_response_bytes = (size_t)s->cfg->upstream_max_response_bytes;
-	us.ca_file = s->cfg->upstream_ca_file;
-	us.insecure_skip_verify = s->cfg->upstream_insecure_skip_verify;
+	check_pin(server_config(s), errs);
+	if (errs->n + errs->dropped > 0)
+		goto fail;
+	if (server_config(s)->upstream_pinned_pubkey &&
+	    strncmp(server_config(s)->upstream_base_url, "http://", 7) == 0)
+		log_warn("upstream.pinned_pubkey is set but upstream.base_url is plain http://: "
+		         "there is no key to pin");
+	upstream_settings_of(server_config(s), &us);
 	s->upstream = upstream_new(s->base, &us, &e);
 	if (s->upstream == NULL) {
 		errlist_add(errs, config_path, "upstream", "%s", e.message);
 		goto fail;
 	}
-	s->limits.max_head = (size_t)s->cfg->max_header_bytes;
-	s->limits.max_body = (size_t)s->cfg->max_body_bytes;
-	s->limits.header_timeout_ms = (long)s->cfg->header_timeout_ms;
-	s->limits.body_timeout_ms = (long)s->cfg->body_timeout_ms;
-	s->limits.idle_timeout_ms = (long)s->cfg->idle_timeout_ms;
+	s->store = store_new(s->base, server_config(s), &e);
+	if (s->store == NULL) {
+		errlist_add(errs, config_path, "store", "%s", e.message);
+		goto fail;
+	}
+	set_limits(s);
 	s->listener = listen_on(s, errs);
 	if (s->listener == NULL)
 		goto fail;
-	s->sigint = evsignal_new(s->base, SIGINT, on_stop_signal, s);
-	s->sigterm = evsignal_new(s->base, SIGTERM, on_stop_signal, s);
+	if (server_config(s)->admin_listen) {
+		s->admin = admin_new(s, server_config(s)->admin_listen, server_config(s)->file, errs);
+		if (s->admin == NULL)
+			goto fail;
+	}
+	s->sigint = add_signal(s, SIGINT, on_stop_signal);
+	s->sigterm = add_signal(s, SIGTERM, on_stop_signal);
+	s->sighup = add_signal(s, SIGHUP, on_hup);
+	s->sigusr1 = add_signal(s, SIGUSR1, on_usr1);
 	s->drain = evtimer_new(s->base, on_drain_tick, s);
-	if (!s->sigint || !s->sigterm || !s->drain || evsignal_add(s->sigint, NULL) < 0 ||
-	    evsignal_add(s->sigterm, NULL) < 0) {
+	if (!s->sigint || !s->sigterm || !s->sighup || !s->sigusr1 || !s->drain) {
 		errlist_add(errs, config_path, NULL, "cannot set up signal handling");
 		goto fail;
 	}
+	if (server_config(s)->pid_file && write_pid_file(s, server_config(s)->pid_file, errs) < 0)
+		goto fail;
+	if (errs->n + errs->dropped > 0)
+		goto fail;
 	return s;
 fail:
+	policy_free(policy);
+	config_free(cfg);
 	server_free(s);
 	return NULL;
 }
@@ -232,8 +892,16 @@ fail:
 int
 server_run(struct server *s)
 {
-	log_info("listening on %s, forwarding to %s, policy %s", s->cfg->listen,
-	         s->cfg->upstream_base_url, s->cfg->policy_file);
+	const struct config *c = server_config(s);
+	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+
+	log_info("listening on %s%s, forwarding to %s, policy %s", c->listen,
+	         s->tls ? " (TLS)" : "", c->upstream_base_url, c->policy_file);
+	if (c->admin_listen)
+		log_info("admin listener (metrics, health) on %s", c->admin_listen);
+	if (!(cv->features & CURL_VERSION_HTTP2))
+		log_warn("libcurl %s has no HTTP/2: the upstream is reached over HTTP/1.1",
+		         cv->version);
 	if (event_base_dispatch(s->base) < 0)
 		return 1;
 	log_info("stopped");
@@ -247,17 +915,33 @@ server_free(struct server *s)
 		return;
 	if (s->listener)
 		evconnlistener_free(s->listener);
+	/* Whatever is still in flight is answered and audited before its
+	 * connection goes. */
+	if (s->nlive)
+		abort_requests(s);
 	conn_close_all();
+	admin_free(s->admin);
 	if (s->sigint)
 		event_free(s->sigint);
 	if (s->sigterm)
 		event_free(s->sigterm);
+	if (s->sighup)
+		event_free(s->sighup);
+	if (s->sigusr1)
+		event_free(s->sigusr1);
 	if (s->drain)
 		event_free(s->drain);
 	upstream_free(s->upstream);
+	store_free(s->store);
 	audit_free(s->audit);
-	policy_free(s->policy);
-	config_free(s->cfg);
+	tls_server_free(s->tls);
+	if (s->pid_file) {
+		(void)unlink(s->pid_file);
+		free(s->pid_file);
+	}
+	snapshot_release(s->snap);
+	metrics_free(s->metrics);
+	free(s->config_path);
 	if (s->base)
 		event_base_free(s->base);
 	free(s);

@@ -20,6 +20,7 @@ struct upstream {
 	size_t max_response;
 	char *ca_file;
 	int insecure;
+	char *pinned_pubkey;
 	CURL *pool[POOL_MAX];
 	size_t npool;
 };
@@ -307,10 +308,11 @@ upstream_new(struct event_base *base, const struct upstream_settings *s, struct 
 	u->insecure = s->insecure_skip_verify;
 	u->base_url = strdup(s->base_url);
 	u->ca_file = s->ca_file ? strdup(s->ca_file) : NULL;
+	u->pinned_pubkey = s->pinned_pubkey ? strdup(s->pinned_pubkey) : NULL;
 	u->multi = curl_multi_init();
 	u->timer = evtimer_new(base, on_timer, u);
 	if (u->base_url == NULL || (s->ca_file && u->ca_file == NULL) || u->multi == NULL ||
-	    u->timer == NULL)
+	    u->timer == NULL || (s->pinned_pubkey && u->pinned_pubkey == NULL))
 		goto fail;
 	curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
 	curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
@@ -342,6 +344,7 @@ upstream_free(struct upstream *u)
 		event_free(u->timer);
 	free(u->base_url);
 	free(u->ca_file);
+	free(u->pinned_pubkey);
 	free(u);
 }
 
@@ -380,6 +383,8 @@ configure(struct upstream_call *c, const struct upstream_req *req)
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, u->insecure ? 0L : 2L);
 	if (u->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, u->ca_file);
+	if (u->pinned_pubkey)
+		curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, u->pinned_pubkey);
 	if (req->read) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);

@@ -23,6 +23,9 @@ struct upstream_settings {
 	size_t max_response_bytes;
 	const char *ca_file; /* NULL for the system store */
 	int insecure_skip_verify;
+	/* libcurl's CURLOPT_PINNEDPUBLICKEY: "sha256//<base64>[;sha256//...]"
+	 * or a PEM/DER public key file; NULL for none. */
+	const char *pinned_pubkey;
 };
 
 struct upstream *upstream_new(struct event_base *base, const struct upstream_settings *s,

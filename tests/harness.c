@@ -736,6 +736,12 @@ hx_request(const struct hx_req *rq)
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
 	if (rq->cainfo != NULL)
 		curl_easy_setopt(c, CURLOPT_CAINFO, rq->cainfo);
+	if (rq->client_cert != NULL)
+		curl_easy_setopt(c, CURLOPT_SSLCERT, rq->client_cert);
+	if (rq->client_key != NULL)
+		curl_easy_setopt(c, CURLOPT_SSLKEY, rq->client_key);
+	if (rq->ssl_version != 0)
+		curl_easy_setopt(c, CURLOPT_SSLVERSION, rq->ssl_version);
 	if (ok && rq->connect_to != NULL) {
 		ok = slist_add(&connect_to, rq->connect_to);
 		curl_easy_setopt(c, CURLOPT_CONNECT_TO, connect_to);
@@ -810,6 +816,114 @@ hx_resp_json(struct hx_resp *r)
 	if (r->json_ == NULL)
 		r->json_ = json_loadb(r->body, r->len, JSON_DECODE_ANY, NULL);
 	return r->json_;
+}
+
+/* An open raw socket, closed at teardown unless hx_raw_close came first. */
+static void
+raw_close(void *p)
+{
+	close(*(int *)p);
+	free(p);
+}
+
+int
+hx_raw_open(int port, const void *data, size_t len)
+{
+	int fd = dial(port), *box;
+
+	if (fd < 0)
+		return -1;
+	box = malloc(sizeof(*box));
+	if (box == NULL) {
+		close(fd);
+		cr_assert_fail("harness: out of memory");
+	}
+	*box = fd;
+	keep(raw_close, box);
+	/* A failed send is no failure here: the peer may have answered and
+	 * closed already, and hx_raw_read returns that. */
+	if (len > 0)
+		(void)hx_raw_send(fd, data, len);
+	return fd;
+}
+
+int
+hx_raw_send(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+const char *
+hx_raw_read(int fd, int timeout_ms, size_t *out_len)
+{
+	long long end = now_ms() + timeout_ms;
+	size_t n = 0, cap = 65536;
+	char *buf = keep(free, malloc(cap));
+
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		long long left = end - now_ms();
+		ssize_t r;
+		int pr;
+
+		if (left <= 0)
+			break;
+		pr = poll(&pfd, 1, (int)left);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			break;
+		if (cap - n < 4096) {
+			char *grown;
+
+			if (cap >= RAW_MAX)
+				break;
+			unkeep(buf);
+			grown = realloc(buf, cap * 2);
+			if (grown == NULL) {
+				keep(free, buf);
+				break;
+			}
+			buf = keep(free, grown);
+			cap *= 2;
+		}
+		r = recv(fd, buf + n, cap - n - 1, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	if (out_len != NULL)
+		*out_len = n;
+	return buf;
+}
+
+void
+hx_raw_close(int fd)
+{
+	for (size_t i = H.ncl; i-- > 0;) {
+		if (H.cl[i].fn == raw_close && *(int *)H.cl[i].p == fd) {
+			void *p = H.cl[i].p;
+
+			unkeep(p);
+			raw_close(p);
+			return;
+		}
+	}
 }
 
 const char *
@@ -1087,22 +1201,24 @@ set_path(char *dst, const char *dir, const char *p)
  * ca_file (NULL: none) is upstream.ca_file before the overrides.
  */
 static struct hx_gw *
-gw_prepare(const char *policy, const char *overrides, struct hx_stub *stub, const char *base_url,
-           const char *ca_file)
+gw_prepare_in(struct hx_gw *gw, const char *policy, const char *overrides, struct hx_stub *stub,
+              const char *base_url, const char *ca_file)
 {
-	struct hx_gw *gw = xcalloc(sizeof(*gw));
 	const char *listen, *colon, *audit;
 	char *dump;
 	long port;
 
-	gw->dir = hx_tmpdir();
+	if (gw->dir == NULL)
+		gw->dir = hx_tmpdir();
+	if (gw->proc_name[0] == '\0')
+		snprintf(gw->proc_name, sizeof(gw->proc_name), "gateway");
 	gw->stub = stub;
 	gw->stub_port = gw->stub->port;
 	gw->port = hx_free_port();
 	snprintf(gw->policy_path, sizeof(gw->policy_path), "%s/policy.json", gw->dir);
 	snprintf(gw->config_path, sizeof(gw->config_path), "%s/gateway.json", gw->dir);
-	snprintf(gw->out_path, sizeof(gw->out_path), "%s/gateway.stdout", gw->dir);
-	snprintf(gw->err_path, sizeof(gw->err_path), "%s/gateway.stderr", gw->dir);
+	snprintf(gw->out_path, sizeof(gw->out_path), "%s/%s.stdout", hx_tmpdir(), gw->proc_name);
+	snprintf(gw->err_path, sizeof(gw->err_path), "%s/%s.stderr", hx_tmpdir(), gw->proc_name);
 	hx_write_file(gw->policy_path, policy != NULL ? policy : "{}");
 	gw->config = keep_json(json_pack(
 	        "{s:s,s:{s:s,s:i,s:i},s:{s:s},s:s}", "listen", hx_fmt("127.0.0.1:%d", gw->port),
@@ -1133,6 +1249,50 @@ gw_prepare(const char *policy, const char *overrides, struct hx_stub *stub, cons
 	return gw;
 }
 
+static struct hx_gw *
+gw_prepare(const char *policy, const char *overrides, struct hx_stub *stub, const char *base_url,
+           const char *ca_file)
+{
+	return gw_prepare_in(xcalloc(sizeof(struct hx_gw)), policy, overrides, stub, base_url,
+	                     ca_file);
+}
+
+struct hx_gw *
+hx_gw_start_peer(const struct hx_gw *first, const char *name, const char *config_overrides_json)
+{
+	struct hx_gw *gw = xcalloc(sizeof(*gw));
+	const char *dir = hx_path(name);
+
+	cr_assert(mkdir(dir, 0700) == 0 || errno == EEXIST, "harness: cannot make %s", dir);
+	gw->dir = keep(free, strdup(dir));
+	snprintf(gw->proc_name, sizeof(gw->proc_name), "%s", name);
+	gw_prepare_in(gw, hx_read_file(first->policy_path, NULL), text_arg(config_overrides_json),
+	              first->stub,
+	              json_string_value(json_object_get(json_object_get(first->config, "upstream"),
+	                                                "base_url")),
+	              json_string_value(json_object_get(json_object_get(first->config, "upstream"),
+	                                                "ca_file")));
+	hx_gw_launch(gw);
+	return gw;
+}
+
+struct hx_proc *
+hx_redis_start(int *port)
+{
+	/* Through the shell: redis-server is a link it reads its own name from,
+	 * which resolving argv[0] would lose. */
+	const char *argv[] = {"/bin/sh", "-c", NULL, NULL};
+	struct hx_proc *p;
+
+	*port = hx_free_port();
+	argv[2] = hx_fmt("exec redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no",
+	                 *port);
+	p = hx_proc_start("redis", argv);
+	cr_assert(hx_wait_port(*port, 10000) == 0, "harness: redis-server did not listen:\n%s",
+	          tail(p->err_path));
+	return p;
+}
+
 struct hx_gw *
 hx_gw_prepare(const char *policy_json, const char *config_overrides_json)
 {
@@ -1149,7 +1309,7 @@ hx_gw_launch(struct hx_gw *gw)
 	const char *argv[] = {hx_gw_bin(), "--config", gw->config_path, NULL};
 	long long end = now_ms() + START_WAIT_MS;
 
-	gw->proc = hx_proc_start("gateway", argv);
+	gw->proc = hx_proc_start(gw->proc_name, argv);
 	gw->proc->must_exit_clean = true;
 	while (hx_wait_port(gw->port, 20) != 0) {
 		if (!hx_proc_alive(gw->proc))
@@ -1320,6 +1480,40 @@ hx_cert_issue(const char *name, const char *san)
 	run(hx_fmt("cert-%s-sign", name),
 	    (const char *const[]){"openssl", "x509", "-req", "-in", csr, "-CA",
 	                          hx_fmt("%s/ca.pem", dir), "-CAkey", hx_fmt("%s/ca.key", dir),
+	                          "-set_serial", serial, "-days", "2", "-extfile", ext, "-out", pem,
+	                          NULL});
+	return pem;
+}
+
+const char *
+hx_client_cert_issue(const char *name, const char *subj, const char *san, const char *ca_dir)
+{
+	const char *dir = hx_certs();
+	const char *ca = ca_dir != NULL ? ca_dir : dir;
+	const char *key, *csr, *ext, *pem, *serial;
+
+	cr_assert(name != NULL && name[0] != '\0' && name[0] != '.' && strchr(name, '/') == NULL &&
+	                  strlen(name) <= 24,
+	          "harness: '%s' is not a short plain file name", name != NULL ? name : "(null)");
+	cr_assert(subj != NULL && subj[0] == '/' && strpbrk(subj, "\r\n") == NULL,
+	          "harness: bad subject");
+	cr_assert(san == NULL || strpbrk(san, "\r\n") == NULL, "harness: bad subjectAltName");
+	key = hx_fmt("%s/%s.key", dir, name);
+	csr = hx_fmt("%s/%s.csr", dir, name);
+	ext = hx_fmt("%s/%s.ext", dir, name);
+	pem = hx_fmt("%s/%s.pem", dir, name);
+	serial = hx_fmt("0x%llx%04x", (unsigned long long)time(NULL) + (unsigned long long)H.ncl,
+	                (unsigned)getpid() & 0xffffu);
+	hx_write_file(ext, hx_fmt("%s%s%sextendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+	                          san != NULL ? "subjectAltName=" : "", san != NULL ? san : "",
+	                          san != NULL ? "\n" : ""));
+	run(hx_fmt("cert-%s-req", name),
+	    (const char *const[]){"openssl", "req", "-newkey", "ec", "-pkeyopt",
+	                          "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
+	                          "-subj", subj, NULL});
+	run(hx_fmt("cert-%s-sign", name),
+	    (const char *const[]){"openssl", "x509", "-req", "-in", csr, "-CA",
+	                          hx_fmt("%s/ca.pem", ca), "-CAkey", hx_fmt("%s/ca.key", ca),
 	                          "-set_serial", serial, "-days", "2", "-extfile", ext, "-out", pem,
 	                          NULL});
 	return pem;

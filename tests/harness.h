@@ -200,6 +200,12 @@ struct hx_req {
 	 * for a URL naming HOST:PORT, which TLS still verifies as HOST. NULL:
 	 * none. */
 	const char *connect_to;
+	/* A client certificate and its key (PEM) for mutual TLS; NULL: none. */
+	const char *client_cert;
+	const char *client_key;
+	/* CURLOPT_SSLVERSION (e.g. CURL_SSLVERSION_TLSv1_2 |
+	 * CURL_SSLVERSION_MAX_TLSv1_2); 0: libcurl's default. */
+	long ssl_version;
 };
 
 /*
@@ -230,6 +236,20 @@ void hx_resp_free(struct hx_resp *r);
  * (whatever arrived by then), NUL-terminated, with its length in *out_len.
  * NULL if the connection cannot be made. For malformed-HTTP tests.
  */
+/*
+ * A raw connection kept open across calls, for requests that must be in
+ * flight while something else happens (a signal, another client):
+ * hx_raw_open connects to 127.0.0.1:port and sends len bytes without
+ * waiting (-1 when it cannot connect); hx_raw_send sends more (0, or -1
+ * when the peer is gone); hx_raw_read returns what arrives until the peer
+ * closes or timeout_ms pass, NUL-terminated (owned by the harness);
+ * hx_raw_close closes it early. Teardown closes what is still open.
+ */
+int hx_raw_open(int port, const void *data, size_t len);
+int hx_raw_send(int fd, const void *data, size_t len);
+const char *hx_raw_read(int fd, int timeout_ms, size_t *out_len);
+void hx_raw_close(int fd);
+
 const char *hx_raw(int port, const void *data, size_t len, int timeout_ms, int flags,
                    size_t *out_len);
 
@@ -248,6 +268,7 @@ struct hx_gw {
 	char err_path[HX_PATH_MAX];
 	json_t *config;       /* the config as written */
 	struct hx_proc *proc; /* NULL until launched */
+	char proc_name[32];   /* its logs: <tmp>/<proc_name>.stdout and .stderr */
 };
 
 /*
@@ -272,6 +293,17 @@ void hx_gw_launch(struct hx_gw *gw);
 
 /* hx_gw_prepare, then hx_gw_launch. */
 struct hx_gw *hx_gw_start(const char *policy_json, const char *config_overrides_json);
+
+/* A second gateway beside first: its own config, audit log and logs in
+ * <tmp>/<name>/, the same policy (as first's policy.json holds it) and the
+ * same stub, with config_overrides_json merged in; started. For replicas
+ * sharing a store. */
+struct hx_gw *hx_gw_start_peer(const struct hx_gw *first, const char *name,
+                               const char *config_overrides_json);
+
+/* Starts a redis-server (Debian's) on a free loopback port, no
+ * persistence, and waits until it accepts. */
+struct hx_proc *hx_redis_start(int *port);
 
 /* gw->url + path. */
 const char *hx_gw_url(const struct hx_gw *gw, const char *path);
@@ -311,6 +343,17 @@ const char *hx_certs(void);
  * name. Returns the .pem path. Fails the test if openssl fails.
  */
 const char *hx_cert_issue(const char *name, const char *san);
+
+/*
+ * Issues a client certificate (extendedKeyUsage clientAuth) signed by
+ * ca_dir's ca.pem and ca.key (NULL: the development CA of hx_certs), with
+ * the subject subj ("/CN=x/O=y") and, unless san is NULL, the
+ * subjectAltName san ("DNS:a.test,URI:spiffe://x"). Writes
+ * <certs>/<name>.pem and <certs>/<name>.key and returns the .pem path.
+ * Fails the test if openssl fails.
+ */
+const char *hx_client_cert_issue(const char *name, const char *subj, const char *san,
+                                 const char *ca_dir);
 
 /* How a TLS stub and the gateway in front of it are set up. Any field may
  * be NULL for its default; a NULL struct pointer means all defaults. */

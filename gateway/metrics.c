@@ -1,0 +1,294 @@
+#include "metrics.h"
+
+#include <event2/buffer.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+
+/* Distinct label sets kept; beyond these, counts go to an "other" set. */
+#define REQUEST_SERIES 512
+#define DENIAL_SERIES  128
+#define LABEL_MAX      64
+
+/* Upper bounds of the latency buckets, in seconds. */
+static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                 1,     2.5,  5,     10,   30,  60};
+#define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+struct request_series {
+	char route[LABEL_MAX];
+	char decision[16];
+	int status;
+	unsigned long long n;
+};
+
+struct denial_series {
+	char rule[LABEL_MAX];
+	unsigned long long n;
+};
+
+struct histogram {
+	unsigned long long le[NBUCKETS]; /* not cumulative; summed when rendered */
+	unsigned long long count;
+	double sum;
+};
+
+struct metrics {
+	struct request_series req[REQUEST_SERIES + 1]; /* the last is "other" */
+	size_t nreq;
+	struct denial_series deny[DENIAL_SERIES + 1];
+	size_t ndeny;
+	struct histogram request_latency, upstream_latency;
+	unsigned long long violations;
+	unsigned long long events[METRICS_NEVENTS];
+};
+
+struct metrics *
+metrics_new(void)
+{
+	struct metrics *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	snprintf(m->req[REQUEST_SERIES].route, LABEL_MAX, "other");
+	snprintf(m->req[REQUEST_SERIES].decision, sizeof(m->req[0].decision), "other");
+	snprintf(m->deny[DENIAL_SERIES].rule, LABEL_MAX, "other");
+	return m;
+}
+
+void
+metrics_free(struct metrics *m)
+{
+	free(m);
+}
+
+void
+metrics_count(struct metrics *m, enum metrics_event e)
+{
+	if (m && e < METRICS_NEVENTS)
+		m->events[e]++;
+}
+
+static void
+observe(struct histogram *h, double seconds)
+{
+	size_t i;
+
+	if (seconds < 0)
+		seconds = 0;
+	for (i = 0; i < NBUCKETS && seconds > buckets[i]; i++)
+		;
+	if (i < NBUCKETS)
+		h->le[i]++;
+	h->count++;
+	h->sum += seconds;
+}
+
+static struct request_series *
+request_series(struct metrics *m, const char *route, const char *decision, int status)
+{
+	struct request_series *s;
+	size_t i;
+
+	for (i = 0; i < m->nreq; i++) {
+		s = &m->req[i];
+		if (s->status == status && strcmp(s->route, route) == 0 &&
+		    strcmp(s->decision, decision) == 0)
+			return s;
+	}
+	if (m->nreq == REQUEST_SERIES || strlen(route) >= LABEL_MAX ||
+	    strlen(decision) >= sizeof(s->decision))
+		return &m->req[REQUEST_SERIES];
+	s = &m->req[m->nreq++];
+	snprintf(s->route, sizeof(s->route), "%s", route);
+	snprintf(s->decision, sizeof(s->decision), "%s", decision);
+	s->status = status;
+	return s;
+}
+
+static struct denial_series *
+denial_series(struct metrics *m, const char *rule)
+{
+	struct denial_series *s;
+	size_t i;
+
+	for (i = 0; i < m->ndeny; i++)
+		if (strcmp(m->deny[i].rule, rule) == 0)
+			return &m->deny[i];
+	if (m->ndeny == DENIAL_SERIES || strlen(rule) >= LABEL_MAX)
+		return &m->deny[DENIAL_SERIES];
+	s = &m->deny[m->ndeny++];
+	snprintf(s->rule, sizeof(s->rule), "%s", rule);
+	return s;
+}
+
+void
+metrics_request(struct metrics *m, const struct audit_event *ev)
+{
+	const char *decision = ev->decision ? ev->decision : "unknown";
+
+	if (m == NULL)
+		return;
+	request_series(m, ev->operation ? ev->operation : "unknown", decision, ev->status)->n++;
+	if (strcmp(decision, "deny") == 0 && (ev->status == 403 || ev->status == 429))
+		denial_series(m, ev->code ? ev->code : "unknown")->n++;
+	observe(&m->request_latency, ev->latency_ms / 1000.0);
+	if (ev->upstream_status != 0 || ev->upstream_ms > 0)
+		observe(&m->upstream_latency, ev->upstream_ms / 1000.0);
+	if (ev->violations && json_is_array(ev->violations))
+		m->violations += json_array_size(ev->violations);
+}
+
+/* A label value with \, " and newline escaped, as the format asks. */
+static const char *
+escape(char *dst, size_t n, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 3 < n; s++) {
+		if (*s == '\\' || *s == '"') {
+			dst[o++] = '\\';
+			dst[o++] = *s;
+		} else if (*s == '\n') {
+			dst[o++] = '\\';
+			dst[o++] = 'n';
+		} else {
+			dst[o++] = *s;
+		}
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+struct out {
+	struct evbuffer *buf;
+	int failed;
+};
+
+static void out_printf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+out_printf(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (evbuffer_add_vprintf(o->buf, fmt, ap) < 0)
+		o->failed = 1;
+	va_end(ap);
+}
+
+static void
+head(struct out *o, const char *name, const char *type, const char *help)
+{
+	out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+scalar(struct out *o, const char *name, const char *type, const char *help, double v)
+{
+	head(o, name, type, help);
+	out_printf(o, "%s %.17g\n", name, v);
+}
+
+static void
+histogram(struct out *o, const char *name, const char *help, const struct histogram *h)
+{
+	unsigned long long cum = 0;
+	size_t i;
+
+	head(o, name, "histogram", help);
+	for (i = 0; i < NBUCKETS; i++) {
+		cum += h->le[i];
+		out_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, buckets[i], cum);
+	}
+	out_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.17g\n%s_count %llu\n", name, h->count,
+	           name, h->sum, name, h->count);
+}
+
+static void
+events(struct out *o, const struct metrics *m)
+{
+	scalar(o, "gateway_connections_accepted_total", "counter", "Client connections accepted.",
+	       (double)m->events[METRICS_CONN_ACCEPTED]);
+	head(o, "gateway_connections_rejected_total", "counter",
+	     "Client connections beyond limits.max_connections: answered 503, or closed at "
+	     "once when even the overflow was full.");
+	out_printf(o, "gateway_connections_rejected_total{action=\"503\"} %llu\n",
+	           m->events[METRICS_CONN_OVER_LIMIT]);
+	out_printf(o, "gateway_connections_rejected_total{action=\"closed\"} %llu\n",
+	           m->events[METRICS_CONN_DROPPED]);
+	scalar(o, "gateway_tls_handshake_failures_total", "counter",
+	       "TLS handshakes with clients that failed (including refused client certificates).",
+	       (double)m->events[METRICS_TLS_HANDSHAKE_FAILED]);
+	head(o, "gateway_config_reloads_total", "counter",
+	     "Reloads of the config and policy (SIGHUP), by result.");
+	out_printf(o, "gateway_config_reloads_total{result=\"success\"} %llu\n",
+	           m->events[METRICS_RELOAD_OK]);
+	out_printf(o, "gateway_config_reloads_total{result=\"failure\"} %llu\n",
+	           m->events[METRICS_RELOAD_FAILED]);
+}
+
+int
+metrics_render(const struct metrics *m, const struct metrics_state *st, struct evbuffer *buf)
+{
+	struct out o = {buf, 0};
+	char a[2 * LABEL_MAX], b[2 * LABEL_MAX];
+	size_t i;
+
+	head(&o, "gateway_build_info", "gauge", "The gateway's version.");
+	out_printf(&o, "gateway_build_info{version=\"%s\"} 1\n", escape(a, sizeof(a), GW_VERSION));
+	scalar(&o, "gateway_start_time_seconds", "gauge", "When the process started (Unix time).",
+	       (double)st->started);
+	scalar(&o, "gateway_ready", "gauge", "1 when /readyz answers 200, else 0.", st->ready);
+
+	head(&o, "gateway_requests_total", "counter",
+	     "Requests answered, by route (the spec's operationId), decision and status.");
+	for (i = 0; i <= REQUEST_SERIES; i++) {
+		const struct request_series *s = &m->req[i];
+
+		if (i >= m->nreq && i < REQUEST_SERIES)
+			continue;
+		if (i == REQUEST_SERIES && s->n == 0)
+			continue;
+		out_printf(&o, "gateway_requests_total{route=\"%s\",decision=\"%s\",status=\"%d\"} %llu\n",
+		           escape(a, sizeof(a), s->route), escape(b, sizeof(b), s->decision),
+		           s->status, s->n);
+	}
+	head(&o, "gateway_policy_denials_total", "counter",
+	     "Requests the policy refused (403 and 429), by the rule that fired.");
+	for (i = 0; i <= DENIAL_SERIES; i++) {
+		if ((i >= m->ndeny && i < DENIAL_SERIES) || (i == DENIAL_SERIES && m->deny[i].n == 0))
+			continue;
+		out_printf(&o, "gateway_policy_denials_total{rule=\"%s\"} %llu\n",
+		           escape(a, sizeof(a), m->deny[i].rule), m->deny[i].n);
+	}
+	histogram(&o, "gateway_request_duration_seconds",
+	          "Time from a request's head to its answer (or, streamed, its end).",
+	          &m->request_latency);
+	histogram(&o, "gateway_upstream_duration_seconds",
+	          "Time the upstream took to answer, for requests that reached it.",
+	          &m->upstream_latency);
+	scalar(&o, "gateway_upstream_violations_total", "counter",
+	       "Ways the upstream's answers differed from what was forwarded or from the spec.",
+	       (double)m->violations);
+	scalar(&o, "gateway_inflight_requests", "gauge", "Requests being handled now.",
+	       (double)st->inflight);
+	scalar(&o, "gateway_open_connections", "gauge", "Client connections open now.",
+	       (double)st->connections);
+	scalar(&o, "gateway_audit_write_failures_total", "counter",
+	       "Audit records that could not be written.", (double)st->audit_failures);
+	events(&o, m);
+	scalar(&o, "gateway_config_last_reload_success_timestamp_seconds", "gauge",
+	       "When the config and policy in force were loaded (Unix time).",
+	       (double)st->last_reload_ok);
+	if (st->cert_not_after)
+		scalar(&o, "gateway_tls_certificate_expiry_timestamp_seconds", "gauge",
+		       "When the listener's TLS certificate expires (Unix time).",
+		       (double)st->cert_not_after);
+	return o.failed ? -1 : 0;
+}

@@ -1,0 +1,54 @@
+/*
+ * metrics: the numbers behind the admin listener's /metrics, rendered in
+ * the Prometheus text format (version 0.0.4).
+ *
+ * Each finished request is counted once, from its audit record, so the
+ * numbers and the audit log agree. Every label set is bounded: label
+ * values come from fixed sets (routes, decisions, codes, statuses), and
+ * past a fixed number of series the rest are counted under "other".
+ */
+#ifndef GW_METRICS_H
+#define GW_METRICS_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct audit_event;
+struct evbuffer;
+struct metrics;
+
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+
+/* Counts one finished request: by route, decision and status; a policy
+ * denial (403 or 429) by its code; the upstream's latency when it was
+ * called; the violations found in its answer. */
+void metrics_request(struct metrics *m, const struct audit_event *ev);
+
+enum metrics_event {
+	METRICS_CONN_ACCEPTED,
+	METRICS_CONN_OVER_LIMIT, /* beyond limits.max_connections: answered 503 */
+	METRICS_CONN_DROPPED,    /* beyond that too: closed at accept */
+	METRICS_TLS_HANDSHAKE_FAILED,
+	METRICS_RELOAD_OK,
+	METRICS_RELOAD_FAILED,
+	METRICS_NEVENTS
+};
+
+void metrics_count(struct metrics *m, enum metrics_event e);
+
+/* What is read from the rest of the gateway when metrics are scraped. */
+struct metrics_state {
+	size_t connections;           /* client connections open */
+	size_t inflight;              /* requests being handled */
+	unsigned long audit_failures; /* audit records lost since start */
+	time_t started;               /* process start */
+	time_t last_reload_ok;        /* last successful load of config and policy */
+	time_t cert_not_after;        /* the listener's certificate; 0: no TLS */
+	int ready;                    /* what /readyz says */
+};
+
+/* Appends every metric to out; -1 when memory runs out. */
+int metrics_render(const struct metrics *m, const struct metrics_state *st, struct evbuffer *out);
+
+#endif

@@ -1,0 +1,225 @@
+/*
+ * it_limits: the limits that protect the process. A client trickling its
+ * head, body or upload a byte at a time (slowloris) is cut off with a 408
+ * while other clients are served; past limits.max_inflight and
+ * limits.max_connections requests get a 503 in the error shape; an idle
+ * kept-alive connection is closed. Every refusal that read a request has
+ * its audit record.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "harness.h"
+
+TestSuite(it_limits, .init = hx_init, .fini = hx_fini, .timeout = 90);
+
+static const char *
+str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Whether the gateway has written to or closed fd, after up to ms. */
+static bool
+answered(int fd, int ms)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+
+	return poll(&p, 1, ms) > 0;
+}
+
+/*
+ * Sends head at once, then trickle one byte every 100 ms, and between
+ * bytes has another client make ordinary requests, until the gateway
+ * answers the slow one or 30 s have passed (far beyond any timeout the
+ * tests set). Returns the slow client's answer; *served and *failed count
+ * the ordinary requests.
+ */
+static const char *
+slowloris(const struct hx_gw *gw, const char *head, char trickle, int *served, int *failed)
+{
+	int fd = hx_raw_open(gw->port, head, strlen(head));
+
+	cr_assert_geq(fd, 0);
+	*served = *failed = 0;
+	for (int i = 0; i < 300; i++) {
+		if (answered(fd, 100))
+			break;
+		if (hx_raw_send(fd, &trickle, 1) < 0)
+			break;
+		if (i % 3 == 0) {
+			struct hx_resp *r = hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL,
+			                            NULL, 0);
+
+			if (r->status == 200)
+				(*served)++;
+			else
+				(*failed)++;
+			hx_resp_free(r);
+		}
+	}
+	return hx_raw_read(fd, 5000, NULL);
+}
+
+static void
+expect_408(const struct hx_gw *gw, const char *out, int served, int failed)
+{
+	json_t *recs, *rec;
+	size_t i;
+	int timeouts = 0;
+
+	cr_expect(strncmp(out, "HTTP/1.1 408", 12) == 0, "the slow client got: %s", out);
+	cr_expect(strstr(out, "\"code\":\"request_timeout\"") != NULL, "%s", out);
+	cr_expect_gt(served, 0, "no other client was served meanwhile");
+	cr_expect_eq(failed, 0, "%d other requests failed", failed);
+	recs = hx_audit_wait(gw, (size_t)served + 1, 5000);
+	json_array_foreach(recs, i, rec)
+	{
+		if (json_integer_value(json_object_get(rec, "status")) == 408)
+			timeouts++;
+	}
+	cr_expect_eq(timeouts, 1, "%d audit records of a 408", timeouts);
+}
+
+Test(it_limits, a_slowloris_head_is_cut_off_while_others_are_served)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, "{\"limits\":{\"header_timeout_ms\":1000}}");
+	int served, failed;
+	const char *out = slowloris(gw, "GET /v1/containers HTTP/1.1\r\nHost: x\r\nX-Slow: ", 'a',
+	                            &served, &failed);
+
+	expect_408(gw, out, served, failed);
+}
+
+Test(it_limits, a_slowloris_body_is_cut_off_while_others_are_served)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, "{\"limits\":{\"body_timeout_ms\":1000}}");
+	int served, failed;
+	const char *out = slowloris(gw,
+	                            "POST /v1/containers HTTP/1.1\r\nHost: x\r\nContent-Type: "
+	                            "application/json\r\nContent-Length: 100000\r\n\r\n{\"name\":\"",
+	                            'a', &served, &failed);
+
+	expect_408(gw, out, served, failed);
+	/* Nothing of it went upstream; only the ordinary requests did. */
+	cr_expect_eq(json_array_size(hx_stub_requests()), (size_t)served);
+}
+
+Test(it_limits, a_slowloris_upload_is_cut_off_though_it_keeps_sending)
+{
+	struct hx_gw *gw = hx_gw_start("{\"files\":{\"max_upload_bytes\":1000000}}",
+	                               "{\"limits\":{\"body_timeout_ms\":1000}}");
+	int served, failed;
+	const char *out = slowloris(
+	        gw,
+	        "POST /v1/containers/cntr_1/files HTTP/1.1\r\nHost: x\r\nContent-Type: "
+	        "multipart/form-data; boundary=XYZ\r\nContent-Length: 100000\r\n\r\n--XYZ\r\n"
+	        "Content-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
+	        "Content-Type: text/plain\r\n\r\n",
+	        'a', &served, &failed);
+
+	expect_408(gw, out, served, failed);
+}
+
+Test(it_limits, past_max_inflight_requests_get_a_503)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, "{\"limits\":{\"max_inflight\":1}}");
+	const char *req = "GET /v1/containers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	struct hx_resp *r;
+	json_t *err, *recs, *rec;
+	const char *out;
+	size_t i;
+	int fd, busy = 0;
+
+	hx_stub_next("{\"delay_ms\":2000}");
+	fd = hx_raw_open(gw->port, req, strlen(req));
+	cr_assert_geq(fd, 0);
+	for (i = 0; i < 500 && json_array_size(hx_stub_requests()) < 1; i++)
+		sleep_ms(10);
+	cr_assert_eq(json_array_size(hx_stub_requests()), 1);
+
+	r = hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0);
+	cr_expect_eq(r->status, 503, "%s", r->body);
+	err = json_object_get(hx_resp_json(r), "error");
+	cr_expect_str_eq(str(err, "code"), "overloaded", "%s", r->body);
+	cr_expect_str_eq(str(err, "type"), "server_error", "%s", r->body);
+	cr_expect_not_null(hx_resp_header(r, "x-request-id"));
+
+	out = hx_raw_read(fd, 10000, NULL);
+	cr_expect(strncmp(out, "HTTP/1.1 200", 12) == 0, "the first request got: %s", out);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 1);
+	recs = hx_audit_wait(gw, 2, 5000);
+	json_array_foreach(recs, i, rec)
+	{
+		if (json_integer_value(json_object_get(rec, "status")) == 503) {
+			busy++;
+			cr_expect_str_eq(str(rec, "code"), "overloaded");
+			cr_expect_str_eq(str(rec, "path"), "/v1/containers");
+		}
+	}
+	cr_expect_eq(busy, 1);
+	/* Room again once it is done. */
+	cr_expect_eq(hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0)->status, 200);
+}
+
+Test(it_limits, past_max_connections_a_request_gets_a_503)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, "{\"limits\":{\"max_connections\":2}}");
+	struct hx_resp *r;
+	json_t *err, *recs;
+	int a, b, i;
+
+	a = hx_raw_open(gw->port, "", 0);
+	b = hx_raw_open(gw->port, "", 0);
+	cr_assert(a >= 0 && b >= 0);
+	sleep_ms(200);
+	r = hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0);
+	cr_expect_eq(r->status, 503, "%ld %s %s", r->status, r->error, r->body);
+	err = json_object_get(hx_resp_json(r), "error");
+	cr_expect_str_eq(str(err, "code"), "too_many_connections", "%s", r->body);
+	recs = hx_audit_wait(gw, 1, 5000);
+	cr_expect_str_eq(str(json_array_get(recs, 0), "code"), "too_many_connections");
+	cr_expect_eq(json_array_size(hx_stub_requests()), 0);
+
+	/* Once the two are gone there is room again. */
+	hx_raw_close(a);
+	hx_raw_close(b);
+	for (i = 0; i < 100; i++) {
+		r = hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0);
+		if (r->status == 200)
+			break;
+		sleep_ms(50);
+	}
+	cr_expect_eq(r->status, 200);
+}
+
+Test(it_limits, an_idle_kept_alive_connection_is_closed)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, "{\"limits\":{\"idle_timeout_ms\":300}}");
+	const char *req = "GET /v1/containers HTTP/1.1\r\nHost: x\r\n\r\n";
+	int fd = hx_raw_open(gw->port, req, strlen(req));
+	const char *out;
+	char c;
+
+	cr_assert_geq(fd, 0);
+	out = hx_raw_read(fd, 10000, NULL);
+	cr_expect(strncmp(out, "HTTP/1.1 200", 12) == 0, "%s", out);
+	cr_expect_null(strstr(out, "Connection: close"), "%s", out);
+	/* hx_raw_read returned because the gateway closed, not the 10 s. */
+	cr_expect_eq(recv(fd, &c, 1, MSG_DONTWAIT), 0, "the connection is still open");
+}

@@ -1,0 +1,163 @@
+/*
+ * it_redis: replicas sharing one redis-server enforce one limit and see one
+ * ownership map; when redis is gone, store.on_unavailable decides.
+ */
+#include <criterion/criterion.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(it_redis, .init = hx_init, .fini = hx_fini, .timeout = 60);
+
+#define TEAM_KEY  "sk-team-KEY-3321"
+#define OTHER_KEY "sk-other-KEY-8810"
+
+static const char *
+str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static const char *
+digest(const char *key)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char hex[2 * SHA256_DIGEST_LENGTH + 1];
+	size_t i;
+
+	SHA256((const unsigned char *)key, strlen(key), md);
+	for (i = 0; i < sizeof(md); i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return hx_fmt("%s", hex);
+}
+
+static const char *
+policy(int creates_per_minute)
+{
+	return hx_fmt("{\"tenants\":{\"team\":{\"api_keys_sha256\":[\"%s\"],"
+	              "\"rate_limit\":{\"creates_per_minute\":%d}},"
+	              "\"other\":{\"api_keys_sha256\":[\"%s\"]}}}",
+	              digest(TEAM_KEY), creates_per_minute, digest(OTHER_KEY));
+}
+
+static const char *
+store(int port, const char *on_unavailable)
+{
+	return hx_fmt("{\"store\":{\"type\":\"redis\",\"url\":\"redis://127.0.0.1:%d/0\","
+	              "\"on_unavailable\":\"%s\",\"timeout_ms\":500}}",
+	              port, on_unavailable);
+}
+
+static struct hx_resp *
+as(const struct hx_gw *gw, const char *key, const char *method, const char *path, const char *body)
+{
+	const char *h[] = {"Content-Type: application/json",
+	                   hx_fmt("Authorization: Bearer %s", key), NULL};
+
+	return hx_http(method, hx_gw_url(gw, path), h, body, body ? strlen(body) : 0);
+}
+
+Test(it_redis, two_replicas_allow_exactly_n_creates_per_minute_between_them)
+{
+	int port, i, ok = 0, limited = 0;
+	struct hx_proc *redis = hx_redis_start(&port);
+	struct hx_gw *a = hx_gw_start(policy(5), store(port, "fail_closed"));
+	struct hx_gw *b = hx_gw_start_peer(a, "replica", store(port, "fail_closed"));
+
+	for (i = 0; i < 12; i++) {
+		struct hx_resp *r = as(i % 2 ? b : a, TEAM_KEY, "POST", "/v1/containers",
+		                       hx_fmt("{\"name\":\"r%d\"}", i));
+
+		if (r->status == 200)
+			ok++;
+		else if (r->status == 429)
+			limited++;
+	}
+	cr_expect_eq(ok, 5, "%d creates went through, %d limited", ok, limited);
+	cr_expect_eq(limited, 7);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 5);
+	(void)redis;
+}
+
+Test(it_redis, replicas_share_who_owns_what)
+{
+	int port;
+	struct hx_proc *redis = hx_redis_start(&port);
+	struct hx_gw *a = hx_gw_start(policy(100), store(port, "fail_closed"));
+	struct hx_gw *b = hx_gw_start_peer(a, "replica", store(port, "fail_closed"));
+	struct hx_resp *r;
+	const char *id;
+
+	r = as(a, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"shared\"}");
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	id = str(hx_resp_json(r), "id");
+	cr_expect_eq(as(b, TEAM_KEY, "GET", hx_fmt("/v1/containers/%s", id), NULL)->status, 200);
+	cr_expect_eq(as(b, OTHER_KEY, "GET", hx_fmt("/v1/containers/%s", id), NULL)->status, 404);
+	cr_expect_eq(as(b, TEAM_KEY, "DELETE", hx_fmt("/v1/containers/%s", id), NULL)->status, 200);
+	cr_expect_eq(as(a, TEAM_KEY, "GET", hx_fmt("/v1/containers/%s", id), NULL)->status, 404);
+	(void)redis;
+}
+
+Test(it_redis, redis_gone_fails_closed_by_default)
+{
+	int port;
+	struct hx_proc *redis = hx_redis_start(&port);
+	struct hx_gw *gw = hx_gw_start(policy(100), store(port, "fail_closed"));
+	struct hx_resp *r;
+	json_t *rec;
+
+	cr_expect_eq(as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"before\"}")->status,
+	             200);
+	cr_expect_eq(hx_proc_stop(redis), 0);
+	r = as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"after\"}");
+	cr_expect_eq(r->status, 503, "%s", r->body);
+	cr_expect_str_eq(str(json_object_get(hx_resp_json(r), "error"), "code"),
+	                 "store_unavailable");
+	cr_expect_eq(json_array_size(hx_stub_requests()), 1, "nothing went up without the store");
+	rec = json_array_get(hx_audit_wait(gw, 2, 5000), 1);
+	cr_expect_str_eq(str(rec, "code"), "store_unavailable");
+	/* The organization's own requests do not need the store. */
+	r = hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0);
+	cr_expect_eq(r->status, 200, "%s", r->body);
+}
+
+Test(it_redis, redis_gone_fails_open_when_configured)
+{
+	int port;
+	struct hx_proc *redis = hx_redis_start(&port);
+	struct hx_gw *gw = hx_gw_start(policy(100), store(port, "fail_open"));
+	struct hx_resp *r;
+
+	cr_expect_eq(hx_proc_stop(redis), 0);
+	r = as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"open\"}");
+	cr_expect_eq(r->status, 200, "%s", r->body);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 1);
+}
+
+Test(it_redis, redis_back_again_is_used_again)
+{
+	int port;
+	struct hx_proc *redis = hx_redis_start(&port);
+	struct hx_gw *gw = hx_gw_start(policy(100), store(port, "fail_closed"));
+	const char *argv[] = {"/bin/sh", "-c",
+	                      hx_fmt("exec redis-server --port %d --bind 127.0.0.1 --save '' "
+	                             "--appendonly no",
+	                             port),
+	                      NULL};
+	int i, status = 0;
+
+	cr_expect_eq(hx_proc_stop(redis), 0);
+	cr_expect_eq(as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"x\"}")->status, 503);
+	redis = hx_proc_start("redis2", argv);
+	cr_assert_eq(hx_wait_port(port, 10000), 0);
+	/* It reconnects at most once a second. */
+	for (i = 0; i < 30 && status != 200; i++) {
+		usleep(100 * 1000);
+		status =
+		        (int)as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"y\"}")->status;
+	}
+	cr_expect_eq(status, 200);
+}

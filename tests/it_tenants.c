@@ -1,0 +1,447 @@
+/*
+ * it_tenants: one gateway for a whole organization. Tenants found by their
+ * keys' digests get their own (narrower) policies, limits and brokered
+ * secrets; gateway_keys mode keeps client keys away from the upstream; a
+ * tenant sees only its own containers; shadow mode audits instead of
+ * refusing; eval decides without the upstream.
+ */
+#include <criterion/criterion.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+TestSuite(it_tenants, .init = hx_init, .fini = hx_fini, .timeout = 60);
+
+#define DATA_KEY     "sk-data-team-KEY-7781"
+#define INTERN_KEY   "sk-intern-KEY-1290"
+#define OPS_KEY      "sk-ops-KEY-5501"
+#define BK_SECRET    "bk-SECRET-VALUE-93f0aa"
+#define UPSTREAM_KEY "sk-org-UPSTREAM-KEY-4410"
+
+static const char *
+str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* SHA-256 hex of a key, as `gateway hash-key` prints it. */
+static const char *
+digest(const char *key)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char hex[2 * SHA256_DIGEST_LENGTH + 1];
+	size_t i;
+
+	SHA256((const unsigned char *)key, strlen(key), md);
+	for (i = 0; i < sizeof(md); i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return hx_fmt("%s", hex);
+}
+
+static const char *
+org_policy(const char *extra_tenant_json)
+{
+	return hx_fmt(
+	        "{\"memory_limit\":{\"max\":\"16g\",\"default\":\"1g\"},"
+	        "\"network_policy\":{\"allowed_domains\":[\"api.buildkite.com\",\"pypi.org\"],"
+	        "\"allow_domain_secrets\":true},"
+	        "\"tenants\":{"
+	        "\"data-team\":{\"api_keys_sha256\":[\"%s\"],"
+	        "\"secrets\":[{\"domain\":\"api.buildkite.com\",\"name\":\"BUILDKITE_TOKEN\","
+	        "\"value_env\":\"GW_TEST_BK_TOKEN\"}],\"allow_client_secrets\":false},"
+	        "\"interns\":{\"api_keys_sha256\":[\"%s\"],\"policy\":{\"memory_limit\":{\"max\":"
+	        "\"1g\"},\"network_policy\":{\"allowed_domains\":[]}},"
+	        "\"rate_limit\":{\"creates_per_minute\":2}}%s}}",
+	        digest(DATA_KEY), digest(INTERN_KEY), extra_tenant_json ? extra_tenant_json : "");
+}
+
+static struct hx_resp *
+as(const struct hx_gw *gw, const char *key, const char *method, const char *path, const char *body)
+{
+	const char *h[3] = {"Content-Type: application/json", NULL, NULL};
+
+	if (key)
+		h[1] = hx_fmt("Authorization: Bearer %s", key);
+	return hx_http(method, hx_gw_url(gw, path), h, body, body ? strlen(body) : 0);
+}
+
+static void
+expect_code(struct hx_resp *r, long status, const char *code)
+{
+	cr_assert_eq(r->status, status, "want %ld: %ld %s", status, r->status, r->body);
+	cr_expect_str_eq(str(json_object_get(hx_resp_json(r), "error"), "code"), code, "%s",
+	                 r->body);
+}
+
+static void
+no_secret_anywhere(const struct hx_gw *gw, const char *secret)
+{
+	cr_expect(!hx_file_contains(gw->audit_path, secret), "in the audit log");
+	cr_expect(!hx_file_contains(gw->out_path, secret), "on stdout");
+	cr_expect(!hx_file_contains(gw->err_path, secret), "on stderr");
+}
+
+Test(it_tenants, two_tenants_get_their_own_policies)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	json_t *recs;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(NULL), NULL);
+	r = as(gw, DATA_KEY, "POST", "/v1/containers",
+	       "{\"name\":\"big\",\"memory_limit\":\"16g\"}");
+	cr_expect_eq(r->status, 200, "%s", r->body);
+	r = as(gw, INTERN_KEY, "POST", "/v1/containers",
+	       "{\"name\":\"big\",\"memory_limit\":\"16g\"}");
+	expect_code(r, 403, "memory_limit_exceeded");
+	cr_expect_not_null(strstr(r->body, "\\\"1g\\\""), "%s", r->body);
+	r = as(gw, INTERN_KEY, "POST", "/v1/containers",
+	       "{\"name\":\"net\",\"network_policy\":{\"type\":\"allowlist\","
+	       "\"allowed_domains\":[\"pypi.org\"]}}");
+	expect_code(r, 403, "domain_not_allowed");
+	/* A key no tenant lists gets the organization's policy. */
+	r = as(gw, "sk-someone-else", "POST", "/v1/containers",
+	       "{\"name\":\"org\",\"memory_limit\":\"16g\"}");
+	cr_expect_eq(r->status, 200, "%s", r->body);
+	recs = hx_audit_wait(gw, 4, 5000);
+	cr_expect_str_eq(str(json_array_get(recs, 0), "tenant"), "data-team");
+	cr_expect_str_eq(str(json_array_get(recs, 1), "tenant"), "interns");
+	cr_expect(json_is_null(json_object_get(json_array_get(recs, 3), "tenant")));
+	cr_expect_eq(json_array_size(hx_stub_requests()), 2);
+	/* Passthrough mode forwards each client's own key. */
+	cr_expect_str_eq(str(json_object_get(json_array_get(hx_stub_requests(), 0), "headers"),
+	                     "authorization"),
+	                 "Bearer " DATA_KEY);
+}
+
+Test(it_tenants, gateway_keys_mode_never_forwards_a_client_key)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	json_t *reqs, *rec;
+	size_t i;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	setenv("GW_TEST_UPSTREAM_KEY", UPSTREAM_KEY, 1);
+	gw = hx_gw_start(org_policy(NULL),
+	                 "{\"auth\":{\"mode\":\"gateway_keys\"},"
+	                 "\"upstream\":{\"api_key_env\":\"GW_TEST_UPSTREAM_KEY\"}}");
+	r = as(gw, DATA_KEY, "POST", "/v1/containers", "{\"name\":\"k\"}");
+	cr_expect_eq(r->status, 200, "%s", r->body);
+	r = as(gw, INTERN_KEY, "GET", "/v1/containers", NULL);
+	cr_expect_eq(r->status, 200, "%s", r->body);
+	r = as(gw, "sk-unknown-KEY", "POST", "/v1/containers", "{\"name\":\"k\"}");
+	expect_code(r, 401, "invalid_api_key");
+	r = as(gw, NULL, "GET", "/v1/containers", NULL);
+	expect_code(r, 401, "missing_api_key");
+
+	reqs = hx_stub_requests();
+	cr_assert_eq(json_array_size(reqs), 2, "refused requests never went up");
+	json_array_foreach(reqs, i, rec)
+	{
+		cr_expect_str_eq(str(json_object_get(rec, "headers"), "authorization"),
+		                 "Bearer " UPSTREAM_KEY);
+	}
+	cr_expect_eq(json_array_size(hx_audit_wait(gw, 4, 5000)), 4);
+	cr_expect_eq(hx_gw_stop(gw), 0);
+	no_secret_anywhere(gw, UPSTREAM_KEY);
+	no_secret_anywhere(gw, DATA_KEY);
+	no_secret_anywhere(gw, "sk-unknown-KEY");
+}
+
+Test(it_tenants, a_brokered_secret_reaches_the_upstream_and_nowhere_else)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	json_t *up, *secrets, *rec;
+	size_t len;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(NULL), NULL);
+	r = as(gw, DATA_KEY, "POST", "/v1/containers",
+	       "{\"name\":\"ci\",\"network_policy\":{\"type\":\"allowlist\","
+	       "\"allowed_domains\":[\"api.buildkite.com\"]}}");
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	cr_expect_null(strstr(r->body, BK_SECRET));
+	up = hx_json(hx_record_body(json_array_get(hx_stub_requests(), 0), &len));
+	secrets = json_object_get(json_object_get(up, "network_policy"), "domain_secrets");
+	cr_assert_eq(json_array_size(secrets), 1);
+	cr_expect_str_eq(str(json_array_get(secrets, 0), "name"), "BUILDKITE_TOKEN");
+	cr_expect_str_eq(str(json_array_get(secrets, 0), "value"), BK_SECRET);
+	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
+	cr_expect_str_eq(str(json_array_get(json_object_get(json_object_get(rec, "network_policy"),
+	                                                    "domain_secrets"),
+	                                    0),
+	                     "value"),
+	                 "[REDACTED]");
+
+	/* A domain the allowlist does not reach gets no secret. */
+	r = as(gw, DATA_KEY, "POST", "/v1/containers",
+	       "{\"name\":\"py\",\"network_policy\":{\"type\":\"allowlist\","
+	       "\"allowed_domains\":[\"pypi.org\"]}}");
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	up = hx_json(hx_record_body(json_array_get(hx_stub_requests(), 1), &len));
+	cr_expect_null(json_object_get(json_object_get(up, "network_policy"), "domain_secrets"));
+
+	/* This tenant's clients may not send secrets of their own. */
+	r = as(gw, DATA_KEY, "POST", "/v1/containers",
+	       "{\"name\":\"x\",\"network_policy\":{\"type\":\"allowlist\",\"allowed_domains\":"
+	       "[\"pypi.org\"],\"domain_secrets\":[{\"domain\":\"pypi.org\",\"name\":\"T\","
+	       "\"value\":\"client-SECRET-55\"}]}}");
+	expect_code(r, 403, "client_secrets_not_allowed");
+	cr_expect_eq(json_array_size(hx_stub_requests()), 2);
+	cr_expect_eq(json_array_size(hx_audit_wait(gw, 3, 5000)), 3);
+	cr_expect_eq(hx_gw_stop(gw), 0);
+	no_secret_anywhere(gw, BK_SECRET);
+	no_secret_anywhere(gw, "client-SECRET-55");
+}
+
+Test(it_tenants, another_tenants_container_does_not_exist)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	const char *mine, *theirs;
+	json_t *data;
+	size_t before;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(NULL), NULL);
+	r = as(gw, DATA_KEY, "POST", "/v1/containers", "{\"name\":\"data\"}");
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	theirs = str(hx_resp_json(r), "id");
+	r = as(gw, INTERN_KEY, "POST", "/v1/containers", "{\"name\":\"intern\"}");
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	mine = str(hx_resp_json(r), "id");
+
+	before = json_array_size(hx_stub_requests());
+	expect_code(as(gw, INTERN_KEY, "GET", hx_fmt("/v1/containers/%s", theirs), NULL), 404,
+	            "not_found");
+	expect_code(as(gw, INTERN_KEY, "DELETE", hx_fmt("/v1/containers/%s", theirs), NULL), 404,
+	            "not_found");
+	expect_code(as(gw, INTERN_KEY, "GET", hx_fmt("/v1/containers/%s/files", theirs), NULL), 404,
+	            "not_found");
+	cr_expect_eq(json_array_size(hx_stub_requests()), before, "nothing went up");
+	cr_expect_eq(as(gw, INTERN_KEY, "GET", hx_fmt("/v1/containers/%s", mine), NULL)->status,
+	             200);
+
+	/* Lists show each tenant its own; the organization sees all. */
+	r = as(gw, INTERN_KEY, "GET", "/v1/containers?limit=10", NULL);
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	data = json_object_get(hx_resp_json(r), "data");
+	cr_expect_eq(json_array_size(data), 1, "%s", r->body);
+	cr_expect_str_eq(str(json_array_get(data, 0), "id"), mine);
+	cr_expect_str_eq(str(hx_resp_json(r), "first_id"), mine);
+	r = as(gw, DATA_KEY, "GET", "/v1/containers", NULL);
+	data = json_object_get(hx_resp_json(r), "data");
+	cr_expect_eq(json_array_size(data), 1, "%s", r->body);
+	cr_expect_str_eq(str(json_array_get(data, 0), "id"), theirs);
+	r = as(gw, NULL, "GET", "/v1/containers", NULL);
+	cr_expect_eq(json_array_size(json_object_get(hx_resp_json(r), "data")), 2, "%s", r->body);
+
+	/* Once deleted, it is gone for its owner too. */
+	cr_expect_eq(as(gw, DATA_KEY, "DELETE", hx_fmt("/v1/containers/%s", theirs), NULL)->status,
+	             200);
+	expect_code(as(gw, DATA_KEY, "GET", hx_fmt("/v1/containers/%s", theirs), NULL), 404,
+	            "not_found");
+}
+
+Test(it_tenants, a_list_pages_through_the_upstream_to_fill_the_limit)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	json_t *data;
+	int i;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(NULL), NULL);
+	/* 150 containers of others, 5 of the data team's scattered among them. */
+	for (i = 0; i < 155; i++) {
+		const char *key = i % 31 == 0 ? DATA_KEY : NULL;
+
+		r = as(gw, key, "POST", "/v1/containers", hx_fmt("{\"name\":\"c%d\"}", i));
+		cr_assert_eq(r->status, 200, "%d: %s", i, r->body);
+	}
+	r = as(gw, DATA_KEY, "GET", "/v1/containers?limit=3&order=asc", NULL);
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	data = json_object_get(hx_resp_json(r), "data");
+	cr_expect_eq(json_array_size(data), 3, "%s", r->body);
+	cr_expect(json_is_true(json_object_get(hx_resp_json(r), "has_more")), "%s", r->body);
+	for (i = 0; i < 3; i++)
+		cr_expect_str_eq(str(json_array_get(data, (size_t)i), "name"),
+		                 hx_fmt("c%d", i * 31));
+	/* The next page, from where that one ended. */
+	r = as(gw, DATA_KEY, "GET",
+	       hx_fmt("/v1/containers?limit=3&order=asc&after=%s", str(hx_resp_json(r), "last_id")),
+	       NULL);
+	data = json_object_get(hx_resp_json(r), "data");
+	cr_expect_eq(json_array_size(data), 2, "%s", r->body);
+	cr_expect(json_is_false(json_object_get(hx_resp_json(r), "has_more")), "%s", r->body);
+}
+
+Test(it_tenants, limits_answer_429_with_retry_after)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	const char *first;
+	json_t *rec;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	                                   "\"rate_limit\":{\"max_live_containers\":1}}",
+	                                   digest(OPS_KEY))),
+	                 NULL);
+	cr_expect_eq(as(gw, INTERN_KEY, "POST", "/v1/containers", "{\"name\":\"1\"}")->status, 200);
+	cr_expect_eq(as(gw, INTERN_KEY, "POST", "/v1/containers", "{\"name\":\"2\"}")->status, 200);
+	r = as(gw, INTERN_KEY, "POST", "/v1/containers", "{\"name\":\"3\"}");
+	expect_code(r, 429, "rate_limit_exceeded");
+	cr_expect_not_null(hx_resp_header(r, "Retry-After"));
+	cr_expect_gt(atoi(hx_resp_header(r, "Retry-After")), 0);
+	cr_expect_leq(atoi(hx_resp_header(r, "Retry-After")), 60);
+	/* Other calls are not creates. */
+	cr_expect_eq(as(gw, INTERN_KEY, "GET", "/v1/containers", NULL)->status, 200);
+
+	r = as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"only\"}");
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	first = str(hx_resp_json(r), "id");
+	expect_code(as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"second\"}"), 429,
+	            "rate_limit_exceeded");
+	cr_expect_eq(as(gw, OPS_KEY, "DELETE", hx_fmt("/v1/containers/%s", first), NULL)->status,
+	             200);
+	cr_expect_eq(as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"again\"}")->status,
+	             200);
+	rec = json_array_get(hx_audit_wait(gw, 3, 5000), 2);
+	cr_expect_str_eq(str(rec, "code"), "rate_limit_exceeded");
+	cr_expect_eq(json_integer_value(json_object_get(rec, "status")), 429);
+}
+
+Test(it_tenants, requests_per_second_is_enforced)
+{
+	struct hx_gw *gw;
+	int i, refused = 0;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	                                   "\"rate_limit\":{\"requests_per_second\":3}}",
+	                                   digest(OPS_KEY))),
+	                 NULL);
+	for (i = 0; i < 10; i++)
+		refused += as(gw, OPS_KEY, "GET", "/v1/containers", NULL)->status == 429;
+	/* Ten back to back fit in one or two one-second windows: at most 6 pass. */
+	cr_expect_geq(refused, 4, "%d refused", refused);
+}
+
+Test(it_tenants, shadow_mode_forwards_and_audits_what_it_would_deny)
+{
+	struct hx_gw *gw =
+	        hx_gw_start("{\"memory_limit\":{\"max\":\"1g\",\"mode\":\"shadow\"},"
+	                    "\"routes\":{\"mode\":\"shadow\",\"containers.delete\":\"deny\"}}",
+	                    NULL);
+	struct hx_resp *r;
+	json_t *recs;
+	size_t len;
+
+	const char *body = "{\"name\":\"s\",\"memory_limit\":\"16g\"}";
+
+	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), NULL, body, strlen(body));
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	cr_expect_str_eq(str(hx_json(hx_record_body(json_array_get(hx_stub_requests(), 0), &len)),
+	                     "memory_limit"),
+	                 "16g", "forwarded as asked");
+	r = hx_http("DELETE",
+	            hx_gw_url(gw, hx_fmt("/v1/containers/%s", str(hx_resp_json(r), "id"))), NULL,
+	            NULL, 0);
+	cr_expect_eq(r->status, 200, "%s", r->body);
+	recs = hx_audit_wait(gw, 2, 5000);
+	cr_expect_str_eq(str(json_array_get(recs, 0), "decision"), "shadow_deny");
+	cr_expect_str_eq(str(json_array_get(recs, 0), "code"), "memory_limit_exceeded");
+	cr_expect_str_eq(str(json_array_get(recs, 1), "decision"), "shadow_deny");
+	cr_expect_str_eq(str(json_array_get(recs, 1), "code"), "route_denied");
+}
+
+/* Runs `gateway eval` on a body; returns its stdout parsed. */
+static json_t *
+eval(const struct hx_gw *gw, const char *tenant, const char *body)
+{
+	char bin[4096];
+	const char *argv[4];
+	struct hx_proc *p;
+
+	cr_assert_not_null(realpath(hx_gw_bin(), bin));
+	hx_write_file(hx_path("body.json"), body);
+	argv[0] = "/bin/sh";
+	argv[1] = "-c";
+	argv[2] = hx_fmt("%s eval --config %s %s%s < %s", bin, gw->config_path,
+	                 tenant ? "--tenant " : "", tenant ? tenant : "", hx_path("body.json"));
+	argv[3] = NULL;
+	static int n;
+
+	p = hx_proc_start(hx_fmt("eval%d", n++), argv);
+	cr_assert_eq(hx_proc_wait(p, 10000), 0, "%s", hx_read_file(p->err_path, NULL));
+	return hx_json(hx_read_file(p->out_path, NULL));
+}
+
+Test(it_tenants, eval_decides_without_the_upstream)
+{
+	struct hx_gw *gw;
+	json_t *out, *np;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_prepare(org_policy(NULL), NULL);
+	out = eval(gw, "interns", "{\"name\":\"e\",\"memory_limit\":\"4g\"}");
+	cr_expect_str_eq(str(out, "decision"), "deny");
+	cr_expect_str_eq(str(json_array_get(json_object_get(out, "rules"), 0), "code"),
+	                 "memory_limit_exceeded");
+	out = eval(gw, "data-team",
+	           "{\"name\":\"e\",\"network_policy\":{\"type\":\"allowlist\","
+	           "\"allowed_domains\":[\"API.buildkite.com\"]}}");
+	cr_expect_str_eq(str(out, "decision"), "allow");
+	np = json_object_get(json_object_get(out, "forwarded"), "network_policy");
+	cr_expect_str_eq(
+	        json_string_value(json_array_get(json_object_get(np, "allowed_domains"), 0)),
+	        "api.buildkite.com");
+	cr_expect_str_eq(str(json_array_get(json_object_get(np, "domain_secrets"), 0), "value"),
+	                 "[REDACTED]");
+	out = eval(gw, NULL, "{\"name\":1}");
+	cr_expect_str_eq(str(out, "decision"), "invalid");
+	cr_expect(!hx_file_contains(hx_path("eval1.stdout"), BK_SECRET));
+	cr_expect_eq(json_array_size(hx_stub_requests()), 0);
+}
+
+Test(it_tenants, check_refuses_a_tenant_wider_than_the_organization)
+{
+	struct hx_gw *gw;
+	const char *argv[4];
+	struct hx_proc *p;
+	const char *err;
+
+	gw = hx_gw_prepare(
+	        "{\"memory_limit\":{\"max\":\"4g\"},\"network_policy\":{"
+	        "\"allowed_domains\":[\"pypi.org\"]},\"tenants\":{\"greedy\":{"
+	        "\"api_keys_sha256\":[\"not-a-digest\"],\"policy\":{\"memory_limit\":{"
+	        "\"max\":\"64g\"},\"network_policy\":{\"allowed_domains\":[\"evil.com\"]},"
+	        "\"on_upstream_violation\":\"log\"},\"secrets\":[{\"domain\":\"x.com\","
+	        "\"name\":\"T\",\"value_env\":\"GW_TEST_UNSET_VAR\"}]}}}",
+	        NULL);
+	argv[0] = hx_gw_bin();
+	argv[1] = "--config";
+	argv[2] = gw->config_path;
+	argv[3] = "--check";
+	{
+		const char *full[] = {argv[0], argv[1], argv[2], argv[3], NULL};
+
+		unsetenv("GW_TEST_UNSET_VAR");
+		p = hx_proc_start("check", full);
+	}
+	cr_expect_eq(hx_proc_wait(p, 10000), 1);
+	err = hx_read_file(p->err_path, NULL);
+	cr_expect_not_null(strstr(err, "tenants.greedy.policy.memory_limit.max"), "%s", err);
+	cr_expect_not_null(strstr(err, "tenants.greedy.policy.network_policy.allowed_domains"),
+	                   "%s", err);
+	cr_expect_not_null(strstr(err, "tenants.greedy.policy.on_upstream_violation"), "%s", err);
+	cr_expect_not_null(strstr(err, "tenants.greedy.api_keys_sha256[0]"), "%s", err);
+	cr_expect_not_null(strstr(err, "GW_TEST_UNSET_VAR is not set"), "%s", err);
+}
