@@ -95,11 +95,23 @@ format:
 format-check:
 	clang-format --dry-run -Werror gateway/*.[ch] tests/*.[ch] tests/stub/*.c
 
+# The binary, the default config (deploy/gateway.json) and the policies
+# under PREFIX, plus a systemd unit and the README; what the Dockerfile runs
+# with PREFIX=/opt/gateway. A config or policy already installed is kept.
 install: $(BUILD)/gateway
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/gateway/policies
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/gateway/policies/examples \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/doc/gateway
 	install -m 0755 $(BUILD)/gateway $(DESTDIR)$(PREFIX)/bin/gateway
-	install -m 0644 gateway.example.json $(DESTDIR)$(PREFIX)/etc/gateway/gateway.json
-	install -m 0644 policies/*.json $(DESTDIR)$(PREFIX)/etc/gateway/policies/
+	test -e $(DESTDIR)$(PREFIX)/etc/gateway/gateway.json || \
+		install -m 0644 deploy/gateway.json $(DESTDIR)$(PREFIX)/etc/gateway/gateway.json
+	for f in policies/*.json policies/examples/*.json; do \
+		test -e $(DESTDIR)$(PREFIX)/etc/gateway/$$f || \
+			install -m 0644 $$f $(DESTDIR)$(PREFIX)/etc/gateway/$$f || exit 1; \
+	done
+	sed 's|@PREFIX@|$(PREFIX)|g' deploy/systemd/gateway.service \
+		>$(DESTDIR)$(PREFIX)/lib/systemd/system/gateway.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/gateway.service
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/gateway/README.md
 
 # A development CA, server and client certificate in certs/ (keys git-ignored).
 certs:

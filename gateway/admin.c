@@ -123,8 +123,9 @@ serve(struct admin_conn *c, const struct httpmsg_head *h)
 			evbuffer_drain(body, evbuffer_get_length(body));
 			evbuffer_add_printf(body, "out of memory\n");
 		}
-		answer(c, status, status == 200 ? "text/plain; version=0.0.4; charset=utf-8"
-		                                : "text/plain; charset=utf-8",
+		answer(c, status,
+		       status == 200 ? "text/plain; version=0.0.4; charset=utf-8"
+		                     : "text/plain; charset=utf-8",
 		       body, head_only);
 		evbuffer_free(body);
 		return;

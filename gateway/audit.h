@@ -1,21 +1,62 @@
 /*
- * audit: one JSON line per request, whatever became of it.
+ * audit: the record of every request, chained so it can be trusted.
  *
- * The record of a request is written before its reply is sent, with a
- * single write(2) on a file opened for appending, so concurrent writers
- * never interleave within a line.
+ * One JSON line per request ("type":"request"), whatever became of it,
+ * queued before its reply is sent; for a request forwarded upstream, an
+ * "intent" line first, durable per audit.fsync before anything is sent.
+ * Every line carries "seq", "prev" and "mac" (see chain.h); "segment"
+ * lines mark a start, a rotation or a line torn by a crash, and signed
+ * "checkpoint" lines come every audit.checkpoint_every records and at
+ * rotation and shutdown.
+ *
+ * With an event loop, lines are written by a writer thread from a bounded
+ * queue, so a slow disk never stalls requests; each line goes out in one
+ * write(2), and a short write is cut back so no line is ever half-written.
+ * When the log cannot be written, fail_closed makes audit_available say no
+ * (the gateway then answers 503) and keeps the lines to retry; fail_open
+ * drops and counts them.
  */
 #ifndef GW_AUDIT_H
 #define GW_AUDIT_H
 
 #include <jansson.h>
+#include <stddef.h>
 
 #include "err.h"
 
 struct audit;
+struct config;
+struct event_base;
 
-/* Opens path for appending ("-" for standard output). */
+enum audit_fsync { AUDIT_FSYNC_ALWAYS, AUDIT_FSYNC_INTERVAL, AUDIT_FSYNC_NEVER };
+
+struct audit_settings {
+	const char *path;         /* "-": standard output */
+	const unsigned char *key; /* HMAC key; NULL: a plain SHA-256 chain */
+	size_t keylen;
+	const char *signing_key_file; /* Ed25519 PEM; NULL: unsigned checkpoints */
+	long long checkpoint_every;
+	enum audit_fsync fsync;
+	long long fsync_interval_ms;
+	int fail_open;
+	long long max_bytes; /* rotate past this size; 0: never */
+};
+
+/* The settings the config names. */
+void audit_settings_from(const struct config *cfg, struct audit_settings *s);
+
+/*
+ * Opens the log and continues its chain from the last line already there
+ * (a torn last line is ended and declared). With base, a writer thread
+ * writes; without, lines are written at once (tools and tests).
+ */
+struct audit *audit_open_with(struct event_base *base, const struct audit_settings *s,
+                              struct err *e);
+
+/* audit_open_with(NULL, ...) with default settings, for path. */
 struct audit *audit_open(const char *path, struct err *e);
+
+/* Writes a final checkpoint, flushes and closes. */
 void audit_free(struct audit *a);
 
 /* One request's record. Strings and JSON values are borrowed; NULL or 0
@@ -28,7 +69,7 @@ struct audit_event {
 	const char *method;
 	const char *path;
 	const char *operation; /* the spec's operationId, NULL for unknown routes */
-	const char *decision;  /* "allow", "deny" or "error" */
+	const char *decision;  /* "allow", "deny", "shadow_deny" or "error" */
 	const char *code;      /* the rule that fired or the error, NULL when allowed */
 	const char *param;
 	const char *message;
@@ -47,11 +88,35 @@ struct audit_event {
 	unsigned long long bytes_out; /* answer body bytes sent */
 };
 
-/* Writes ev as one line. Returns 0, or -1 when the line could not be
- * written whole (the failure is logged and counted). */
+/* Queues ev's record. Returns 0, or -1 when it could not be queued (the
+ * loss is logged and counted). */
 int audit_write(struct audit *a, const struct audit_event *ev);
+
+/*
+ * Queues the intent line of a request about to be forwarded and calls
+ * durable(arg, ok) from the event loop once it is as safe as audit.fsync
+ * asks (on disk for "always"; written or queued otherwise). ok is 0 when
+ * it could not be written. Returns -1 (and never calls durable) when it
+ * could not even be queued.
+ */
+int audit_intent(struct audit *a, const struct audit_event *ev, void (*durable)(void *arg, int ok),
+                 void *arg);
+
+/* Forgets durable callbacks for arg (its request is gone). */
+void audit_forget(struct audit *a, void *arg);
+
+/* Whether new requests may be taken: false while records cannot be written
+ * and audit.on_failure is fail_closed. */
+int audit_available(const struct audit *a);
 
 /* Records lost to write errors since start. */
 unsigned long audit_failures(const struct audit *a);
+
+/* SIGUSR1: checkpoint the current file, open the path afresh (logrotate
+ * has moved the old one), and go on with the chain. Returns 0 or -1. */
+int audit_reopen(struct audit *a, struct err *e);
+
+/* The HMAC key, for secret fingerprints (NULL when none). */
+const unsigned char *audit_key(const struct audit *a, size_t *len);
 
 #endif

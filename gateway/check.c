@@ -91,6 +91,10 @@ check_create_response(const json_t *forwarded, const char *body, size_t len, jso
 
 	err_clear(&inner);
 	got = jsondoc_parse(body, len, &inner);
+	if (got == NULL && inner.status == 503) {
+		*e = inner; /* the gateway's trouble, not the upstream's */
+		return NULL;
+	}
 	if (got == NULL) {
 		err_set(e, 502, ERR_UPSTREAM, "bad_upstream_response", NULL,
 		        "the upstream answered the create call with something other than a JSON "

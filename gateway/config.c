@@ -22,6 +22,7 @@ static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 static const char *const auth_modes[] = {"passthrough", "gateway_keys", NULL};
 static const char *const store_types[] = {"memory", "redis", NULL};
 static const char *const store_failure_modes[] = {"fail_closed", "fail_open", NULL};
+static const char *const fsync_modes[] = {"always", "interval", "never", NULL};
 
 static const struct confkey config_keys[] = {
         {"listen", CT_STRING, K(listen), "127.0.0.1:8080"},
@@ -35,6 +36,17 @@ static const struct confkey config_keys[] = {
         {"upstream.ca_file", CT_STRING, K(upstream_ca_file), NULL},
         {"upstream.insecure_skip_verify", CT_BOOL, K(upstream_insecure_skip_verify), .def_int = 0},
         {"audit.path", CT_STRING, K(audit_path), "-"},
+        {"audit.hmac_key_env", CT_STRING, K(audit_hmac_key_env), NULL},
+        {"audit.hmac_key_file", CT_STRING, K(audit_hmac_key_file), NULL},
+        {"audit.signing_key_file", CT_STRING, K(audit_signing_key_file), NULL},
+        {"audit.checkpoint_every", CT_INT, K(audit_checkpoint_every), .def_int = 1000, .min = 1,
+         .max = 100000000},
+        {"audit.fsync", CT_ENUM, K(audit_fsync), "interval", .enumv = fsync_modes},
+        {"audit.fsync_interval_ms", CT_INT, K(audit_fsync_interval_ms), .def_int = 1000, .min = 1,
+         .max = 3600000},
+        {"audit.on_failure", CT_ENUM, K(audit_on_failure), "fail_closed",
+         .enumv = store_failure_modes},
+        {"audit.max_bytes", CT_INT, K(audit_max_bytes), .def_int = 0, .min = 0, .max = 1LL << 50},
         {"policy_file", CT_STRING, K(policy_file), "policies/default.json"},
         {"log.level", CT_ENUM, K(log_level), "info", .enumv = log_levels},
         {"limits.max_body_bytes", CT_INT, K(max_body_bytes), .def_int = DEFAULT_MAX_BODY,
@@ -160,21 +172,22 @@ check_base_url(struct config *c, struct errlist *errs)
 		u[--n] = '\0';
 }
 
-/* The organization's upstream key, which the gateway sends instead of its
- * clients' keys in gateway_keys mode; held in memory that is wiped. */
-static void
-load_api_key(struct config *c, struct errlist *errs)
+/* A key named by an environment variable or held in a file (its first
+ * line), copied into memory that is wiped when freed: the organization's
+ * upstream key (gateway_keys mode) and the audit log's HMAC key. */
+static char *
+load_key(const struct config *c, const char *env, const char *file, const char *at, size_t *len,
+         struct errlist *errs)
 {
-	const char *v = NULL,
-	           *at = c->upstream_api_key_env ? "upstream.api_key_env" : "upstream.api_key_file";
-	char buf[1024];
+	const char *v = NULL;
+	char buf[1024], *key = NULL;
 	size_t n = 0;
 	FILE *f;
 
-	if (c->upstream_api_key_env) {
-		v = getenv(c->upstream_api_key_env);
+	if (env) {
+		v = getenv(env);
 		n = v ? strlen(v) : 0;
-	} else if ((f = fopen(c->upstream_api_key_file, "r")) != NULL) {
+	} else if ((f = fopen(file, "r")) != NULL) {
 		n = fread(buf, 1, sizeof(buf) - 1, f);
 		fclose(f);
 		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
@@ -182,16 +195,17 @@ load_api_key(struct config *c, struct errlist *errs)
 		buf[n] = '\0';
 		v = buf;
 	}
-	if (v == NULL || n == 0 || n >= sizeof(buf) - 1 || strpbrk(v, "\r\n") != NULL) {
+	if (v == NULL || n == 0 || n >= sizeof(buf) - 1 || strpbrk(v, "\r\n") != NULL)
 		errlist_add(errs, c->file, at,
 		            "no usable key: %s is unset, empty, unreadable or has line breaks",
-		            c->upstream_api_key_env ? c->upstream_api_key_env
-		                                    : c->upstream_api_key_file);
-	} else if ((c->upstream_api_key = secmem_alloc(n + 1)) != NULL) {
-		memcpy(c->upstream_api_key, v, n);
-		c->upstream_api_key[n] = '\0';
+		            env ? env : file);
+	else if ((key = secmem_alloc(n + 1)) != NULL) {
+		memcpy(key, v, n);
+		key[n] = '\0';
+		*len = n;
 	}
 	secmem_wipe(buf, sizeof(buf));
+	return key;
 }
 
 struct config *
@@ -245,12 +259,24 @@ config_load(const char *path, struct errlist *errs)
 	    resolve(&c->upstream_ca_file, dir) < 0 || resolve(&c->upstream_api_key_file, dir) < 0 ||
 	    resolve(&c->tls_cert, dir) < 0 || resolve(&c->tls_key, dir) < 0 ||
 	    resolve(&c->tls_client_ca, dir) < 0 || resolve(&c->log_path, dir) < 0 ||
-	    resolve(&c->pid_file, dir) < 0 ||
+	    resolve(&c->pid_file, dir) < 0 || resolve(&c->audit_hmac_key_file, dir) < 0 ||
+	    resolve(&c->audit_signing_key_file, dir) < 0 ||
 	    (c->upstream_pinned_pubkey && strncmp(c->upstream_pinned_pubkey, "sha256//", 8) != 0 &&
 	     resolve(&c->upstream_pinned_pubkey, dir) < 0))
 		errlist_add(errs, path, NULL, "out of memory");
 	if (c->upstream_api_key_env || c->upstream_api_key_file)
-		load_api_key(c, errs);
+		c->upstream_api_key = load_key(c, c->upstream_api_key_env, c->upstream_api_key_file,
+		                               c->upstream_api_key_env ? "upstream.api_key_env"
+		                                                       : "upstream.api_key_file",
+		                               &c->upstream_api_key_len, errs);
+	if (c->audit_hmac_key_env && c->audit_hmac_key_file)
+		errlist_add(errs, path, "audit",
+		            "give audit.hmac_key_env or audit.hmac_key_file, not both");
+	else if (c->audit_hmac_key_env || c->audit_hmac_key_file)
+		c->audit_key = load_key(c, c->audit_hmac_key_env, c->audit_hmac_key_file,
+		                        c->audit_hmac_key_env ? "audit.hmac_key_env"
+		                                              : "audit.hmac_key_file",
+		                        &c->audit_key_len, errs);
 	if (errs->n + errs->dropped > before)
 		goto fail;
 	free(dir);
@@ -270,6 +296,7 @@ config_free(struct config *c)
 		return;
 	conftable_release(config_keys, c);
 	secmem_free(c->upstream_api_key);
+	secmem_free(c->audit_key);
 	free(c->listen_host);
 	free(c->file);
 	free(c);

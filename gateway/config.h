@@ -25,6 +25,16 @@ struct config {
 	int upstream_insecure_skip_verify;
 
 	char *audit_path;
+	char *audit_hmac_key_env;
+	char *audit_hmac_key_file;
+	char *audit_key; /* loaded from one of those; wiped when freed */
+	size_t audit_key_len;
+	char *audit_signing_key_file;
+	long long audit_checkpoint_every;
+	char *audit_fsync; /* "always", "interval" or "never" */
+	long long audit_fsync_interval_ms;
+	char *audit_on_failure; /* "fail_closed" or "fail_open" */
+	long long audit_max_bytes;
 	char *policy_file;
 	char *log_level;
 
@@ -56,6 +66,7 @@ struct config {
 	char *upstream_api_key_env;
 	char *upstream_api_key_file;
 	char *upstream_api_key; /* loaded from one of those; wiped when freed */
+	size_t upstream_api_key_len;
 
 	char *store_type; /* "memory" or "redis" */
 	char *store_url;

@@ -68,10 +68,10 @@ struct conn {
 	int keep_alive;
 	int closing; /* close once the answer is written */
 	int head_started;
-	int chunked_out; /* the streamed answer is sent chunked */
-	int tls;         /* the bufferevent is a TLS one */
-	int handshaken;  /* its handshake is complete */
-	int over_limit;  /* accepted beyond limits.max_connections: answered 503 */
+	int chunked_out;       /* the streamed answer is sent chunked */
+	int tls;               /* the bufferevent is a TLS one */
+	int handshaken;        /* its handshake is complete */
+	int over_limit;        /* accepted beyond limits.max_connections: answered 503 */
 	struct tls_peer *peer; /* the verified client certificate, or NULL */
 	uint64_t stream_mark;  /* body_seen when the body timer was last armed */
 };
@@ -606,12 +606,14 @@ handshake_done(struct conn *c)
 		for (i = 0; i < n && o < sizeof(names); i++)
 			o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", i ? ", " : "",
 			                      sans[i]);
-		log_msg(LOG_DEBUG, NULL, "client %s: TLS %s, verified certificate %s (%s)", c->client,
-		        SSL_get_version(ssl), tls_peer_subject(c->peer), n ? names : "no names");
+		log_msg(LOG_DEBUG, NULL, "client %s: TLS %s, verified certificate %s (%s)",
+		        c->client, SSL_get_version(ssl), tls_peer_subject(c->peer),
+		        n ? names : "no names");
 	}
 	/* The head has its own timer from its first byte; until then, the
 	 * connection is idle. */
-	arm(c, c->limits->idle_timeout_ms);
+	if (!c->head_started)
+		arm(c, c->limits->idle_timeout_ms);
 }
 
 static void

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "audit.h"
 #include "check.h"
 #include "config.h"
 #include "keys.h"
@@ -16,6 +17,7 @@
 #include "server.h"
 #include "tenancy.h"
 #include "tenant.h"
+#include "tls.h"
 
 #define MAX_SEGMENTS 8
 
@@ -232,6 +234,7 @@ upstream_path(struct request *r, const char *query)
 
 /*
  * Who is asking: the tenant whose key digest matches the bearer key, or
+ * whose client_cert_subjects name the verified client certificate, or
  * none (the organization's policy applies). In gateway_keys mode a key is
  * required and must be a tenant's; the upstream then gets the
  * organization's own key instead (see proxy.c).
@@ -239,8 +242,8 @@ upstream_path(struct request *r, const char *query)
 static int
 authenticate(struct request *r)
 {
-	const struct policy *org = server_policy(r->srv);
-	int gateway_keys = strcmp(server_config(r->srv)->auth_mode, "gateway_keys") == 0;
+	const struct policy *org = server_snapshot_policy(r->snap);
+	int gateway_keys = strcmp(server_snapshot_config(r->snap)->auth_mode, "gateway_keys") == 0;
 	char hex[KEYS_HEX_LEN + 1];
 	const char *h;
 	size_t len;
@@ -250,6 +253,15 @@ authenticate(struct request *r)
 	if (h && len > 7 && strncasecmp(h, "Bearer ", 7) == 0) {
 		keys_hash_hex(h + 7, len - 7, hex);
 		r->tenant = tenants_by_key_digest(policy_tenants(org), hex);
+	}
+	/* A service may authenticate by its verified client certificate. */
+	if (r->tenant == NULL && r->client_cert) {
+		const char *const *sans;
+		size_t nsans;
+
+		sans = tls_peer_sans(r->client_cert, &nsans);
+		r->tenant = tenants_by_cert(policy_tenants(org), tls_peer_subject(r->client_cert),
+		                            sans, nsans);
 	}
 	if (gateway_keys && r->tenant == NULL) {
 		reply_error(r, 401, ERR_INVALID, NULL, h ? "invalid_api_key" : "missing_api_key",
@@ -292,6 +304,13 @@ front_route(struct request *r)
 	size_t o = 0;
 	struct err e;
 
+	/* fail_closed: what cannot be recorded is not done. */
+	if (!audit_available(server_audit(r->srv))) {
+		reply_error(r, 503, ERR_INTERNAL, NULL, "audit_unavailable",
+		            "the gateway cannot write its audit log, so it takes no requests; try "
+		            "again shortly");
+		return -1;
+	}
 	if (split(r->path, &seg, &why) < 0) {
 		snprintf(msg, sizeof(msg), "%s; send the path exactly as documented", why);
 		reply_error(r, 400, ERR_INVALID, NULL, "invalid_path", msg);
@@ -309,7 +328,7 @@ front_route(struct request *r)
 		o += (size_t)snprintf(allowed + o, sizeof(allowed) - o, "%s%s", o ? ", " : "",
 		                      rt->method);
 	}
-	if (path_match == NULL && server_config(r->srv)->passthrough_unknown &&
+	if (path_match == NULL && server_snapshot_config(r->snap)->passthrough_unknown &&
 	    strncmp(r->path, "/v1/", 4) == 0) {
 		r->route = &passthrough;
 		if (snprintf(r->upstream_path, sizeof(r->upstream_path), "%s%s%s", r->path + 3,

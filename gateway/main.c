@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auditverify.h"
 #include "err.h"
 #include "eval.h"
 #include "keys.h"
@@ -18,6 +19,7 @@
 static const char usage[] = "usage: gateway --config FILE [--check]\n"
                             "       gateway hash-key < keyfile\n"
                             "       gateway eval --config FILE [--tenant NAME] < body.json\n"
+                            "       gateway audit-verify --config FILE AUDITFILE...\n"
                             "       gateway --version | --help\n";
 
 static const char help[] =
@@ -51,6 +53,7 @@ static const struct subcommand {
 } subcommands[] = {
         {"hash-key", keys_main},
         {"eval", eval_main},
+        {"audit-verify", auditverify_main},
         {NULL, NULL},
 };
 
@@ -134,6 +137,9 @@ serve_main(int argc, char **argv)
 		return rc == 0 ? 0 : 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* A file size limit makes a write fail (and the audit log say so)
+	 * rather than kill the process. */
+	signal(SIGXFSZ, SIG_IGN);
 	s = server_new(config, &errs);
 	if (s == NULL) {
 		print_errors(&errs);

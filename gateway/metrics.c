@@ -15,8 +15,7 @@
 #define LABEL_MAX      64
 
 /* Upper bounds of the latency buckets, in seconds. */
-static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                 1,     2.5,  5,     10,   30,  60};
+static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 #define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
 struct request_series {
@@ -255,14 +254,17 @@ metrics_render(const struct metrics *m, const struct metrics_state *st, struct e
 			continue;
 		if (i == REQUEST_SERIES && s->n == 0)
 			continue;
-		out_printf(&o, "gateway_requests_total{route=\"%s\",decision=\"%s\",status=\"%d\"} %llu\n",
-		           escape(a, sizeof(a), s->route), escape(b, sizeof(b), s->decision),
-		           s->status, s->n);
+		out_printf(
+		        &o,
+		        "gateway_requests_total{route=\"%s\",decision=\"%s\",status=\"%d\"} %llu\n",
+		        escape(a, sizeof(a), s->route), escape(b, sizeof(b), s->decision),
+		        s->status, s->n);
 	}
 	head(&o, "gateway_policy_denials_total", "counter",
 	     "Requests the policy refused (403 and 429), by the rule that fired.");
 	for (i = 0; i <= DENIAL_SERIES; i++) {
-		if ((i >= m->ndeny && i < DENIAL_SERIES) || (i == DENIAL_SERIES && m->deny[i].n == 0))
+		if ((i >= m->ndeny && i < DENIAL_SERIES) ||
+		    (i == DENIAL_SERIES && m->deny[i].n == 0))
 			continue;
 		out_printf(&o, "gateway_policy_denials_total{rule=\"%s\"} %llu\n",
 		           escape(a, sizeof(a), m->deny[i].rule), m->deny[i].n);

@@ -5,10 +5,10 @@
  * The body is read one byte at a time by a state machine, so where the
  * caller's reads happen to split it makes no difference to the answer: every
  * decision depends only on the bytes so far. Part header lines are collected
- * in one fixed buffer and checked when their CRLF arrives; part data is
+ * in one fixed buffer and checked once the next line starts; part data is
  * scanned without being kept. Memory is the struct (the delimiter and one
- * MP_HEADER_MAX buffer), plus, once per allowed part that is actually sent,
- * a copy of its filename.
+ * MP_HEADER_MAX buffer) and a copy of the allowed names, plus, once per
+ * allowed part that is actually sent, a copy of its filename.
  *
  * Finding delimiters needs no search table: a delimiter is CRLF "--"
  * boundary, and the boundary can hold neither CR nor LF, so a delimiter can
@@ -906,13 +906,14 @@ step(struct multipart *m, unsigned char c, struct err *e)
 }
 
 /* How many bytes at p the data scan can pass over without looking: those
- * before the next CR or LF while no line start is being matched. */
+ * before the next CR or LF while no line start is being matched (a pending
+ * CR always has line_match 0). */
 static size_t
 data_skip(const struct multipart *m, const unsigned char *p, size_t n)
 {
 	size_t i = 0;
 
-	if (m->line_match >= 0 || m->cr)
+	if (m->line_match >= 0)
 		return 0;
 	while (i < n && p[i] != '\r' && p[i] != '\n')
 		i++;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "audit.h"
 #include "check.h"
 #include "config.h"
 #include "conn.h"
@@ -52,8 +53,8 @@ add_header(struct header_lines *h, const char *name, const char *value)
 static void
 upstream_headers(const struct request *r, struct header_lines *h, int has_body)
 {
-	const char *upstream_key = server_config(r->srv)->upstream_api_key;
-	int gateway_keys = strcmp(server_config(r->srv)->auth_mode, "gateway_keys") == 0;
+	const char *upstream_key = server_snapshot_config(r->snap)->upstream_api_key;
+	int gateway_keys = strcmp(server_snapshot_config(r->snap)->auth_mode, "gateway_keys") == 0;
 	char value[HEADER_LINE - 64];
 	size_t i;
 
@@ -80,11 +81,15 @@ static void
 note_container(struct request *r, const json_t *doc)
 {
 	json_t *mem = json_object_get(doc, "memory_limit");
+	const unsigned char *key;
+	size_t keylen;
 
 	if (json_is_string(mem) && json_string_length(mem) < sizeof(r->memory_limit))
 		snprintf(r->memory_limit, sizeof(r->memory_limit), "%s", json_string_value(mem));
 	json_decref(r->audit_network_policy);
-	r->audit_network_policy = redact_network_policy(json_object_get(doc, "network_policy"));
+	key = audit_key(server_audit(r->srv), &keylen);
+	r->audit_network_policy =
+	        redact_network_policy_keyed(json_object_get(doc, "network_policy"), key, keylen);
 }
 
 /* The client hears what kind of failure it was; the operator's log gets
@@ -109,22 +114,77 @@ fail_upstream(struct request *r, const struct upstream_res *res)
 	}
 }
 
-/* Starts the request's upstream call; answers the client itself when it
- * cannot. */
+/* Starts the upstream call now; answers the client itself when it cannot. */
 static void
-start(struct request *r, struct upstream_req *up, int has_json_body, upstream_done_fn done)
+launch(struct request *r, struct upstream_req *up, int has_json_body, upstream_done_fn done)
 {
 	struct header_lines h;
+	char ct[HEADER_LINE];
 	struct err e;
 
 	err_clear(&e);
 	upstream_headers(r, &h, has_json_body);
+	/* An upload's own Content-Type carries the boundary its body uses. */
+	if (r->up_content_type[0] && h.n < MAX_UP_HEADERS) {
+		snprintf(ct, sizeof(ct), "Content-Type: %s", r->up_content_type);
+		h.ptr[h.n++] = ct;
+	}
 	up->headers = h.ptr;
 	up->nheaders = h.n;
 	r->call = upstream_start(server_upstream(r->srv), up, done, r, &e);
 	secmem_wipe(&h, sizeof(h));
 	if (r->call == NULL)
 		reply_err(r, &e);
+}
+
+static void
+refuse_unaudited(struct request *r)
+{
+	reply_error(r, 503, ERR_INTERNAL, NULL, "audit_unavailable",
+	            "the gateway cannot write its audit log, so it forwards nothing; try again "
+	            "shortly");
+}
+
+static void
+on_intent_durable(void *arg, int ok)
+{
+	struct request *r = arg;
+	struct upstream_req up = r->pending.up;
+
+	r->intent_pending = 0;
+	if (!ok && !audit_available(server_audit(r->srv))) {
+		refuse_unaudited(r);
+		return;
+	}
+	up.path = r->pending.path;
+	launch(r, &up, r->pending.json_body, r->pending.done);
+}
+
+/*
+ * Starts the request's upstream call. The first call of a request is
+ * preceded by its intent line in the audit log, and waits for it when
+ * audit.fsync is "always": nothing reaches the upstream unrecorded.
+ */
+static void
+start(struct request *r, struct upstream_req *up, int has_json_body, upstream_done_fn done)
+{
+	int rc;
+
+	if (r->intent_written) {
+		launch(r, up, has_json_body, done);
+		return;
+	}
+	r->intent_written = 1;
+	r->pending.up = *up;
+	r->pending.json_body = has_json_body;
+	r->pending.done = done;
+	snprintf(r->pending.path, sizeof(r->pending.path), "%s", up->path);
+	rc = reply_intent(r, on_intent_durable);
+	r->intent_pending = rc == 0;
+	if (rc < 0 && !audit_available(server_audit(r->srv)))
+		refuse_unaudited(r);
+	else if (rc != 0)
+		launch(r, up, has_json_body, done);
 }
 
 static void
@@ -724,8 +784,6 @@ file_create_stream(struct request *r)
 	struct upstream_req up = {0};
 	const char *ct;
 	size_t ct_len;
-	char ct_line[HEADER_LINE];
-	struct header_lines h;
 	struct err e;
 
 	err_clear(&e);
@@ -737,7 +795,7 @@ file_create_stream(struct request *r)
 	}
 	ct = httpmsg_header(&r->head, "Content-Type", &ct_len);
 	r->multipart = multipart_new(ct, ct_len, parts, &e);
-	if (r->multipart == NULL || ct_len >= sizeof(ct_line) - 16) {
+	if (r->multipart == NULL || ct_len >= sizeof(r->up_content_type)) {
 		if (e.status == 0)
 			err_set(&e, 400, ERR_INVALID, "invalid_multipart", NULL,
 			        "the Content-Type header is too long");
@@ -748,21 +806,12 @@ file_create_stream(struct request *r)
 	r->on_event = on_upload_event;
 	snprintf(r->audit_container_id, sizeof(r->audit_container_id), "%s", r->container_id);
 
-	/* The client's Content-Type carries the boundary the body uses. */
-	upstream_headers(r, &h, 0);
-	snprintf(ct_line, sizeof(ct_line), "Content-Type: %.*s", (int)ct_len, ct);
-	if (h.n < MAX_UP_HEADERS)
-		h.ptr[h.n++] = ct_line;
+	snprintf(r->up_content_type, sizeof(r->up_content_type), "%.*s", (int)ct_len, ct);
 	up.method = "POST";
 	up.path = r->upstream_path;
-	up.headers = h.ptr;
-	up.nheaders = h.n;
 	up.read = upload_read;
 	up.body_size = r->head.chunked ? -1 : r->head.content_length;
-	r->call = upstream_start(server_upstream(r->srv), &up, on_forward_done, r, &e);
-	secmem_wipe(&h, sizeof(h));
-	if (r->call == NULL)
-		reply_err(r, &e);
+	start(r, &up, 0, on_forward_done);
 }
 
 void
@@ -873,28 +922,16 @@ void
 proxy_passthrough(struct request *r)
 {
 	struct upstream_req up = {0};
-	struct header_lines h;
-	char ct_line[HEADER_LINE];
 	const char *ct;
 	size_t ct_len;
-	struct err e;
 
-	err_clear(&e);
-	upstream_headers(r, &h, 0);
 	ct = httpmsg_header(&r->head, "Content-Type", &ct_len);
-	if (ct && ct_len < sizeof(ct_line) - 16 && h.n < MAX_UP_HEADERS) {
-		snprintf(ct_line, sizeof(ct_line), "Content-Type: %.*s", (int)ct_len, ct);
-		h.ptr[h.n++] = ct_line;
-	}
+	if (ct && ct_len < sizeof(r->up_content_type))
+		snprintf(r->up_content_type, sizeof(r->up_content_type), "%.*s", (int)ct_len, ct);
 	up.method = r->method;
 	up.path = r->upstream_path;
-	up.headers = h.ptr;
-	up.nheaders = h.n;
 	up.body = r->body;
 	up.body_len = r->body_len;
 	up.retry_connect = strcmp(r->method, "GET") == 0;
-	r->call = upstream_start(server_upstream(r->srv), &up, on_passthrough_done, r, &e);
-	secmem_wipe(&h, sizeof(h));
-	if (r->call == NULL)
-		reply_err(r, &e);
+	start(r, &up, 0, on_passthrough_done);
 }

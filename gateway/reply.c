@@ -16,13 +16,11 @@
 
 #define MAX_HEADERS 4
 
-/* The request's audit record; every way a request ends comes here once. */
+/* What the request's records say, at the moment it is asked. */
 static void
-audit(struct request *r, int status, const char *decision, const char *code, const char *param,
-      const char *message)
+describe(struct request *r, struct audit_event *ev, int status, const char *decision,
+         const char *code, const char *param, const char *message)
 {
-	struct audit_event ev = {0};
-
 	/* Let through only because a rule is in shadow mode: say what it
 	 * would have refused. */
 	if (strcmp(decision, "allow") == 0 && r->shadow.status) {
@@ -31,30 +29,50 @@ audit(struct request *r, int status, const char *decision, const char *code, con
 		param = r->shadow.param;
 		message = r->shadow.message;
 	}
-	ev.request_id = r->id;
-	ev.tenant = r->tenant ? tenant_name(r->tenant) : NULL;
-	ev.upstream_request_id = r->upstream_request_id[0] ? r->upstream_request_id : NULL;
-	ev.client = r->client;
-	ev.method = r->method[0] ? r->method : NULL;
-	ev.path = r->path;
-	ev.operation = front_operation(r);
-	ev.decision = decision;
-	ev.code = code;
-	ev.param = param;
-	ev.message = message;
-	ev.status = status;
-	ev.upstream_status = r->upstream_status;
-	ev.upstream_ms = r->upstream_ms;
-	ev.latency_ms = request_elapsed_ms(r);
-	ev.container_id = r->audit_container_id[0] ? r->audit_container_id : NULL;
-	ev.file_id = r->file_id[0] ? r->file_id : NULL;
-	ev.memory_limit = r->memory_limit[0] ? r->memory_limit : NULL;
-	ev.network_policy = r->audit_network_policy;
-	ev.adjustments = r->adjustments;
-	ev.violations = r->violations && json_array_size(r->violations) ? r->violations : NULL;
-	ev.remediation = r->remediation;
-	ev.bytes_in = r->body_seen;
-	ev.bytes_out = r->bytes_out;
+	memset(ev, 0, sizeof(*ev));
+	ev->request_id = r->id;
+	ev->tenant = r->tenant ? tenant_name(r->tenant) : NULL;
+	ev->upstream_request_id = r->upstream_request_id[0] ? r->upstream_request_id : NULL;
+	ev->client = r->client;
+	ev->method = r->method[0] ? r->method : NULL;
+	ev->path = r->path;
+	ev->operation = front_operation(r);
+	ev->decision = decision;
+	ev->code = code;
+	ev->param = param;
+	ev->message = message;
+	ev->status = status;
+	ev->upstream_status = r->upstream_status;
+	ev->upstream_ms = r->upstream_ms;
+	ev->latency_ms = request_elapsed_ms(r);
+	ev->container_id = r->audit_container_id[0] ? r->audit_container_id : NULL;
+	ev->file_id = r->file_id[0] ? r->file_id : NULL;
+	ev->memory_limit = r->memory_limit[0] ? r->memory_limit : NULL;
+	ev->network_policy = r->audit_network_policy;
+	ev->adjustments = r->adjustments;
+	ev->violations = r->violations && json_array_size(r->violations) ? r->violations : NULL;
+	ev->remediation = r->remediation;
+	ev->bytes_in = r->body_seen;
+	ev->bytes_out = r->bytes_out;
+}
+
+int
+reply_intent(struct request *r, void (*durable)(void *arg, int ok))
+{
+	struct audit_event ev;
+
+	describe(r, &ev, 0, "allow", NULL, NULL, NULL);
+	return audit_intent(server_audit(r->srv), &ev, durable, r);
+}
+
+/* The request's audit record; every way a request ends comes here once. */
+static void
+audit(struct request *r, int status, const char *decision, const char *code, const char *param,
+      const char *message)
+{
+	struct audit_event ev;
+
+	describe(r, &ev, status, decision, code, param, message);
 	audit_write(server_audit(r->srv), &ev);
 	server_request_done(r->srv, &ev);
 }

@@ -27,6 +27,13 @@ void reply_err(struct request *r, const struct err *e);
  * request id. */
 void reply_relay(struct request *r, const struct upstream_res *res);
 
+/*
+ * The intent line of a request about to be forwarded (see audit.h):
+ * returns 1 when the caller may forward now, 0 when durable will be called
+ * first, -1 when it could not be written.
+ */
+int reply_intent(struct request *r, void (*durable)(void *arg, int ok));
+
 /* Relays the answer kept with request_keep_answer. */
 void reply_kept(struct request *r);
 

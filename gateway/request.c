@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "multipart.h"
 #include "secmem.h"
 #include "server.h"
@@ -147,6 +148,8 @@ request_free(struct request *r)
 {
 	if (r == NULL)
 		return;
+	if (r->intent_pending && r->srv)
+		audit_forget(server_audit(r->srv), r);
 	upstream_cancel(r->call);
 	store_cancel(r->store_op);
 	/* Uploaded file bytes are the client's data on its way to the

@@ -16,6 +16,7 @@
 
 #include "err.h"
 #include "httpmsg.h"
+#include "upstream.h"
 
 /* Longest identifier accepted in a path, and longest upstream path plus
  * query. */
@@ -61,6 +62,17 @@ struct request {
 	int answer_status;
 	char answer_type[128];
 	json_t *list_acc;
+
+	/* The first upstream call waits for its intent line (proxy.c). */
+	int intent_written;
+	int intent_pending; /* its durable callback has not run yet */
+	struct {
+		struct upstream_req up;
+		int json_body;
+		upstream_done_fn done;
+		char path[REQUEST_PATH_MAX];
+	} pending;
+	char up_content_type[256];
 	int list_pages;
 	long list_want;
 	int list_more;

@@ -57,10 +57,10 @@ struct server {
 	struct upstream *upstream;
 	struct store *store;
 	struct audit *audit;
-	unsigned long audit_lost;  /* records lost by audit logs since reopened */
-	unsigned long audit_seen;  /* audit_failures() after the last record */
-	int audit_failing;         /* the last record could not be written */
-	struct tls_server *tls;    /* NULL: plain HTTP */
+	unsigned long audit_lost; /* records lost by audit logs since reopened */
+	unsigned long audit_seen; /* audit_failures() after the last record */
+	int audit_failing;        /* the last record could not be written */
+	struct tls_server *tls;   /* NULL: plain HTTP */
 	struct evconnlistener *listener;
 	struct admin *admin;
 	struct metrics *metrics;
@@ -323,7 +323,7 @@ server_ready(struct server *s, char *why, size_t n)
 	} while (0)
 	if (s->draining)
 		NOT_READY("shutting down");
-	if (s->audit_failing)
+	if (s->audit_failing || !audit_available(s->audit))
 		NOT_READY("the last audit record could not be written");
 	if (!audit_path_writable(server_config(s)->audit_path, reason, sizeof(reason)))
 		NOT_READY("%s", reason);
@@ -398,7 +398,8 @@ check_pin(const struct config *c, struct errlist *errs)
 			end = p + strlen(p);
 		n = (size_t)(end - p);
 		if (n != 8 + 44 || strncmp(p, "sha256//", 8) != 0 || p[n - 1] != '=' ||
-		    strspn(p + 8, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") !=
+		    strspn(p + 8,
+		           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") !=
 		            43) {
 			errlist_add(errs, c->file, "upstream.pinned_pubkey",
 			            "must be \"sha256//<base64 of the key's SHA-256>\" (several "
@@ -460,10 +461,11 @@ write_pid_file(struct server *s, const char *path, struct errlist *errs)
 		close(fd);
 		buf[n > 0 ? n : 0] = '\0';
 		pid = strtol(buf, NULL, 10);
-		if (pid > 0 && pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+		if (pid > 0 && pid != (long)getpid() &&
+		    (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
 			errlist_add(errs, file, "pid_file",
-			            "%s names process %ld, which is running: another gateway?", path,
-			            pid);
+			            "%s names process %ld, which is running: another gateway?",
+			            path, pid);
 			return -1;
 		}
 	}
@@ -504,6 +506,20 @@ warn_restart_only(const struct config *a, const struct config *b)
 	    !same(a->store_on_unavailable, b->store_on_unavailable) ||
 	    a->store_timeout_ms != b->store_timeout_ms)
 		log_warn("reload: store settings changed; they take effect on restart");
+	/* A new audit.path opens a new log; the rest of the audit settings go
+	 * with the log they were opened with. */
+	if (same(a->audit_path, b->audit_path) &&
+	    (a->audit_key_len != b->audit_key_len ||
+	     (a->audit_key_len && memcmp(a->audit_key, b->audit_key, a->audit_key_len) != 0) ||
+	     !same(a->audit_signing_key_file, b->audit_signing_key_file) ||
+	     !same(a->audit_fsync, b->audit_fsync) ||
+	     !same(a->audit_on_failure, b->audit_on_failure) ||
+	     a->audit_checkpoint_every != b->audit_checkpoint_every ||
+	     a->audit_fsync_interval_ms != b->audit_fsync_interval_ms ||
+	     a->audit_max_bytes != b->audit_max_bytes))
+		log_warn(
+		        "reload: audit settings changed; they take effect on restart or with a new "
+		        "audit.path");
 }
 
 /* SIGHUP: build the new config, policy and TLS context whole; swap them in
@@ -539,8 +555,11 @@ reload(struct server *s)
 	if (errs->n + errs->dropped > 0 || policy == NULL)
 		goto fail;
 	if (!same(cfg->audit_path, old->audit_path)) {
+		struct audit_settings as;
+
 		err_clear(&e);
-		audit = audit_open(cfg->audit_path, &e);
+		audit_settings_from(cfg, &as);
+		audit = audit_open_with(s->base, &as, &e);
 		if (audit == NULL) {
 			errlist_add(errs, cfg->file, "audit.path", "%s", e.message);
 			goto fail;
@@ -742,7 +761,6 @@ on_usr1(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *s = arg;
 	const struct config *c = server_config(s);
-	struct audit *a;
 	char why[300];
 	struct err e;
 
@@ -751,15 +769,12 @@ on_usr1(evutil_socket_t sig, short what, void *arg)
 	if (open_log(c->log_path, why, sizeof(why)) < 0)
 		log_error("log.path: %s", why);
 	err_clear(&e);
-	a = audit_open(c->audit_path, &e);
-	if (a == NULL) {
+	/* The chain goes on in the new file: a checkpoint ends the old one. */
+	if (audit_reopen(s->audit, &e) < 0) {
 		log_error("cannot reopen the audit log, still writing the old one: %s", e.message);
 		return;
 	}
-	s->audit_lost += audit_failures(s->audit);
-	audit_free(s->audit);
-	s->audit = a;
-	s->audit_seen = 0;
+	s->audit_seen = audit_failures(s->audit);
 	s->audit_failing = 0;
 	log_info("reopened the log files");
 }
@@ -836,7 +851,12 @@ server_new(const char *config_path, struct errlist *errs)
 		errlist_add(errs, config_path, NULL, "cannot create the event loop");
 		goto fail;
 	}
-	s->audit = audit_open(server_config(s)->audit_path, &e);
+	{
+		struct audit_settings as;
+
+		audit_settings_from(server_config(s), &as);
+		s->audit = audit_open_with(s->base, &as, &e);
+	}
 	if (s->audit == NULL) {
 		errlist_add(errs, config_path, "audit.path", "%s", e.message);
 		goto fail;
@@ -864,7 +884,8 @@ server_new(const char *config_path, struct errlist *errs)
 	if (s->listener == NULL)
 		goto fail;
 	if (server_config(s)->admin_listen) {
-		s->admin = admin_new(s, server_config(s)->admin_listen, server_config(s)->file, errs);
+		s->admin =
+		        admin_new(s, server_config(s)->admin_listen, server_config(s)->file, errs);
 		if (s->admin == NULL)
 			goto fail;
 	}

@@ -34,7 +34,7 @@ log_store_loss(const struct request *r)
 static int
 unavailable(struct request *r)
 {
-	if (strcmp(server_config(r->srv)->store_on_unavailable, "fail_open") == 0)
+	if (strcmp(server_snapshot_config(r->snap)->store_on_unavailable, "fail_open") == 0)
 		return 0;
 	reply_error(r, 503, ERR_INTERNAL, NULL, "store_unavailable",
 	            "the gateway's shared store cannot be reached, so limits and ownership "

@@ -148,16 +148,17 @@ tls_server_new(const struct tls_settings *s, const char *file, struct errlist *e
 	if (SSL_CTX_set_cipher_list(t->ctx, ciphers12) != 1)
 		errlist_add(errs, file, "tls", "no usable cipher: %s", ssl_error(why, sizeof(why)));
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, s->cert) != 1) {
-		errlist_add(errs, file, "tls.cert", "cannot load a PEM certificate chain from %s: %s",
-		            s->cert, ssl_error(why, sizeof(why)));
+		errlist_add(errs, file, "tls.cert",
+		            "cannot load a PEM certificate chain from %s: %s", s->cert,
+		            ssl_error(why, sizeof(why)));
 	} else if (SSL_CTX_use_PrivateKey_file(t->ctx, s->key, SSL_FILETYPE_PEM) != 1) {
 		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
-			errlist_add(errs, file, "tls.key", "%s is not the key of the certificate in %s",
-			            s->key, s->cert);
+			errlist_add(errs, file, "tls.key",
+			            "%s is not the key of the certificate in %s", s->key, s->cert);
 		else
 			errlist_add(errs, file, "tls.key",
-			            "cannot load an unencrypted PEM private key from %s: %s", s->key,
-			            ssl_error(why, sizeof(why)));
+			            "cannot load an unencrypted PEM private key from %s: %s",
+			            s->key, ssl_error(why, sizeof(why)));
 		ERR_clear_error();
 	} else if (SSL_CTX_check_private_key(t->ctx) != 1) {
 		errlist_add(errs, file, "tls.key", "%s is not the key of the certificate in %s",
@@ -177,9 +178,10 @@ tls_server_new(const struct tls_settings *s, const char *file, struct errlist *e
 		} else {
 			SSL_CTX_set_client_CA_list(t->ctx, names);
 			SSL_CTX_set_verify(t->ctx,
-			                   SSL_VERIFY_PEER | (s->require_client_cert
-			                                              ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-			                                              : 0),
+			                   SSL_VERIFY_PEER |
+			                           (s->require_client_cert
+			                                    ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+			                                    : 0),
 			                   NULL);
 			SSL_CTX_set_verify_depth(t->ctx, 8);
 		}

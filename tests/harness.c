@@ -1353,8 +1353,22 @@ hx_gw_stop(struct hx_gw *gw)
  * object, else the test fails. An unterminated last line is held to that
  * too, unless partial_ok: then it is a write in progress and left out.
  */
+/* Whether the line at p (up to end) is the gateway's "torn" segment. */
+static bool
+next_line_is_torn_segment(const char *p, const char *end)
+{
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+	char *line = strndup(p, n);
+	bool torn = line && strstr(line, "\"type\":\"segment\"") &&
+	            strstr(line, "\"reason\":\"torn\"");
+
+	free(line);
+	return torn;
+}
+
 static json_t *
-audit_parse(const struct hx_gw *gw, bool partial_ok)
+audit_parse(const struct hx_gw *gw, bool partial_ok, bool requests_only)
 {
 	size_t len, lineno = 0;
 	char *text = slurp(gw->audit_path, &len), *line, *nl;
@@ -1375,13 +1389,27 @@ audit_parse(const struct hx_gw *gw, bool partial_ok)
 		if (line[0] == '\0')
 			continue;
 		v = json_loads(line, 0, NULL);
+		/* A line torn by a crash, which the gateway declares with the
+		 * "torn" segment that follows it, is not a record. */
+		if (!json_is_object(v) && nl + 1 < text + len &&
+		    next_line_is_torn_segment(nl + 1, text + len)) {
+			json_decref(v);
+			continue;
+		}
 		if (!json_is_object(v)) {
 			json_decref(v);
 			free(text);
 			cr_assert_fail("harness: %s line %zu is not a JSON object", gw->audit_path,
 			               lineno);
 		}
-		json_array_append_new(all, v);
+		/* The chain's own lines (segments, intents, checkpoints) are not
+		 * requests' records. */
+		const char *type = json_string_value(json_object_get(v, "type"));
+
+		if (requests_only && (type == NULL || strcmp(type, "request") != 0))
+			json_decref(v);
+		else
+			json_array_append_new(all, v);
 	}
 	free(text);
 	return all;
@@ -1390,7 +1418,13 @@ audit_parse(const struct hx_gw *gw, bool partial_ok)
 json_t *
 hx_audit_records(const struct hx_gw *gw)
 {
-	return audit_parse(gw, false);
+	return audit_parse(gw, false, true);
+}
+
+json_t *
+hx_audit_lines(const struct hx_gw *gw)
+{
+	return audit_parse(gw, false, false);
 }
 
 json_t *
@@ -1399,7 +1433,7 @@ hx_audit_wait(const struct hx_gw *gw, size_t n, int timeout_ms)
 	long long end = now_ms() + timeout_ms;
 
 	for (;;) {
-		json_t *v = audit_parse(gw, true);
+		json_t *v = audit_parse(gw, true, true);
 
 		if (json_array_size(v) >= n)
 			return v;

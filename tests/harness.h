@@ -314,9 +314,14 @@ const char *hx_gw_url(const struct hx_gw *gw, const char *path);
  * with hx_proc_stop(gw->proc) instead. */
 int hx_gw_stop(struct hx_gw *gw);
 
-/* The audit log, one JSON object per line, as an array ([] if there is no
- * log yet). Fails the test on a line that is not a JSON object. */
+/* The requests' records in the audit log ("type":"request"), as an array
+ * ([] if there is no log yet). Fails the test on a line that is not a JSON
+ * object. */
 json_t *hx_audit_records(const struct hx_gw *gw);
+
+/* Every line of the audit log, chain lines (segment, intent, checkpoint)
+ * included. */
+json_t *hx_audit_lines(const struct hx_gw *gw);
 
 /* Polls until the audit log holds at least n complete lines and returns
  * them (an unterminated last line is a write in progress, left out). Fails

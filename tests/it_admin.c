@@ -142,7 +142,8 @@ parse_metrics(const char *text)
 	size_t lineno = 0;
 
 	cr_assert_not_null(copy);
-	cr_assert(text[0] && text[strlen(text) - 1] == '\n', "the exposition must end with a newline");
+	cr_assert(text[0] && text[strlen(text) - 1] == '\n',
+	          "the exposition must end with a newline");
 	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		const char *p = line, *name_end, *sp;
 		const char *name;
@@ -153,19 +154,20 @@ parse_metrics(const char *text)
 			cr_assert(metric_name(&p) && *p == ' ', "line %zu: %s", lineno, line);
 			if (line[2] == 'T') {
 				name = hx_fmt("%.*s", (int)(p - line - 7), line + 7);
-				cr_assert(strcmp(p + 1, "counter") == 0 || strcmp(p + 1, "gauge") == 0 ||
+				cr_assert(strcmp(p + 1, "counter") == 0 ||
+				                  strcmp(p + 1, "gauge") == 0 ||
 				                  strcmp(p + 1, "histogram") == 0 ||
 				                  strcmp(p + 1, "summary") == 0 ||
 				                  strcmp(p + 1, "untyped") == 0,
 				          "line %zu: unknown type: %s", lineno, line);
-				cr_assert_null(json_object_get(types, name), "line %zu: %s typed twice",
-				               lineno, name);
+				cr_assert_null(json_object_get(types, name),
+				               "line %zu: %s typed twice", lineno, name);
 				json_object_set_new(types, name, json_string(p + 1));
 			}
 			continue;
 		}
-		cr_assert(line[0] != '#', "line %zu: a comment that is not HELP or TYPE: %s", lineno,
-		          line);
+		cr_assert(line[0] != '#', "line %zu: a comment that is not HELP or TYPE: %s",
+		          lineno, line);
 		cr_assert(metric_name(&p), "line %zu: no metric name: %s", lineno, line);
 		name_end = p;
 		cr_assert(labels(&p), "line %zu: bad labels: %s", lineno, line);
@@ -207,7 +209,8 @@ sample(json_t *m, const char *series)
 }
 
 #define REQS(route, decision, status)                                                              \
-	"gateway_requests_total{route=\"" route "\",decision=\"" decision "\",status=\"" status "\"}"
+	"gateway_requests_total{route=\"" route "\",decision=\"" decision "\",status=\"" status    \
+	"\"}"
 
 static struct hx_resp *
 create(const struct hx_gw *gw, const char *body)
@@ -313,23 +316,62 @@ Test(it_admin, health_and_the_admin_port_are_apart_from_clients)
 	cr_expect_eq(json_array_size(hx_stub_requests()), 0);
 }
 
+/* Polls /readyz until it answers want, for up to two seconds: the audit
+ * writer finds out about a full disk on its own thread. */
+static struct hx_resp *
+ready_becomes(long want)
+{
+	struct hx_resp *r = NULL;
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		r = admin("GET", "/readyz");
+		if (r->status == want)
+			break;
+		usleep(20 * 1000);
+	}
+	return r;
+}
+
 Test(it_admin, readyz_turns_503_when_the_audit_log_cannot_be_written)
 {
-	/* /dev/full opens, and every write to it fails (ENOSPC): a full disk. */
+	/* /dev/full opens, and every write to it fails (ENOSPC): a full disk.
+	 * The first line (the chain's segment) already fails. */
 	struct hx_gw *gw = start(NULL, "\"audit\":{\"path\":\"/dev/full\"}");
 	struct hx_resp *r;
 	json_t *m;
 
-	cr_assert_eq(admin("GET", "/readyz")->status, 200);
-	cr_assert_eq(create(gw, "{\"name\":\"a\"}")->status, 200);
-	r = admin("GET", "/readyz");
+	r = ready_becomes(503);
 	cr_expect_eq(r->status, 503);
 	cr_expect(strstr(r->body, "audit record could not be written") != NULL, "%s", r->body);
 	m = scrape();
-	cr_expect_eq(sample(m, "gateway_audit_write_failures_total"), 1);
 	cr_expect_eq(sample(m, "gateway_ready"), 0);
+	/* fail_closed (the default): what cannot be recorded is not done. */
+	r = create(gw, "{\"name\":\"a\"}");
+	cr_expect_eq(r->status, 503, "%s", r->body);
+	cr_expect(strstr(r->body, "audit_unavailable") != NULL, "%s", r->body);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 0);
 	/* Liveness is another matter. */
 	cr_expect_eq(admin("GET", "/healthz")->status, 200);
+}
+
+Test(it_admin, fail_open_goes_on_and_counts_what_was_lost)
+{
+	struct hx_gw *gw =
+	        start(NULL, "\"audit\":{\"path\":\"/dev/full\",\"on_failure\":\"fail_open\"}");
+	json_t *m;
+	int i;
+
+	cr_expect_eq(create(gw, "{\"name\":\"a\"}")->status, 200);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 1);
+	for (i = 0; i < 100; i++) {
+		m = scrape();
+		if (sample(m, "gateway_audit_write_failures_total") >= 2)
+			break;
+		usleep(20 * 1000);
+	}
+	/* The segment, the intent and the request's record at least. */
+	cr_expect_geq(sample(m, "gateway_audit_write_failures_total"), 2);
 }
 
 Test(it_admin, readyz_follows_the_audit_folder)

@@ -69,8 +69,9 @@ refused(int port)
 	return false;
 }
 
-static const char create_req[] = "POST /v1/containers HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                                 "application/json\r\nContent-Length: 15\r\n\r\n{\"name\":\"slow\"}";
+static const char create_req[] =
+        "POST /v1/containers HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        "application/json\r\nContent-Length: 15\r\n\r\n{\"name\":\"slow\"}";
 
 Test(it_lifecycle, sigterm_lets_a_slow_request_finish)
 {
@@ -90,8 +91,7 @@ Test(it_lifecycle, sigterm_lets_a_slow_request_finish)
 
 	/* No longer accepting, and no longer ready, while the request runs. */
 	cr_expect(refused(gw->port), "still accepting after SIGTERM");
-	cr_expect_eq(hx_http("GET", hx_fmt("http://127.0.0.1:%d/readyz", admin_port), NULL, NULL,
-	                     0)
+	cr_expect_eq(hx_http("GET", hx_fmt("http://127.0.0.1:%d/readyz", admin_port), NULL, NULL, 0)
 	                     ->status,
 	             503);
 	out = hx_raw_read(fd, 15000, NULL);
@@ -201,7 +201,8 @@ Test(it_lifecycle, a_request_in_flight_keeps_the_policy_it_started_with)
 	cr_expect(strncmp(out, "HTTP/1.1 200", 12) == 0, "%s", out);
 	up = json_array_get(hx_stub_requests(), 0);
 	cr_assert_not_null(up);
-	cr_expect(strstr(str(up, "body"), "\"memory_limit\":\"4g\"") != NULL, "%s", str(up, "body"));
+	cr_expect(strstr(str(up, "body"), "\"memory_limit\":\"4g\"") != NULL, "%s",
+	          str(up, "body"));
 }
 
 Test(it_lifecycle, sigusr1_reopens_the_audit_and_operational_logs)
@@ -250,8 +251,10 @@ Test(it_lifecycle, the_pid_file_comes_and_goes_with_the_process)
 	cr_assert_not_null(text);
 	cr_expect_eq(strtol(text, NULL, 10), (long)gw->proc->pid, "%s", text);
 
-	/* A second gateway with the same pid file refuses to start. */
-	second = hx_gw_prepare(NULL, "{\"pid_file\":\"gateway.pid\"}");
+	/* A second gateway with the same pid file refuses to start (its own
+	 * audit log: the first's is locked, which would refuse it sooner). */
+	second = hx_gw_prepare(
+	        NULL, "{\"pid_file\":\"gateway.pid\",\"audit\":{\"path\":\"second.log\"}}");
 	{
 		const char *argv[] = {hx_gw_bin(), "--config", second->config_path, NULL};
 		struct hx_proc *p = hx_proc_start("second", argv);

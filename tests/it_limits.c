@@ -63,8 +63,8 @@ slowloris(const struct hx_gw *gw, const char *head, char trickle, int *served, i
 		if (hx_raw_send(fd, &trickle, 1) < 0)
 			break;
 		if (i % 3 == 0) {
-			struct hx_resp *r = hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL,
-			                            NULL, 0);
+			struct hx_resp *r =
+			        hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0);
 
 			if (r->status == 200)
 				(*served)++;
@@ -110,10 +110,11 @@ Test(it_limits, a_slowloris_body_is_cut_off_while_others_are_served)
 {
 	struct hx_gw *gw = hx_gw_start(NULL, "{\"limits\":{\"body_timeout_ms\":1000}}");
 	int served, failed;
-	const char *out = slowloris(gw,
-	                            "POST /v1/containers HTTP/1.1\r\nHost: x\r\nContent-Type: "
-	                            "application/json\r\nContent-Length: 100000\r\n\r\n{\"name\":\"",
-	                            'a', &served, &failed);
+	const char *out =
+	        slowloris(gw,
+	                  "POST /v1/containers HTTP/1.1\r\nHost: x\r\nContent-Type: "
+	                  "application/json\r\nContent-Length: 100000\r\n\r\n{\"name\":\"",
+	                  'a', &served, &failed);
 
 	expect_408(gw, out, served, failed);
 	/* Nothing of it went upstream; only the ordinary requests did. */

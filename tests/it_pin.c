@@ -85,8 +85,8 @@ Test(it_pin, another_key_is_refused_though_the_certificate_verifies)
 	const char *other = hx_cert_issue("other", "DNS:localhost,IP:127.0.0.1");
 	struct hx_tls tls = {.cert = other, .key = hx_fmt("%s/other.key", hx_certs())};
 	const char *pin = server_pin();
-	struct hx_gw *gw =
-	        hx_gw_start_tls(NULL, hx_fmt("{\"upstream\":{\"pinned_pubkey\":\"%s\"}}", pin), &tls);
+	struct hx_gw *gw = hx_gw_start_tls(
+	        NULL, hx_fmt("{\"upstream\":{\"pinned_pubkey\":\"%s\"}}", pin), &tls);
 	struct hx_resp *r = create(gw);
 	json_t *rec;
 
@@ -106,15 +106,15 @@ Test(it_pin, check_refuses_a_malformed_pin)
 	hx_write_file(hx_path("policy.json"), "{}");
 	hx_write_file(cfg, "{\"policy_file\":\"policy.json\",\"upstream\":{\"pinned_pubkey\":"
 	                   "\"sha256//tooshort=\"}}");
-	p = hx_proc_start("check", (const char *const[]){hx_gw_bin(), "--config", cfg, "--check",
-	                                                  NULL});
+	p = hx_proc_start("check",
+	                  (const char *const[]){hx_gw_bin(), "--config", cfg, "--check", NULL});
 	cr_assert_eq(hx_proc_wait(p, 10000), 1);
 	cr_expect(hx_file_contains(p->err_path, "upstream.pinned_pubkey: must be"), "%s",
 	          hx_read_file(p->err_path, NULL));
 	hx_write_file(cfg, "{\"policy_file\":\"policy.json\",\"upstream\":{\"pinned_pubkey\":"
 	                   "\"no-such.pem\"}}");
-	p = hx_proc_start("check2", (const char *const[]){hx_gw_bin(), "--config", cfg, "--check",
-	                                                   NULL});
+	p = hx_proc_start("check2",
+	                  (const char *const[]){hx_gw_bin(), "--config", cfg, "--check", NULL});
 	cr_assert_eq(hx_proc_wait(p, 10000), 1);
 	cr_expect(hx_file_contains(p->err_path, "cannot read the public key file"), "%s",
 	          hx_read_file(p->err_path, NULL));

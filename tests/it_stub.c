@@ -511,13 +511,16 @@ Test(it_stub, gateway_fixture_files)
 	cr_assert_eq(hx_wait_port(gw->stub_port, 1000), 0);
 
 	cr_assert_eq(json_array_size(hx_audit_records(gw)), 0);
-	hx_write_file(gw->audit_path, "{\"a\":1}\n\n{\"b\":2}\n{\"c\"");
+	/* Requests' records count; the chain's own lines do not. */
+	hx_write_file(gw->audit_path, "{\"type\":\"request\",\"a\":1}\n\n{\"type\":\"segment\"}\n"
+	                              "{\"type\":\"request\",\"b\":2}\n{\"c\"");
 	/* An unterminated last line is a write in progress: not yet a record. */
-	hx_write_file(gw->audit_path, "{\"a\":1}\n\n{\"b\":2}\n{\"c\"");
 	recs = hx_audit_wait(gw, 2, 1000);
 	cr_assert_eq(json_array_size(recs), 2);
 	cr_assert_eq(json_integer_value(json_object_get(json_array_get(recs, 1), "b")), 2);
-	hx_write_file(gw->audit_path, "{\"a\":1}\n{\"b\":2}\n{\"c\":3}");
+	hx_write_file(gw->audit_path,
+	              "{\"type\":\"request\",\"a\":1}\n{\"type\":\"request\",\"b\":2}\n"
+	              "{\"type\":\"request\",\"c\":3}");
 	cr_assert_eq(json_array_size(hx_audit_records(gw)), 3);
 	cr_assert(hx_file_contains(gw->audit_path, "\"c\":3"));
 	cr_assert(!hx_file_contains(gw->audit_path, "\"d\""));

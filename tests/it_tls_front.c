@@ -165,10 +165,9 @@ Test(it_tls_front, tls_1_2_is_served_by_default)
 
 Test(it_tls_front, a_required_client_certificate_is_checked)
 {
-	struct hx_gw *gw = start_tls(NULL,
-	                             hx_fmt("\"client_ca\":\"%s\",\"require_client_cert\":true",
-	                                    cert("ca.pem")),
-	                             "\"log\":{\"level\":\"debug\"}");
+	struct hx_gw *gw = start_tls(
+	        NULL, hx_fmt("\"client_ca\":\"%s\",\"require_client_cert\":true", cert("ca.pem")),
+	        "\"log\":{\"level\":\"debug\"}");
 	const char *other = hx_path("other-ca");
 	struct hx_proc *p;
 	struct hx_resp *r;
@@ -183,8 +182,8 @@ Test(it_tls_front, a_required_client_certificate_is_checked)
 	cr_expect_eq(r->status, 0, "a client without a certificate got %ld", r->status);
 
 	/* One from another CA: refused too. */
-	p = hx_proc_start("other-certs", (const char *const[]){"certs/make-dev-certs.sh", other,
-	                                                       NULL});
+	p = hx_proc_start("other-certs",
+	                  (const char *const[]){"certs/make-dev-certs.sh", other, NULL});
 	cr_assert_eq(hx_proc_wait(p, 20000), 0, "make-dev-certs.sh failed");
 	{
 		struct hx_req rq = {.method = "POST",
@@ -376,8 +375,8 @@ Test(it_tls_front, check_reports_bad_tls_settings)
 	              hx_fmt("{\"policy_file\":\"policy.json\",\"tls\":{\"cert\":\"%s\",\"key\":"
 	                     "\"%s\",\"require_client_cert\":true,\"min_version\":\"1.1\"}}",
 	                     cert("server.pem"), cert("client.key")));
-	p = hx_proc_start("check", (const char *const[]){hx_gw_bin(), "--config", cfg, "--check",
-	                                                  NULL});
+	p = hx_proc_start("check",
+	                  (const char *const[]){hx_gw_bin(), "--config", cfg, "--check", NULL});
 	cr_assert_eq(hx_proc_wait(p, 10000), 1);
 	err = hx_read_file(p->err_path, NULL);
 	cr_expect(strstr(err, "tls.min_version: must be one of \"1.2\", \"1.3\"") != NULL, "%s",
@@ -386,11 +385,50 @@ Test(it_tls_front, check_reports_bad_tls_settings)
 	              hx_fmt("{\"policy_file\":\"policy.json\",\"tls\":{\"cert\":\"%s\",\"key\":"
 	                     "\"%s\",\"require_client_cert\":true}}",
 	                     cert("server.pem"), cert("client.key")));
-	p = hx_proc_start("check2", (const char *const[]){hx_gw_bin(), "--config", cfg, "--check",
-	                                                   NULL});
+	p = hx_proc_start("check2",
+	                  (const char *const[]){hx_gw_bin(), "--config", cfg, "--check", NULL});
 	cr_assert_eq(hx_proc_wait(p, 10000), 1);
 	err = hx_read_file(p->err_path, NULL);
 	cr_expect(strstr(err, "tls.require_client_cert: needs tls.client_ca") != NULL, "%s", err);
 	cr_expect(strstr(err, "tls.key: ") != NULL && strstr(err, "is not the key of") != NULL,
 	          "%s", err);
+}
+
+/*
+ * The mTLS -> tenant mapping end to end: a certificate's subject or one of
+ * its SANs, listed in a tenant's client_cert_subjects, makes the request
+ * that tenant's (its policy applies, the audit record names it); no key is
+ * sent. front.c's authenticate() looks the certificate up with
+ * tenants_by_cert().
+ */
+Test(it_tls_front, an_mtls_client_maps_to_its_tenant)
+{
+	struct hx_gw *gw = start_tls(
+	        "{\"memory_limit\":{\"max\":\"16g\"},\"tenants\":{"
+	        "\"data-team\":{\"client_cert_subjects\":[\"CN=data-team-service\"]},"
+	        "\"ml\":{\"client_cert_subjects\":[\"URI:spiffe://example.org/ml\"],"
+	        "\"policy\":{\"memory_limit\":{\"max\":\"1g\"}}}}}",
+	        hx_fmt("\"client_ca\":\"%s\",\"require_client_cert\":true", cert("ca.pem")), NULL);
+	const char *big = "{\"name\":\"tls-front\",\"memory_limit\":\"4g\"}";
+	struct hx_req rq = {.method = "POST",
+	                    .url = https(gw, "/v1/containers"),
+	                    .body = big,
+	                    .len = strlen(big),
+	                    .cainfo = cert("ca.pem")};
+	struct hx_resp *r;
+	json_t *recs;
+
+	hx_client_cert_issue("ml", "/CN=ml-batch", "DNS:ml.internal,URI:spiffe://example.org/ml",
+	                     NULL);
+	rq.client_cert = cert("client.pem");
+	rq.client_key = cert("client.key");
+	r = hx_request(&rq);
+	cr_expect_eq(r->status, 200, "data-team: %ld %s", r->status, r->body);
+	rq.client_cert = cert("ml.pem");
+	rq.client_key = cert("ml.key");
+	r = hx_request(&rq);
+	cr_expect_eq(r->status, 403, "ml is held to 1g: %ld %s", r->status, r->body);
+	recs = hx_audit_wait(gw, 2, 5000);
+	cr_expect_str_eq(str(json_array_get(recs, 0), "tenant"), "data-team");
+	cr_expect_str_eq(str(json_array_get(recs, 1), "tenant"), "ml");
 }

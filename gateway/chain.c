@@ -1,0 +1,229 @@
+#include "chain.h"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "secmem.h"
+
+const char chain_genesis[CHAIN_HEX + 1] =
+        "0000000000000000000000000000000000000000000000000000000000000000";
+
+static void
+to_hex(const unsigned char *md, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+int
+chain_mac(const unsigned char *key, size_t keylen, const char *text, size_t len, const char *extra,
+          char out[CHAIN_HEX + 1])
+{
+	unsigned char md[32];
+	size_t mdlen = sizeof(md);
+	EVP_MAC *mac = NULL;
+	EVP_MAC_CTX *ctx = NULL;
+	EVP_MD_CTX *dctx = NULL;
+	OSSL_PARAM params[2];
+	char digest[] = "SHA256";
+	int rc = -1;
+
+	if (keylen == 0) {
+		unsigned int dlen = 0;
+
+		dctx = EVP_MD_CTX_new();
+		if (dctx && EVP_DigestInit_ex(dctx, EVP_sha256(), NULL) == 1 &&
+		    EVP_DigestUpdate(dctx, text, len) == 1 &&
+		    EVP_DigestUpdate(dctx, extra, strlen(extra)) == 1 &&
+		    EVP_DigestFinal_ex(dctx, md, &dlen) == 1)
+			rc = 0;
+		EVP_MD_CTX_free(dctx);
+	} else {
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+		params[1] = OSSL_PARAM_construct_end();
+		mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+		ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+		if (ctx && EVP_MAC_init(ctx, key, keylen, params) == 1 &&
+		    EVP_MAC_update(ctx, (const unsigned char *)text, len) == 1 &&
+		    EVP_MAC_update(ctx, (const unsigned char *)extra, strlen(extra)) == 1 &&
+		    EVP_MAC_final(ctx, md, &mdlen, sizeof(md)) == 1)
+			rc = 0;
+		EVP_MAC_CTX_free(ctx);
+		EVP_MAC_free(mac);
+	}
+	if (rc == 0)
+		to_hex(md, 32, out);
+	return rc;
+}
+
+int
+chain_fingerprint(const unsigned char *key, size_t keylen, const char *value, size_t len,
+                  char out[12 + CHAIN_HEX + 1])
+{
+	if (keylen == 0)
+		return -1; /* a plain hash of a short token could be guessed */
+	memcpy(out, "hmac-sha256:", 12);
+	return chain_mac(key, keylen, value, len, "", out + 12);
+}
+
+struct chain_digest {
+	EVP_MD_CTX *ctx;
+};
+
+static int
+digest_start(struct chain_digest *d, const char prev[CHAIN_HEX + 1])
+{
+	return EVP_DigestInit_ex(d->ctx, EVP_sha256(), NULL) == 1 &&
+	                       EVP_DigestUpdate(d->ctx, prev, CHAIN_HEX) == 1
+	               ? 0
+	               : -1;
+}
+
+struct chain_digest *
+chain_digest_new(const char prev[CHAIN_HEX + 1])
+{
+	struct chain_digest *d = calloc(1, sizeof(*d));
+
+	if (d == NULL || (d->ctx = EVP_MD_CTX_new()) == NULL || digest_start(d, prev) < 0) {
+		chain_digest_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void
+chain_digest_free(struct chain_digest *d)
+{
+	if (d == NULL)
+		return;
+	EVP_MD_CTX_free(d->ctx);
+	free(d);
+}
+
+int
+chain_digest_add(struct chain_digest *d, const char *bytes, size_t len)
+{
+	return EVP_DigestUpdate(d->ctx, bytes, len) == 1 ? 0 : -1;
+}
+
+int
+chain_digest_cut(struct chain_digest *d, char out[CHAIN_HEX + 1])
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+
+	if (EVP_DigestFinal_ex(d->ctx, md, &n) != 1)
+		return -1;
+	to_hex(md, 32, out);
+	return digest_start(d, out);
+}
+
+struct chain_signer {
+	EVP_PKEY *key;
+};
+
+static struct chain_signer *
+load(const char *path, int private, const char **why)
+{
+	struct chain_signer *s;
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *k;
+
+	if (f == NULL) {
+		*why = "cannot open the key file";
+		return NULL;
+	}
+	k = private ? PEM_read_PrivateKey(f, NULL, NULL, NULL)
+	            : PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	fclose(f);
+	if (k == NULL || EVP_PKEY_get_base_id(k) != EVP_PKEY_ED25519) {
+		*why = private ? "not a PEM Ed25519 private key" : "not a PEM Ed25519 public key";
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		EVP_PKEY_free(k);
+		*why = "out of memory";
+		return NULL;
+	}
+	s->key = k;
+	return s;
+}
+
+struct chain_signer *
+chain_signer_load(const char *path, const char **why)
+{
+	return load(path, 1, why);
+}
+
+struct chain_signer *
+chain_verifier_load(const char *path, const char **why)
+{
+	return load(path, 0, why);
+}
+
+void
+chain_signer_free(struct chain_signer *s)
+{
+	if (s == NULL)
+		return;
+	EVP_PKEY_free(s->key);
+	free(s);
+}
+
+/* Ed25519 signs a whole message at once: text + "}" is put together. */
+static unsigned char *
+closed(const char *text, size_t len)
+{
+	unsigned char *m = malloc(len + 1);
+
+	if (m) {
+		memcpy(m, text, len);
+		m[len] = '}';
+	}
+	return m;
+}
+
+int
+chain_sign(struct chain_signer *s, const char *text, size_t len, char out[CHAIN_SIG_B64 + 1])
+{
+	unsigned char sig[64], *m = closed(text, len);
+	size_t siglen = sizeof(sig);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int rc = -1;
+
+	if (m && ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, s->key) == 1 &&
+	    EVP_DigestSign(ctx, sig, &siglen, m, len + 1) == 1 && siglen == 64 &&
+	    EVP_EncodeBlock((unsigned char *)out, sig, 64) == CHAIN_SIG_B64)
+		rc = 0;
+	EVP_MD_CTX_free(ctx);
+	free(m);
+	return rc;
+}
+
+int
+chain_verify(struct chain_signer *s, const char *text, size_t len, const char *sig_b64)
+{
+	unsigned char sig[66], *m = closed(text, len);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ok = 0;
+
+	/* 88 base64 characters decode to 66 bytes, two of them padding. */
+	if (m && ctx && EVP_DecodeBlock(sig, (const unsigned char *)sig_b64, CHAIN_SIG_B64) == 66 &&
+	    EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, s->key) == 1 &&
+	    EVP_DigestVerify(ctx, sig, 64, m, len + 1) == 1)
+		ok = 1;
+	EVP_MD_CTX_free(ctx);
+	free(m);
+	return ok;
+}
