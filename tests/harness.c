@@ -1360,8 +1360,8 @@ next_line_is_torn_segment(const char *p, const char *end)
 	const char *nl = memchr(p, '\n', (size_t)(end - p));
 	size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
 	char *line = strndup(p, n);
-	bool torn = line && strstr(line, "\"type\":\"segment\"") &&
-	            strstr(line, "\"reason\":\"torn\"");
+	bool torn =
+	        line && strstr(line, "\"type\":\"segment\"") && strstr(line, "\"reason\":\"torn\"");
 
 	free(line);
 	return torn;
