@@ -4,7 +4,6 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +17,14 @@
 #include "log.h"
 #include "secmem.h"
 
-#define QUEUE_MAX_LINES 100000
-#define QUEUE_MAX_BYTES (64 * 1024 * 1024)
-#define RETRY_MS        500
-#define TAIL_READ       (1024 * 1024) /* the last line is looked for in this much */
+#define PENDING_MAX_BYTES (64 * 1024 * 1024) /* kept while the log cannot be written */
+#define RETRY_MS          500
+#define TAIL_READ         (1024 * 1024) /* the last line is looked for in this much */
 
-enum entry_kind { E_LINE, E_ROTATE };
-
-struct entry {
-	struct entry *next;
-	enum entry_kind kind;
-	char *line;
+/* A line not written yet, or written and waiting for the disk. */
+struct line {
+	struct line *next;
+	char *text;
 	size_t len;
 	void (*durable)(void *arg, int ok);
 	void *arg;
@@ -47,42 +43,38 @@ struct audit {
 	long long fsync_interval_ms;
 	int fail_open;
 	long long max_bytes;
+	struct event_base *base;
 
-	/* The chain; the loop thread's alone. */
+	/* The chain and the writing: the loop thread's alone. Lines are
+	 * written right away, on the loop: a write(2) to the page cache does
+	 * not wait for the disk, and a record written before its reply
+	 * survives the process crashing right after. */
 	long long seq;
 	char prev[CHAIN_HEX + 1];
 	struct chain_digest *digest;
 	long long since_checkpoint;
-	long long bytes; /* of the current file, as queued */
+	long long bytes;                      /* of the current file */
+	struct line *pending, **pending_tail; /* not written: the log failed */
+	size_t pending_bytes;
+	struct event *retry_ev;
+	int failing;
+	unsigned long failures;
 
-	/* The file; the writer's alone once it runs. */
-	int fd;
-	long long last_fsync_ms;
-
-	/* The queue between them. */
+	/* What waits on the disk goes to the sync thread, which calls
+	 * fdatasync and hands callbacks back through the wake pipe. */
+	int fd; /* changed only with fd_mu held */
+	pthread_mutex_t fd_mu;
 	int threaded;
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct entry *head, **tail;
-	size_t queued, queued_bytes;
-	struct entry *done, **done_tail;
+	struct line *waiting, **waiting_tail; /* written, waiting for a sync */
+	struct line *synced, **synced_tail;   /* on disk: callbacks to run */
+	int dirty;                            /* written since the last sync */
 	int stop;
 	int wake[2];
 	struct event *wake_ev;
-
-	atomic_int failing;
-	atomic_ulong failures;
 };
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void
 audit_settings_from(const struct config *cfg, struct audit_settings *s)
@@ -101,11 +93,18 @@ audit_settings_from(const struct config *cfg, struct audit_settings *s)
 	s->max_bytes = cfg->audit_max_bytes;
 }
 
-/* --- writing (the writer thread, or inline without one) --------------- */
+static void
+line_free(struct line *l)
+{
+	free(l->text);
+	free(l);
+}
+
+/* --- the file ---------------------------------------------------------- */
 
 /* One whole line, or nothing: a short write is cut back off the file. */
 static int
-write_line(struct audit *a, const struct entry *e)
+write_text(struct audit *a, const char *text, size_t len)
 {
 	struct stat st;
 	size_t done = 0;
@@ -117,8 +116,8 @@ write_line(struct audit *a, const struct entry *e)
 	}
 	if (!a->to_stdout && fstat(a->fd, &st) < 0)
 		return -1;
-	while (done < e->len) {
-		n = write(a->fd, e->line + done, e->len - done);
+	while (done < len) {
+		n = write(a->fd, text + done, len - done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -136,11 +135,12 @@ write_line(struct audit *a, const struct entry *e)
 }
 
 static void
-sync_file(struct audit *a)
+sync_fd(struct audit *a)
 {
+	pthread_mutex_lock(&a->fd_mu);
 	if (!a->to_stdout && a->fd >= 0)
 		(void)fdatasync(a->fd);
-	a->last_fsync_ms = now_ms();
+	pthread_mutex_unlock(&a->fd_mu);
 }
 
 /* Opens the path (again) for appending, exclusively: two writers would
@@ -148,238 +148,238 @@ sync_file(struct audit *a)
 static int
 open_log(struct audit *a, struct err *e)
 {
+	int fd;
+
 	if (a->to_stdout) {
 		a->fd = STDOUT_FILENO;
 		return 0;
 	}
-	a->fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (a->fd < 0)
+	fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
 		return err_set(e, 500, ERR_INTERNAL, "audit_unwritable", NULL,
 		               "cannot open audit log %s: %s", a->path, strerror(errno));
-	if (flock(a->fd, LOCK_EX | LOCK_NB) < 0) {
-		close(a->fd);
-		a->fd = -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
 		return err_set(e, 500, ERR_INTERNAL, "audit_in_use", NULL,
 		               "audit log %s is being written by another process", a->path);
 	}
+	pthread_mutex_lock(&a->fd_mu);
+	a->fd = fd;
+	pthread_mutex_unlock(&a->fd_mu);
 	return 0;
 }
 
-/* Rotation, in line order: the old file is done with, a new one opened at
- * the path (renamed away first when it grew past max_bytes). */
+/* Done with the current file: synced, closed, renamed to rename_to when
+ * set; then a new one at the path. */
 static void
-rotate_file(struct audit *a, const struct entry *e)
+switch_file(struct audit *a, const char *rename_to)
 {
-	struct err err;
+	struct err e;
+	int old;
 
-	sync_file(a);
-	if (!a->to_stdout && e->line) {
-		if (rename(a->path, e->line) < 0)
-			log_error("audit: cannot rename %s to %s: %s", a->path, e->line,
-			          strerror(errno));
-	}
-	if (!a->to_stdout && a->fd >= 0)
-		close(a->fd);
-	a->fd = -1;
-	err_clear(&err);
-	if (open_log(a, &err) < 0)
-		log_error("audit: %s", err.message);
-}
-
-/* Writes the entries in order; returns the first one not written (kept to
- * retry in fail_closed mode), or NULL when all are done. */
-static struct entry *
-write_batch(struct audit *a, struct entry *batch, struct entry **written)
-{
-	struct entry *e = batch, **w = written;
-
-	while (e) {
-		if (e->kind == E_ROTATE) {
-			rotate_file(a, e);
-			e->ok = 1;
-		} else if (write_line(a, e) == 0) {
-			e->ok = 1;
-			atomic_store(&a->failing, 0);
-		} else {
-			if (!atomic_exchange(&a->failing, 1))
-				log_error("audit: cannot write to %s: %s", a->path,
-				          strerror(errno));
-			if (!a->fail_open)
-				break;
-			atomic_fetch_add(&a->failures, 1);
-			e->ok = 0;
-		}
-		*w = e;
-		w = &e->next;
-		e = e->next;
-	}
-	*w = NULL;
-	return e;
-}
-
-static void
-deliver(struct audit *a, struct entry *done)
-{
-	struct entry *last;
-
-	if (done == NULL)
+	if (a->to_stdout)
 		return;
-	for (last = done; last->next; last = last->next)
-		;
-	pthread_mutex_lock(&a->mu);
-	*a->done_tail = done;
-	a->done_tail = &last->next;
-	pthread_mutex_unlock(&a->mu);
-	(void)!write(a->wake[1], "x", 1);
+	pthread_mutex_lock(&a->fd_mu);
+	old = a->fd;
+	a->fd = -1;
+	pthread_mutex_unlock(&a->fd_mu);
+	if (old >= 0) {
+		(void)fdatasync(old);
+		close(old);
+	}
+	if (rename_to && rename(a->path, rename_to) < 0)
+		log_error("audit: cannot rename %s to %s: %s", a->path, rename_to, strerror(errno));
+	err_clear(&e);
+	if (open_log(a, &e) < 0)
+		log_error("audit: %s", e.message);
 }
+
+/* --- the sync thread ---------------------------------------------------- */
 
 static void *
-writer(void *arg)
+syncer(void *arg)
 {
 	struct audit *a = arg;
-	struct entry *batch, *left, *written;
-	size_t nwritten, nbytes;
+	struct line *batch;
 	struct timespec until;
+	int due;
 
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
-		while (a->head == NULL && !a->stop) {
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += 1;
-			pthread_cond_timedwait(&a->cv, &a->mu, &until);
-			if (a->fsync == AUDIT_FSYNC_INTERVAL &&
-			    now_ms() - a->last_fsync_ms >= a->fsync_interval_ms) {
-				pthread_mutex_unlock(&a->mu);
-				sync_file(a);
-				pthread_mutex_lock(&a->mu);
-			}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (a->fsync_interval_ms % 1000) * 1000000L;
+		until.tv_sec += a->fsync_interval_ms / 1000 + until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		while (a->waiting == NULL && !a->stop) {
+			if (pthread_cond_timedwait(&a->cv, &a->mu, &until) != 0)
+				break; /* the interval is up */
 		}
-		if (a->head == NULL && a->stop)
+		due = a->dirty && a->fsync == AUDIT_FSYNC_INTERVAL;
+		if (a->waiting == NULL && !due && a->stop)
 			break;
-		batch = a->head;
-		a->head = NULL;
-		a->tail = &a->head;
+		if (a->waiting == NULL && !due)
+			continue;
+		batch = a->waiting;
+		a->waiting = NULL;
+		a->waiting_tail = &a->waiting;
+		a->dirty = 0;
 		pthread_mutex_unlock(&a->mu);
 
-		left = write_batch(a, batch, &written);
-		if (a->fsync == AUDIT_FSYNC_ALWAYS ||
-		    (a->fsync == AUDIT_FSYNC_INTERVAL &&
-		     now_ms() - a->last_fsync_ms >= a->fsync_interval_ms))
-			sync_file(a);
-		/* Counted before they are handed over: the loop frees them. */
-		nwritten = 0;
-		nbytes = 0;
-		for (struct entry *e = written; e; e = e->next)
-			nwritten++, nbytes += e->len;
-		deliver(a, written);
+		/* One sync for every line written so far: a group commit. */
+		sync_fd(a);
 
 		pthread_mutex_lock(&a->mu);
-		a->queued -= nwritten;
-		a->queued_bytes -= nbytes;
-		if (left) {
-			/* fail_closed: keep the unwritten lines, in order, and retry. */
-			struct entry *last = left;
-
-			while (last->next)
-				last = last->next;
-			last->next = a->head;
-			if (a->head == NULL)
-				a->tail = &last->next;
-			a->head = left;
-			if (a->stop) {
-				/* Stopping with a log that cannot be written: count them. */
-				while (a->head) {
-					struct entry *e = a->head;
-
-					a->head = e->next;
-					atomic_fetch_add(&a->failures, 1);
-					free(e->line);
-					free(e);
-				}
-				a->tail = &a->head;
-				break;
-			}
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += RETRY_MS * 1000000L;
-			until.tv_sec += until.tv_nsec / 1000000000L;
-			until.tv_nsec %= 1000000000L;
-			pthread_cond_timedwait(&a->cv, &a->mu, &until);
+		if (batch) {
+			*a->synced_tail = batch;
+			while (batch->next)
+				batch = batch->next;
+			a->synced_tail = &batch->next;
+			(void)!write(a->wake[1], "x", 1);
 		}
 	}
 	pthread_mutex_unlock(&a->mu);
-	sync_file(a);
 	return NULL;
 }
 
-/* Durable callbacks run on the loop, in order. */
+/* Callbacks of lines now on disk run on the loop, in order. */
 static void
 on_wake(evutil_socket_t fd, short what, void *arg)
 {
 	struct audit *a = arg;
-	struct entry *e, *next;
+	struct line *l, *next;
 	char buf[256];
 
 	(void)what;
-	while (read(fd, buf, sizeof(buf)) > 0)
+	while (fd >= 0 && read(fd, buf, sizeof(buf)) > 0)
 		;
 	pthread_mutex_lock(&a->mu);
-	e = a->done;
-	a->done = NULL;
-	a->done_tail = &a->done;
+	l = a->synced;
+	a->synced = NULL;
+	a->synced_tail = &a->synced;
 	pthread_mutex_unlock(&a->mu);
-	for (; e; e = next) {
-		next = e->next;
-		if (e->durable)
-			e->durable(e->arg, e->ok);
-		free(e->line);
-		free(e);
+	for (; l; l = next) {
+		next = l->next;
+		if (l->durable)
+			l->durable(l->arg, l->ok);
+		line_free(l);
 	}
 }
 
-/* Hands a line to the writer (or writes it now). Takes line. */
-static int
-enqueue(struct audit *a, enum entry_kind kind, char *line, size_t len, void (*durable)(void *, int),
-        void *arg)
-{
-	struct entry *e = calloc(1, sizeof(*e)), *written;
+/* --- writing ------------------------------------------------------------ */
 
-	if (e == NULL) {
-		free(line);
-		return -1;
-	}
-	e->kind = kind;
-	e->line = line;
-	e->len = len;
-	e->durable = durable;
-	e->arg = arg;
-	if (!a->threaded) {
-		if (write_batch(a, e, &written) != NULL) {
-			atomic_fetch_add(&a->failures, 1);
-			e->ok = 0;
-		}
+/* Done with a line as safe as the settings ask; a caller who was told to
+ * wait (deferred) hears it now. */
+static int
+done_with(struct line *l, int deferred)
+{
+	if (deferred && l->durable)
+		l->durable(l->arg, 1);
+	line_free(l);
+	return 1;
+}
+
+/* A line is written: done with, or waiting for the disk. Returns 1 when it
+ * is as safe as the settings ask already, 0 when its callback will say. */
+static int
+written(struct audit *a, struct line *l, int deferred)
+{
+	l->ok = 1;
+	if (!a->threaded || a->fsync == AUDIT_FSYNC_NEVER) {
 		if (a->fsync == AUDIT_FSYNC_ALWAYS)
-			sync_file(a);
-		if (durable)
-			durable(arg, e->ok);
-		free(e->line);
-		free(e);
-		return 0;
+			sync_fd(a);
+		return done_with(l, deferred);
 	}
 	pthread_mutex_lock(&a->mu);
-	if (a->queued >= QUEUE_MAX_LINES || a->queued_bytes + len > QUEUE_MAX_BYTES) {
+	a->dirty = 1;
+	if (l->durable == NULL || a->fsync != AUDIT_FSYNC_ALWAYS) {
 		pthread_mutex_unlock(&a->mu);
-		atomic_fetch_add(&a->failures, 1);
-		free(line);
-		free(e);
-		return -1;
+		return done_with(l, deferred);
 	}
-	*a->tail = e;
-	a->tail = &e->next;
-	a->queued++;
-	a->queued_bytes += len;
+	*a->waiting_tail = l;
+	a->waiting_tail = &l->next;
 	pthread_cond_signal(&a->cv);
 	pthread_mutex_unlock(&a->mu);
 	return 0;
+}
+
+static void
+arm_retry(struct audit *a)
+{
+	struct timeval tv = {0, RETRY_MS * 1000};
+
+	if (a->retry_ev)
+		evtimer_add(a->retry_ev, &tv);
+}
+
+/* Writes what could not be written before, oldest first. */
+static void
+flush_pending(struct audit *a)
+{
+	struct line *l;
+
+	while ((l = a->pending) != NULL) {
+		if (write_text(a, l->text, l->len) < 0) {
+			arm_retry(a);
+			return;
+		}
+		a->pending = l->next;
+		if (a->pending == NULL)
+			a->pending_tail = &a->pending;
+		a->pending_bytes -= l->len;
+		l->next = NULL;
+		(void)written(a, l, 1);
+	}
+	if (a->failing) {
+		log_info("audit: writing to %s again", a->path);
+		a->failing = 0;
+	}
+}
+
+static void
+on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	flush_pending(arg);
+}
+
+/*
+ * Writes a line (takes text). Returns 1 when it is as safe as the settings
+ * ask, 0 when durable will be called, -1 when it is lost (fail_open, or
+ * nothing left to keep it with).
+ */
+static int
+put_line(struct audit *a, char *text, size_t len, void (*durable)(void *, int), void *arg)
+{
+	struct line *l = calloc(1, sizeof(*l));
+
+	if (l == NULL) {
+		free(text);
+		a->failures++;
+		return -1;
+	}
+	l->text = text;
+	l->len = len;
+	l->durable = durable;
+	l->arg = arg;
+	/* Order is kept: nothing new goes out before what is waiting. */
+	if (a->pending == NULL && write_text(a, text, len) == 0)
+		return written(a, l, 0);
+	if (!a->failing) {
+		log_error("audit: cannot write to %s: %s", a->path, strerror(errno));
+		a->failing = 1;
+	}
+	if (a->fail_open || a->pending_bytes + len > PENDING_MAX_BYTES) {
+		a->failures++;
+		line_free(l);
+		return -1;
+	}
+	*a->pending_tail = l;
+	a->pending_tail = &l->next;
+	a->pending_bytes += len;
+	arm_retry(a);
+	/* fail_closed: the caller waits (an intent) or has it kept. */
+	return durable ? 0 : 1;
 }
 
 /* --- the chain (the loop thread) -------------------------------------- */
@@ -470,7 +470,7 @@ emit(struct audit *a, json_t *rec, int checkpoint, void (*durable)(void *, int),
 
 	json_decref(rec);
 	if (line == NULL) {
-		atomic_fetch_add(&a->failures, 1);
+		a->failures++;
 		return -1;
 	}
 	if (checkpoint) {
@@ -481,7 +481,7 @@ emit(struct audit *a, json_t *rec, int checkpoint, void (*durable)(void *, int),
 	}
 	chain_digest_add(a->digest, line, len);
 	a->bytes += (long long)len;
-	return enqueue(a, E_LINE, line, len, durable, arg);
+	return put_line(a, line, len, durable, arg);
 }
 
 static int
@@ -592,9 +592,10 @@ audit_open_with(struct event_base *base, const struct audit_settings *s, struct 
 	}
 	a->fd = -1;
 	a->wake[0] = a->wake[1] = -1;
-	a->head = NULL;
-	a->tail = &a->head;
-	a->done_tail = &a->done;
+	a->pending_tail = &a->pending;
+	a->waiting_tail = &a->waiting;
+	a->synced_tail = &a->synced;
+	a->base = base;
 	a->path = strdup(s->path);
 	a->to_stdout = strcmp(s->path, "-") == 0;
 	a->checkpoint_every = s->checkpoint_every > 0 ? s->checkpoint_every : 1000;
@@ -602,8 +603,8 @@ audit_open_with(struct event_base *base, const struct audit_settings *s, struct 
 	a->fsync_interval_ms = s->fsync_interval_ms > 0 ? s->fsync_interval_ms : 1000;
 	a->fail_open = s->fail_open;
 	a->max_bytes = s->max_bytes;
-	a->last_fsync_ms = now_ms();
 	pthread_mutex_init(&a->mu, NULL);
+	pthread_mutex_init(&a->fd_mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	if (s->keylen) {
 		a->key = secmem_alloc(s->keylen);
@@ -624,27 +625,31 @@ audit_open_with(struct event_base *base, const struct audit_settings *s, struct 
 	if (a->digest == NULL)
 		goto fail;
 	if (base) {
+		a->retry_ev = evtimer_new(base, on_retry, a);
+		if (a->retry_ev == NULL)
+			goto fail;
+	}
+	/* Syncing waits for the disk, so it has its own thread. */
+	if (base && a->fsync != AUDIT_FSYNC_NEVER) {
 		if (pipe(a->wake) < 0 || fcntl(a->wake[0], F_SETFL, O_NONBLOCK) < 0 ||
 		    fcntl(a->wake[1], F_SETFL, O_NONBLOCK) < 0 ||
 		    (a->wake_ev = event_new(base, a->wake[0], EV_READ | EV_PERSIST, on_wake, a)) ==
 		            NULL ||
 		    event_add(a->wake_ev, NULL) < 0 ||
-		    pthread_create(&a->thread, NULL, writer, a) != 0) {
+		    pthread_create(&a->thread, NULL, syncer, a) != 0) {
 			err_set(e, 500, ERR_INTERNAL, "audit_thread", NULL,
-			        "cannot start the audit writer");
+			        "cannot start the audit sync thread");
 			goto fail;
 		}
 		a->threaded = 1;
 	}
-	if (segment(a, reason,
-	            strcmp(reason, "torn") == 0
-	                    ? "the previous line was cut off mid-write (a crash); it is not part "
-	                      "of the chain"
-	                    : NULL) < 0) {
-		err_set(e, 500, ERR_INTERNAL, "audit_unwritable", NULL,
-		        "cannot write to audit log %s", a->path);
-		goto fail;
-	}
+	/* A start the log cannot take is still a start: fail_closed keeps the
+	 * segment to write when it can. */
+	(void)segment(a, reason,
+	              strcmp(reason, "torn") == 0
+	                      ? "the previous line was cut off mid-write (a crash); it is not part "
+	                        "of the chain"
+	                      : NULL);
 	return a;
 fail:
 	if (e->status == 0)
@@ -670,10 +675,13 @@ audit_open(const char *path, struct err *e)
 void
 audit_free(struct audit *a)
 {
+	struct line *l;
+
 	if (a == NULL)
 		return;
 	if (a->digest && a->fd >= 0)
 		(void)checkpoint(a);
+	flush_pending(a);
 	if (a->threaded) {
 		pthread_mutex_lock(&a->mu);
 		a->stop = 1;
@@ -681,10 +689,17 @@ audit_free(struct audit *a)
 		pthread_mutex_unlock(&a->mu);
 		pthread_join(a->thread, NULL);
 		a->threaded = 0;
-		on_wake(a->wake[0], 0, a);
-	} else if (a->fd >= 0) {
-		sync_file(a);
+		on_wake(-1, 0, a);
 	}
+	sync_fd(a);
+	/* Lines the log never took: lost, and counted. */
+	while ((l = a->pending) != NULL) {
+		a->pending = l->next;
+		a->failures++;
+		line_free(l);
+	}
+	if (a->retry_ev)
+		event_free(a->retry_ev);
 	if (a->wake_ev)
 		event_free(a->wake_ev);
 	if (a->wake[0] >= 0)
@@ -697,6 +712,7 @@ audit_free(struct audit *a)
 	chain_signer_free(a->signer);
 	secmem_free(a->key);
 	pthread_mutex_destroy(&a->mu);
+	pthread_mutex_destroy(&a->fd_mu);
 	pthread_cond_destroy(&a->cv);
 	free(a->path);
 	free(a);
@@ -705,13 +721,13 @@ audit_free(struct audit *a)
 int
 audit_available(const struct audit *a)
 {
-	return a->fail_open || !atomic_load(&a->failing);
+	return a->fail_open || !a->failing;
 }
 
 unsigned long
 audit_failures(const struct audit *a)
 {
-	return atomic_load(&a->failures);
+	return a->failures;
 }
 
 const unsigned char *
@@ -724,27 +740,29 @@ audit_key(const struct audit *a, size_t *len)
 void
 audit_forget(struct audit *a, void *arg)
 {
-	struct entry *e;
+	struct line *l;
 
+	for (l = a->pending; l; l = l->next)
+		if (l->arg == arg)
+			l->durable = NULL;
 	pthread_mutex_lock(&a->mu);
-	for (e = a->head; e; e = e->next)
-		if (e->arg == arg)
-			e->durable = NULL;
-	for (e = a->done; e; e = e->next)
-		if (e->arg == arg)
-			e->durable = NULL;
+	for (l = a->waiting; l; l = l->next)
+		if (l->arg == arg)
+			l->durable = NULL;
+	for (l = a->synced; l; l = l->next)
+		if (l->arg == arg)
+			l->durable = NULL;
 	pthread_mutex_unlock(&a->mu);
 }
 
-/* Rotation: a checkpoint closes the old file, then the writer renames it
- * (to rename_to, when set) and opens the path; a segment opens the new. */
+/* Rotation: a checkpoint closes the old file, which is renamed (to
+ * rename_to, when set) and replaced by a new one at the path, opened by a
+ * segment. */
 static int
 rotate(struct audit *a, const char *rename_to, const char *reason)
 {
-	char *to = rename_to ? strdup(rename_to) : NULL;
-
-	if (checkpoint(a) < 0 || enqueue(a, E_ROTATE, to, 0, NULL, NULL) < 0)
-		return -1;
+	(void)checkpoint(a);
+	switch_file(a, rename_to);
 	a->bytes = 0;
 	return segment(a, reason, rename_to);
 }
@@ -854,19 +872,12 @@ emit_event(struct audit *a, const char *type, const struct audit_event *ev,
 int
 audit_write(struct audit *a, const struct audit_event *ev)
 {
-	return emit_event(a, "request", ev, NULL, NULL);
+	return emit_event(a, "request", ev, NULL, NULL) < 0 ? -1 : 0;
 }
 
 int
 audit_intent(struct audit *a, const struct audit_event *ev, void (*durable)(void *arg, int ok),
              void *arg)
 {
-	/* Only "always" waits for the disk; otherwise the line is as safe as
-	 * the settings promise once it is queued. */
-	if (a->fsync != AUDIT_FSYNC_ALWAYS || !a->threaded) {
-		if (emit_event(a, "intent", ev, NULL, NULL) < 0)
-			return -1;
-		return 1;
-	}
-	return emit_event(a, "intent", ev, durable, arg) < 0 ? -1 : 0;
+	return emit_event(a, "intent", ev, durable, arg);
 }

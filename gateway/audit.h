@@ -2,19 +2,20 @@
  * audit: the record of every request, chained so it can be trusted.
  *
  * One JSON line per request ("type":"request"), whatever became of it,
- * queued before its reply is sent; for a request forwarded upstream, an
+ * written before its reply is sent; for a request forwarded upstream, an
  * "intent" line first, durable per audit.fsync before anything is sent.
  * Every line carries "seq", "prev" and "mac" (see chain.h); "segment"
  * lines mark a start, a rotation or a line torn by a crash, and signed
  * "checkpoint" lines come every audit.checkpoint_every records and at
  * rotation and shutdown.
  *
- * With an event loop, lines are written by a writer thread from a bounded
- * queue, so a slow disk never stalls requests; each line goes out in one
- * write(2), and a short write is cut back so no line is ever half-written.
- * When the log cannot be written, fail_closed makes audit_available say no
- * (the gateway then answers 503) and keeps the lines to retry; fail_open
- * drops and counts them.
+ * Lines are written on the event loop, each in one write(2) (a short write
+ * is cut back, so no line is ever half-written): that never waits for the
+ * disk, and a record written before its reply survives the process dying
+ * right after. Waiting for the disk (fdatasync) is a sync thread's job,
+ * which hands callbacks back to the loop. When the log cannot be written,
+ * fail_closed makes audit_available say no (the gateway answers 503) and
+ * keeps the lines to retry in order; fail_open drops and counts them.
  */
 #ifndef GW_AUDIT_H
 #define GW_AUDIT_H
@@ -47,13 +48,15 @@ void audit_settings_from(const struct config *cfg, struct audit_settings *s);
 
 /*
  * Opens the log and continues its chain from the last line already there
- * (a torn last line is ended and declared). With base, a writer thread
- * writes; without, lines are written at once (tools and tests).
+ * (a torn last line is ended and declared). With base, a sync thread
+ * waits for the disk and failed writes are retried from a timer; without,
+ * syncs happen in the call (tools and tests).
  */
 struct audit *audit_open_with(struct event_base *base, const struct audit_settings *s,
                               struct err *e);
 
-/* audit_open_with(NULL, ...) with default settings, for path. */
+/* audit_open_with(NULL, ...) with default settings, for path: no thread,
+ * and a failed write is not retried. */
 struct audit *audit_open(const char *path, struct err *e);
 
 /* Writes a final checkpoint, flushes and closes. */
@@ -88,16 +91,16 @@ struct audit_event {
 	unsigned long long bytes_out; /* answer body bytes sent */
 };
 
-/* Queues ev's record. Returns 0, or -1 when it could not be queued (the
- * loss is logged and counted). */
+/* Writes ev's record (or keeps it to retry, fail_closed). Returns 0, or -1
+ * when it is lost (logged and counted). */
 int audit_write(struct audit *a, const struct audit_event *ev);
 
 /*
- * Queues the intent line of a request about to be forwarded and calls
- * durable(arg, ok) from the event loop once it is as safe as audit.fsync
- * asks (on disk for "always"; written or queued otherwise). ok is 0 when
- * it could not be written. Returns -1 (and never calls durable) when it
- * could not even be queued.
+ * Writes the intent line of a request about to be forwarded. Returns 1
+ * when it is already as safe as audit.fsync asks (written; on disk for
+ * "always"), 0 when durable(arg, 1) will be called from the event loop
+ * once it is (on disk, or written after the log failed), -1 when it is
+ * lost (fail_open, or no room to keep it).
  */
 int audit_intent(struct audit *a, const struct audit_event *ev, void (*durable)(void *arg, int ok),
                  void *arg);

@@ -880,15 +880,8 @@ server_new(const char *config_path, struct errlist *errs)
 		goto fail;
 	}
 	set_limits(s);
-	s->listener = listen_on(s, errs);
-	if (s->listener == NULL)
-		goto fail;
-	if (server_config(s)->admin_listen) {
-		s->admin =
-		        admin_new(s, server_config(s)->admin_listen, server_config(s)->file, errs);
-		if (s->admin == NULL)
-			goto fail;
-	}
+	/* Signals first: once the port listens, a client (or an orchestrator)
+	 * may already send SIGTERM, which must drain, not kill. */
 	s->sigint = add_signal(s, SIGINT, on_stop_signal);
 	s->sigterm = add_signal(s, SIGTERM, on_stop_signal);
 	s->sighup = add_signal(s, SIGHUP, on_hup);
@@ -897,6 +890,15 @@ server_new(const char *config_path, struct errlist *errs)
 	if (!s->sigint || !s->sigterm || !s->sighup || !s->sigusr1 || !s->drain) {
 		errlist_add(errs, config_path, NULL, "cannot set up signal handling");
 		goto fail;
+	}
+	s->listener = listen_on(s, errs);
+	if (s->listener == NULL)
+		goto fail;
+	if (server_config(s)->admin_listen) {
+		s->admin =
+		        admin_new(s, server_config(s)->admin_listen, server_config(s)->file, errs);
+		if (s->admin == NULL)
+			goto fail;
 	}
 	if (server_config(s)->pid_file && write_pid_file(s, server_config(s)->pid_file, errs) < 0)
 		goto fail;

@@ -78,7 +78,13 @@ function auditRecords() {
 // the gateway's.
 function auditLine(requestId) {
   if (!requestId) return null;
-  return auditRecords().find((r) => r.request_id === requestId || r.upstream_request_id === requestId) ?? null;
+  // Requests' records only: the chain also has intent, segment and
+  // checkpoint lines.
+  return (
+    auditRecords().find(
+      (r) => r.type === 'request' && (r.request_id === requestId || r.upstream_request_id === requestId),
+    ) ?? null
+  );
 }
 
 // A call the gateway let through must be audited as such: the right
