@@ -8,15 +8,30 @@
 #define PATH_DEPTH 32  /* frames tracked when locating an error */
 #define KEY_MAX    128 /* longest key shown in a path */
 
+int
+jsondoc_key_showable(const char *key)
+{
+	size_t i;
+
+	for (i = 0; key[i]; i++)
+		if (i >= KEY_MAX || (unsigned char)key[i] < 0x20 || (unsigned char)key[i] > 0x7e)
+			return 0;
+	return i > 0;
+}
+
 size_t
 jsondoc_path_push_key(char *dst, size_t n, const char *key)
 {
-	size_t old = strlen(dst), klen = strlen(key);
+	size_t old = strlen(dst), klen = strlen(key), at = old;
 
-	/* A key that does not fit is left out whole rather than cut, which
-	 * could split a UTF-8 sequence: the path then names the parent. */
-	if (old + (old ? 1 : 0) + klen < n)
-		snprintf(dst + old, n - old, "%s%s", old ? "." : "", key);
+	/* A key that does not fit, or is not short printable ASCII, is left
+	 * out whole: it could be anything, even a secret. The path then names
+	 * the parent. */
+	if (jsondoc_key_showable(key) && old + (old ? 1 : 0) + klen < n) {
+		if (at > 0)
+			dst[at++] = '.';
+		memcpy(dst + at, key, klen + 1);
+	}
 	return old;
 }
 

@@ -31,8 +31,13 @@ json_t *jsondoc_parse(const char *buf, size_t len, struct err *e);
  */
 int jsondoc_path_at(const char *buf, size_t len, size_t off, char *dst, size_t n);
 
+/* Whether a key may be shown in a path or a message: 1 to 128 bytes of
+ * printable ASCII. */
+int jsondoc_key_showable(const char *key);
+
 /* Appends ".key" (or "key" at the start) or "[i]" to a path being built in
- * dst (n bytes); returns the previous length so the caller can cut back. */
+ * dst (n bytes); returns the previous length so the caller can cut back.
+ * A key that is not showable, or does not fit, is not appended. */
 size_t jsondoc_path_push_key(char *dst, size_t n, const char *key);
 size_t jsondoc_path_push_index(char *dst, size_t n, size_t i);
 

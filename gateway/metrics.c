@@ -138,7 +138,7 @@ metrics_request(struct metrics *m, const struct audit_event *ev)
 	observe(&m->request_latency, ev->latency_ms / 1000.0);
 	if (ev->upstream_status != 0 || ev->upstream_ms > 0)
 		observe(&m->upstream_latency, ev->upstream_ms / 1000.0);
-	if (ev->violations && json_is_array(ev->violations))
+	if (json_is_array(ev->violations))
 		m->violations += json_array_size(ev->violations);
 }
 

@@ -448,6 +448,8 @@ check_object(const struct schema *s, const json_t *v, char *path, size_t n, stru
 			if (p->name == NULL) {
 				snprintf(loc, sizeof(loc), "%s", where(path));
 				join_props(list, sizeof(list), s->props);
+				/* Quoted with escapes in the message; in param
+				 * only when it is printable. */
 				err_quote(q, sizeof(q), key, strlen(key));
 				jsondoc_path_push_key(path, n, key);
 				return err_set(e, 400, ERR_INVALID, "unknown_parameter", path,
@@ -482,16 +484,20 @@ check_oneof(const struct schema *s, const json_t *v, char *path, size_t n, struc
 	const char *tags[8];
 	const json_t *tag;
 	char list[256], q[96];
-	size_t i, old;
-	int rc;
+	size_t i;
 
+	tag = json_object_get(v, s->disc);
+	if (json_is_string(tag))
+		for (var = s->variants; var->tag; var++)
+			if (strcmp(var->tag, json_string_value(tag)) == 0)
+				return check(var->s, v, path, n, e);
+
+	/* Only an error needs the list of tags. */
 	for (i = 0; s->variants[i].tag && i < 7; i++)
 		tags[i] = s->variants[i].tag;
 	tags[i] = NULL;
 	join_quoted(list, sizeof(list), tags);
-
-	tag = json_object_get(v, s->disc);
-	old = jsondoc_path_push_key(path, n, s->disc);
+	jsondoc_path_push_key(path, n, s->disc);
 	if (tag == NULL) {
 		err_set(e, 400, ERR_INVALID, "missing_required_parameter", path,
 		        "%s is required; one of %s", path, list);
@@ -502,18 +508,9 @@ check_oneof(const struct schema *s, const json_t *v, char *path, size_t n, struc
 		        "%s must be a string, one of %s; got %s", path, list, type_name(tag));
 		return -1;
 	}
-	for (var = s->variants; var->tag; var++)
-		if (strcmp(var->tag, json_string_value(tag)) == 0)
-			break;
-	if (var->tag == NULL) {
-		err_set(e, 400, ERR_INVALID, "invalid_value", path, "%s must be one of %s; got %s",
-		        path, list,
-		        err_quote(q, sizeof(q), json_string_value(tag), json_string_length(tag)));
-		return -1;
-	}
-	path[old] = '\0';
-	rc = check(var->s, v, path, n, e);
-	return rc;
+	err_set(e, 400, ERR_INVALID, "invalid_value", path, "%s must be one of %s; got %s", path,
+	        list, err_quote(q, sizeof(q), json_string_value(tag), json_string_length(tag)));
+	return -1;
 }
 
 static int

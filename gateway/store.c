@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -549,6 +550,26 @@ store_set(struct store *s, const char *key, const char *value, long long ttl_ms,
 	return value ? redis_send(s, op, 5, set_argv) : redis_send(s, op, 2, del_argv);
 }
 
+/* The decimal number in [p, end), at most max; -1 when it is anything
+ * else (empty, signed, trailing bytes, too big). */
+static int
+url_number(const char *p, const char *end, long max)
+{
+	char buf[16], *stop;
+	size_t n = (size_t)(end - p);
+	long v;
+
+	if (n == 0 || n >= sizeof(buf) || *p < '0' || *p > '9')
+		return -1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	errno = 0;
+	v = strtol(buf, &stop, 10);
+	if (errno != 0 || *stop != '\0' || v > max)
+		return -1;
+	return (int)v;
+}
+
 /* redis://host[:port][/db] */
 static int
 parse_url(struct store *s, const char *url, struct err *e)
@@ -568,9 +589,9 @@ parse_url(struct store *s, const char *url, struct err *e)
 		return err_set(e, 500, ERR_INTERNAL, "store", NULL, "store.url has no host");
 	memcpy(s->host, p, n);
 	s->host[n] = '\0';
-	s->port = colon ? atoi(colon + 1) : 6379;
-	s->db = slash ? atoi(slash + 1) : 0;
-	if (s->port <= 0 || s->port > 65535 || s->db < 0)
+	s->port = colon ? url_number(colon + 1, slash ? slash : p + strlen(p), 65535) : 6379;
+	s->db = slash && slash[1] ? url_number(slash + 1, slash + strlen(slash), 1 << 20) : 0;
+	if (s->port <= 0 || s->db < 0)
 		return err_set(e, 500, ERR_INTERNAL, "store", NULL,
 		               "store.url has a bad port or database number");
 	return 0;

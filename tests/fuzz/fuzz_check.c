@@ -109,9 +109,8 @@ held_to(const json_t *fwd, const json_t *got)
 	    rank(size_of(got)) != rank(size_of(fwd)))
 		die("another memory_limit passed", size_of(got));
 	if (json_is_integer(mins) &&
-	    json_integer_value(mins) >
-	            json_integer_value(json_object_get(json_object_get(fwd, "expires_after"),
-	                                               "minutes")))
+	    json_integer_value(mins) > json_integer_value(json_object_get(
+	                                       json_object_get(fwd, "expires_after"), "minutes")))
 		die("a longer expiry passed", "");
 	if (!json_is_object(np))
 		return;

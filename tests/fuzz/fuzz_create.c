@@ -101,8 +101,8 @@ check_error(const struct err *e, int want_status)
 {
 	const char *c;
 
-	if ((e->status != want_status && e->status != 503) || e->type == NULL ||
-	    e->code == NULL || e->message[0] == '\0')
+	if ((e->status != want_status && e->status != 503) || e->type == NULL || e->code == NULL ||
+	    e->message[0] == '\0')
 		die("refusal not in the error shape", e->message);
 	for (c = e->param; *c; c++)
 		if (*c < 0x20 || *c > 0x7e)

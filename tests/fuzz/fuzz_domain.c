@@ -61,7 +61,8 @@ normalize(const char *in, size_t len, int wild, char *out)
 		die("accepted name longer than 253", out, NULL);
 	if (inv_check_name(out, wild, why, sizeof(why)) < 0)
 		die(why, out, NULL);
-	if (inet_aton(out[0] == '*' ? out + 2 : out, &a4) != 0 || inet_pton(AF_INET6, out, &a6) == 1)
+	if (inet_aton(out[0] == '*' ? out + 2 : out, &a4) != 0 ||
+	    inet_pton(AF_INET6, out, &a6) == 1)
 		die("accepted an address", out, NULL);
 	if (len > DOMAIN_MAX + 1)
 		die("accepted an input longer than 254 bytes", out, NULL);

@@ -133,7 +133,8 @@ inv_check_name(const char *s, int wildcard_ok, char *why, size_t n)
 	for (i = 0; label[i]; i++) {
 		if (label[i] < '0' || label[i] > '9')
 			digits = 0;
-		if (!((label[i] >= '0' && label[i] <= '9') || (label[i] >= 'a' && label[i] <= 'f') ||
+		if (!((label[i] >= '0' && label[i] <= '9') ||
+		      (label[i] >= 'a' && label[i] <= 'f') ||
 		      (i == 1 && label[i] == 'x' && label[0] == '0')))
 			hex = 0;
 	}
@@ -327,8 +328,9 @@ check_network(const struct inv_policy *p, const json_t *np, char *why, size_t n)
 	if (type == NULL)
 		return fail(why, n, "network_policy has no type");
 	if (strcmp(type, "disabled") == 0)
-		return json_object_size(np) == 1 ? 0
-		                                 : fail(why, n, "a disabled network_policy has more");
+		return json_object_size(np) == 1
+		               ? 0
+		               : fail(why, n, "a disabled network_policy has more");
 	if (strcmp(type, "allowlist") != 0)
 		return fail(why, n, "network_policy.type \"%.40s\"", type);
 	if (p->shadow_network)
@@ -410,9 +412,11 @@ check_skills(const struct inv_policy *p, const json_t *skills, char *why, size_t
 			        decoded_bound(json_string_value(data), json_string_length(data));
 
 			if (!p->allow_inline)
-				return fail(why, n, "skills[%zu] is inline, which is not allowed", i);
+				return fail(why, n, "skills[%zu] is inline, which is not allowed",
+				            i);
 			if (size > p->max_inline)
-				return fail(why, n, "skills[%zu] decodes to up to %lld bytes > %lld", i,
+				return fail(why, n,
+				            "skills[%zu] decodes to up to %lld bytes > %lld", i,
 				            size, p->max_inline);
 		}
 	}
@@ -451,7 +455,8 @@ inv_check_create(const struct inv_policy *p, const char *text, size_t len, char 
 		goto out;
 	}
 	if (rank > p->mem_max && !p->shadow_memory) {
-		fail(why, n, "memory_limit %s over the policy's %s", sizes[rank], sizes[p->mem_max]);
+		fail(why, n, "memory_limit %s over the policy's %s", sizes[rank],
+		     sizes[p->mem_max]);
 		goto out;
 	}
 

@@ -36,8 +36,7 @@ void inv_policy_free(struct inv_policy *p);
  * defaults. A rule the policy puts in shadow mode is not enforced and so
  * not checked. Returns 0, or -1 with why (n bytes) saying what broke.
  */
-int inv_check_create(const struct inv_policy *p, const char *text, size_t len, char *why,
-                     size_t n);
+int inv_check_create(const struct inv_policy *p, const char *text, size_t len, char *why, size_t n);
 
 /*
  * Whether the normalized name (a hostname or a "*." pattern) is covered by

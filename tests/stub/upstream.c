@@ -40,6 +40,16 @@
  * "action":"truncate" sends half the answer, chunked, then drops it;
  * "action":"hang" never answers and lets go when the client does. A record
  * whose client hung up before a held-back answer gets "aborted": true.
+ * "action":"reset" sends the head and half the body (the full length
+ * announced) and then resets the connection (RST, not FIN). "raw" is a
+ * string of bytes written on the connection instead of any HTTP answer
+ * (a broken status line, a lying Content-Length), after which the
+ * connection is closed. "match" makes a behaviour wait for a request whose
+ * URI or body contains that string; requests that do not match pass it by
+ * (and take the first behaviour they do match, or none), so a long-running
+ * test can keep faults queued for some requests only.
+ *
+ *   GET /__stub/requests?take=1   the record, cleared in the same step
  *
  * Bounds: bodies over 256 MiB get 413; the record keeps the newest 10,000
  * requests, each body cut at 16 MiB ("body_truncated": true, body_len
@@ -104,7 +114,7 @@ struct container {
 	size_t nfiles, cap;
 };
 
-enum action { ACT_REPLY, ACT_CLOSE, ACT_HANG, ACT_TRUNCATE };
+enum action { ACT_REPLY, ACT_CLOSE, ACT_HANG, ACT_TRUNCATE, ACT_RESET, ACT_RAW };
 
 /* A request whose answer waits for a timer, or for nothing (hang). */
 struct pending {
@@ -514,7 +524,10 @@ behaviour_check(json_t *b, char *msg, size_t n)
 			const char *a = json_string_value(v);
 
 			if (a == NULL || (strcmp(a, "close") != 0 && strcmp(a, "hang") != 0 &&
-			                  strcmp(a, "truncate") != 0))
+			                  strcmp(a, "truncate") != 0 && strcmp(a, "reset") != 0))
+				goto bad;
+		} else if (strcmp(key, "raw") == 0 || strcmp(key, "match") == 0) {
+			if (!json_is_string(v) || json_string_length(v) == 0)
 				goto bad;
 		} else if (strcmp(key, "repeat") == 0) {
 			if (!int_in(v, 1, REPEAT_MAX))
@@ -528,26 +541,56 @@ behaviour_check(json_t *b, char *msg, size_t n)
 		snprintf(msg, n, "give either body or json, not both");
 		return -1;
 	}
+	if (json_object_get(b, "raw") != NULL &&
+	    (json_object_get(b, "body") || json_object_get(b, "json") ||
+	     json_object_get(b, "status") || json_object_get(b, "action"))) {
+		snprintf(msg, n, "raw replaces the whole answer: no status, body, json or action");
+		return -1;
+	}
 	return 0;
 bad:
 	snprintf(msg, n, "behaviour key '%.64s' has a wrong type or value", key);
 	return -1;
 }
 
-/* Takes the head of the queue for one request; returns a new reference or NULL. */
-static json_t *
-queue_pop(void)
+/* Whether a behaviour's "match", if any, is in the request's URI or body. */
+static bool
+matches(json_t *b, struct evhttp_request *req)
 {
-	json_t *b = json_incref(json_array_get(S.queue, 0));
-	json_t *rep = json_object_get(b, "repeat");
+	const char *m = json_string_value(json_object_get(b, "match"));
+	size_t len;
+	const unsigned char *body;
 
+	if (m == NULL)
+		return true;
+	if (strstr(evhttp_request_get_uri(req), m) != NULL)
+		return true;
+	body = req_body(req, &len);
+	return find(body, len, m, strlen(m)) != NULL;
+}
+
+/* Takes the first behaviour in the queue that this request matches;
+ * returns a new reference or NULL. */
+static json_t *
+queue_pop(struct evhttp_request *req)
+{
+	json_t *b = NULL, *rep;
+	size_t i;
+
+	for (i = 0; i < json_array_size(S.queue); i++) {
+		if (matches(json_array_get(S.queue, i), req)) {
+			b = json_incref(json_array_get(S.queue, i));
+			break;
+		}
+	}
 	if (b == NULL)
 		return NULL;
 	/* The caller never reads "repeat", so counting down in place is safe. */
+	rep = json_object_get(b, "repeat");
 	if (json_is_integer(rep) && json_integer_value(rep) > 1)
 		json_object_set_new(b, "repeat", json_integer(json_integer_value(rep) - 1));
 	else
-		json_array_remove(S.queue, 0);
+		json_array_remove(S.queue, i);
 	return b;
 }
 
@@ -1111,12 +1154,57 @@ drop_connection(evutil_socket_t fd, short what, void *arg)
 	evhttp_connection_free(arg);
 }
 
+/*
+ * Writes bytes straight to the connection's socket and closes it: for
+ * "raw", the behaviour's bytes; for "reset", a head announcing the whole
+ * body and half of it, then a close that resets (SO_LINGER 0). Nothing of
+ * this request has been written through libevent yet, so the bytes are
+ * the first the client sees of its answer.
+ */
+static void
+write_raw(struct evhttp_request *req, enum action act, int status, struct evbuffer *body)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+	size_t len = evbuffer_get_length(body);
+	const char *data = (const char *)evbuffer_pullup(body, -1);
+	struct linger lg = {1, 0};
+	char head[256];
+	int n;
+
+	if (fd < 0) {
+		evhttp_request_free(req);
+		return;
+	}
+	if (act == ACT_RESET) {
+		n = snprintf(head, sizeof(head),
+		             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+		             "Content-Length: %zu\r\n\r\n",
+		             status, reason(status), len);
+		(void)!send(fd, head, (size_t)n, MSG_NOSIGNAL);
+		(void)!send(fd, data, len / 2, MSG_NOSIGNAL);
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		fprintf(stderr, "stub: resetting the connection mid-answer\n");
+	} else if (len > 0) {
+		(void)!send(fd, data, len, MSG_NOSIGNAL);
+		fprintf(stderr, "stub: wrote %zu raw bytes\n", len);
+	}
+	/* Freeing the connection frees the request it still holds. */
+	evhttp_connection_free(evcon);
+}
+
 /* Sends the answer, or drops the connection; takes body. "truncate"
  * starts a chunked answer, sends half the body and drops the connection
  * a moment later, as an upstream failing mid-stream would. */
 static void
 finish(struct evhttp_request *req, enum action act, int status, struct evbuffer *body)
 {
+	if (act == ACT_RESET || act == ACT_RAW) {
+		write_raw(req, act, status, body);
+		evbuffer_free(body);
+		return;
+	}
 	if (act == ACT_TRUNCATE) {
 		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 		struct evbuffer *half = evbuffer_new();
@@ -1256,6 +1344,13 @@ scripted(struct evhttp_request *req, json_t *b, struct evbuffer *out, int *statu
 	json_t *st = json_object_get(b, "status"), *body = json_object_get(b, "body");
 	json_t *js = json_object_get(b, "json");
 
+	json_t *raw = json_object_get(b, "raw");
+
+	if (raw != NULL) {
+		evbuffer_add(out, json_string_value(raw), json_string_length(raw));
+		*status = 0;
+		return true;
+	}
 	if (st == NULL && body == NULL && js == NULL)
 		return false;
 	*status = st != NULL ? (int)json_integer_value(st) : 200;
@@ -1283,7 +1378,7 @@ serve(struct evhttp_request *req)
 		return;
 	}
 	rec = record(req);
-	b = queue_pop();
+	b = queue_pop(req);
 	if (!scripted(req, b, out, &status))
 		status = route(req, out);
 	json_object_foreach(json_object_get(b, "headers"), k, v)
@@ -1295,12 +1390,17 @@ serve(struct evhttp_request *req)
 	if (a != NULL)
 		act = strcmp(a, "hang") == 0       ? ACT_HANG
 		      : strcmp(a, "truncate") == 0 ? ACT_TRUNCATE
+		      : strcmp(a, "reset") == 0    ? ACT_RESET
 		                                   : ACT_CLOSE;
+	if (json_object_get(b, "raw") != NULL)
+		act = ACT_RAW;
 	delay = (long)json_integer_value(json_object_get(b, "delay_ms"));
 	fprintf(stderr, "stub: %s %s -> %s%d%s\n", method_name(evhttp_request_get_command(req)),
 	        evhttp_request_get_uri(req),
 	        act == ACT_HANG    ? "hang "
 	        : act == ACT_CLOSE ? "close "
+	        : act == ACT_RESET ? "reset "
+	        : act == ACT_RAW   ? "raw "
 	                           : "",
 	        status, b != NULL ? " (scripted)" : "");
 	json_decref(b);
@@ -1326,8 +1426,14 @@ control(struct evhttp_request *req, const char *path, struct evbuffer *out)
 		                  "text/plain");
 		return 200;
 	}
-	if (strcmp(path, "/__stub/requests") == 0 && m == EVHTTP_REQ_GET)
-		return reply_json(req, out, 200, S.records);
+	if (strcmp(path, "/__stub/requests") == 0 && m == EVHTTP_REQ_GET) {
+		const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+
+		status = reply_json(req, out, 200, S.records);
+		if (q != NULL && strcmp(q, "take=1") == 0)
+			json_array_clear(S.records);
+		return status;
+	}
 	if (strcmp(path, "/__stub/requests") == 0 && m == EVHTTP_REQ_DELETE) {
 		json_array_clear(S.records);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
