@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "utf8.h"
+
 void
 err_clear(struct err *e)
 {
@@ -14,48 +16,23 @@ err_clear(struct err *e)
 	e->message[0] = '\0';
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0. */
-static size_t
-utf8_seq(const unsigned char *s)
-{
-	unsigned c = s[0], need, cp, i;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		need = 1, cp = c & 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		need = 2, cp = c & 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		need = 3, cp = c & 0x07;
-	else
-		return 0;
-	for (i = 1; i <= need; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return need + 1;
-}
-
 /* Replaces every byte that is not part of valid UTF-8 with '?', so an
  * error can always be encoded as JSON (a cut message may end mid-sequence). */
 static void
 scrub_utf8(char *s)
 {
 	unsigned char *p = (unsigned char *)s;
-	size_t n;
+	size_t left = strlen(s), n;
 
 	while (*p) {
-		n = utf8_seq(p);
+		n = utf8_seq(p, left);
 		if (n == 0) {
 			*p++ = '?';
+			left--;
 			continue;
 		}
 		p += n;
+		left -= n;
 	}
 }
 

@@ -59,6 +59,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 #define MP_BOUNDARY_MAX 70
 #define MP_HEADER_MAX   8192
 #define MP_QUOTE_MAX    300 /* room for err_quote's longest output */
@@ -202,43 +204,6 @@ hex_value(unsigned char c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
-}
-
-/* Whether s[0..n) is valid UTF-8 (no overlongs, surrogates or values past
- * U+10FFFF). */
-static int
-valid_utf8(const unsigned char *s, size_t n)
-{
-	size_t i = 0, need, k;
-	unsigned long cp, min;
-
-	while (i < n) {
-		unsigned c = s[i];
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			need = 1, cp = c & 0x1f, min = 0x80;
-		else if (c >= 0xe0 && c <= 0xef)
-			need = 2, cp = c & 0x0f, min = 0x800;
-		else if (c >= 0xf0 && c <= 0xf4)
-			need = 3, cp = c & 0x07, min = 0x10000;
-		else
-			return 0;
-		if (n - i <= need)
-			return 0;
-		for (k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += need + 1;
-	}
-	return 1;
 }
 
 /*
@@ -550,7 +515,7 @@ ext_value(char *v, size_t n, size_t *olen)
 		}
 		v[o++] = (char)c;
 	}
-	if (!valid_utf8((const unsigned char *)v, o))
+	if (!utf8_valid(v, o))
 		return -1;
 	*olen = o;
 	return 0;

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "utf8.h"
+
 #define VALUE_MAX  512
 #define PARAMS_MAX 16
 
@@ -45,41 +47,6 @@ decode(const char *s, size_t len, char *dst, size_t *out_len)
 	dst[o] = '\0';
 	*out_len = o;
 	return 0;
-}
-
-/* Whether s is valid UTF-8 (the upstream's strings are). */
-static int
-utf8_ok(const unsigned char *s, size_t n)
-{
-	size_t i = 0, k, need;
-	unsigned cp;
-
-	while (i < n) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (s[i] >= 0xc2 && s[i] <= 0xdf)
-			need = 1, cp = s[i] & 0x1f;
-		else if (s[i] >= 0xe0 && s[i] <= 0xef)
-			need = 2, cp = s[i] & 0x0f;
-		else if (s[i] >= 0xf0 && s[i] <= 0xf4)
-			need = 3, cp = s[i] & 0x07;
-		else
-			return 0;
-		if (i + need >= n)
-			return 0;
-		for (k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += need + 1;
-	}
-	return 1;
 }
 
 static int
@@ -134,7 +101,7 @@ check_value(const struct query_param *p, const char *v, size_t len, struct err *
 		return 0;
 	case QUERY_STRING:
 	default:
-		if (len == 0 || (long long)len > p->max || !utf8_ok((const unsigned char *)v, len))
+		if (len == 0 || (long long)len > p->max || !utf8_valid(v, len))
 			return err_set(e, 400, ERR_INVALID, "invalid_value", p->name,
 			               "query parameter %s must be UTF-8 text of 1 to %lld bytes",
 			               p->name, p->max);

@@ -1,0 +1,16 @@
+/*
+ * utf8: the one check of UTF-8 text (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF), for every module that takes text.
+ */
+#ifndef GW_UTF8_H
+#define GW_UTF8_H
+
+#include <stddef.h>
+
+/* Length of the valid sequence at s (n bytes left, n >= 1), or 0. */
+size_t utf8_seq(const unsigned char *s, size_t n);
+
+/* Whether s[0..n) is valid UTF-8. */
+int utf8_valid(const char *s, size_t n);
+
+#endif
