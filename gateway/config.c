@@ -33,6 +33,8 @@ static const struct confkey config_keys[] = {
          .min = 1, .max = 600000},
         {"upstream.max_response_bytes", CT_INT, K(upstream_max_response_bytes), .def_int = 16 * MiB,
          .min = 1024, .max = 1024 * MiB},
+        {"upstream.max_idle_connections", CT_INT, K(upstream_max_idle_connections), .def_int = 1024,
+         .min = 1, .max = 100000},
         {"upstream.ca_file", CT_STRING, K(upstream_ca_file), NULL},
         {"upstream.insecure_skip_verify", CT_BOOL, K(upstream_insecure_skip_verify), .def_int = 0},
         {"audit.path", CT_STRING, K(audit_path), "-"},

@@ -21,6 +21,7 @@ struct config {
 	long long upstream_timeout_ms;
 	long long upstream_connect_timeout_ms;
 	long long upstream_max_response_bytes;
+	long long upstream_max_idle_connections;
 	char *upstream_ca_file;
 	int upstream_insecure_skip_verify;
 

@@ -319,6 +319,11 @@ upstream_new(struct event_base *base, const struct upstream_settings *s, struct 
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
 	curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	/* libcurl's default cache holds 4 connections per transfer under way,
+	 * so when the load dips it closes connections it needs again a moment
+	 * later: a connect (and a TLS handshake) for every few requests. */
+	if (s->max_idle_connections > 0)
+		curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, s->max_idle_connections);
 	if (u->insecure)
 		log_warn("upstream.insecure_skip_verify is set: the upstream's TLS certificate "
 		         "is NOT verified");

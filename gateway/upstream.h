@@ -21,7 +21,8 @@ struct upstream_settings {
 	long timeout_ms;
 	long connect_timeout_ms;
 	size_t max_response_bytes;
-	const char *ca_file; /* NULL for the system store */
+	long max_idle_connections; /* kept open for reuse */
+	const char *ca_file;       /* NULL for the system store */
 	int insecure_skip_verify;
 	/* libcurl's CURLOPT_PINNEDPUBLICKEY: "sha256//<base64>[;sha256//...]"
 	 * or a PEM/DER public key file; NULL for none. */
