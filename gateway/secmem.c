@@ -1,7 +1,6 @@
 #include "secmem.h"
 
 #include <jansson.h>
-#include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +49,7 @@ secmem_free(void *ptr)
 	if (ptr == NULL)
 		return;
 	p = (unsigned char *)ptr - HEADER;
-	OPENSSL_cleanse(p, *(size_t *)(void *)p + HEADER);
+	explicit_bzero(ptr, *(size_t *)(void *)p);
 	free(p);
 }
 
@@ -98,8 +97,9 @@ secmem_strdup(const char *s)
 void
 secmem_wipe(void *p, size_t n)
 {
+	/* explicit_bzero: memset's speed, and the compiler may not drop it. */
 	if (p != NULL && n > 0)
-		OPENSSL_cleanse(p, n);
+		explicit_bzero(p, n);
 }
 
 void
