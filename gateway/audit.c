@@ -14,11 +14,13 @@
 
 #include "chain.h"
 #include "config.h"
+#include "jsonbuf.h"
 #include "log.h"
 #include "secmem.h"
 
 #define PENDING_MAX_BYTES (64 * 1024 * 1024) /* kept while the log cannot be written */
 #define RETRY_MS          500
+#define LINE_MAX_BYTES    (1024 * 1024) /* a record past it is written incomplete */
 #define TAIL_READ         (1024 * 1024) /* the last line is looked for in this much */
 
 /* A line not written yet, or written and waiting for the disk. */
@@ -35,8 +37,7 @@ struct audit {
 	/* Settings. */
 	char *path;
 	int to_stdout;
-	unsigned char *key;
-	size_t keylen;
+	struct chain_key *key;
 	struct chain_signer *signer;
 	long long checkpoint_every;
 	enum audit_fsync fsync;
@@ -96,7 +97,7 @@ audit_settings_from(const struct config *cfg, struct audit_settings *s)
 static void
 line_free(struct line *l)
 {
-	free(l->text);
+	secmem_free(l->text);
 	free(l);
 }
 
@@ -354,7 +355,7 @@ put_line(struct audit *a, char *text, size_t len, void (*durable)(void *, int), 
 	struct line *l = calloc(1, sizeof(*l));
 
 	if (l == NULL) {
-		free(text);
+		secmem_free(text);
 		a->failures++;
 		return -1;
 	}
@@ -391,84 +392,76 @@ put_line(struct audit *a, char *text, size_t len, void (*durable)(void *, int), 
  * newline), or NULL.
  */
 static char *
-seal(struct audit *a, json_t *rec, int sign, size_t *len)
+seal(struct audit *a, struct jsonbuf *b, int sign, size_t *len)
 {
-	char mac[CHAIN_HEX + 1], sig[CHAIN_SIG_B64 + 1];
-	char *text, *line;
-	size_t n, o;
+	char mac[CHAIN_HEX + 1], sig[CHAIN_SIG_B64 + 1], suffix[CHAIN_SIG_SUFFIX + 1];
+	const char *text;
+	char *line;
+	size_t n;
 
-	if (json_object_set_new(rec, "seq", json_integer(a->seq + 1)) < 0 ||
-	    json_object_set_new(rec, "prev", json_string(a->prev)) < 0)
-		return NULL;
-	text = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(12));
-	if (text == NULL)
-		return NULL;
-	n = strlen(text) - 1; /* without the closing brace */
-	line = malloc(n + CHAIN_SIG_SUFFIX + CHAIN_MAC_SUFFIX + 2);
-	if (line == NULL) {
-		secmem_json_free(text);
-		return NULL;
-	}
-	memcpy(line, text, n);
-	secmem_json_free(text);
-	o = n;
+	jsonbuf_key(b, "seq");
+	jsonbuf_int(b, a->seq + 1);
+	jsonbuf_key(b, "prev");
+	jsonbuf_str(b, a->prev);
+	/* The text is open: its closing brace comes after the mac. */
+	if ((text = jsonbuf_text(b, &n)) == NULL)
+		goto fail;
 	if (sign && a->signer) {
-		if (chain_sign(a->signer, line, n, sig) < 0) {
-			free(line);
-			return NULL;
-		}
-		o += (size_t)sprintf(line + o, ",\"sig\":\"%s\"", sig);
+		if (chain_sign(a->signer, text, n, sig) < 0)
+			goto fail;
+		jsonbuf_raw(b, suffix,
+		            (size_t)snprintf(suffix, sizeof(suffix), ",\"sig\":\"%s\"", sig));
+		if ((text = jsonbuf_text(b, &n)) == NULL)
+			goto fail;
 	}
-	if (chain_mac(a->key, a->keylen, line, o, "}", mac) < 0) {
-		free(line);
+	if (chain_mac(a->key, text, n, "}", mac) < 0)
+		goto fail;
+	jsonbuf_raw(b, ",\"mac\":\"", 8);
+	jsonbuf_raw(b, mac, CHAIN_HEX);
+	jsonbuf_raw(b, "\"}\n", 3);
+	line = jsonbuf_take(b, len);
+	if (line == NULL)
 		return NULL;
-	}
-	o += (size_t)sprintf(line + o, ",\"mac\":\"%s\"}\n", mac);
 	a->seq++;
 	memcpy(a->prev, mac, sizeof(a->prev));
-	*len = o;
 	return line;
-}
-
-/* Sets key to a string, or null: every key is always present, so each
- * line has the same shape for whatever reads the log. A key that cannot be
- * set (memory, or a string that is not UTF-8) is counted in *bad. */
-static void
-put(json_t *o, const char *key, json_t *v, int *bad)
-{
-	if (json_object_set_new(o, key, v ? v : json_null()) < 0)
-		(*bad)++;
+fail:
+	jsonbuf_free(b);
+	return NULL;
 }
 
 static void
-put_str(json_t *o, const char *key, const char *v)
+field(struct jsonbuf *b, const char *key, const char *v)
 {
-	json_object_set_new(o, key, v ? json_string(v) : json_null());
+	jsonbuf_key(b, key);
+	jsonbuf_str(b, v);
 }
 
-static json_t *
+/* Every record opens with its type and time; every key is always present,
+ * null when it does not apply, so each line has the same shape. */
+static struct jsonbuf *
 record(const char *type)
 {
-	json_t *o = json_object();
+	struct jsonbuf *b = jsonbuf_new(1024, LINE_MAX_BYTES);
 	char ts[40];
 
-	if (o == NULL)
+	if (b == NULL)
 		return NULL;
 	log_rfc3339(ts, sizeof(ts));
-	put_str(o, "type", type);
-	put_str(o, "ts", ts);
-	return o;
+	jsonbuf_open(b, '{');
+	field(b, "type", type);
+	field(b, "ts", ts);
+	return b;
 }
 
 /* Seals rec and queues it; counts it toward the next checkpoint unless it
  * is one. Takes rec. */
 static int
-emit(struct audit *a, json_t *rec, int checkpoint, void (*durable)(void *, int), void *arg)
+emit(struct audit *a, struct jsonbuf *rec, int checkpoint, void (*durable)(void *, int), void *arg)
 {
 	size_t len = 0;
 	char *line = rec ? seal(a, rec, checkpoint, &len) : NULL;
 
-	json_decref(rec);
 	if (line == NULL) {
 		a->failures++;
 		return -1;
@@ -488,16 +481,18 @@ static int
 checkpoint(struct audit *a)
 {
 	char digest[CHAIN_HEX + 1];
-	json_t *rec = record("checkpoint");
+	struct jsonbuf *rec = record("checkpoint");
 
 	if (rec == NULL || chain_digest_cut(a->digest, digest) < 0) {
-		json_decref(rec);
+		jsonbuf_free(rec);
 		return -1;
 	}
-	json_object_set_new(rec, "head", json_string(a->prev));
-	json_object_set_new(rec, "records", json_integer(a->since_checkpoint));
-	json_object_set_new(rec, "digest", json_string(digest));
-	json_object_set_new(rec, "signed", json_boolean(a->signer != NULL));
+	field(rec, "head", a->prev);
+	jsonbuf_key(rec, "records");
+	jsonbuf_int(rec, a->since_checkpoint);
+	field(rec, "digest", digest);
+	jsonbuf_key(rec, "signed");
+	jsonbuf_bool(rec, a->signer != NULL);
 	return emit(a, rec, 1, NULL, NULL);
 }
 
@@ -506,17 +501,18 @@ checkpoint(struct audit *a)
 static int
 segment(struct audit *a, const char *reason, const char *detail)
 {
-	json_t *rec = record("segment");
+	struct jsonbuf *rec = record("segment");
 
 	if (rec == NULL)
 		return -1;
-	put_str(rec, "reason", reason);
-	put_str(rec, "detail", detail);
-	json_object_set_new(rec, "hmac", json_boolean(a->keylen > 0));
+	field(rec, "reason", reason);
+	field(rec, "detail", detail);
+	jsonbuf_key(rec, "hmac");
+	jsonbuf_bool(rec, chain_key_secret(a->key));
 	chain_digest_free(a->digest);
 	a->digest = chain_digest_new(chain_genesis);
 	if (a->digest == NULL) {
-		json_decref(rec);
+		jsonbuf_free(rec);
 		return -1;
 	}
 	a->since_checkpoint = 0;
@@ -606,19 +602,14 @@ audit_open_with(struct event_base *base, const struct audit_settings *s, struct 
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_mutex_init(&a->fd_mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
-	if (s->keylen) {
-		a->key = secmem_alloc(s->keylen);
-		if (a->key)
-			memcpy(a->key, s->key, s->keylen);
-		a->keylen = s->keylen;
-	}
+	a->key = chain_key_new(s->key, s->keylen);
 	if (s->signing_key_file &&
 	    (a->signer = chain_signer_load(s->signing_key_file, &why)) == NULL) {
 		err_set(e, 500, ERR_INTERNAL, "audit_key", NULL, "audit.signing_key_file %s: %s",
 		        s->signing_key_file, why);
 		goto fail;
 	}
-	if (a->path == NULL || (s->keylen && a->key == NULL) || open_log(a, e) < 0)
+	if (a->path == NULL || a->key == NULL || open_log(a, e) < 0)
 		goto fail;
 	reason = resume(a);
 	a->digest = chain_digest_new(chain_genesis);
@@ -710,7 +701,7 @@ audit_free(struct audit *a)
 		close(a->fd);
 	chain_digest_free(a->digest);
 	chain_signer_free(a->signer);
-	secmem_free(a->key);
+	chain_key_free(a->key);
 	pthread_mutex_destroy(&a->mu);
 	pthread_mutex_destroy(&a->fd_mu);
 	pthread_cond_destroy(&a->cv);
@@ -730,11 +721,10 @@ audit_failures(const struct audit *a)
 	return a->failures;
 }
 
-const unsigned char *
-audit_key(const struct audit *a, size_t *len)
+struct chain_key *
+audit_key(const struct audit *a)
 {
-	*len = a->keylen;
-	return a->keylen ? a->key : NULL;
+	return a->key;
 }
 
 void
@@ -801,65 +791,96 @@ ms3(double ms)
 	return (double)(long long)(ms * 1000.0 + 0.5) / 1000.0;
 }
 
-static json_t *
+static void
+number(struct jsonbuf *b, const char *key, long long v, int present)
+{
+	jsonbuf_key(b, key);
+	if (present)
+		jsonbuf_int(b, v);
+	else
+		jsonbuf_null(b);
+}
+
+static void
+millis(struct jsonbuf *b, const char *key, double ms, int present)
+{
+	jsonbuf_key(b, key);
+	if (present)
+		jsonbuf_real(b, ms3(ms), 12);
+	else
+		jsonbuf_null(b);
+}
+
+static void
+value(struct jsonbuf *b, const char *key, const json_t *v)
+{
+	jsonbuf_key(b, key);
+	jsonbuf_json(b, v);
+}
+
+static struct jsonbuf *
 build(const char *type, const struct audit_event *ev)
 {
-	json_t *o = record(type);
-	int bad = 0;
+	struct jsonbuf *b = record(type);
+	size_t len;
 
-#define STR(v)  ((v) ? json_string(v) : json_null())
-#define JSON(v) ((v) ? json_deep_copy(v) : json_null())
-	if (o == NULL)
+	if (b == NULL)
 		return NULL;
-	put(o, "request_id", STR(ev->request_id), &bad);
-	put(o, "upstream_request_id", STR(ev->upstream_request_id), &bad);
-	put(o, "client", STR(ev->client), &bad);
-	put(o, "tenant", STR(ev->tenant), &bad);
-	put(o, "method", STR(ev->method), &bad);
-	put(o, "path", STR(ev->path), &bad);
-	put(o, "operation", STR(ev->operation), &bad);
-	put(o, "decision", STR(ev->decision), &bad);
-	put(o, "code", STR(ev->code), &bad);
-	put(o, "param", ev->param && *ev->param ? json_string(ev->param) : json_null(), &bad);
-	put(o, "message", STR(ev->message), &bad);
-	put(o, "status", json_integer(ev->status), &bad);
-	put(o, "upstream_status", ev->upstream_status ? json_integer(ev->upstream_status) : NULL,
-	    &bad);
-	put(o, "latency_ms", json_real(ms3(ev->latency_ms)), &bad);
-	put(o, "upstream_ms",
-	    ev->upstream_status || ev->upstream_ms > 0 ? json_real(ms3(ev->upstream_ms)) : NULL,
-	    &bad);
-	put(o, "container_id", STR(ev->container_id), &bad);
-	put(o, "file_id", STR(ev->file_id), &bad);
-	put(o, "memory_limit", STR(ev->memory_limit), &bad);
-	put(o, "network_policy", JSON(ev->network_policy), &bad);
-	put(o, "adjustments", JSON(ev->adjustments), &bad);
-	put(o, "violations", JSON(ev->violations), &bad);
-	put(o, "remediation", JSON(ev->remediation), &bad);
-	put(o, "bytes_in", json_integer((json_int_t)ev->bytes_in), &bad);
-	put(o, "bytes_out", json_integer((json_int_t)ev->bytes_out), &bad);
-#undef STR
-#undef JSON
-	if (bad) {
-		json_decref(o);
+	field(b, "request_id", ev->request_id);
+	field(b, "upstream_request_id", ev->upstream_request_id);
+	field(b, "client", ev->client);
+	field(b, "tenant", ev->tenant);
+	field(b, "method", ev->method);
+	field(b, "path", ev->path);
+	field(b, "operation", ev->operation);
+	field(b, "decision", ev->decision);
+	field(b, "code", ev->code);
+	field(b, "param", ev->param && *ev->param ? ev->param : NULL);
+	field(b, "message", ev->message);
+	number(b, "status", ev->status, 1);
+	number(b, "upstream_status", ev->upstream_status, ev->upstream_status != 0);
+	millis(b, "latency_ms", ev->latency_ms, 1);
+	millis(b, "upstream_ms", ev->upstream_ms, ev->upstream_status || ev->upstream_ms > 0);
+	field(b, "container_id", ev->container_id);
+	field(b, "file_id", ev->file_id);
+	field(b, "memory_limit", ev->memory_limit);
+	value(b, "network_policy", ev->network_policy);
+	value(b, "adjustments", ev->adjustments);
+	value(b, "violations", ev->violations);
+	value(b, "remediation", ev->remediation);
+	number(b, "bytes_in", (long long)ev->bytes_in, 1);
+	number(b, "bytes_out", (long long)ev->bytes_out, 1);
+	if (jsonbuf_text(b, &len) == NULL) {
+		jsonbuf_free(b);
 		return NULL;
 	}
-	return o;
+	return b;
+}
+
+/* What is left of a record too big or without memory: still a trace. */
+static struct jsonbuf *
+incomplete(const char *type, const struct audit_event *ev)
+{
+	struct jsonbuf *b = record(type);
+
+	if (b == NULL)
+		return NULL;
+	field(b, "request_id", ev->request_id);
+	field(b, "decision", ev->decision);
+	number(b, "status", ev->status, 1);
+	field(b, "code", "audit_record_incomplete");
+	return b;
 }
 
 static int
 emit_event(struct audit *a, const char *type, const struct audit_event *ev,
            void (*durable)(void *, int), void *arg)
 {
-	json_t *rec = build(type, ev);
+	struct jsonbuf *rec = build(type, ev);
 	int rc;
 
-	/* A record that cannot be built (memory, or a string that is not
-	 * UTF-8) still leaves a trace rather than nothing. */
 	if (rec == NULL)
-		rec = json_pack("{s:s, s:s*, s:s*, s:i, s:s}", "type", type, "request_id",
-		                ev->request_id, "decision", ev->decision, "status", ev->status,
-		                "code", "audit_record_incomplete");
+		rec = incomplete(type, ev);
 	rc = emit(a, rec, 0, durable, arg);
 	if (rc < 0)
 		log_msg(LOG_ERROR, ev->request_id, "audit record not written");

@@ -119,7 +119,7 @@ unsigned long audit_failures(const struct audit *a);
  * has moved the old one), and go on with the chain. Returns 0 or -1. */
 int audit_reopen(struct audit *a, struct err *e);
 
-/* The HMAC key, for secret fingerprints (NULL when none). */
-const unsigned char *audit_key(const struct audit *a, size_t *len);
+/* The key the chain is made under, for secret fingerprints too. */
+struct chain_key *audit_key(const struct audit *a);
 
 #endif

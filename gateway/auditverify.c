@@ -13,9 +13,7 @@
 #define LINE_MAX_BYTES (64 * 1024 * 1024)
 
 struct verifier {
-	const unsigned char *key; /* NULL: the chain's macs are not checked */
-	size_t keylen;
-	int unkeyed;              /* no key at all: the chain uses plain SHA-256 */
+	struct chain_key *mac;    /* NULL: the chain's macs are not checked */
 	struct chain_signer *pub; /* NULL: checkpoint signatures are not checked */
 	struct chain_digest *digest;
 
@@ -115,8 +113,8 @@ check_line(struct verifier *v, const char *line, size_t len)
 	}
 	/* The first line may link to a file rotated away earlier, so its prev
 	 * is not checked against the genesis value. */
-	if (v->key || v->unkeyed) {
-		if (chain_mac(v->key, v->keylen, line, text_len, "}", want) < 0 ||
+	if (v->mac) {
+		if (chain_mac(v->mac, line, text_len, "}", want) < 0 ||
 		    strcmp(want, mac) != 0) {
 			rc = problem(v, seq, "altered: its mac does not match its content");
 			goto out;
@@ -272,9 +270,9 @@ auditverify_main(int argc, char **argv)
 				fprintf(stderr, "%s\n", errs.msg[i]);
 			return 1;
 		}
-		v.key = (const unsigned char *)cfg->audit_key;
-		v.keylen = cfg->audit_key_len;
-		v.unkeyed = cfg->audit_key == NULL;
+		v.mac = chain_key_new((const unsigned char *)cfg->audit_key, cfg->audit_key_len);
+		if (v.mac == NULL)
+			goto out;
 		if (pub == NULL && cfg->audit_signing_key_file)
 			v.pub = chain_signer_load(cfg->audit_signing_key_file, &why);
 	} else if (key_env || key_file) {
@@ -297,10 +295,12 @@ auditverify_main(int argc, char **argv)
 			        key_env ? key_env : key_file);
 			goto out;
 		}
-		v.key = (const unsigned char *)key;
-		v.keylen = n;
+		if ((v.mac = chain_key_new((const unsigned char *)key, n)) == NULL)
+			goto out;
 	} else if (pub == NULL) {
-		v.unkeyed = 1; /* a chain written without a key */
+		/* A chain written without a key. */
+		if ((v.mac = chain_key_new(NULL, 0)) == NULL)
+			goto out;
 	}
 	if (pub && (v.pub = chain_verifier_load(pub, &why)) == NULL &&
 	    (v.pub = chain_signer_load(pub, &why)) == NULL) {
@@ -319,7 +319,7 @@ auditverify_main(int argc, char **argv)
 		goto out;
 	}
 	printf("audit OK: %zu records, %zu checkpoints\n", v.records, v.checkpoints);
-	if (!v.key && !v.unkeyed && v.since_checkpoint)
+	if (!v.mac && v.since_checkpoint)
 		printf("note: the last %zu records follow the last checkpoint; without the HMAC "
 		       "key "
 		       "only their order and links were checked\n",
@@ -328,6 +328,7 @@ auditverify_main(int argc, char **argv)
 out:
 	chain_digest_free(v.digest);
 	chain_signer_free(v.pub);
+	chain_key_free(v.mac);
 	secmem_free(key);
 	config_free(cfg);
 	return rc;

@@ -24,55 +24,94 @@ to_hex(const unsigned char *md, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+struct chain_key {
+	EVP_MAC_CTX *hmac; /* keyed once; re-initialized per mac */
+	EVP_MD *sha256;    /* with no key */
+	EVP_MD_CTX *md;
+};
+
+struct chain_key *
+chain_key_new(const unsigned char *key, size_t keylen)
+{
+	struct chain_key *k = calloc(1, sizeof(*k));
+	char digest[] = "SHA256";
+	OSSL_PARAM params[2];
+	EVP_MAC *mac;
+
+	if (k == NULL)
+		return NULL;
+	if (keylen > 0) {
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+		params[1] = OSSL_PARAM_construct_end();
+		mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+		k->hmac = mac ? EVP_MAC_CTX_new(mac) : NULL;
+		EVP_MAC_free(mac); /* the context holds its own reference */
+		if (k->hmac == NULL || EVP_MAC_init(k->hmac, key, keylen, params) != 1) {
+			chain_key_free(k);
+			return NULL;
+		}
+		return k;
+	}
+	k->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	k->md = EVP_MD_CTX_new();
+	if (k->sha256 == NULL || k->md == NULL) {
+		chain_key_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+void
+chain_key_free(struct chain_key *k)
+{
+	if (k == NULL)
+		return;
+	EVP_MAC_CTX_free(k->hmac);
+	EVP_MD_CTX_free(k->md);
+	EVP_MD_free(k->sha256);
+	free(k);
+}
+
 int
-chain_mac(const unsigned char *key, size_t keylen, const char *text, size_t len, const char *extra,
+chain_key_secret(const struct chain_key *k)
+{
+	return k->hmac != NULL;
+}
+
+int
+chain_mac(struct chain_key *k, const char *text, size_t len, const char *extra,
           char out[CHAIN_HEX + 1])
 {
 	unsigned char md[32];
 	size_t mdlen = sizeof(md);
-	EVP_MAC *mac = NULL;
-	EVP_MAC_CTX *ctx = NULL;
-	EVP_MD_CTX *dctx = NULL;
-	OSSL_PARAM params[2];
-	char digest[] = "SHA256";
-	int rc = -1;
+	unsigned int dlen = 0;
+	int ok;
 
-	if (keylen == 0) {
-		unsigned int dlen = 0;
-
-		dctx = EVP_MD_CTX_new();
-		if (dctx && EVP_DigestInit_ex(dctx, EVP_sha256(), NULL) == 1 &&
-		    EVP_DigestUpdate(dctx, text, len) == 1 &&
-		    EVP_DigestUpdate(dctx, extra, strlen(extra)) == 1 &&
-		    EVP_DigestFinal_ex(dctx, md, &dlen) == 1)
-			rc = 0;
-		EVP_MD_CTX_free(dctx);
-	} else {
-		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-		params[1] = OSSL_PARAM_construct_end();
-		mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-		ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-		if (ctx && EVP_MAC_init(ctx, key, keylen, params) == 1 &&
-		    EVP_MAC_update(ctx, (const unsigned char *)text, len) == 1 &&
-		    EVP_MAC_update(ctx, (const unsigned char *)extra, strlen(extra)) == 1 &&
-		    EVP_MAC_final(ctx, md, &mdlen, sizeof(md)) == 1)
-			rc = 0;
-		EVP_MAC_CTX_free(ctx);
-		EVP_MAC_free(mac);
-	}
-	if (rc == 0)
-		to_hex(md, 32, out);
-	return rc;
+	if (k->hmac)
+		/* A NULL key starts over under the key already set. */
+		ok = EVP_MAC_init(k->hmac, NULL, 0, NULL) == 1 &&
+		     EVP_MAC_update(k->hmac, (const unsigned char *)text, len) == 1 &&
+		     EVP_MAC_update(k->hmac, (const unsigned char *)extra, strlen(extra)) == 1 &&
+		     EVP_MAC_final(k->hmac, md, &mdlen, sizeof(md)) == 1 && mdlen == sizeof(md);
+	else
+		ok = EVP_DigestInit_ex(k->md, k->sha256, NULL) == 1 &&
+		     EVP_DigestUpdate(k->md, text, len) == 1 &&
+		     EVP_DigestUpdate(k->md, extra, strlen(extra)) == 1 &&
+		     EVP_DigestFinal_ex(k->md, md, &dlen) == 1 && dlen == sizeof(md);
+	if (!ok)
+		return -1;
+	to_hex(md, sizeof(md), out);
+	return 0;
 }
 
 int
-chain_fingerprint(const unsigned char *key, size_t keylen, const char *value, size_t len,
+chain_fingerprint(struct chain_key *k, const char *value, size_t len,
                   char out[12 + CHAIN_HEX + 1])
 {
-	if (keylen == 0)
-		return -1; /* a plain hash of a short token could be guessed */
+	if (k == NULL || !chain_key_secret(k))
+		return -1;
 	memcpy(out, "hmac-sha256:", 12);
-	return chain_mac(key, keylen, value, len, "", out + 12);
+	return chain_mac(k, value, len, "", out + 12);
 }
 
 struct chain_digest {

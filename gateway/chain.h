@@ -29,18 +29,29 @@
 extern const char chain_genesis[CHAIN_HEX + 1];
 
 /*
- * The mac of text[0..len) followed by extra (NUL-terminated, may be ""):
- * HMAC-SHA-256 under key when keylen > 0, plain SHA-256 otherwise (which
- * only detects accidents). Lower-case hex into out. Returns 0 or -1.
+ * The key macs are made under: HMAC-SHA-256 when keylen > 0, plain
+ * SHA-256 otherwise (which only detects accidents). Set up once, since
+ * OpenSSL 3 would fetch and key the algorithm afresh on every call. The
+ * key is copied by OpenSSL, not kept here. Not for use from two threads.
  */
-int chain_mac(const unsigned char *key, size_t keylen, const char *text, size_t len,
-              const char *extra, char out[CHAIN_HEX + 1]);
+struct chain_key *chain_key_new(const unsigned char *key, size_t keylen);
+void chain_key_free(struct chain_key *k);
 
-/* A fingerprint of a secret value: "hmac-sha256:<hex>" under key; it can
+/* Whether macs are keyed (HMAC) rather than plain hashes. */
+int chain_key_secret(const struct chain_key *k);
+
+/* The mac of text[0..len) followed by extra (NUL-terminated, may be ""),
+ * in lower-case hex into out. Returns 0 or -1. */
+int chain_mac(struct chain_key *k, const char *text, size_t len, const char *extra,
+              char out[CHAIN_HEX + 1]);
+
+/* A fingerprint of a secret value: "hmac-sha256:<hex>" under a secret key
+ * (-1 with none: a plain hash of a short token could be guessed); it can
  * prove which value was used without revealing it. */
-int chain_fingerprint(const unsigned char *key, size_t keylen, const char *value, size_t len,
+int chain_fingerprint(struct chain_key *k, const char *value, size_t len,
                       char out[12 + CHAIN_HEX + 1]);
 
+struct chain_key;
 struct chain_digest;
 
 /* The running digest over line bytes between checkpoints. */

@@ -11,9 +11,10 @@
 #include "config.h"
 #include "conn.h"
 #include "front.h"
-#include "multipart.h"
+#include "jsonbuf.h"
 #include "jsondoc.h"
 #include "log.h"
+#include "multipart.h"
 #include "policy.h"
 #include "redact.h"
 #include "reply.h"
@@ -81,15 +82,12 @@ static void
 note_container(struct request *r, const json_t *doc)
 {
 	json_t *mem = json_object_get(doc, "memory_limit");
-	const unsigned char *key;
-	size_t keylen;
 
 	if (json_is_string(mem) && json_string_length(mem) < sizeof(r->memory_limit))
 		snprintf(r->memory_limit, sizeof(r->memory_limit), "%s", json_string_value(mem));
 	json_decref(r->audit_network_policy);
-	key = audit_key(server_audit(r->srv), &keylen);
-	r->audit_network_policy =
-	        redact_network_policy_keyed(json_object_get(doc, "network_policy"), key, keylen);
+	r->audit_network_policy = redact_network_policy_keyed(
+	        json_object_get(doc, "network_policy"), audit_key(server_audit(r->srv)));
 }
 
 /* The client hears what kind of failure it was; the operator's log gets
@@ -357,6 +355,16 @@ json_content_type(const struct request *r)
 	       (len == n || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* The decided document as it goes upstream. Compact text is never longer
+ * than what the client sent, but for what the policy adds. */
+static char *
+serialize(struct request *r)
+{
+	size_t sent = (size_t)r->body_seen;
+
+	return jsonbuf_dump(r->doc, sent + 512, sent * 2 + 64 * 1024, &r->forward_len);
+}
+
 /* Once the tenant's create limits have passed: the decided document goes
  * upstream. */
 static void
@@ -364,14 +372,13 @@ forward_create(struct request *r)
 {
 	struct upstream_req up = {0};
 
-	r->forward = json_dumps(r->doc, JSON_COMPACT);
+	r->forward = serialize(r);
 	if (r->forward == NULL) {
 		tenancy_not_created(r);
 		reply_error(r, 503, ERR_INTERNAL, NULL, "out_of_memory",
 		            "the gateway is out of memory; try again");
 		return;
 	}
-	r->forward_len = strlen(r->forward);
 	up.method = "POST";
 	up.path = "/containers";
 	up.body = r->forward;
@@ -712,13 +719,12 @@ file_create_json(struct request *r)
 		            "multipart/form-data with a \"file\" part");
 		return;
 	}
-	r->forward = json_dumps(r->doc, JSON_COMPACT);
+	r->forward = serialize(r);
 	if (r->forward == NULL) {
 		reply_error(r, 503, ERR_INTERNAL, NULL, "out_of_memory",
 		            "the gateway is out of memory; try again");
 		return;
 	}
-	r->forward_len = strlen(r->forward);
 	up.body = r->forward;
 	up.body_len = r->forward_len;
 	forward(r, &up, 1);

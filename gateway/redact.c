@@ -10,7 +10,7 @@
  * value is never copied at all. NULL when memory runs out: a half copy
  * would misstate what was sent. */
 static json_t *
-redact_secret(const json_t *secret, const unsigned char *fkey, size_t fkeylen)
+redact_secret(const json_t *secret, struct chain_key *fkey)
 {
 	json_t *out = json_object(), *v;
 	char print[12 + CHAIN_HEX + 1];
@@ -29,8 +29,8 @@ redact_secret(const json_t *secret, const unsigned char *fkey, size_t fkeylen)
 			bad = json_object_set_new(out, key, json_string(REDACT_MARKER)) < 0;
 			/* Proof of which value was used, without the value. */
 			if (!bad && json_is_string(v) &&
-			    chain_fingerprint(fkey, fkeylen, json_string_value(v),
-			                      json_string_length(v), print) == 0)
+			    chain_fingerprint(fkey, json_string_value(v), json_string_length(v),
+			                      print) == 0)
 				bad = json_object_set_new(out, "value_fingerprint",
 				                          json_string(print)) < 0;
 		}
@@ -45,12 +45,12 @@ redact_secret(const json_t *secret, const unsigned char *fkey, size_t fkeylen)
 json_t *
 redact_network_policy(const json_t *np)
 {
-	return redact_network_policy_keyed(np, NULL, 0);
+	return redact_network_policy_keyed(np, NULL);
 }
 
 /* The redacted form of one member of a network policy. */
 static json_t *
-redact_member(const char *key, const json_t *v, const unsigned char *fkey, size_t fkeylen)
+redact_member(const char *key, const json_t *v, struct chain_key *fkey)
 {
 	json_t *list, *s;
 	size_t i;
@@ -65,7 +65,7 @@ redact_member(const char *key, const json_t *v, const unsigned char *fkey, size_
 	json_array_foreach(v, i, s)
 	{
 		if (list && json_array_append_new(list, json_is_object(s)
-		                                                ? redact_secret(s, fkey, fkeylen)
+		                                                ? redact_secret(s, fkey)
 		                                                : json_string(REDACT_MARKER)) < 0) {
 			json_decref(list);
 			return NULL;
@@ -75,7 +75,7 @@ redact_member(const char *key, const json_t *v, const unsigned char *fkey, size_
 }
 
 json_t *
-redact_network_policy_keyed(const json_t *np, const unsigned char *fkey, size_t fkeylen)
+redact_network_policy_keyed(const json_t *np, struct chain_key *fkey)
 {
 	json_t *out, *v;
 	const char *key;
@@ -86,7 +86,7 @@ redact_network_policy_keyed(const json_t *np, const unsigned char *fkey, size_t 
 	json_object_foreach((json_t *)(uintptr_t)np, key, v)
 	{
 		if (out &&
-		    json_object_set_new(out, key, redact_member(key, v, fkey, fkeylen)) < 0) {
+		    json_object_set_new(out, key, redact_member(key, v, fkey)) < 0) {
 			json_decref(out);
 			out = NULL;
 		}

@@ -18,8 +18,10 @@ json_t *redact_network_policy(const json_t *np);
 /* The same, and each redacted value gains "value_fingerprint", an HMAC of
  * it under key ("hmac-sha256:<hex>"): an auditor holding the key can tell
  * which secret was used; nobody can recover it. No fingerprint without a
- * key, since a plain hash of a short token could be guessed. */
-json_t *redact_network_policy_keyed(const json_t *np, const unsigned char *key, size_t keylen);
+ * secret key (NULL, or unkeyed), since a plain hash of a short token could
+ * be guessed. */
+struct chain_key;
+json_t *redact_network_policy_keyed(const json_t *np, struct chain_key *key);
 
 /* Overwrites every domain secret value in a create document in place, once
  * it has been forwarded, so no copy outlives the request. */

@@ -158,10 +158,7 @@ request_free(struct request *r)
 		evbuffer_free(r->stream_in);
 	secmem_free(r->head_buf);
 	secmem_free(r->body);
-	if (r->forward) {
-		secmem_wipe(r->forward, r->forward_len);
-		secmem_json_free(r->forward);
-	}
+	secmem_free(r->forward);
 	json_decref(r->doc);
 	json_decref(r->audit_network_policy);
 	json_decref(r->adjustments);
