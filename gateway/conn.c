@@ -52,12 +52,17 @@ enum conn_state {
  * at a time (slowloris) is cut off like any slow client. */
 #define STREAM_PROGRESS (16 * 1024)
 
+/* Input held beyond a head's limit: room for a pipelined request to wait
+ * while the one before it is answered. */
+#define PIPELINE_SLACK (64 * 1024)
+
 struct conn {
 	struct conn *prev, *next;
 	struct server *srv;
 	const struct conn_limits *limits;
 	struct bufferevent *bev;
 	struct event *timer;
+	struct event *sent; /* an answer written in one go: on_write from the loop */
 	char client[64];
 	enum conn_state state;
 	struct request *req; /* owned while attached */
@@ -66,7 +71,8 @@ struct conn {
 	int body_pending; /* the current request has body bytes not yet read */
 	int body_too_large;
 	int keep_alive;
-	int closing; /* close once the answer is written */
+	int closing;   /* close once the answer is written */
+	int peer_done; /* the client sent its end while an answer was due */
 	int head_started;
 	int chunked_out;       /* the streamed answer is sent chunked */
 	int tls;               /* the bufferevent is a TLS one */
@@ -114,6 +120,8 @@ conn_free(struct conn *c)
 	tls_peer_free(c->peer);
 	if (c->timer)
 		event_free(c->timer);
+	if (c->sent)
+		event_free(c->sent);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	free(c);
@@ -180,6 +188,14 @@ take_body(struct conn *c, struct evbuffer *in, size_t n)
 	return 0;
 }
 
+/* Writing may be off after an answer that went out in one write. */
+static void
+continue_100(struct conn *c)
+{
+	bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
 /* Answers a request the connection cannot continue after. */
 static void
 refuse(struct conn *c, const struct err *e)
@@ -191,13 +207,15 @@ refuse(struct conn *c, const struct err *e)
 	reply_err(c->req, e);
 }
 
+/* Reading stays on while the request is handled: turning it off and on
+ * again costs two epoll_ctl calls a request. What a pipelining client sends
+ * meanwhile waits in the input, bounded by the read watermark. */
 static void
 dispatch(struct conn *c)
 {
 	c->state = C_BUSY;
 	c->body_pending = 0;
 	evtimer_del(c->timer);
-	bufferevent_disable(c->bev, EV_READ);
 	front_dispatch(c->req);
 }
 
@@ -391,7 +409,7 @@ start_stream(struct conn *c)
 	if (c->req == NULL || c->state != C_STREAM)
 		return 0;
 	if (h->expect_continue && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
-		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		continue_100(c);
 	return 1;
 }
 
@@ -433,7 +451,7 @@ start_body(struct conn *c, int how)
 	c->body_too_large = 0;
 	arm(c, c->limits->body_timeout_ms);
 	if (h->expect_continue && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
-		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		continue_100(c);
 	return 1;
 }
 
@@ -458,7 +476,8 @@ over_capacity(struct conn *c, struct err *e)
 	return 0;
 }
 
-/* Returns 1 when the head was read and the body can follow. */
+/* Returns 1 when the head was read and the body can follow, -1 when the
+ * connection is gone (freed). */
 static int
 read_head(struct conn *c)
 {
@@ -485,7 +504,7 @@ read_head(struct conn *c)
 	c->req = request_new(c->srv, c, c->client);
 	if (c->req == NULL) {
 		conn_free(c);
-		return 0;
+		return -1;
 	}
 	c->head_started = 0;
 	if (n < 0) {
@@ -523,11 +542,13 @@ read_head(struct conn *c)
 	return start_body(c, how);
 }
 
-static void
+static int
 process(struct conn *c)
 {
-	if (c->state == C_HEAD && read_head(c) <= 0)
-		return;
+	int rc = c->state == C_HEAD ? read_head(c) : 1;
+
+	if (rc <= 0)
+		return rc;
 	if (c->state == C_BODY)
 		(void)read_body(c);
 	else if (c->state == C_STREAM)
@@ -535,16 +556,18 @@ process(struct conn *c)
 	else if (c->state == C_LINGER)
 		drain_wiped(bufferevent_get_input(c->bev),
 		            evbuffer_get_length(bufferevent_get_input(c->bev)));
+	return 0;
 }
 
 static void
 on_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
-	process(arg);
+	(void)process(arg);
 }
 
-static void process(struct conn *c);
+static int process(struct conn *c);
+static void on_event(struct bufferevent *bev, short what, void *arg);
 
 static void
 linger(struct conn *c)
@@ -554,7 +577,7 @@ linger(struct conn *c)
 	bufferevent_disable(c->bev, EV_WRITE);
 	bufferevent_enable(c->bev, EV_READ);
 	arm(c, LINGER_MS);
-	process(c);
+	(void)process(c);
 }
 
 static void
@@ -583,8 +606,23 @@ on_write(struct bufferevent *bev, void *arg)
 	httpmsg_chunked_free(c->chunked);
 	c->chunked = NULL;
 	arm(c, c->limits->idle_timeout_ms);
-	bufferevent_enable(c->bev, EV_READ);
-	process(c); /* a pipelined request may be waiting */
+	if (!c->peer_done)
+		bufferevent_enable(c->bev, EV_READ);
+	if (process(c) < 0) /* a pipelined request may be waiting */
+		return;
+	/* Nothing more will come to finish what is left. */
+	if (c->peer_done && (c->state == C_HEAD || c->state == C_BODY || c->state == C_STREAM))
+		on_event(c->bev, BEV_EVENT_EOF | BEV_EVENT_READING, c);
+}
+
+static void
+on_sent(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	on_write(c->bev, c);
 }
 
 /* The TLS handshake is done: note who the client certificate names. */
@@ -642,6 +680,15 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	if (c->tls && !c->handshaken) {
 		handshake_failed(c);
 		conn_free(c);
+		return;
+	}
+	/* A client that stops sending while its answer is on the way (a
+	 * half-close, or a reset the answer's write will meet) still gets
+	 * it, and the answers to what it pipelined before. */
+	if ((what & BEV_EVENT_READING) && c->req &&
+	    (c->state == C_BUSY || c->state == C_STREAM_OUT)) {
+		c->peer_done = 1;
+		bufferevent_disable(c->bev, EV_READ);
 		return;
 	}
 	/* A reset, like a close, ends the body the client was sending. */
@@ -749,7 +796,8 @@ conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int 
 		c->bev = bufferevent_socket_new(server_base(srv), fd, BEV_OPT_CLOSE_ON_FREE);
 	}
 	c->timer = evtimer_new(server_base(srv), on_timeout, c);
-	if (c->bev == NULL || c->timer == NULL) {
+	c->sent = event_new(server_base(srv), -1, 0, on_sent, c);
+	if (c->bev == NULL || c->timer == NULL || c->sent == NULL) {
 		if (c->bev == NULL) {
 			SSL_free(ssl);
 			evutil_closesocket(fd);
@@ -762,6 +810,8 @@ conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int 
 	wtv.tv_sec = c->limits->idle_timeout_ms / 1000;
 	wtv.tv_usec = (c->limits->idle_timeout_ms % 1000) * 1000;
 	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	/* Past a head and a little more, reading pauses until it is used. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, c->limits->max_head + PIPELINE_SLACK);
 	bufferevent_enable(c->bev, EV_READ);
 	/* A TLS handshake must be done within the time a head gets. */
 	arm(c, c->tls ? c->limits->header_timeout_ms : c->limits->idle_timeout_ms);
@@ -838,6 +888,10 @@ conn_send(struct conn *c, struct request *r, int status, const char *const *head
 	if (c->state == C_STREAM)
 		bufferevent_disable(c->bev, EV_READ);
 	c->state = C_BUSY;
+	/* Off while the answer is put together, so adding to the output does
+	 * not ask epoll to watch for writing: most answers go in one write. */
+	if (!c->tls)
+		bufferevent_disable(c->bev, EV_WRITE);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason(status));
 	for (i = 0; i < nheaders; i++)
 		evbuffer_add_printf(out, "%s\r\n", headers[i]);
@@ -847,6 +901,12 @@ conn_send(struct conn *c, struct request *r, int status, const char *const *head
 		evbuffer_add(out, body, len);
 	c->req = NULL;
 	request_free(r);
+	if (!c->tls && evbuffer_write(out, bufferevent_getfd(c->bev)) > 0 &&
+	    evbuffer_get_length(out) == 0) {
+		event_active(c->sent, EV_WRITE, 1);
+		return;
+	}
+	/* The rest, or an error to report, is the bufferevent's. */
 	bufferevent_enable(c->bev, EV_WRITE);
 }
 
