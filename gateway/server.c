@@ -802,6 +802,7 @@ upstream_settings_of(const struct config *c, struct upstream_settings *us)
 	us->connect_timeout_ms = (long)c->upstream_connect_timeout_ms;
 	us->max_response_bytes = (size_t)c->upstream_max_response_bytes;
 	us->max_idle_connections = (long)c->upstream_max_idle_connections;
+	us->max_inflight = (long)c->max_inflight;
 	us->ca_file = c->upstream_ca_file;
 	us->insecure_skip_verify = c->upstream_insecure_skip_verify;
 	us->pinned_pubkey = c->upstream_pinned_pubkey;

@@ -11,10 +11,26 @@
 
 #define POOL_MAX 64 /* idle easy handles kept for reuse */
 
-struct upstream {
-	struct event_base *base;
+/*
+ * Transfers are spread over SHARDS multi handles, each with its own
+ * connection cache. libcurl looks for a free connection, and for the oldest
+ * idle one to close, by walking every connection to the host: with
+ * thousands of requests in flight to an HTTP/1.1 upstream that walk was
+ * most of a request's cost. A new transfer goes to the least busy shard, so
+ * at light load everything stays on the first and its connections.
+ */
+#define SHARDS 16
+
+struct shard {
+	struct upstream *u;
 	CURLM *multi;
 	struct event *timer;
+	size_t busy; /* transfers under way */
+};
+
+struct upstream {
+	struct event_base *base;
+	struct shard shards[SHARDS];
 	char *base_url;
 	long timeout_ms, connect_timeout_ms;
 	size_t max_response;
@@ -27,6 +43,7 @@ struct upstream {
 
 struct upstream_call {
 	struct upstream *u;
+	struct shard *sh;
 	CURL *easy;
 	struct curl_slist *headers;
 	char *url;
@@ -41,32 +58,32 @@ struct upstream_call {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-static void process_done(struct upstream *u);
+static void process_done(struct shard *sh);
 
 static void
 on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
-	struct upstream *u = arg;
+	struct shard *sh = arg;
 	int running, flags = 0;
 
 	if (what & EV_READ)
 		flags |= CURL_CSELECT_IN;
 	if (what & EV_WRITE)
 		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(u->multi, fd, flags, &running);
-	process_done(u);
+	curl_multi_socket_action(sh->multi, fd, flags, &running);
+	process_done(sh);
 }
 
 static void
 on_timer(evutil_socket_t fd, short what, void *arg)
 {
-	struct upstream *u = arg;
+	struct shard *sh = arg;
 	int running;
 
 	(void)fd;
 	(void)what;
-	curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	process_done(u);
+	curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	process_done(sh);
 }
 
 /* libcurl says which sockets to watch; each gets one persistent event,
@@ -74,7 +91,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 static int
 socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-	struct upstream *u = userp;
+	struct shard *sh = userp;
 	struct event *ev = socketp;
 	short kind;
 
@@ -82,7 +99,7 @@ socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 	if (what == CURL_POLL_REMOVE) {
 		if (ev) {
 			event_free(ev);
-			curl_multi_assign(u->multi, s, NULL);
+			curl_multi_assign(sh->multi, s, NULL);
 		}
 		return 0;
 	}
@@ -90,12 +107,12 @@ socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 	       ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
 	if (ev) {
 		event_del(ev);
-		event_assign(ev, u->base, s, kind, on_socket_event, u);
+		event_assign(ev, sh->u->base, s, kind, on_socket_event, sh);
 	} else {
-		ev = event_new(u->base, s, kind, on_socket_event, u);
+		ev = event_new(sh->u->base, s, kind, on_socket_event, sh);
 		if (ev == NULL)
 			return -1;
-		curl_multi_assign(u->multi, s, ev);
+		curl_multi_assign(sh->multi, s, ev);
 	}
 	return event_add(ev, NULL);
 }
@@ -103,15 +120,15 @@ socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 static int
 timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
-	struct upstream *u = userp;
+	struct shard *sh = userp;
 	struct timeval tv;
 
 	(void)multi;
 	if (timeout_ms < 0)
-		return evtimer_del(u->timer);
+		return evtimer_del(sh->timer);
 	tv.tv_sec = timeout_ms / 1000;
 	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	return evtimer_add(u->timer, &tv);
+	return evtimer_add(sh->timer, &tv);
 }
 
 static size_t
@@ -210,7 +227,10 @@ release(struct upstream_call *c)
 	struct upstream *u = c->u;
 
 	if (c->easy) {
-		curl_multi_remove_handle(u->multi, c->easy);
+		if (c->sh) {
+			curl_multi_remove_handle(c->sh->multi, c->easy);
+			c->sh->busy--;
+		}
 		if (u->npool < POOL_MAX) {
 			curl_easy_reset(c->easy);
 			u->pool[u->npool++] = c->easy;
@@ -244,12 +264,12 @@ retry(struct upstream_call *c, CURLcode rc)
 {
 	if (rc != CURLE_COULDNT_CONNECT || !c->req.retry_connect || c->retries++ > 0)
 		return 0;
-	curl_multi_remove_handle(c->u->multi, c->easy);
+	curl_multi_remove_handle(c->sh->multi, c->easy);
 	c->len = 0;
 	c->res.bytes = 0;
 	c->errbuf[0] = '\0';
 	log_msg(LOG_INFO, NULL, "upstream connection failed before sending; retrying once");
-	return curl_multi_add_handle(c->u->multi, c->easy) == CURLM_OK;
+	return curl_multi_add_handle(c->sh->multi, c->easy) == CURLM_OK;
 }
 
 static void
@@ -280,13 +300,13 @@ finish(struct upstream_call *c, CURLcode rc)
 }
 
 static void
-process_done(struct upstream *u)
+process_done(struct shard *sh)
 {
 	struct upstream_call *c;
 	CURLMsg *msg;
 	int left;
 
-	while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
+	while ((msg = curl_multi_info_read(sh->multi, &left)) != NULL) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
@@ -294,10 +314,47 @@ process_done(struct upstream *u)
 	}
 }
 
+static int
+shard_init(struct shard *sh, struct upstream *u, const struct upstream_settings *s)
+{
+	/* libcurl's cache counts connections in use too, and when it is full
+	 * a finished transfer's connection is closed rather than kept: room
+	 * for this shard's share of the requests in flight, and the idle
+	 * connections asked for, keeps it from closing what is needed again a
+	 * moment later (a connect and a TLS handshake each time). */
+	long keep = (s->max_idle_connections + s->max_inflight) / SHARDS + 64;
+
+	sh->u = u;
+	sh->multi = curl_multi_init();
+	sh->timer = evtimer_new(u->base, on_timer, sh);
+	if (sh->multi == NULL || sh->timer == NULL)
+		return -1;
+	curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
+	curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, sh);
+	curl_multi_setopt(sh->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS, keep);
+	return 0;
+}
+
+static struct shard *
+least_busy(struct upstream *u)
+{
+	struct shard *best = &u->shards[0];
+	size_t i;
+
+	for (i = 1; i < SHARDS && best->busy > 0; i++)
+		if (u->shards[i].busy < best->busy)
+			best = &u->shards[i];
+	return best;
+}
+
 struct upstream *
 upstream_new(struct event_base *base, const struct upstream_settings *s, struct err *e)
 {
 	struct upstream *u = calloc(1, sizeof(*u));
+	size_t i;
 
 	if (u == NULL)
 		goto fail;
@@ -309,21 +366,12 @@ upstream_new(struct event_base *base, const struct upstream_settings *s, struct 
 	u->base_url = strdup(s->base_url);
 	u->ca_file = s->ca_file ? strdup(s->ca_file) : NULL;
 	u->pinned_pubkey = s->pinned_pubkey ? strdup(s->pinned_pubkey) : NULL;
-	u->multi = curl_multi_init();
-	u->timer = evtimer_new(base, on_timer, u);
-	if (u->base_url == NULL || (s->ca_file && u->ca_file == NULL) || u->multi == NULL ||
-	    u->timer == NULL || (s->pinned_pubkey && u->pinned_pubkey == NULL))
+	if (u->base_url == NULL || (s->ca_file && u->ca_file == NULL) ||
+	    (s->pinned_pubkey && u->pinned_pubkey == NULL))
 		goto fail;
-	curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
-	curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
-	curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-	/* libcurl's default cache holds 4 connections per transfer under way,
-	 * so when the load dips it closes connections it needs again a moment
-	 * later: a connect (and a TLS handshake) for every few requests. */
-	if (s->max_idle_connections > 0)
-		curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, s->max_idle_connections);
+	for (i = 0; i < SHARDS; i++)
+		if (shard_init(&u->shards[i], u, s) < 0)
+			goto fail;
 	if (u->insecure)
 		log_warn("upstream.insecure_skip_verify is set: the upstream's TLS certificate "
 		         "is NOT verified");
@@ -343,10 +391,12 @@ upstream_free(struct upstream *u)
 		return;
 	for (i = 0; i < u->npool; i++)
 		curl_easy_cleanup(u->pool[i]);
-	if (u->multi)
-		curl_multi_cleanup(u->multi);
-	if (u->timer)
-		event_free(u->timer);
+	for (i = 0; i < SHARDS; i++) {
+		if (u->shards[i].multi)
+			curl_multi_cleanup(u->shards[i].multi);
+		if (u->shards[i].timer)
+			event_free(u->shards[i].timer);
+	}
 	free(u->base_url);
 	free(u->ca_file);
 	free(u->pinned_pubkey);
@@ -410,6 +460,7 @@ upstream_start(struct upstream *u, const struct upstream_req *req, upstream_done
                struct err *e)
 {
 	struct upstream_call *c = calloc(1, sizeof(*c));
+	struct shard *sh;
 	size_t n;
 
 	if (c == NULL)
@@ -427,8 +478,11 @@ upstream_start(struct upstream *u, const struct upstream_req *req, upstream_done
 	c->easy = u->npool ? u->pool[--u->npool] : curl_easy_init();
 	if (c->easy == NULL || configure(c, req) < 0)
 		goto fail;
-	if (curl_multi_add_handle(u->multi, c->easy) != CURLM_OK)
+	sh = least_busy(u);
+	if (curl_multi_add_handle(sh->multi, c->easy) != CURLM_OK)
 		goto fail;
+	c->sh = sh;
+	sh->busy++;
 	return c;
 fail:
 	if (c) {

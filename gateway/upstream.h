@@ -22,6 +22,7 @@ struct upstream_settings {
 	long connect_timeout_ms;
 	size_t max_response_bytes;
 	long max_idle_connections; /* kept open for reuse */
+	long max_inflight;         /* requests the server handles at once */
 	const char *ca_file;       /* NULL for the system store */
 	int insecure_skip_verify;
 	/* libcurl's CURLOPT_PINNEDPUBLICKEY: "sha256//<base64>[;sha256//...]"

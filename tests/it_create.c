@@ -594,3 +594,56 @@ Test(it_create, large_inline_skill_passes_through_when_allowed)
 	cr_expect_eq(json_string_length(data), n, "inline data forwarded whole");
 	free(body);
 }
+
+/* Creates in flight at once, each on its own client connection while the
+ * stub holds its answer; returns the upstream ports they arrived on. */
+static json_t *
+wave(const struct hx_gw *gw, int n)
+{
+	static const char body[] = "{\"name\":\"wave\"}";
+	const char *req = hx_fmt("POST /v1/containers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+	                         "%s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+	                         "Connection: close\r\n\r\n%s",
+	                         CLIENT_KEY, strlen(body), body);
+	json_t *ports = json_object(), *rq;
+	int fds[16], i;
+	size_t k;
+
+	cr_assert_leq(n, 16);
+	hx_stub_clear();
+	hx_stub_next(hx_fmt("{\"delay_ms\":300,\"repeat\":%d}", n));
+	for (i = 0; i < n; i++)
+		cr_assert_geq(fds[i] = hx_raw_open(gw->port, req, strlen(req)), 0);
+	for (i = 0; i < n; i++) {
+		const char *got = hx_raw_read(fds[i], 5000, &k);
+
+		cr_assert(strncmp(got, "HTTP/1.1 200", 12) == 0, "wave request %d: %.200s", i, got);
+	}
+	json_array_foreach(hx_stub_requests(), k, rq) json_object_set_new(
+	        ports,
+	        hx_fmt("%lld", (long long)json_integer_value(json_object_get(rq, "peer_port"))),
+	        json_true());
+	return ports;
+}
+
+/* Upstream connections outlive requests, even when the load dips between
+ * two bursts: the second burst finds the first one's connections open and
+ * pays no connect (or TLS handshake). libcurl's default cache would have
+ * closed all but a few of them as the first burst finished. */
+Test(it_create, upstream_connections_outlive_a_dip_in_load)
+{
+	struct hx_gw *gw = hx_gw_start(base_policy, NULL);
+	json_t *first = wave(gw, 8), *second, *v;
+	struct hx_resp *r = create(gw, "{\"name\":\"lull\"}");
+	const char *port;
+
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	cr_assert_eq(json_object_size(first), 8, "the first burst came on %zu connections, want 8",
+	             json_object_size(first));
+	second = wave(gw, 8);
+	json_object_foreach(second, port, v) cr_expect_not_null(
+	        json_object_get(first, port),
+	        "the second burst opened a new upstream connection (port %s)", port);
+	json_decref(first);
+	json_decref(second);
+}

@@ -25,7 +25,9 @@
  *
  *   GET    /__stub/health    200 "ok"
  *   GET    /__stub/requests  the record: [{"method","uri","headers",
- *                            "body" | "body_b64","body_len"}, ...]
+ *                            "body" | "body_b64","body_len","peer_port"},
+ *                            ...]; peer_port is the client's port, the
+ *                            same for requests on one connection
  *   DELETE /__stub/requests  clears the record
  *   POST   /__stub/next      queues a behaviour (an object, or an array of
  *                            them) for the next "repeat" requests
@@ -449,6 +451,14 @@ record(struct evhttp_request *req)
 	                    json_string(method_name(evhttp_request_get_command(req))));
 	json_object_set_new(rec, "uri", text_json(evhttp_request_get_uri(req)));
 	json_object_set_new(rec, "headers", hdrs);
+	/* Which connection it came on: tests tell reuse from reconnecting. */
+	{
+		char *peer = NULL;
+		ev_uint16_t port = 0;
+
+		evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+		json_object_set_new(rec, "peer_port", json_integer(port));
+	}
 	hdrs = NULL;
 	data = req_body(req, &len);
 	keep = len < RECORD_BODY_MAX ? len : RECORD_BODY_MAX;
