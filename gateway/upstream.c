@@ -433,6 +433,9 @@ configure(struct upstream_call *c, const struct upstream_req *req)
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* The answers that are read whole are small JSON; libcurl's 16 KiB
+	 * receive buffer is kept for those streamed through (downloads). */
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, req->on_data ? 16384L : 4096L);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, u->insecure ? 0L : 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, u->insecure ? 0L : 2L);
