@@ -446,6 +446,7 @@ start_body(struct conn *c, int how)
 		}
 	} else {
 		c->body_left = (uint64_t)h->content_length;
+		c->req->body_expect = c->body_left;
 	}
 	c->state = C_BODY;
 	c->body_too_large = 0;
@@ -682,11 +683,11 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		conn_free(c);
 		return;
 	}
-	/* A client that stops sending while its answer is on the way (a
-	 * half-close, or a reset the answer's write will meet) still gets
-	 * it, and the answers to what it pipelined before. */
-	if ((what & BEV_EVENT_READING) && c->req &&
-	    (c->state == C_BUSY || c->state == C_STREAM_OUT)) {
+	/* A client that stops sending while its request is handled or its
+	 * answer is being written (a half-close, or a reset the answer's write
+	 * will meet) still gets the answer, and those to what it pipelined
+	 * before; on_write closes once they are out. */
+	if ((what & BEV_EVENT_READING) && (c->state == C_BUSY || c->state == C_STREAM_OUT)) {
 		c->peer_done = 1;
 		bufferevent_disable(c->bev, EV_READ);
 		return;
