@@ -91,6 +91,13 @@ request_append_body(struct request *r, const char *data, size_t n)
 		cap = r->body_cap ? r->body_cap : 4096;
 		while (cap < r->body_len + n + 1)
 			cap *= 2;
+		/* Once a client has sent a mebibyte of what its Content-Length
+		 * announced, the rest gets room in one step: no more copies, and
+		 * no doubling past the size. Before that, room follows the bytes,
+		 * so a head alone cannot make the gateway reserve much. */
+		if (r->body_expect >= r->body_len + n &&
+		    (r->body_len + n >= REQUEST_BODY_STEP || cap > r->body_expect))
+			cap = (size_t)r->body_expect + 1;
 		grown = secmem_realloc(r->body, cap);
 		if (grown == NULL)
 			return -1;

@@ -20,8 +20,9 @@
 
 /* Longest identifier accepted in a path, and longest upstream path plus
  * query. */
-#define REQUEST_ID_MAX   128
-#define REQUEST_PATH_MAX 2048
+#define REQUEST_ID_MAX    128
+#define REQUEST_PATH_MAX  2048
+#define REQUEST_BODY_STEP (1024 * 1024) /* a body past this gets all its room at once */
 
 struct conn;
 struct evbuffer;
@@ -111,6 +112,7 @@ struct request {
 	/* The body, in memory that is wiped when freed. */
 	char *body;
 	size_t body_len, body_cap;
+	uint64_t body_expect; /* Content-Length, when the head gave one */
 
 	/* Body bytes received in all (buffered or streamed). A streamed body:
 	 * decoded bytes the handler has not taken yet, and whether they all
