@@ -114,8 +114,7 @@ check_line(struct verifier *v, const char *line, size_t len)
 	/* The first line may link to a file rotated away earlier, so its prev
 	 * is not checked against the genesis value. */
 	if (v->mac) {
-		if (chain_mac(v->mac, line, text_len, "}", want) < 0 ||
-		    strcmp(want, mac) != 0) {
+		if (chain_mac(v->mac, line, text_len, "}", want) < 0 || strcmp(want, mac) != 0) {
 			rc = problem(v, seq, "altered: its mac does not match its content");
 			goto out;
 		}

@@ -105,8 +105,7 @@ chain_mac(struct chain_key *k, const char *text, size_t len, const char *extra,
 }
 
 int
-chain_fingerprint(struct chain_key *k, const char *value, size_t len,
-                  char out[12 + CHAIN_HEX + 1])
+chain_fingerprint(struct chain_key *k, const char *value, size_t len, char out[12 + CHAIN_HEX + 1])
 {
 	if (k == NULL || !chain_key_secret(k))
 		return -1;

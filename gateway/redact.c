@@ -85,8 +85,7 @@ redact_network_policy_keyed(const json_t *np, struct chain_key *fkey)
 	out = json_object();
 	json_object_foreach((json_t *)(uintptr_t)np, key, v)
 	{
-		if (out &&
-		    json_object_set_new(out, key, redact_member(key, v, fkey)) < 0) {
+		if (out && json_object_set_new(out, key, redact_member(key, v, fkey)) < 0) {
 			json_decref(out);
 			out = NULL;
 		}
