@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsondoc.h"
 #include "secmem.h"
 #include "utf8.h"
 
@@ -20,13 +21,6 @@ struct jsonbuf {
 	unsigned char has[NEST_MAX + 1]; /* the container has a member already */
 	char closer[NEST_MAX + 1];
 };
-
-/* A byte a string may hold as it is: printable ASCII (and DEL) but " and \. */
-static int
-plain(unsigned char c)
-{
-	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
-}
 
 struct jsonbuf *
 jsonbuf_new(size_t hint, size_t max)
@@ -125,8 +119,7 @@ put_string(struct jsonbuf *b, const char *s, size_t n)
 
 	put_char(b, '"');
 	while (i < n) {
-		for (run = i; run < n && plain(u[run]); run++)
-			;
+		run = i + jsondoc_plain_run(s + i, n - i);
 		put(b, s + i, run - i);
 		if ((i = run) >= n)
 			break;

@@ -1,9 +1,17 @@
 #include "jsondoc.h"
 
+#include <errno.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "secmem.h"
+#include "utf8.h"
 
 #define PATH_DEPTH 32  /* frames tracked when locating an error */
 #define KEY_MAX    128 /* longest key shown in a path */
@@ -195,15 +203,565 @@ jsondoc_path_at(const char *buf, size_t len, size_t off, char *dst, size_t n)
 	return deep == 0;
 }
 
+/* --- the parser ---------------------------------------------------------- */
+
+/*
+ * The gateway's own reader, building jansson values. jansson's parser reads
+ * a byte at a time through a stream and copies every string through a
+ * growing buffer: most of a small request's parse, and for a 64 MiB inline
+ * skill most of the request, with the body held about three times over.
+ * This one scans a string's plain run in one loop and copies it once.
+ * What it accepts is what json_loadb(JSON_REJECT_DUPLICATES) accepts
+ * (test_jsondoc compares the two on every case file).
+ */
+enum perr {
+	PE_NONE,
+	PE_SYNTAX,
+	PE_UTF8,
+	PE_NUL,
+	PE_OVERFLOW,
+	PE_DEEP,
+	PE_TRAILING,
+	PE_END,
+	PE_DUPLICATE,
+	PE_MEMORY,
+};
+
+struct parser {
+	const char *buf;
+	size_t len, i;
+	enum perr err;
+	size_t err_at;
+};
+
+static json_t *parse_value(struct parser *p, int depth);
+
+/* Notes the first error; returns -1 (fail) or NULL (failed) to pass up. */
+static int
+fail(struct parser *p, enum perr err, size_t at)
+{
+	if (p->err == PE_NONE) {
+		p->err = err;
+		p->err_at = at;
+	}
+	return -1;
+}
+
+static json_t *
+failed(struct parser *p, enum perr err, size_t at)
+{
+	fail(p, err, at);
+	return NULL;
+}
+
+static void
+skip_space(struct parser *p)
+{
+	while (p->i < p->len) {
+		char c = p->buf[p->i];
+
+		if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+			return;
+		p->i++;
+	}
+}
+
+static int
+plain_byte(unsigned char c)
+{
+	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Bytes of w that are zero get their high bit set (and only those, when
+ * no byte of w has its own high bit set). */
+static uint64_t
+zero_bytes(uint64_t w)
+{
+	return (w - ONES) & ~w & HIGHS;
+}
+
+size_t
+jsondoc_plain_run(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+	uint64_t w;
+
+#ifdef __SSE2__
+	/* Sixteen at a time where x86-64 always has SSE2. Signed compares: a
+	 * byte >= 0x80 reads as negative, so "< 0x20" catches it too. */
+	const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
+	              slash = _mm_set1_epi8('\\');
+
+	for (; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(u + i));
+		__m128i bad = _mm_or_si128(
+		        _mm_cmplt_epi8(v, space),
+		        _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)));
+
+		if (_mm_movemask_epi8(bad) != 0)
+			break;
+	}
+#endif
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, u + i, 8);
+		/* Any byte >= 0x80, < 0x20, '"' or '\\' stops the fast way. */
+		if ((w & HIGHS) || zero_bytes(w & ~(ONES * 0x1f)) || zero_bytes(w ^ (ONES * '"')) ||
+		    zero_bytes(w ^ (ONES * '\\')))
+			break;
+	}
+	while (i < n && plain_byte(u[i]))
+		i++;
+	return i;
+}
+
+/* One \uXXXX escape (p->i at the 'u'), a surrogate pair taken whole, as
+ * UTF-8 into out; returns its length, or 0 after fail(). */
+static size_t
+unicode_escape(struct parser *p, char *out)
+{
+	unsigned cp, lo;
+
+	if (p->i + 5 > p->len) {
+		fail(p, PE_END, p->len);
+		return 0;
+	}
+	if (hex4(p->buf + p->i + 1, &cp) < 0) {
+		fail(p, PE_SYNTAX, p->i);
+		return 0;
+	}
+	p->i += 5;
+	if (cp >= 0xd800 && cp <= 0xdbff && p->i + 6 <= p->len && p->buf[p->i] == '\\' &&
+	    p->buf[p->i + 1] == 'u' && hex4(p->buf + p->i + 2, &lo) == 0 && lo >= 0xdc00 &&
+	    lo <= 0xdfff) {
+		p->i += 6;
+		cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+	}
+	/* A surrogate left alone is not a character. */
+	if (cp >= 0xd800 && cp <= 0xdfff) {
+		fail(p, PE_SYNTAX, p->i);
+		return 0;
+	}
+	if (cp == 0) {
+		fail(p, PE_NUL, p->i);
+		return 0;
+	}
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char)(0xc0 | (cp >> 6));
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char)(0xe0 | (cp >> 12));
+		out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		out[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | (cp >> 18));
+	out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	out[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/*
+ * A string, p->i just past its opening quote. Its text is *s (n bytes):
+ * a pointer into the buffer when it has no escapes, else *owned, a wiped
+ * buffer the caller frees. Returns 0, or -1 after fail().
+ */
+static int
+read_string(struct parser *p, const char **s, size_t *n, char **owned)
+{
+	const unsigned char *u = (const unsigned char *)p->buf;
+	size_t start = p->i, k, o = 0;
+	char *out = NULL;
+
+	*owned = NULL;
+	for (;;) {
+		p->i += jsondoc_plain_run(p->buf + p->i, p->len - p->i);
+		if (p->i >= p->len)
+			goto end;
+		if (u[p->i] == '"')
+			break;
+		if (u[p->i] >= 0x80) {
+			k = utf8_seq(u + p->i, p->len - p->i);
+			if (k == 0) {
+				fail(p, PE_UTF8, p->i);
+				goto bad;
+			}
+			p->i += k;
+			continue;
+		}
+		if (u[p->i] < 0x20) {
+			fail(p, PE_SYNTAX, p->i);
+			goto bad;
+		}
+		/* A backslash: from here on the text is decoded into out. */
+		if (out == NULL) {
+			/* Decoded text is never longer than what encodes it. */
+			out = secmem_alloc(p->len - start + 1);
+			if (out == NULL) {
+				fail(p, PE_MEMORY, p->i);
+				goto bad;
+			}
+		}
+		break;
+	}
+	if (out == NULL) {
+		*s = p->buf + start;
+		*n = p->i - start;
+		p->i++;
+		return 0;
+	}
+	/* The slow way, for strings with escapes. */
+	p->i = start;
+	while (p->i < p->len && u[p->i] != '"') {
+		if (u[p->i] != '\\') {
+			k = u[p->i] < 0x80 ? 1 : utf8_seq(u + p->i, p->len - p->i);
+			if (u[p->i] < 0x20 || k == 0) {
+				fail(p, k ? PE_SYNTAX : PE_UTF8, p->i);
+				goto bad;
+			}
+			memcpy(out + o, p->buf + p->i, k);
+			o += k;
+			p->i += k;
+			continue;
+		}
+		if (++p->i >= p->len)
+			goto end;
+		switch (u[p->i]) {
+		case '"':
+		case '\\':
+		case '/':
+			out[o++] = (char)u[p->i++];
+			break;
+		case 'b':
+			out[o++] = '\b', p->i++;
+			break;
+		case 'f':
+			out[o++] = '\f', p->i++;
+			break;
+		case 'n':
+			out[o++] = '\n', p->i++;
+			break;
+		case 'r':
+			out[o++] = '\r', p->i++;
+			break;
+		case 't':
+			out[o++] = '\t', p->i++;
+			break;
+		case 'u':
+			k = unicode_escape(p, out + o);
+			if (k == 0)
+				goto bad;
+			o += k;
+			break;
+		default:
+			fail(p, PE_SYNTAX, p->i);
+			goto bad;
+		}
+	}
+	if (p->i >= p->len)
+		goto end;
+	p->i++;
+	*s = out;
+	*n = o;
+	*owned = out;
+	return 0;
+end:
+	fail(p, PE_END, p->len);
+bad:
+	if (out) {
+		secmem_wipe(out, o);
+		secmem_free(out);
+	}
+	return -1;
+}
+
+static json_t *
+parse_string(struct parser *p)
+{
+	const char *s;
+	char *owned;
+	size_t n;
+	json_t *v;
+
+	if (read_string(p, &s, &n, &owned) < 0)
+		return NULL;
+	v = json_stringn_nocheck(s, n);
+	if (owned) {
+		secmem_wipe(owned, n);
+		secmem_free(owned);
+	}
+	return v ? v : failed(p, PE_MEMORY, p->i);
+}
+
+static int
+digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? as an integer when it has
+ * neither fraction nor exponent, else a real; either must fit. */
+static json_t *
+parse_number(struct parser *p)
+{
+	const char *b = p->buf;
+	size_t start = p->i, i = p->i;
+	int real = 0;
+	char tmp[64], *heap = NULL, *txt, *stop;
+	json_t *v;
+
+	if (i < p->len && b[i] == '-')
+		i++;
+	if (i >= p->len)
+		return failed(p, PE_END, p->len);
+	if (b[i] == '0') {
+		if (++i < p->len && digit(b[i]))
+			return failed(p, PE_SYNTAX, i);
+	} else if (digit(b[i])) {
+		while (i < p->len && digit(b[i]))
+			i++;
+	} else {
+		return failed(p, PE_SYNTAX, i);
+	}
+	if (i < p->len && b[i] == '.') {
+		real = 1;
+		if (++i >= p->len || !digit(b[i]))
+			return failed(p, i >= p->len ? PE_END : PE_SYNTAX, i);
+		while (i < p->len && digit(b[i]))
+			i++;
+	}
+	if (i < p->len && (b[i] == 'e' || b[i] == 'E')) {
+		real = 1;
+		if (++i < p->len && (b[i] == '+' || b[i] == '-'))
+			i++;
+		if (i >= p->len || !digit(b[i]))
+			return failed(p, i >= p->len ? PE_END : PE_SYNTAX, i);
+		while (i < p->len && digit(b[i]))
+			i++;
+	}
+	p->i = i;
+	/* strtoll and strtod want the token NUL-terminated. */
+	if (i - start < sizeof(tmp))
+		txt = tmp;
+	else if ((txt = heap = malloc(i - start + 1)) == NULL)
+		return failed(p, PE_MEMORY, start);
+	memcpy(txt, b + start, i - start);
+	txt[i - start] = '\0';
+	errno = 0;
+	if (real) {
+		double d = strtod(txt, &stop);
+
+		/* Too small rounds to zero, as jansson takes it; too big fails. */
+		v = isinf(d) ? failed(p, PE_OVERFLOW, i) : json_real(d);
+	} else {
+		long long n = strtoll(txt, &stop, 10);
+
+		v = errno == ERANGE ? failed(p, PE_OVERFLOW, i) : json_integer((json_int_t)n);
+	}
+	free(heap);
+	return v || p->err != PE_NONE ? v : failed(p, PE_MEMORY, i);
+}
+
+static json_t *
+parse_word(struct parser *p, const char *word, json_t *v)
+{
+	size_t n = strlen(word);
+
+	if (p->len - p->i < n || memcmp(p->buf + p->i, word, n) != 0)
+		return failed(p, PE_SYNTAX, p->i);
+	p->i += n;
+	return v;
+}
+
+/* After a member or element: ',' (1) or the closer (0); -1 after fail(). */
+static int
+next_member(struct parser *p, char closer)
+{
+	skip_space(p);
+	if (p->i < p->len && p->buf[p->i] == ',') {
+		p->i++;
+		skip_space(p);
+		return 1;
+	}
+	if (p->i < p->len && p->buf[p->i] == closer) {
+		p->i++;
+		return 0;
+	}
+	return fail(p, p->i >= p->len ? PE_END : PE_SYNTAX, p->i);
+}
+
+/* One "key": value into o; 0, or -1 after fail(). */
+static int
+parse_member(struct parser *p, json_t *o, int depth)
+{
+	const char *key;
+	char *owned;
+	size_t n, at = p->i;
+	json_t *v = NULL;
+	int rc = -1;
+
+	if (p->i >= p->len || p->buf[p->i] != '"')
+		return fail(p, p->i >= p->len ? PE_END : PE_SYNTAX, p->i);
+	p->i++;
+	if (read_string(p, &key, &n, &owned) < 0)
+		return -1;
+	/* Where the key ends: an error there names it as the path. */
+	if (json_object_getn(o, key, n) != NULL) {
+		fail(p, PE_DUPLICATE, p->i);
+		goto out;
+	}
+	skip_space(p);
+	/* No colon: the string was no key, and the error's path is the
+	 * object's, never that string (it could be a secret out of place). */
+	if (p->i >= p->len || p->buf[p->i] != ':') {
+		fail(p, p->i >= p->len ? PE_END : PE_SYNTAX, at);
+		goto out;
+	}
+	p->i++;
+	if ((v = parse_value(p, depth)) == NULL)
+		goto out;
+	if (json_object_setn_new_nocheck(o, key, n, v) < 0) {
+		fail(p, PE_MEMORY, p->i);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (owned) {
+		secmem_wipe(owned, n);
+		secmem_free(owned);
+	}
+	return rc;
+}
+
+static json_t *
+parse_object(struct parser *p, int depth)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return failed(p, PE_MEMORY, p->i);
+	p->i++; /* { */
+	skip_space(p);
+	if (p->i < p->len && p->buf[p->i] == '}') {
+		p->i++;
+		return o;
+	}
+	do {
+		if (parse_member(p, o, depth + 1) < 0)
+			break;
+	} while (next_member(p, '}') == 1);
+	if (p->err == PE_NONE)
+		return o;
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *
+parse_array(struct parser *p, int depth)
+{
+	json_t *a = json_array(), *v;
+
+	if (a == NULL)
+		return failed(p, PE_MEMORY, p->i);
+	p->i++; /* [ */
+	skip_space(p);
+	if (p->i < p->len && p->buf[p->i] == ']') {
+		p->i++;
+		return a;
+	}
+	do {
+		if ((v = parse_value(p, depth + 1)) == NULL)
+			break;
+		if (json_array_append_new(a, v) < 0) {
+			fail(p, PE_MEMORY, p->i);
+			break;
+		}
+	} while (next_member(p, ']') == 1);
+	if (p->err == PE_NONE)
+		return a;
+	json_decref(a);
+	return NULL;
+}
+
+static json_t *
+parse_value(struct parser *p, int depth)
+{
+	skip_space(p);
+	if (p->i >= p->len)
+		return failed(p, PE_END, p->len);
+	if (depth > JSON_PARSER_MAX_DEPTH)
+		return failed(p, PE_DEEP, p->i);
+	switch (p->buf[p->i]) {
+	case '{':
+		return parse_object(p, depth);
+	case '[':
+		return parse_array(p, depth);
+	case '"':
+		p->i++;
+		return parse_string(p);
+	case 't':
+		return parse_word(p, "true", json_true());
+	case 'f':
+		return parse_word(p, "false", json_false());
+	case 'n':
+		return parse_word(p, "null", json_null());
+	default:
+		return parse_number(p);
+	}
+}
+
+/* The line and column (1-based, in bytes) of byte off, for messages. */
+static void
+line_column(const char *buf, size_t off, int *line, int *column)
+{
+	size_t i, from = 0;
+
+	*line = 1;
+	for (i = 0; i < off; i++)
+		if (buf[i] == '\n') {
+			(*line)++;
+			from = i + 1;
+		}
+	*column = (int)(off - from) + 1;
+}
+
+/* The whole document: an object or an array, then only whitespace. */
+static json_t *
+parse_document(struct parser *p)
+{
+	json_t *doc;
+
+	skip_space(p);
+	if (p->i < p->len && p->buf[p->i] != '{' && p->buf[p->i] != '[')
+		return failed(p, PE_SYNTAX, p->i);
+	if ((doc = parse_value(p, 1)) == NULL)
+		return NULL;
+	skip_space(p);
+	if (p->i < p->len) {
+		json_decref(doc);
+		return failed(p, PE_TRAILING, p->i);
+	}
+	return doc;
+}
+
 json_t *
 jsondoc_parse(const char *buf, size_t len, struct err *e)
 {
-	json_error_t je;
+	struct parser p = {.buf = buf, .len = len};
 	json_t *doc;
 	char path[ERR_PARAM_MAX], q[96];
 	unsigned long oom_before;
-	size_t pos;
-	int whole;
+	int whole, line, column;
 
 	if (len == 0) {
 		err_set(e, 400, ERR_INVALID, "invalid_json", NULL,
@@ -217,7 +775,7 @@ jsondoc_parse(const char *buf, size_t len, struct err *e)
 	}
 
 	oom_before = secmem_failures();
-	doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+	doc = parse_document(&p);
 	if (doc != NULL) {
 		if (json_is_object(doc))
 			return doc;
@@ -226,20 +784,18 @@ jsondoc_parse(const char *buf, size_t len, struct err *e)
 		        "body must be a JSON object, not an array");
 		return NULL;
 	}
-
-	/* jansson 2.14 reports a failed allocation as a syntax error. */
-	if (secmem_failures() != oom_before) {
+	if (p.err == PE_MEMORY || secmem_failures() != oom_before) {
 		err_set(e, 503, ERR_INTERNAL, "out_of_memory", NULL,
 		        "the gateway ran out of memory reading the body; try again");
 		return NULL;
 	}
 
-	/* jansson's own text quotes the bytes near the error, which may be a
-	 * secret, so only its code and position are used. */
-	pos = je.position > 0 ? (size_t)je.position : 0;
-	whole = jsondoc_path_at(buf, len, pos, path, sizeof(path));
-	switch (json_error_code(&je)) {
-	case json_error_duplicate_key:
+	/* The message gives the place, never the bytes there: they may be a
+	 * secret. */
+	whole = jsondoc_path_at(buf, len, p.err_at, path, sizeof(path));
+	line_column(buf, p.err_at, &line, &column);
+	switch (p.err) {
+	case PE_DUPLICATE:
 		if (whole) {
 			const char *dot = strrchr(path, '.'), *key = dot ? dot + 1 : path;
 
@@ -247,51 +803,48 @@ jsondoc_parse(const char *buf, size_t len, struct err *e)
 			err_set(e, 400, ERR_INVALID, "duplicate_key", path,
 			        "key %s appears more than once in the same object (line %d, column "
 			        "%d); each key may appear once",
-			        q, je.line, je.column);
+			        q, line, column);
 		} else {
 			err_set(e, 400, ERR_INVALID, "duplicate_key", path,
 			        "a key appears more than once in the same object (line %d, column "
 			        "%d); each key may appear once",
-			        je.line, je.column);
+			        line, column);
 		}
 		break;
-	case json_error_invalid_utf8:
+	case PE_UTF8:
 		err_set(e, 400, ERR_INVALID, "invalid_json", path,
-		        "body is not valid UTF-8 at byte %zu; send UTF-8 encoded JSON", pos);
+		        "body is not valid UTF-8 at byte %zu; send UTF-8 encoded JSON", p.err_at);
 		break;
-	case json_error_null_character:
+	case PE_NUL:
 		err_set(e, 400, ERR_INVALID, "invalid_json", path,
-		        "strings may not contain \\u0000 (line %d, column %d)", je.line, je.column);
+		        "strings may not contain \\u0000 (line %d, column %d)", line, column);
 		break;
-	case json_error_numeric_overflow:
+	case PE_OVERFLOW:
 		err_set(e, 400, ERR_INVALID, "invalid_json", path,
 		        "number out of range (line %d, column %d); integers must fit in 64 bits "
 		        "and reals in a double",
-		        je.line, je.column);
+		        line, column);
 		break;
-	case json_error_stack_overflow:
+	case PE_DEEP:
 		err_set(e, 400, ERR_INVALID, "invalid_json", NULL,
-		        "JSON is nested too deeply (line %d, column %d)", je.line, je.column);
+		        "JSON is nested too deeply (line %d, column %d); at most %d levels", line,
+		        column, JSON_PARSER_MAX_DEPTH);
 		break;
-	case json_error_end_of_input_expected:
+	case PE_TRAILING:
 		err_set(e, 400, ERR_INVALID, "invalid_json", NULL,
 		        "unexpected data after the JSON object (line %d, column %d); send exactly "
 		        "one JSON object",
-		        je.line, je.column);
+		        line, column);
 		break;
-	case json_error_premature_end_of_input:
+	case PE_END:
 		err_set(e, 400, ERR_INVALID, "invalid_json", path,
 		        "body ends before the JSON is complete");
-		break;
-	case json_error_out_of_memory:
-		err_set(e, 500, ERR_INTERNAL, "out_of_memory", NULL,
-		        "the gateway ran out of memory parsing the request");
 		break;
 	default:
 		err_set(e, 400, ERR_INVALID, "invalid_json", path,
 		        "invalid JSON at line %d, column %d (NaN, Infinity, comments, single "
 		        "quotes and trailing commas are not JSON)",
-		        je.line, je.column);
+		        line, column);
 		break;
 	}
 	return NULL;

@@ -31,6 +31,11 @@ json_t *jsondoc_parse(const char *buf, size_t len, struct err *e);
  */
 int jsondoc_path_at(const char *buf, size_t len, size_t off, char *dst, size_t n);
 
+/* How many bytes at the start of s (n bytes) a JSON string holds as they
+ * are: printable ASCII but '"' and '\\'. Eight at a time; the parser and
+ * jsonbuf spend most of a large body's time here. */
+size_t jsondoc_plain_run(const char *s, size_t n);
+
 /* Whether a key may be shown in a path or a message: 1 to 128 bytes of
  * printable ASCII. */
 int jsondoc_key_showable(const char *key);
