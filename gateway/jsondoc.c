@@ -267,6 +267,41 @@ skip_space(struct parser *p)
 }
 
 static int
+digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/*
+ * Where the token starting at i ends: an unexpected token is reported past
+ * its end, as jansson (which reads a whole token before judging it) does,
+ * so an error's path is the same: "x" after a key without a colon names the
+ * key, a ',' there does not, a ']' after a trailing comma closes the array.
+ */
+static size_t
+token_end(const struct parser *p, size_t i)
+{
+	const char *b = p->buf;
+	size_t start;
+
+	if (i >= p->len)
+		return p->len;
+	if (b[i] == '"') {
+		for (i++; i < p->len && b[i] != '"'; i++)
+			if (b[i] == '\\')
+				i++;
+		return i < p->len ? i + 1 : p->len;
+	}
+	start = i;
+	while (i < p->len &&
+	       (digit(b[i]) || (b[i] >= 'a' && b[i] <= 'z') || (b[i] >= 'A' && b[i] <= 'Z') ||
+	        b[i] == '+' || b[i] == '-' || b[i] == '.'))
+		i++;
+	/* Punctuation, or any other byte, is a token of one. */
+	return i > start ? i : i + 1;
+}
+
+static int
 plain_byte(unsigned char c)
 {
 	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
@@ -503,12 +538,6 @@ parse_string(struct parser *p)
 	return v ? v : failed(p, PE_MEMORY, p->i);
 }
 
-static int
-digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? as an integer when it has
  * neither fraction nor exponent, else a real; either must fit. */
 static json_t *
@@ -531,7 +560,7 @@ parse_number(struct parser *p)
 		while (i < p->len && digit(b[i]))
 			i++;
 	} else {
-		return failed(p, PE_SYNTAX, i);
+		return failed(p, PE_SYNTAX, token_end(p, i));
 	}
 	if (i < p->len && b[i] == '.') {
 		real = 1;
@@ -578,7 +607,7 @@ parse_word(struct parser *p, const char *word, json_t *v)
 	size_t n = strlen(word);
 
 	if (p->len - p->i < n || memcmp(p->buf + p->i, word, n) != 0)
-		return failed(p, PE_SYNTAX, p->i);
+		return failed(p, PE_SYNTAX, token_end(p, p->i));
 	p->i += n;
 	return v;
 }
@@ -597,7 +626,7 @@ next_member(struct parser *p, char closer)
 		p->i++;
 		return 0;
 	}
-	return fail(p, p->i >= p->len ? PE_END : PE_SYNTAX, p->i);
+	return fail(p, p->i >= p->len ? PE_END : PE_SYNTAX, token_end(p, p->i));
 }
 
 /* One "key": value into o; 0, or -1 after fail(). */
@@ -606,12 +635,12 @@ parse_member(struct parser *p, json_t *o, int depth)
 {
 	const char *key;
 	char *owned;
-	size_t n, at = p->i;
+	size_t n;
 	json_t *v = NULL;
 	int rc = -1;
 
 	if (p->i >= p->len || p->buf[p->i] != '"')
-		return fail(p, p->i >= p->len ? PE_END : PE_SYNTAX, p->i);
+		return fail(p, p->i >= p->len ? PE_END : PE_SYNTAX, token_end(p, p->i));
 	p->i++;
 	if (read_string(p, &key, &n, &owned) < 0)
 		return -1;
@@ -621,10 +650,8 @@ parse_member(struct parser *p, json_t *o, int depth)
 		goto out;
 	}
 	skip_space(p);
-	/* No colon: the string was no key, and the error's path is the
-	 * object's, never that string (it could be a secret out of place). */
 	if (p->i >= p->len || p->buf[p->i] != ':') {
-		fail(p, p->i >= p->len ? PE_END : PE_SYNTAX, at);
+		fail(p, p->i >= p->len ? PE_END : PE_SYNTAX, token_end(p, p->i));
 		goto out;
 	}
 	p->i++;
@@ -743,7 +770,7 @@ parse_document(struct parser *p)
 
 	skip_space(p);
 	if (p->i < p->len && p->buf[p->i] != '{' && p->buf[p->i] != '[')
-		return failed(p, PE_SYNTAX, p->i);
+		return failed(p, PE_SYNTAX, token_end(p, p->i));
 	if ((doc = parse_value(p, 1)) == NULL)
 		return NULL;
 	skip_space(p);
