@@ -406,6 +406,30 @@ unicode_escape(struct parser *p, char *out)
 	return 4;
 }
 
+/* What a one-letter escape stands for, or NUL for a letter that is none. */
+static char
+unescape(unsigned char c)
+{
+	switch (c) {
+	case '"':
+	case '\\':
+	case '/':
+		return (char)c;
+	case 'b':
+		return '\b';
+	case 'f':
+		return '\f';
+	case 'n':
+		return '\n';
+	case 'r':
+		return '\r';
+	case 't':
+		return '\t';
+	default:
+		return '\0';
+	}
+}
+
 /*
  * A string, p->i just past its opening quote. Its text is *s (n bytes):
  * a pointer into the buffer when it has no escapes, else *owned, a wiped
@@ -471,34 +495,15 @@ read_string(struct parser *p, const char **s, size_t *n, char **owned)
 		}
 		if (++p->i >= p->len)
 			goto end;
-		switch (u[p->i]) {
-		case '"':
-		case '\\':
-		case '/':
-			out[o++] = (char)u[p->i++];
-			break;
-		case 'b':
-			out[o++] = '\b', p->i++;
-			break;
-		case 'f':
-			out[o++] = '\f', p->i++;
-			break;
-		case 'n':
-			out[o++] = '\n', p->i++;
-			break;
-		case 'r':
-			out[o++] = '\r', p->i++;
-			break;
-		case 't':
-			out[o++] = '\t', p->i++;
-			break;
-		case 'u':
+		if (u[p->i] == 'u') {
 			k = unicode_escape(p, out + o);
 			if (k == 0)
 				goto bad;
 			o += k;
-			break;
-		default:
+		} else if ((out[o] = unescape(u[p->i])) != '\0') {
+			o++;
+			p->i++;
+		} else {
 			fail(p, PE_SYNTAX, p->i);
 			goto bad;
 		}
