@@ -112,6 +112,24 @@ fail_upstream(struct request *r, const struct upstream_res *res)
 	}
 }
 
+/* Whether the call worked and the upstream said yes (2xx). */
+static int
+succeeded(const struct upstream_res *res)
+{
+	return res->failure == UPSTREAM_OK && res->status >= 200 && res->status <= 299;
+}
+
+/* The answer to a call that did not succeed: the failure, or the upstream's
+ * own refusal relayed as it came. */
+static void
+reply_unsuccessful(struct request *r, const struct upstream_res *res)
+{
+	if (res->failure != UPSTREAM_OK)
+		fail_upstream(r, res);
+	else
+		reply_relay(r, res);
+}
+
 /* Starts the upstream call now; answers the client itself when it cannot. */
 static void
 launch(struct request *r, struct upstream_req *up, int has_json_body, upstream_done_fn done)
@@ -310,14 +328,9 @@ on_create_done(const struct upstream_res *res, void *arg)
 	secmem_wipe(r->forward, r->forward_len);
 	redact_wipe_secrets(r->doc);
 
-	if (res->failure != UPSTREAM_OK) {
+	if (!succeeded(res)) {
 		tenancy_not_created(r);
-		fail_upstream(r, res);
-		return;
-	}
-	if (res->status < 200 || res->status > 299) {
-		tenancy_not_created(r);
-		reply_relay(r, res);
+		reply_unsuccessful(r, res);
 		return;
 	}
 	err_clear(&e);
@@ -484,12 +497,8 @@ on_forward_done(const struct upstream_res *res, void *arg)
 		reply_err(r, &r->stream_error); /* an upload stopped on our side */
 		return;
 	}
-	if (res->failure != UPSTREAM_OK) {
-		fail_upstream(r, res);
-		return;
-	}
-	if (res->status < 200 || res->status > 299) {
-		reply_relay(r, res);
+	if (!succeeded(res)) {
+		reply_unsuccessful(r, res);
 		return;
 	}
 	err_clear(&e);
@@ -588,12 +597,8 @@ on_list_page(const struct upstream_res *res, void *arg)
 	struct err e;
 
 	note_upstream(r, res);
-	if (res->failure != UPSTREAM_OK) {
-		fail_upstream(r, res);
-		return;
-	}
-	if (res->status < 200 || res->status > 299) {
-		reply_relay(r, res);
+	if (!succeeded(res)) {
+		reply_unsuccessful(r, res);
 		return;
 	}
 	err_clear(&e);
