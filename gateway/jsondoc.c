@@ -430,6 +430,21 @@ unescape(unsigned char c)
 	}
 }
 
+/* Bytes from start to the string's closing quote (or the end), scanning
+ * from i, where an escape begins. */
+static size_t
+raw_length(const struct parser *p, size_t i, size_t start)
+{
+	while (i < p->len && p->buf[i] != '"') {
+		if (p->buf[i] == '\\')
+			i++;
+		i++;
+		if (i < p->len)
+			i += jsondoc_plain_run(p->buf + i, p->len - i);
+	}
+	return (i < p->len ? i : p->len) - start;
+}
+
 /*
  * A string, p->i just past its opening quote. Its text is *s (n bytes):
  * a pointer into the buffer when it has no escapes, else *owned, a wiped
@@ -462,14 +477,14 @@ read_string(struct parser *p, const char **s, size_t *n, char **owned)
 			fail(p, PE_SYNTAX, p->i);
 			goto bad;
 		}
-		/* A backslash: from here on the text is decoded into out. */
+		/* A backslash: the text is decoded into out, sized to this
+		 * string (decoded text is never longer than what encodes it),
+		 * not to the rest of the body: many short strings with escapes
+		 * must not each cost the body's size. */
+		out = secmem_alloc(raw_length(p, p->i, start) + 1);
 		if (out == NULL) {
-			/* Decoded text is never longer than what encodes it. */
-			out = secmem_alloc(p->len - start + 1);
-			if (out == NULL) {
-				fail(p, PE_MEMORY, p->i);
-				goto bad;
-			}
+			fail(p, PE_MEMORY, p->i);
+			goto bad;
 		}
 		break;
 	}
