@@ -107,6 +107,31 @@ Test(it_cli, a_config_that_cannot_start_says_why)
 	cr_expect_not_null(strstr(hx_read_file(p->err_path, NULL), "nowhere.json"));
 }
 
+/* store.url's port and database are numbers, checked whole: atoi read
+ * "6379x" as 6379 and "x" as database 0 (found by clang-tidy). */
+Test(it_cli, a_store_url_that_is_not_numbers_says_so)
+{
+	static const char *const urls[] = {"redis://127.0.0.1:6379x/0", "redis://127.0.0.1:6379/x",
+	                                   "redis://127.0.0.1:-1/0", "redis://127.0.0.1:99999/0",
+	                                   "redis://127.0.0.1:/0"};
+	struct hx_proc *p;
+	size_t i;
+
+	hx_write_file(hx_path("policy.json"), "{}");
+	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		const char *cfg = hx_path(hx_fmt("store-%zu.json", i));
+
+		hx_write_file(cfg, hx_fmt("{\"policy_file\":\"policy.json\",\"listen\":\"127.0.0."
+		                          "1:0\",\"store\":{\"type\":\"redis\",\"url\":\"%s\"}}",
+		                          urls[i]));
+		cr_expect_eq(
+		        run(hx_fmt("store-%zu", i), (const char *[]){"--config", cfg, NULL}, &p), 1,
+		        "%s was accepted", urls[i]);
+		cr_expect_not_null(strstr(hx_read_file(p->err_path, NULL), "store.url"),
+		                   "%s: the error does not name store.url", urls[i]);
+	}
+}
+
 Test(it_cli, sigterm_stops_cleanly)
 {
 	struct hx_gw *gw = hx_gw_start(NULL, NULL);
