@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,19 @@ struct line {
 	size_t len;
 	void (*durable)(void *arg, int ok);
 	void *arg;
+	struct audit_port *port; /* the loop durable runs on */
 	int ok;
+};
+
+/* An event loop that writes records: durable callbacks of its requests
+ * are handed back to it through its wake pipe. */
+struct audit_port {
+	struct audit_port *next;
+	struct audit *a;
+	struct event_base *base;
+	int wake[2];
+	struct event *wake_ev;
+	struct line *synced, **synced_tail; /* on disk: callbacks to run */
 };
 
 struct audit {
@@ -46,10 +59,11 @@ struct audit {
 	long long max_bytes;
 	struct event_base *base;
 
-	/* The chain and the writing: the loop thread's alone. Lines are
-	 * written right away, on the loop: a write(2) to the page cache does
-	 * not wait for the disk, and a record written before its reply
-	 * survives the process crashing right after. */
+	/* The chain and the writing, under wmu: every worker writes. Lines
+	 * are written right away, on the writer's loop: a write(2) to the
+	 * page cache does not wait for the disk, and a record written before
+	 * its reply survives the process crashing right after. */
+	pthread_mutex_t wmu;
 	long long seq;
 	char prev[CHAIN_HEX + 1];
 	struct chain_digest *digest;
@@ -58,8 +72,8 @@ struct audit {
 	struct line *pending, **pending_tail; /* not written: the log failed */
 	size_t pending_bytes;
 	struct event *retry_ev;
-	int failing;
-	unsigned long failures;
+	atomic_int failing;
+	atomic_ulong failures;
 
 	/* What waits on the disk goes to the sync thread, which calls
 	 * fdatasync and hands callbacks back through the wake pipe. */
@@ -70,11 +84,10 @@ struct audit {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct line *waiting, **waiting_tail; /* written, waiting for a sync */
-	struct line *synced, **synced_tail;   /* on disk: callbacks to run */
 	int dirty;                            /* written since the last sync */
 	int stop;
-	int wake[2];
-	struct event *wake_ev;
+	/* Changed under both wmu and mu; the first is base's. */
+	struct audit_port *ports;
 };
 
 void
@@ -197,6 +210,18 @@ switch_file(struct audit *a, const char *rename_to)
 
 /* --- the sync thread ---------------------------------------------------- */
 
+/* Queues l's callback for its loop, and wakes it (mu held). */
+static void
+hand_back(struct line *l)
+{
+	struct audit_port *p = l->port;
+
+	l->next = NULL;
+	*p->synced_tail = l;
+	p->synced_tail = &l->next;
+	(void)!write(p->wake[1], "x", 1);
+}
+
 static void *
 syncer(void *arg)
 {
@@ -230,33 +255,33 @@ syncer(void *arg)
 		sync_fd(a);
 
 		pthread_mutex_lock(&a->mu);
-		if (batch) {
-			*a->synced_tail = batch;
-			while (batch->next)
-				batch = batch->next;
-			a->synced_tail = &batch->next;
-			(void)!write(a->wake[1], "x", 1);
+		while (batch) {
+			struct line *l = batch;
+
+			batch = l->next;
+			if (l->durable && l->port)
+				hand_back(l);
+			else
+				line_free(l); /* its request is gone */
 		}
 	}
 	pthread_mutex_unlock(&a->mu);
 	return NULL;
 }
 
-/* Callbacks of lines now on disk run on the loop, in order. */
+/* Callbacks of lines now on disk run on their loop, in order. */
 static void
-on_wake(evutil_socket_t fd, short what, void *arg)
+run_synced(struct audit *a, struct audit_port *p)
 {
-	struct audit *a = arg;
 	struct line *l, *next;
 	char buf[256];
 
-	(void)what;
-	while (fd >= 0 && read(fd, buf, sizeof(buf)) > 0)
+	while (read(p->wake[0], buf, sizeof(buf)) > 0)
 		;
 	pthread_mutex_lock(&a->mu);
-	l = a->synced;
-	a->synced = NULL;
-	a->synced_tail = &a->synced;
+	l = p->synced;
+	p->synced = NULL;
+	p->synced_tail = &p->synced;
 	pthread_mutex_unlock(&a->mu);
 	for (; l; l = next) {
 		next = l->next;
@@ -268,11 +293,67 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 
 /* --- writing ------------------------------------------------------------ */
 
-/* Done with a line as safe as the settings ask; a caller who was told to
- * wait (deferred) hears it now. */
-static int
-done_with(struct line *l, int deferred)
+static void
+on_wake(evutil_socket_t fd, short what, void *arg)
 {
+	struct audit_port *p = arg;
+
+	(void)fd;
+	(void)what;
+	run_synced(p->a, p);
+}
+
+/* A wake pipe and its event on base, for durable callbacks. */
+static struct audit_port *
+port_new(struct audit *a, struct event_base *base)
+{
+	struct audit_port *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->a = a;
+	p->base = base;
+	p->synced_tail = &p->synced;
+	if (pipe(p->wake) < 0) {
+		free(p);
+		return NULL;
+	}
+	if (fcntl(p->wake[0], F_SETFL, O_NONBLOCK) < 0 ||
+	    fcntl(p->wake[1], F_SETFL, O_NONBLOCK) < 0 ||
+	    (p->wake_ev = event_new(base, p->wake[0], EV_READ | EV_PERSIST, on_wake, p)) == NULL ||
+	    event_add(p->wake_ev, NULL) < 0) {
+		if (p->wake_ev)
+			event_free(p->wake_ev);
+		close(p->wake[0]);
+		close(p->wake[1]);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* Runs what is left for p's loop and closes it; p is off the list. */
+static void
+port_free(struct audit *a, struct audit_port *p)
+{
+	run_synced(a, p);
+	event_free(p->wake_ev);
+	close(p->wake[0]);
+	close(p->wake[1]);
+	free(p);
+}
+
+/* Done with a line as safe as the settings ask; a caller who was told to
+ * wait (deferred) hears it from its own loop. */
+static int
+done_with(struct audit *a, struct line *l, int deferred)
+{
+	if (deferred && l->durable && l->port) {
+		pthread_mutex_lock(&a->mu);
+		hand_back(l);
+		pthread_mutex_unlock(&a->mu);
+		return 1;
+	}
 	if (deferred && l->durable)
 		l->durable(l->arg, 1);
 	line_free(l);
@@ -288,13 +369,13 @@ written(struct audit *a, struct line *l, int deferred)
 	if (!a->threaded || a->fsync == AUDIT_FSYNC_NEVER) {
 		if (a->fsync == AUDIT_FSYNC_ALWAYS)
 			sync_fd(a);
-		return done_with(l, deferred);
+		return done_with(a, l, deferred);
 	}
 	pthread_mutex_lock(&a->mu);
 	a->dirty = 1;
 	if (l->durable == NULL || a->fsync != AUDIT_FSYNC_ALWAYS) {
 		pthread_mutex_unlock(&a->mu);
-		return done_with(l, deferred);
+		return done_with(a, l, deferred);
 	}
 	*a->waiting_tail = l;
 	a->waiting_tail = &l->next;
@@ -339,9 +420,13 @@ flush_pending(struct audit *a)
 static void
 on_retry(evutil_socket_t fd, short what, void *arg)
 {
+	struct audit *a = arg;
+
 	(void)fd;
 	(void)what;
-	flush_pending(arg);
+	pthread_mutex_lock(&a->wmu);
+	flush_pending(a);
+	pthread_mutex_unlock(&a->wmu);
 }
 
 /*
@@ -350,7 +435,8 @@ on_retry(evutil_socket_t fd, short what, void *arg)
  * nothing left to keep it with).
  */
 static int
-put_line(struct audit *a, char *text, size_t len, void (*durable)(void *, int), void *arg)
+put_line(struct audit *a, char *text, size_t len, struct audit_port *port,
+         void (*durable)(void *, int), void *arg)
 {
 	struct line *l = calloc(1, sizeof(*l));
 
@@ -363,6 +449,7 @@ put_line(struct audit *a, char *text, size_t len, void (*durable)(void *, int), 
 	l->len = len;
 	l->durable = durable;
 	l->arg = arg;
+	l->port = port;
 	/* Order is kept: nothing new goes out before what is waiting. */
 	if (a->pending == NULL && write_text(a, text, len) == 0)
 		return written(a, l, 0);
@@ -457,7 +544,8 @@ record(const char *type)
 /* Seals rec and queues it; counts it toward the next checkpoint unless it
  * is one. Takes rec. */
 static int
-emit(struct audit *a, struct jsonbuf *rec, int checkpoint, void (*durable)(void *, int), void *arg)
+emit(struct audit *a, struct jsonbuf *rec, int checkpoint, struct audit_port *port,
+     void (*durable)(void *, int), void *arg)
 {
 	size_t len = 0;
 	char *line = rec ? seal(a, rec, checkpoint, &len) : NULL;
@@ -474,7 +562,7 @@ emit(struct audit *a, struct jsonbuf *rec, int checkpoint, void (*durable)(void 
 	}
 	chain_digest_add(a->digest, line, len);
 	a->bytes += (long long)len;
-	return put_line(a, line, len, durable, arg);
+	return put_line(a, line, len, port, durable, arg);
 }
 
 static int
@@ -493,7 +581,7 @@ checkpoint(struct audit *a)
 	field(rec, "digest", digest);
 	jsonbuf_key(rec, "signed");
 	jsonbuf_bool(rec, a->signer != NULL);
-	return emit(a, rec, 1, NULL, NULL);
+	return emit(a, rec, 1, NULL, NULL, NULL);
 }
 
 /* A new stretch of the chain: at a start, after a rotation, or after a
@@ -516,7 +604,7 @@ segment(struct audit *a, const char *reason, const char *detail)
 		return -1;
 	}
 	a->since_checkpoint = 0;
-	return emit(a, rec, 0, NULL, NULL);
+	return emit(a, rec, 0, NULL, NULL, NULL);
 }
 
 /* Where the chain left off in an existing file: the last line's seq and
@@ -587,10 +675,8 @@ audit_open_with(struct event_base *base, const struct audit_settings *s, struct 
 		return NULL;
 	}
 	a->fd = -1;
-	a->wake[0] = a->wake[1] = -1;
 	a->pending_tail = &a->pending;
 	a->waiting_tail = &a->waiting;
-	a->synced_tail = &a->synced;
 	a->base = base;
 	a->path = strdup(s->path);
 	a->to_stdout = strcmp(s->path, "-") == 0;
@@ -599,6 +685,7 @@ audit_open_with(struct event_base *base, const struct audit_settings *s, struct 
 	a->fsync_interval_ms = s->fsync_interval_ms > 0 ? s->fsync_interval_ms : 1000;
 	a->fail_open = s->fail_open;
 	a->max_bytes = s->max_bytes;
+	pthread_mutex_init(&a->wmu, NULL);
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_mutex_init(&a->fd_mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
@@ -617,17 +704,13 @@ audit_open_with(struct event_base *base, const struct audit_settings *s, struct 
 		goto fail;
 	if (base) {
 		a->retry_ev = evtimer_new(base, on_retry, a);
-		if (a->retry_ev == NULL)
+		a->ports = port_new(a, base);
+		if (a->retry_ev == NULL || a->ports == NULL)
 			goto fail;
 	}
 	/* Syncing waits for the disk, so it has its own thread. */
 	if (base && a->fsync != AUDIT_FSYNC_NEVER) {
-		if (pipe(a->wake) < 0 || fcntl(a->wake[0], F_SETFL, O_NONBLOCK) < 0 ||
-		    fcntl(a->wake[1], F_SETFL, O_NONBLOCK) < 0 ||
-		    (a->wake_ev = event_new(base, a->wake[0], EV_READ | EV_PERSIST, on_wake, a)) ==
-		            NULL ||
-		    event_add(a->wake_ev, NULL) < 0 ||
-		    pthread_create(&a->thread, NULL, syncer, a) != 0) {
+		if (pthread_create(&a->thread, NULL, syncer, a) != 0) {
 			err_set(e, 500, ERR_INTERNAL, "audit_thread", NULL,
 			        "cannot start the audit sync thread");
 			goto fail;
@@ -666,6 +749,7 @@ audit_open(const char *path, struct err *e)
 void
 audit_free(struct audit *a)
 {
+	struct audit_port *p;
 	struct line *l;
 
 	if (a == NULL)
@@ -680,7 +764,6 @@ audit_free(struct audit *a)
 		pthread_mutex_unlock(&a->mu);
 		pthread_join(a->thread, NULL);
 		a->threaded = 0;
-		on_wake(-1, 0, a);
 	}
 	sync_fd(a);
 	/* Lines the log never took: lost, and counted. */
@@ -691,17 +774,16 @@ audit_free(struct audit *a)
 	}
 	if (a->retry_ev)
 		event_free(a->retry_ev);
-	if (a->wake_ev)
-		event_free(a->wake_ev);
-	if (a->wake[0] >= 0)
-		close(a->wake[0]);
-	if (a->wake[1] >= 0)
-		close(a->wake[1]);
+	while ((p = a->ports) != NULL) {
+		a->ports = p->next;
+		port_free(a, p);
+	}
 	if (a->fd >= 0 && !a->to_stdout)
 		close(a->fd);
 	chain_digest_free(a->digest);
 	chain_signer_free(a->signer);
 	chain_key_free(a->key);
+	pthread_mutex_destroy(&a->wmu);
 	pthread_mutex_destroy(&a->mu);
 	pthread_mutex_destroy(&a->fd_mu);
 	pthread_cond_destroy(&a->cv);
@@ -730,19 +812,71 @@ audit_key(const struct audit *a)
 void
 audit_forget(struct audit *a, void *arg)
 {
+	struct audit_port *p;
 	struct line *l;
 
+	pthread_mutex_lock(&a->wmu);
 	for (l = a->pending; l; l = l->next)
 		if (l->arg == arg)
 			l->durable = NULL;
+	pthread_mutex_unlock(&a->wmu);
 	pthread_mutex_lock(&a->mu);
 	for (l = a->waiting; l; l = l->next)
 		if (l->arg == arg)
 			l->durable = NULL;
-	for (l = a->synced; l; l = l->next)
-		if (l->arg == arg)
-			l->durable = NULL;
+	for (p = a->ports; p; p = p->next)
+		for (l = p->synced; l; l = l->next)
+			if (l->arg == arg)
+				l->durable = NULL;
 	pthread_mutex_unlock(&a->mu);
+}
+
+int
+audit_attach(struct audit *a, struct event_base *base)
+{
+	struct audit_port *p = port_new(a, base);
+
+	if (p == NULL)
+		return -1;
+	pthread_mutex_lock(&a->wmu);
+	pthread_mutex_lock(&a->mu);
+	p->next = a->ports ? a->ports->next : NULL;
+	if (a->ports)
+		a->ports->next = p;
+	else
+		a->ports = p;
+	pthread_mutex_unlock(&a->mu);
+	pthread_mutex_unlock(&a->wmu);
+	return 0;
+}
+
+void
+audit_detach(struct audit *a, struct event_base *base)
+{
+	struct audit_port **pp, *p = NULL;
+
+	struct line *l;
+
+	pthread_mutex_lock(&a->wmu);
+	pthread_mutex_lock(&a->mu);
+	for (pp = &a->ports; *pp; pp = &(*pp)->next) {
+		if ((*pp)->base == base) {
+			p = *pp;
+			*pp = p->next;
+			break;
+		}
+	}
+	/* Lines still kept or syncing no longer have a loop to call back. */
+	for (l = a->pending; p && l; l = l->next)
+		if (l->port == p)
+			l->port = NULL;
+	for (l = a->waiting; p && l; l = l->next)
+		if (l->port == p)
+			l->port = NULL;
+	pthread_mutex_unlock(&a->mu);
+	pthread_mutex_unlock(&a->wmu);
+	if (p)
+		port_free(a, p);
 }
 
 /* Rotation: a checkpoint closes the old file, which is renamed (to
@@ -760,9 +894,14 @@ rotate(struct audit *a, const char *rename_to, const char *reason)
 int
 audit_reopen(struct audit *a, struct err *e)
 {
+	int rc;
+
 	if (a->to_stdout)
 		return 0;
-	if (rotate(a, NULL, "reopened") < 0)
+	pthread_mutex_lock(&a->wmu);
+	rc = rotate(a, NULL, "reopened");
+	pthread_mutex_unlock(&a->wmu);
+	if (rc < 0)
 		return err_set(e, 500, ERR_INTERNAL, "audit_unwritable", NULL,
 		               "cannot reopen audit log %s", a->path);
 	return 0;
@@ -872,33 +1011,40 @@ incomplete(const char *type, const struct audit_event *ev)
 	return b;
 }
 
+/* The record is built outside the lock; only sealing and writing, which
+ * need the chain's head, are serialized between workers. */
 static int
-emit_event(struct audit *a, const char *type, const struct audit_event *ev,
+emit_event(struct audit *a, const char *type, const struct audit_event *ev, struct event_base *base,
            void (*durable)(void *, int), void *arg)
 {
 	struct jsonbuf *rec = build(type, ev);
+	struct audit_port *port;
 	int rc;
 
 	if (rec == NULL)
 		rec = incomplete(type, ev);
-	rc = emit(a, rec, 0, durable, arg);
-	if (rc < 0)
-		log_msg(LOG_ERROR, ev->request_id, "audit record not written");
+	pthread_mutex_lock(&a->wmu);
+	for (port = a->ports; port && port->base != base; port = port->next)
+		;
+	rc = emit(a, rec, 0, port, durable, arg);
 	if (a->since_checkpoint >= a->checkpoint_every)
 		(void)checkpoint(a);
 	maybe_rotate(a);
+	pthread_mutex_unlock(&a->wmu);
+	if (rc < 0)
+		log_msg(LOG_ERROR, ev->request_id, "audit record not written");
 	return rc;
 }
 
 int
 audit_write(struct audit *a, const struct audit_event *ev)
 {
-	return emit_event(a, "request", ev, NULL, NULL) < 0 ? -1 : 0;
+	return emit_event(a, "request", ev, NULL, NULL, NULL) < 0 ? -1 : 0;
 }
 
 int
-audit_intent(struct audit *a, const struct audit_event *ev, void (*durable)(void *arg, int ok),
-             void *arg)
+audit_intent(struct audit *a, struct event_base *base, const struct audit_event *ev,
+             void (*durable)(void *arg, int ok), void *arg)
 {
-	return emit_event(a, "intent", ev, durable, arg);
+	return emit_event(a, "intent", ev, base, durable, arg);
 }

@@ -9,7 +9,8 @@
  * "checkpoint" lines come every audit.checkpoint_every records and at
  * rotation and shutdown.
  *
- * Lines are written on the event loop, each in one write(2) (a short write
+ * Lines are written on the writer's event loop, each in one write(2), one
+ * writer at a time when several workers share the log (a short write
  * is cut back, so no line is ever half-written): that never waits for the
  * disk, and a record written before its reply survives the process dying
  * right after. Waiting for the disk (fdatasync) is a sync thread's job,
@@ -96,14 +97,21 @@ struct audit_event {
 int audit_write(struct audit *a, const struct audit_event *ev);
 
 /*
- * Writes the intent line of a request about to be forwarded. Returns 1
+ * Writes the intent line of a request about to be forwarded, from the
+ * event loop base (attached, below). Returns 1
  * when it is already as safe as audit.fsync asks (written; on disk for
  * "always"), 0 when durable(arg, 1) will be called from the event loop
  * once it is (on disk, or written after the log failed), -1 when it is
  * lost (fail_open, or no room to keep it).
  */
-int audit_intent(struct audit *a, const struct audit_event *ev, void (*durable)(void *arg, int ok),
-                 void *arg);
+int audit_intent(struct audit *a, struct event_base *base, const struct audit_event *ev,
+                 void (*durable)(void *arg, int ok), void *arg);
+
+/* Another event loop (a worker's) that writes records: durable callbacks
+ * of its intents run on it. The loop given to audit_open_with is attached
+ * already. Detach before the loop is freed. Returns 0 or -1. */
+int audit_attach(struct audit *a, struct event_base *base);
+void audit_detach(struct audit *a, struct event_base *base);
 
 /* Forgets durable callbacks for arg (its request is gone). */
 void audit_forget(struct audit *a, void *arg);

@@ -3,6 +3,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,9 +25,12 @@ to_hex(const unsigned char *md, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/* One context, keyed once and re-initialized per mac; workers share the
+ * key (chain and fingerprints), so a mac is computed under its lock. */
 struct chain_key {
-	EVP_MAC_CTX *hmac; /* keyed once; re-initialized per mac */
-	EVP_MD *sha256;    /* with no key */
+	pthread_mutex_t mu;
+	EVP_MAC_CTX *hmac;
+	EVP_MD *sha256; /* with no key */
 	EVP_MD_CTX *md;
 };
 
@@ -40,6 +44,7 @@ chain_key_new(const unsigned char *key, size_t keylen)
 
 	if (k == NULL)
 		return NULL;
+	pthread_mutex_init(&k->mu, NULL);
 	if (keylen > 0) {
 		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
 		params[1] = OSSL_PARAM_construct_end();
@@ -69,6 +74,7 @@ chain_key_free(struct chain_key *k)
 	EVP_MAC_CTX_free(k->hmac);
 	EVP_MD_CTX_free(k->md);
 	EVP_MD_free(k->sha256);
+	pthread_mutex_destroy(&k->mu);
 	free(k);
 }
 
@@ -87,6 +93,7 @@ chain_mac(struct chain_key *k, const char *text, size_t len, const char *extra,
 	unsigned int dlen = 0;
 	int ok;
 
+	pthread_mutex_lock(&k->mu);
 	if (k->hmac)
 		/* A NULL key starts over under the key already set. */
 		ok = EVP_MAC_init(k->hmac, NULL, 0, NULL) == 1 &&
@@ -98,6 +105,7 @@ chain_mac(struct chain_key *k, const char *text, size_t len, const char *extra,
 		     EVP_DigestUpdate(k->md, text, len) == 1 &&
 		     EVP_DigestUpdate(k->md, extra, strlen(extra)) == 1 &&
 		     EVP_DigestFinal_ex(k->md, md, &dlen) == 1 && dlen == sizeof(md);
+	pthread_mutex_unlock(&k->mu);
 	if (!ok)
 		return -1;
 	to_hex(md, sizeof(md), out);

@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -82,13 +83,22 @@ struct conn {
 	uint64_t stream_mark;  /* body_seen when the body timer was last armed */
 };
 
-static struct conn *live;
-static size_t nlive;
+/* Each event loop (worker) keeps its own connections; the total is what
+ * limits.max_connections counts, across workers. */
+static _Thread_local struct conn *live;
+static _Thread_local size_t nlive;
+static atomic_size_t nall;
 
 size_t
 conn_count(void)
 {
 	return nlive;
+}
+
+size_t
+conn_total(void)
+{
+	return atomic_load_explicit(&nall, memory_order_relaxed);
 }
 
 static void
@@ -116,6 +126,7 @@ conn_free(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	nlive--;
+	atomic_fetch_sub_explicit(&nall, 1, memory_order_relaxed);
 	httpmsg_chunked_free(c->chunked);
 	tls_peer_free(c->peer);
 	if (c->timer)
@@ -781,6 +792,7 @@ conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int 
 		live->prev = c;
 	live = c;
 	nlive++;
+	atomic_fetch_add_explicit(&nall, 1, memory_order_relaxed);
 
 	if (tls) {
 		c->tls = 1;

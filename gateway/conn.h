@@ -30,14 +30,18 @@ struct conn_limits {
 struct conn *conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen,
                       int over_limit);
 
-/* Live connections, for limits and shutdown. */
+/* Live connections on the calling thread's event loop, for shutdown. */
 size_t conn_count(void);
 
-/* Closes the connections that are idle between requests (at shutdown);
+/* Live connections in the process, every worker's, for limits. */
+size_t conn_total(void);
+
+/* Closes the calling loop's connections that are idle between requests
+ * (at shutdown);
  * the others close once their answer is written. */
 void conn_drain(void);
 
-/* Closes every connection at once (at exit); requests in flight are
+/* Closes every connection of the calling loop at once (at exit); requests in flight are
  * abandoned. */
 void conn_close_all(void);
 

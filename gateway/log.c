@@ -2,18 +2,20 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level threshold = LOG_INFO;
+/* Set by a reload on the main thread, read by every worker. */
+static _Atomic int threshold = LOG_INFO;
 static const char *const names[] = {"debug", "info", "warn", "error"};
 
 void
 log_set_level(enum log_level level)
 {
-	threshold = level;
+	atomic_store_explicit(&threshold, (int)level, memory_order_relaxed);
 }
 
 int
@@ -47,7 +49,7 @@ log_msg(enum log_level level, const char *request_id, const char *fmt, ...)
 	json_t *rec;
 	size_t n = 0;
 
-	if (level < threshold)
+	if ((int)level < atomic_load_explicit(&threshold, memory_order_relaxed))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);

@@ -2,6 +2,7 @@
 
 #include <event2/buffer.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,10 @@ struct histogram {
 	double sum;
 };
 
+/* Workers count into one set of numbers: the mutex is held for a few
+ * additions per request, never across I/O. */
 struct metrics {
+	pthread_mutex_t mu;
 	struct request_series req[REQUEST_SERIES + 1]; /* the last is "other" */
 	size_t nreq;
 	struct denial_series deny[DENIAL_SERIES + 1];
@@ -53,6 +57,7 @@ metrics_new(void)
 
 	if (m == NULL)
 		return NULL;
+	pthread_mutex_init(&m->mu, NULL);
 	snprintf(m->req[REQUEST_SERIES].route, LABEL_MAX, "other");
 	snprintf(m->req[REQUEST_SERIES].decision, sizeof(m->req[0].decision), "other");
 	snprintf(m->deny[DENIAL_SERIES].rule, LABEL_MAX, "other");
@@ -62,14 +67,20 @@ metrics_new(void)
 void
 metrics_free(struct metrics *m)
 {
+	if (m == NULL)
+		return;
+	pthread_mutex_destroy(&m->mu);
 	free(m);
 }
 
 void
 metrics_count(struct metrics *m, enum metrics_event e)
 {
-	if (m && e < METRICS_NEVENTS)
-		m->events[e]++;
+	if (m == NULL || e >= METRICS_NEVENTS)
+		return;
+	pthread_mutex_lock(&m->mu);
+	m->events[e]++;
+	pthread_mutex_unlock(&m->mu);
 }
 
 static void
@@ -132,6 +143,7 @@ metrics_request(struct metrics *m, const struct audit_event *ev)
 
 	if (m == NULL)
 		return;
+	pthread_mutex_lock(&m->mu);
 	request_series(m, ev->operation ? ev->operation : "unknown", decision, ev->status)->n++;
 	if (strcmp(decision, "deny") == 0 && (ev->status == 403 || ev->status == 429))
 		denial_series(m, ev->code ? ev->code : "unknown")->n++;
@@ -140,6 +152,7 @@ metrics_request(struct metrics *m, const struct audit_event *ev)
 		observe(&m->upstream_latency, ev->upstream_ms / 1000.0);
 	if (json_is_array(ev->violations))
 		m->violations += json_array_size(ev->violations);
+	pthread_mutex_unlock(&m->mu);
 }
 
 /* A label value with \, " and newline escaped, as the format asks. */
@@ -232,20 +245,32 @@ events(struct out *o, const struct metrics *m)
 	           m->events[METRICS_RELOAD_FAILED]);
 }
 
+static void render(const struct metrics *m, const struct metrics_state *st, struct out *o);
+
 int
-metrics_render(const struct metrics *m, const struct metrics_state *st, struct evbuffer *buf)
+metrics_render(struct metrics *m, const struct metrics_state *st, struct evbuffer *buf)
 {
 	struct out o = {buf, 0};
+
+	pthread_mutex_lock(&m->mu);
+	render(m, st, &o);
+	pthread_mutex_unlock(&m->mu);
+	return o.failed ? -1 : 0;
+}
+
+static void
+render(const struct metrics *m, const struct metrics_state *st, struct out *po)
+{
 	char a[2 * LABEL_MAX], b[2 * LABEL_MAX];
 	size_t i;
 
-	head(&o, "gateway_build_info", "gauge", "The gateway's version.");
-	out_printf(&o, "gateway_build_info{version=\"%s\"} 1\n", escape(a, sizeof(a), GW_VERSION));
-	scalar(&o, "gateway_start_time_seconds", "gauge", "When the process started (Unix time).",
+	head(po, "gateway_build_info", "gauge", "The gateway's version.");
+	out_printf(po, "gateway_build_info{version=\"%s\"} 1\n", escape(a, sizeof(a), GW_VERSION));
+	scalar(po, "gateway_start_time_seconds", "gauge", "When the process started (Unix time).",
 	       (double)st->started);
-	scalar(&o, "gateway_ready", "gauge", "1 when /readyz answers 200, else 0.", st->ready);
+	scalar(po, "gateway_ready", "gauge", "1 when /readyz answers 200, else 0.", st->ready);
 
-	head(&o, "gateway_requests_total", "counter",
+	head(po, "gateway_requests_total", "counter",
 	     "Requests answered, by route (the spec's operationId), decision and status.");
 	for (i = 0; i <= REQUEST_SERIES; i++) {
 		const struct request_series *s = &m->req[i];
@@ -255,42 +280,41 @@ metrics_render(const struct metrics *m, const struct metrics_state *st, struct e
 		if (i == REQUEST_SERIES && s->n == 0)
 			continue;
 		out_printf(
-		        &o,
+		        po,
 		        "gateway_requests_total{route=\"%s\",decision=\"%s\",status=\"%d\"} %llu\n",
 		        escape(a, sizeof(a), s->route), escape(b, sizeof(b), s->decision),
 		        s->status, s->n);
 	}
-	head(&o, "gateway_policy_denials_total", "counter",
+	head(po, "gateway_policy_denials_total", "counter",
 	     "Requests the policy refused (403 and 429), by the rule that fired.");
 	for (i = 0; i <= DENIAL_SERIES; i++) {
 		if ((i >= m->ndeny && i < DENIAL_SERIES) ||
 		    (i == DENIAL_SERIES && m->deny[i].n == 0))
 			continue;
-		out_printf(&o, "gateway_policy_denials_total{rule=\"%s\"} %llu\n",
+		out_printf(po, "gateway_policy_denials_total{rule=\"%s\"} %llu\n",
 		           escape(a, sizeof(a), m->deny[i].rule), m->deny[i].n);
 	}
-	histogram(&o, "gateway_request_duration_seconds",
+	histogram(po, "gateway_request_duration_seconds",
 	          "Time from a request's head to its answer (or, streamed, its end).",
 	          &m->request_latency);
-	histogram(&o, "gateway_upstream_duration_seconds",
+	histogram(po, "gateway_upstream_duration_seconds",
 	          "Time the upstream took to answer, for requests that reached it.",
 	          &m->upstream_latency);
-	scalar(&o, "gateway_upstream_violations_total", "counter",
+	scalar(po, "gateway_upstream_violations_total", "counter",
 	       "Ways the upstream's answers differed from what was forwarded or from the spec.",
 	       (double)m->violations);
-	scalar(&o, "gateway_inflight_requests", "gauge", "Requests being handled now.",
+	scalar(po, "gateway_inflight_requests", "gauge", "Requests being handled now.",
 	       (double)st->inflight);
-	scalar(&o, "gateway_open_connections", "gauge", "Client connections open now.",
+	scalar(po, "gateway_open_connections", "gauge", "Client connections open now.",
 	       (double)st->connections);
-	scalar(&o, "gateway_audit_write_failures_total", "counter",
+	scalar(po, "gateway_audit_write_failures_total", "counter",
 	       "Audit records that could not be written.", (double)st->audit_failures);
-	events(&o, m);
-	scalar(&o, "gateway_config_last_reload_success_timestamp_seconds", "gauge",
+	events(po, m);
+	scalar(po, "gateway_config_last_reload_success_timestamp_seconds", "gauge",
 	       "When the config and policy in force were loaded (Unix time).",
 	       (double)st->last_reload_ok);
 	if (st->cert_not_after)
-		scalar(&o, "gateway_tls_certificate_expiry_timestamp_seconds", "gauge",
+		scalar(po, "gateway_tls_certificate_expiry_timestamp_seconds", "gauge",
 		       "When the listener's TLS certificate expires (Unix time).",
 		       (double)st->cert_not_after);
-	return o.failed ? -1 : 0;
 }

@@ -49,6 +49,6 @@ struct metrics_state {
 };
 
 /* Appends every metric to out; -1 when memory runs out. */
-int metrics_render(const struct metrics *m, const struct metrics_state *st, struct evbuffer *out);
+int metrics_render(struct metrics *m, const struct metrics_state *st, struct evbuffer *out);
 
 #endif

@@ -62,7 +62,7 @@ reply_intent(struct request *r, void (*durable)(void *arg, int ok))
 	struct audit_event ev;
 
 	describe(r, &ev, 0, "allow", NULL, NULL, NULL);
-	return audit_intent(server_audit(r->srv), &ev, durable, r);
+	return audit_intent(server_audit(r->srv), server_base(r->srv), &ev, durable, r);
 }
 
 /* The request's audit record; every way a request ends comes here once. */

@@ -2,6 +2,8 @@
 
 #include <event2/buffer.h>
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,15 +19,25 @@
 
 /* Request ids: a random per-process prefix and a counter, so they are
  * unique without a syscall per request and unguessable across restarts. */
-static uint64_t id_prefix, id_counter;
+static uint64_t id_prefix;
+static atomic_uint_fast64_t id_counter;
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+
+static void
+id_init(void)
+{
+	if (RAND_bytes((unsigned char *)&id_prefix, sizeof(id_prefix)) != 1)
+		id_prefix = (uint64_t)time(NULL) * 2654435761u;
+}
 
 static void
 make_id(char *dst, size_t n)
 {
-	if (id_prefix == 0 && RAND_bytes((unsigned char *)&id_prefix, sizeof(id_prefix)) != 1)
-		id_prefix = (uint64_t)time(NULL) * 2654435761u;
+	pthread_once(&id_once, id_init);
 	snprintf(dst, n, "req_%016llx%016llx", (unsigned long long)id_prefix,
-	         (unsigned long long)++id_counter);
+	         (unsigned long long)(atomic_fetch_add_explicit(&id_counter, 1,
+	                                                        memory_order_relaxed) +
+	                              1));
 }
 
 struct request *

@@ -1,6 +1,7 @@
 #include "secmem.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,9 @@
  * 16 bytes keeps the user pointer aligned for any type. */
 #define HEADER 16
 
-static unsigned long fail_countdown, failures;
+/* fail_countdown is set by unit tests only, before any thread starts. */
+static unsigned long fail_countdown;
+static atomic_ulong failures;
 static int fail_sticky;
 
 unsigned long

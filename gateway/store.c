@@ -5,6 +5,8 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,14 +82,20 @@ struct store_op {
 	size_t nvalues;
 };
 
+/* memory: counters {key: [count, window_end]}, live sets {key: {member:
+ * expires}}, values {key: [value, expires]}. Shared by the stores of
+ * every worker, so a lock is held while they are read or changed. */
+struct store_mem {
+	pthread_mutex_t mu;
+	atomic_int refs;
+	json_t *counters, *sets, *values;
+};
+
 struct store {
 	struct event_base *base;
 	int redis;
 	long long timeout_ms;
-
-	/* memory: counters {key: [count, window_end]}, live sets {key:
-	 * {member: expires}}, values {key: [value, expires]}. */
-	json_t *counters, *sets, *values;
+	struct store_mem *mem;
 
 	/* redis */
 	redisAsyncContext *ac;
@@ -230,7 +238,7 @@ static void
 mem_hit(struct store *s, struct store_op *op, const char *key, long long limit, long long window_ms)
 {
 	long long now = store_now_ms(), n = 0, end = 0;
-	json_t *c = json_object_get(s->counters, key);
+	json_t *c = json_object_get(s->mem->counters, key);
 
 	if (c) {
 		n = json_integer_value(json_array_get(c, 0));
@@ -241,7 +249,8 @@ mem_hit(struct store *s, struct store_op *op, const char *key, long long limit, 
 		end = now + window_ms;
 	}
 	n++;
-	json_object_set_new(s->counters, key, json_pack("[I,I]", (json_int_t)n, (json_int_t)end));
+	json_object_set_new(s->mem->counters, key,
+	                    json_pack("[I,I]", (json_int_t)n, (json_int_t)end));
 	op->allowed = n <= limit;
 	op->retry_ms = op->allowed ? 0 : end - now;
 }
@@ -250,13 +259,13 @@ mem_hit(struct store *s, struct store_op *op, const char *key, long long limit, 
 static json_t *
 mem_live(struct store *s, const char *key, long long now)
 {
-	json_t *set = json_object_get(s->sets, key), *v;
+	json_t *set = json_object_get(s->mem->sets, key), *v;
 	const char *m;
 	void *tmp;
 
 	if (set == NULL) {
-		json_object_set_new(s->sets, key, json_object());
-		return json_object_get(s->sets, key);
+		json_object_set_new(s->mem->sets, key, json_object());
+		return json_object_get(s->mem->sets, key);
 	}
 	json_object_foreach_safe(set, tmp, m, v)
 	{
@@ -270,12 +279,12 @@ mem_live(struct store *s, const char *key, long long now)
 static const char *
 mem_value(struct store *s, const char *key)
 {
-	json_t *v = json_object_get(s->values, key);
+	json_t *v = json_object_get(s->mem->values, key);
 
 	if (v && json_integer_value(json_array_get(v, 1)) > store_now_ms())
 		return json_string_value(json_array_get(v, 0));
 	if (v)
-		json_object_del(s->values, key);
+		json_object_del(s->mem->values, key);
 	return NULL;
 }
 
@@ -410,7 +419,9 @@ store_hit(struct store *s, const char *key, long long limit, long long window_ms
 	if (op == NULL)
 		return NULL;
 	if (!s->redis) {
+		pthread_mutex_lock(&s->mem->mu);
 		mem_hit(s, op, key, limit, window_ms);
+		pthread_mutex_unlock(&s->mem->mu);
 		return defer(op, 0);
 	}
 	snprintf(lim, sizeof(lim), "%lld", limit);
@@ -432,6 +443,7 @@ store_reserve(struct store *s, const char *key, const char *member, long long ma
 	if (op == NULL)
 		return NULL;
 	if (!s->redis) {
+		pthread_mutex_lock(&s->mem->mu);
 		set = mem_live(s, key, now);
 		op->allowed = (long long)json_object_size(set) < max;
 		if (op->allowed) {
@@ -444,6 +456,7 @@ store_reserve(struct store *s, const char *key, const char *member, long long ma
 			}
 			op->retry_ms = soonest > now + 1000 ? soonest - now : 1000;
 		}
+		pthread_mutex_unlock(&s->mem->mu);
 		return defer(op, 0);
 	}
 	snprintf(nows, sizeof(nows), "%lld", now);
@@ -464,10 +477,12 @@ store_settle(struct store *s, const char *key, const char *from, const char *to,
 	if (op == NULL)
 		return NULL;
 	if (!s->redis) {
+		pthread_mutex_lock(&s->mem->mu);
 		set = mem_live(s, key, store_now_ms());
 		json_object_del(set, from);
 		if (to)
 			json_object_set_new(set, to, json_integer(expires_at_ms));
+		pthread_mutex_unlock(&s->mem->mu);
 		return defer(op, 0);
 	}
 	snprintf(exp, sizeof(exp), "%lld", expires_at_ms);
@@ -484,8 +499,10 @@ store_get(struct store *s, const char *key, store_get_fn fn, void *arg)
 	if (op == NULL)
 		return NULL;
 	if (!s->redis) {
+		pthread_mutex_lock(&s->mem->mu);
 		v = mem_value(s, key);
 		op->value = v ? strdup(v) : NULL;
+		pthread_mutex_unlock(&s->mem->mu);
 		return defer(op, 0);
 	}
 	return redis_send(s, op, 2, argv);
@@ -508,9 +525,11 @@ store_mget(struct store *s, const char *const *keys, size_t n, store_mget_fn fn,
 		return NULL;
 	}
 	if (!s->redis || n == 0) {
+		pthread_mutex_lock(&s->mem->mu);
 		for (i = 0; i < n; i++)
 			if ((v = mem_value(s, keys[i])) != NULL)
 				op->values[i] = strdup(v);
+		pthread_mutex_unlock(&s->mem->mu);
 		return defer(op, 0);
 	}
 	argv = calloc(n + 1, sizeof(*argv));
@@ -538,12 +557,14 @@ store_set(struct store *s, const char *key, const char *value, long long ttl_ms,
 	if (op == NULL)
 		return NULL;
 	if (!s->redis) {
+		pthread_mutex_lock(&s->mem->mu);
 		if (value)
 			json_object_set_new(
-			        s->values, key,
+			        s->mem->values, key,
 			        json_pack("[s,I]", value, (json_int_t)(store_now_ms() + ttl_ms)));
 		else
-			json_object_del(s->values, key);
+			json_object_del(s->mem->values, key);
+		pthread_mutex_unlock(&s->mem->mu);
 		return defer(op, 0);
 	}
 	snprintf(ttl, sizeof(ttl), "%lld", ttl_ms > 0 ? ttl_ms : 1);
@@ -597,8 +618,44 @@ parse_url(struct store *s, const char *url, struct err *e)
 	return 0;
 }
 
-struct store *
-store_new(struct event_base *base, const struct config *cfg, struct err *e)
+static struct store_mem *
+mem_new(void)
+{
+	struct store_mem *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	pthread_mutex_init(&m->mu, NULL);
+	atomic_init(&m->refs, 1);
+	m->counters = json_object();
+	m->sets = json_object();
+	m->values = json_object();
+	if (!m->counters || !m->sets || !m->values) {
+		json_decref(m->counters);
+		json_decref(m->sets);
+		json_decref(m->values);
+		pthread_mutex_destroy(&m->mu);
+		free(m);
+		return NULL;
+	}
+	return m;
+}
+
+static void
+mem_release(struct store_mem *m)
+{
+	if (m == NULL || atomic_fetch_sub(&m->refs, 1) > 1)
+		return;
+	json_decref(m->counters);
+	json_decref(m->sets);
+	json_decref(m->values);
+	pthread_mutex_destroy(&m->mu);
+	free(m);
+}
+
+/* A store on base, sharing mem (NULL: new tables). */
+static struct store *
+make(struct event_base *base, struct store_mem *mem, int redis, long long timeout_ms, struct err *e)
 {
 	struct store *s = calloc(1, sizeof(*s));
 
@@ -607,15 +664,46 @@ store_new(struct event_base *base, const struct config *cfg, struct err *e)
 		return NULL;
 	}
 	s->base = base;
-	s->timeout_ms = cfg->store_timeout_ms;
-	s->redis = strcmp(cfg->store_type, "redis") == 0;
-	s->counters = json_object();
-	s->sets = json_object();
-	s->values = json_object();
+	s->timeout_ms = timeout_ms;
+	s->redis = redis;
+	if (mem)
+		atomic_fetch_add(&mem->refs, 1);
+	s->mem = mem ? mem : mem_new();
+	if (s->mem == NULL) {
+		err_set(e, 500, ERR_INTERNAL, "store", NULL, "out of memory");
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+struct store *
+store_new(struct event_base *base, const struct config *cfg, struct err *e)
+{
+	struct store *s =
+	        make(base, NULL, strcmp(cfg->store_type, "redis") == 0, cfg->store_timeout_ms, e);
+
+	if (s == NULL)
+		return NULL;
 	if (s->redis && parse_url(s, cfg->store_url, e) < 0) {
 		store_free(s);
 		return NULL;
 	}
+	if (s->redis)
+		redis_connect(s);
+	return s;
+}
+
+struct store *
+store_clone(struct store *like, struct event_base *base, struct err *e)
+{
+	struct store *s = make(base, like->mem, like->redis, like->timeout_ms, e);
+
+	if (s == NULL)
+		return NULL;
+	memcpy(s->host, like->host, sizeof(s->host));
+	s->port = like->port;
+	s->db = like->db;
 	if (s->redis)
 		redis_connect(s);
 	return s;
@@ -630,8 +718,6 @@ store_free(struct store *s)
 		s->ac->data = NULL;
 		redisAsyncFree(s->ac);
 	}
-	json_decref(s->counters);
-	json_decref(s->sets);
-	json_decref(s->values);
+	mem_release(s->mem);
 	free(s);
 }

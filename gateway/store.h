@@ -30,6 +30,11 @@ typedef void (*store_done_fn)(void *arg, enum store_status st);
 
 /* A store per the config's store.* keys. */
 struct store *store_new(struct event_base *base, const struct config *cfg, struct err *e);
+/* A store for another worker's event loop, sharing like's state: the same
+ * memory tables (behind a lock), or the same redis server over a
+ * connection of its own. */
+struct store *store_clone(struct store *like, struct event_base *base, struct err *e);
+
 void store_free(struct store *s);
 
 /* Whether the last call reached the store (for readiness checks). */
