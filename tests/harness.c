@@ -31,6 +31,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <curl/curl.h>
+#include <openssl/sha.h>
 
 #define PROCS_MAX     16
 #define ARGS_MAX      64
@@ -268,6 +269,34 @@ hx_file_contains(const char *path, const char *needle)
 	found = find_bytes((const unsigned char *)s, len, needle, strlen(needle)) != NULL;
 	free(s);
 	return found;
+}
+
+bool
+hx_wait_contains(const char *path, const char *needle, int timeout_ms)
+{
+	struct timespec step = {0, 20 * 1000000L};
+
+	for (int waited = 0; waited < timeout_ms; waited += 20) {
+		if (hx_file_contains(path, needle))
+			return true;
+		while (nanosleep(&step, &step) != 0 && errno == EINTR)
+			;
+		step.tv_nsec = 20 * 1000000L;
+	}
+	return hx_file_contains(path, needle);
+}
+
+const char *
+hx_key_digest(const char *key)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char hex[2 * SHA256_DIGEST_LENGTH + 1];
+	size_t i;
+
+	SHA256((const unsigned char *)key, strlen(key), md);
+	for (i = 0; i < sizeof(md); i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return hx_fmt("%s", hex);
 }
 
 /* The last TAIL_BYTES of a file, for failure messages. */

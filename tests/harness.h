@@ -120,6 +120,13 @@ void hx_write_file(const char *path, const char *text);
  * cannot be read. For secret-leak checks over logs. */
 bool hx_file_contains(const char *path, const char *needle);
 
+/* Polls until the file holds needle; false after timeout_ms. */
+bool hx_wait_contains(const char *path, const char *needle, int timeout_ms);
+
+/* The SHA-256 hex of a key, as `gateway hash-key` prints it and
+ * tenants.*.api_keys_sha256 lists it. */
+const char *hx_key_digest(const char *key);
+
 /* Parses JSON text; fails the test if it is not JSON. */
 json_t *hx_json(const char *text);
 

@@ -35,17 +35,6 @@ sleep_ms(int ms)
 		;
 }
 
-static bool
-wait_contains(const char *path, const char *needle, int timeout_ms)
-{
-	for (int waited = 0; waited < timeout_ms; waited += 20) {
-		if (hx_file_contains(path, needle))
-			return true;
-		sleep_ms(20);
-	}
-	return hx_file_contains(path, needle);
-}
-
 /* Waits until the stub has recorded n requests. */
 static void
 wait_upstream(size_t n)
@@ -153,7 +142,7 @@ Test(it_lifecycle, sighup_reloads_the_policy_and_keeps_it_when_the_new_one_is_br
 
 	hx_write_file(gw->policy_path, "{\"memory_limit\":{\"max\":\"4g\"}}");
 	cr_assert_eq(kill(gw->proc->pid, SIGHUP), 0);
-	cr_assert(wait_contains(gw->err_path, "\"reloaded ", 10000), "%s",
+	cr_assert(hx_wait_contains(gw->err_path, "\"reloaded ", 10000), "%s",
 	          hx_read_file(gw->err_path, NULL));
 	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), NULL, big, strlen(big));
 	cr_expect_eq(r->status, 200, "%s", r->body);
@@ -161,7 +150,7 @@ Test(it_lifecycle, sighup_reloads_the_policy_and_keeps_it_when_the_new_one_is_br
 	/* Broken: the errors are logged, the policy in force stays. */
 	hx_write_file(gw->policy_path, "{\"memory_limit\":{\"max\":\"4g\"},\"nonsense\":1}");
 	cr_assert_eq(kill(gw->proc->pid, SIGHUP), 0);
-	cr_assert(wait_contains(gw->err_path, "reload failed", 10000), "%s",
+	cr_assert(hx_wait_contains(gw->err_path, "reload failed", 10000), "%s",
 	          hx_read_file(gw->err_path, NULL));
 	cr_expect(hx_file_contains(gw->err_path, "nonsense: unknown key"), "%s",
 	          hx_read_file(gw->err_path, NULL));
@@ -190,7 +179,7 @@ Test(it_lifecycle, a_request_in_flight_keeps_the_policy_it_started_with)
 	sleep_ms(200);
 	hx_write_file(gw->policy_path, "{\"memory_limit\":{\"max\":\"1g\"}}");
 	cr_assert_eq(kill(gw->proc->pid, SIGHUP), 0);
-	cr_assert(wait_contains(gw->err_path, "\"reloaded ", 10000), "%s",
+	cr_assert(hx_wait_contains(gw->err_path, "\"reloaded ", 10000), "%s",
 	          hx_read_file(gw->err_path, NULL));
 	/* A request that starts now gets the new policy... */
 	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), NULL, body, strlen(body));
@@ -214,13 +203,13 @@ Test(it_lifecycle, sigusr1_reopens_the_audit_and_operational_logs)
 	r = hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0);
 	cr_assert_eq(r->status, 200);
 	cr_assert_eq(json_array_size(hx_audit_wait(gw, 1, 5000)), 1);
-	cr_assert(wait_contains(log, "listening on", 5000), "no operational log in %s", log);
+	cr_assert(hx_wait_contains(log, "listening on", 5000), "no operational log in %s", log);
 
 	/* What logrotate does: move the files, then signal. */
 	cr_assert_eq(rename(gw->audit_path, hx_path("audit.log.1")), 0);
 	cr_assert_eq(rename(log, hx_path("gateway.log.1")), 0);
 	cr_assert_eq(kill(gw->proc->pid, SIGUSR1), 0);
-	cr_assert(wait_contains(log, "reopened the log files", 5000), "%s",
+	cr_assert(hx_wait_contains(log, "reopened the log files", 5000), "%s",
 	          hx_read_file(hx_path("gateway.log.1"), NULL));
 	r = hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0);
 	cr_assert_eq(r->status, 200);

@@ -22,25 +22,12 @@ str(const json_t *o, const char *key)
 }
 
 static const char *
-digest(const char *key)
-{
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	char hex[2 * SHA256_DIGEST_LENGTH + 1];
-	size_t i;
-
-	SHA256((const unsigned char *)key, strlen(key), md);
-	for (i = 0; i < sizeof(md); i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	return hx_fmt("%s", hex);
-}
-
-static const char *
 policy(int creates_per_minute)
 {
 	return hx_fmt("{\"tenants\":{\"team\":{\"api_keys_sha256\":[\"%s\"],"
 	              "\"rate_limit\":{\"creates_per_minute\":%d}},"
 	              "\"other\":{\"api_keys_sha256\":[\"%s\"]}}}",
-	              digest(TEAM_KEY), creates_per_minute, digest(OTHER_KEY));
+	              hx_key_digest(TEAM_KEY), creates_per_minute, hx_key_digest(OTHER_KEY));
 }
 
 static const char *

@@ -27,20 +27,6 @@ str(const json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
-/* SHA-256 hex of a key, as `gateway hash-key` prints it. */
-static const char *
-digest(const char *key)
-{
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	char hex[2 * SHA256_DIGEST_LENGTH + 1];
-	size_t i;
-
-	SHA256((const unsigned char *)key, strlen(key), md);
-	for (i = 0; i < sizeof(md); i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	return hx_fmt("%s", hex);
-}
-
 static const char *
 org_policy(const char *extra_tenant_json)
 {
@@ -55,7 +41,8 @@ org_policy(const char *extra_tenant_json)
 	        "\"interns\":{\"api_keys_sha256\":[\"%s\"],\"policy\":{\"memory_limit\":{\"max\":"
 	        "\"1g\"},\"network_policy\":{\"allowed_domains\":[]}},"
 	        "\"rate_limit\":{\"creates_per_minute\":2}}%s}}",
-	        digest(DATA_KEY), digest(INTERN_KEY), extra_tenant_json ? extra_tenant_json : "");
+	        hx_key_digest(DATA_KEY), hx_key_digest(INTERN_KEY),
+	        extra_tenant_json ? extra_tenant_json : "");
 }
 
 static struct hx_resp *
@@ -292,7 +279,7 @@ Test(it_tenants, limits_answer_429_with_retry_after)
 	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
 	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
 	                                   "\"rate_limit\":{\"max_live_containers\":1}}",
-	                                   digest(OPS_KEY))),
+	                                   hx_key_digest(OPS_KEY))),
 	                 NULL);
 	cr_expect_eq(as(gw, INTERN_KEY, "POST", "/v1/containers", "{\"name\":\"1\"}")->status, 200);
 	cr_expect_eq(as(gw, INTERN_KEY, "POST", "/v1/containers", "{\"name\":\"2\"}")->status, 200);
@@ -326,7 +313,7 @@ Test(it_tenants, requests_per_second_is_enforced)
 	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
 	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
 	                                   "\"rate_limit\":{\"requests_per_second\":3}}",
-	                                   digest(OPS_KEY))),
+	                                   hx_key_digest(OPS_KEY))),
 	                 NULL);
 	for (i = 0; i < 10; i++)
 		refused += as(gw, OPS_KEY, "GET", "/v1/containers", NULL)->status == 429;

@@ -34,22 +34,6 @@ create(const struct hx_gw *gw)
 	return hx_http("POST", hx_gw_url(gw, "/v1/containers"), auth_headers, BODY, strlen(BODY));
 }
 
-/* Polls until the file holds needle; false after timeout_ms. */
-static bool
-wait_contains(const char *path, const char *needle, int timeout_ms)
-{
-	struct timespec step = {0, 20 * 1000000L};
-
-	for (int waited = 0; waited < timeout_ms; waited += 20) {
-		if (hx_file_contains(path, needle))
-			return true;
-		while (nanosleep(&step, &step) != 0 && errno == EINTR)
-			;
-		step.tv_nsec = 20 * 1000000L;
-	}
-	return hx_file_contains(path, needle);
-}
-
 /* The single audit record a test's one request produced. */
 static json_t *
 only_record(const struct hx_gw *gw)
@@ -161,8 +145,8 @@ Test(it_tls, the_stub_speaks_only_https_from_tls_1_2_up)
 	cr_expect_eq(handshake(s, "-tls1_2"), 0, "TLS 1.2 was refused");
 	cr_expect_eq(handshake(s, "-tls1_3"), 0, "TLS 1.3 was refused");
 	cr_expect_neq(handshake(s, "-tls1_1"), 0, "TLS 1.1 was accepted");
-	cr_expect(wait_contains(s->proc->err_path, "the stub sent fatal alert \"protocol version\"",
-	                        5000),
+	cr_expect(hx_wait_contains(s->proc->err_path,
+	                           "the stub sent fatal alert \"protocol version\"", 5000),
 	          "the stub did not refuse TLS 1.1 itself");
 	cr_expect_eq(hx_proc_stop(s->proc), 0, "the stub exited badly:\n%s",
 	             hx_read_file(s->proc->err_path, NULL));
@@ -189,8 +173,8 @@ Test(it_tls, the_system_store_does_not_trust_the_dev_ca)
 
 	cr_assert_null(json_object_get(json_object_get(gw->config, "upstream"), "ca_file"));
 	expect_refused(gw, create(gw));
-	cr_expect(wait_contains(gw->stub->proc->err_path,
-	                        "the client sent fatal alert \"unknown CA\"", 5000),
+	cr_expect(hx_wait_contains(gw->stub->proc->err_path,
+	                           "the client sent fatal alert \"unknown CA\"", 5000),
 	          "the gateway sent no unknown-CA alert:\n%s",
 	          hx_read_file(gw->stub->proc->err_path, NULL));
 	cr_expect_eq(hx_gw_stop(gw), 0);

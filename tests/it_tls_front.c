@@ -75,22 +75,6 @@ create(const struct hx_gw *gw, const char *name, long ssl_version)
 	return hx_request(&rq);
 }
 
-/* Polls until the file holds needle; false after timeout_ms. */
-static bool
-wait_contains(const char *path, const char *needle, int timeout_ms)
-{
-	struct timespec step = {0, 20 * 1000000L};
-
-	for (int waited = 0; waited < timeout_ms; waited += 20) {
-		if (hx_file_contains(path, needle))
-			return true;
-		while (nanosleep(&step, &step) != 0 && errno == EINTR)
-			;
-		step.tv_nsec = 20 * 1000000L;
-	}
-	return hx_file_contains(path, needle);
-}
-
 static void
 expect_created(struct hx_resp *r)
 {
@@ -174,7 +158,7 @@ Test(it_tls_front, a_required_client_certificate_is_checked)
 
 	/* The dev client certificate: served, and who it names is known. */
 	expect_created(create(gw, "client", 0));
-	cr_expect(wait_contains(gw->err_path, "verified certificate CN=data-team-service", 5000),
+	cr_expect(hx_wait_contains(gw->err_path, "verified certificate CN=data-team-service", 5000),
 	          "no identity in the log:\n%s", hx_read_file(gw->err_path, NULL));
 
 	/* None at all: the handshake is refused; nothing is forwarded. */
@@ -210,10 +194,10 @@ Test(it_tls_front, an_optional_client_certificate_names_its_holder)
 	                     "DNS:ml.internal,URI:spiffe://example.org/ml", NULL);
 	expect_created(create(gw, NULL, 0));
 	expect_created(create(gw, "ml", 0));
-	cr_expect(wait_contains(gw->err_path,
-	                        "verified certificate CN=ml-batch,O=Example (DNS:ml.internal, "
-	                        "URI:spiffe://example.org/ml)",
-	                        5000),
+	cr_expect(hx_wait_contains(gw->err_path,
+	                           "verified certificate CN=ml-batch,O=Example (DNS:ml.internal, "
+	                           "URI:spiffe://example.org/ml)",
+	                           5000),
 	          "no identity in the log:\n%s", hx_read_file(gw->err_path, NULL));
 	cr_expect_eq(json_array_size(hx_audit_wait(gw, 2, 5000)), 2);
 }
@@ -337,7 +321,7 @@ Test(it_tls_front, sighup_swaps_the_certificate_without_dropping_connections)
 	json_object_set_new(tls, "key", json_string(cert("renewed.key")));
 	write_config(gw);
 	cr_assert_eq(kill(gw->proc->pid, SIGHUP), 0);
-	cr_assert(wait_contains(gw->err_path, "reloaded", 10000), "no reload:\n%s",
+	cr_assert(hx_wait_contains(gw->err_path, "reloaded", 10000), "no reload:\n%s",
 	          hx_read_file(gw->err_path, NULL));
 
 	/* The connection made before carries on, with the old certificate. */
@@ -352,7 +336,7 @@ Test(it_tls_front, sighup_swaps_the_certificate_without_dropping_connections)
 	json_object_set_new(tls, "key", json_string(cert("server.key")));
 	write_config(gw);
 	cr_assert_eq(kill(gw->proc->pid, SIGHUP), 0);
-	cr_assert(wait_contains(gw->err_path, "reload failed", 10000), "no failed reload:\n%s",
+	cr_assert(hx_wait_contains(gw->err_path, "reload failed", 10000), "no failed reload:\n%s",
 	          hx_read_file(gw->err_path, NULL));
 	cr_expect(hx_file_contains(gw->err_path, "tls.key"), "%s",
 	          hx_read_file(gw->err_path, NULL));
