@@ -1,6 +1,7 @@
 # The gateway's build. `make` builds build/gateway; `make test` runs every
 # unit and integration test, then all of them again under AddressSanitizer and
-# UndefinedBehaviorSanitizer; `make run` installs what is missing, builds and
+# UndefinedBehaviorSanitizer, and the threaded ones under ThreadSanitizer;
+# `make run` installs what is missing, builds and
 # serves with gateway.example.json.
 
 PREFIX   ?= /usr/local
@@ -35,7 +36,7 @@ IT_SRC   := $(wildcard tests/it_*.c)
 IT_BIN   := $(IT_SRC:tests/%.c=$(BUILD)/tests/%)
 STUB_BIN := $(BUILD)/tests/upstream_stub
 
-.PHONY: all deps run test test-run unit it sanitize clean format format-check install certs
+.PHONY: all deps run test test-run unit it sanitize tsan clean format format-check install certs
 
 all: $(BUILD)/gateway
 
@@ -71,11 +72,23 @@ run: deps
 test: deps
 	$(MAKE) test-run
 	$(MAKE) sanitize
+	$(MAKE) tsan
 
 # GW_SANITIZED tells tests that measure memory that ASan's quarantine is in
 # the numbers.
 sanitize:
 	GW_SANITIZED=1 $(MAKE) BUILD=build/san SAN=1 CFLAGS='-O1 -g' test-run
+
+# The tests whose gateway runs several threads (workers, the audit sync
+# thread), against a ThreadSanitizer build of it: a data race fails them.
+TSAN_TESTS := it_workers it_lifecycle it_tenants it_audit it_stream
+tsan: $(STUB_BIN) $(TSAN_TESTS:%=$(BUILD)/tests/%)
+	$(MAKE) BUILD=build/tsan CFLAGS='-O1 -g -fsanitize=thread' build/tsan/gateway
+	@set -e; for t in $(TSAN_TESTS); do \
+		echo "== $$t (ThreadSanitizer)"; \
+		GW_BIN=build/tsan/gateway GW_STUB=$(STUB_BIN) GW_DATA=tests/data \
+		TSAN_OPTIONS=halt_on_error=1 $(BUILD)/tests/$$t --jobs=2; \
+	done
 
 test-run: $(BUILD)/gateway $(UNIT_BIN) $(IT_BIN) $(STUB_BIN)
 	@set -e; for t in $(UNIT_BIN) $(IT_BIN); do \

@@ -76,6 +76,7 @@ static const struct confkey config_keys[] = {
         {"shutdown_grace_ms", CT_INT, K(shutdown_grace_ms), .def_int = 10000, .min = 0,
          .max = 3600000},
         {"limits.max_inflight", CT_INT, K(max_inflight), .def_int = 4096, .min = 1, .max = 1000000},
+        {"workers", CT_INT, K(workers), .def_int = 1, .min = 1, .max = 64},
         {"auth.mode", CT_ENUM, K(auth_mode), "passthrough", .enumv = auth_modes},
         {"upstream.api_key_env", CT_STRING, K(upstream_api_key_env), NULL},
         {"upstream.api_key_file", CT_STRING, K(upstream_api_key_file), NULL},

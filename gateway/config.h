@@ -62,6 +62,7 @@ struct config {
 	char *pid_file;
 	long long shutdown_grace_ms;
 	long long max_inflight;
+	long long workers; /* event loops, each on its own thread */
 
 	char *auth_mode; /* "passthrough" or "gateway_keys" */
 	char *upstream_api_key_env;

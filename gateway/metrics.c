@@ -48,6 +48,8 @@ struct metrics {
 	struct histogram request_latency, upstream_latency;
 	unsigned long long violations;
 	unsigned long long events[METRICS_NEVENTS];
+	unsigned long long worker_conns[METRICS_WORKERS_MAX];
+	size_t nworkers;
 };
 
 struct metrics *
@@ -71,6 +73,24 @@ metrics_free(struct metrics *m)
 		return;
 	pthread_mutex_destroy(&m->mu);
 	free(m);
+}
+
+void
+metrics_workers(struct metrics *m, size_t n)
+{
+	m->nworkers = n < METRICS_WORKERS_MAX ? n : METRICS_WORKERS_MAX;
+}
+
+void
+metrics_accepted(struct metrics *m, size_t worker)
+{
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->mu);
+	m->events[METRICS_CONN_ACCEPTED]++;
+	if (worker < m->nworkers)
+		m->worker_conns[worker]++;
+	pthread_mutex_unlock(&m->mu);
 }
 
 void
@@ -225,8 +245,19 @@ histogram(struct out *o, const char *name, const char *help, const struct histog
 static void
 events(struct out *o, const struct metrics *m)
 {
+	size_t i;
+
 	scalar(o, "gateway_connections_accepted_total", "counter", "Client connections accepted.",
 	       (double)m->events[METRICS_CONN_ACCEPTED]);
+	if (m->nworkers > 1) {
+		head(o, "gateway_worker_connections_accepted_total", "counter",
+		     "Client connections accepted, by worker (event loop; 0 is the main one).");
+		for (i = 0; i < m->nworkers; i++)
+			out_printf(
+			        o,
+			        "gateway_worker_connections_accepted_total{worker=\"%zu\"} %llu\n",
+			        i, m->worker_conns[i]);
+	}
 	head(o, "gateway_connections_rejected_total", "counter",
 	     "Client connections beyond limits.max_connections: answered 503, or closed at "
 	     "once when even the overflow was full.");

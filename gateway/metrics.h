@@ -37,6 +37,12 @@ enum metrics_event {
 
 void metrics_count(struct metrics *m, enum metrics_event e);
 
+/* How many workers count connections (set once, before they start), and
+ * one connection accepted within limits by worker i. */
+#define METRICS_WORKERS_MAX 64
+void metrics_workers(struct metrics *m, size_t n);
+void metrics_accepted(struct metrics *m, size_t worker);
+
 /* What is read from the rest of the gateway when metrics are scraped. */
 struct metrics_state {
 	size_t connections;           /* client connections open */

@@ -5,7 +5,10 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +41,12 @@
 
 #define READY_CHECKS_MAX 8
 
+/* Requests on every worker hold references, so the count is atomic. */
 struct server_snapshot {
-	unsigned long refs;
+	atomic_ulong refs;
 	struct config *cfg;
 	struct policy *policy;
+	struct tls_server *tls; /* NULL: plain HTTP */
 };
 
 struct ready_check {
@@ -50,17 +55,25 @@ struct ready_check {
 	void *arg;
 };
 
+/*
+ * One per event loop. The first (main) also owns what the workers share:
+ * the audit log, the metrics, the signals and the admin listener; each
+ * worker has its own loop, thread, listening socket (SO_REUSEPORT),
+ * upstream client, store connection and requests, and hears the main
+ * loop's reloads and stops through its command pipe.
+ */
 struct server {
+	struct server *main; /* NULL on the main loop */
+	size_t index;        /* 0 on the main loop, 1.. for workers */
 	struct event_base *base;
 	char *config_path;
 	struct server_snapshot *snap; /* in force; the server holds one reference */
 	struct upstream *upstream;
 	struct store *store;
-	struct audit *audit;
+	struct audit *audit;      /* a worker borrows the main loop's */
 	unsigned long audit_lost; /* records lost by audit logs since reopened */
-	unsigned long audit_seen; /* audit_failures() after the last record */
-	int audit_failing;        /* the last record could not be written */
-	struct tls_server *tls;   /* NULL: plain HTTP */
+	atomic_ulong audit_seen;  /* audit_failures() after the last record */
+	atomic_int audit_failing; /* the last record could not be written */
 	struct evconnlistener *listener;
 	struct admin *admin;
 	struct metrics *metrics;
@@ -68,34 +81,68 @@ struct server {
 	struct event *sigint, *sigterm, *sighup, *sigusr1, *drain;
 	int draining, aborted;
 	long drain_waited_ms, abort_waited_ms;
-	struct request *live; /* requests in flight */
+	struct request *live; /* requests in flight on this loop */
 	size_t nlive;
-	char *pid_file; /* written at start, removed at exit */
+	atomic_size_t inflight; /* main: every loop's requests */
+	char *pid_file;         /* written at start, removed at exit */
 	time_t started, loaded;
 	struct ready_check checks[READY_CHECKS_MAX];
 	size_t nchecks;
+
+	/* main: the other loops */
+	struct server **workers;
+	size_t nworkers;
+	/* a worker */
+	pthread_t thread;
+	int running;        /* its thread was started and not yet joined */
+	atomic_int stopped; /* its loop has ended */
+	int cmd[2];         /* commands from the main loop, a byte each */
+	struct event *cmd_ev;
+	pthread_mutex_t mu;           /* guards next */
+	struct server_snapshot *next; /* handed over by a reload */
 };
+
+/* Commands to a worker. */
+#define CMD_SNAPSHOT 'r' /* take the snapshot in next */
+#define CMD_STOP     's' /* drain and stop, as on SIGTERM */
+#define CMD_ABORT    'a' /* answer what is left 503 now */
+
+static struct server *
+root(const struct server *s)
+{
+	return s->main ? s->main : (struct server *)(uintptr_t)s;
+}
 
 /* ---- snapshots ---- */
 
+/* Takes cfg, policy and tls. */
 static struct server_snapshot *
-snapshot_new(struct config *cfg, struct policy *policy)
+snapshot_new(struct config *cfg, struct policy *policy, struct tls_server *tls)
 {
 	struct server_snapshot *snap = calloc(1, sizeof(*snap));
 
 	if (snap == NULL)
 		return NULL;
-	snap->refs = 1;
+	atomic_init(&snap->refs, 1);
 	snap->cfg = cfg;
 	snap->policy = policy;
+	snap->tls = tls;
+	return snap;
+}
+
+static struct server_snapshot *
+snapshot_ref(struct server_snapshot *snap)
+{
+	atomic_fetch_add_explicit(&snap->refs, 1, memory_order_relaxed);
 	return snap;
 }
 
 static void
 snapshot_release(struct server_snapshot *snap)
 {
-	if (snap == NULL || --snap->refs > 0)
+	if (snap == NULL || atomic_fetch_sub_explicit(&snap->refs, 1, memory_order_acq_rel) > 1)
 		return;
+	tls_server_free(snap->tls);
 	policy_free(snap->policy);
 	config_free(snap->cfg);
 	free(snap);
@@ -166,13 +213,13 @@ server_metrics(const struct server *s)
 struct tls_server *
 server_tls(const struct server *s)
 {
-	return s->tls;
+	return s->snap->tls;
 }
 
 size_t
 server_inflight(const struct server *s)
 {
-	return s->nlive;
+	return atomic_load_explicit(&root(s)->inflight, memory_order_relaxed);
 }
 
 int
@@ -194,8 +241,8 @@ server_request_begin(struct server *s, struct request *r)
 		s->live->live_prev = r;
 	s->live = r;
 	s->nlive++;
-	s->snap->refs++;
-	return s->snap;
+	atomic_fetch_add_explicit(&root(s)->inflight, 1, memory_order_relaxed);
+	return snapshot_ref(s->snap);
 }
 
 void
@@ -211,6 +258,7 @@ server_request_end(struct server *s, struct request *r)
 		r->live_next->live_prev = r->live_prev;
 	r->live_prev = r->live_next = NULL;
 	s->nlive--;
+	atomic_fetch_sub_explicit(&root(s)->inflight, 1, memory_order_relaxed);
 	snapshot_release(r->snap);
 	r->snap = NULL;
 }
@@ -218,11 +266,11 @@ server_request_end(struct server *s, struct request *r)
 void
 server_request_done(struct server *s, const struct audit_event *ev)
 {
+	struct server *m = root(s);
 	unsigned long failures = audit_failures(s->audit);
 
 	metrics_request(s->metrics, ev);
-	s->audit_failing = failures != s->audit_seen;
-	s->audit_seen = failures;
+	atomic_store(&m->audit_failing, failures != atomic_exchange(&m->audit_seen, failures));
 }
 
 /* Answers every request still in flight with a 503: the grace period is
@@ -344,12 +392,12 @@ server_render_metrics(struct server *s, struct evbuffer *out)
 	struct metrics_state st;
 	char why[512];
 
-	st.connections = conn_count();
-	st.inflight = s->nlive;
+	st.connections = conn_total();
+	st.inflight = server_inflight(s);
 	st.audit_failures = s->audit_lost + audit_failures(s->audit);
 	st.started = s->started;
 	st.last_reload_ok = s->loaded;
-	st.cert_not_after = tls_server_not_after(s->tls);
+	st.cert_not_after = tls_server_not_after(s->snap->tls);
 	st.ready = server_ready(s, why, sizeof(why));
 	return metrics_render(s->metrics, &st, out);
 }
@@ -490,6 +538,8 @@ warn_restart_only(const struct config *a, const struct config *b)
 {
 	if (!same(a->listen, b->listen))
 		log_warn("reload: listen changed; it takes effect on restart");
+	if (a->workers != b->workers)
+		log_warn("reload: workers changed; it takes effect on restart");
 	if (!same(a->admin_listen, b->admin_listen))
 		log_warn("reload: admin_listen changed; it takes effect on restart");
 	if (!same(a->pid_file, b->pid_file))
@@ -522,6 +572,28 @@ warn_restart_only(const struct config *a, const struct config *b)
 		        "audit.path");
 }
 
+/* Sends a worker a one-byte command; its loop acts on it. */
+static void
+command(struct server *w, char cmd)
+{
+	if (write(w->cmd[1], &cmd, 1) != 1)
+		log_error("cannot reach worker: %s", strerror(errno));
+}
+
+/* Gives a worker a reference to snap, to take at its next turn. */
+static void
+hand_snapshot(struct server *w, struct server_snapshot *snap)
+{
+	struct server_snapshot *old;
+
+	pthread_mutex_lock(&w->mu);
+	old = w->next;
+	w->next = snapshot_ref(snap);
+	pthread_mutex_unlock(&w->mu);
+	snapshot_release(old);
+	command(w, CMD_SNAPSHOT);
+}
+
 /* SIGHUP: build the new config, policy and TLS context whole; swap them in
  * only if all of it worked, else keep what is in force and say why. */
 static void
@@ -547,13 +619,18 @@ reload(struct server *s)
 	if (cfg == NULL)
 		goto fail;
 	policy = policy_load(cfg->policy_file, errs);
-	if (tls_build(cfg, &tls, errs) == 0 && (tls == NULL) != (s->tls == NULL))
+	if (tls_build(cfg, &tls, errs) == 0 && (tls == NULL) != (s->snap->tls == NULL))
 		errlist_add(errs, cfg->file, "tls", "turning TLS on or off needs a restart");
 	if (cfg->admin_listen)
 		(void)admin_check_addr(cfg->admin_listen, cfg->file, errs);
 	check_pin(cfg, errs);
 	if (errs->n + errs->dropped > 0 || policy == NULL)
 		goto fail;
+	if (!same(cfg->audit_path, old->audit_path) && s->nworkers > 0) {
+		errlist_add(errs, cfg->file, "audit.path",
+		            "a new audit log needs a restart when workers is more than 1");
+		goto fail;
+	}
 	if (!same(cfg->audit_path, old->audit_path)) {
 		struct audit_settings as;
 
@@ -565,11 +642,12 @@ reload(struct server *s)
 			goto fail;
 		}
 	}
-	snap = snapshot_new(cfg, policy);
+	snap = snapshot_new(cfg, policy, tls);
 	if (snap == NULL) {
 		errlist_add(errs, cfg->file, NULL, "out of memory");
 		goto fail;
 	}
+	tls = NULL;
 	warn_restart_only(old, cfg);
 	if (!same(cfg->log_path, old->log_path) && open_log(cfg->log_path, why, sizeof(why)) < 0)
 		log_error("log.path: %s; the log stays where it was", why);
@@ -580,18 +658,16 @@ reload(struct server *s)
 		s->audit_seen = 0;
 		s->audit_failing = 0;
 	}
-	if (tls) {
-		tls_server_free(s->tls);
-		s->tls = tls;
-	}
 	snapshot_release(s->snap); /* requests still using it keep it alive */
 	s->snap = snap;
 	set_limits(s);
+	for (i = 0; i < s->nworkers; i++)
+		hand_snapshot(s->workers[i], snap);
 	log_set_level((enum log_level)log_level_parse(cfg->log_level));
 	s->loaded = time(NULL);
 	metrics_count(s->metrics, METRICS_RELOAD_OK);
 	log_info("reloaded %s (policy %s%s)", cfg->file, cfg->policy_file,
-	         tls ? ", TLS certificate and key" : "");
+	         snap->tls ? ", TLS certificate and key" : "");
 	free(errs);
 	return;
 fail:
@@ -637,7 +713,7 @@ static void
 on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	struct server *s = arg;
-	size_t max = (size_t)server_config(s)->max_connections, n = conn_count();
+	size_t max = (size_t)server_config(s)->max_connections, n = conn_total();
 
 	(void)l;
 	if (n >= max + OVERFLOW_CONNS) {
@@ -645,7 +721,10 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		evutil_closesocket(fd);
 		return;
 	}
-	metrics_count(s->metrics, n >= max ? METRICS_CONN_OVER_LIMIT : METRICS_CONN_ACCEPTED);
+	if (n >= max)
+		metrics_count(s->metrics, METRICS_CONN_OVER_LIMIT);
+	else
+		metrics_accepted(s->metrics, s->index);
 	(void)conn_new(s, fd, sa, salen, n >= max);
 }
 
@@ -673,9 +752,12 @@ listen_on(struct server *s, struct errlist *errs)
 		errlist_add(errs, c->file, "listen", "not an IP address and port: %s", c->listen);
 		return NULL;
 	}
+	/* Several workers each listen on the port; the kernel spreads the
+	 * connections between them. */
 	l = evconnlistener_new_bind(s->base, on_accept, s,
 	                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-	                                    LEV_OPT_CLOSE_ON_EXEC,
+	                                    LEV_OPT_CLOSE_ON_EXEC |
+	                                    (c->workers > 1 ? LEV_OPT_REUSEABLE_PORT : 0),
 	                            1024, (struct sockaddr *)&ss, len);
 	if (l == NULL) {
 		errlist_add(errs, c->file, "listen", "cannot listen on %s: %s", c->listen,
@@ -688,8 +770,21 @@ listen_on(struct server *s, struct errlist *errs)
 
 /* ---- signals ---- */
 
+/* Whether every worker's loop has ended. */
+static int
+workers_stopped(const struct server *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nworkers; i++)
+		if (!atomic_load(&s->workers[i]->stopped))
+			return 0;
+	return 1;
+}
+
 /* Once stopping, checks every DRAIN_TICK_MS whether the last request is
- * done; past the grace period, stops what is left. */
+ * done; past the grace period, stops what is left. The main loop ends
+ * last, since the audit log's retries run on it. */
 static void
 on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -700,12 +795,13 @@ on_drain_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	conn_drain();
 	if (s->aborted) {
-		if (conn_count() == 0 || s->abort_waited_ms >= ABORT_FLUSH_MS) {
+		if ((conn_count() == 0 || s->abort_waited_ms >= ABORT_FLUSH_MS) &&
+		    workers_stopped(s)) {
 			event_base_loopexit(s->base, NULL);
 			return;
 		}
 		s->abort_waited_ms += DRAIN_TICK_MS;
-	} else if (s->nlive == 0 && conn_count() == 0) {
+	} else if (s->nlive == 0 && conn_count() == 0 && workers_stopped(s)) {
 		event_base_loopexit(s->base, NULL);
 		return;
 	} else if (s->drain_waited_ms >= server_config(s)->shutdown_grace_ms) {
@@ -716,21 +812,10 @@ on_drain_tick(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(s->drain, &tick);
 }
 
+/* Stops taking connections and starts draining this loop. */
 static void
-on_stop_signal(evutil_socket_t sig, short what, void *arg)
+drain(struct server *s)
 {
-	struct server *s = arg;
-
-	(void)what;
-	if (s->draining) {
-		if (!s->aborted) {
-			log_info("signal %d again: stopping the requests left now", (int)sig);
-			abort_requests(s);
-		}
-		return;
-	}
-	log_info("signal %d: no longer accepting; finishing %zu request(s) for at most %lld ms",
-	         (int)sig, s->nlive, server_config(s)->shutdown_grace_ms);
 	s->draining = 1;
 	/* Closed rather than paused, so new connections are refused at once
 	 * instead of waiting in the kernel's queue. */
@@ -739,6 +824,66 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
 		s->listener = NULL;
 	}
 	on_drain_tick(-1, 0, s);
+}
+
+static void
+on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+	size_t i;
+
+	(void)what;
+	if (s->draining) {
+		if (!s->aborted) {
+			log_info("signal %d again: stopping the requests left now", (int)sig);
+			for (i = 0; i < s->nworkers; i++)
+				command(s->workers[i], CMD_ABORT);
+			abort_requests(s);
+		}
+		return;
+	}
+	log_info("signal %d: no longer accepting; finishing %zu request(s) for at most %lld ms",
+	         (int)sig, server_inflight(s), server_config(s)->shutdown_grace_ms);
+	for (i = 0; i < s->nworkers; i++)
+		command(s->workers[i], CMD_STOP);
+	drain(s);
+}
+
+/* A worker's commands from the main loop. */
+static void
+on_command(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *w = arg;
+	struct server_snapshot *snap;
+	char cmds[64];
+	ssize_t n, i;
+
+	(void)what;
+	while ((n = read(fd, cmds, sizeof(cmds))) > 0) {
+		for (i = 0; i < n; i++) {
+			switch (cmds[i]) {
+			case CMD_SNAPSHOT:
+				pthread_mutex_lock(&w->mu);
+				snap = w->next;
+				w->next = NULL;
+				pthread_mutex_unlock(&w->mu);
+				if (snap) {
+					snapshot_release(w->snap);
+					w->snap = snap;
+					set_limits(w);
+				}
+				break;
+			case CMD_STOP:
+				if (!w->draining)
+					drain(w);
+				break;
+			case CMD_ABORT:
+				if (!w->aborted)
+					abort_requests(w);
+				break;
+			}
+		}
+	}
 }
 
 static void
@@ -808,6 +953,155 @@ upstream_settings_of(const struct config *c, struct upstream_settings *us)
 	us->pinned_pubkey = c->upstream_pinned_pubkey;
 }
 
+/* ---- workers ---- */
+
+/* A worker's own loop and the parts that live on it; the shared ones are
+ * borrowed from the main loop m. */
+static struct server *
+worker_new(struct server *m, struct errlist *errs)
+{
+	const struct config *c = server_config(m);
+	struct upstream_settings us;
+	struct server *w = calloc(1, sizeof(*w));
+	struct err e;
+
+	if (w == NULL) {
+		errlist_add(errs, c->file, "workers", "out of memory");
+		return NULL;
+	}
+	err_clear(&e);
+	w->main = m;
+	w->index = m->nworkers + 1;
+	w->cmd[0] = w->cmd[1] = -1;
+	pthread_mutex_init(&w->mu, NULL);
+	w->snap = snapshot_ref(m->snap);
+	w->audit = m->audit;
+	w->metrics = m->metrics;
+	w->limits = m->limits;
+	w->base = event_base_new();
+	if (w->base == NULL || pipe(w->cmd) < 0 || fcntl(w->cmd[0], F_SETFL, O_NONBLOCK) < 0 ||
+	    (w->cmd_ev = event_new(w->base, w->cmd[0], EV_READ | EV_PERSIST, on_command, w)) ==
+	            NULL ||
+	    event_add(w->cmd_ev, NULL) < 0 ||
+	    (w->drain = evtimer_new(w->base, on_drain_tick, w)) == NULL ||
+	    audit_attach(w->audit, w->base) < 0) {
+		errlist_add(errs, c->file, "workers", "cannot set up a worker's event loop");
+		goto fail;
+	}
+	upstream_settings_of(c, &us);
+	w->upstream = upstream_new(w->base, &us, &e);
+	if (w->upstream == NULL) {
+		errlist_add(errs, c->file, "upstream", "%s", e.message);
+		goto fail;
+	}
+	w->store = store_clone(m->store, w->base, &e);
+	if (w->store == NULL) {
+		errlist_add(errs, c->file, "store", "%s", e.message);
+		goto fail;
+	}
+	w->listener = listen_on(w, errs);
+	if (w->listener == NULL)
+		goto fail;
+	return w;
+fail:
+	server_free(w);
+	return NULL;
+}
+
+/* workers - 1 more loops beside the main one. */
+static int
+add_workers(struct server *s, struct errlist *errs)
+{
+	size_t n = (size_t)server_config(s)->workers - 1;
+
+	if (n == 0)
+		return 0;
+	metrics_workers(s->metrics, n + 1);
+	s->workers = calloc(n, sizeof(struct server *));
+	if (s->workers == NULL) {
+		errlist_add(errs, server_config(s)->file, "workers", "out of memory");
+		return -1;
+	}
+	for (; s->nworkers < n; s->nworkers++)
+		if ((s->workers[s->nworkers] = worker_new(s, errs)) == NULL)
+			return -1;
+	return 0;
+}
+
+/* What a worker's loop leaves when it ends: run on its own thread, since
+ * its connections and callbacks belong to it. */
+static void
+worker_end(struct server *w, int own_thread)
+{
+	if (w->listener) {
+		evconnlistener_free(w->listener);
+		w->listener = NULL;
+	}
+	if (w->nlive)
+		abort_requests(w);
+	if (own_thread)
+		conn_close_all();
+	upstream_free(w->upstream);
+	w->upstream = NULL;
+	store_free(w->store);
+	w->store = NULL;
+	audit_detach(w->audit, w->base);
+}
+
+static void *
+worker_run(void *arg)
+{
+	struct server *w = arg;
+
+	if (event_base_dispatch(w->base) < 0)
+		log_error("a worker's event loop failed");
+	worker_end(w, 1);
+	atomic_store(&w->stopped, 1);
+	return NULL;
+}
+
+/* The signals the main loop handles are blocked in workers, so the
+ * kernel delivers them to the main thread. */
+static int
+start_workers(struct server *s)
+{
+	static const int handled[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGPIPE, SIGXFSZ};
+	sigset_t set, old;
+	size_t i;
+	int rc = 0;
+
+	sigemptyset(&set);
+	for (i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
+		sigaddset(&set, handled[i]);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	for (i = 0; i < s->nworkers && rc == 0; i++) {
+		if (pthread_create(&s->workers[i]->thread, NULL, worker_run, s->workers[i]) != 0)
+			rc = -1;
+		else
+			s->workers[i]->running = 1;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+/* Stops the workers still running and waits for them. */
+static void
+stop_workers(struct server *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nworkers; i++) {
+		if (!s->workers[i]->running)
+			continue;
+		if (!atomic_load(&s->workers[i]->stopped)) {
+			command(s->workers[i], CMD_STOP);
+			command(s->workers[i], CMD_ABORT);
+		}
+		pthread_join(s->workers[i]->thread, NULL);
+		s->workers[i]->running = 0;
+	}
+}
+
 struct server *
 server_new(const char *config_path, struct errlist *errs)
 {
@@ -838,7 +1132,7 @@ server_new(const char *config_path, struct errlist *errs)
 	policy = policy_load(cfg->policy_file, errs);
 	if (policy == NULL)
 		goto fail;
-	s->snap = snapshot_new(cfg, policy);
+	s->snap = snapshot_new(cfg, policy, NULL);
 	if (s->snap == NULL) {
 		errlist_add(errs, config_path, NULL, "out of memory");
 		goto fail;
@@ -846,7 +1140,7 @@ server_new(const char *config_path, struct errlist *errs)
 	cfg = NULL;
 	policy = NULL;
 	s->loaded = time(NULL);
-	if (tls_build(server_config(s), &s->tls, errs) < 0)
+	if (tls_build(server_config(s), &s->snap->tls, errs) < 0)
 		goto fail;
 	s->base = event_base_new();
 	if (s->base == NULL) {
@@ -902,6 +1196,8 @@ server_new(const char *config_path, struct errlist *errs)
 		if (s->admin == NULL)
 			goto fail;
 	}
+	if (add_workers(s, errs) < 0)
+		goto fail;
 	if (server_config(s)->pid_file && write_pid_file(s, server_config(s)->pid_file, errs) < 0)
 		goto fail;
 	if (errs->n + errs->dropped > 0)
@@ -919,25 +1215,68 @@ server_run(struct server *s)
 {
 	const struct config *c = server_config(s);
 	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+	int rc;
 
 	log_info("listening on %s%s, forwarding to %s, policy %s", c->listen,
-	         s->tls ? " (TLS)" : "", c->upstream_base_url, c->policy_file);
+	         s->snap->tls ? " (TLS)" : "", c->upstream_base_url, c->policy_file);
 	if (c->admin_listen)
 		log_info("admin listener (metrics, health) on %s", c->admin_listen);
 	if (!(cv->features & CURL_VERSION_HTTP2))
 		log_warn("libcurl %s has no HTTP/2: the upstream is reached over HTTP/1.1",
 		         cv->version);
-	if (event_base_dispatch(s->base) < 0)
+	if (start_workers(s) < 0) {
+		log_error("cannot start the worker threads");
+		stop_workers(s);
+		return 1;
+	}
+	if (s->nworkers)
+		log_info("%zu workers, each with its own event loop and upstream connections",
+		         s->nworkers + 1);
+	rc = event_base_dispatch(s->base);
+	stop_workers(s);
+	if (rc < 0)
 		return 1;
 	log_info("stopped");
 	return 0;
 }
 
+/* A worker, after its thread was joined (or never started). */
+static void
+worker_free(struct server *w)
+{
+	if (!atomic_load(&w->stopped))
+		worker_end(w, 0); /* its loop never ran: nothing is on it */
+	if (w->cmd_ev)
+		event_free(w->cmd_ev);
+	if (w->drain)
+		event_free(w->drain);
+	if (w->cmd[0] >= 0)
+		close(w->cmd[0]);
+	if (w->cmd[1] >= 0)
+		close(w->cmd[1]);
+	snapshot_release(w->snap);
+	snapshot_release(w->next);
+	pthread_mutex_destroy(&w->mu);
+	if (w->base)
+		event_base_free(w->base);
+	free(w);
+}
+
 void
 server_free(struct server *s)
 {
+	size_t i;
+
 	if (s == NULL)
 		return;
+	if (s->main) {
+		worker_free(s);
+		return;
+	}
+	stop_workers(s);
+	for (i = 0; i < s->nworkers; i++)
+		worker_free(s->workers[i]);
+	free(s->workers);
 	if (s->listener)
 		evconnlistener_free(s->listener);
 	/* Whatever is still in flight is answered and audited before its
@@ -959,7 +1298,6 @@ server_free(struct server *s)
 	upstream_free(s->upstream);
 	store_free(s->store);
 	audit_free(s->audit);
-	tls_server_free(s->tls);
 	if (s->pid_file) {
 		(void)unlink(s->pid_file);
 		free(s->pid_file);
