@@ -19,6 +19,7 @@
  *
  *   SOAK_SECONDS (600)  SOAK_CLIENTS (6)  SOAK_RATE (200, requests/s in all)
  *   SOAK_RSS_GROWTH_KB (8192)  SOAK_REPORT (a file to write the report to)
+ *   SOAK_WORKERS (1, the gateway's workers)
  *
  * Run by `make soak` (tests/soak/soak.mk) against the optimized build.
  */
@@ -463,8 +464,10 @@ Test(soak, mixed_workload)
 	pdoc = json_loads(policy_text, 0, NULL);
 	model = inv_policy_new(pdoc, why, sizeof(why));
 	cr_assert_not_null(model, "%s", why);
-	gw = hx_gw_start(policy_text, "{\"upstream\":{\"timeout_ms\":1000},"
-	                              "\"limits\":{\"max_connections\":1000}}");
+	gw = hx_gw_start(policy_text,
+	                 hx_fmt("{\"upstream\":{\"timeout_ms\":1000},\"workers\":%ld,"
+	                        "\"limits\":{\"max_connections\":1000}}",
+	                        env_long("SOAK_WORKERS", 1)));
 	hx_stub_next(fault_queue);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rss_first = rss_kb(gw->proc->pid);
@@ -567,8 +570,8 @@ Test(soak, mixed_workload)
 
 		if (f == NULL)
 			continue;
-		fprintf(f, "soak: %ld s, %ld clients, %ld requests/s asked\n", seconds, nclients,
-		        rate);
+		fprintf(f, "soak: %ld s, %ld clients, %ld requests/s asked, %ld gateway worker(s)\n",
+		        seconds, nclients, rate, env_long("SOAK_WORKERS", 1));
 		fprintf(f, "requests: %zu (%.1f/s)", total, (double)total / (double)seconds);
 		for (j = 0; j < NKINDS; j++)
 			fprintf(f, "  %s %zu", kind_names[j], per_kind[j]);

@@ -5,12 +5,14 @@
 #
 #   make soak                      10 minutes
 #   make soak SOAK_SECONDS=60      what .ci/run does
+#   make soak SOAK_WORKERS=2       the gateway with two event loops
 #
 # The report is printed and kept in $(BUILD)/soak-report.txt.
 
 SOAK_SECONDS ?= 600
 SOAK_CLIENTS ?= 6
 SOAK_RATE    ?= 200
+SOAK_WORKERS ?= 1
 SOAK_BIN     := $(BUILD)/tests/soak
 
 .PHONY: soak
@@ -23,4 +25,5 @@ $(SOAK_BIN): tests/soak/soak.c tests/fuzz/invariant.c tests/fuzz/invariant.h tes
 soak: $(BUILD)/gateway $(STUB_BIN) $(SOAK_BIN)
 	GW_BIN=$(BUILD)/gateway GW_STUB=$(STUB_BIN) GW_DATA=tests/data \
 	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_RATE=$(SOAK_RATE) \
+	SOAK_WORKERS=$(SOAK_WORKERS) \
 	SOAK_REPORT=$(BUILD)/soak-report.txt $(SOAK_BIN) --jobs=1
