@@ -84,6 +84,7 @@ struct audit {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct line *waiting, **waiting_tail; /* written, waiting for a sync */
+	struct line *syncing;                 /* the sync thread's batch */
 	int dirty;                            /* written since the last sync */
 	int stop;
 	/* Changed under both wmu and mu; the first is base's. */
@@ -245,7 +246,8 @@ syncer(void *arg)
 			break;
 		if (a->waiting == NULL && !due)
 			continue;
-		batch = a->waiting;
+		/* The batch stays where audit_forget and audit_detach see it. */
+		a->syncing = a->waiting;
 		a->waiting = NULL;
 		a->waiting_tail = &a->waiting;
 		a->dirty = 0;
@@ -255,6 +257,8 @@ syncer(void *arg)
 		sync_fd(a);
 
 		pthread_mutex_lock(&a->mu);
+		batch = a->syncing;
+		a->syncing = NULL;
 		while (batch) {
 			struct line *l = batch;
 
@@ -824,6 +828,9 @@ audit_forget(struct audit *a, void *arg)
 	for (l = a->waiting; l; l = l->next)
 		if (l->arg == arg)
 			l->durable = NULL;
+	for (l = a->syncing; l; l = l->next)
+		if (l->arg == arg)
+			l->durable = NULL;
 	for (p = a->ports; p; p = p->next)
 		for (l = p->synced; l; l = l->next)
 			if (l->arg == arg)
@@ -871,6 +878,9 @@ audit_detach(struct audit *a, struct event_base *base)
 		if (l->port == p)
 			l->port = NULL;
 	for (l = a->waiting; p && l; l = l->next)
+		if (l->port == p)
+			l->port = NULL;
+	for (l = a->syncing; p && l; l = l->next)
 		if (l->port == p)
 			l->port = NULL;
 	pthread_mutex_unlock(&a->mu);
