@@ -117,7 +117,9 @@ line_free(struct line *l)
 
 /* --- the file ---------------------------------------------------------- */
 
-/* One whole line, or nothing: a short write is cut back off the file. */
+/* One whole line, or nothing: a short write is cut back off the file.
+ * Where the line began is found only then (the file is ours alone, by
+ * flock, and appended to), which spares a stat per line. */
 static int
 write_text(struct audit *a, const char *text, size_t len)
 {
@@ -129,8 +131,6 @@ write_text(struct audit *a, const char *text, size_t len)
 		errno = EBADF;
 		return -1;
 	}
-	if (!a->to_stdout && fstat(a->fd, &st) < 0)
-		return -1;
 	while (done < len) {
 		n = write(a->fd, text + done, len - done);
 		if (n < 0 && errno == EINTR)
@@ -138,7 +138,9 @@ write_text(struct audit *a, const char *text, size_t len)
 		if (n <= 0) {
 			int saved = errno;
 
-			if (done > 0 && !a->to_stdout && ftruncate(a->fd, st.st_size) < 0)
+			if (done > 0 && !a->to_stdout &&
+			    (fstat(a->fd, &st) < 0 || st.st_size < (off_t)done ||
+			     ftruncate(a->fd, st.st_size - (off_t)done) < 0))
 				log_error("audit: could not cut back a torn line: %s",
 				          strerror(errno));
 			errno = saved ? saved : ENOSPC;
