@@ -105,6 +105,11 @@ fail_upstream(struct request *r, const struct upstream_res *res)
 		reply_error(r, 502, ERR_UPSTREAM, NULL, "upstream_response_too_large",
 		            "the upstream's answer exceeded upstream.max_response_bytes");
 		break;
+	case UPSTREAM_MALFORMED:
+		reply_error(r, 502, ERR_UPSTREAM, NULL, "bad_upstream_response",
+		            "the upstream's answer had two different Content-Length headers, so "
+		            "its end could not be told; it was discarded");
+		break;
 	default:
 		reply_error(r, 502, ERR_UPSTREAM, NULL, "upstream_unreachable",
 		            "the upstream could not be reached or did not complete its answer");

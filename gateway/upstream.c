@@ -50,6 +50,7 @@ struct upstream_call {
 	char *body;
 	size_t len, cap;
 	int too_large;
+	int malformed;
 	int retries;
 	struct upstream_res res;
 	struct upstream_req req; /* callbacks and flags of the request */
@@ -216,6 +217,14 @@ on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 	take_header(ptr, n, "x-request-id", c->res.request_id, sizeof(c->res.request_id));
 	take_header(ptr, n, "retry-after", c->res.retry_after, sizeof(c->res.retry_after));
 	take_header(ptr, n, "content-length", length, sizeof(length));
+	/* Two lengths that differ leave the rest of the connection's bytes
+	 * open to two readings (response smuggling): the answer is refused,
+	 * and returning short makes libcurl drop the connection. */
+	if (length[0] && c->res.content_length >= 0 &&
+	    strtoll(length, NULL, 10) != c->res.content_length) {
+		c->malformed = 1;
+		return 0;
+	}
 	if (length[0])
 		c->res.content_length = strtoll(length, NULL, 10);
 	return n;
@@ -291,6 +300,8 @@ finish(struct upstream_call *c, CURLcode rc)
 		c->res.failure = UPSTREAM_OK;
 	else if (c->too_large)
 		c->res.failure = UPSTREAM_TOO_LARGE;
+	else if (c->malformed)
+		c->res.failure = UPSTREAM_MALFORMED;
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
 		c->res.failure = UPSTREAM_TIMEOUT;
 	else

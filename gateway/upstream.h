@@ -73,6 +73,7 @@ enum upstream_failure {
 	UPSTREAM_UNREACHABLE, /* no answer: refused, reset, DNS, TLS */
 	UPSTREAM_TIMEOUT,     /* no complete answer in time */
 	UPSTREAM_TOO_LARGE,   /* answer larger than max_response_bytes */
+	UPSTREAM_MALFORMED,   /* a head whose framing is ambiguous (the connection is dropped) */
 };
 
 #define UPSTREAM_HEADER_MAX 128

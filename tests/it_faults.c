@@ -114,7 +114,7 @@ static const struct fault faults[] = {
         {"two Content-Lengths",
          "{\"raw\":\"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: "
          "2\\r\\nContent-Length: 3\\r\\n\\r\\n{}x\",\"repeat\":2}",
-         502, "bad_upstream_response", 502, "upstream_violation"},
+         502, "bad_upstream_response", 502, "bad_upstream_response"},
         {"oversized", "{\"json\":@BIG@,\"repeat\":2}", 502, "upstream_response_too_large", 502,
          "upstream_response_too_large"},
         {"not JSON", "{\"status\":200,\"body\":\"<html>fine</html>\",\"repeat\":2}", 502,
