@@ -165,16 +165,28 @@ sync_fd(struct audit *a)
 static int
 open_log(struct audit *a, struct err *e)
 {
+	struct stat st;
 	int fd;
 
 	if (a->to_stdout) {
 		a->fd = STDOUT_FILENO;
 		return 0;
 	}
-	fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	/* O_NONBLOCK only so a FIFO cannot hold up the open; it is refused
+	 * below, and on a file the flag changes nothing. */
+	fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
 	if (fd < 0)
 		return err_set(e, 500, ERR_INTERNAL, "audit_unwritable", NULL,
 		               "cannot open audit log %s: %s", a->path, strerror(errno));
+	/* A pipe or socket with nobody reading would block the writing loop
+	 * once full, and cannot be synced or cut back. */
+	if (fstat(fd, &st) < 0 || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+		close(fd);
+		return err_set(e, 500, ERR_INTERNAL, "audit_unwritable", NULL,
+		               "audit log %s is a pipe or socket; audit.path must be a file (or "
+		               "\"-\" for standard output)",
+		               a->path);
+	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		close(fd);
 		return err_set(e, 500, ERR_INTERNAL, "audit_in_use", NULL,

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "harness.h"
 
 TestSuite(it_cli, .init = hx_init, .fini = hx_fini, .timeout = 60);
@@ -130,6 +132,21 @@ Test(it_cli, a_store_url_that_is_not_numbers_says_so)
 		cr_expect_not_null(strstr(hx_read_file(p->err_path, NULL), "store.url"),
 		                   "%s: the error does not name store.url", urls[i]);
 	}
+}
+
+/* A FIFO nobody reads would block the gateway once its buffer filled. */
+Test(it_cli, an_audit_log_that_is_a_pipe_is_refused_at_start)
+{
+	const char *cfg = hx_path("fifo.json");
+	struct hx_proc *p;
+
+	hx_write_file(hx_path("policy.json"), "{}");
+	cr_assert_eq(mkfifo(hx_path("audit.fifo"), 0600), 0);
+	hx_write_file(cfg, "{\"policy_file\":\"policy.json\",\"listen\":\"127.0.0.1:0\","
+	                   "\"audit\":{\"path\":\"audit.fifo\"}}");
+	cr_expect_eq(run("fifo", (const char *[]){"--config", cfg, NULL}, &p), 1);
+	cr_expect(hx_file_contains(p->err_path, "audit.path must be a file"), "%s",
+	          hx_read_file(p->err_path, NULL));
 }
 
 Test(it_cli, sigterm_stops_cleanly)
