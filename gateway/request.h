@@ -52,6 +52,7 @@ struct request {
 	 * Retry-After for the answer, and the page being filtered. */
 	struct store_op *store_op;
 	void (*next)(struct request *r);
+	int rate; /* the limit being counted */
 	int holds_slot;
 	char retry_after[16];
 	json_t *list_page;

@@ -96,39 +96,63 @@ check_owner(struct request *r)
 	r->store_op = store_get(server_store(r->srv), k, on_owner, r);
 }
 
+static void reserve_slot(struct request *r);
+
+/* The fixed-window limits, each counted in the store before the stage
+ * after it runs. */
+enum { RATE_REQUESTS, RATE_CREATES };
+
+static const struct rate {
+	const char *kind; /* the store key's */
+	long long window_ms;
+	const char *what; /* said when it is reached */
+	void (*then)(struct request *r);
+} rates[] = {
+        [RATE_REQUESTS] = {"rps", 1000, "this tenant's requests_per_second limit is reached",
+                           check_owner},
+        [RATE_CREATES] = {"cpm", 60000, "this tenant's creates_per_minute limit is reached",
+                          reserve_slot},
+};
+
 static void
 on_rate(void *arg, enum store_status st, int allowed, long long retry_ms)
 {
 	struct request *r = arg;
+	const struct rate *rate = &rates[r->rate];
 
 	r->store_op = NULL;
 	if (st != STORE_OK && unavailable(r))
 		return;
-	if (st == STORE_OK && !allowed &&
-	    over_limit(r, retry_ms, "this tenant's requests_per_second limit is reached"))
+	if (st == STORE_OK && !allowed && over_limit(r, retry_ms, rate->what))
 		return;
-	check_owner(r);
+	rate->then(r);
+}
+
+/* Counts r against limit (0: none) and goes on to the rate's next stage,
+ * unless the limit is reached. */
+static void
+count(struct request *r, int which, long long limit)
+{
+	char k[KEY_MAX];
+
+	r->rate = which;
+	if (limit == 0) {
+		rates[which].then(r);
+		return;
+	}
+	key(k, sizeof(k), rates[which].kind, tenant_name(r->tenant));
+	r->store_op = store_hit(server_store(r->srv), k, limit, rates[which].window_ms, on_rate, r);
 }
 
 void
 tenancy_admit(struct request *r, tenancy_next_fn next)
 {
-	const struct tenant_limits *lim;
-	char k[KEY_MAX];
-
 	if (r->tenant == NULL) {
 		next(r);
 		return;
 	}
 	r->next = next;
-	lim = tenant_limits(r->tenant);
-	if (lim->requests_per_second == 0) {
-		check_owner(r);
-		return;
-	}
-	key(k, sizeof(k), "rps", tenant_name(r->tenant));
-	r->store_op =
-	        store_hit(server_store(r->srv), k, lim->requests_per_second, 1000, on_rate, r);
+	count(r, RATE_REQUESTS, tenant_limits(r->tenant)->requests_per_second);
 }
 
 /* --- creates ----------------------------------------------------------- */
@@ -171,39 +195,15 @@ reserve_slot(struct request *r)
 	                            store_now_ms() + SLOT_HOLD_MS, on_slot, r);
 }
 
-static void
-on_creates(void *arg, enum store_status st, int allowed, long long retry_ms)
-{
-	struct request *r = arg;
-
-	r->store_op = NULL;
-	if (st != STORE_OK && unavailable(r))
-		return;
-	if (st == STORE_OK && !allowed &&
-	    over_limit(r, retry_ms, "this tenant's creates_per_minute limit is reached"))
-		return;
-	reserve_slot(r);
-}
-
 void
 tenancy_admit_create(struct request *r, tenancy_next_fn next)
 {
-	const struct tenant_limits *lim;
-	char k[KEY_MAX];
-
 	if (r->tenant == NULL) {
 		next(r);
 		return;
 	}
 	r->next = next;
-	lim = tenant_limits(r->tenant);
-	if (lim->creates_per_minute == 0) {
-		reserve_slot(r);
-		return;
-	}
-	key(k, sizeof(k), "cpm", tenant_name(r->tenant));
-	r->store_op =
-	        store_hit(server_store(r->srv), k, lim->creates_per_minute, 60000, on_creates, r);
+	count(r, RATE_CREATES, tenant_limits(r->tenant)->creates_per_minute);
 }
 
 static void
