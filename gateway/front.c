@@ -206,9 +206,9 @@ match(const char *pattern, const struct segments *seg, struct request *r, const 
 /* The upstream's path: the route's pattern below /v1 with the checked
  * identifiers, and the rebuilt query. */
 static int
-upstream_path(struct request *r, const char *query)
+upstream_path(struct request *r, const char *query, char *buf, size_t n)
 {
-	char *o = r->upstream_path, *end = o + sizeof(r->upstream_path);
+	char *o = buf, *end = buf + n;
 	const char *p = r->route->pattern + 3; /* past "/v1" */
 	int k;
 
@@ -230,6 +230,19 @@ upstream_path(struct request *r, const char *query)
 	if (*query && snprintf(o, (size_t)(end - o), "?%s", query) >= end - o)
 		return -1;
 	return 0;
+}
+
+/* Keeps path as r's upstream path; answers the client when it cannot. */
+static int
+keep_upstream_path(struct request *r, const char *path)
+{
+	free(r->upstream_path);
+	r->upstream_path = strdup(path);
+	if (r->upstream_path != NULL)
+		return 0;
+	reply_error(r, 503, ERR_INTERNAL, NULL, "out_of_memory",
+	            "the gateway is out of memory; try again shortly");
+	return -1;
 }
 
 /*
@@ -300,7 +313,7 @@ front_route(struct request *r)
 	const struct route *rt, *path_match = NULL;
 	struct segments seg;
 	const char *why, *bad = NULL;
-	char allowed[64] = "", msg[400], query[1024];
+	char allowed[64] = "", msg[400], query[1024], up[REQUEST_PATH_MAX];
 	size_t o = 0;
 	struct err e;
 
@@ -331,14 +344,13 @@ front_route(struct request *r)
 	if (path_match == NULL && server_snapshot_config(r->snap)->passthrough_unknown &&
 	    strncmp(r->path, "/v1/", 4) == 0) {
 		r->route = &passthrough;
-		if (snprintf(r->upstream_path, sizeof(r->upstream_path), "%s%s%s", r->path + 3,
-		             r->query ? "?" : "",
-		             r->query ? r->query : "") >= (int)sizeof(r->upstream_path)) {
+		if (snprintf(up, sizeof(up), "%s%s%s", r->path + 3, r->query ? "?" : "",
+		             r->query ? r->query : "") >= (int)sizeof(up)) {
 			reply_error(r, 414, ERR_INVALID, NULL, "uri_too_long",
 			            "the request path is too long");
 			return -1;
 		}
-		return FRONT_BODY_JSON;
+		return keep_upstream_path(r, up) < 0 ? -1 : FRONT_BODY_JSON;
 	}
 	if (path_match == NULL) {
 		snprintf(msg, sizeof(msg), "no such route: %s %s", r->method, r->path);
@@ -380,11 +392,13 @@ front_route(struct request *r)
 		reply_err(r, &e);
 		return -1;
 	}
-	if (upstream_path(r, query) < 0) {
+	if (upstream_path(r, query, up, sizeof(up)) < 0) {
 		reply_error(r, 414, ERR_INVALID, NULL, "uri_too_long",
 		            "the request path is too long");
 		return -1;
 	}
+	if (keep_upstream_path(r, up) < 0)
+		return -1;
 	if (path_match->body == FRONT_BODY_UPLOAD)
 		return upload_body(r);
 	return (int)path_match->body;

@@ -199,7 +199,12 @@ start(struct request *r, struct upstream_req *up, int has_json_body, upstream_do
 	r->pending.up = *up;
 	r->pending.json_body = has_json_body;
 	r->pending.done = done;
-	snprintf(r->pending.path, sizeof(r->pending.path), "%s", up->path);
+	free(r->pending.path);
+	if ((r->pending.path = strdup(up->path)) == NULL) {
+		reply_error(r, 503, ERR_INTERNAL, NULL, "out_of_memory",
+		            "the gateway is out of memory; try again shortly");
+		return;
+	}
 	rc = reply_intent(r, on_intent_durable);
 	r->intent_pending = rc == 0;
 	if (rc < 0 && !audit_available(server_audit(r->srv)))

@@ -188,6 +188,8 @@ request_free(struct request *r)
 	multipart_free(r->multipart);
 	free(r->path);
 	free(r->query);
+	free(r->upstream_path);
+	free(r->pending.path);
 	tls_peer_free(r->client_cert);
 	server_request_end(r->srv, r);
 	free(r);

@@ -72,7 +72,7 @@ struct request {
 		struct upstream_req up;
 		int json_body;
 		upstream_done_fn done;
-		char path[REQUEST_PATH_MAX];
+		char *path; /* owned */
 	} pending;
 	char up_content_type[256];
 	int list_pages;
@@ -108,7 +108,7 @@ struct request {
 	const struct route *route;
 	char container_id[REQUEST_ID_MAX + 1];
 	char file_id[REQUEST_ID_MAX + 1];
-	char upstream_path[REQUEST_PATH_MAX];
+	char *upstream_path; /* owned; at most REQUEST_PATH_MAX - 1 bytes */
 
 	/* The body, in memory that is wiped when freed. */
 	char *body;
