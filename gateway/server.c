@@ -979,7 +979,9 @@ worker_new(struct server *m, struct errlist *errs)
 	w->metrics = m->metrics;
 	w->limits = m->limits;
 	w->base = event_base_new();
+	/* Both ends non-blocking: the main loop never waits on a worker. */
 	if (w->base == NULL || pipe(w->cmd) < 0 || fcntl(w->cmd[0], F_SETFL, O_NONBLOCK) < 0 ||
+	    fcntl(w->cmd[1], F_SETFL, O_NONBLOCK) < 0 ||
 	    (w->cmd_ev = event_new(w->base, w->cmd[0], EV_READ | EV_PERSIST, on_command, w)) ==
 	            NULL ||
 	    event_add(w->cmd_ev, NULL) < 0 ||
