@@ -290,18 +290,18 @@ metrics_render(struct metrics *m, const struct metrics_state *st, struct evbuffe
 }
 
 static void
-render(const struct metrics *m, const struct metrics_state *st, struct out *po)
+render(const struct metrics *m, const struct metrics_state *st, struct out *o)
 {
 	char a[2 * LABEL_MAX], b[2 * LABEL_MAX];
 	size_t i;
 
-	head(po, "gateway_build_info", "gauge", "The gateway's version.");
-	out_printf(po, "gateway_build_info{version=\"%s\"} 1\n", escape(a, sizeof(a), GW_VERSION));
-	scalar(po, "gateway_start_time_seconds", "gauge", "When the process started (Unix time).",
+	head(o, "gateway_build_info", "gauge", "The gateway's version.");
+	out_printf(o, "gateway_build_info{version=\"%s\"} 1\n", escape(a, sizeof(a), GW_VERSION));
+	scalar(o, "gateway_start_time_seconds", "gauge", "When the process started (Unix time).",
 	       (double)st->started);
-	scalar(po, "gateway_ready", "gauge", "1 when /readyz answers 200, else 0.", st->ready);
+	scalar(o, "gateway_ready", "gauge", "1 when /readyz answers 200, else 0.", st->ready);
 
-	head(po, "gateway_requests_total", "counter",
+	head(o, "gateway_requests_total", "counter",
 	     "Requests answered, by route (the spec's operationId), decision and status.");
 	for (i = 0; i <= REQUEST_SERIES; i++) {
 		const struct request_series *s = &m->req[i];
@@ -311,41 +311,41 @@ render(const struct metrics *m, const struct metrics_state *st, struct out *po)
 		if (i == REQUEST_SERIES && s->n == 0)
 			continue;
 		out_printf(
-		        po,
+		        o,
 		        "gateway_requests_total{route=\"%s\",decision=\"%s\",status=\"%d\"} %llu\n",
 		        escape(a, sizeof(a), s->route), escape(b, sizeof(b), s->decision),
 		        s->status, s->n);
 	}
-	head(po, "gateway_policy_denials_total", "counter",
+	head(o, "gateway_policy_denials_total", "counter",
 	     "Requests the policy refused (403 and 429), by the rule that fired.");
 	for (i = 0; i <= DENIAL_SERIES; i++) {
 		if ((i >= m->ndeny && i < DENIAL_SERIES) ||
 		    (i == DENIAL_SERIES && m->deny[i].n == 0))
 			continue;
-		out_printf(po, "gateway_policy_denials_total{rule=\"%s\"} %llu\n",
+		out_printf(o, "gateway_policy_denials_total{rule=\"%s\"} %llu\n",
 		           escape(a, sizeof(a), m->deny[i].rule), m->deny[i].n);
 	}
-	histogram(po, "gateway_request_duration_seconds",
+	histogram(o, "gateway_request_duration_seconds",
 	          "Time from a request's head to its answer (or, streamed, its end).",
 	          &m->request_latency);
-	histogram(po, "gateway_upstream_duration_seconds",
+	histogram(o, "gateway_upstream_duration_seconds",
 	          "Time the upstream took to answer, for requests that reached it.",
 	          &m->upstream_latency);
-	scalar(po, "gateway_upstream_violations_total", "counter",
+	scalar(o, "gateway_upstream_violations_total", "counter",
 	       "Ways the upstream's answers differed from what was forwarded or from the spec.",
 	       (double)m->violations);
-	scalar(po, "gateway_inflight_requests", "gauge", "Requests being handled now.",
+	scalar(o, "gateway_inflight_requests", "gauge", "Requests being handled now.",
 	       (double)st->inflight);
-	scalar(po, "gateway_open_connections", "gauge", "Client connections open now.",
+	scalar(o, "gateway_open_connections", "gauge", "Client connections open now.",
 	       (double)st->connections);
-	scalar(po, "gateway_audit_write_failures_total", "counter",
+	scalar(o, "gateway_audit_write_failures_total", "counter",
 	       "Audit records that could not be written.", (double)st->audit_failures);
-	events(po, m);
-	scalar(po, "gateway_config_last_reload_success_timestamp_seconds", "gauge",
+	events(o, m);
+	scalar(o, "gateway_config_last_reload_success_timestamp_seconds", "gauge",
 	       "When the config and policy in force were loaded (Unix time).",
 	       (double)st->last_reload_ok);
 	if (st->cert_not_after)
-		scalar(po, "gateway_tls_certificate_expiry_timestamp_seconds", "gauge",
+		scalar(o, "gateway_tls_certificate_expiry_timestamp_seconds", "gauge",
 		       "When the listener's TLS certificate expires (Unix time).",
 		       (double)st->cert_not_after);
 }
