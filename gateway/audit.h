@@ -9,14 +9,15 @@
  * "checkpoint" lines come every audit.checkpoint_every records and at
  * rotation and shutdown.
  *
- * Lines are written on the writer's event loop, each in one write(2), one
- * writer at a time when several workers share the log (a short write
- * is cut back, so no line is ever half-written): that never waits for the
+ * Lines are written on the writer's event loop, each in one write(2) (a
+ * short write is cut back, so no line is ever half-written), one writer at
+ * a time when several workers share the log: that never waits for the
  * disk, and a record written before its reply survives the process dying
  * right after. Waiting for the disk (fdatasync) is a sync thread's job,
- * which hands callbacks back to the loop. When the log cannot be written,
- * fail_closed makes audit_available say no (the gateway answers 503) and
- * keeps the lines to retry in order; fail_open drops and counts them.
+ * which hands each callback back to the loop that asked for it. When the
+ * log cannot be written, fail_closed makes audit_available say no (the
+ * gateway answers 503) and keeps the lines to retry in order; fail_open
+ * drops and counts them.
  */
 #ifndef GW_AUDIT_H
 #define GW_AUDIT_H

@@ -8,9 +8,17 @@
  *
  * A reload builds a new configuration and policy (and TLS context) whole,
  * keeps the old ones if anything fails, and otherwise swaps them in. The
- * configuration and policy travel together as a reference-counted
- * snapshot: each request holds the one in force when it started, so a
- * reload never changes or frees what a request in flight is using.
+ * three travel together as a reference-counted snapshot: each request
+ * holds the one in force when it started, so a reload never changes or
+ * frees what a request in flight is using.
+ *
+ * With workers: N, there are N of these, one per event loop and thread:
+ * the first (main) owns the signals, the admin listener, the audit log and
+ * the metrics, which the others borrow; each worker has its own listening
+ * socket on the same port (SO_REUSEPORT), upstream client, store
+ * connection and requests, and takes the main loop's snapshots, stops and
+ * aborts through a pipe. Everything below is called on the server's own
+ * loop.
  */
 #ifndef GW_SERVER_H
 #define GW_SERVER_H
