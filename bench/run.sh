@@ -697,7 +697,7 @@ report_large() {
 	}' "$1"
 }
 
-# The gateway is meant to be single-threaded; say what it was.
+# The gateway runs one event loop (workers: 1); say what threads it had.
 GATEWAY_THREADS=""
 gateway_threads_text() {
 	case $GATEWAY_THREADS in
