@@ -127,8 +127,8 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
-sleep_ms(int ms)
+void
+hx_sleep_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
 
@@ -287,6 +287,12 @@ hx_wait_contains(const char *path, const char *needle, int timeout_ms)
 }
 
 const char *
+hx_str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+const char *
 hx_key_digest(const char *key)
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
@@ -411,7 +417,7 @@ reap(struct hx_proc *p, int timeout_ms)
 		}
 		if (now_ms() >= end)
 			return false;
-		sleep_ms(5);
+		hx_sleep_ms(5);
 	}
 }
 
@@ -584,7 +590,7 @@ hx_wait_port(int port, int timeout_ms)
 		}
 		if (now_ms() >= end)
 			return -1;
-		sleep_ms(10);
+		hx_sleep_ms(10);
 	}
 }
 
@@ -599,7 +605,7 @@ hx_wait_file(const char *path, int timeout_ms)
 			return 0;
 		if (now_ms() >= end)
 			return -1;
-		sleep_ms(10);
+		hx_sleep_ms(10);
 	}
 }
 
@@ -1469,7 +1475,7 @@ hx_audit_wait(const struct hx_gw *gw, size_t n, int timeout_ms)
 		if (now_ms() >= end)
 			cr_assert_fail("harness: %zu audit records after %d ms, wanted %zu",
 			               json_array_size(v), timeout_ms, n);
-		sleep_ms(20);
+		hx_sleep_ms(20);
 	}
 }
 

@@ -120,6 +120,12 @@ void hx_write_file(const char *path, const char *text);
  * cannot be read. For secret-leak checks over logs. */
 bool hx_file_contains(const char *path, const char *needle);
 
+/* Sleeps ms milliseconds, through signals. */
+void hx_sleep_ms(int ms);
+
+/* o[key] if it is a string (borrowed), else NULL. */
+const char *hx_str(const json_t *o, const char *key);
+
 /* Polls until the file holds needle; false after timeout_ms. */
 bool hx_wait_contains(const char *path, const char *needle, int timeout_ms);
 

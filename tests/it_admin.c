@@ -41,15 +41,6 @@ admin(const char *method, const char *path)
 	return hx_http(method, hx_fmt("http://127.0.0.1:%d%s", admin_port, path), NULL, NULL, 0);
 }
 
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* ---- the Prometheus text format (0.0.4), checked line by line ---- */
 
 static bool
@@ -266,14 +257,14 @@ Test(it_admin, metrics_parse_and_move_with_traffic)
 	for (int i = 0; i < 250 && sample(after = scrape(), "gateway_config_reloads_total{result="
 	                                                    "\"success\"}") < 1;
 	     i++)
-		sleep_ms(20);
+		hx_sleep_ms(20);
 	cr_expect_eq(sample(after, "gateway_config_reloads_total{result=\"success\"}"), 1);
 	hx_write_file(gw->policy_path, "{\"memory_limit\":{\"max\":\"huge\"}}");
 	cr_assert_eq(kill(gw->proc->pid, SIGHUP), 0);
 	for (int i = 0; i < 250 && sample(after = scrape(), "gateway_config_reloads_total{result="
 	                                                    "\"failure\"}") < 1;
 	     i++)
-		sleep_ms(20);
+		hx_sleep_ms(20);
 	cr_expect_eq(sample(after, "gateway_config_reloads_total{result=\"failure\"}"), 1);
 }
 
@@ -408,7 +399,7 @@ Test(it_admin, inflight_requests_are_a_gauge)
 	cr_assert_geq(fd, 0);
 	for (int i = 0; i < 250 && (inflight = sample(scrape(), "gateway_inflight_requests")) < 1;
 	     i++)
-		sleep_ms(10);
+		hx_sleep_ms(10);
 	cr_expect_eq(inflight, 1);
 	out = hx_raw_read(fd, 10000, NULL);
 	cr_expect(strncmp(out, "HTTP/1.1 200", 12) == 0, "%s", out);

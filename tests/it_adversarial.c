@@ -26,12 +26,6 @@ struct row {
 	char *f[MAX_FIELDS];
 };
 
-static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
 /* tests/data/adversarial/<rel>, whole; fails the test if missing. */
 static const char *
 data_file(const char *rel, size_t *len)
@@ -129,11 +123,11 @@ audit_statuses(const struct hx_gw *gw, size_t n)
 
 	json_array_foreach(recs, i, rec)
 	{
-		const char *id = str(rec, "request_id");
+		const char *id = hx_str(rec, "request_id");
 
 		/* Records of another type (the log's own segment markers) are
 		 * not answers. */
-		if (str(rec, "type") && strcmp(str(rec, "type"), "request") != 0)
+		if (hx_str(rec, "type") && strcmp(hx_str(rec, "type"), "request") != 0)
 			continue;
 
 		cr_expect(id && json_object_get(by_id, id) == NULL, "audit record %zu: id %s twice",
@@ -267,8 +261,9 @@ Test(it_adversarial, json_bodies)
 			             "%s: refused, yet the upstream got %zu", name,
 			             json_array_size(up));
 			cr_expect(strcmp(code, "-") == 0 ||
-			                  (str(err, "code") && strcmp(str(err, "code"), code) == 0),
-			          "%s: code %s, want %s", name, str(err, "code"), code);
+			                  (hx_str(err, "code") &&
+			                   strcmp(hx_str(err, "code"), code) == 0),
+			          "%s: code %s, want %s", name, hx_str(err, "code"), code);
 			cr_expect_str_eq(param_of(err), param, "%s: param %s, want %s", name,
 			                 param_of(err), param);
 		}
@@ -350,7 +345,7 @@ raw_case(const struct hx_gw *gw, struct answered *a, const char *name, const cha
 	cr_expect_str_eq(got, statuses, "%s: answered %s, want %s: %.300s", name, got, statuses,
 	                 out);
 	if (n > 0 && strcmp(code, "-") != 0) {
-		const char *c = str(json_object_get(resp[0].body, "error"), "code");
+		const char *c = hx_str(json_object_get(resp[0].body, "error"), "code");
 
 		cr_expect(c && strcmp(c, code) == 0, "%s: code %s, want %s", name, c, code);
 	}
@@ -358,8 +353,8 @@ raw_case(const struct hx_gw *gw, struct answered *a, const char *name, const cha
 	cr_expect_eq((long)json_array_size(up), upstream, "%s: the upstream got %zu, want %ld",
 	             name, json_array_size(up), upstream);
 	if (uri && strcmp(uri, "-") != 0 && json_array_size(up) == 1)
-		cr_expect_str_eq(str(json_array_get(up, 0), "uri"), uri, "%s: upstream uri %s",
-		                 name, str(json_array_get(up, 0), "uri"));
+		cr_expect_str_eq(hx_str(json_array_get(up, 0), "uri"), uri, "%s: upstream uri %s",
+		                 name, hx_str(json_array_get(up, 0), "uri"));
 	for (i = 0; i < n; i++)
 		json_decref(resp[i].body);
 }
@@ -455,8 +450,8 @@ domain_cases(const char *policy, const char *rel)
 			cr_expect_eq(json_array_size(up), 0,
 			             "%s: refused, yet the upstream got %zu", lit,
 			             json_array_size(up));
-			cr_expect(str(err, "code") && strcmp(str(err, "code"), code) == 0,
-			          "%s: code %s, want %s", lit, str(err, "code"), code);
+			cr_expect(hx_str(err, "code") && strcmp(hx_str(err, "code"), code) == 0,
+			          "%s: code %s, want %s", lit, hx_str(err, "code"), code);
 			cr_expect_str_eq(param_of(err), "network_policy.allowed_domains[0]",
 			                 "%s: param %s", lit, param_of(err));
 		}

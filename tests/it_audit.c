@@ -22,12 +22,6 @@ TestSuite(it_audit, .init = hx_init, .fini = hx_fini, .timeout = 120);
 #define AUDIT_KEY "audit-HMAC-key-0123456789abcdef"
 #define SECRET    "sk-brokered-SECRET-5e2c"
 
-static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
 /* Runs a command line through the shell in the test's folder; returns its
  * exit status and its stdout in *out. */
 static int
@@ -114,7 +108,7 @@ count_type(const struct hx_gw *gw, const char *type)
 
 	json_array_foreach(lines, i, l)
 	{
-		if (strcmp(str(l, "type"), type) == 0)
+		if (strcmp(hx_str(l, "type"), type) == 0)
 			n++;
 	}
 	return n;
@@ -294,8 +288,8 @@ Test(it_audit, a_secret_appears_only_as_its_fingerprint)
 	rec = json_array_get(hx_audit_records(gw), 0);
 	s = json_array_get(
 	        json_object_get(json_object_get(rec, "network_policy"), "domain_secrets"), 0);
-	cr_expect_str_eq(str(s, "value"), "[REDACTED]");
-	cr_expect_str_eq(str(s, "value_fingerprint"), want);
+	cr_expect_str_eq(hx_str(s, "value"), "[REDACTED]");
+	cr_expect_str_eq(hx_str(s, "value_fingerprint"), want);
 	cr_expect(!hx_file_contains(gw->audit_path, SECRET));
 	cr_expect(!hx_file_contains(gw->err_path, SECRET));
 	cr_expect(!hx_file_contains(gw->out_path, SECRET));

@@ -64,12 +64,6 @@ only_record(const struct hx_gw *gw)
 	return json_array_get(recs, 0);
 }
 
-static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
 /* Compact JSON text for assertion messages, in a string the harness owns. */
 static const char *
 dump(const json_t *v)
@@ -90,14 +84,14 @@ expect_error(struct hx_resp *r, long status, const char *type, const char *param
 	cr_assert_eq(r->status, status, "status %ld, want %ld: %s", r->status, status, r->body);
 	cr_assert(json_is_object(err), "not the error shape: %s", r->body);
 	cr_expect_eq(json_object_size(err), 4, "error has extra or missing fields: %s", r->body);
-	cr_expect_str_eq(str(err, "type"), type);
+	cr_expect_str_eq(hx_str(err, "type"), type);
 	cr_expect(json_is_string(json_object_get(err, "message")) &&
 	          json_string_length(json_object_get(err, "message")) > 10);
 	if (param)
-		cr_expect_str_eq(str(err, "param"), param, "%s", r->body);
+		cr_expect_str_eq(hx_str(err, "param"), param, "%s", r->body);
 	else
 		cr_expect(json_is_null(json_object_get(err, "param")), "%s", r->body);
-	cr_expect_str_eq(str(err, "code"), code, "%s", r->body);
+	cr_expect_str_eq(hx_str(err, "code"), code, "%s", r->body);
 	cr_expect_not_null(hx_resp_header(r, "x-request-id"));
 }
 
@@ -149,9 +143,9 @@ Test(it_create, seed_example_comes_back_as_a_container)
 	r = create(gw, seed_body);
 	cr_assert_eq(r->status, 200, "%ld %s", r->status, r->body);
 	c = hx_resp_json(r);
-	cr_expect_str_eq(str(c, "object"), "container");
-	cr_expect_str_eq(str(c, "name"), "My Container");
-	cr_expect_str_eq(str(c, "memory_limit"), "4g");
+	cr_expect_str_eq(hx_str(c, "object"), "container");
+	cr_expect_str_eq(hx_str(c, "name"), "My Container");
+	cr_expect_str_eq(hx_str(c, "memory_limit"), "4g");
 
 	/* Forwarded: the validated document with the policy's defaults. */
 	fwd = forwarded_body(&up);
@@ -163,29 +157,30 @@ Test(it_create, seed_example_comes_back_as_a_container)
 	        "\"allowed_domains\":[\"api.buildkite.com\"]},\"expires_after\":{\"anchor\":"
 	        "\"last_active_at\",\"minutes\":20}}");
 	cr_expect(json_equal(fwd, want), "forwarded %s", dump(fwd));
-	cr_expect_str_eq(str(up, "method"), "POST");
-	cr_expect_str_eq(str(up, "uri"), "/v1/containers");
-	cr_expect_str_eq(str(json_object_get(up, "headers"), "authorization"),
+	cr_expect_str_eq(hx_str(up, "method"), "POST");
+	cr_expect_str_eq(hx_str(up, "uri"), "/v1/containers");
+	cr_expect_str_eq(hx_str(json_object_get(up, "headers"), "authorization"),
 	                 "Bearer " CLIENT_KEY);
-	cr_expect_str_eq(str(json_object_get(up, "headers"), "content-type"), "application/json");
+	cr_expect_str_eq(hx_str(json_object_get(up, "headers"), "content-type"),
+	                 "application/json");
 
 	rec = only_record(gw);
-	cr_expect_str_eq(str(rec, "decision"), "allow");
-	cr_expect_str_eq(str(rec, "operation"), "CreateContainer");
-	cr_expect_str_eq(str(rec, "method"), "POST");
-	cr_expect_str_eq(str(rec, "path"), "/v1/containers");
-	cr_expect_str_eq(str(rec, "client"), "127.0.0.1");
+	cr_expect_str_eq(hx_str(rec, "decision"), "allow");
+	cr_expect_str_eq(hx_str(rec, "operation"), "CreateContainer");
+	cr_expect_str_eq(hx_str(rec, "method"), "POST");
+	cr_expect_str_eq(hx_str(rec, "path"), "/v1/containers");
+	cr_expect_str_eq(hx_str(rec, "client"), "127.0.0.1");
 	cr_expect_eq(json_integer_value(json_object_get(rec, "status")), 200);
 	cr_expect_eq(json_integer_value(json_object_get(rec, "upstream_status")), 200);
-	cr_expect_str_eq(str(rec, "container_id"), str(c, "id"));
-	cr_expect_str_eq(str(rec, "memory_limit"), "4g");
+	cr_expect_str_eq(hx_str(rec, "container_id"), hx_str(c, "id"));
+	cr_expect_str_eq(hx_str(rec, "memory_limit"), "4g");
 	cr_expect(json_equal(json_object_get(rec, "network_policy"),
 	                     json_object_get(want, "network_policy")));
 	cr_expect(json_is_number(json_object_get(rec, "latency_ms")));
 	cr_expect(json_is_null(json_object_get(rec, "violations")));
-	cr_expect_not_null(strstr(str(rec, "ts"), "T"));
-	cr_expect_eq(strlen(str(rec, "ts")), strlen("2026-11-22T10:54:06.262Z"));
-	cr_expect_str_eq(hx_resp_header(r, "x-request-id"), str(rec, "request_id"));
+	cr_expect_not_null(strstr(hx_str(rec, "ts"), "T"));
+	cr_expect_eq(strlen(hx_str(rec, "ts")), strlen("2026-11-22T10:54:06.262Z"));
+	cr_expect_str_eq(hx_resp_header(r, "x-request-id"), hx_str(rec, "request_id"));
 	expect_no_secret(gw, CLIENT_KEY);
 	cr_expect_eq(hx_gw_stop(gw), 0);
 }
@@ -206,12 +201,12 @@ Test(it_create, seed_example_at_64g_is_denied_and_never_forwarded)
 	cr_expect_not_null(strstr(r->body, "\\\"4g\\\""), "%s", r->body);
 	expect_nothing_forwarded();
 	rec = only_record(gw);
-	cr_expect_str_eq(str(rec, "decision"), "deny");
-	cr_expect_str_eq(str(rec, "code"), "memory_limit_exceeded");
-	cr_expect_str_eq(str(rec, "param"), "memory_limit");
+	cr_expect_str_eq(hx_str(rec, "decision"), "deny");
+	cr_expect_str_eq(hx_str(rec, "code"), "memory_limit_exceeded");
+	cr_expect_str_eq(hx_str(rec, "param"), "memory_limit");
 	cr_expect_eq(json_integer_value(json_object_get(rec, "status")), 403);
 	cr_expect(json_is_null(json_object_get(rec, "upstream_status")));
-	cr_expect_str_eq(str(rec, "memory_limit"), "64g");
+	cr_expect_str_eq(hx_str(rec, "memory_limit"), "64g");
 }
 
 /* Invalid bodies: the client gets the param and code; nothing goes up. */
@@ -259,8 +254,8 @@ Test(it_create, invalid_bodies_get_400_with_the_field_and_are_not_forwarded)
 	cr_expect_eq(json_array_size(recs), i, "one record per request");
 	json_array_foreach(recs, i, rec)
 	{
-		cr_expect_str_eq(str(rec, "decision"), "deny");
-		cr_expect_str_eq(str(rec, "code"), invalid[i].code);
+		cr_expect_str_eq(hx_str(rec, "decision"), "deny");
+		cr_expect_str_eq(hx_str(rec, "code"), invalid[i].code);
 		cr_expect_eq(json_integer_value(json_object_get(rec, "status")), 400);
 	}
 }
@@ -327,9 +322,9 @@ Test(it_create, clamp_lowers_memory_and_says_so)
 
 	cr_assert_eq(r->status, 200, "%s", r->body);
 	fwd = forwarded_body(NULL);
-	cr_expect_str_eq(str(fwd, "memory_limit"), "4g");
+	cr_expect_str_eq(hx_str(fwd, "memory_limit"), "4g");
 	rec = only_record(gw);
-	cr_expect_str_eq(str(rec, "memory_limit"), "4g");
+	cr_expect_str_eq(hx_str(rec, "memory_limit"), "4g");
 	cr_expect_not_null(strstr(dump(json_object_get(rec, "adjustments")), "16g"));
 }
 
@@ -347,11 +342,12 @@ Test(it_create, a_domain_secret_reaches_the_upstream_and_nowhere_else)
 	cr_assert_eq(r->status, 200, "%s", r->body);
 	cr_expect_null(strstr(r->body, SECRET), "secret in the answer");
 	fwd = forwarded_body(NULL);
-	cr_expect_str_eq(str(json_array_get(json_object_get(json_object_get(fwd, "network_policy"),
-	                                                    "domain_secrets"),
-	                                    0),
-	                     "value"),
-	                 SECRET);
+	cr_expect_str_eq(
+	        hx_str(json_array_get(json_object_get(json_object_get(fwd, "network_policy"),
+	                                              "domain_secrets"),
+	                              0),
+	               "value"),
+	        SECRET);
 	rec = only_record(gw);
 	np = json_object_get(rec, "network_policy");
 	cr_expect(json_equal(
@@ -414,13 +410,13 @@ Test(it_create, only_the_documented_headers_go_upstream)
 	cr_assert_eq(r->status, 200, "%s", r->body);
 	(void)forwarded_body(&up);
 	h = json_object_get(up, "headers");
-	cr_expect_str_eq(str(h, "authorization"), "Bearer " CLIENT_KEY);
-	cr_expect_str_eq(str(h, "openai-organization"), "org-123");
-	cr_expect_str_eq(str(h, "openai-project"), "proj_456");
+	cr_expect_str_eq(hx_str(h, "authorization"), "Bearer " CLIENT_KEY);
+	cr_expect_str_eq(hx_str(h, "openai-organization"), "org-123");
+	cr_expect_str_eq(hx_str(h, "openai-project"), "proj_456");
 	cr_expect_null(json_object_get(h, "cookie"));
 	cr_expect_null(json_object_get(h, "x-forwarded-for"));
 	cr_expect_not_null(json_object_get(h, "x-gateway-request-id"));
-	cr_expect_str_eq(str(h, "x-gateway-request-id"), str(only_record(gw), "request_id"));
+	cr_expect_str_eq(hx_str(h, "x-gateway-request-id"), hx_str(only_record(gw), "request_id"));
 }
 
 Test(it_create, unreachable_upstream_is_a_502)
@@ -434,8 +430,8 @@ Test(it_create, unreachable_upstream_is_a_502)
 
 	expect_error(r, 502, "upstream_error", NULL, "upstream_unreachable");
 	rec = only_record(gw);
-	cr_expect_str_eq(str(rec, "decision"), "error");
-	cr_expect_str_eq(str(rec, "code"), "upstream_unreachable");
+	cr_expect_str_eq(hx_str(rec, "decision"), "error");
+	cr_expect_str_eq(hx_str(rec, "code"), "upstream_unreachable");
 	cr_expect_eq(json_integer_value(json_object_get(rec, "status")), 502);
 }
 
@@ -447,7 +443,7 @@ Test(it_create, slow_upstream_is_a_504)
 	hx_stub_next("{\"delay_ms\":3000}");
 	r = create(gw, "{\"name\":\"slow\"}");
 	expect_error(r, 504, "upstream_error", NULL, "upstream_timeout");
-	cr_expect_str_eq(str(only_record(gw), "decision"), "error");
+	cr_expect_str_eq(hx_str(only_record(gw), "decision"), "error");
 }
 
 Test(it_create, upstream_errors_are_relayed_with_their_body)
@@ -461,7 +457,7 @@ Test(it_create, upstream_errors_are_relayed_with_their_body)
 	             "\"headers\":{\"Retry-After\":\"7\",\"x-request-id\":\"req_upstream_1\"}}");
 	r = create(gw, "{\"name\":\"busy\"}");
 	cr_assert_eq(r->status, 429, "%s", r->body);
-	cr_expect_str_eq(str(json_object_get(hx_resp_json(r), "error"), "message"), "slow down");
+	cr_expect_str_eq(hx_str(json_object_get(hx_resp_json(r), "error"), "message"), "slow down");
 	cr_expect_str_eq(hx_resp_header(r, "Retry-After"), "7");
 	cr_expect_str_eq(hx_resp_header(r, "x-request-id"), "req_upstream_1");
 
@@ -474,7 +470,7 @@ Test(it_create, upstream_errors_are_relayed_with_their_body)
 	cr_expect_eq(
 	        json_integer_value(json_object_get(json_array_get(recs, 0), "upstream_status")),
 	        429);
-	cr_expect_str_eq(str(json_array_get(recs, 0), "upstream_request_id"), "req_upstream_1");
+	cr_expect_str_eq(hx_str(json_array_get(recs, 0), "upstream_request_id"), "req_upstream_1");
 	cr_expect_eq(json_integer_value(json_object_get(json_array_get(recs, 1), "status")), 500);
 }
 
@@ -505,14 +501,15 @@ Test(it_create, block_mode_withholds_a_container_that_breaks_the_request)
 	expect_error(r, 502, "upstream_error", NULL, "upstream_violation");
 	cr_expect_null(strstr(r->body, "cntr_x\",\"object"), "container leaked: %s", r->body);
 	rec = only_record(gw);
-	cr_expect_str_eq(str(rec, "decision"), "error");
-	cr_expect_str_eq(str(rec, "container_id"), "cntr_x");
+	cr_expect_str_eq(hx_str(rec, "decision"), "error");
+	cr_expect_str_eq(hx_str(rec, "container_id"), "cntr_x");
 	v = json_object_get(rec, "violations");
 	cr_assert_eq(json_array_size(v), 3, "%s", dump(v));
-	cr_expect_str_eq(str(json_array_get(v, 0), "field"), "memory_limit");
-	cr_expect_str_eq(str(json_array_get(v, 0), "returned"), "16g");
-	cr_expect_str_eq(str(json_array_get(v, 1), "field"), "expires_after.minutes");
-	cr_expect_str_eq(str(json_array_get(v, 2), "field"), "network_policy.allowed_domains[1]");
+	cr_expect_str_eq(hx_str(json_array_get(v, 0), "field"), "memory_limit");
+	cr_expect_str_eq(hx_str(json_array_get(v, 0), "returned"), "16g");
+	cr_expect_str_eq(hx_str(json_array_get(v, 1), "field"), "expires_after.minutes");
+	cr_expect_str_eq(hx_str(json_array_get(v, 2), "field"),
+	                 "network_policy.allowed_domains[1]");
 }
 
 Test(it_create, log_mode_relays_and_records_the_violation)
@@ -528,11 +525,11 @@ Test(it_create, log_mode_relays_and_records_the_violation)
 	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), auth_headers, violating_request,
 	            strlen(violating_request));
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	cr_expect_str_eq(str(hx_resp_json(r), "id"), "cntr_x");
+	cr_expect_str_eq(hx_str(hx_resp_json(r), "id"), "cntr_x");
 	rec = only_record(gw);
-	cr_expect_str_eq(str(rec, "decision"), "allow");
+	cr_expect_str_eq(hx_str(rec, "decision"), "allow");
 	cr_expect_eq(json_array_size(json_object_get(rec, "violations")), 1);
-	cr_expect_str_eq(str(json_array_get(json_object_get(rec, "violations"), 0), "field"),
+	cr_expect_str_eq(hx_str(json_array_get(json_object_get(rec, "violations"), 0), "field"),
 	                 "memory_limit");
 }
 

@@ -18,12 +18,6 @@ TestSuite(it_faults, .init = hx_init, .fini = hx_fini, .timeout = 120);
 
 static const char *const json_headers[] = {"Content-Type: application/json", NULL};
 
-static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
 static struct hx_resp *
 create(const struct hx_gw *gw)
 {
@@ -34,7 +28,7 @@ create(const struct hx_gw *gw)
 static const char *
 code_of(struct hx_resp *r)
 {
-	return str(json_object_get(hx_resp_json(r), "error"), "code");
+	return hx_str(json_object_get(hx_resp_json(r), "error"), "code");
 }
 
 /* A container the stub knows, for the retrieve cases. */
@@ -44,7 +38,7 @@ make_container(const struct hx_gw *gw)
 	struct hx_resp *r = create(gw);
 
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	return hx_fmt("%s", str(hx_resp_json(r), "id"));
+	return hx_fmt("%s", hx_str(hx_resp_json(r), "id"));
 }
 
 /* A ContainerResource for id with a name of n bytes. */
@@ -147,10 +141,10 @@ record_of(const struct hx_gw *gw, size_t n, struct hx_resp *r)
 
 	json_array_foreach(recs, i, rec)
 	{
-		if (rid && str(rec, "request_id") && strcmp(str(rec, "request_id"), rid) == 0)
+		if (rid && hx_str(rec, "request_id") && strcmp(hx_str(rec, "request_id"), rid) == 0)
 			return rec;
-		if (rid && str(rec, "upstream_request_id") &&
-		    strcmp(str(rec, "upstream_request_id"), rid) == 0)
+		if (rid && hx_str(rec, "upstream_request_id") &&
+		    strcmp(hx_str(rec, "upstream_request_id"), rid) == 0)
 			return rec;
 	}
 	return NULL;
@@ -165,7 +159,7 @@ request_records(const struct hx_gw *gw)
 
 	json_array_foreach(recs, i, rec)
 	{
-		if (str(rec, "type") == NULL || strcmp(str(rec, "type"), "request") == 0)
+		if (hx_str(rec, "type") == NULL || strcmp(hx_str(rec, "type"), "request") == 0)
 			n++;
 	}
 	return n;
@@ -191,10 +185,10 @@ expect_answer(const struct hx_gw *gw, const char *what, struct hx_resp *r, long 
 		             "%s: audited status %lld", what,
 		             (long long)json_integer_value(json_object_get(rec, "status")));
 		if (status >= 500 && code)
-			cr_expect_str_eq(str(rec, "decision"), "error", "%s", what);
+			cr_expect_str_eq(hx_str(rec, "decision"), "error", "%s", what);
 		if (code)
-			cr_expect(str(rec, "code") && strcmp(str(rec, "code"), code) == 0,
-			          "%s: audited code %s", what, str(rec, "code"));
+			cr_expect(hx_str(rec, "code") && strcmp(hx_str(rec, "code"), code) == 0,
+			          "%s: audited code %s", what, hx_str(rec, "code"));
 	}
 }
 
@@ -267,7 +261,7 @@ Test(it_faults, a_reset_mid_download_cuts_the_answer_and_is_recorded)
 	                                .parts = &part,
 	                                .nparts = 1});
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	fid = str(hx_resp_json(r), "id");
+	fid = hx_str(hx_resp_json(r), "id");
 	hx_stub_next("{\"action\":\"reset\",\"match\":\"/content\"}");
 	get = hx_fmt("GET /v1/containers/%s/files/%s/content HTTP/1.1\r\nHost: x\r\n\r\n", id, fid);
 	out = hx_raw(gw->port, get, strlen(get), 5000, 0, &n);
@@ -279,10 +273,11 @@ Test(it_faults, a_reset_mid_download_cuts_the_answer_and_is_recorded)
 	else
 		cr_expect_eq(strncmp(out, "HTTP/1.1 502", 12), 0, "%.200s", out);
 	rec = json_array_get(hx_audit_wait(gw, 3, 5000), 2);
-	cr_expect_str_eq(str(rec, "decision"), "error");
-	cr_expect(str(rec, "code") && (strcmp(str(rec, "code"), "upstream_stream_failed") == 0 ||
-	                               strcmp(str(rec, "code"), "upstream_unreachable") == 0),
-	          "code %s", str(rec, "code"));
+	cr_expect_str_eq(hx_str(rec, "decision"), "error");
+	cr_expect(hx_str(rec, "code") &&
+	                  (strcmp(hx_str(rec, "code"), "upstream_stream_failed") == 0 ||
+	                   strcmp(hx_str(rec, "code"), "upstream_unreachable") == 0),
+	          "code %s", hx_str(rec, "code"));
 	r = create(gw);
 	cr_expect_eq(r->status, 200, "after the reset: %ld", r->status);
 	cr_expect_eq(hx_gw_stop(gw), 0);

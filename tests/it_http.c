@@ -11,12 +11,6 @@
 
 TestSuite(it_http, .init = hx_init, .fini = hx_fini, .timeout = 60);
 
-static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
 /* Sends raw bytes and returns the answer's text. */
 static const char *
 raw(const struct hx_gw *gw, const char *bytes)
@@ -64,8 +58,8 @@ expect_code(const char *text, int status, const char *code)
 
 	cr_assert_eq(status_of(text), status, "want %d: %s", status, text);
 	err = json_object_get(body_of(text), "error");
-	cr_expect_str_eq(str(err, "code"), code, "%s", text);
-	cr_expect_str_eq(str(err, "type"), "invalid_request_error");
+	cr_expect_str_eq(hx_str(err, "code"), code, "%s", text);
+	cr_expect_str_eq(hx_str(err, "type"), "invalid_request_error");
 	cr_expect_not_null(strstr(text, "x-request-id: "), "%s", text);
 }
 
@@ -76,16 +70,16 @@ Test(it_http, routes_and_methods)
 
 	r = hx_http("GET", hx_gw_url(gw, "/v1/nothing"), NULL, NULL, 0);
 	cr_expect_eq(r->status, 404);
-	cr_expect_str_eq(str(json_object_get(hx_resp_json(r), "error"), "code"), "not_found");
+	cr_expect_str_eq(hx_str(json_object_get(hx_resp_json(r), "error"), "code"), "not_found");
 	r = hx_http("PUT", hx_gw_url(gw, "/v1/containers"), NULL, "{}", 2);
 	cr_expect_eq(r->status, 405);
-	cr_expect_str_eq(str(json_object_get(hx_resp_json(r), "error"), "code"),
+	cr_expect_str_eq(hx_str(json_object_get(hx_resp_json(r), "error"), "code"),
 	                 "method_not_allowed");
 	r = hx_http("POST", hx_gw_url(gw, "/V1/Containers"), NULL, "{}", 2);
 	cr_expect_eq(r->status, 404);
 	r = hx_http("POST", hx_gw_url(gw, "/v1/containers?x=1"), NULL, "{\"name\":\"a\"}", 12);
 	cr_expect_eq(r->status, 400);
-	cr_expect_str_eq(str(json_object_get(hx_resp_json(r), "error"), "code"),
+	cr_expect_str_eq(hx_str(json_object_get(hx_resp_json(r), "error"), "code"),
 	                 "unknown_parameter");
 	cr_expect_eq(json_array_size(hx_stub_requests()), 0);
 	cr_expect_eq(json_array_size(hx_audit_wait(gw, 4, 5000)), 4);
@@ -135,7 +129,7 @@ Test(it_http, smuggling_shapes_are_refused_in_the_error_shape)
 	cr_expect_eq(json_array_size(recs), i);
 	json_array_foreach(recs, i, rec)
 	{
-		cr_expect_str_eq(str(rec, "decision"), "deny");
+		cr_expect_str_eq(hx_str(rec, "decision"), "deny");
 		cr_expect_eq(json_integer_value(json_object_get(rec, "status")), 400);
 	}
 }
@@ -211,7 +205,7 @@ Test(it_http, a_chunked_request_body_is_read_whole)
 	          "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
 	          "5\r\n{\"nam\r\n7;ext=1\r\ne\":\"ch\"\r\n1\r\n}\r\n0\r\n\r\n");
 	cr_assert_eq(status_of(out), 200, "%s", out);
-	cr_expect_str_eq(str(body_of(out), "name"), "ch");
+	cr_expect_str_eq(hx_str(body_of(out), "name"), "ch");
 }
 
 Test(it_http, a_slow_head_is_cut_off_with_a_408)
@@ -250,6 +244,6 @@ Test(it_http, a_client_that_leaves_mid_body_is_still_audited)
 
 	(void)hx_raw(gw->port, req, strlen(req), 300, HX_RAW_SHUT_WR, &n);
 	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
-	cr_expect_str_eq(str(rec, "code"), "incomplete_body");
+	cr_expect_str_eq(hx_str(rec, "code"), "incomplete_body");
 	cr_expect_eq(json_array_size(hx_stub_requests()), 0);
 }

@@ -20,27 +20,12 @@
 
 TestSuite(it_lifecycle, .init = hx_init, .fini = hx_fini, .timeout = 60);
 
-static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* Waits until the stub has recorded n requests. */
 static void
 wait_upstream(size_t n)
 {
 	for (int i = 0; i < 500 && json_array_size(hx_stub_requests()) < n; i++)
-		sleep_ms(10);
+		hx_sleep_ms(10);
 	cr_assert_geq(json_array_size(hx_stub_requests()), n, "the upstream never got the request");
 }
 
@@ -53,7 +38,7 @@ refused(int port)
 
 		if (hx_raw(port, "", 0, 100, HX_RAW_SHUT_WR, &n) == NULL)
 			return true;
-		sleep_ms(20);
+		hx_sleep_ms(20);
 	}
 	return false;
 }
@@ -110,7 +95,7 @@ Test(it_lifecycle, past_the_grace_period_requests_get_a_503_and_the_exit_is_clea
 	cr_expect(strstr(out, "\"code\":\"shutting_down\"") != NULL, "%s", out);
 	cr_expect_eq(hx_proc_wait(gw->proc, 15000), 0, "exit status %d", gw->proc->status);
 	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
-	cr_expect_str_eq(str(rec, "code"), "shutting_down");
+	cr_expect_str_eq(hx_str(rec, "code"), "shutting_down");
 	cr_expect_eq(json_integer_value(json_object_get(rec, "status")), 503);
 }
 
@@ -176,7 +161,7 @@ Test(it_lifecycle, a_request_in_flight_keeps_the_policy_it_started_with)
 	fd = hx_raw_open(gw->port, head, strlen(head));
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(hx_raw_send(fd, body, 10), 0);
-	sleep_ms(200);
+	hx_sleep_ms(200);
 	hx_write_file(gw->policy_path, "{\"memory_limit\":{\"max\":\"1g\"}}");
 	cr_assert_eq(kill(gw->proc->pid, SIGHUP), 0);
 	cr_assert(hx_wait_contains(gw->err_path, "\"reloaded ", 10000), "%s",
@@ -190,8 +175,8 @@ Test(it_lifecycle, a_request_in_flight_keeps_the_policy_it_started_with)
 	cr_expect(strncmp(out, "HTTP/1.1 200", 12) == 0, "%s", out);
 	up = json_array_get(hx_stub_requests(), 0);
 	cr_assert_not_null(up);
-	cr_expect(strstr(str(up, "body"), "\"memory_limit\":\"4g\"") != NULL, "%s",
-	          str(up, "body"));
+	cr_expect(strstr(hx_str(up, "body"), "\"memory_limit\":\"4g\"") != NULL, "%s",
+	          hx_str(up, "body"));
 }
 
 Test(it_lifecycle, sigusr1_reopens_the_audit_and_operational_logs)
@@ -223,7 +208,8 @@ Test(it_lifecycle, sigusr1_reopens_the_audit_and_operational_logs)
 		for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 			json_t *o = hx_json(l);
 
-			cr_expect(str(o, "ts") && str(o, "level") && str(o, "msg"), "%s", l);
+			cr_expect(hx_str(o, "ts") && hx_str(o, "level") && hx_str(o, "msg"), "%s",
+			          l);
 		}
 		free(text);
 	}

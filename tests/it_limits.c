@@ -19,21 +19,6 @@
 
 TestSuite(it_limits, .init = hx_init, .fini = hx_fini, .timeout = 90);
 
-static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* Whether the gateway has written to or closed fd, after up to ms. */
 static bool
 answered(int fd, int ms)
@@ -151,14 +136,14 @@ Test(it_limits, past_max_inflight_requests_get_a_503)
 	fd = hx_raw_open(gw->port, req, strlen(req));
 	cr_assert_geq(fd, 0);
 	for (i = 0; i < 500 && json_array_size(hx_stub_requests()) < 1; i++)
-		sleep_ms(10);
+		hx_sleep_ms(10);
 	cr_assert_eq(json_array_size(hx_stub_requests()), 1);
 
 	r = hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0);
 	cr_expect_eq(r->status, 503, "%s", r->body);
 	err = json_object_get(hx_resp_json(r), "error");
-	cr_expect_str_eq(str(err, "code"), "overloaded", "%s", r->body);
-	cr_expect_str_eq(str(err, "type"), "server_error", "%s", r->body);
+	cr_expect_str_eq(hx_str(err, "code"), "overloaded", "%s", r->body);
+	cr_expect_str_eq(hx_str(err, "type"), "server_error", "%s", r->body);
 	cr_expect_not_null(hx_resp_header(r, "x-request-id"));
 
 	out = hx_raw_read(fd, 10000, NULL);
@@ -169,8 +154,8 @@ Test(it_limits, past_max_inflight_requests_get_a_503)
 	{
 		if (json_integer_value(json_object_get(rec, "status")) == 503) {
 			busy++;
-			cr_expect_str_eq(str(rec, "code"), "overloaded");
-			cr_expect_str_eq(str(rec, "path"), "/v1/containers");
+			cr_expect_str_eq(hx_str(rec, "code"), "overloaded");
+			cr_expect_str_eq(hx_str(rec, "path"), "/v1/containers");
 		}
 	}
 	cr_expect_eq(busy, 1);
@@ -188,13 +173,13 @@ Test(it_limits, past_max_connections_a_request_gets_a_503)
 	a = hx_raw_open(gw->port, "", 0);
 	b = hx_raw_open(gw->port, "", 0);
 	cr_assert(a >= 0 && b >= 0);
-	sleep_ms(200);
+	hx_sleep_ms(200);
 	r = hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0);
 	cr_expect_eq(r->status, 503, "%ld %s %s", r->status, r->error, r->body);
 	err = json_object_get(hx_resp_json(r), "error");
-	cr_expect_str_eq(str(err, "code"), "too_many_connections", "%s", r->body);
+	cr_expect_str_eq(hx_str(err, "code"), "too_many_connections", "%s", r->body);
 	recs = hx_audit_wait(gw, 1, 5000);
-	cr_expect_str_eq(str(json_array_get(recs, 0), "code"), "too_many_connections");
+	cr_expect_str_eq(hx_str(json_array_get(recs, 0), "code"), "too_many_connections");
 	cr_expect_eq(json_array_size(hx_stub_requests()), 0);
 
 	/* Once the two are gone there is room again. */
@@ -204,7 +189,7 @@ Test(it_limits, past_max_connections_a_request_gets_a_503)
 		r = hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0);
 		if (r->status == 200)
 			break;
-		sleep_ms(50);
+		hx_sleep_ms(50);
 	}
 	cr_expect_eq(r->status, 200);
 }

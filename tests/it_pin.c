@@ -16,12 +16,6 @@ TestSuite(it_pin, .init = hx_init, .fini = hx_fini, .timeout = 60);
 
 #define BODY "{\"name\":\"pinned\"}"
 
-static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
 /* Runs a shell command line; its standard output, trimmed. */
 static const char *
 sh(const char *name, const char *cmd)
@@ -91,11 +85,11 @@ Test(it_pin, another_key_is_refused_though_the_certificate_verifies)
 	json_t *rec;
 
 	cr_expect_eq(r->status, 502, "%ld %s", r->status, r->body);
-	cr_expect_str_eq(str(json_object_get(hx_resp_json(r), "error"), "code"),
+	cr_expect_str_eq(hx_str(json_object_get(hx_resp_json(r), "error"), "code"),
 	                 "upstream_unreachable", "%s", r->body);
 	cr_expect_eq(json_array_size(hx_stub_requests()), 0);
 	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
-	cr_expect_str_eq(str(rec, "decision"), "error");
+	cr_expect_str_eq(hx_str(rec, "decision"), "error");
 }
 
 Test(it_pin, check_refuses_a_malformed_pin)

@@ -16,12 +16,6 @@ TestSuite(it_redis, .init = hx_init, .fini = hx_fini, .timeout = 60);
 #define OTHER_KEY "sk-other-KEY-8810"
 
 static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-static const char *
 policy(int creates_per_minute)
 {
 	return hx_fmt("{\"tenants\":{\"team\":{\"api_keys_sha256\":[\"%s\"],"
@@ -80,7 +74,7 @@ Test(it_redis, replicas_share_who_owns_what)
 
 	r = as(a, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"shared\"}");
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	id = str(hx_resp_json(r), "id");
+	id = hx_str(hx_resp_json(r), "id");
 	cr_expect_eq(as(b, TEAM_KEY, "GET", hx_fmt("/v1/containers/%s", id), NULL)->status, 200);
 	cr_expect_eq(as(b, OTHER_KEY, "GET", hx_fmt("/v1/containers/%s", id), NULL)->status, 404);
 	cr_expect_eq(as(b, TEAM_KEY, "DELETE", hx_fmt("/v1/containers/%s", id), NULL)->status, 200);
@@ -101,11 +95,11 @@ Test(it_redis, redis_gone_fails_closed_by_default)
 	cr_expect_eq(hx_proc_stop(redis), 0);
 	r = as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"after\"}");
 	cr_expect_eq(r->status, 503, "%s", r->body);
-	cr_expect_str_eq(str(json_object_get(hx_resp_json(r), "error"), "code"),
+	cr_expect_str_eq(hx_str(json_object_get(hx_resp_json(r), "error"), "code"),
 	                 "store_unavailable");
 	cr_expect_eq(json_array_size(hx_stub_requests()), 1, "nothing went up without the store");
 	rec = json_array_get(hx_audit_wait(gw, 2, 5000), 1);
-	cr_expect_str_eq(str(rec, "code"), "store_unavailable");
+	cr_expect_str_eq(hx_str(rec, "code"), "store_unavailable");
 	/* The organization's own requests do not need the store. */
 	r = hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0);
 	cr_expect_eq(r->status, 200, "%s", r->body);

@@ -13,12 +13,6 @@ TestSuite(it_routes, .init = hx_init, .fini = hx_fini, .timeout = 120);
 
 static const char *const auth[] = {"Authorization: Bearer sk-routes-KEY-4411", NULL};
 
-static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
 static struct hx_resp *
 call(const struct hx_gw *gw, const char *method, const char *path)
 {
@@ -33,7 +27,7 @@ make_container(const struct hx_gw *gw)
 	        hx_http("POST", hx_gw_url(gw, "/v1/containers"), auth, "{\"name\":\"routes\"}", 17);
 
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	return str(hx_resp_json(r), "id");
+	return hx_str(hx_resp_json(r), "id");
 }
 
 /* A file uploaded through the gateway, multipart; its id. */
@@ -49,8 +43,8 @@ upload(const struct hx_gw *gw, const char *cid, const char *data, size_t len)
 	struct hx_resp *r = hx_request(&rq);
 
 	cr_assert_eq(r->status, 200, "%ld %s", r->status, r->body);
-	cr_assert_str_eq(str(hx_resp_json(r), "container_id"), cid);
-	return str(hx_resp_json(r), "id");
+	cr_assert_str_eq(hx_str(hx_resp_json(r), "container_id"), cid);
+	return hx_str(hx_resp_json(r), "id");
 }
 
 static void
@@ -59,9 +53,9 @@ expect_code(struct hx_resp *r, long status, const char *code, const char *param)
 	json_t *err = json_object_get(hx_resp_json(r), "error");
 
 	cr_assert_eq(r->status, status, "want %ld: %ld %s", status, r->status, r->body);
-	cr_expect_str_eq(str(err, "code"), code, "%s", r->body);
+	cr_expect_str_eq(hx_str(err, "code"), code, "%s", r->body);
 	if (param)
-		cr_expect_str_eq(str(err, "param"), param, "%s", r->body);
+		cr_expect_str_eq(hx_str(err, "param"), param, "%s", r->body);
 }
 
 Test(it_routes, every_operation_goes_through)
@@ -79,13 +73,13 @@ Test(it_routes, every_operation_goes_through)
 
 	r = call(gw, "GET", hx_fmt("/v1/containers/%s", cid));
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	cr_expect_str_eq(str(hx_resp_json(r), "id"), cid);
+	cr_expect_str_eq(hx_str(hx_resp_json(r), "id"), cid);
 
 	r = call(gw, "GET", "/v1/containers?limit=5&order=asc");
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	cr_expect_str_eq(str(hx_resp_json(r), "object"), "list");
+	cr_expect_str_eq(hx_str(hx_resp_json(r), "object"), "list");
 	up = json_array_get(hx_stub_requests(), 2);
-	cr_expect_str_eq(str(up, "uri"), "/v1/containers?limit=5&order=asc");
+	cr_expect_str_eq(hx_str(up, "uri"), "/v1/containers?limit=5&order=asc");
 
 	fid = upload(gw, cid, "hello, container", 16);
 	r = hx_http("POST", hx_gw_url(gw, hx_fmt("/v1/containers/%s/files", cid)),
@@ -99,7 +93,7 @@ Test(it_routes, every_operation_goes_through)
 
 	r = call(gw, "GET", hx_fmt("/v1/containers/%s/files/%s", cid, fid));
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	cr_expect_str_eq(str(hx_resp_json(r), "id"), fid);
+	cr_expect_str_eq(hx_str(hx_resp_json(r), "id"), fid);
 
 	r = call(gw, "GET", hx_fmt("/v1/containers/%s/files/%s/content", cid, fid));
 	cr_assert_eq(r->status, 200, "%s", r->body);
@@ -116,18 +110,18 @@ Test(it_routes, every_operation_goes_through)
 	cr_assert_eq(json_array_size(recs), 10);
 	json_array_foreach(recs, i, rec)
 	{
-		cr_expect_str_eq(str(rec, "operation"), ops[i]);
-		cr_expect_str_eq(str(rec, "decision"), "allow", "%s", ops[i]);
+		cr_expect_str_eq(hx_str(rec, "operation"), ops[i]);
+		cr_expect_str_eq(hx_str(rec, "decision"), "allow", "%s", ops[i]);
 		cr_expect(json_is_null(json_object_get(rec, "violations")), "%s", ops[i]);
 	}
-	cr_expect_str_eq(str(json_array_get(recs, 1), "container_id"), cid);
-	cr_expect_str_eq(str(json_array_get(recs, 6), "file_id"), fid);
+	cr_expect_str_eq(hx_str(json_array_get(recs, 1), "container_id"), cid);
+	cr_expect_str_eq(hx_str(json_array_get(recs, 6), "file_id"), fid);
 	cr_expect_eq(json_integer_value(json_object_get(json_array_get(recs, 7), "bytes_out")), 16);
 	/* The upload went up as it came: the stub saw the multipart body. */
 	up = json_array_get(hx_stub_requests(), 3);
-	cr_expect_not_null(strstr(str(json_object_get(up, "headers"), "content-type"),
+	cr_expect_not_null(strstr(hx_str(json_object_get(up, "headers"), "content-type"),
 	                          "multipart/form-data; boundary="));
-	cr_expect_str_eq(str(json_object_get(up, "headers"), "authorization"),
+	cr_expect_str_eq(hx_str(json_object_get(up, "headers"), "authorization"),
 	                 "Bearer sk-routes-KEY-4411");
 }
 
@@ -186,7 +180,7 @@ Test(it_routes, bad_path_parameters_and_queries_are_refused)
 	/* A name with spaces and non-ASCII goes up re-encoded, as checked. */
 	r = call(gw, "GET", "/v1/containers?name=my+box%20%C3%A9");
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	cr_expect_str_eq(str(json_array_get(hx_stub_requests(), 0), "uri"),
+	cr_expect_str_eq(hx_str(json_array_get(hx_stub_requests(), 0), "uri"),
 	                 "/v1/containers?name=my%20box%20%C3%A9");
 }
 
@@ -201,7 +195,7 @@ Test(it_routes, upstream_errors_are_relayed)
 	cr_expect_not_null(json_object_get(hx_resp_json(r), "error"));
 	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
 	cr_expect_eq(json_integer_value(json_object_get(rec, "upstream_status")), 404);
-	cr_expect_str_eq(str(rec, "decision"), "allow");
+	cr_expect_str_eq(hx_str(rec, "decision"), "allow");
 }
 
 static const char *const bad_container =
@@ -219,7 +213,8 @@ Test(it_routes, a_mismatched_answer_is_blocked_or_logged)
 	r = call(gw, "GET", "/v1/containers/cntr_1");
 	expect_code(r, 502, "upstream_violation", NULL);
 	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
-	cr_expect_str_eq(str(json_array_get(json_object_get(rec, "violations"), 0), "field"), "id");
+	cr_expect_str_eq(hx_str(json_array_get(json_object_get(rec, "violations"), 0), "field"),
+	                 "id");
 
 	/* Not the schema: a list without has_more. */
 	hx_stub_next("{\"json\":{\"object\":\"list\",\"data\":[]}}");
@@ -240,10 +235,10 @@ Test(it_routes, log_mode_relays_a_mismatched_answer)
 	hx_stub_next(bad_container);
 	r = call(gw, "GET", "/v1/containers/cntr_1");
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	cr_expect_str_eq(str(hx_resp_json(r), "id"), "cntr_other");
+	cr_expect_str_eq(hx_str(hx_resp_json(r), "id"), "cntr_other");
 	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
 	cr_expect_eq(json_array_size(json_object_get(rec, "violations")), 1);
-	cr_expect_str_eq(str(rec, "decision"), "allow");
+	cr_expect_str_eq(hx_str(rec, "decision"), "allow");
 }
 
 Test(it_routes, delete_mode_removes_a_container_that_breaks_the_request)
@@ -264,14 +259,15 @@ Test(it_routes, delete_mode_removes_a_container_that_breaks_the_request)
 	cr_expect_not_null(strstr(r->body, "deleted"), "%s", r->body);
 	reqs = hx_stub_requests();
 	cr_assert_eq(json_array_size(reqs), 2);
-	cr_expect_str_eq(str(json_array_get(reqs, 1), "method"), "DELETE");
-	cr_expect_str_eq(str(json_array_get(reqs, 1), "uri"), "/v1/containers/cntr_big");
-	cr_expect_str_eq(str(json_object_get(json_array_get(reqs, 1), "headers"), "authorization"),
-	                 "Bearer sk-routes-KEY-4411");
+	cr_expect_str_eq(hx_str(json_array_get(reqs, 1), "method"), "DELETE");
+	cr_expect_str_eq(hx_str(json_array_get(reqs, 1), "uri"), "/v1/containers/cntr_big");
+	cr_expect_str_eq(
+	        hx_str(json_object_get(json_array_get(reqs, 1), "headers"), "authorization"),
+	        "Bearer sk-routes-KEY-4411");
 	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
 	cr_expect_eq(json_array_size(hx_audit_records(gw)), 1, "one record for both calls");
-	cr_expect_str_eq(str(json_object_get(rec, "remediation"), "outcome"), "deleted");
-	cr_expect_str_eq(str(json_array_get(json_object_get(rec, "violations"), 0), "field"),
+	cr_expect_str_eq(hx_str(json_object_get(rec, "remediation"), "outcome"), "deleted");
+	cr_expect_str_eq(hx_str(json_array_get(json_object_get(rec, "violations"), 0), "field"),
 	                 "memory_limit");
 }
 
@@ -335,11 +331,11 @@ Test(it_routes, unknown_paths_pass_through_only_when_configured)
 	cr_expect_eq(r->status, 404, "the stub's own answer: %s", r->body);
 	up = json_array_get(hx_stub_requests(), 0);
 	cr_assert_not_null(up, "not forwarded");
-	cr_expect_str_eq(str(up, "uri"), "/v1/models?limit=2");
-	cr_expect_str_eq(str(json_object_get(up, "headers"), "authorization"),
+	cr_expect_str_eq(hx_str(up, "uri"), "/v1/models?limit=2");
+	cr_expect_str_eq(hx_str(json_object_get(up, "headers"), "authorization"),
 	                 "Bearer sk-routes-KEY-4411");
 	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
-	cr_expect_str_eq(str(rec, "operation"), "Passthrough");
+	cr_expect_str_eq(hx_str(rec, "operation"), "Passthrough");
 	cr_expect_eq(json_integer_value(json_object_get(rec, "upstream_status")), 404);
 	/* The path checks still hold for what passes through. */
 	{

@@ -19,12 +19,6 @@ TestSuite(it_stream, .init = hx_init, .fini = hx_fini, .timeout = 180);
 
 static const char *const auth[] = {"Authorization: Bearer sk-stream-KEY", NULL};
 
-static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
 /* A /proc/PID/status field in kB. */
 static long
 proc_kb(pid_t pid, const char *field)
@@ -51,7 +45,7 @@ make_container(const struct hx_gw *gw)
 	        hx_http("POST", hx_gw_url(gw, "/v1/containers"), auth, "{\"name\":\"stream\"}", 17);
 
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	return str(hx_resp_json(r), "id");
+	return hx_str(hx_resp_json(r), "id");
 }
 
 /* 200 MB up and back down; the gateway's peak memory moves by a few MB. */
@@ -82,7 +76,7 @@ Test(it_stream, a_200_mb_upload_and_download_stay_in_bounded_memory)
 
 	r = hx_request(&rq);
 	cr_assert_eq(r->status, 200, "%ld %s %s", r->status, r->error, r->body);
-	fid = str(hx_resp_json(r), "id");
+	fid = hx_str(hx_resp_json(r), "id");
 	cr_expect_eq(json_integer_value(json_object_get(hx_resp_json(r), "bytes")),
 	             (json_int_t)size);
 
@@ -142,7 +136,7 @@ Test(it_stream, an_upload_limit_is_counted_while_streaming)
 	cr_assert_not_null(out);
 	cr_expect_eq(strncmp(out, "HTTP/1.1 413", 12), 0, "%.200s", out);
 	rec = json_array_get(hx_audit_wait(gw, 2, 5000), 1);
-	cr_expect_str_eq(str(rec, "code"), "request_too_large");
+	cr_expect_str_eq(hx_str(rec, "code"), "request_too_large");
 	cr_expect_lt(json_integer_value(json_object_get(rec, "bytes_in")), 200000);
 	free(req);
 	free(payload);
@@ -186,15 +180,15 @@ Test(it_stream, a_client_leaving_mid_download_is_recorded)
 	                         .nparts = 1,
 	                         .timeout_ms = 60000});
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	fid = str(hx_resp_json(r), "id");
+	fid = hx_str(hx_resp_json(r), "id");
 	/* Ask, read nothing, hang up with nearly all of it unsent. */
 	get = hx_fmt("GET /v1/containers/%s/files/%s/content HTTP/1.1\r\nHost: x\r\n\r\n", cid,
 	             fid);
 	hang_up_after_asking(gw->port, get);
 	rec = json_array_get(hx_audit_wait(gw, 3, 10000), 2);
-	cr_expect_str_eq(str(rec, "operation"), "RetrieveContainerFileContent");
-	cr_expect_str_eq(str(rec, "decision"), "error");
-	cr_expect_str_eq(str(rec, "code"), "client_closed");
+	cr_expect_str_eq(hx_str(rec, "operation"), "RetrieveContainerFileContent");
+	cr_expect_str_eq(hx_str(rec, "decision"), "error");
+	cr_expect_str_eq(hx_str(rec, "code"), "client_closed");
 	cr_expect_lt(json_integer_value(json_object_get(rec, "bytes_out")), (json_int_t)size);
 	free(data);
 }
@@ -220,7 +214,7 @@ Test(it_stream, an_upstream_failing_mid_download_ends_the_answer_and_is_recorded
 	                         .parts = &part,
 	                         .nparts = 1});
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	fid = str(hx_resp_json(r), "id");
+	fid = hx_str(hx_resp_json(r), "id");
 	hx_stub_next("{\"action\":\"truncate\"}");
 	get = hx_fmt("GET /v1/containers/%s/files/%s/content HTTP/1.1\r\nHost: x\r\n\r\n", cid,
 	             fid);
@@ -232,8 +226,8 @@ Test(it_stream, an_upstream_failing_mid_download_ends_the_answer_and_is_recorded
 	cr_expect(n < size, "got %zu bytes", n);
 	cr_expect(n < 5 || memcmp(out + n - 5, "0\r\n\r\n", 5) != 0, "the answer looks complete");
 	rec = json_array_get(hx_audit_wait(gw, 3, 5000), 2);
-	cr_expect_str_eq(str(rec, "decision"), "error");
-	cr_expect_str_eq(str(rec, "code"), "upstream_stream_failed");
+	cr_expect_str_eq(hx_str(rec, "decision"), "error");
+	cr_expect_str_eq(hx_str(rec, "code"), "upstream_stream_failed");
 	cr_expect_gt(json_integer_value(json_object_get(rec, "bytes_out")), 0);
 	cr_expect_lt(json_integer_value(json_object_get(rec, "bytes_out")), (json_int_t)size);
 	free(data);

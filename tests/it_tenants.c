@@ -22,12 +22,6 @@ TestSuite(it_tenants, .init = hx_init, .fini = hx_fini, .timeout = 60);
 #define UPSTREAM_KEY "sk-org-UPSTREAM-KEY-4410"
 
 static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-static const char *
 org_policy(const char *extra_tenant_json)
 {
 	return hx_fmt(
@@ -59,7 +53,7 @@ static void
 expect_code(struct hx_resp *r, long status, const char *code)
 {
 	cr_assert_eq(r->status, status, "want %ld: %ld %s", status, r->status, r->body);
-	cr_expect_str_eq(str(json_object_get(hx_resp_json(r), "error"), "code"), code, "%s",
+	cr_expect_str_eq(hx_str(json_object_get(hx_resp_json(r), "error"), "code"), code, "%s",
 	                 r->body);
 }
 
@@ -95,13 +89,13 @@ Test(it_tenants, two_tenants_get_their_own_policies)
 	       "{\"name\":\"org\",\"memory_limit\":\"16g\"}");
 	cr_expect_eq(r->status, 200, "%s", r->body);
 	recs = hx_audit_wait(gw, 4, 5000);
-	cr_expect_str_eq(str(json_array_get(recs, 0), "tenant"), "data-team");
-	cr_expect_str_eq(str(json_array_get(recs, 1), "tenant"), "interns");
+	cr_expect_str_eq(hx_str(json_array_get(recs, 0), "tenant"), "data-team");
+	cr_expect_str_eq(hx_str(json_array_get(recs, 1), "tenant"), "interns");
 	cr_expect(json_is_null(json_object_get(json_array_get(recs, 3), "tenant")));
 	cr_expect_eq(json_array_size(hx_stub_requests()), 2);
 	/* Passthrough mode forwards each client's own key. */
-	cr_expect_str_eq(str(json_object_get(json_array_get(hx_stub_requests(), 0), "headers"),
-	                     "authorization"),
+	cr_expect_str_eq(hx_str(json_object_get(json_array_get(hx_stub_requests(), 0), "headers"),
+	                        "authorization"),
 	                 "Bearer " DATA_KEY);
 }
 
@@ -130,7 +124,7 @@ Test(it_tenants, gateway_keys_mode_never_forwards_a_client_key)
 	cr_assert_eq(json_array_size(reqs), 2, "refused requests never went up");
 	json_array_foreach(reqs, i, rec)
 	{
-		cr_expect_str_eq(str(json_object_get(rec, "headers"), "authorization"),
+		cr_expect_str_eq(hx_str(json_object_get(rec, "headers"), "authorization"),
 		                 "Bearer " UPSTREAM_KEY);
 	}
 	cr_expect_eq(json_array_size(hx_audit_wait(gw, 4, 5000)), 4);
@@ -157,14 +151,15 @@ Test(it_tenants, a_brokered_secret_reaches_the_upstream_and_nowhere_else)
 	up = hx_json(hx_record_body(json_array_get(hx_stub_requests(), 0), &len));
 	secrets = json_object_get(json_object_get(up, "network_policy"), "domain_secrets");
 	cr_assert_eq(json_array_size(secrets), 1);
-	cr_expect_str_eq(str(json_array_get(secrets, 0), "name"), "BUILDKITE_TOKEN");
-	cr_expect_str_eq(str(json_array_get(secrets, 0), "value"), BK_SECRET);
+	cr_expect_str_eq(hx_str(json_array_get(secrets, 0), "name"), "BUILDKITE_TOKEN");
+	cr_expect_str_eq(hx_str(json_array_get(secrets, 0), "value"), BK_SECRET);
 	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
-	cr_expect_str_eq(str(json_array_get(json_object_get(json_object_get(rec, "network_policy"),
-	                                                    "domain_secrets"),
-	                                    0),
-	                     "value"),
-	                 "[REDACTED]");
+	cr_expect_str_eq(
+	        hx_str(json_array_get(json_object_get(json_object_get(rec, "network_policy"),
+	                                              "domain_secrets"),
+	                              0),
+	               "value"),
+	        "[REDACTED]");
 
 	/* A domain the allowlist does not reach gets no secret. */
 	r = as(gw, DATA_KEY, "POST", "/v1/containers",
@@ -199,10 +194,10 @@ Test(it_tenants, another_tenants_container_does_not_exist)
 	gw = hx_gw_start(org_policy(NULL), NULL);
 	r = as(gw, DATA_KEY, "POST", "/v1/containers", "{\"name\":\"data\"}");
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	theirs = str(hx_resp_json(r), "id");
+	theirs = hx_str(hx_resp_json(r), "id");
 	r = as(gw, INTERN_KEY, "POST", "/v1/containers", "{\"name\":\"intern\"}");
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	mine = str(hx_resp_json(r), "id");
+	mine = hx_str(hx_resp_json(r), "id");
 
 	before = json_array_size(hx_stub_requests());
 	expect_code(as(gw, INTERN_KEY, "GET", hx_fmt("/v1/containers/%s", theirs), NULL), 404,
@@ -220,12 +215,12 @@ Test(it_tenants, another_tenants_container_does_not_exist)
 	cr_assert_eq(r->status, 200, "%s", r->body);
 	data = json_object_get(hx_resp_json(r), "data");
 	cr_expect_eq(json_array_size(data), 1, "%s", r->body);
-	cr_expect_str_eq(str(json_array_get(data, 0), "id"), mine);
-	cr_expect_str_eq(str(hx_resp_json(r), "first_id"), mine);
+	cr_expect_str_eq(hx_str(json_array_get(data, 0), "id"), mine);
+	cr_expect_str_eq(hx_str(hx_resp_json(r), "first_id"), mine);
 	r = as(gw, DATA_KEY, "GET", "/v1/containers", NULL);
 	data = json_object_get(hx_resp_json(r), "data");
 	cr_expect_eq(json_array_size(data), 1, "%s", r->body);
-	cr_expect_str_eq(str(json_array_get(data, 0), "id"), theirs);
+	cr_expect_str_eq(hx_str(json_array_get(data, 0), "id"), theirs);
 	r = as(gw, NULL, "GET", "/v1/containers", NULL);
 	cr_expect_eq(json_array_size(json_object_get(hx_resp_json(r), "data")), 2, "%s", r->body);
 
@@ -258,11 +253,12 @@ Test(it_tenants, a_list_pages_through_the_upstream_to_fill_the_limit)
 	cr_expect_eq(json_array_size(data), 3, "%s", r->body);
 	cr_expect(json_is_true(json_object_get(hx_resp_json(r), "has_more")), "%s", r->body);
 	for (i = 0; i < 3; i++)
-		cr_expect_str_eq(str(json_array_get(data, (size_t)i), "name"),
+		cr_expect_str_eq(hx_str(json_array_get(data, (size_t)i), "name"),
 		                 hx_fmt("c%d", i * 31));
 	/* The next page, from where that one ended. */
 	r = as(gw, DATA_KEY, "GET",
-	       hx_fmt("/v1/containers?limit=3&order=asc&after=%s", str(hx_resp_json(r), "last_id")),
+	       hx_fmt("/v1/containers?limit=3&order=asc&after=%s",
+	              hx_str(hx_resp_json(r), "last_id")),
 	       NULL);
 	data = json_object_get(hx_resp_json(r), "data");
 	cr_expect_eq(json_array_size(data), 2, "%s", r->body);
@@ -293,7 +289,7 @@ Test(it_tenants, limits_answer_429_with_retry_after)
 
 	r = as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"only\"}");
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	first = str(hx_resp_json(r), "id");
+	first = hx_str(hx_resp_json(r), "id");
 	expect_code(as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"second\"}"), 429,
 	            "rate_limit_exceeded");
 	cr_expect_eq(as(gw, OPS_KEY, "DELETE", hx_fmt("/v1/containers/%s", first), NULL)->status,
@@ -301,7 +297,7 @@ Test(it_tenants, limits_answer_429_with_retry_after)
 	cr_expect_eq(as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"again\"}")->status,
 	             200);
 	rec = json_array_get(hx_audit_wait(gw, 3, 5000), 2);
-	cr_expect_str_eq(str(rec, "code"), "rate_limit_exceeded");
+	cr_expect_str_eq(hx_str(rec, "code"), "rate_limit_exceeded");
 	cr_expect_eq(json_integer_value(json_object_get(rec, "status")), 429);
 }
 
@@ -335,18 +331,19 @@ Test(it_tenants, shadow_mode_forwards_and_audits_what_it_would_deny)
 
 	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), NULL, body, strlen(body));
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	cr_expect_str_eq(str(hx_json(hx_record_body(json_array_get(hx_stub_requests(), 0), &len)),
-	                     "memory_limit"),
-	                 "16g", "forwarded as asked");
+	cr_expect_str_eq(
+	        hx_str(hx_json(hx_record_body(json_array_get(hx_stub_requests(), 0), &len)),
+	               "memory_limit"),
+	        "16g", "forwarded as asked");
 	r = hx_http("DELETE",
-	            hx_gw_url(gw, hx_fmt("/v1/containers/%s", str(hx_resp_json(r), "id"))), NULL,
+	            hx_gw_url(gw, hx_fmt("/v1/containers/%s", hx_str(hx_resp_json(r), "id"))), NULL,
 	            NULL, 0);
 	cr_expect_eq(r->status, 200, "%s", r->body);
 	recs = hx_audit_wait(gw, 2, 5000);
-	cr_expect_str_eq(str(json_array_get(recs, 0), "decision"), "shadow_deny");
-	cr_expect_str_eq(str(json_array_get(recs, 0), "code"), "memory_limit_exceeded");
-	cr_expect_str_eq(str(json_array_get(recs, 1), "decision"), "shadow_deny");
-	cr_expect_str_eq(str(json_array_get(recs, 1), "code"), "route_denied");
+	cr_expect_str_eq(hx_str(json_array_get(recs, 0), "decision"), "shadow_deny");
+	cr_expect_str_eq(hx_str(json_array_get(recs, 0), "code"), "memory_limit_exceeded");
+	cr_expect_str_eq(hx_str(json_array_get(recs, 1), "decision"), "shadow_deny");
+	cr_expect_str_eq(hx_str(json_array_get(recs, 1), "code"), "route_denied");
 }
 
 /* Runs `gateway eval` on a body; returns its stdout parsed. */
@@ -379,21 +376,21 @@ Test(it_tenants, eval_decides_without_the_upstream)
 	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
 	gw = hx_gw_prepare(org_policy(NULL), NULL);
 	out = eval(gw, "interns", "{\"name\":\"e\",\"memory_limit\":\"4g\"}");
-	cr_expect_str_eq(str(out, "decision"), "deny");
-	cr_expect_str_eq(str(json_array_get(json_object_get(out, "rules"), 0), "code"),
+	cr_expect_str_eq(hx_str(out, "decision"), "deny");
+	cr_expect_str_eq(hx_str(json_array_get(json_object_get(out, "rules"), 0), "code"),
 	                 "memory_limit_exceeded");
 	out = eval(gw, "data-team",
 	           "{\"name\":\"e\",\"network_policy\":{\"type\":\"allowlist\","
 	           "\"allowed_domains\":[\"API.buildkite.com\"]}}");
-	cr_expect_str_eq(str(out, "decision"), "allow");
+	cr_expect_str_eq(hx_str(out, "decision"), "allow");
 	np = json_object_get(json_object_get(out, "forwarded"), "network_policy");
 	cr_expect_str_eq(
 	        json_string_value(json_array_get(json_object_get(np, "allowed_domains"), 0)),
 	        "api.buildkite.com");
-	cr_expect_str_eq(str(json_array_get(json_object_get(np, "domain_secrets"), 0), "value"),
+	cr_expect_str_eq(hx_str(json_array_get(json_object_get(np, "domain_secrets"), 0), "value"),
 	                 "[REDACTED]");
 	out = eval(gw, NULL, "{\"name\":1}");
-	cr_expect_str_eq(str(out, "decision"), "invalid");
+	cr_expect_str_eq(hx_str(out, "decision"), "invalid");
 	cr_expect(!hx_file_contains(hx_path("eval1.stdout"), BK_SECRET));
 	cr_expect_eq(json_array_size(hx_stub_requests()), 0);
 }

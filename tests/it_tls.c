@@ -22,12 +22,6 @@ TestSuite(it_tls, .init = hx_init, .fini = hx_fini, .timeout = 60);
 static const char *const auth_headers[] = {"Authorization: Bearer " CLIENT_KEY,
                                            "Content-Type: application/json", NULL};
 
-static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
 static struct hx_resp *
 create(const struct hx_gw *gw)
 {
@@ -72,15 +66,15 @@ expect_forwarded(const struct hx_gw *gw, struct hx_resp *r)
 	json_t *up, *rec;
 
 	cr_assert_eq(r->status, 200, "status %ld, want 200: %s%s", r->status, r->error, r->body);
-	cr_expect_str_eq(str(hx_resp_json(r), "object"), "container", "%s", r->body);
-	cr_expect_str_eq(str(hx_resp_json(r), "name"), "tls", "%s", r->body);
+	cr_expect_str_eq(hx_str(hx_resp_json(r), "object"), "container", "%s", r->body);
+	cr_expect_str_eq(hx_str(hx_resp_json(r), "name"), "tls", "%s", r->body);
 	up = only_forwarded();
-	cr_expect_str_eq(str(up, "method"), "POST");
-	cr_expect_str_eq(str(up, "uri"), "/v1/containers");
-	cr_expect_str_eq(str(json_object_get(up, "headers"), "host"),
+	cr_expect_str_eq(hx_str(up, "method"), "POST");
+	cr_expect_str_eq(hx_str(up, "uri"), "/v1/containers");
+	cr_expect_str_eq(hx_str(json_object_get(up, "headers"), "host"),
 	                 hx_fmt("localhost:%d", gw->stub_port));
 	rec = only_record(gw);
-	cr_expect_str_eq(str(rec, "decision"), "allow");
+	cr_expect_str_eq(hx_str(rec, "decision"), "allow");
 	cr_expect_eq(json_integer_value(json_object_get(rec, "upstream_status")), 200);
 }
 
@@ -93,16 +87,16 @@ expect_refused(const struct hx_gw *gw, struct hx_resp *r)
 
 	cr_assert_eq(r->status, 502, "status %ld, want 502: %s%s", r->status, r->error, r->body);
 	cr_assert(json_is_object(err), "not the error shape: %s", r->body);
-	cr_expect_str_eq(str(err, "type"), "upstream_error", "%s", r->body);
-	cr_expect_str_eq(str(err, "code"), "upstream_unreachable", "%s", r->body);
+	cr_expect_str_eq(hx_str(err, "type"), "upstream_error", "%s", r->body);
+	cr_expect_str_eq(hx_str(err, "code"), "upstream_unreachable", "%s", r->body);
 	cr_expect(json_is_null(json_object_get(err, "param")), "%s", r->body);
 	cr_expect_not_null(hx_resp_header(r, "x-request-id"));
 	reqs = hx_stub_requests();
 	cr_expect_eq(json_array_size(reqs), 0, "the upstream recorded %zu request(s)",
 	             json_array_size(reqs));
 	rec = only_record(gw);
-	cr_expect_str_eq(str(rec, "decision"), "error");
-	cr_expect_str_eq(str(rec, "code"), "upstream_unreachable");
+	cr_expect_str_eq(hx_str(rec, "decision"), "error");
+	cr_expect_str_eq(hx_str(rec, "code"), "upstream_unreachable");
 	cr_expect_eq(json_integer_value(json_object_get(rec, "status")), 502);
 	cr_expect(json_is_null(json_object_get(rec, "upstream_status")));
 	expect_no_client_key(gw);
@@ -157,9 +151,9 @@ Test(it_tls, verified_against_the_dev_ca_the_request_goes_through)
 	struct hx_gw *gw = hx_gw_start_tls("{}", NULL, NULL);
 	json_t *up = json_object_get(gw->config, "upstream");
 
-	cr_assert_eq(strncmp(str(up, "base_url"), "https://localhost:", 18), 0, "%s",
-	             str(up, "base_url"));
-	cr_assert_str_eq(str(up, "ca_file"), hx_fmt("%s/ca.pem", hx_certs()));
+	cr_assert_eq(strncmp(hx_str(up, "base_url"), "https://localhost:", 18), 0, "%s",
+	             hx_str(up, "base_url"));
+	cr_assert_str_eq(hx_str(up, "ca_file"), hx_fmt("%s/ca.pem", hx_certs()));
 	cr_assert(json_object_get(up, "insecure_skip_verify") == NULL);
 	expect_forwarded(gw, create(gw));
 	cr_expect(!hx_file_contains(gw->err_path, "insecure_skip_verify"),
@@ -226,11 +220,11 @@ Test(it_tls, insecure_skip_verify_goes_through_and_warns)
 		const char *nl = strchr(line, '\n');
 		size_t n = nl != NULL ? (size_t)(nl - line) : strlen(line);
 		json_t *v = json_loadb(line, n, 0, NULL);
-		const char *msg = str(v, "msg");
+		const char *msg = hx_str(v, "msg");
 
 		warned = msg != NULL && strstr(msg, "insecure_skip_verify") != NULL &&
 		         strstr(msg, "NOT verified") != NULL &&
-		         strcmp(str(v, "level") != NULL ? str(v, "level") : "", "warn") == 0;
+		         strcmp(hx_str(v, "level") != NULL ? hx_str(v, "level") : "", "warn") == 0;
 		json_decref(v);
 		line += n + (nl != NULL);
 	}
@@ -245,7 +239,7 @@ Test(it_tls, the_client_key_reaches_the_upstream_over_tls_and_no_log)
 
 	cr_assert_eq(r->status, 200, "%ld %s%s", r->status, r->error, r->body);
 	up = only_forwarded();
-	cr_expect_str_eq(str(json_object_get(up, "headers"), "authorization"),
+	cr_expect_str_eq(hx_str(json_object_get(up, "headers"), "authorization"),
 	                 "Bearer " CLIENT_KEY);
 	only_record(gw);
 	/* Stopped first, so everything the gateway was going to write is written. */

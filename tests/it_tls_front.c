@@ -28,12 +28,6 @@ TestSuite(it_tls_front, .init = hx_init, .fini = hx_fini, .timeout = 60);
 #define BODY "{\"name\":\"tls-front\"}"
 
 static const char *
-str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-static const char *
 cert(const char *name)
 {
 	return hx_fmt("%s/%s", hx_certs(), name);
@@ -79,7 +73,7 @@ static void
 expect_created(struct hx_resp *r)
 {
 	cr_assert_eq(r->status, 200, "status %ld: %s%s", r->status, r->error, r->body);
-	cr_expect_str_eq(str(hx_resp_json(r), "name"), "tls-front", "%s", r->body);
+	cr_expect_str_eq(hx_str(hx_resp_json(r), "name"), "tls-front", "%s", r->body);
 }
 
 Test(it_tls_front, https_with_libcurl_and_the_dev_certificates)
@@ -89,7 +83,7 @@ Test(it_tls_front, https_with_libcurl_and_the_dev_certificates)
 
 	expect_created(create(gw, NULL, 0));
 	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
-	cr_expect_str_eq(str(rec, "decision"), "allow");
+	cr_expect_str_eq(hx_str(rec, "decision"), "allow");
 	cr_expect_eq(json_array_size(hx_stub_requests()), 1);
 }
 
@@ -413,6 +407,6 @@ Test(it_tls_front, an_mtls_client_maps_to_its_tenant)
 	r = hx_request(&rq);
 	cr_expect_eq(r->status, 403, "ml is held to 1g: %ld %s", r->status, r->body);
 	recs = hx_audit_wait(gw, 2, 5000);
-	cr_expect_str_eq(str(json_array_get(recs, 0), "tenant"), "data-team");
-	cr_expect_str_eq(str(json_array_get(recs, 1), "tenant"), "ml");
+	cr_expect_str_eq(hx_str(json_array_get(recs, 0), "tenant"), "data-team");
+	cr_expect_str_eq(hx_str(json_array_get(recs, 1), "tenant"), "ml");
 }

@@ -17,14 +17,6 @@
 
 TestSuite(it_workers, .init = hx_init, .fini = hx_fini, .timeout = 90);
 
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /* A metric's value from /metrics text, or -1 when absent. */
 static double
 metric(const char *text, const char *series)
@@ -143,7 +135,7 @@ Test(it_workers, a_reload_reaches_every_worker)
 	cr_assert(hx_wait_contains(gw->err_path, "\"reloaded ", 10000), "%s",
 	          hx_read_file(gw->err_path, NULL));
 	/* Each worker takes the new policy at its loop's next turn. */
-	sleep_ms(100);
+	hx_sleep_ms(100);
 	cr_expect_eq(creates(gw, 30, big, NULL, 403), 30);
 	cr_expect_eq(hx_gw_stop(gw), 0);
 }
@@ -188,7 +180,7 @@ Test(it_workers, sigterm_drains_the_requests_of_every_worker)
 	}
 	for (int waited = 0; json_array_size(hx_stub_requests()) < 12 && waited < 10000;
 	     waited += 20)
-		sleep_ms(20);
+		hx_sleep_ms(20);
 	cr_assert_eq(json_array_size(hx_stub_requests()), 12);
 	cr_assert_eq(kill(gw->proc->pid, SIGTERM), 0);
 	for (i = 0; i < 12; i++) {
