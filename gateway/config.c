@@ -88,15 +88,17 @@ static const struct confkey config_keys[] = {
         {NULL},
 };
 
-/* Puts dir in front of a relative *path (not "-"), so paths mean the same
- * whatever the working directory of whoever reads the config. */
+/* Puts dir in front of a relative *path, so paths mean the same whatever
+ * the working directory of whoever reads the config. "-" stays as it is
+ * only for the logs (dash), where it means standard output or error; for
+ * any other file it is a file named "-". */
 static int
-resolve(char **path, const char *dir)
+resolve(char **path, const char *dir, int dash)
 {
 	char *abs;
 	size_t n;
 
-	if (*path == NULL || (*path)[0] == '/' || strcmp(*path, "-") == 0)
+	if (*path == NULL || (*path)[0] == '/' || (dash && strcmp(*path, "-") == 0))
 		return 0;
 	n = strlen(dir) + strlen(*path) + 2;
 	abs = malloc(n);
@@ -258,14 +260,14 @@ config_load(const char *path, struct errlist *errs)
 		dir[1] = '\0';
 	else
 		*slash = '\0';
-	if (resolve(&c->audit_path, dir) < 0 || resolve(&c->policy_file, dir) < 0 ||
-	    resolve(&c->upstream_ca_file, dir) < 0 || resolve(&c->upstream_api_key_file, dir) < 0 ||
-	    resolve(&c->tls_cert, dir) < 0 || resolve(&c->tls_key, dir) < 0 ||
-	    resolve(&c->tls_client_ca, dir) < 0 || resolve(&c->log_path, dir) < 0 ||
-	    resolve(&c->pid_file, dir) < 0 || resolve(&c->audit_hmac_key_file, dir) < 0 ||
-	    resolve(&c->audit_signing_key_file, dir) < 0 ||
+	if (resolve(&c->audit_path, dir, 1) < 0 || resolve(&c->log_path, dir, 1) < 0 ||
+	    resolve(&c->policy_file, dir, 0) < 0 || resolve(&c->upstream_ca_file, dir, 0) < 0 ||
+	    resolve(&c->upstream_api_key_file, dir, 0) < 0 || resolve(&c->tls_cert, dir, 0) < 0 ||
+	    resolve(&c->tls_key, dir, 0) < 0 || resolve(&c->tls_client_ca, dir, 0) < 0 ||
+	    resolve(&c->pid_file, dir, 0) < 0 || resolve(&c->audit_hmac_key_file, dir, 0) < 0 ||
+	    resolve(&c->audit_signing_key_file, dir, 0) < 0 ||
 	    (c->upstream_pinned_pubkey && strncmp(c->upstream_pinned_pubkey, "sha256//", 8) != 0 &&
-	     resolve(&c->upstream_pinned_pubkey, dir) < 0))
+	     resolve(&c->upstream_pinned_pubkey, dir, 0) < 0))
 		errlist_add(errs, path, NULL, "out of memory");
 	if (c->upstream_api_key_env || c->upstream_api_key_file)
 		c->upstream_api_key = load_key(c, c->upstream_api_key_env, c->upstream_api_key_file,
