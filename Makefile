@@ -26,9 +26,12 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = $(DEFS) $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
 LDLIBS     = $(PKG_LIBS) -lm
 
-SRC     := $(wildcard gateway/*.c)
+# The sources, bottom layer first (see "How it is built" in the README).
+LAYERS  := lib http policy audit app
+SRC     := $(foreach l,$(LAYERS),$(wildcard gateway/$(l)/*.c)) $(wildcard gateway/*.c)
 OBJ     := $(SRC:gateway/%.c=$(BUILD)/obj/%.o)
 LIBOBJ  := $(filter-out $(BUILD)/obj/main.o,$(OBJ))
+HARNESS := $(BUILD)/tests/harness.o
 
 UNIT_SRC := $(wildcard tests/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -45,13 +48,18 @@ $(BUILD)/gateway: $(OBJ)
 
 $(BUILD)/obj/%.o: gateway/%.c | $(BUILD)/obj
 	@echo "  CC  $<"
-	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@mkdir -p $(dir $@)
+	@$(CC) $(ALL_CFLAGS) -Igateway -c -o $@ $<
 
 $(BUILD)/tests/test_%: tests/test_%.c $(LIBOBJ) | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Igateway -o $@ $< $(LIBOBJ) $(LDLIBS) -lcriterion
 
-$(BUILD)/tests/it_%: tests/it_%.c tests/harness.c tests/harness.h | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) -Igateway -o $@ $< tests/harness.c $(LDLIBS) -lcriterion
+# The integration harness is compiled once and linked into every it_*.
+$(HARNESS): tests/harness.c tests/harness.h | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Igateway -c -o $@ $<
+
+$(BUILD)/tests/it_%: tests/it_%.c tests/harness.h $(HARNESS) | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Igateway -o $@ $< $(HARNESS) $(LDLIBS) -lcriterion
 
 $(STUB_BIN): tests/stub/upstream.c | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
@@ -103,10 +111,10 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do $$t; done
 
 format:
-	clang-format -i gateway/*.[ch] tests/*.[ch] tests/stub/*.c
+	clang-format -i gateway/*.[ch] gateway/*/*.[ch] tests/*.[ch] tests/stub/*.c
 
 format-check:
-	clang-format --dry-run -Werror gateway/*.[ch] tests/*.[ch] tests/stub/*.c
+	clang-format --dry-run -Werror gateway/*.[ch] gateway/*/*.[ch] tests/*.[ch] tests/stub/*.c
 
 # The binary, the default config (deploy/gateway.json) and the policies
 # under PREFIX, plus a systemd unit and the README; what the Dockerfile runs
@@ -133,7 +141,7 @@ certs:
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(HARNESS:.o=.d)
 
 # Targets kept next to what they drive.
 -include tests/conformance/conformance.mk

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "httpmsg.h"
-#include "log.h"
+#include "http/httpmsg.h"
+#include "lib/log.h"
 #include "server.h"
 
 #define ADMIN_HEAD_MAX  8192

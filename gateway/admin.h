@@ -12,7 +12,7 @@
 #ifndef GW_ADMIN_H
 #define GW_ADMIN_H
 
-#include "err.h"
+#include "lib/err.h"
 
 struct admin;
 struct server;

@@ -7,13 +7,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "jsondoc.h"
-#include "policy.h"
-#include "redact.h"
-#include "schema.h"
-#include "secmem.h"
-#include "tenant.h"
+#include "app/config.h"
+#include "lib/jsondoc.h"
+#include "policy/policy.h"
+#include "audit/redact.h"
+#include "policy/schema.h"
+#include "lib/secmem.h"
+#include "policy/tenant.h"
 
 static const char usage[] = "usage: gateway eval --config FILE [--tenant NAME] < body.json\n";
 

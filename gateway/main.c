@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auditverify.h"
-#include "err.h"
+#include "audit/auditverify.h"
+#include "lib/err.h"
 #include "eval.h"
-#include "keys.h"
-#include "secmem.h"
+#include "policy/keys.h"
+#include "lib/secmem.h"
 #include "server.h"
 
 static const char usage[] = "usage: gateway --config FILE [--check]\n"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audit.h"
+#include "audit/audit.h"
 
 /* Distinct label sets kept; beyond these, counts go to an "other" set. */
 #define REQUEST_SERIES 512

@@ -17,17 +17,17 @@
 #include <unistd.h>
 
 #include "admin.h"
-#include "audit.h"
-#include "config.h"
-#include "conn.h"
-#include "log.h"
+#include "audit/audit.h"
+#include "app/config.h"
+#include "http/conn.h"
+#include "lib/log.h"
 #include "metrics.h"
-#include "policy.h"
-#include "reply.h"
-#include "request.h"
-#include "store.h"
-#include "tls.h"
-#include "upstream.h"
+#include "policy/policy.h"
+#include "app/reply.h"
+#include "app/request.h"
+#include "app/store.h"
+#include "http/tls.h"
+#include "http/upstream.h"
 
 /* Connections past limits.max_connections that are still read far enough
  * to get a 503 with an audit record; past these, sockets are closed as

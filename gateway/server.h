@@ -25,7 +25,7 @@
 
 #include <stddef.h>
 
-#include "err.h"
+#include "lib/err.h"
 
 struct audit;
 struct audit_event;

@@ -9,8 +9,8 @@
 
 #include <string.h>
 
-#include "chain.h"
-#include "secmem.h"
+#include "audit/chain.h"
+#include "lib/secmem.h"
 
 #define RFC4231_2 "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
 /* HMAC-SHA-256("Jefe", "what do ya want "), from openssl dgst -hmac. */

@@ -20,9 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
-#include "err.h"
-#include "secmem.h"
+#include "policy/check.h"
+#include "lib/err.h"
+#include "lib/secmem.h"
 
 #define PATH_MAX_LEN 1024
 #define SHOW_MAX     2048

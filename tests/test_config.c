@@ -26,8 +26,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "secmem.h"
+#include "app/config.h"
+#include "lib/secmem.h"
 
 #define PATH_MAX_LEN 1024
 

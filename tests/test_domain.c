@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "domain.h"
+#include "policy/domain.h"
 
 #define CASES_MAX    1024
 #define FIELD_MAX    1024

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "httpmsg.h"
+#include "http/httpmsg.h"
 
 #define DEFAULT_MAX_HEAD 8192
 #define MANIFEST_MAX     256

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonbuf.h"
-#include "secmem.h"
+#include "lib/jsonbuf.h"
+#include "lib/secmem.h"
 
 static void
 suite_init(void)

@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsondoc.h"
-#include "secmem.h"
+#include "lib/jsondoc.h"
+#include "lib/secmem.h"
 
 #define SEEDS_MAX 32
 #define PIECE_MAX 64 /* bytes copied by one edit */

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "multipart.h"
+#include "http/multipart.h"
 
 #define MANIFEST_MAX   256
 #define LINE_MAX_LEN   2048

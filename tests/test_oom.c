@@ -14,13 +14,13 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "check.h"
-#include "err.h"
-#include "jsondoc.h"
-#include "policy.h"
-#include "redact.h"
-#include "schema.h"
-#include "secmem.h"
+#include "policy/check.h"
+#include "lib/err.h"
+#include "lib/jsondoc.h"
+#include "policy/policy.h"
+#include "audit/redact.h"
+#include "policy/schema.h"
+#include "lib/secmem.h"
 
 #define MAX_N 5000
 

@@ -33,10 +33,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "policy.h"
-#include "schema.h"
-#include "secmem.h"
+#include "lib/err.h"
+#include "policy/policy.h"
+#include "policy/schema.h"
+#include "lib/secmem.h"
 
 #define PATH_MAX_LEN 1024
 #define SHOW_MAX     2048

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "redact.h"
-#include "secmem.h"
+#include "audit/redact.h"
+#include "lib/secmem.h"
 
 #define MARK     "sk-live-REDACT-TEST-9c41"
 #define SHOW_MAX 2048

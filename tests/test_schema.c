@@ -36,9 +36,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "jsondoc.h"
-#include "schema.h"
-#include "secmem.h"
+#include "lib/jsondoc.h"
+#include "policy/schema.h"
+#include "lib/secmem.h"
 
 #define CASES_MAX    1024
 #define NAME_MAX_LEN 256 /* a d_name and its NUL */

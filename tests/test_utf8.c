@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "utf8.h"
+#include "lib/utf8.h"
 
 struct seq_case {
 	const char *bytes;

@@ -49,8 +49,9 @@ fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 # shown and not fatal.
 $(FUZZ_DIR)/obj/%.o: gateway/%.c | $(FUZZ_DIR)/obj
 	@echo "  FUZZCC  $<"
+	@mkdir -p $(dir $@)
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) $(filter-out -Werror,$(WARN)) -Wno-implicit-fallthrough \
-		-fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+		-Igateway -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
 
 # An archive, so each target links only the modules it reaches.
 $(FUZZ_DIR)/libgateway.a: $(FUZZ_OBJ)

@@ -20,11 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
-#include "err.h"
+#include "policy/check.h"
+#include "lib/err.h"
 #include "invariant.h"
-#include "schema.h"
-#include "secmem.h"
+#include "policy/schema.h"
+#include "lib/secmem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

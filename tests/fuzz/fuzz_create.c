@@ -19,12 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
+#include "lib/err.h"
 #include "invariant.h"
-#include "jsondoc.h"
-#include "policy.h"
-#include "schema.h"
-#include "secmem.h"
+#include "lib/jsondoc.h"
+#include "policy/policy.h"
+#include "policy/schema.h"
+#include "lib/secmem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "domain.h"
+#include "policy/domain.h"
 #include "invariant.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

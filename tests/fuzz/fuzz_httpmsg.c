@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "httpmsg.h"
+#include "http/httpmsg.h"
 
 #define FUZZ_MAX_HEAD 4096
 

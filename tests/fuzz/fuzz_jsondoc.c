@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsondoc.h"
-#include "secmem.h"
-#include "utf8.h"
+#include "lib/jsondoc.h"
+#include "lib/secmem.h"
+#include "lib/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "multipart.h"
+#include "http/multipart.h"
 
 #define NALLOWED  2
 #define BYTES_MAX 4096 /* bodies up to this size are also fed byte by byte */

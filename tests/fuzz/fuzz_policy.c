@@ -24,12 +24,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "lib/err.h"
 #include "invariant.h"
-#include "jsondoc.h"
-#include "policy.h"
-#include "schema.h"
-#include "secmem.h"
+#include "lib/jsondoc.h"
+#include "policy/policy.h"
+#include "policy/schema.h"
+#include "lib/secmem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

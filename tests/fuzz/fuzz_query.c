@@ -19,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "query.h"
+#include "lib/err.h"
+#include "http/query.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "jsondoc.h"
-#include "schema.h"
+#include "lib/err.h"
+#include "lib/jsondoc.h"
+#include "policy/schema.h"
 
 #define INV_NAME_MAX 253
 

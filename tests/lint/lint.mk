@@ -20,9 +20,9 @@ lint-cppcheck:
 	@echo "cppcheck: no findings"
 
 lint-tidy:
-	@echo "== clang-tidy gateway/*.c ($(LINT_JOBS) at a time)"
-	@mkdir -p $(BUILD); ls gateway/*.c | xargs -P $(LINT_JOBS) -I{} tests/lint/tidy.sh {} \
-		$(LINT_DEFS) 2>&1 | grep -v '^[0-9]* warnings\? generated\.$$' \
+	@echo "== clang-tidy gateway/ ($(LINT_JOBS) at a time)"
+	@mkdir -p $(BUILD); ls gateway/*.c gateway/*/*.c | xargs -P $(LINT_JOBS) -I{} tests/lint/tidy.sh {} \
+		$(LINT_DEFS) -Igateway 2>&1 | grep -v '^[0-9]* warnings\? generated\.$$' \
 		| tee $(BUILD)/clang-tidy.log; \
 	if grep -q 'error:' $(BUILD)/clang-tidy.log; then \
 		echo "clang-tidy: findings above (also in $(BUILD)/clang-tidy.log)"; exit 1; \

@@ -17,10 +17,10 @@ SOAK_BIN     := $(BUILD)/tests/soak
 
 .PHONY: soak
 
-$(SOAK_BIN): tests/soak/soak.c tests/fuzz/invariant.c tests/fuzz/invariant.h tests/harness.c \
-		tests/harness.h $(LIBOBJ) | $(BUILD)/tests
+$(SOAK_BIN): tests/soak/soak.c tests/fuzz/invariant.c tests/fuzz/invariant.h $(HARNESS) \
+		$(LIBOBJ) | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Igateway -Itests -o $@ tests/soak/soak.c tests/fuzz/invariant.c \
-		tests/harness.c $(LIBOBJ) $(LDLIBS) -lcriterion -lpthread
+		$(HARNESS) $(LIBOBJ) $(LDLIBS) -lcriterion -lpthread
 
 soak: $(BUILD)/gateway $(STUB_BIN) $(SOAK_BIN)
 	GW_BIN=$(BUILD)/gateway GW_STUB=$(STUB_BIN) GW_DATA=tests/data \

@@ -1,0 +1,308 @@
+#include "app/config.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/conftable.h"
+#include "lib/secmem.h"
+
+#define K(field) offsetof(struct config, field)
+#define MiB      (1024LL * 1024)
+
+/* The largest legal create body carries an inline skill of 70254592
+ * base64 characters; the default leaves room for the JSON around it. */
+#define DEFAULT_MAX_BODY (75 * MiB)
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const tls_versions[] = {"1.2", "1.3", NULL};
+static const char *const auth_modes[] = {"passthrough", "gateway_keys", NULL};
+static const char *const store_types[] = {"memory", "redis", NULL};
+static const char *const store_failure_modes[] = {"fail_closed", "fail_open", NULL};
+static const char *const fsync_modes[] = {"always", "interval", "never", NULL};
+
+static const struct confkey config_keys[] = {
+        {"listen", CT_STRING, K(listen), "127.0.0.1:8080"},
+        {"upstream.base_url", CT_STRING, K(upstream_base_url), "https://api.openai.com/v1"},
+        {"upstream.timeout_ms", CT_INT, K(upstream_timeout_ms), .def_int = 60000, .min = 1,
+         .max = 3600000},
+        {"upstream.connect_timeout_ms", CT_INT, K(upstream_connect_timeout_ms), .def_int = 5000,
+         .min = 1, .max = 600000},
+        {"upstream.max_response_bytes", CT_INT, K(upstream_max_response_bytes), .def_int = 16 * MiB,
+         .min = 1024, .max = 1024 * MiB},
+        {"upstream.max_idle_connections", CT_INT, K(upstream_max_idle_connections), .def_int = 1024,
+         .min = 1, .max = 100000},
+        {"upstream.ca_file", CT_STRING, K(upstream_ca_file), NULL},
+        {"upstream.insecure_skip_verify", CT_BOOL, K(upstream_insecure_skip_verify), .def_int = 0},
+        {"audit.path", CT_STRING, K(audit_path), "-"},
+        {"audit.hmac_key_env", CT_STRING, K(audit_hmac_key_env), NULL},
+        {"audit.hmac_key_file", CT_STRING, K(audit_hmac_key_file), NULL},
+        {"audit.signing_key_file", CT_STRING, K(audit_signing_key_file), NULL},
+        {"audit.checkpoint_every", CT_INT, K(audit_checkpoint_every), .def_int = 1000, .min = 1,
+         .max = 100000000},
+        {"audit.fsync", CT_ENUM, K(audit_fsync), "interval", .enumv = fsync_modes},
+        {"audit.fsync_interval_ms", CT_INT, K(audit_fsync_interval_ms), .def_int = 1000, .min = 1,
+         .max = 3600000},
+        {"audit.on_failure", CT_ENUM, K(audit_on_failure), "fail_closed",
+         .enumv = store_failure_modes},
+        {"audit.max_bytes", CT_INT, K(audit_max_bytes), .def_int = 0, .min = 0, .max = 1LL << 50},
+        {"policy_file", CT_STRING, K(policy_file), "policies/default.json"},
+        {"log.level", CT_ENUM, K(log_level), "info", .enumv = log_levels},
+        {"limits.max_body_bytes", CT_INT, K(max_body_bytes), .def_int = DEFAULT_MAX_BODY,
+         .min = 1024, .max = 1024 * MiB},
+        {"limits.max_header_bytes", CT_INT, K(max_header_bytes), .def_int = 16384, .min = 1024,
+         .max = 1024 * 1024},
+        {"limits.header_timeout_ms", CT_INT, K(header_timeout_ms), .def_int = 10000, .min = 1,
+         .max = 3600000},
+        {"limits.body_timeout_ms", CT_INT, K(body_timeout_ms), .def_int = 60000, .min = 1,
+         .max = 3600000},
+        {"limits.idle_timeout_ms", CT_INT, K(idle_timeout_ms), .def_int = 60000, .min = 1,
+         .max = 3600000},
+        {"limits.max_connections", CT_INT, K(max_connections), .def_int = 10000, .min = 1,
+         .max = 1000000},
+        {"routes.passthrough_unknown", CT_BOOL, K(passthrough_unknown), .def_int = 0},
+        {"tls.cert", CT_STRING, K(tls_cert), NULL},
+        {"tls.key", CT_STRING, K(tls_key), NULL},
+        {"tls.min_version", CT_ENUM, K(tls_min_version), "1.2", .enumv = tls_versions},
+        {"tls.client_ca", CT_STRING, K(tls_client_ca), NULL},
+        {"tls.require_client_cert", CT_BOOL, K(tls_require_client_cert), .def_int = 0},
+        {"upstream.pinned_pubkey", CT_STRING, K(upstream_pinned_pubkey), NULL},
+        {"admin_listen", CT_STRING, K(admin_listen), NULL},
+        {"log.path", CT_STRING, K(log_path), "-"},
+        {"pid_file", CT_STRING, K(pid_file), NULL},
+        {"shutdown_grace_ms", CT_INT, K(shutdown_grace_ms), .def_int = 10000, .min = 0,
+         .max = 3600000},
+        {"limits.max_inflight", CT_INT, K(max_inflight), .def_int = 4096, .min = 1, .max = 1000000},
+        {"workers", CT_INT, K(workers), .def_int = 1, .min = 1, .max = 64},
+        {"auth.mode", CT_ENUM, K(auth_mode), "passthrough", .enumv = auth_modes},
+        {"upstream.api_key_env", CT_STRING, K(upstream_api_key_env), NULL},
+        {"upstream.api_key_file", CT_STRING, K(upstream_api_key_file), NULL},
+        {"store.type", CT_ENUM, K(store_type), "memory", .enumv = store_types},
+        {"store.url", CT_STRING, K(store_url), "redis://127.0.0.1:6379/0"},
+        {"store.on_unavailable", CT_ENUM, K(store_on_unavailable), "fail_closed",
+         .enumv = store_failure_modes},
+        {"store.timeout_ms", CT_INT, K(store_timeout_ms), .def_int = 1000, .min = 1, .max = 60000},
+        {NULL},
+};
+
+/* Puts dir in front of a relative *path, so paths mean the same whatever
+ * the working directory of whoever reads the config. "-" stays as it is
+ * only for the logs (dash), where it means standard output or error; for
+ * any other file it is a file named "-". */
+static int
+resolve(char **path, const char *dir, int dash)
+{
+	char *abs;
+	size_t n;
+
+	if (*path == NULL || (*path)[0] == '/' || (dash && strcmp(*path, "-") == 0))
+		return 0;
+	n = strlen(dir) + strlen(*path) + 2;
+	abs = malloc(n);
+	if (abs == NULL)
+		return -1;
+	snprintf(abs, n, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", *path);
+	free(*path);
+	*path = abs;
+	return 0;
+}
+
+static void
+parse_listen(struct config *c, struct errlist *errs)
+{
+	const char *s = c->listen, *colon, *host_end;
+	const char *host = s;
+	long port = 0;
+	const char *p;
+
+	colon = strrchr(s, ':');
+	if (colon == NULL || colon[1] == '\0') {
+		errlist_add(errs, c->file, "listen",
+		            "must be \"host:port\", e.g. \"127.0.0.1:8080\"");
+		return;
+	}
+	for (p = colon + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || port > 65535) {
+			errlist_add(errs, c->file, "listen",
+			            "port must be a number from 0 to 65535");
+			return;
+		}
+		port = port * 10 + (*p - '0');
+	}
+	if (port > 65535) {
+		errlist_add(errs, c->file, "listen", "port must be a number from 0 to 65535");
+		return;
+	}
+	host_end = colon;
+	if (s[0] == '[') {
+		if (colon[-1] != ']') {
+			errlist_add(errs, c->file, "listen", "an IPv6 address must be in brackets");
+			return;
+		}
+		host = s + 1;
+		host_end = colon - 1;
+	} else if (memchr(s, ':', (size_t)(colon - s))) {
+		errlist_add(errs, c->file, "listen",
+		            "an IPv6 address must be in brackets, as in \"[::1]:8080\"");
+		return;
+	}
+	if (host_end == host) {
+		errlist_add(errs, c->file, "listen", "the host is empty");
+		return;
+	}
+	c->listen_host = strndup(host, (size_t)(host_end - host));
+	c->listen_port = (int)port;
+}
+
+static void
+check_base_url(struct config *c, struct errlist *errs)
+{
+	char *u = c->upstream_base_url;
+	size_t n = strlen(u), scheme;
+
+	scheme = strncmp(u, "https://", 8) == 0 ? 8 : strncmp(u, "http://", 7) == 0 ? 7 : 0;
+	if (scheme == 0)
+		errlist_add(errs, c->file, "upstream.base_url",
+		            "must start with https:// or http://");
+	else if (u[scheme] == '\0' || u[scheme] == '/')
+		errlist_add(errs, c->file, "upstream.base_url", "has no host");
+	else if (strpbrk(u, " \t\r\n?#@") != NULL)
+		errlist_add(errs, c->file, "upstream.base_url",
+		            "must not contain whitespace, userinfo, a query or a fragment");
+	/* A trailing slash would double the one every route starts with. */
+	while (n > scheme + 1 && u[n - 1] == '/')
+		u[--n] = '\0';
+}
+
+/* A key named by an environment variable or held in a file (its first
+ * line), copied into memory that is wiped when freed: the organization's
+ * upstream key (gateway_keys mode) and the audit log's HMAC key. */
+static char *
+load_key(const struct config *c, const char *env, const char *file, const char *at, size_t *len,
+         struct errlist *errs)
+{
+	const char *v = NULL;
+	char buf[1024], *key = NULL;
+	size_t n = 0;
+	FILE *f;
+
+	if (env) {
+		v = getenv(env);
+		n = v ? strlen(v) : 0;
+	} else if ((f = fopen(file, "r")) != NULL) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			n--;
+		buf[n] = '\0';
+		v = buf;
+	}
+	if (v == NULL || n == 0 || n >= sizeof(buf) - 1 || strpbrk(v, "\r\n") != NULL)
+		errlist_add(errs, c->file, at,
+		            "no usable key: %s is unset, empty, unreadable or has line breaks",
+		            env ? env : file);
+	else if ((key = secmem_alloc(n + 1)) != NULL) {
+		memcpy(key, v, n);
+		key[n] = '\0';
+		*len = n;
+	}
+	secmem_wipe(buf, sizeof(buf));
+	return key;
+}
+
+struct config *
+config_load(const char *path, struct errlist *errs)
+{
+	struct config *c;
+	json_error_t je;
+	json_t *doc = NULL;
+	char *dir = NULL, *slash;
+	size_t before = errs->n + errs->dropped;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->file = strdup(path)) == NULL) {
+		errlist_add(errs, path, NULL, "out of memory");
+		goto fail;
+	}
+	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (doc == NULL) {
+		errlist_add(errs, path, NULL, "line %d, column %d: %s", je.line, je.column,
+		            je.text);
+		goto fail;
+	}
+	if (!json_is_object(doc)) {
+		errlist_add(errs, path, NULL, "the config must be a JSON object");
+		goto fail;
+	}
+	(void)conftable_read(config_keys, c, doc, path, errs);
+	/* Checked even after other errors, so --check reports everything. */
+	if (c->listen)
+		parse_listen(c, errs);
+	if (c->upstream_base_url)
+		check_base_url(c, errs);
+	if (c->auth_mode && strcmp(c->auth_mode, "gateway_keys") == 0 &&
+	    !c->upstream_api_key_env == !c->upstream_api_key_file)
+		errlist_add(
+		        errs, path, "upstream",
+		        "auth.mode \"gateway_keys\" needs exactly one of upstream.api_key_env and "
+		        "upstream.api_key_file: the key the gateway sends upstream");
+
+	dir = strdup(path);
+	if (dir == NULL)
+		goto fail;
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (resolve(&c->audit_path, dir, 1) < 0 || resolve(&c->log_path, dir, 1) < 0 ||
+	    resolve(&c->policy_file, dir, 0) < 0 || resolve(&c->upstream_ca_file, dir, 0) < 0 ||
+	    resolve(&c->upstream_api_key_file, dir, 0) < 0 || resolve(&c->tls_cert, dir, 0) < 0 ||
+	    resolve(&c->tls_key, dir, 0) < 0 || resolve(&c->tls_client_ca, dir, 0) < 0 ||
+	    resolve(&c->pid_file, dir, 0) < 0 || resolve(&c->audit_hmac_key_file, dir, 0) < 0 ||
+	    resolve(&c->audit_signing_key_file, dir, 0) < 0 ||
+	    (c->upstream_pinned_pubkey && strncmp(c->upstream_pinned_pubkey, "sha256//", 8) != 0 &&
+	     resolve(&c->upstream_pinned_pubkey, dir, 0) < 0))
+		errlist_add(errs, path, NULL, "out of memory");
+	if (c->upstream_api_key_env || c->upstream_api_key_file)
+		c->upstream_api_key = load_key(c, c->upstream_api_key_env, c->upstream_api_key_file,
+		                               c->upstream_api_key_env ? "upstream.api_key_env"
+		                                                       : "upstream.api_key_file",
+		                               &c->upstream_api_key_len, errs);
+	if (c->audit_hmac_key_env && c->audit_hmac_key_file)
+		errlist_add(errs, path, "audit",
+		            "give audit.hmac_key_env or audit.hmac_key_file, not both");
+	else if (c->audit_hmac_key_env || c->audit_hmac_key_file)
+		c->audit_key = load_key(c, c->audit_hmac_key_env, c->audit_hmac_key_file,
+		                        c->audit_hmac_key_env ? "audit.hmac_key_env"
+		                                              : "audit.hmac_key_file",
+		                        &c->audit_key_len, errs);
+	if (errs->n + errs->dropped > before)
+		goto fail;
+	free(dir);
+	json_decref(doc);
+	return c;
+fail:
+	free(dir);
+	json_decref(doc);
+	config_free(c);
+	return NULL;
+}
+
+void
+config_free(struct config *c)
+{
+	if (c == NULL)
+		return;
+	conftable_release(config_keys, c);
+	secmem_free(c->upstream_api_key);
+	secmem_free(c->audit_key);
+	free(c->listen_host);
+	free(c->file);
+	free(c);
+}

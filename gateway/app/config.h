@@ -1,0 +1,83 @@
+/*
+ * config: the gateway's settings file.
+ *
+ * Plain data: every key, its default and its bounds are in the table in
+ * config.c, and the README's reference is written from it. Relative paths
+ * are resolved against the folder of the config file.
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include "lib/err.h"
+
+struct config {
+	char *file; /* the config file itself */
+
+	char *listen; /* "host:port" */
+	char *listen_host;
+	int listen_port;
+
+	char *upstream_base_url;
+	long long upstream_timeout_ms;
+	long long upstream_connect_timeout_ms;
+	long long upstream_max_response_bytes;
+	long long upstream_max_idle_connections;
+	char *upstream_ca_file;
+	int upstream_insecure_skip_verify;
+
+	char *audit_path;
+	char *audit_hmac_key_env;
+	char *audit_hmac_key_file;
+	char *audit_key; /* loaded from one of those; wiped when freed */
+	size_t audit_key_len;
+	char *audit_signing_key_file;
+	long long audit_checkpoint_every;
+	char *audit_fsync; /* "always", "interval" or "never" */
+	long long audit_fsync_interval_ms;
+	char *audit_on_failure; /* "fail_closed" or "fail_open" */
+	long long audit_max_bytes;
+	char *policy_file;
+	char *log_level;
+
+	long long max_body_bytes;
+	long long max_header_bytes;
+	long long header_timeout_ms;
+	long long body_timeout_ms;
+	long long idle_timeout_ms;
+	long long max_connections;
+
+	int passthrough_unknown;
+
+	/* The listener's TLS (all NULL: plain HTTP) and mutual TLS. */
+	char *tls_cert;
+	char *tls_key;
+	char *tls_min_version; /* "1.2" or "1.3" */
+	char *tls_client_ca;
+	int tls_require_client_cert;
+	char *upstream_pinned_pubkey; /* "sha256//..." or a key file */
+
+	/* Operations. */
+	char *admin_listen; /* "host:port", or NULL for none */
+	char *log_path;     /* "-": stderr */
+	char *pid_file;
+	long long shutdown_grace_ms;
+	long long max_inflight;
+	long long workers; /* event loops, each on its own thread */
+
+	char *auth_mode; /* "passthrough" or "gateway_keys" */
+	char *upstream_api_key_env;
+	char *upstream_api_key_file;
+	char *upstream_api_key; /* loaded from one of those; wiped when freed */
+	size_t upstream_api_key_len;
+
+	char *store_type; /* "memory" or "redis" */
+	char *store_url;
+	char *store_on_unavailable;
+	long long store_timeout_ms;
+};
+
+/* Reads path. On failure returns NULL with every problem added to errs. */
+struct config *config_load(const char *path, struct errlist *errs);
+void config_free(struct config *c);
+
+#endif

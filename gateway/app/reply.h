@@ -1,0 +1,56 @@
+/*
+ * reply: the one way a request ends.
+ *
+ * Every reply writes the request's audit record first and then sends the
+ * answer, and a request can be replied to once; so every request gets
+ * exactly one response and one audit record, in that order. Error bodies
+ * use the upstream's shape, {"error":{"message","type","param","code"}}.
+ */
+#ifndef GW_REPLY_H
+#define GW_REPLY_H
+
+#include <jansson.h>
+
+#include "lib/err.h"
+
+struct request;
+struct upstream_res;
+
+/* Answers with the error shape. param and code may be NULL. */
+void reply_error(struct request *r, int status, const char *type, const char *param,
+                 const char *code, const char *message);
+
+/* reply_error from a filled struct err. */
+void reply_err(struct request *r, const struct err *e);
+
+/* Relays the upstream's answer as it came: status, body, content type and
+ * request id. */
+void reply_relay(struct request *r, const struct upstream_res *res);
+
+/*
+ * The intent line of a request about to be forwarded (see audit.h):
+ * returns 1 when the caller may forward now, 0 when durable will be called
+ * first, -1 when it could not be written.
+ */
+int reply_intent(struct request *r, void (*durable)(void *arg, int ok));
+
+/* Relays the answer kept with request_keep_answer. */
+void reply_kept(struct request *r);
+
+/* An answer the gateway made itself (a tenant's filtered list). */
+void reply_json(struct request *r, int status, const json_t *doc);
+
+/*
+ * An answer streamed from the upstream as it arrives: begin sends the head
+ * (status, type and length of res); data passes body bytes on and returns
+ * 1 when the client's side is full and the caller should pause; end writes
+ * the audit record, with e saying why the stream was cut (NULL when it
+ * completed), and finishes the answer. begin returns -1 when the client
+ * has gone.
+ */
+int reply_stream_begin(struct request *r, const struct upstream_res *res);
+int reply_stream_data(struct request *r, const char *data, size_t n);
+int reply_stream_full(const struct request *r);
+void reply_stream_end(struct request *r, const struct err *e);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * store: the state replicas share: rate-limit counters, each tenant's live
+ * containers, and which tenant owns which container.
+ *
+ * Two backends behind one interface: "memory" (in this process) and
+ * "redis" (hiredis on the gateway's own event loop, counters changed by
+ * Lua scripts so replicas never race). Every call answers through its
+ * callback, from the event loop, never before it returns; a call can be
+ * cancelled, after which its callback does not run.
+ */
+#ifndef GW_STORE_H
+#define GW_STORE_H
+
+#include "lib/err.h"
+
+struct event_base;
+struct config;
+struct store;
+struct store_op;
+
+enum store_status { STORE_OK, STORE_UNAVAILABLE };
+
+/* allowed: whether the count stayed within the limit; retry_after_ms: when
+ * it may next fit, when it did not. */
+typedef void (*store_count_fn)(void *arg, enum store_status st, int allowed,
+                               long long retry_after_ms);
+/* value: NULL when the key does not exist. */
+typedef void (*store_get_fn)(void *arg, enum store_status st, const char *value);
+typedef void (*store_done_fn)(void *arg, enum store_status st);
+
+/* A store per the config's store.* keys. */
+struct store *store_new(struct event_base *base, const struct config *cfg, struct err *e);
+/* A store for another worker's event loop, sharing like's state: the same
+ * memory tables (behind a lock), or the same redis server over a
+ * connection of its own. */
+struct store *store_clone(struct store *like, struct event_base *base, struct err *e);
+
+void store_free(struct store *s);
+
+/* Whether the last call reached the store (for readiness checks). */
+int store_reachable(const struct store *s);
+
+/* Counts one hit on key in a fixed window of window_ms that starts with its
+ * first hit; allowed while the window's count is at most limit. */
+struct store_op *store_hit(struct store *s, const char *key, long long limit, long long window_ms,
+                           store_count_fn fn, void *arg);
+
+/* Adds member to the live set key, until expires_at_ms (wall clock), if
+ * the set holds fewer than max members that have not expired. */
+struct store_op *store_reserve(struct store *s, const char *key, const char *member, long long max,
+                               long long expires_at_ms, store_count_fn fn, void *arg);
+
+/* Replaces member from with to in the live set key (to NULL: removes from). */
+struct store_op *store_settle(struct store *s, const char *key, const char *from, const char *to,
+                              long long expires_at_ms, store_done_fn fn, void *arg);
+
+struct store_op *store_get(struct store *s, const char *key, store_get_fn fn, void *arg);
+
+/* The values of n keys at once (NULL where a key does not exist);
+ * values[] is valid only during the callback. */
+typedef void (*store_mget_fn)(void *arg, enum store_status st, char *const *values, size_t n);
+struct store_op *store_mget(struct store *s, const char *const *keys, size_t n, store_mget_fn fn,
+                            void *arg);
+
+/* Sets key to value for ttl_ms; value NULL deletes it. */
+struct store_op *store_set(struct store *s, const char *key, const char *value, long long ttl_ms,
+                           store_done_fn fn, void *arg);
+
+/* Its callback will not run. NULL is fine. */
+void store_cancel(struct store_op *op);
+
+/* Milliseconds since the epoch, the clock live sets are kept in. */
+long long store_now_ms(void);
+
+#endif

@@ -1,0 +1,1074 @@
+#include "audit/audit.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit/chain.h"
+#include "app/config.h"
+#include "lib/jsonbuf.h"
+#include "lib/log.h"
+#include "lib/secmem.h"
+
+#define PENDING_MAX_BYTES (64 * 1024 * 1024) /* kept while the log cannot be written */
+#define RETRY_MS          500
+#define LINE_MAX_BYTES    (1024 * 1024) /* a record past it is written incomplete */
+#define TAIL_READ         (1024 * 1024) /* the last line is looked for in this much */
+
+/* A line not written yet, or written and waiting for the disk. */
+struct line {
+	struct line *next;
+	char *text;
+	size_t len;
+	void (*durable)(void *arg, int ok);
+	void *arg;
+	struct audit_port *port; /* the loop durable runs on */
+	int ok;
+};
+
+/* An event loop that writes records: durable callbacks of its requests
+ * are handed back to it through its wake pipe. */
+struct audit_port {
+	struct audit_port *next;
+	struct audit *a;
+	struct event_base *base;
+	int wake[2];
+	struct event *wake_ev;
+	struct line *synced, **synced_tail; /* on disk: callbacks to run */
+};
+
+struct audit {
+	/* Settings. */
+	char *path;
+	int to_stdout;
+	struct chain_key *key;
+	struct chain_signer *signer;
+	long long checkpoint_every;
+	enum audit_fsync fsync;
+	long long fsync_interval_ms;
+	int fail_open;
+	long long max_bytes;
+	struct event_base *base;
+
+	/* The chain and the writing, under wmu: every worker writes. Lines
+	 * are written right away, on the writer's loop: a write(2) to the
+	 * page cache does not wait for the disk, and a record written before
+	 * its reply survives the process crashing right after. */
+	pthread_mutex_t wmu;
+	long long seq;
+	char prev[CHAIN_HEX + 1];
+	struct chain_digest *digest;
+	long long since_checkpoint;
+	long long bytes;                      /* of the current file */
+	struct line *pending, **pending_tail; /* not written: the log failed */
+	size_t pending_bytes;
+	struct event *retry_ev;
+	atomic_int failing;
+	atomic_ulong failures;
+
+	/* What waits on the disk goes to the sync thread, which calls
+	 * fdatasync and hands callbacks back through the wake pipe. */
+	int fd; /* changed only with fd_mu held */
+	pthread_mutex_t fd_mu;
+	int threaded;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct line *waiting, **waiting_tail; /* written, waiting for a sync */
+	struct line *syncing;                 /* the sync thread's batch */
+	int dirty;                            /* written since the last sync */
+	int stop;
+	/* Changed under both wmu and mu; the first is base's. */
+	struct audit_port *ports;
+};
+
+void
+audit_settings_from(const struct config *cfg, struct audit_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->path = cfg->audit_path;
+	s->key = (const unsigned char *)cfg->audit_key;
+	s->keylen = cfg->audit_key_len;
+	s->signing_key_file = cfg->audit_signing_key_file;
+	s->checkpoint_every = cfg->audit_checkpoint_every;
+	s->fsync = strcmp(cfg->audit_fsync, "always") == 0  ? AUDIT_FSYNC_ALWAYS
+	           : strcmp(cfg->audit_fsync, "never") == 0 ? AUDIT_FSYNC_NEVER
+	                                                    : AUDIT_FSYNC_INTERVAL;
+	s->fsync_interval_ms = cfg->audit_fsync_interval_ms;
+	s->fail_open = strcmp(cfg->audit_on_failure, "fail_open") == 0;
+	s->max_bytes = cfg->audit_max_bytes;
+}
+
+static void
+line_free(struct line *l)
+{
+	secmem_free(l->text);
+	free(l);
+}
+
+/* --- the file ---------------------------------------------------------- */
+
+/* One whole line, or nothing: a short write is cut back off the file.
+ * Where the line began is found only then (the file is ours alone, by
+ * flock, and appended to), which spares a stat per line. */
+static int
+write_text(struct audit *a, const char *text, size_t len)
+{
+	struct stat st;
+	size_t done = 0;
+	ssize_t n;
+
+	if (a->fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	while (done < len) {
+		n = write(a->fd, text + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int saved = errno;
+
+			if (done > 0 && !a->to_stdout &&
+			    (fstat(a->fd, &st) < 0 || st.st_size < (off_t)done ||
+			     ftruncate(a->fd, st.st_size - (off_t)done) < 0))
+				log_error("audit: could not cut back a torn line: %s",
+				          strerror(errno));
+			errno = saved ? saved : ENOSPC;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static void
+sync_fd(struct audit *a)
+{
+	pthread_mutex_lock(&a->fd_mu);
+	if (!a->to_stdout && a->fd >= 0)
+		(void)fdatasync(a->fd);
+	pthread_mutex_unlock(&a->fd_mu);
+}
+
+/* Opens the path (again) for appending, exclusively: two writers would
+ * braid two chains into one file. */
+static int
+open_log(struct audit *a, struct err *e)
+{
+	struct stat st;
+	int fd;
+
+	if (a->to_stdout) {
+		a->fd = STDOUT_FILENO;
+		return 0;
+	}
+	/* O_NONBLOCK only so a FIFO cannot hold up the open; it is refused
+	 * below, and on a file the flag changes nothing. */
+	fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
+	if (fd < 0)
+		return err_set(e, 500, ERR_INTERNAL, "audit_unwritable", NULL,
+		               "cannot open audit log %s: %s", a->path, strerror(errno));
+	/* A pipe or socket with nobody reading would block the writing loop
+	 * once full, and cannot be synced or cut back. */
+	if (fstat(fd, &st) < 0 || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+		close(fd);
+		return err_set(e, 500, ERR_INTERNAL, "audit_unwritable", NULL,
+		               "audit log %s is a pipe or socket; audit.path must be a file (or "
+		               "\"-\" for standard output)",
+		               a->path);
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return err_set(e, 500, ERR_INTERNAL, "audit_in_use", NULL,
+		               "audit log %s is being written by another process", a->path);
+	}
+	pthread_mutex_lock(&a->fd_mu);
+	a->fd = fd;
+	pthread_mutex_unlock(&a->fd_mu);
+	return 0;
+}
+
+/* Done with the current file: synced, closed, renamed to rename_to when
+ * set; then a new one at the path. */
+static void
+switch_file(struct audit *a, const char *rename_to)
+{
+	struct err e;
+	int old;
+
+	if (a->to_stdout)
+		return;
+	pthread_mutex_lock(&a->fd_mu);
+	old = a->fd;
+	a->fd = -1;
+	pthread_mutex_unlock(&a->fd_mu);
+	if (old >= 0) {
+		(void)fdatasync(old);
+		close(old);
+	}
+	if (rename_to && rename(a->path, rename_to) < 0)
+		log_error("audit: cannot rename %s to %s: %s", a->path, rename_to, strerror(errno));
+	err_clear(&e);
+	if (open_log(a, &e) < 0)
+		log_error("audit: %s", e.message);
+}
+
+/* --- the sync thread ---------------------------------------------------- */
+
+/* Queues l's callback for its loop, and wakes it (mu held). */
+static void
+hand_back(struct line *l)
+{
+	struct audit_port *p = l->port;
+
+	l->next = NULL;
+	*p->synced_tail = l;
+	p->synced_tail = &l->next;
+	(void)!write(p->wake[1], "x", 1);
+}
+
+static void *
+syncer(void *arg)
+{
+	struct audit *a = arg;
+	struct line *batch;
+	struct timespec until;
+	int due;
+
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += (a->fsync_interval_ms % 1000) * 1000000L;
+		until.tv_sec += a->fsync_interval_ms / 1000 + until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		while (a->waiting == NULL && !a->stop) {
+			if (pthread_cond_timedwait(&a->cv, &a->mu, &until) != 0)
+				break; /* the interval is up */
+		}
+		due = a->dirty && a->fsync == AUDIT_FSYNC_INTERVAL;
+		if (a->waiting == NULL && !due && a->stop)
+			break;
+		if (a->waiting == NULL && !due)
+			continue;
+		/* The batch stays where audit_forget and audit_detach see it. */
+		a->syncing = a->waiting;
+		a->waiting = NULL;
+		a->waiting_tail = &a->waiting;
+		a->dirty = 0;
+		pthread_mutex_unlock(&a->mu);
+
+		/* One sync for every line written so far: a group commit. */
+		sync_fd(a);
+
+		pthread_mutex_lock(&a->mu);
+		batch = a->syncing;
+		a->syncing = NULL;
+		while (batch) {
+			struct line *l = batch;
+
+			batch = l->next;
+			if (l->durable && l->port)
+				hand_back(l);
+			else
+				line_free(l); /* its request is gone */
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+/* Callbacks of lines now on disk run on their loop, in order. */
+static void
+run_synced(struct audit *a, struct audit_port *p)
+{
+	struct line *l, *next;
+	char buf[256];
+
+	while (read(p->wake[0], buf, sizeof(buf)) > 0)
+		;
+	pthread_mutex_lock(&a->mu);
+	l = p->synced;
+	p->synced = NULL;
+	p->synced_tail = &p->synced;
+	pthread_mutex_unlock(&a->mu);
+	for (; l; l = next) {
+		next = l->next;
+		if (l->durable)
+			l->durable(l->arg, l->ok);
+		line_free(l);
+	}
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+static void
+on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct audit_port *p = arg;
+
+	(void)fd;
+	(void)what;
+	run_synced(p->a, p);
+}
+
+/* A wake pipe and its event on base, for durable callbacks. */
+static struct audit_port *
+port_new(struct audit *a, struct event_base *base)
+{
+	struct audit_port *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->a = a;
+	p->base = base;
+	p->synced_tail = &p->synced;
+	if (pipe(p->wake) < 0) {
+		free(p);
+		return NULL;
+	}
+	if (fcntl(p->wake[0], F_SETFL, O_NONBLOCK) < 0 ||
+	    fcntl(p->wake[1], F_SETFL, O_NONBLOCK) < 0 ||
+	    (p->wake_ev = event_new(base, p->wake[0], EV_READ | EV_PERSIST, on_wake, p)) == NULL ||
+	    event_add(p->wake_ev, NULL) < 0) {
+		if (p->wake_ev)
+			event_free(p->wake_ev);
+		close(p->wake[0]);
+		close(p->wake[1]);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* Runs what is left for p's loop and closes it; p is off the list. */
+static void
+port_free(struct audit *a, struct audit_port *p)
+{
+	run_synced(a, p);
+	event_free(p->wake_ev);
+	close(p->wake[0]);
+	close(p->wake[1]);
+	free(p);
+}
+
+/* Done with a line as safe as the settings ask; a caller who was told to
+ * wait (deferred) hears it from its own loop. */
+static int
+done_with(struct audit *a, struct line *l, int deferred)
+{
+	if (deferred && l->durable && l->port) {
+		pthread_mutex_lock(&a->mu);
+		hand_back(l);
+		pthread_mutex_unlock(&a->mu);
+		return 1;
+	}
+	if (deferred && l->durable)
+		l->durable(l->arg, 1);
+	line_free(l);
+	return 1;
+}
+
+/* A line is written: done with, or waiting for the disk. Returns 1 when it
+ * is as safe as the settings ask already, 0 when its callback will say. */
+static int
+written(struct audit *a, struct line *l, int deferred)
+{
+	l->ok = 1;
+	if (!a->threaded || a->fsync == AUDIT_FSYNC_NEVER) {
+		if (a->fsync == AUDIT_FSYNC_ALWAYS)
+			sync_fd(a);
+		return done_with(a, l, deferred);
+	}
+	pthread_mutex_lock(&a->mu);
+	a->dirty = 1;
+	if (l->durable == NULL || a->fsync != AUDIT_FSYNC_ALWAYS) {
+		pthread_mutex_unlock(&a->mu);
+		return done_with(a, l, deferred);
+	}
+	*a->waiting_tail = l;
+	a->waiting_tail = &l->next;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	return 0;
+}
+
+static void
+arm_retry(struct audit *a)
+{
+	struct timeval tv = {0, RETRY_MS * 1000};
+
+	if (a->retry_ev)
+		evtimer_add(a->retry_ev, &tv);
+}
+
+/* Writes what could not be written before, oldest first. */
+static void
+flush_pending(struct audit *a)
+{
+	struct line *l;
+
+	while ((l = a->pending) != NULL) {
+		if (write_text(a, l->text, l->len) < 0) {
+			arm_retry(a);
+			return;
+		}
+		a->pending = l->next;
+		if (a->pending == NULL)
+			a->pending_tail = &a->pending;
+		a->pending_bytes -= l->len;
+		l->next = NULL;
+		(void)written(a, l, 1);
+	}
+	if (a->failing) {
+		log_info("audit: writing to %s again", a->path);
+		a->failing = 0;
+	}
+}
+
+static void
+on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct audit *a = arg;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&a->wmu);
+	flush_pending(a);
+	pthread_mutex_unlock(&a->wmu);
+}
+
+/*
+ * Writes a line (takes text). Returns 1 when it is as safe as the settings
+ * ask, 0 when durable will be called, -1 when it is lost (fail_open, or
+ * nothing left to keep it with).
+ */
+static int
+put_line(struct audit *a, char *text, size_t len, struct audit_port *port,
+         void (*durable)(void *, int), void *arg)
+{
+	struct line *l = calloc(1, sizeof(*l));
+
+	if (l == NULL) {
+		secmem_free(text);
+		a->failures++;
+		return -1;
+	}
+	l->text = text;
+	l->len = len;
+	l->durable = durable;
+	l->arg = arg;
+	l->port = port;
+	/* Order is kept: nothing new goes out before what is waiting. */
+	if (a->pending == NULL && write_text(a, text, len) == 0)
+		return written(a, l, 0);
+	if (!a->failing) {
+		log_error("audit: cannot write to %s: %s", a->path, strerror(errno));
+		a->failing = 1;
+	}
+	if (a->fail_open || a->pending_bytes + len > PENDING_MAX_BYTES) {
+		a->failures++;
+		line_free(l);
+		return -1;
+	}
+	*a->pending_tail = l;
+	a->pending_tail = &l->next;
+	a->pending_bytes += len;
+	arm_retry(a);
+	/* fail_closed: the caller waits (an intent) or has it kept. */
+	return durable ? 0 : 1;
+}
+
+/* --- the chain (the loop thread) -------------------------------------- */
+
+/*
+ * Seals a record: seq and prev are added, the text is serialized, its mac
+ * appended, and the line goes into the running digest. A checkpoint is
+ * signed over its text before the mac. Returns the line (with its
+ * newline), or NULL.
+ */
+static char *
+seal(struct audit *a, struct jsonbuf *b, int sign, size_t *len)
+{
+	char mac[CHAIN_HEX + 1], sig[CHAIN_SIG_B64 + 1], suffix[CHAIN_SIG_SUFFIX + 1];
+	const char *text;
+	char *line;
+	size_t n;
+
+	jsonbuf_key(b, "seq");
+	jsonbuf_int(b, a->seq + 1);
+	jsonbuf_key(b, "prev");
+	jsonbuf_str(b, a->prev);
+	/* The text is open: its closing brace comes after the mac. */
+	if ((text = jsonbuf_text(b, &n)) == NULL)
+		goto fail;
+	if (sign && a->signer) {
+		if (chain_sign(a->signer, text, n, sig) < 0)
+			goto fail;
+		jsonbuf_raw(b, suffix,
+		            (size_t)snprintf(suffix, sizeof(suffix), ",\"sig\":\"%s\"", sig));
+		if ((text = jsonbuf_text(b, &n)) == NULL)
+			goto fail;
+	}
+	if (chain_mac(a->key, text, n, "}", mac) < 0)
+		goto fail;
+	jsonbuf_raw(b, ",\"mac\":\"", 8);
+	jsonbuf_raw(b, mac, CHAIN_HEX);
+	jsonbuf_raw(b, "\"}\n", 3);
+	line = jsonbuf_take(b, len);
+	if (line == NULL)
+		return NULL;
+	a->seq++;
+	memcpy(a->prev, mac, sizeof(a->prev));
+	return line;
+fail:
+	jsonbuf_free(b);
+	return NULL;
+}
+
+static void
+field(struct jsonbuf *b, const char *key, const char *v)
+{
+	jsonbuf_key(b, key);
+	jsonbuf_str(b, v);
+}
+
+/* Every record opens with its type and time; every key is always present,
+ * null when it does not apply, so each line has the same shape. */
+static struct jsonbuf *
+record(const char *type)
+{
+	struct jsonbuf *b = jsonbuf_new(1024, LINE_MAX_BYTES);
+	char ts[40];
+
+	if (b == NULL)
+		return NULL;
+	log_rfc3339(ts, sizeof(ts));
+	jsonbuf_open(b, '{');
+	field(b, "type", type);
+	field(b, "ts", ts);
+	return b;
+}
+
+/* Seals rec and queues it; counts it toward the next checkpoint unless it
+ * is one. Takes rec. */
+static int
+emit(struct audit *a, struct jsonbuf *rec, int checkpoint, struct audit_port *port,
+     void (*durable)(void *, int), void *arg)
+{
+	size_t len = 0;
+	char *line = rec ? seal(a, rec, checkpoint, &len) : NULL;
+
+	if (line == NULL) {
+		a->failures++;
+		return -1;
+	}
+	if (checkpoint) {
+		/* The checkpoint's own bytes open the next stretch. */
+		a->since_checkpoint = 0;
+	} else {
+		a->since_checkpoint++;
+	}
+	chain_digest_add(a->digest, line, len);
+	a->bytes += (long long)len;
+	return put_line(a, line, len, port, durable, arg);
+}
+
+static int
+checkpoint(struct audit *a)
+{
+	char digest[CHAIN_HEX + 1];
+	struct jsonbuf *rec = record("checkpoint");
+
+	if (rec == NULL || chain_digest_cut(a->digest, digest) < 0) {
+		jsonbuf_free(rec);
+		return -1;
+	}
+	field(rec, "head", a->prev);
+	jsonbuf_key(rec, "records");
+	jsonbuf_int(rec, a->since_checkpoint);
+	field(rec, "digest", digest);
+	jsonbuf_key(rec, "signed");
+	jsonbuf_bool(rec, a->signer != NULL);
+	return emit(a, rec, 1, NULL, NULL, NULL);
+}
+
+/* A new stretch of the chain: at a start, after a rotation, or after a
+ * torn line. The digest starts over with it. */
+static int
+segment(struct audit *a, const char *reason, const char *detail)
+{
+	struct jsonbuf *rec = record("segment");
+
+	if (rec == NULL)
+		return -1;
+	field(rec, "reason", reason);
+	field(rec, "detail", detail);
+	jsonbuf_key(rec, "hmac");
+	jsonbuf_bool(rec, chain_key_secret(a->key));
+	chain_digest_free(a->digest);
+	a->digest = chain_digest_new(chain_genesis);
+	if (a->digest == NULL) {
+		jsonbuf_free(rec);
+		return -1;
+	}
+	a->since_checkpoint = 0;
+	return emit(a, rec, 0, NULL, NULL, NULL);
+}
+
+/* Where the chain left off in an existing file: the last line's seq and
+ * mac. A last line without its newline was torn by a crash: it is ended,
+ * so it stands alone, and declared by the segment that follows. */
+static const char *
+resume(struct audit *a)
+{
+	char *buf = NULL, *end, *start;
+	struct stat st;
+	json_t *last;
+	off_t from;
+	ssize_t n;
+	const char *reason = "start";
+
+	a->seq = 0;
+	memcpy(a->prev, chain_genesis, sizeof(a->prev));
+	if (a->to_stdout || fstat(a->fd, &st) < 0 || st.st_size == 0)
+		return reason;
+	a->bytes = st.st_size;
+	from = st.st_size > TAIL_READ ? st.st_size - TAIL_READ : 0;
+	buf = malloc(TAIL_READ + 1);
+	if (buf == NULL)
+		return reason;
+	n = pread(a->fd, buf, (size_t)(st.st_size - from), from);
+	if (n <= 0) {
+		free(buf);
+		return reason;
+	}
+	buf[n] = '\0';
+	end = buf + n;
+	if (end[-1] != '\n') {
+		reason = "torn";
+		if (write(a->fd, "\n", 1) != 1)
+			log_error("audit: cannot end the torn last line of %s", a->path);
+		while (end > buf && end[-1] != '\n')
+			end--;
+	}
+	/* end is just past the last complete line's newline. */
+	if (end > buf) {
+		end[-1] = '\0';
+		start = strrchr(buf, '\n');
+		start = start ? start + 1 : buf;
+		last = json_loads(start, 0, NULL);
+		if (json_is_integer(json_object_get(last, "seq")) &&
+		    json_is_string(json_object_get(last, "mac")) &&
+		    strlen(json_string_value(json_object_get(last, "mac"))) == CHAIN_HEX) {
+			a->seq = (long long)json_integer_value(json_object_get(last, "seq"));
+			memcpy(a->prev, json_string_value(json_object_get(last, "mac")),
+			       CHAIN_HEX + 1);
+		} else if (strcmp(reason, "torn") != 0) {
+			reason = "unchained";
+		}
+		json_decref(last);
+	}
+	free(buf);
+	return reason;
+}
+
+struct audit *
+audit_open_with(struct event_base *base, const struct audit_settings *s, struct err *e)
+{
+	struct audit *a = calloc(1, sizeof(*a));
+	const char *why = NULL, *reason;
+
+	if (a == NULL) {
+		err_set(e, 500, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+		return NULL;
+	}
+	a->fd = -1;
+	a->pending_tail = &a->pending;
+	a->waiting_tail = &a->waiting;
+	a->base = base;
+	a->path = strdup(s->path);
+	a->to_stdout = strcmp(s->path, "-") == 0;
+	a->checkpoint_every = s->checkpoint_every > 0 ? s->checkpoint_every : 1000;
+	a->fsync = s->fsync;
+	a->fsync_interval_ms = s->fsync_interval_ms > 0 ? s->fsync_interval_ms : 1000;
+	a->fail_open = s->fail_open;
+	a->max_bytes = s->max_bytes;
+	pthread_mutex_init(&a->wmu, NULL);
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_mutex_init(&a->fd_mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	a->key = chain_key_new(s->key, s->keylen);
+	if (s->signing_key_file &&
+	    (a->signer = chain_signer_load(s->signing_key_file, &why)) == NULL) {
+		err_set(e, 500, ERR_INTERNAL, "audit_key", NULL, "audit.signing_key_file %s: %s",
+		        s->signing_key_file, why);
+		goto fail;
+	}
+	if (a->path == NULL || a->key == NULL || open_log(a, e) < 0)
+		goto fail;
+	reason = resume(a);
+	a->digest = chain_digest_new(chain_genesis);
+	if (a->digest == NULL)
+		goto fail;
+	if (base) {
+		a->retry_ev = evtimer_new(base, on_retry, a);
+		a->ports = port_new(a, base);
+		if (a->retry_ev == NULL || a->ports == NULL)
+			goto fail;
+	}
+	/* Syncing waits for the disk, so it has its own thread. */
+	if (base && a->fsync != AUDIT_FSYNC_NEVER) {
+		if (pthread_create(&a->thread, NULL, syncer, a) != 0) {
+			err_set(e, 500, ERR_INTERNAL, "audit_thread", NULL,
+			        "cannot start the audit sync thread");
+			goto fail;
+		}
+		a->threaded = 1;
+	}
+	/* A start the log cannot take is still a start: fail_closed keeps the
+	 * segment to write when it can. */
+	(void)segment(a, reason,
+	              strcmp(reason, "torn") == 0
+	                      ? "the previous line was cut off mid-write (a crash); it is not part "
+	                        "of the chain"
+	                      : NULL);
+	return a;
+fail:
+	if (e->status == 0)
+		err_set(e, 500, ERR_INTERNAL, "audit_unwritable", NULL, "cannot open audit log %s",
+		        s->path);
+	audit_free(a);
+	return NULL;
+}
+
+struct audit *
+audit_open(const char *path, struct err *e)
+{
+	struct audit_settings s;
+
+	memset(&s, 0, sizeof(s));
+	s.path = path;
+	s.checkpoint_every = 1000;
+	s.fsync = AUDIT_FSYNC_INTERVAL;
+	s.fsync_interval_ms = 1000;
+	return audit_open_with(NULL, &s, e);
+}
+
+void
+audit_free(struct audit *a)
+{
+	struct audit_port *p;
+	struct line *l;
+
+	if (a == NULL)
+		return;
+	if (a->digest && a->fd >= 0)
+		(void)checkpoint(a);
+	flush_pending(a);
+	if (a->threaded) {
+		pthread_mutex_lock(&a->mu);
+		a->stop = 1;
+		pthread_cond_signal(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+		pthread_join(a->thread, NULL);
+		a->threaded = 0;
+	}
+	sync_fd(a);
+	/* Lines the log never took: lost, and counted. */
+	while ((l = a->pending) != NULL) {
+		a->pending = l->next;
+		a->failures++;
+		line_free(l);
+	}
+	if (a->retry_ev)
+		event_free(a->retry_ev);
+	while ((p = a->ports) != NULL) {
+		a->ports = p->next;
+		port_free(a, p);
+	}
+	if (a->fd >= 0 && !a->to_stdout)
+		close(a->fd);
+	chain_digest_free(a->digest);
+	chain_signer_free(a->signer);
+	chain_key_free(a->key);
+	pthread_mutex_destroy(&a->wmu);
+	pthread_mutex_destroy(&a->mu);
+	pthread_mutex_destroy(&a->fd_mu);
+	pthread_cond_destroy(&a->cv);
+	free(a->path);
+	free(a);
+}
+
+int
+audit_available(const struct audit *a)
+{
+	return a->fail_open || !a->failing;
+}
+
+unsigned long
+audit_failures(const struct audit *a)
+{
+	return a->failures;
+}
+
+struct chain_key *
+audit_key(const struct audit *a)
+{
+	return a->key;
+}
+
+void
+audit_forget(struct audit *a, void *arg)
+{
+	struct audit_port *p;
+	struct line *l;
+
+	pthread_mutex_lock(&a->wmu);
+	for (l = a->pending; l; l = l->next)
+		if (l->arg == arg)
+			l->durable = NULL;
+	pthread_mutex_unlock(&a->wmu);
+	pthread_mutex_lock(&a->mu);
+	for (l = a->waiting; l; l = l->next)
+		if (l->arg == arg)
+			l->durable = NULL;
+	for (l = a->syncing; l; l = l->next)
+		if (l->arg == arg)
+			l->durable = NULL;
+	for (p = a->ports; p; p = p->next)
+		for (l = p->synced; l; l = l->next)
+			if (l->arg == arg)
+				l->durable = NULL;
+	pthread_mutex_unlock(&a->mu);
+}
+
+int
+audit_attach(struct audit *a, struct event_base *base)
+{
+	struct audit_port *p = port_new(a, base);
+
+	if (p == NULL)
+		return -1;
+	pthread_mutex_lock(&a->wmu);
+	pthread_mutex_lock(&a->mu);
+	p->next = a->ports ? a->ports->next : NULL;
+	if (a->ports)
+		a->ports->next = p;
+	else
+		a->ports = p;
+	pthread_mutex_unlock(&a->mu);
+	pthread_mutex_unlock(&a->wmu);
+	return 0;
+}
+
+void
+audit_detach(struct audit *a, struct event_base *base)
+{
+	struct audit_port **pp, *p = NULL;
+
+	struct line *l;
+
+	pthread_mutex_lock(&a->wmu);
+	pthread_mutex_lock(&a->mu);
+	for (pp = &a->ports; *pp; pp = &(*pp)->next) {
+		if ((*pp)->base == base) {
+			p = *pp;
+			*pp = p->next;
+			break;
+		}
+	}
+	/* Lines still kept or syncing no longer have a loop to call back. */
+	for (l = a->pending; p && l; l = l->next)
+		if (l->port == p)
+			l->port = NULL;
+	for (l = a->waiting; p && l; l = l->next)
+		if (l->port == p)
+			l->port = NULL;
+	for (l = a->syncing; p && l; l = l->next)
+		if (l->port == p)
+			l->port = NULL;
+	pthread_mutex_unlock(&a->mu);
+	pthread_mutex_unlock(&a->wmu);
+	if (p)
+		port_free(a, p);
+}
+
+/* Rotation: a checkpoint closes the old file, which is renamed (to
+ * rename_to, when set) and replaced by a new one at the path, opened by a
+ * segment. */
+static int
+rotate(struct audit *a, const char *rename_to, const char *reason)
+{
+	(void)checkpoint(a);
+	switch_file(a, rename_to);
+	a->bytes = 0;
+	return segment(a, reason, rename_to);
+}
+
+int
+audit_reopen(struct audit *a, struct err *e)
+{
+	int rc;
+
+	if (a->to_stdout)
+		return 0;
+	pthread_mutex_lock(&a->wmu);
+	rc = rotate(a, NULL, "reopened");
+	pthread_mutex_unlock(&a->wmu);
+	if (rc < 0)
+		return err_set(e, 500, ERR_INTERNAL, "audit_unwritable", NULL,
+		               "cannot reopen audit log %s", a->path);
+	return 0;
+}
+
+/* Past max_bytes the file is renamed with the time and a new one begun. */
+static void
+maybe_rotate(struct audit *a)
+{
+	char to[4096], ts[40];
+
+	if (a->max_bytes <= 0 || a->to_stdout || a->bytes < a->max_bytes)
+		return;
+	log_rfc3339(ts, sizeof(ts));
+	snprintf(to, sizeof(to), "%s.%s", a->path, ts);
+	if (rotate(a, to, "rotated") < 0)
+		log_error("audit: rotation of %s failed", a->path);
+}
+
+/* --- records ------------------------------------------------------------ */
+
+/* Milliseconds to the microsecond: enough for latency, short to read. */
+static double
+ms3(double ms)
+{
+	return (double)(long long)(ms * 1000.0 + 0.5) / 1000.0;
+}
+
+static void
+number(struct jsonbuf *b, const char *key, long long v, int present)
+{
+	jsonbuf_key(b, key);
+	if (present)
+		jsonbuf_int(b, v);
+	else
+		jsonbuf_null(b);
+}
+
+static void
+millis(struct jsonbuf *b, const char *key, double ms, int present)
+{
+	jsonbuf_key(b, key);
+	if (present)
+		jsonbuf_real(b, ms3(ms), 12);
+	else
+		jsonbuf_null(b);
+}
+
+static void
+value(struct jsonbuf *b, const char *key, const json_t *v)
+{
+	jsonbuf_key(b, key);
+	jsonbuf_json(b, v);
+}
+
+static struct jsonbuf *
+build(const char *type, const struct audit_event *ev)
+{
+	struct jsonbuf *b = record(type);
+	size_t len;
+
+	if (b == NULL)
+		return NULL;
+	field(b, "request_id", ev->request_id);
+	field(b, "upstream_request_id", ev->upstream_request_id);
+	field(b, "client", ev->client);
+	field(b, "tenant", ev->tenant);
+	field(b, "method", ev->method);
+	field(b, "path", ev->path);
+	field(b, "operation", ev->operation);
+	field(b, "decision", ev->decision);
+	field(b, "code", ev->code);
+	field(b, "param", ev->param && *ev->param ? ev->param : NULL);
+	field(b, "message", ev->message);
+	number(b, "status", ev->status, 1);
+	number(b, "upstream_status", ev->upstream_status, ev->upstream_status != 0);
+	millis(b, "latency_ms", ev->latency_ms, 1);
+	millis(b, "upstream_ms", ev->upstream_ms, ev->upstream_status || ev->upstream_ms > 0);
+	field(b, "container_id", ev->container_id);
+	field(b, "file_id", ev->file_id);
+	field(b, "memory_limit", ev->memory_limit);
+	value(b, "network_policy", ev->network_policy);
+	value(b, "adjustments", ev->adjustments);
+	value(b, "violations", ev->violations);
+	value(b, "remediation", ev->remediation);
+	number(b, "bytes_in", (long long)ev->bytes_in, 1);
+	number(b, "bytes_out", (long long)ev->bytes_out, 1);
+	if (jsonbuf_text(b, &len) == NULL) {
+		jsonbuf_free(b);
+		return NULL;
+	}
+	return b;
+}
+
+/* What is left of a record too big or without memory: still a trace. */
+static struct jsonbuf *
+incomplete(const char *type, const struct audit_event *ev)
+{
+	struct jsonbuf *b = record(type);
+
+	if (b == NULL)
+		return NULL;
+	field(b, "request_id", ev->request_id);
+	field(b, "decision", ev->decision);
+	number(b, "status", ev->status, 1);
+	field(b, "code", "audit_record_incomplete");
+	return b;
+}
+
+/* The record is built outside the lock; only sealing and writing, which
+ * need the chain's head, are serialized between workers. */
+static int
+emit_event(struct audit *a, const char *type, const struct audit_event *ev, struct event_base *base,
+           void (*durable)(void *, int), void *arg)
+{
+	struct jsonbuf *rec = build(type, ev);
+	struct audit_port *port;
+	int rc;
+
+	if (rec == NULL)
+		rec = incomplete(type, ev);
+	pthread_mutex_lock(&a->wmu);
+	for (port = a->ports; port && port->base != base; port = port->next)
+		;
+	rc = emit(a, rec, 0, port, durable, arg);
+	if (a->since_checkpoint >= a->checkpoint_every)
+		(void)checkpoint(a);
+	maybe_rotate(a);
+	pthread_mutex_unlock(&a->wmu);
+	if (rc < 0)
+		log_msg(LOG_ERROR, ev->request_id, "audit record not written");
+	return rc;
+}
+
+int
+audit_write(struct audit *a, const struct audit_event *ev)
+{
+	return emit_event(a, "request", ev, NULL, NULL, NULL) < 0 ? -1 : 0;
+}
+
+int
+audit_intent(struct audit *a, struct event_base *base, const struct audit_event *ev,
+             void (*durable)(void *arg, int ok), void *arg)
+{
+	return emit_event(a, "intent", ev, base, durable, arg);
+}

@@ -1,0 +1,49 @@
+/*
+ * jsondoc: request and response bodies parsed strictly.
+ *
+ * A body is accepted only if every parser would read it the same way: no
+ * duplicate keys (the gateway would check one value, the upstream use
+ * another), valid UTF-8 without a BOM, no NUL escapes, no NaN or numbers
+ * that overflow, nothing after the top-level object, bounded nesting.
+ */
+#ifndef GW_JSONDOC_H
+#define GW_JSONDOC_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "lib/err.h"
+
+/*
+ * Parses len bytes at buf into a new JSON object (the caller owns it).
+ * On failure returns NULL with e filled: status 400, the JSON path of the
+ * place it failed as param, and a message that never quotes the offending
+ * bytes (they may be a secret).
+ */
+json_t *jsondoc_parse(const char *buf, size_t len, struct err *e);
+
+/*
+ * Writes the JSON path of the value being read at byte offset off of buf
+ * ("network_policy.allowed_domains[2]") into dst, "" at the top level.
+ * Assumes buf[0..off) is well-formed JSON so far. A key that is not short
+ * printable ASCII is never written (it could be anything, even a secret):
+ * the path stops before it and 0 is returned; 1 when the path is whole.
+ */
+int jsondoc_path_at(const char *buf, size_t len, size_t off, char *dst, size_t n);
+
+/* How many bytes at the start of s (n bytes) a JSON string holds as they
+ * are: printable ASCII but '"' and '\\'. Eight at a time; the parser and
+ * jsonbuf spend most of a large body's time here. */
+size_t jsondoc_plain_run(const char *s, size_t n);
+
+/* Whether a key may be shown in a path or a message: 1 to 128 bytes of
+ * printable ASCII. */
+int jsondoc_key_showable(const char *key);
+
+/* Appends ".key" (or "key" at the start) or "[i]" to a path being built in
+ * dst (n bytes); returns the previous length so the caller can cut back.
+ * A key that is not showable, or does not fit, is not appended. */
+size_t jsondoc_path_push_key(char *dst, size_t n, const char *key);
+size_t jsondoc_path_push_index(char *dst, size_t n, size_t i);
+
+#endif

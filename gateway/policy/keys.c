@@ -1,0 +1,85 @@
+#include "policy/keys.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/secmem.h"
+
+#define KEY_READ_MAX 4096
+
+void
+keys_hash_hex(const char *key, size_t len, char out[KEYS_HEX_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	size_t i;
+
+	SHA256((const unsigned char *)key, len, md);
+	for (i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[KEYS_HEX_LEN] = '\0';
+	secmem_wipe(md, sizeof(md));
+}
+
+int
+keys_is_digest(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < KEYS_HEX_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+		      (s[i] >= 'A' && s[i] <= 'F')))
+			return 0;
+	return s[KEYS_HEX_LEN] == '\0';
+}
+
+int
+keys_equal(const char *a, const char *b)
+{
+	char la[KEYS_HEX_LEN], lb[KEYS_HEX_LEN];
+	size_t i;
+
+	/* Digests from the policy may be upper case; compare them folded. */
+	for (i = 0; i < KEYS_HEX_LEN; i++) {
+		la[i] = (char)(a[i] | 0x20);
+		lb[i] = (char)(b[i] | 0x20);
+	}
+	return CRYPTO_memcmp(la, lb, KEYS_HEX_LEN) == 0;
+}
+
+int
+keys_main(int argc, char **argv)
+{
+	char buf[KEY_READ_MAX + 1], hex[KEYS_HEX_LEN + 1];
+	size_t len = 0;
+	ssize_t n;
+
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: gateway hash-key < keyfile\n");
+		return 2;
+	}
+	while (len < KEY_READ_MAX && (n = read(STDIN_FILENO, buf + len, KEY_READ_MAX - len)) > 0)
+		len += (size_t)n;
+	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	if (len == 0 || len >= KEY_READ_MAX) {
+		fprintf(stderr,
+		        "gateway hash-key: expected one key (1 to %d bytes) on standard "
+		        "input\n",
+		        KEY_READ_MAX - 1);
+		secmem_wipe(buf, sizeof(buf));
+		return 1;
+	}
+	keys_hash_hex(buf, len, hex);
+	secmem_wipe(buf, sizeof(buf));
+	printf("%s\n", hex);
+	return 0;
+}

@@ -1,0 +1,779 @@
+#include "policy/policy.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/conftable.h"
+#include "policy/domain.h"
+#include "policy/schema.h"
+#include "policy/tenant.h"
+
+struct policy {
+	/* As read, through the key table below. */
+	char *mem_max, *mem_default, *mem_on_exceed;
+	json_t *domains, *np_default;
+	int allow_secrets, allow_wildcards;
+	long long exp_max, exp_default;
+	json_t *skill_ids;
+	int allow_inline;
+	long long max_inline_bytes;
+	long long max_file_ids;
+	char *on_violation;
+	json_t *routes;
+	long long max_upload;
+	char *policy_mode, *mem_mode, *np_mode, *exp_mode, *skills_mode, *files_mode;
+	json_t *tenants_doc;
+
+	/* Compiled. */
+	int mem_max_rank, mem_default_rank, clamp;
+	size_t npatterns;
+	char (*patterns)[DOMAIN_MAX + 1];
+	int any_skill;
+	int any_domain; /* "*": any plain hostname */
+	enum policy_violation_mode mode;
+	unsigned denied_routes; /* bit i: policy_operations[i] denied */
+	unsigned shadow;        /* bit r: rule r only audits what it would deny */
+	struct tenants *tenants;
+};
+
+/* The rules a policy's "mode": "shadow" can apply to one by one. */
+enum rule { RULE_MEMORY, RULE_NETWORK, RULE_EXPIRY, RULE_SKILLS, RULE_FILES, RULE_ROUTES };
+
+static const char *const memory_sizes[] = {"1g", "4g", "16g", "64g", NULL};
+static const char *const on_exceed[] = {"reject", "clamp", NULL};
+static const char *const violation_modes[] = {"log", "block", "delete", NULL};
+static const char *const rule_modes[] = {"enforce", "shadow", NULL};
+
+const struct policy_operation policy_operations[] = {
+        {"containers.create", "CreateContainer"},          {"containers.list", "ListContainers"},
+        {"containers.retrieve", "RetrieveContainer"},      {"containers.delete", "DeleteContainer"},
+        {"files.create", "CreateContainerFile"},           {"files.list", "ListContainerFiles"},
+        {"files.retrieve", "RetrieveContainerFile"},       {"files.delete", "DeleteContainerFile"},
+        {"files.content", "RetrieveContainerFileContent"}, {NULL, NULL},
+};
+
+/* The largest inline skill the contract allows, decoded: 70254592 base64
+ * characters. */
+#define INLINE_MAX 52690944LL
+
+#define K(field) offsetof(struct policy, field)
+
+/* Every policy key and its default. Defaults are restrictive: an empty
+ * policy allows a 1g container with no network, skills or files beyond 100. */
+static const struct confkey policy_keys[] = {
+        {"memory_limit.max", CT_ENUM, K(mem_max), "1g", .enumv = memory_sizes},
+        {"memory_limit.default", CT_ENUM, K(mem_default), NULL, .enumv = memory_sizes},
+        {"memory_limit.on_exceed", CT_ENUM, K(mem_on_exceed), "reject", .enumv = on_exceed},
+        {"network_policy.allowed_domains", CT_STRLIST, K(domains), .def_json = "[]"},
+        {"network_policy.allow_domain_secrets", CT_BOOL, K(allow_secrets), .def_int = 0},
+        {"network_policy.allow_wildcards", CT_BOOL, K(allow_wildcards), .def_int = 0},
+        {"network_policy.default", CT_JSON, K(np_default), .def_json = "{\"type\":\"disabled\"}"},
+        {"expires_after.max_minutes", CT_INT, K(exp_max), .def_int = 1440, .min = 1, .max = 525600},
+        {"expires_after.default_minutes", CT_INT, K(exp_default), .def_int = 20, .min = 1,
+         .max = 525600},
+        {"skills.allowed_skill_ids", CT_STRLIST, K(skill_ids), .def_json = "[]"},
+        {"skills.allow_inline", CT_BOOL, K(allow_inline), .def_int = 0},
+        {"skills.max_inline_bytes", CT_INT, K(max_inline_bytes), .def_int = INLINE_MAX, .min = 0,
+         .max = INLINE_MAX},
+        {"file_ids.max_count", CT_INT, K(max_file_ids), .def_int = 100, .min = 0, .max = 100000},
+        {"on_upstream_violation", CT_ENUM, K(on_violation), "block", .enumv = violation_modes},
+        {"routes", CT_JSON, K(routes), .def_json = "{}"},
+        {"files.max_upload_bytes", CT_INT, K(max_upload), .def_int = 512LL * 1024 * 1024, .min = 0,
+         .max = 1LL << 40},
+        {"mode", CT_ENUM, K(policy_mode), "enforce", .enumv = rule_modes},
+        {"memory_limit.mode", CT_ENUM, K(mem_mode), "enforce", .enumv = rule_modes},
+        {"network_policy.mode", CT_ENUM, K(np_mode), "enforce", .enumv = rule_modes},
+        {"expires_after.mode", CT_ENUM, K(exp_mode), "enforce", .enumv = rule_modes},
+        {"skills.mode", CT_ENUM, K(skills_mode), "enforce", .enumv = rule_modes},
+        {"file_ids.mode", CT_ENUM, K(files_mode), "enforce", .enumv = rule_modes},
+        {"tenants", CT_JSON, K(tenants_doc), NULL},
+        {NULL},
+};
+
+int
+policy_memory_rank(const char *size)
+{
+	int i;
+
+	for (i = 0; size && memory_sizes[i]; i++)
+		if (strcmp(memory_sizes[i], size) == 0)
+			return i;
+	return -1;
+}
+
+static void adjust(struct policy_result *r, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static void
+adjust(struct policy_result *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->nadjust >= POLICY_MAX_ADJUST)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->adjust[r->nadjust++], sizeof(r->adjust[0]), fmt, ap);
+	va_end(ap);
+}
+
+static int deny(const struct policy *p, struct policy_result *r, enum rule rule, const char *code,
+                const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/*
+ * A rule refuses the request: -1 with r->err filled. A rule in shadow mode
+ * only notes the first such refusal in r->shadow and lets the request go
+ * on unchanged (0), so an organization can see what a rule would do.
+ */
+static int
+deny(const struct policy *p, struct policy_result *r, enum rule rule, const char *code,
+     const char *param, const char *fmt, ...)
+{
+	int shadow = (p->shadow >> rule) & 1;
+	va_list ap;
+
+	if (shadow && r->nshadow++ > 0)
+		return 0;
+	va_start(ap, fmt);
+	err_vset(shadow ? &r->shadow : &r->err, 403, ERR_POLICY, code, param, fmt, ap);
+	va_end(ap);
+	return shadow ? 0 : -1;
+}
+
+/* Memory ran out while rewriting the document: the request cannot be
+ * forwarded as decided, so it is not forwarded at all. */
+static int
+oom(struct policy_result *r)
+{
+	return err_set(&r->err, 503, ERR_INTERNAL, "out_of_memory", NULL,
+	               "the gateway ran out of memory applying the policy; try again");
+}
+
+/* "a, b, c" from the policy's patterns, for messages; at most six. */
+static void
+list_patterns(const struct policy *p, char *dst, size_t n)
+{
+	size_t i, o = 0;
+
+	dst[0] = '\0';
+	for (i = 0; i < p->npatterns && i < 6 && o < n; i++)
+		o += (size_t)snprintf(dst + o, n - o, "%s%s", i ? ", " : "", p->patterns[i]);
+	if (i < p->npatterns && o < n)
+		snprintf(dst + o, n - o, ", ...");
+}
+
+static int
+policy_covers(const struct policy *p, const char *name)
+{
+	size_t i;
+
+	if (p->any_domain)
+		return 1;
+	for (i = 0; i < p->npatterns; i++)
+		if (domain_match(p->patterns[i], name))
+			return 1;
+	return 0;
+}
+
+static int
+apply_memory(const struct policy *p, json_t *doc, struct policy_result *r)
+{
+	json_t *v = json_object_get(doc, "memory_limit");
+	const char *want;
+	int rank;
+
+	if (v == NULL) {
+		want = memory_sizes[p->mem_default_rank];
+		if (json_object_set_new(doc, "memory_limit", json_string(want)) < 0)
+			return oom(r);
+		adjust(r, "memory_limit set to this organization's default \"%s\"", want);
+		return 0;
+	}
+	want = json_string_value(v);
+	rank = policy_memory_rank(want);
+	if (rank <= p->mem_max_rank)
+		return 0;
+	if (p->clamp) {
+		adjust(r, "memory_limit \"%s\" lowered to this organization's maximum \"%s\"", want,
+		       memory_sizes[p->mem_max_rank]);
+		if (json_object_set_new(doc, "memory_limit",
+		                        json_string(memory_sizes[p->mem_max_rank])) < 0)
+			return oom(r);
+		return 0;
+	}
+	return deny(p, r, RULE_MEMORY, "memory_limit_exceeded", "memory_limit",
+	            "memory_limit \"%s\" exceeds this organization's maximum \"%s\"", want,
+	            memory_sizes[p->mem_max_rank]);
+}
+
+static int
+apply_expiry(const struct policy *p, json_t *doc, struct policy_result *r)
+{
+	json_t *v = json_object_get(doc, "expires_after");
+	json_int_t minutes;
+
+	if (v == NULL) {
+		if (json_object_set_new(doc, "expires_after",
+		                        json_pack("{s:s, s:I}", "anchor", "last_active_at",
+		                                  "minutes", (json_int_t)p->exp_default)) < 0)
+			return oom(r);
+		adjust(r, "expires_after set to this organization's default of %lld minutes",
+		       p->exp_default);
+		return 0;
+	}
+	minutes = json_integer_value(json_object_get(v, "minutes"));
+	if (minutes > p->exp_max)
+		return deny(
+		        p, r, RULE_EXPIRY, "expires_after_exceeded", "expires_after.minutes",
+		        "expires_after.minutes %lld exceeds this organization's maximum of %lld "
+		        "minutes",
+		        (long long)minutes, p->exp_max);
+	return 0;
+}
+
+/* Normalizes and checks each requested domain against the policy, in place. */
+static int
+apply_domains(const struct policy *p, json_t *domains, struct policy_result *r)
+{
+	char norm[DOMAIN_MAX + 1], param[64], q[96], allowed[512];
+	const char *why;
+	json_t *d;
+	size_t i;
+
+	json_array_foreach(domains, i, d)
+	{
+		const char *s = json_string_value(d);
+		size_t len = json_string_length(d);
+
+		snprintf(param, sizeof(param), "network_policy.allowed_domains[%zu]", i);
+		if (domain_normalize(s, len, p->allow_wildcards, norm, &why) < 0)
+			return deny(p, r, RULE_NETWORK, "domain_invalid", param,
+			            "%s %s is not a plain DNS hostname: %s", param,
+			            err_quote(q, sizeof(q), s, len), why);
+		if (!policy_covers(p, norm)) {
+			list_patterns(p, allowed, sizeof(allowed));
+			return deny(p, r, RULE_NETWORK, "domain_not_allowed", param,
+			            "%s \"%s\" is not allowed by this organization's policy; %s%s",
+			            param, norm,
+			            p->npatterns ? "allowed domains are "
+			                         : "no domains are allowed",
+			            allowed);
+		}
+		if (json_array_set_new(domains, i, json_string(norm)) < 0)
+			return oom(r);
+	}
+	return 0;
+}
+
+static int
+apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
+{
+	json_t *secrets = json_object_get(np, "domain_secrets");
+	json_t *domains = json_object_get(np, "allowed_domains");
+	char norm[DOMAIN_MAX + 1], param[64], q[96];
+	const char *why;
+	json_t *s, *d;
+	size_t i, j;
+	int listed;
+
+	if (secrets == NULL)
+		return 0;
+	if (!p->allow_secrets)
+		return deny(p, r, RULE_NETWORK, "domain_secrets_not_allowed",
+		            "network_policy.domain_secrets",
+		            "network_policy.domain_secrets is not allowed by this organization's "
+		            "policy; remove the secrets from the request");
+	json_array_foreach(secrets, i, s)
+	{
+		json_t *dom = json_object_get(s, "domain");
+
+		snprintf(param, sizeof(param), "network_policy.domain_secrets[%zu].domain", i);
+		if (domain_normalize(json_string_value(dom), json_string_length(dom), 0, norm,
+		                     &why) < 0)
+			return deny(p, r, RULE_NETWORK, "domain_invalid", param,
+			            "%s %s is not a plain DNS hostname: %s", param,
+			            err_quote(q, sizeof(q), json_string_value(dom),
+			                      json_string_length(dom)),
+			            why);
+		listed = 0;
+		json_array_foreach(domains, j, d)
+		{
+			if (domain_match(json_string_value(d), norm))
+				listed = 1;
+		}
+		if (!listed)
+			return deny(
+			        p, r, RULE_NETWORK, "secret_domain_not_allowed", param,
+			        "%s \"%s\" is not in network_policy.allowed_domains; a secret may "
+			        "only be sent to an allowed domain",
+			        param, norm);
+		/* Every request domain passed the policy already, so a secret
+		 * domain they cover is covered by the policy too. */
+		if (json_object_set_new(s, "domain", json_string(norm)) < 0)
+			return oom(r);
+	}
+	return 0;
+}
+
+static int
+apply_network(const struct policy *p, json_t *doc, struct policy_result *r)
+{
+	json_t *np = json_object_get(doc, "network_policy");
+
+	if (np == NULL) {
+		if (json_object_set_new(doc, "network_policy", json_deep_copy(p->np_default)) < 0)
+			return oom(r);
+		adjust(r, "network_policy set to this organization's default (%s)",
+		       json_string_value(json_object_get(p->np_default, "type")));
+		/* The default was checked and normalized at load time. */
+		return 0;
+	}
+	if (strcmp(json_string_value(json_object_get(np, "type")), "allowlist") != 0)
+		return 0;
+	if (apply_domains(p, json_object_get(np, "allowed_domains"), r) < 0)
+		return -1;
+	return apply_secrets(p, np, r);
+}
+
+static int
+skill_allowed(const struct policy *p, const char *id)
+{
+	json_t *v;
+	size_t i;
+
+	if (p->any_skill)
+		return 1;
+	json_array_foreach(p->skill_ids, i, v)
+	{
+		if (strcmp(json_string_value(v), id) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Decoded size of base64 text, from its length and padding. */
+static long long
+base64_decoded_size(const char *s, size_t len)
+{
+	long long n = (long long)(len / 4) * 3;
+
+	if (len % 4)
+		n += (long long)(len % 4) - 1;
+	else if (len >= 2 && s[len - 1] == '=')
+		n -= s[len - 2] == '=' ? 2 : 1;
+	return n;
+}
+
+static int
+apply_skills(const struct policy *p, json_t *doc, struct policy_result *r)
+{
+	json_t *skills = json_object_get(doc, "skills"), *sk;
+	char param[64], q[96];
+	size_t i;
+
+	json_array_foreach(skills, i, sk)
+	{
+		const char *type = json_string_value(json_object_get(sk, "type"));
+
+		if (strcmp(type, "skill_reference") == 0) {
+			json_t *id = json_object_get(sk, "skill_id");
+
+			snprintf(param, sizeof(param), "skills[%zu].skill_id", i);
+			if (!skill_allowed(p, json_string_value(id)))
+				return deny(p, r, RULE_SKILLS, "skill_not_allowed", param,
+				            "%s %s is not in this organization's allowed skills",
+				            param,
+				            err_quote(q, sizeof(q), json_string_value(id),
+				                      json_string_length(id)));
+		} else {
+			json_t *data = json_object_get(json_object_get(sk, "source"), "data");
+			long long size = base64_decoded_size(json_string_value(data),
+			                                     json_string_length(data));
+
+			snprintf(param, sizeof(param), "skills[%zu]", i);
+			if (!p->allow_inline)
+				return deny(
+				        p, r, RULE_SKILLS, "inline_skill_not_allowed", param,
+				        "%s is an inline skill, which this organization's policy "
+				        "does not allow; reference an uploaded skill by skill_id",
+				        param);
+			if (size > p->max_inline_bytes)
+				return deny(
+				        p, r, RULE_SKILLS, "inline_skill_too_large", param,
+				        "%s is an inline skill of %lld bytes; this organization "
+				        "allows at most %lld",
+				        param, size, p->max_inline_bytes);
+		}
+	}
+	return 0;
+}
+
+static int
+apply_files(const struct policy *p, json_t *doc, struct policy_result *r)
+{
+	size_t n = json_array_size(json_object_get(doc, "file_ids"));
+
+	if ((long long)n > p->max_file_ids)
+		return deny(p, r, RULE_FILES, "too_many_file_ids", "file_ids",
+		            "file_ids lists %zu files; this organization allows at most %lld", n,
+		            p->max_file_ids);
+	return 0;
+}
+
+int
+policy_apply_create(const struct policy *p, json_t *doc, struct policy_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (apply_memory(p, doc, r) < 0 || apply_expiry(p, doc, r) < 0 ||
+	    apply_network(p, doc, r) < 0 || apply_skills(p, doc, r) < 0 ||
+	    apply_files(p, doc, r) < 0)
+		return -1;
+	return 0;
+}
+
+enum policy_violation_mode
+policy_violation_mode(const struct policy *p)
+{
+	return p->mode;
+}
+
+enum policy_route
+policy_route(const struct policy *p, const char *name)
+{
+	size_t i;
+
+	for (i = 0; policy_operations[i].name; i++)
+		if (strcmp(policy_operations[i].name, name) == 0)
+			break;
+	if (policy_operations[i].name && !(p->denied_routes & (1u << i)))
+		return POLICY_ROUTE_ALLOW;
+	return (p->shadow >> RULE_ROUTES) & 1 ? POLICY_ROUTE_SHADOW_DENY : POLICY_ROUTE_DENY;
+}
+
+long long
+policy_max_upload_bytes(const struct policy *p)
+{
+	return p->max_upload;
+}
+
+static void
+compile_routes(struct policy *p, const char *file, struct errlist *errs)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+	char at[96];
+
+	if (!json_is_object(p->routes)) {
+		errlist_add(errs, file, "routes",
+		            "must be an object of operation: \"allow\" | \"deny\"");
+		return;
+	}
+	json_object_foreach(p->routes, key, v)
+	{
+		snprintf(at, sizeof(at), "routes.%s", key);
+		if (strcmp(key, "mode") == 0) {
+			if (json_is_string(v) && strcmp(json_string_value(v), "shadow") == 0)
+				p->shadow |= 1u << RULE_ROUTES;
+			else if (!json_is_string(v) || strcmp(json_string_value(v), "enforce") != 0)
+				errlist_add(errs, file, at, "must be \"enforce\" or \"shadow\"");
+			continue;
+		}
+		for (i = 0; policy_operations[i].name; i++)
+			if (strcmp(policy_operations[i].name, key) == 0 ||
+			    strcmp(policy_operations[i].operation_id, key) == 0)
+				break;
+		if (policy_operations[i].name == NULL) {
+			errlist_add(
+			        errs, file, at,
+			        "unknown operation; use one of containers.create, containers.list, "
+			        "containers.retrieve, containers.delete, files.create, files.list, "
+			        "files.retrieve, files.delete, files.content (or the spec's "
+			        "operationIds)");
+			continue;
+		}
+		if (json_is_string(v) && strcmp(json_string_value(v), "deny") == 0)
+			p->denied_routes |= 1u << i;
+		else if (!json_is_string(v) || strcmp(json_string_value(v), "allow") != 0)
+			errlist_add(errs, file, at, "must be \"allow\" or \"deny\"");
+	}
+}
+
+/* --- Compiling -------------------------------------------------------- */
+
+static int
+is_shadow(const char *mode)
+{
+	return mode && strcmp(mode, "shadow") == 0;
+}
+
+static void
+compile_modes(struct policy *p)
+{
+	if (is_shadow(p->policy_mode))
+		p->shadow = ~0u;
+	p->shadow |= (unsigned)is_shadow(p->mem_mode) << RULE_MEMORY;
+	p->shadow |= (unsigned)is_shadow(p->np_mode) << RULE_NETWORK;
+	p->shadow |= (unsigned)is_shadow(p->exp_mode) << RULE_EXPIRY;
+	p->shadow |= (unsigned)is_shadow(p->skills_mode) << RULE_SKILLS;
+	p->shadow |= (unsigned)is_shadow(p->files_mode) << RULE_FILES;
+}
+
+/* Tenants are compiled against the organization's document without its
+ * own "tenants", which a tenant's policy may not carry. */
+static void
+compile_tenants(struct policy *p, const json_t *doc, const char *file, struct errlist *errs)
+{
+	json_t *org = json_deep_copy(doc);
+
+	if (org == NULL) {
+		errlist_add(errs, file, "tenants", "out of memory");
+		return;
+	}
+	json_object_del(org, "tenants");
+	if (!json_is_object(p->tenants_doc))
+		errlist_add(errs, file, "tenants", "must be an object of tenant name: settings");
+	else
+		p->tenants = tenants_new(p->tenants_doc, org, p, file, errs);
+	json_decref(org);
+}
+
+static void
+compile_domains(struct policy *p, const char *file, struct errlist *errs)
+{
+	const char *why;
+	char at[96];
+	json_t *v;
+	size_t i;
+
+	p->patterns = calloc(json_array_size(p->domains) + 1, sizeof(*p->patterns));
+	if (p->patterns == NULL) {
+		errlist_add(errs, file, NULL, "out of memory");
+		return;
+	}
+	json_array_foreach(p->domains, i, v)
+	{
+		snprintf(at, sizeof(at), "network_policy.allowed_domains[%zu]", i);
+		if (strcmp(json_string_value(v), "*") == 0) {
+			p->any_domain = 1;
+			continue;
+		}
+		if (domain_normalize(json_string_value(v), json_string_length(v), 1,
+		                     p->patterns[p->npatterns], &why) < 0)
+			errlist_add(errs, file, at,
+			            "not a DNS hostname, a \"*.\" pattern or \"*\": %s", why);
+		else
+			p->npatterns++;
+	}
+}
+
+/* The default network policy must be one a client could send and this
+ * policy would allow, without secrets (they do not belong in a file). */
+static void
+compile_default(struct policy *p, const char *file, struct errlist *errs)
+{
+	const char *at = "network_policy.default";
+	struct policy_result r;
+	struct err e;
+	json_t *probe;
+
+	if (!json_is_object(p->np_default)) {
+		errlist_add(errs, file, at, "must be a network policy object");
+		return;
+	}
+	if (json_object_get(p->np_default, "domain_secrets")) {
+		errlist_add(errs, file, at, "may not carry domain_secrets");
+		return;
+	}
+	probe = json_pack("{s:s, s:O}", "name", "policy-default", "network_policy", p->np_default);
+	if (probe == NULL) {
+		errlist_add(errs, file, at, "out of memory");
+		return;
+	}
+	err_clear(&e);
+	memset(&r, 0, sizeof(r));
+	if (schema_check(&schema_create_container_body, probe, &e) < 0)
+		errlist_add(errs, file, at, "%s", e.message);
+	else if (apply_network(p, probe, &r) < 0)
+		errlist_add(errs, file, at, "%s", r.err.message);
+	else {
+		/* Keep the normalized form, so the default is forwarded as checked. */
+		json_decref(p->np_default);
+		p->np_default = json_incref(json_object_get(probe, "network_policy"));
+	}
+	json_decref(probe);
+}
+
+struct policy *
+policy_new(const json_t *doc, const char *file, struct errlist *errs)
+{
+	struct policy *p;
+	size_t before = errs->n + errs->dropped, i;
+	json_t *v;
+
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		errlist_add(errs, file, NULL, "out of memory");
+		return NULL;
+	}
+	if (!json_is_object(doc)) {
+		errlist_add(errs, file, NULL, "a policy must be a JSON object");
+		goto fail;
+	}
+	/* Keys that failed to read are left NULL; the checks below skip them
+	 * and go on, so one --check run reports every problem. */
+	(void)conftable_read(policy_keys, p, doc, file, errs);
+
+	p->mem_max_rank = policy_memory_rank(p->mem_max);
+	p->mem_default_rank = p->mem_default ? policy_memory_rank(p->mem_default) : 0;
+	if (p->mem_max && p->mem_default_rank > p->mem_max_rank)
+		errlist_add(errs, file, "memory_limit.default",
+		            "\"%s\" exceeds memory_limit.max \"%s\"", p->mem_default, p->mem_max);
+	p->clamp = p->mem_on_exceed && strcmp(p->mem_on_exceed, "clamp") == 0;
+	if (p->on_violation && strcmp(p->on_violation, "log") == 0)
+		p->mode = POLICY_VIOLATION_LOG;
+	else if (p->on_violation && strcmp(p->on_violation, "delete") == 0)
+		p->mode = POLICY_VIOLATION_DELETE;
+	else
+		p->mode = POLICY_VIOLATION_BLOCK;
+	/* An unwritten default follows a smaller maximum rather than clash. */
+	if (p->exp_default > p->exp_max && !conftable_has(doc, "expires_after.default_minutes"))
+		p->exp_default = p->exp_max;
+	if (p->exp_default > p->exp_max)
+		errlist_add(errs, file, "expires_after.default_minutes",
+		            "%lld exceeds expires_after.max_minutes %lld", p->exp_default,
+		            p->exp_max);
+	json_array_foreach(p->skill_ids, i, v)
+	{
+		const char *id = json_string_value(v);
+
+		if (strcmp(id, "*") == 0)
+			p->any_skill = 1;
+		else if (*id == '\0' || strlen(id) > 64) {
+			char at[64];
+
+			snprintf(at, sizeof(at), "skills.allowed_skill_ids[%zu]", i);
+			errlist_add(errs, file, at,
+			            "must be a skill id of 1 to 64 characters, or \"*\"");
+		}
+	}
+	compile_modes(p);
+	compile_domains(p, file, errs);
+	compile_default(p, file, errs);
+	compile_routes(p, file, errs);
+	if (p->tenants_doc)
+		compile_tenants(p, doc, file, errs);
+	if (errs->n + errs->dropped > before)
+		goto fail;
+	return p;
+fail:
+	policy_free(p);
+	return NULL;
+}
+
+struct policy *
+policy_load(const char *path, struct errlist *errs)
+{
+	json_error_t je;
+	struct policy *p;
+	json_t *doc;
+
+	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (doc == NULL) {
+		errlist_add(errs, path, NULL, "line %d, column %d: %s", je.line, je.column,
+		            je.text);
+		return NULL;
+	}
+	p = policy_new(doc, path, errs);
+	json_decref(doc);
+	return p;
+}
+
+void
+policy_free(struct policy *p)
+{
+	if (p == NULL)
+		return;
+	conftable_release(policy_keys, p);
+	tenants_free(p->tenants);
+	free(p->patterns);
+	free(p);
+}
+
+const struct tenants *
+policy_tenants(const struct policy *p)
+{
+	return p->tenants;
+}
+
+static int
+strictness(enum policy_violation_mode m)
+{
+	return m == POLICY_VIOLATION_LOG ? 0 : m == POLICY_VIOLATION_BLOCK ? 1 : 2;
+}
+
+void
+policy_check_narrows(const struct policy *org, const struct policy *t, const char *file,
+                     const char *at, struct errlist *errs)
+{
+	char where[256];
+	json_t *v;
+	size_t i;
+
+#define WIDER(key, ...)                                                                            \
+	do {                                                                                       \
+		snprintf(where, sizeof(where), "%s.%s", at, key);                                  \
+		errlist_add(errs, file, where, __VA_ARGS__);                                       \
+	} while (0)
+
+	if (t->mem_max_rank > org->mem_max_rank)
+		WIDER("memory_limit.max", "\"%s\" is more than the organization's \"%s\"",
+		      t->mem_max, org->mem_max);
+	if (t->allow_secrets && !org->allow_secrets)
+		WIDER("network_policy.allow_domain_secrets",
+		      "the organization does not allow them");
+	if (t->allow_wildcards && !org->allow_wildcards)
+		WIDER("network_policy.allow_wildcards", "the organization does not allow them");
+	if (t->any_domain && !org->any_domain)
+		WIDER("network_policy.allowed_domains",
+		      "\"*\" is wider than the organization's list");
+	for (i = 0; i < t->npatterns; i++)
+		if (!policy_covers(org, t->patterns[i]))
+			WIDER("network_policy.allowed_domains",
+			      "\"%s\" is not within the organization's allowed domains",
+			      t->patterns[i]);
+	if (t->exp_max > org->exp_max)
+		WIDER("expires_after.max_minutes", "%lld is more than the organization's %lld",
+		      t->exp_max, org->exp_max);
+	if (t->any_skill && !org->any_skill)
+		WIDER("skills.allowed_skill_ids", "\"*\" is wider than the organization's list");
+	json_array_foreach(t->skill_ids, i, v)
+	{
+		const char *id = json_string_value(v);
+
+		if (strcmp(id, "*") != 0 && !skill_allowed(org, id))
+			WIDER("skills.allowed_skill_ids",
+			      "\"%s\" is not among the organization's allowed skills", id);
+	}
+	if (t->allow_inline && !org->allow_inline)
+		WIDER("skills.allow_inline", "the organization does not allow inline skills");
+	if (t->allow_inline && t->max_inline_bytes > org->max_inline_bytes)
+		WIDER("skills.max_inline_bytes", "%lld is more than the organization's %lld",
+		      t->max_inline_bytes, org->max_inline_bytes);
+	if (t->max_file_ids > org->max_file_ids)
+		WIDER("file_ids.max_count", "%lld is more than the organization's %lld",
+		      t->max_file_ids, org->max_file_ids);
+	if (t->max_upload > org->max_upload)
+		WIDER("files.max_upload_bytes", "%lld is more than the organization's %lld",
+		      t->max_upload, org->max_upload);
+	if (org->denied_routes & ~t->denied_routes)
+		WIDER("routes", "allows an operation the organization denies");
+	if (strictness(t->mode) < strictness(org->mode))
+		WIDER("on_upstream_violation", "\"%s\" is weaker than the organization's \"%s\"",
+		      t->on_violation, org->on_violation);
+	if (t->shadow & ~org->shadow)
+		WIDER("mode", "puts in shadow mode a rule the organization enforces");
+#undef WIDER
+}

@@ -1,0 +1,92 @@
+/*
+ * policy: the organization's rules for containers, as a pure decision.
+ *
+ * A policy is compiled once from its JSON document. Applying it to a request
+ * that already passed the schema either denies it, naming the rule and the
+ * field, or rewrites it into exactly the document the gateway will forward:
+ * defaults filled in, memory clamped where the policy says so, domains
+ * normalized. No I/O happens here, so every rule is a unit test away.
+ */
+#ifndef GW_POLICY_H
+#define GW_POLICY_H
+
+#include <jansson.h>
+
+#include "lib/err.h"
+
+struct policy;
+
+enum policy_violation_mode {
+	POLICY_VIOLATION_LOG,    /* audit the mismatch, relay the answer */
+	POLICY_VIOLATION_BLOCK,  /* audit it and answer 502 instead */
+	POLICY_VIOLATION_DELETE, /* as block; a created container is deleted too */
+};
+
+/* Reads and compiles the policy document at path. On failure returns NULL
+ * with every problem found added to errs. */
+struct policy *policy_load(const char *path, struct errlist *errs);
+
+/* Compiles a parsed policy document; file names it in errors. */
+struct policy *policy_new(const json_t *doc, const char *file, struct errlist *errs);
+
+void policy_free(struct policy *p);
+
+#define POLICY_MAX_ADJUST 8
+
+struct policy_result {
+	struct err err;    /* why, when denied */
+	struct err shadow; /* the first denial a rule in shadow mode let pass */
+	size_t nshadow;    /* how many such denials there were */
+	size_t nadjust;
+	char adjust[POLICY_MAX_ADJUST][160]; /* what was changed on the way */
+};
+
+/*
+ * Decides a create request. doc must have passed schema_create_container_body.
+ * Returns 0 when allowed, with doc rewritten in place into the document to
+ * forward and r->adjust listing what changed; -1 when denied, with r->err
+ * filled (status 403, type policy_violation). Messages never quote a secret.
+ */
+int policy_apply_create(const struct policy *p, json_t *doc, struct policy_result *r);
+
+enum policy_violation_mode policy_violation_mode(const struct policy *p);
+
+/*
+ * The operations the policy's "routes" can name: the SDK-style names
+ * ("containers.create", "files.content") and the spec's operationIds
+ * ("CreateContainer", "RetrieveContainerFileContent") are both accepted.
+ */
+struct policy_operation {
+	const char *name;
+	const char *operation_id;
+};
+extern const struct policy_operation policy_operations[];
+
+enum policy_route {
+	POLICY_ROUTE_ALLOW,
+	POLICY_ROUTE_DENY,
+	POLICY_ROUTE_SHADOW_DENY, /* denied, but routes are in shadow mode */
+};
+
+/* Whether the policy lets requests through to this operation (name as in
+ * policy_operations). Routes are allowed unless the policy denies them. */
+enum policy_route policy_route(const struct policy *p, const char *name);
+
+/* The largest file upload allowed, in bytes. */
+long long policy_max_upload_bytes(const struct policy *p);
+
+struct tenants;
+
+/* The policy's tenants, or NULL when it has none. */
+const struct tenants *policy_tenants(const struct policy *p);
+
+/* Adds to errs, under the path at, every way the tenant policy t allows
+ * more than the organization's policy org. */
+void policy_check_narrows(const struct policy *org, const struct policy *t, const char *file,
+                          const char *at, struct errlist *errs);
+
+/* The memory sizes in increasing order, as the contract spells them; -1 for
+ * anything else. */
+int policy_memory_rank(const char *size);
+
+#endif

@@ -1,0 +1,439 @@
+#include "policy/tenant.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/conftable.h"
+#include "policy/domain.h"
+#include "policy/keys.h"
+#include "policy/policy.h"
+#include "lib/secmem.h"
+
+#define SECRET_FILE_MAX (10 * 1024 * 1024) /* the contract's longest secret value */
+
+struct secret {
+	char domain[DOMAIN_MAX + 1];
+	char *name;
+	char *value; /* secmem: wiped when freed */
+	size_t len;
+};
+
+struct tenant {
+	char *name;
+	struct policy *policy;
+	struct tenant_limits limits;
+
+	/* As read, through tenant_keys. */
+	json_t *key_digests, *cert_subjects, *policy_doc, *secrets_doc;
+	long long creates_per_minute, requests_per_second, max_live;
+	char *limits_mode;
+	int allow_client_secrets;
+
+	struct secret *secrets;
+	size_t nsecrets;
+};
+
+struct tenants {
+	size_t n;
+	struct tenant *t;
+};
+
+static const char *const modes[] = {"enforce", "shadow", NULL};
+
+#define K(field) offsetof(struct tenant, field)
+
+static const struct confkey tenant_keys[] = {
+        {"api_keys_sha256", CT_STRLIST, K(key_digests), .def_json = "[]"},
+        {"client_cert_subjects", CT_STRLIST, K(cert_subjects), .def_json = "[]"},
+        {"policy", CT_JSON, K(policy_doc), .def_json = "{}"},
+        {"rate_limit.creates_per_minute", CT_INT, K(creates_per_minute), .def_int = 0, .min = 0,
+         .max = 1000000},
+        {"rate_limit.requests_per_second", CT_INT, K(requests_per_second), .def_int = 0, .min = 0,
+         .max = 1000000},
+        {"rate_limit.max_live_containers", CT_INT, K(max_live), .def_int = 0, .min = 0,
+         .max = 1000000},
+        {"rate_limit.mode", CT_ENUM, K(limits_mode), "enforce", .enumv = modes},
+        {"secrets", CT_JSON, K(secrets_doc), .def_json = "[]"},
+        {"allow_client_secrets", CT_BOOL, K(allow_client_secrets), .def_int = 1},
+        {NULL},
+};
+
+/* A secret's value from the file named: its bytes, one trailing newline
+ * dropped. The buffer is wiped when freed. */
+static char *
+read_secret_file(const char *path, size_t *len, const char **why)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL) {
+		*why = strerror(errno);
+		return NULL;
+	}
+	buf = secmem_alloc(SECRET_FILE_MAX + 1);
+	if (buf)
+		n = fread(buf, 1, SECRET_FILE_MAX + 1, f);
+	fclose(f);
+	if (buf == NULL || n == 0 || n > SECRET_FILE_MAX) {
+		*why = buf == NULL ? "out of memory" : n == 0 ? "it is empty" : "it is too large";
+		secmem_free(buf);
+		return NULL;
+	}
+	if (buf[n - 1] == '\n')
+		n--;
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+static void
+load_secret(struct tenant *t, const json_t *s, size_t i, const char *file, struct errlist *errs)
+{
+	const char *domain = json_string_value(json_object_get(s, "domain"));
+	const char *name = json_string_value(json_object_get(s, "name"));
+	const char *env = json_string_value(json_object_get(s, "value_env"));
+	const char *path = json_string_value(json_object_get(s, "value_file"));
+	struct secret *sec = &t->secrets[t->nsecrets];
+	const char *why = NULL, *v;
+	char at[64];
+
+	snprintf(at, sizeof(at), "secrets[%zu]", i);
+	if (!json_is_object(s) || domain == NULL || name == NULL || *name == '\0' ||
+	    !env == !path || json_object_size(s) != 3) {
+		errlist_add(errs, file, at,
+		            "must be {\"domain\", \"name\", and one of \"value_env\" or "
+		            "\"value_file\"}");
+		return;
+	}
+	if (domain_normalize(domain, strlen(domain), 0, sec->domain, &why) < 0) {
+		errlist_add(errs, file, at, "domain is not a plain DNS hostname: %s", why);
+		return;
+	}
+	if (env) {
+		v = getenv(env);
+		if (v == NULL || *v == '\0') {
+			errlist_add(errs, file, at, "environment variable %s is not set", env);
+			return;
+		}
+		sec->len = strlen(v);
+		sec->value = secmem_alloc(sec->len + 1);
+		if (sec->value)
+			memcpy(sec->value, v, sec->len + 1);
+	} else {
+		sec->value = read_secret_file(path, &sec->len, &why);
+		if (sec->value == NULL) {
+			errlist_add(errs, file, at, "cannot read value_file %s: %s", path, why);
+			return;
+		}
+	}
+	sec->name = strdup(name);
+	if (sec->value == NULL || sec->name == NULL) {
+		errlist_add(errs, file, at, "out of memory");
+		secmem_free(sec->value);
+		free(sec->name);
+		return;
+	}
+	t->nsecrets++;
+}
+
+static void
+load_tenant(struct tenant *t, const char *name, const json_t *doc, const json_t *org_doc,
+            const struct policy *org, const char *file, struct errlist *errs)
+{
+	json_t *merged, *v;
+	size_t i;
+
+	(void)conftable_read(tenant_keys, t, doc, file, errs);
+	t->name = strdup(name);
+	t->limits.creates_per_minute = t->creates_per_minute;
+	t->limits.requests_per_second = t->requests_per_second;
+	t->limits.max_live_containers = t->max_live;
+	t->limits.shadow = t->limits_mode && strcmp(t->limits_mode, "shadow") == 0;
+
+	json_array_foreach(t->key_digests, i, v)
+	{
+		if (!keys_is_digest(json_string_value(v))) {
+			char at[64];
+
+			snprintf(at, sizeof(at), "api_keys_sha256[%zu]", i);
+			errlist_add(
+			        errs, file, at,
+			        "must be a SHA-256 hex digest (see `gateway hash-key`), not a key");
+		}
+	}
+	if (json_is_array(t->secrets_doc)) {
+		t->secrets = calloc(json_array_size(t->secrets_doc) + 1, sizeof(*t->secrets));
+		json_array_foreach(t->secrets_doc, i, v)
+		{
+			if (t->secrets)
+				load_secret(t, v, i, file, errs);
+		}
+	} else {
+		errlist_add(errs, file, "secrets", "must be an array");
+	}
+
+	/* The tenant's policy is the organization's with its own keys laid
+	 * over it, compiled whole and then held to be no wider. */
+	if (!json_is_object(t->policy_doc)) {
+		errlist_add(errs, file, "policy", "must be an object");
+		return;
+	}
+	if (json_object_get(t->policy_doc, "tenants")) {
+		errlist_add(errs, file, "policy.tenants", "a tenant cannot have tenants");
+		return;
+	}
+	merged = json_deep_copy(org_doc);
+	if (merged == NULL || json_object_update_recursive(merged, t->policy_doc) < 0) {
+		errlist_add(errs, file, "policy", "out of memory");
+		json_decref(merged);
+		return;
+	}
+	{
+		const char *outer = errs->prefix;
+		char at[256];
+
+		snprintf(at, sizeof(at), "%s.policy", outer ? outer : name);
+		errs->prefix = at;
+		t->policy = policy_new(merged, file, errs);
+		errs->prefix = outer;
+		if (t->policy)
+			policy_check_narrows(org, t->policy, file, "policy", errs);
+	}
+	json_decref(merged);
+}
+
+static void
+tenant_release(struct tenant *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->nsecrets; i++) {
+		secmem_free(t->secrets[i].value);
+		free(t->secrets[i].name);
+	}
+	free(t->secrets);
+	policy_free(t->policy);
+	conftable_release(tenant_keys, t);
+	free(t->name);
+}
+
+/* A key digest or certificate subject names one tenant only. */
+static void
+check_unique(const struct tenants *ts, const char *file, struct errlist *errs)
+{
+	size_t a, b, i, j;
+	json_t *x, *y;
+
+	for (a = 0; a < ts->n; a++)
+		for (b = a + 1; b < ts->n; b++) {
+			json_array_foreach(ts->t[a].key_digests, i, x)
+			{
+				json_array_foreach(ts->t[b].key_digests, j, y)
+				{
+					if (strcasecmp(json_string_value(x),
+					               json_string_value(y)) == 0)
+						errlist_add(errs, file, "tenants",
+						            "tenants %s and %s share a key",
+						            ts->t[a].name, ts->t[b].name);
+				}
+			}
+			json_array_foreach(ts->t[a].cert_subjects, i, x)
+			{
+				json_array_foreach(ts->t[b].cert_subjects, j, y)
+				{
+					if (strcmp(json_string_value(x), json_string_value(y)) == 0)
+						errlist_add(errs, file, "tenants",
+						            "tenants %s and %s share a certificate "
+						            "subject",
+						            ts->t[a].name, ts->t[b].name);
+				}
+			}
+		}
+}
+
+struct tenants *
+tenants_new(const json_t *tenants_doc, const json_t *org_doc, const struct policy *org,
+            const char *file, struct errlist *errs)
+{
+	struct tenants *ts = calloc(1, sizeof(*ts));
+	size_t before = errs->n + errs->dropped;
+	const char *name;
+	json_t *doc;
+	char at[192];
+
+	if (ts)
+		ts->t = calloc(json_object_size(tenants_doc) + 1, sizeof(*ts->t));
+	if (ts == NULL || ts->t == NULL) {
+		errlist_add(errs, file, "tenants", "out of memory");
+		tenants_free(ts);
+		return NULL;
+	}
+	json_object_foreach((json_t *)(uintptr_t)tenants_doc, name, doc)
+	{
+		snprintf(at, sizeof(at), "tenants.%s", name);
+		if (!json_is_object(doc)) {
+			errlist_add(errs, file, at, "must be an object");
+			continue;
+		}
+		errs->prefix = at;
+		load_tenant(&ts->t[ts->n++], name, doc, org_doc, org, file, errs);
+		errs->prefix = NULL;
+	}
+	check_unique(ts, file, errs);
+	if (errs->n + errs->dropped > before) {
+		tenants_free(ts);
+		return NULL;
+	}
+	return ts;
+}
+
+void
+tenants_free(struct tenants *ts)
+{
+	size_t i;
+
+	if (ts == NULL)
+		return;
+	for (i = 0; ts->t && i < ts->n; i++)
+		tenant_release(&ts->t[i]);
+	free(ts->t);
+	free(ts);
+}
+
+const struct tenant *
+tenants_by_key_digest(const struct tenants *ts, const char *hex)
+{
+	const struct tenant *found = NULL;
+	size_t a, i;
+	json_t *v;
+
+	/* Every digest is compared, found or not, so timing says nothing. */
+	for (a = 0; ts && a < ts->n; a++) {
+		json_array_foreach(ts->t[a].key_digests, i, v)
+		{
+			if (keys_equal(json_string_value(v), hex) && found == NULL)
+				found = &ts->t[a];
+		}
+	}
+	return found;
+}
+
+const struct tenant *
+tenants_by_name(const struct tenants *ts, const char *name)
+{
+	size_t a;
+
+	for (a = 0; ts && a < ts->n; a++)
+		if (strcmp(ts->t[a].name, name) == 0)
+			return &ts->t[a];
+	return NULL;
+}
+
+const struct tenant *
+tenants_by_cert(const struct tenants *ts, const char *subject, const char *const *sans,
+                size_t nsans)
+{
+	size_t a, i, k;
+	json_t *v;
+
+	for (a = 0; ts && a < ts->n; a++) {
+		json_array_foreach(ts->t[a].cert_subjects, i, v)
+		{
+			const char *want = json_string_value(v);
+
+			if (subject && strcmp(want, subject) == 0)
+				return &ts->t[a];
+			for (k = 0; k < nsans; k++)
+				if (strcmp(want, sans[k]) == 0)
+					return &ts->t[a];
+		}
+	}
+	return NULL;
+}
+
+const char *
+tenant_name(const struct tenant *t)
+{
+	return t->name;
+}
+
+const struct policy *
+tenant_policy(const struct tenant *t)
+{
+	return t->policy;
+}
+
+const struct tenant_limits *
+tenant_limits(const struct tenant *t)
+{
+	return &t->limits;
+}
+
+int
+tenant_allow_client_secrets(const struct tenant *t)
+{
+	return t->allow_client_secrets;
+}
+
+/* Whether the document's allowlist reaches this domain. */
+static int
+allowlist_covers(const json_t *np, const char *domain)
+{
+	const json_t *d;
+	size_t i;
+
+	json_array_foreach(json_object_get(np, "allowed_domains"), i, d)
+	{
+		if (domain_match(json_string_value(d), domain))
+			return 1;
+	}
+	return 0;
+}
+
+int
+tenant_inject_secrets(const struct tenant *t, json_t *doc, json_t *names)
+{
+	json_t *np = json_object_get(doc, "network_policy"), *list, *s;
+	size_t i, j;
+	int n = 0;
+
+	if (!json_is_object(np) ||
+	    strcmp(json_string_value(json_object_get(np, "type")), "allowlist") != 0)
+		return 0;
+	for (i = 0; i < t->nsecrets; i++) {
+		const struct secret *sec = &t->secrets[i];
+
+		if (!allowlist_covers(np, sec->domain))
+			continue;
+		list = json_object_get(np, "domain_secrets");
+		if (list == NULL) {
+			if (json_object_set_new(np, "domain_secrets", json_array()) < 0)
+				return -1;
+			list = json_object_get(np, "domain_secrets");
+		}
+		/* The broker's value wins over a client's of the same name. */
+		json_array_foreach(list, j, s)
+		{
+			if (strcmp(json_string_value(json_object_get(s, "name")), sec->name) == 0 &&
+			    strcmp(json_string_value(json_object_get(s, "domain")), sec->domain) ==
+			            0) {
+				json_array_remove(list, j);
+				break;
+			}
+		}
+		if (json_array_append_new(list, json_pack("{s:s, s:s, s:s#}", "domain", sec->domain,
+		                                          "name", sec->name, "value", sec->value,
+		                                          sec->len)) < 0)
+			return -1;
+		if (names)
+			json_array_append_new(names, json_string(sec->name));
+		n++;
+	}
+	return n;
+}

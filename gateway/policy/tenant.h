@@ -1,0 +1,68 @@
+/*
+ * tenant: the teams of an organization, each with its own keys, a policy
+ * that can only narrow the organization's, limits and brokered secrets.
+ *
+ * Tenants are read from the "tenants" object of the policy document and
+ * live inside the compiled policy, so a reload swaps them with it.
+ */
+#ifndef GW_TENANT_H
+#define GW_TENANT_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "lib/err.h"
+
+struct policy;
+struct tenant;
+struct tenants;
+
+/*
+ * Reads tenants_doc ({"name": {...}}). Each tenant's "policy" is merged
+ * over org_doc (the organization's policy document without "tenants") and
+ * compiled; anything it would widen beyond org is an error. Secret values
+ * are read from their environment variables or files now. Every problem is
+ * added to errs; returns NULL when there was one.
+ */
+struct tenants *tenants_new(const json_t *tenants_doc, const json_t *org_doc,
+                            const struct policy *org, const char *file, struct errlist *errs);
+void tenants_free(struct tenants *t);
+
+/* The tenant whose api_keys_sha256 holds this digest (compared in constant
+ * time), or NULL. */
+const struct tenant *tenants_by_key_digest(const struct tenants *t, const char *hex);
+
+/* The tenant named so, or NULL. */
+const struct tenant *tenants_by_name(const struct tenants *t, const char *name);
+
+/* The tenant whose client_cert_subjects lists the certificate's subject
+ * ("CN=...,O=...") or one of its subject alternative names ("DNS:...",
+ * "URI:..."), or NULL. */
+const struct tenant *tenants_by_cert(const struct tenants *t, const char *subject,
+                                     const char *const *sans, size_t nsans);
+
+const char *tenant_name(const struct tenant *t);
+const struct policy *tenant_policy(const struct tenant *t);
+
+/* Limits per tenant; 0 means none. shadow: over a limit is only audited. */
+struct tenant_limits {
+	long long creates_per_minute;
+	long long requests_per_second;
+	long long max_live_containers;
+	int shadow;
+};
+const struct tenant_limits *tenant_limits(const struct tenant *t);
+
+/* Whether clients of this tenant may send domain_secrets themselves. */
+int tenant_allow_client_secrets(const struct tenant *t);
+
+/*
+ * Adds the tenant's brokered secrets to a create document (already decided
+ * by the policy, domains normalized) for each domain its allowlist covers,
+ * replacing a client's secret of the same name and domain. Appends the
+ * names injected to names (may be NULL). Returns how many, or -1 when
+ * memory runs out.
+ */
+int tenant_inject_secrets(const struct tenant *t, json_t *doc, json_t *names);
+
+#endif
