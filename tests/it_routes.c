@@ -351,6 +351,36 @@ Test(it_routes, unknown_paths_pass_through_only_when_configured)
 	cr_expect_eq(json_array_size(hx_stub_requests()), 1);
 }
 
+/* Passing unknown paths through never skips authentication: in
+ * gateway_keys mode a request without a tenant's key is 401 there too, and
+ * nothing is forwarded with the organization's key. */
+Test(it_routes, passthrough_still_needs_a_tenants_key)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+
+	setenv("GW_TEST_ORG_KEY", "sk-org-KEY-9921", 1);
+	gw = hx_gw_start(hx_fmt("{\"tenants\":{\"t\":{\"api_keys_sha256\":[\"%s\"]}}}",
+	                        hx_key_digest("sk-tenant-KEY-1")),
+	                 "{\"routes\":{\"passthrough_unknown\":true},"
+	                 "\"auth\":{\"mode\":\"gateway_keys\"},"
+	                 "\"upstream\":{\"api_key_env\":\"GW_TEST_ORG_KEY\"}}");
+	r = hx_http("GET", hx_gw_url(gw, "/v1/models"), NULL, NULL, 0);
+	cr_expect_eq(r->status, 401, "%ld %s", r->status, r->body);
+	r = hx_http("GET", hx_gw_url(gw, "/v1/models"),
+	            (const char *[]){"Authorization: Bearer sk-not-a-tenant", NULL}, NULL, 0);
+	cr_expect_eq(r->status, 401, "%ld %s", r->status, r->body);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 0, "nothing forwarded");
+	r = hx_http("GET", hx_gw_url(gw, "/v1/models"),
+	            (const char *[]){"Authorization: Bearer sk-tenant-KEY-1", NULL}, NULL, 0);
+	cr_expect_eq(r->status, 404, "the stub's own answer: %ld %s", r->status, r->body);
+	cr_assert_eq(json_array_size(hx_stub_requests()), 1);
+	cr_expect_str_eq(hx_str(json_object_get(json_array_get(hx_stub_requests(), 0), "headers"),
+	                        "authorization"),
+	                 "Bearer sk-org-KEY-9921");
+	cr_expect_str_eq(hx_str(json_array_get(hx_audit_wait(gw, 3, 5000), 2), "tenant"), "t");
+}
+
 /* Every operation, one by one: denied by name, and relaying an upstream
  * error. */
 static const struct {

@@ -99,6 +99,52 @@ Test(it_tenants, two_tenants_get_their_own_policies)
 	                 "Bearer " DATA_KEY);
 }
 
+/* A key names its tenant however the Bearer credential is spelled, and the
+ * upstream gets it written one way; credentials that read two ways are
+ * refused and never forwarded. */
+Test(it_tenants, a_key_is_its_tenants_however_bearer_is_spelled)
+{
+	static const char *const spellings[] = {"Bearer  ", "Bearer\t", "bearer ", "BEARER \t "};
+	const char *big = "{\"name\":\"big\",\"memory_limit\":\"16g\"}";
+	const char *h[3] = {"Content-Type: application/json", NULL, NULL};
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	const char *raw, *out;
+	size_t i, n;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(NULL), NULL);
+	for (i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+		h[1] = hx_fmt("Authorization: %s%s", spellings[i], INTERN_KEY);
+		r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), h, big, strlen(big));
+		expect_code(r, 403, "memory_limit_exceeded");
+	}
+	h[1] = hx_fmt("Authorization: bearer\t%s", DATA_KEY);
+	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), h, big, strlen(big));
+	cr_expect_eq(r->status, 200, "%s", r->body);
+	cr_assert_eq(json_array_size(hx_stub_requests()), 1);
+	cr_expect_str_eq(hx_str(json_object_get(json_array_get(hx_stub_requests(), 0), "headers"),
+	                        "authorization"),
+	                 "Bearer " DATA_KEY);
+
+	/* Not a Bearer credential, or not only one. */
+	h[1] = "Authorization: Basic ZGF0YTp0ZWFt";
+	expect_code(hx_http("GET", hx_gw_url(gw, "/v1/containers"), h, NULL, 0), 401,
+	            "invalid_api_key");
+	h[1] = hx_fmt("Authorization: Bearer %s trailing", DATA_KEY);
+	expect_code(hx_http("GET", hx_gw_url(gw, "/v1/containers"), h, NULL, 0), 401,
+	            "invalid_api_key");
+	raw = hx_fmt("GET /v1/containers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+	             "Authorization: Bearer %s\r\nConnection: close\r\n\r\n",
+	             INTERN_KEY, DATA_KEY);
+	out = hx_raw(gw->port, raw, strlen(raw), 5000, 0, &n);
+	cr_assert_not_null(out);
+	cr_expect(strncmp(out, "HTTP/1.1 401 ", 13) == 0, "%s", out);
+	cr_expect_not_null(strstr(out, "ambiguous_credentials"), "%s", out);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 1, "nothing more was forwarded");
+	cr_expect_eq(json_array_size(hx_audit_wait(gw, 8, 5000)), 8, "each one audited");
+}
+
 Test(it_tenants, gateway_keys_mode_never_forwards_a_client_key)
 {
 	struct hx_gw *gw;

@@ -410,3 +410,33 @@ Test(it_tls_front, an_mtls_client_maps_to_its_tenant)
 	cr_expect_str_eq(hx_str(json_array_get(recs, 0), "tenant"), "data-team");
 	cr_expect_str_eq(hx_str(json_array_get(recs, 1), "tenant"), "ml");
 }
+
+/* A key and a client certificate that name different tenants could be
+ * read either way: refused with 401, never forwarded. The same two naming
+ * one tenant are fine. */
+Test(it_tls_front, a_key_and_a_certificate_of_different_tenants_are_refused)
+{
+	struct hx_gw *gw = start_tls(
+	        hx_fmt("{\"tenants\":{"
+	               "\"data-team\":{\"client_cert_subjects\":[\"CN=data-team-service\"],"
+	               "\"api_keys_sha256\":[\"%s\"]},"
+	               "\"ml\":{\"api_keys_sha256\":[\"%s\"]}}}",
+	               hx_key_digest("sk-data-KEY-1"), hx_key_digest("sk-ml-KEY-2")),
+	        hx_fmt("\"client_ca\":\"%s\"", cert("ca.pem")), NULL);
+	const char *h[] = {"Authorization: Bearer sk-ml-KEY-2", NULL};
+	struct hx_req rq = {.url = https(gw, "/v1/containers"),
+	                    .headers = h,
+	                    .cainfo = cert("ca.pem"),
+	                    .client_cert = cert("client.pem"),
+	                    .client_key = cert("client.key")};
+	struct hx_resp *r;
+
+	r = hx_request(&rq);
+	cr_expect_eq(r->status, 401, "%ld %s", r->status, r->body);
+	cr_expect_str_eq(hx_str(json_object_get(hx_resp_json(r), "error"), "code"),
+	                 "ambiguous_credentials", "%s", r->body);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 0);
+	h[0] = "Authorization: Bearer sk-data-KEY-1";
+	r = hx_request(&rq);
+	cr_expect_eq(r->status, 200, "%ld %s", r->status, r->body);
+}

@@ -14,12 +14,14 @@
 #include "app/reply.h"
 #include "app/request.h"
 #include "policy/schema.h"
+#include "lib/secmem.h"
 #include "server.h"
 #include "app/tenancy.h"
 #include "policy/tenant.h"
 #include "http/tls.h"
 
 #define MAX_SEGMENTS 8
+#define BEARER_MAX   900
 
 static const char *const orders[] = {"asc", "desc", NULL};
 
@@ -245,45 +247,75 @@ keep_upstream_path(struct request *r, const char *path)
 	return -1;
 }
 
+/* Refuses the request's credentials with 401. */
+static int
+unauthorized(struct request *r, const char *code, const char *message)
+{
+	reply_error(r, 401, ERR_INVALID, NULL, code, message);
+	return -1;
+}
+
 /*
  * Who is asking: the tenant whose key digest matches the bearer key, or
  * whose client_cert_subjects name the verified client certificate, or
- * none (the organization's policy applies). In gateway_keys mode a key is
- * required and must be a tenant's; the upstream then gets the
- * organization's own key instead (see proxy.c).
+ * none (the organization's policy applies). The key is read as HTTP
+ * defines a Bearer credential, whatever its spelling, and only that token
+ * is ever forwarded (see proxy.c); credentials that could be read two
+ * ways are refused. In gateway_keys mode a key is required and must be a
+ * tenant's; the upstream then gets the organization's own key instead.
  */
 static int
 authenticate(struct request *r)
 {
 	const struct policy *org = server_snapshot_policy(r->snap);
 	int gateway_keys = strcmp(server_snapshot_config(r->snap)->auth_mode, "gateway_keys") == 0;
+	const struct tenant *by_key = NULL, *by_cert = NULL;
 	char hex[KEYS_HEX_LEN + 1];
 	const char *h;
 	size_t len;
 
 	r->tenant = NULL;
+	if (httpmsg_header_count(&r->head, "Authorization") > 1)
+		return unauthorized(r, "ambiguous_credentials",
+		                    "the request has more than one Authorization header; send "
+		                    "exactly one: Authorization: Bearer <key>");
 	h = httpmsg_header(&r->head, "Authorization", &len);
-	if (h && len > 7 && strncasecmp(h, "Bearer ", 7) == 0) {
-		keys_hash_hex(h + 7, len - 7, hex);
-		r->tenant = tenants_by_key_digest(policy_tenants(org), hex);
+	if (h && keys_bearer(h, len, &r->bearer, &r->bearer_len) < 0)
+		return unauthorized(r, "invalid_api_key",
+		                    "the Authorization header must be \"Bearer <key>\": the word "
+		                    "Bearer, a space, then the key");
+	/* Longer than any key the upstream issues, and than the line that
+	 * would carry it upstream. */
+	if (r->bearer && r->bearer_len > BEARER_MAX)
+		return unauthorized(
+		        r, "invalid_api_key",
+		        "the key in the Authorization header is longer than any API key "
+		        "(at most 900 characters)");
+	if (r->bearer) {
+		keys_hash_hex(r->bearer, r->bearer_len, hex);
+		by_key = tenants_by_key_digest(policy_tenants(org), hex);
+		secmem_wipe(hex, sizeof(hex));
 	}
 	/* A service may authenticate by its verified client certificate. */
-	if (r->tenant == NULL && r->client_cert) {
+	if (r->client_cert) {
 		const char *const *sans;
 		size_t nsans;
 
 		sans = tls_peer_sans(r->client_cert, &nsans);
-		r->tenant = tenants_by_cert(policy_tenants(org), tls_peer_subject(r->client_cert),
-		                            sans, nsans);
+		by_cert = tenants_by_cert(policy_tenants(org), tls_peer_subject(r->client_cert),
+		                          sans, nsans);
 	}
-	if (gateway_keys && r->tenant == NULL) {
-		reply_error(r, 401, ERR_INVALID, NULL, h ? "invalid_api_key" : "missing_api_key",
-		            h ? "the API key is not one this gateway knows; use the key your "
-		                "organization issued for this gateway"
-		              : "send Authorization: Bearer <key>, with the key your organization "
-		                "issued for this gateway");
-		return -1;
-	}
+	if (by_key && by_cert && by_key != by_cert)
+		return unauthorized(r, "ambiguous_credentials",
+		                    "the API key and the client certificate belong to different "
+		                    "tenants; send the credentials of one");
+	r->tenant = by_key ? by_key : by_cert;
+	if (gateway_keys && r->tenant == NULL)
+		return unauthorized(r, h ? "invalid_api_key" : "missing_api_key",
+		                    h ? "the API key is not one this gateway knows; use the key "
+		                        "your organization issued for this gateway"
+		                      : "send Authorization: Bearer <key>, with the key your "
+		                        "organization issued for this gateway");
 	r->policy = r->tenant ? tenant_policy(r->tenant) : org;
 	return 0;
 }
@@ -344,6 +376,9 @@ front_route(struct request *r)
 	if (path_match == NULL && server_snapshot_config(r->snap)->passthrough_unknown &&
 	    strncmp(r->path, "/v1/", 4) == 0) {
 		r->route = &passthrough;
+		/* Unchecked, but never unauthenticated. */
+		if (authenticate(r) < 0)
+			return -1;
 		if (snprintf(up, sizeof(up), "%s%s%s", r->path + 3, r->query ? "?" : "",
 		             r->query ? r->query : "") >= (int)sizeof(up)) {
 			reply_error(r, 414, ERR_INVALID, NULL, "uri_too_long",

@@ -26,9 +26,9 @@
 #include "policy/tenant.h"
 #include "http/upstream.h"
 
-/* Client headers that go upstream; everything else stays here. */
-static const char *const forwarded_headers[] = {"Authorization", "OpenAI-Organization",
-                                                "OpenAI-Project", NULL};
+/* Client headers that go upstream besides the key; everything else stays
+ * here. */
+static const char *const forwarded_headers[] = {"OpenAI-Organization", "OpenAI-Project", NULL};
 
 #define MAX_UP_HEADERS 8
 #define HEADER_LINE    1024
@@ -50,7 +50,8 @@ add_header(struct header_lines *h, const char *name, const char *value)
 }
 
 /* Builds the upstream's header lines; they may hold the client's key, so
- * the caller wipes them once the call has copied them. */
+ * the caller wipes them once the call has copied them. The key is the
+ * one authentication identified, written canonically. */
 static void
 upstream_headers(const struct request *r, struct header_lines *h, int has_body)
 {
@@ -64,10 +65,12 @@ upstream_headers(const struct request *r, struct header_lines *h, int has_body)
 	if (gateway_keys && upstream_key) {
 		snprintf(value, sizeof(value), "Bearer %s", upstream_key);
 		add_header(h, "Authorization", value);
+	} else if (!gateway_keys && r->bearer && r->bearer_len < sizeof(value) - 8) {
+		snprintf(value, sizeof(value), "Bearer %.*s", (int)r->bearer_len, r->bearer);
+		add_header(h, "Authorization", value);
 	}
 	for (i = 0; forwarded_headers[i]; i++)
-		if ((!gateway_keys || i > 0) &&
-		    request_header(r, forwarded_headers[i], value, sizeof(value)))
+		if (request_header(r, forwarded_headers[i], value, sizeof(value)))
 			add_header(h, forwarded_headers[i], value);
 	if (has_body)
 		add_header(h, "Content-Type", "application/json");

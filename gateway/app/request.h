@@ -96,6 +96,12 @@ struct request {
 	 * tls_peer_sans() (tls.h) say who it names, for tenants_by_cert(). */
 	struct tls_peer *client_cert;
 
+	/* The bearer key as authentication read it, pointing into head_buf;
+	 * NULL when the request sent none. What goes upstream is built from
+	 * this, never from the client's spelling of the header. */
+	const char *bearer;
+	size_t bearer_len;
+
 	/* The head, copied out of the connection's buffer. */
 	char *head_buf;
 	struct httpmsg_head head;

@@ -438,27 +438,42 @@ httpmsg_parse(const char *buf, size_t len, size_t max_head, struct httpmsg_head 
 	return 0;
 }
 
+/* Whether header field f is called name (n bytes), in any case. */
+static int
+named(const struct httpmsg_header *f, const char *name, size_t n)
+{
+	size_t j;
+
+	if (f->name_len != n)
+		return 0;
+	for (j = 0; j < n; j++)
+		if (ascii_lower((unsigned char)f->name[j]) != ascii_lower((unsigned char)name[j]))
+			return 0;
+	return 1;
+}
+
 const char *
 httpmsg_header(const struct httpmsg_head *h, const char *name, size_t *len)
 {
 	size_t i, n = strlen(name);
 
 	for (i = 0; i < h->nheaders; i++) {
-		const struct httpmsg_header *f = &h->headers[i];
-		size_t j;
-
-		if (f->name_len != n)
-			continue;
-		for (j = 0; j < n; j++)
-			if (ascii_lower((unsigned char)f->name[j]) !=
-			    ascii_lower((unsigned char)name[j]))
-				break;
-		if (j == n) {
-			*len = f->value_len;
-			return f->value;
+		if (named(&h->headers[i], name, n)) {
+			*len = h->headers[i].value_len;
+			return h->headers[i].value;
 		}
 	}
 	return NULL;
+}
+
+size_t
+httpmsg_header_count(const struct httpmsg_head *h, const char *name)
+{
+	size_t i, n = strlen(name), k = 0;
+
+	for (i = 0; i < h->nheaders; i++)
+		k += (size_t)named(&h->headers[i], name, n);
+	return k;
 }
 
 /*

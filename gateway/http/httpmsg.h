@@ -60,6 +60,9 @@ ssize_t httpmsg_parse(const char *buf, size_t len, size_t max_head, struct httpm
  * *len receives its length. */
 const char *httpmsg_header(const struct httpmsg_head *h, const char *name, size_t *len);
 
+/* How many header fields are called name (case-insensitive). */
+size_t httpmsg_header_count(const struct httpmsg_head *h, const char *name);
+
 struct httpmsg_chunked;
 
 struct httpmsg_chunked *httpmsg_chunked_new(void);

@@ -52,6 +52,42 @@ keys_equal(const char *a, const char *b)
 	return CRYPTO_memcmp(la, lb, KEYS_HEX_LEN) == 0;
 }
 
+static int
+token68_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+}
+
+int
+keys_bearer(const char *value, size_t n, const char **token, size_t *len)
+{
+	static const char scheme[] = "bearer";
+	size_t i, start;
+
+	if (n <= sizeof(scheme) - 1)
+		return -1;
+	for (i = 0; i < sizeof(scheme) - 1; i++)
+		if ((value[i] | 0x20) != scheme[i])
+			return -1;
+	if (value[i] != ' ' && value[i] != '\t')
+		return -1;
+	while (i < n && (value[i] == ' ' || value[i] == '\t'))
+		i++;
+	start = i;
+	while (i < n && token68_char((unsigned char)value[i]))
+		i++;
+	if (i == start)
+		return -1;
+	while (i < n && value[i] == '=')
+		i++;
+	if (i != n)
+		return -1;
+	*token = value + start;
+	*len = n - start;
+	return 0;
+}
+
 int
 keys_main(int argc, char **argv)
 {
