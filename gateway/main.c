@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/config.h"
 #include "audit/auditverify.h"
 #include "lib/err.h"
 #include "eval.h"
@@ -45,6 +46,34 @@ print_errors(const struct errlist *errs)
 		fprintf(stderr, "(%zu more errors not shown)\n", errs->dropped);
 }
 
+static void
+release_config(void *arg)
+{
+	config_free(arg);
+}
+
+/* audit-verify --config: the audit keys the config names. */
+static int
+audit_keys(const char *path, struct auditverify_keys *keys, struct errlist *errs)
+{
+	struct config *cfg = config_load(path, errs);
+
+	if (cfg == NULL)
+		return -1;
+	keys->key = (const unsigned char *)cfg->audit_key;
+	keys->keylen = cfg->audit_key_len;
+	keys->signing_key_file = cfg->audit_signing_key_file;
+	keys->release = release_config;
+	keys->arg = cfg;
+	return 0;
+}
+
+static int
+audit_verify_main(int argc, char **argv)
+{
+	return auditverify_main(argc, argv, audit_keys);
+}
+
 /* Commands other than serving: the first argument names them, and each
  * takes the rest of the command line. */
 static const struct subcommand {
@@ -53,7 +82,7 @@ static const struct subcommand {
 } subcommands[] = {
         {"hash-key", keys_main},
         {"eval", eval_main},
-        {"audit-verify", auditverify_main},
+        {"audit-verify", audit_verify_main},
         {NULL, NULL},
 };
 

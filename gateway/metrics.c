@@ -243,7 +243,7 @@ histogram(struct out *o, const char *name, const char *help, const struct histog
 }
 
 static void
-events(struct out *o, const struct metrics *m)
+events(struct out *o, const struct metrics *m, const struct metrics_state *st)
 {
 	size_t i;
 
@@ -267,7 +267,7 @@ events(struct out *o, const struct metrics *m)
 	           m->events[METRICS_CONN_DROPPED]);
 	scalar(o, "gateway_tls_handshake_failures_total", "counter",
 	       "TLS handshakes with clients that failed (including refused client certificates).",
-	       (double)m->events[METRICS_TLS_HANDSHAKE_FAILED]);
+	       (double)st->tls_handshake_failures);
 	head(o, "gateway_config_reloads_total", "counter",
 	     "Reloads of the config and policy (SIGHUP), by result.");
 	out_printf(o, "gateway_config_reloads_total{result=\"success\"} %llu\n",
@@ -340,7 +340,7 @@ render(const struct metrics *m, const struct metrics_state *st, struct out *o)
 	       (double)st->connections);
 	scalar(o, "gateway_audit_write_failures_total", "counter",
 	       "Audit records that could not be written.", (double)st->audit_failures);
-	events(o, m);
+	events(o, m, st);
 	scalar(o, "gateway_config_last_reload_success_timestamp_seconds", "gauge",
 	       "When the config and policy in force were loaded (Unix time).",
 	       (double)st->last_reload_ok);

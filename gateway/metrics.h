@@ -29,7 +29,6 @@ enum metrics_event {
 	METRICS_CONN_ACCEPTED,
 	METRICS_CONN_OVER_LIMIT, /* beyond limits.max_connections: answered 503 */
 	METRICS_CONN_DROPPED,    /* beyond that too: closed at accept */
-	METRICS_TLS_HANDSHAKE_FAILED,
 	METRICS_RELOAD_OK,
 	METRICS_RELOAD_FAILED,
 	METRICS_NEVENTS
@@ -48,10 +47,11 @@ struct metrics_state {
 	size_t connections;           /* client connections open */
 	size_t inflight;              /* requests being handled */
 	unsigned long audit_failures; /* audit records lost since start */
-	time_t started;               /* process start */
-	time_t last_reload_ok;        /* last successful load of config and policy */
-	time_t cert_not_after;        /* the listener's certificate; 0: no TLS */
-	int ready;                    /* what /readyz says */
+	unsigned long tls_handshake_failures;
+	time_t started;        /* process start */
+	time_t last_reload_ok; /* last successful load of config and policy */
+	time_t cert_not_after; /* the listener's certificate; 0: no TLS */
+	int ready;             /* what /readyz says */
 };
 
 /* Appends every metric to out; -1 when memory runs out. */

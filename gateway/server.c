@@ -17,17 +17,18 @@
 #include <unistd.h>
 
 #include "admin.h"
-#include "audit/audit.h"
 #include "app/config.h"
+#include "app/context.h"
+#include "app/front.h"
+#include "app/snapshot.h"
+#include "app/store.h"
+#include "audit/audit.h"
 #include "http/conn.h"
+#include "http/tls.h"
+#include "http/upstream.h"
 #include "lib/log.h"
 #include "metrics.h"
 #include "policy/policy.h"
-#include "app/reply.h"
-#include "app/request.h"
-#include "app/store.h"
-#include "http/tls.h"
-#include "http/upstream.h"
 
 /* Connections past limits.max_connections that are still read far enough
  * to get a 503 with an audit record; past these, sockets are closed as
@@ -39,55 +40,36 @@
  * to reach their clients. */
 #define ABORT_FLUSH_MS 1000
 
-#define READY_CHECKS_MAX 8
-
-/* Requests on every worker hold references, so the count is atomic. */
-struct server_snapshot {
-	atomic_ulong refs;
-	struct config *cfg;
-	struct policy *policy;
-	struct tls_server *tls; /* NULL: plain HTTP */
-};
-
-struct ready_check {
-	char name[32];
-	server_ready_fn fn;
-	void *arg;
-};
-
 /*
  * One per event loop. The first (main) also owns what the workers share:
  * the audit log, the metrics, the signals and the admin listener; each
  * worker has its own loop, thread, listening socket (SO_REUSEPORT),
- * upstream client, store connection and requests, and hears the main
- * loop's reloads and stops through its command pipe.
+ * transport, app context, upstream client and store connection, and hears
+ * the main loop's reloads and stops through its command pipe.
  */
 struct server {
 	struct server *main; /* NULL on the main loop */
 	size_t index;        /* 0 on the main loop, 1.. for workers */
 	struct event_base *base;
 	char *config_path;
-	struct server_snapshot *snap; /* in force; the server holds one reference */
+	struct snapshot *snap; /* in force; the server holds one reference */
 	struct upstream *upstream;
 	struct store *store;
 	struct audit *audit;      /* a worker borrows the main loop's */
 	unsigned long audit_lost; /* records lost by audit logs since reopened */
 	atomic_ulong audit_seen;  /* audit_failures() after the last record */
 	atomic_int audit_failing; /* the last record could not be written */
+	struct context *ctx;      /* the gateway's requests on this loop */
+	struct conn_loop *conns;  /* the client connections on this loop */
 	struct evconnlistener *listener;
 	struct admin *admin;
 	struct metrics *metrics;
-	struct conn_limits limits;
 	struct event *sigint, *sigterm, *sighup, *sigusr1, *drain;
 	int draining, aborted;
 	long drain_waited_ms, abort_waited_ms;
-	struct request *live; /* requests in flight on this loop */
-	size_t nlive;
 	atomic_size_t inflight; /* main: every loop's requests */
 	char *pid_file;         /* written at start, removed at exit */
 	time_t started, loaded;
-	struct ready_check checks[READY_CHECKS_MAX];
-	size_t nchecks;
 
 	/* main: the other loops */
 	struct server **workers;
@@ -98,8 +80,8 @@ struct server {
 	atomic_int stopped; /* its loop has ended */
 	int cmd[2];         /* commands from the main loop, a byte each */
 	struct event *cmd_ev;
-	pthread_mutex_t mu;           /* guards next */
-	struct server_snapshot *next; /* handed over by a reload */
+	pthread_mutex_t mu;    /* guards next */
+	struct snapshot *next; /* handed over by a reload */
 };
 
 /* Commands to a worker. */
@@ -113,159 +95,39 @@ root(const struct server *s)
 	return s->main ? s->main : (struct server *)(uintptr_t)s;
 }
 
-/* ---- snapshots ---- */
-
-/* Takes cfg, policy and tls. */
-static struct server_snapshot *
-snapshot_new(struct config *cfg, struct policy *policy, struct tls_server *tls)
+static const struct config *
+cfg_of(const struct server *s)
 {
-	struct server_snapshot *snap = calloc(1, sizeof(*snap));
-
-	if (snap == NULL)
-		return NULL;
-	atomic_init(&snap->refs, 1);
-	snap->cfg = cfg;
-	snap->policy = policy;
-	snap->tls = tls;
-	return snap;
+	return snapshot_config(s->snap);
 }
 
-static struct server_snapshot *
-snapshot_ref(struct server_snapshot *snap)
-{
-	atomic_fetch_add_explicit(&snap->refs, 1, memory_order_relaxed);
-	return snap;
-}
-
+/* Makes snap (a new reference) the one in force on s's loop: for requests
+ * and connections starting from now. */
 static void
-snapshot_release(struct server_snapshot *snap)
+take_snapshot(struct server *s, struct snapshot *snap)
 {
-	if (snap == NULL || atomic_fetch_sub_explicit(&snap->refs, 1, memory_order_acq_rel) > 1)
-		return;
-	tls_server_free(snap->tls);
-	policy_free(snap->policy);
-	config_free(snap->cfg);
-	free(snap);
+	struct conn_limits limits;
+
+	if (snap != s->snap) {
+		snapshot_release(s->snap);
+		s->snap = snapshot_ref(snap);
+	}
+	config_conn_limits(cfg_of(s), &limits);
+	if (s->conns) {
+		conn_loop_set_limits(s->conns, &limits);
+		conn_loop_set_tls(s->conns, snapshot_tls(snap));
+	}
+	if (s->ctx)
+		context_set_snapshot(s->ctx, snap);
 }
 
-const struct config *
-server_snapshot_config(const struct server_snapshot *snap)
+/* Called once per request, right after its audit record was written:
+ * counts it in the metrics and notes whether the audit log still takes
+ * records. */
+static void
+on_request_done(void *arg, const struct audit_event *ev)
 {
-	return snap->cfg;
-}
-
-const struct policy *
-server_snapshot_policy(const struct server_snapshot *snap)
-{
-	return snap->policy;
-}
-
-/* ---- accessors ---- */
-
-struct event_base *
-server_base(const struct server *s)
-{
-	return s->base;
-}
-
-const struct config *
-server_config(const struct server *s)
-{
-	return s->snap->cfg;
-}
-
-const struct policy *
-server_policy(const struct server *s)
-{
-	return s->snap->policy;
-}
-
-struct upstream *
-server_upstream(const struct server *s)
-{
-	return s->upstream;
-}
-
-struct store *
-server_store(const struct server *s)
-{
-	return s->store;
-}
-
-struct audit *
-server_audit(const struct server *s)
-{
-	return s->audit;
-}
-
-const struct conn_limits *
-server_limits(const struct server *s)
-{
-	return &s->limits;
-}
-
-struct metrics *
-server_metrics(const struct server *s)
-{
-	return s->metrics;
-}
-
-struct tls_server *
-server_tls(const struct server *s)
-{
-	return s->snap->tls;
-}
-
-size_t
-server_inflight(const struct server *s)
-{
-	return atomic_load_explicit(&root(s)->inflight, memory_order_relaxed);
-}
-
-int
-server_draining(const struct server *s)
-{
-	return s->draining;
-}
-
-/* ---- requests ---- */
-
-struct server_snapshot *
-server_request_begin(struct server *s, struct request *r)
-{
-	if (s == NULL)
-		return NULL;
-	r->live_prev = NULL;
-	r->live_next = s->live;
-	if (s->live)
-		s->live->live_prev = r;
-	s->live = r;
-	s->nlive++;
-	atomic_fetch_add_explicit(&root(s)->inflight, 1, memory_order_relaxed);
-	return snapshot_ref(s->snap);
-}
-
-void
-server_request_end(struct server *s, struct request *r)
-{
-	if (s == NULL)
-		return;
-	if (r->live_prev)
-		r->live_prev->live_next = r->live_next;
-	else if (s->live == r)
-		s->live = r->live_next;
-	if (r->live_next)
-		r->live_next->live_prev = r->live_prev;
-	r->live_prev = r->live_next = NULL;
-	s->nlive--;
-	atomic_fetch_sub_explicit(&root(s)->inflight, 1, memory_order_relaxed);
-	snapshot_release(r->snap);
-	r->snap = NULL;
-}
-
-void
-server_request_done(struct server *s, const struct audit_event *ev)
-{
+	struct server *s = arg;
 	struct server *m = root(s);
 	unsigned long failures = audit_failures(s->audit);
 
@@ -273,45 +135,46 @@ server_request_done(struct server *s, const struct audit_event *ev)
 	atomic_store(&m->audit_failing, failures != atomic_exchange(&m->audit_seen, failures));
 }
 
-/* Answers every request still in flight with a 503: the grace period is
- * over. Each gets its audit record, as any other answer. */
+/* The loop's transport and app context, and its listener, over the parts
+ * already made. */
+static int
+serve_on_loop(struct server *s, struct errlist *errs)
+{
+	struct conn_limits limits;
+
+	config_conn_limits(cfg_of(s), &limits);
+	s->ctx = context_new(s->base, s->upstream, s->store, s->audit, s->snap, &root(s)->inflight);
+	if (s->ctx) {
+		s->ctx->done = on_request_done;
+		s->ctx->done_arg = s;
+		s->conns = conn_loop_new(s->base, &front_handler, s->ctx, &limits);
+	}
+	if (s->ctx == NULL || s->conns == NULL) {
+		errlist_add(errs, cfg_of(s)->file, NULL, "out of memory");
+		return -1;
+	}
+	conn_loop_set_tls(s->conns, snapshot_tls(s->snap));
+	return 0;
+}
+
+/* Ends every request still in flight on s's loop with a 503: the grace
+ * period is over. Each gets its answer and audit record, as any other. */
 static void
 abort_requests(struct server *s)
 {
-	struct request *r, *next;
 	struct err e;
 
 	s->aborted = 1;
-	if (s->nlive)
-		log_warn("stopping %zu request(s) still in flight", s->nlive);
+	if (s->ctx == NULL)
+		return;
+	if (s->ctx->nlive)
+		log_warn("stopping %zu request(s) still in flight", s->ctx->nlive);
 	err_set(&e, 503, ERR_INTERNAL, "shutting_down", NULL,
 	        "the gateway is shutting down and stopped this request; try again");
-	for (r = s->live; r; r = next) {
-		next = r->live_next;
-		if (r->replied)
-			continue;
-		if (r->stream_status)
-			reply_stream_end(r, &e);
-		else
-			reply_err(r, &e);
-	}
+	front_abort(s->ctx, &e);
 }
 
 /* ---- readiness and metrics ---- */
-
-int
-server_add_ready_check(struct server *s, const char *name, server_ready_fn fn, void *arg)
-{
-	struct ready_check *c;
-
-	if (s->nchecks == READY_CHECKS_MAX)
-		return -1;
-	c = &s->checks[s->nchecks++];
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	c->fn = fn;
-	c->arg = arg;
-	return 0;
-}
 
 /* Whether the audit log at path can be written now: the file opens for
  * appending, or, if it is gone (rotated), its folder takes a new one. */
@@ -357,7 +220,7 @@ int
 server_ready(struct server *s, char *why, size_t n)
 {
 	char reason[300];
-	size_t o = 0, i;
+	size_t o = 0;
 	int ready = 1;
 
 	why[0] = '\0';
@@ -373,15 +236,10 @@ server_ready(struct server *s, char *why, size_t n)
 		NOT_READY("shutting down");
 	if (s->audit_failing || !audit_available(s->audit))
 		NOT_READY("the last audit record could not be written");
-	if (!audit_path_writable(server_config(s)->audit_path, reason, sizeof(reason)))
+	if (!audit_path_writable(cfg_of(s)->audit_path, reason, sizeof(reason)))
 		NOT_READY("%s", reason);
 	if (s->store && !store_reachable(s->store))
-		NOT_READY("the %s store is unreachable", server_config(s)->store_type);
-	for (i = 0; i < s->nchecks; i++) {
-		reason[0] = '\0';
-		if (!s->checks[i].fn(s->checks[i].arg, reason, sizeof(reason)))
-			NOT_READY("%s: %s", s->checks[i].name, reason);
-	}
+		NOT_READY("the %s store is unreachable", cfg_of(s)->store_type);
 #undef NOT_READY
 	return ready;
 }
@@ -393,13 +251,26 @@ server_render_metrics(struct server *s, struct evbuffer *out)
 	char why[512];
 
 	st.connections = conn_total();
-	st.inflight = server_inflight(s);
+	st.inflight = atomic_load_explicit(&root(s)->inflight, memory_order_relaxed);
 	st.audit_failures = s->audit_lost + audit_failures(s->audit);
+	st.tls_handshake_failures = conn_tls_failures();
 	st.started = s->started;
 	st.last_reload_ok = s->loaded;
-	st.cert_not_after = tls_server_not_after(s->snap->tls);
+	st.cert_not_after = tls_server_not_after(snapshot_tls(s->snap));
 	st.ready = server_ready(s, why, sizeof(why));
 	return metrics_render(s->metrics, &st, out);
+}
+
+static int
+ready_of(void *arg, char *why, size_t n)
+{
+	return server_ready(arg, why, n);
+}
+
+static int
+metrics_of(void *arg, struct evbuffer *out)
+{
+	return server_render_metrics(arg, out);
 }
 
 /* ---- building from a config ---- */
@@ -457,18 +328,6 @@ check_pin(const struct config *c, struct errlist *errs)
 	}
 }
 
-static void
-set_limits(struct server *s)
-{
-	const struct config *c = server_config(s);
-
-	s->limits.max_head = (size_t)c->max_header_bytes;
-	s->limits.max_body = (size_t)c->max_body_bytes;
-	s->limits.header_timeout_ms = (long)c->header_timeout_ms;
-	s->limits.body_timeout_ms = (long)c->body_timeout_ms;
-	s->limits.idle_timeout_ms = (long)c->idle_timeout_ms;
-}
-
 /* Sends the operational log (stderr) to path, appended to; "-" leaves it
  * on stderr. Reopening the same path after rotation starts a new file. */
 static int
@@ -497,7 +356,7 @@ open_log(const char *path, char *why, size_t n)
 static int
 write_pid_file(struct server *s, const char *path, struct errlist *errs)
 {
-	const char *file = server_config(s)->file;
+	const char *file = cfg_of(s)->file;
 	char buf[32];
 	ssize_t n;
 	long pid;
@@ -582,9 +441,9 @@ command(struct server *w, char cmd)
 
 /* Gives a worker a reference to snap, to take at its next turn. */
 static void
-hand_snapshot(struct server *w, struct server_snapshot *snap)
+hand_snapshot(struct server *w, struct snapshot *snap)
 {
-	struct server_snapshot *old;
+	struct snapshot *old;
 
 	pthread_mutex_lock(&w->mu);
 	old = w->next;
@@ -600,8 +459,8 @@ static void
 reload(struct server *s)
 {
 	struct errlist *errs = calloc(1, sizeof(*errs));
-	const struct config *old = server_config(s);
-	struct server_snapshot *snap = NULL;
+	const struct config *old = cfg_of(s);
+	struct snapshot *snap = NULL;
 	struct config *cfg = NULL;
 	struct policy *policy = NULL;
 	struct tls_server *tls = NULL;
@@ -619,7 +478,7 @@ reload(struct server *s)
 	if (cfg == NULL)
 		goto fail;
 	policy = policy_load(cfg->policy_file, errs);
-	if (tls_build(cfg, &tls, errs) == 0 && (tls == NULL) != (s->snap->tls == NULL))
+	if (tls_build(cfg, &tls, errs) == 0 && (tls == NULL) != (snapshot_tls(s->snap) == NULL))
 		errlist_add(errs, cfg->file, "tls", "turning TLS on or off needs a restart");
 	if (cfg->admin_listen)
 		(void)admin_check_addr(cfg->admin_listen, cfg->file, errs);
@@ -635,7 +494,7 @@ reload(struct server *s)
 		struct audit_settings as;
 
 		err_clear(&e);
-		audit_settings_from(cfg, &as);
+		config_audit_settings(cfg, &as);
 		audit = audit_open_with(s->base, &as, &e);
 		if (audit == NULL) {
 			errlist_add(errs, cfg->file, "audit.path", "%s", e.message);
@@ -655,19 +514,19 @@ reload(struct server *s)
 		s->audit_lost += audit_failures(s->audit);
 		audit_free(s->audit);
 		s->audit = audit;
+		s->ctx->audit = audit;
 		s->audit_seen = 0;
 		s->audit_failing = 0;
 	}
-	snapshot_release(s->snap); /* requests still using it keep it alive */
-	s->snap = snap;
-	set_limits(s);
+	take_snapshot(s, snap);
 	for (i = 0; i < s->nworkers; i++)
 		hand_snapshot(s->workers[i], snap);
+	snapshot_release(snap); /* the server and the workers hold theirs */
 	log_set_level((enum log_level)log_level_parse(cfg->log_level));
 	s->loaded = time(NULL);
 	metrics_count(s->metrics, METRICS_RELOAD_OK);
 	log_info("reloaded %s (policy %s%s)", cfg->file, cfg->policy_file,
-	         snap->tls ? ", TLS certificate and key" : "");
+	         snapshot_tls(s->snap) ? ", TLS certificate and key" : "");
 	free(errs);
 	return;
 fail:
@@ -713,9 +572,10 @@ static void
 on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	struct server *s = arg;
-	size_t max = (size_t)server_config(s)->max_connections, n = conn_total();
+	size_t max = (size_t)cfg_of(s)->max_connections, n = conn_total();
 
 	(void)l;
+	(void)salen;
 	if (n >= max + OVERFLOW_CONNS) {
 		metrics_count(s->metrics, METRICS_CONN_DROPPED);
 		evutil_closesocket(fd);
@@ -725,7 +585,7 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 		metrics_count(s->metrics, METRICS_CONN_OVER_LIMIT);
 	else
 		metrics_accepted(s->metrics, s->index);
-	(void)conn_new(s, fd, sa, salen, n >= max);
+	conn_accept(s->conns, fd, sa, n >= max);
 }
 
 static void
@@ -739,7 +599,7 @@ on_accept_error(struct evconnlistener *l, void *arg)
 static struct evconnlistener *
 listen_on(struct server *s, struct errlist *errs)
 {
-	const struct config *c = server_config(s);
+	const struct config *c = cfg_of(s);
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 	char addr[300];
@@ -782,6 +642,18 @@ workers_stopped(const struct server *s)
 	return 1;
 }
 
+static size_t
+loop_requests(const struct server *s)
+{
+	return s->ctx ? s->ctx->nlive : 0;
+}
+
+static size_t
+loop_connections(const struct server *s)
+{
+	return s->conns ? conn_loop_count(s->conns) : 0;
+}
+
 /* Once stopping, checks every DRAIN_TICK_MS whether the last request is
  * done; past the grace period, stops what is left. The main loop ends
  * last, since the audit log's retries run on it. */
@@ -793,18 +665,19 @@ on_drain_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	conn_drain();
+	if (s->conns)
+		conn_loop_drain(s->conns);
 	if (s->aborted) {
-		if ((conn_count() == 0 || s->abort_waited_ms >= ABORT_FLUSH_MS) &&
+		if ((loop_connections(s) == 0 || s->abort_waited_ms >= ABORT_FLUSH_MS) &&
 		    workers_stopped(s)) {
 			event_base_loopexit(s->base, NULL);
 			return;
 		}
 		s->abort_waited_ms += DRAIN_TICK_MS;
-	} else if (s->nlive == 0 && conn_count() == 0 && workers_stopped(s)) {
+	} else if (loop_requests(s) == 0 && loop_connections(s) == 0 && workers_stopped(s)) {
 		event_base_loopexit(s->base, NULL);
 		return;
-	} else if (s->drain_waited_ms >= server_config(s)->shutdown_grace_ms) {
+	} else if (s->drain_waited_ms >= cfg_of(s)->shutdown_grace_ms) {
 		abort_requests(s);
 	} else {
 		s->drain_waited_ms += DRAIN_TICK_MS;
@@ -843,7 +716,8 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	log_info("signal %d: no longer accepting; finishing %zu request(s) for at most %lld ms",
-	         (int)sig, server_inflight(s), server_config(s)->shutdown_grace_ms);
+	         (int)sig, atomic_load_explicit(&s->inflight, memory_order_relaxed),
+	         cfg_of(s)->shutdown_grace_ms);
 	for (i = 0; i < s->nworkers; i++)
 		command(s->workers[i], CMD_STOP);
 	drain(s);
@@ -854,7 +728,7 @@ static void
 on_command(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *w = arg;
-	struct server_snapshot *snap;
+	struct snapshot *snap;
 	char cmds[64];
 	ssize_t n, i;
 
@@ -868,9 +742,8 @@ on_command(evutil_socket_t fd, short what, void *arg)
 				w->next = NULL;
 				pthread_mutex_unlock(&w->mu);
 				if (snap) {
-					snapshot_release(w->snap);
-					w->snap = snap;
-					set_limits(w);
+					take_snapshot(w, snap);
+					snapshot_release(snap);
 				}
 				break;
 			case CMD_STOP:
@@ -905,7 +778,7 @@ static void
 on_usr1(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *s = arg;
-	const struct config *c = server_config(s);
+	const struct config *c = cfg_of(s);
 	char why[300];
 	struct err e;
 
@@ -936,23 +809,6 @@ add_signal(struct server *s, int sig, event_callback_fn fn)
 	return ev;
 }
 
-/* ---- life ---- */
-
-static void
-upstream_settings_of(const struct config *c, struct upstream_settings *us)
-{
-	memset(us, 0, sizeof(*us));
-	us->base_url = c->upstream_base_url;
-	us->timeout_ms = (long)c->upstream_timeout_ms;
-	us->connect_timeout_ms = (long)c->upstream_connect_timeout_ms;
-	us->max_response_bytes = (size_t)c->upstream_max_response_bytes;
-	us->max_idle_connections = (long)c->upstream_max_idle_connections;
-	us->max_inflight = (long)c->max_inflight;
-	us->ca_file = c->upstream_ca_file;
-	us->insecure_skip_verify = c->upstream_insecure_skip_verify;
-	us->pinned_pubkey = c->upstream_pinned_pubkey;
-}
-
 /* ---- workers ---- */
 
 /* A worker's own loop and the parts that live on it; the shared ones are
@@ -960,7 +816,7 @@ upstream_settings_of(const struct config *c, struct upstream_settings *us)
 static struct server *
 worker_new(struct server *m, struct errlist *errs)
 {
-	const struct config *c = server_config(m);
+	const struct config *c = cfg_of(m);
 	struct upstream_settings us;
 	struct server *w = calloc(1, sizeof(*w));
 	struct err e;
@@ -977,7 +833,6 @@ worker_new(struct server *m, struct errlist *errs)
 	w->snap = snapshot_ref(m->snap);
 	w->audit = m->audit;
 	w->metrics = m->metrics;
-	w->limits = m->limits;
 	w->base = event_base_new();
 	/* Both ends non-blocking: the main loop never waits on a worker. */
 	if (w->base == NULL || pipe(w->cmd) < 0 || fcntl(w->cmd[0], F_SETFL, O_NONBLOCK) < 0 ||
@@ -990,7 +845,7 @@ worker_new(struct server *m, struct errlist *errs)
 		errlist_add(errs, c->file, "workers", "cannot set up a worker's event loop");
 		goto fail;
 	}
-	upstream_settings_of(c, &us);
+	config_upstream_settings(c, &us);
 	w->upstream = upstream_new(w->base, &us, &e);
 	if (w->upstream == NULL) {
 		errlist_add(errs, c->file, "upstream", "%s", e.message);
@@ -1001,6 +856,8 @@ worker_new(struct server *m, struct errlist *errs)
 		errlist_add(errs, c->file, "store", "%s", e.message);
 		goto fail;
 	}
+	if (serve_on_loop(w, errs) < 0)
+		goto fail;
 	w->listener = listen_on(w, errs);
 	if (w->listener == NULL)
 		goto fail;
@@ -1014,14 +871,14 @@ fail:
 static int
 add_workers(struct server *s, struct errlist *errs)
 {
-	size_t n = (size_t)server_config(s)->workers - 1;
+	size_t n = (size_t)cfg_of(s)->workers - 1;
 
 	if (n == 0)
 		return 0;
 	metrics_workers(s->metrics, n + 1);
 	s->workers = calloc(n, sizeof(struct server *));
 	if (s->workers == NULL) {
-		errlist_add(errs, server_config(s)->file, "workers", "out of memory");
+		errlist_add(errs, cfg_of(s)->file, "workers", "out of memory");
 		return -1;
 	}
 	for (; s->nworkers < n; s->nworkers++)
@@ -1030,24 +887,28 @@ add_workers(struct server *s, struct errlist *errs)
 	return 0;
 }
 
-/* What a worker's loop leaves when it ends: run on its own thread, since
- * its connections and callbacks belong to it. */
+/* What a loop leaves when it ends, on its own thread (own_thread) or when
+ * it never ran: what is in flight is ended and answered, connections
+ * close, and the parts that live on the loop go. */
 static void
-worker_end(struct server *w, int own_thread)
+loop_end(struct server *s, int own_thread)
 {
-	if (w->listener) {
-		evconnlistener_free(w->listener);
-		w->listener = NULL;
+	if (s->listener) {
+		evconnlistener_free(s->listener);
+		s->listener = NULL;
 	}
-	if (w->nlive)
-		abort_requests(w);
-	if (own_thread)
-		conn_close_all();
-	upstream_free(w->upstream);
-	w->upstream = NULL;
-	store_free(w->store);
-	w->store = NULL;
-	audit_detach(w->audit, w->base);
+	if (loop_requests(s))
+		abort_requests(s);
+	if (own_thread || s->main == NULL) {
+		conn_loop_free(s->conns);
+		s->conns = NULL;
+	}
+	context_free(s->ctx);
+	s->ctx = NULL;
+	upstream_free(s->upstream);
+	s->upstream = NULL;
+	store_free(s->store);
+	s->store = NULL;
 }
 
 static void *
@@ -1057,7 +918,8 @@ worker_run(void *arg)
 
 	if (event_base_dispatch(w->base) < 0)
 		log_error("a worker's event loop failed");
-	worker_end(w, 1);
+	loop_end(w, 1);
+	audit_detach(w->audit, w->base);
 	atomic_store(&w->stopped, 1);
 	return NULL;
 }
@@ -1104,12 +966,16 @@ stop_workers(struct server *s)
 	}
 }
 
+/* ---- life ---- */
+
 struct server *
 server_new(const char *config_path, struct errlist *errs)
 {
 	struct upstream_settings us;
+	struct audit_settings as;
 	struct config *cfg = NULL;
 	struct policy *policy = NULL;
+	struct tls_server *tls = NULL;
 	struct server *s;
 	char why[300];
 	struct err e;
@@ -1118,6 +984,7 @@ server_new(const char *config_path, struct errlist *errs)
 	if (s == NULL)
 		return NULL;
 	err_clear(&e);
+	atomic_init(&s->inflight, 0);
 	s->started = time(NULL);
 	s->config_path = strdup(config_path);
 	s->metrics = metrics_new();
@@ -1132,52 +999,48 @@ server_new(const char *config_path, struct errlist *errs)
 		errlist_add(errs, cfg->file, "log.path", "%s", why);
 	log_set_level((enum log_level)log_level_parse(cfg->log_level));
 	policy = policy_load(cfg->policy_file, errs);
-	if (policy == NULL)
+	if (policy == NULL || tls_build(cfg, &tls, errs) < 0)
 		goto fail;
-	s->snap = snapshot_new(cfg, policy, NULL);
+	s->snap = snapshot_new(cfg, policy, tls);
 	if (s->snap == NULL) {
 		errlist_add(errs, config_path, NULL, "out of memory");
 		goto fail;
 	}
 	cfg = NULL;
 	policy = NULL;
+	tls = NULL;
 	s->loaded = time(NULL);
-	if (tls_build(server_config(s), &s->snap->tls, errs) < 0)
-		goto fail;
 	s->base = event_base_new();
 	if (s->base == NULL) {
 		errlist_add(errs, config_path, NULL, "cannot create the event loop");
 		goto fail;
 	}
-	{
-		struct audit_settings as;
-
-		audit_settings_from(server_config(s), &as);
-		s->audit = audit_open_with(s->base, &as, &e);
-	}
+	config_audit_settings(cfg_of(s), &as);
+	s->audit = audit_open_with(s->base, &as, &e);
 	if (s->audit == NULL) {
 		errlist_add(errs, config_path, "audit.path", "%s", e.message);
 		goto fail;
 	}
-	check_pin(server_config(s), errs);
+	check_pin(cfg_of(s), errs);
 	if (errs->n + errs->dropped > 0)
 		goto fail;
-	if (server_config(s)->upstream_pinned_pubkey &&
-	    strncmp(server_config(s)->upstream_base_url, "http://", 7) == 0)
+	if (cfg_of(s)->upstream_pinned_pubkey &&
+	    strncmp(cfg_of(s)->upstream_base_url, "http://", 7) == 0)
 		log_warn("upstream.pinned_pubkey is set but upstream.base_url is plain http://: "
 		         "there is no key to pin");
-	upstream_settings_of(server_config(s), &us);
+	config_upstream_settings(cfg_of(s), &us);
 	s->upstream = upstream_new(s->base, &us, &e);
 	if (s->upstream == NULL) {
 		errlist_add(errs, config_path, "upstream", "%s", e.message);
 		goto fail;
 	}
-	s->store = store_new(s->base, server_config(s), &e);
+	s->store = store_new(s->base, cfg_of(s), &e);
 	if (s->store == NULL) {
 		errlist_add(errs, config_path, "store", "%s", e.message);
 		goto fail;
 	}
-	set_limits(s);
+	if (serve_on_loop(s, errs) < 0)
+		goto fail;
 	/* Signals first: once the port listens, a client (or an orchestrator)
 	 * may already send SIGTERM, which must drain, not kill. */
 	s->sigint = add_signal(s, SIGINT, on_stop_signal);
@@ -1192,20 +1055,22 @@ server_new(const char *config_path, struct errlist *errs)
 	s->listener = listen_on(s, errs);
 	if (s->listener == NULL)
 		goto fail;
-	if (server_config(s)->admin_listen) {
-		s->admin =
-		        admin_new(s, server_config(s)->admin_listen, server_config(s)->file, errs);
+	if (cfg_of(s)->admin_listen) {
+		struct admin_source src = {ready_of, metrics_of, s};
+
+		s->admin = admin_new(&src, s->base, cfg_of(s)->admin_listen, cfg_of(s)->file, errs);
 		if (s->admin == NULL)
 			goto fail;
 	}
 	if (add_workers(s, errs) < 0)
 		goto fail;
-	if (server_config(s)->pid_file && write_pid_file(s, server_config(s)->pid_file, errs) < 0)
+	if (cfg_of(s)->pid_file && write_pid_file(s, cfg_of(s)->pid_file, errs) < 0)
 		goto fail;
 	if (errs->n + errs->dropped > 0)
 		goto fail;
 	return s;
 fail:
+	tls_server_free(tls);
 	policy_free(policy);
 	config_free(cfg);
 	server_free(s);
@@ -1215,12 +1080,12 @@ fail:
 int
 server_run(struct server *s)
 {
-	const struct config *c = server_config(s);
+	const struct config *c = cfg_of(s);
 	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
 	int rc;
 
 	log_info("listening on %s%s, forwarding to %s, policy %s", c->listen,
-	         s->snap->tls ? " (TLS)" : "", c->upstream_base_url, c->policy_file);
+	         snapshot_tls(s->snap) ? " (TLS)" : "", c->upstream_base_url, c->policy_file);
 	if (c->admin_listen)
 		log_info("admin listener (metrics, health) on %s", c->admin_listen);
 	if (!(cv->features & CURL_VERSION_HTTP2))
@@ -1246,8 +1111,10 @@ server_run(struct server *s)
 static void
 worker_free(struct server *w)
 {
-	if (!atomic_load(&w->stopped))
-		worker_end(w, 0); /* its loop never ran: nothing is on it */
+	if (!atomic_load(&w->stopped)) {
+		loop_end(w, 0); /* its loop never ran: nothing is on it */
+		audit_detach(w->audit, w->base);
+	}
 	if (w->cmd_ev)
 		event_free(w->cmd_ev);
 	if (w->drain)
@@ -1279,13 +1146,9 @@ server_free(struct server *s)
 	for (i = 0; i < s->nworkers; i++)
 		worker_free(s->workers[i]);
 	free(s->workers);
-	if (s->listener)
-		evconnlistener_free(s->listener);
 	/* Whatever is still in flight is answered and audited before its
 	 * connection goes. */
-	if (s->nlive)
-		abort_requests(s);
-	conn_close_all();
+	loop_end(s, 1);
 	admin_free(s->admin);
 	if (s->sigint)
 		event_free(s->sigint);
@@ -1297,8 +1160,6 @@ server_free(struct server *s)
 		event_free(s->sigusr1);
 	if (s->drain)
 		event_free(s->drain);
-	upstream_free(s->upstream);
-	store_free(s->store);
 	audit_free(s->audit);
 	if (s->pid_file) {
 		(void)unlink(s->pid_file);

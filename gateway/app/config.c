@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit.h"
+#include "http/conn.h"
+#include "http/upstream.h"
 #include "lib/conftable.h"
 #include "lib/secmem.h"
 
@@ -305,4 +308,48 @@ config_free(struct config *c)
 	free(c->listen_host);
 	free(c->file);
 	free(c);
+}
+
+void
+config_audit_settings(const struct config *cfg, struct audit_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->path = cfg->audit_path;
+	s->key = (const unsigned char *)cfg->audit_key;
+	s->keylen = cfg->audit_key_len;
+	s->signing_key_file = cfg->audit_signing_key_file;
+	s->checkpoint_every = cfg->audit_checkpoint_every;
+	s->fsync = strcmp(cfg->audit_fsync, "always") == 0  ? AUDIT_FSYNC_ALWAYS
+	           : strcmp(cfg->audit_fsync, "never") == 0 ? AUDIT_FSYNC_NEVER
+	                                                    : AUDIT_FSYNC_INTERVAL;
+	s->fsync_interval_ms = cfg->audit_fsync_interval_ms;
+	s->fail_open = strcmp(cfg->audit_on_failure, "fail_open") == 0;
+	s->max_bytes = cfg->audit_max_bytes;
+}
+
+void
+config_upstream_settings(const struct config *cfg, struct upstream_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->base_url = cfg->upstream_base_url;
+	s->timeout_ms = (long)cfg->upstream_timeout_ms;
+	s->connect_timeout_ms = (long)cfg->upstream_connect_timeout_ms;
+	s->max_response_bytes = (size_t)cfg->upstream_max_response_bytes;
+	s->max_idle_connections = (long)cfg->upstream_max_idle_connections;
+	s->max_inflight = (long)cfg->max_inflight;
+	s->ca_file = cfg->upstream_ca_file;
+	s->insecure_skip_verify = cfg->upstream_insecure_skip_verify;
+	s->pinned_pubkey = cfg->upstream_pinned_pubkey;
+}
+
+void
+config_conn_limits(const struct config *cfg, struct conn_limits *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->max_head = (size_t)cfg->max_header_bytes;
+	l->max_body = (size_t)cfg->max_body_bytes;
+	l->header_timeout_ms = (long)cfg->header_timeout_ms;
+	l->body_timeout_ms = (long)cfg->body_timeout_ms;
+	l->idle_timeout_ms = (long)cfg->idle_timeout_ms;
+	l->max_connections = cfg->max_connections;
 }

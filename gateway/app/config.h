@@ -80,4 +80,15 @@ struct config {
 struct config *config_load(const char *path, struct errlist *errs);
 void config_free(struct config *c);
 
+struct audit_settings;
+struct conn_limits;
+struct upstream_settings;
+
+/* What the config says, in the terms of the parts it sets up: the audit
+ * log, the upstream client, the client connections. Strings are
+ * borrowed from cfg. */
+void config_audit_settings(const struct config *cfg, struct audit_settings *s);
+void config_upstream_settings(const struct config *cfg, struct upstream_settings *s);
+void config_conn_limits(const struct config *cfg, struct conn_limits *l);
+
 #endif

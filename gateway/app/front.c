@@ -1,24 +1,30 @@
 #include "app/front.h"
 
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "audit/audit.h"
-#include "policy/check.h"
+#include "app/call.h"
 #include "app/config.h"
+#include "app/context.h"
+#include "app/create.h"
+#include "app/forward.h"
+#include "app/pipeline.h"
+#include "app/request.h"
+#include "app/snapshot.h"
+#include "app/transfer.h"
+#include "audit/audit.h"
+#include "http/conn.h"
+#include "http/query.h"
+#include "http/tls.h"
+#include "lib/secmem.h"
+#include "policy/check.h"
 #include "policy/keys.h"
 #include "policy/policy.h"
-#include "app/proxy.h"
-#include "http/query.h"
-#include "app/reply.h"
-#include "app/request.h"
 #include "policy/schema.h"
-#include "lib/secmem.h"
-#include "server.h"
-#include "app/tenancy.h"
 #include "policy/tenant.h"
-#include "http/tls.h"
 
 #define MAX_SEGMENTS 8
 #define BEARER_MAX   900
@@ -42,6 +48,13 @@ static const struct query_param list_files_query[] = {
 
 static const struct query_param no_query[] = {{NULL}};
 
+/* How a route's body is read. */
+enum front_body {
+	FRONT_BODY_NONE,   /* the operation takes no body */
+	FRONT_BODY_JSON,   /* buffered whole, up to limits.max_body_bytes */
+	FRONT_BODY_UPLOAD, /* JSON, or multipart streamed through, by Content-Type */
+};
+
 struct route {
 	const char *name;      /* as the policy's "routes" names it */
 	const char *operation; /* the spec's operationId */
@@ -49,56 +62,50 @@ struct route {
 	const char *pattern; /* segments; "{name}" is an identifier */
 	enum front_body body;
 	const struct query_param *query;
-	void (*handle)(struct request *r);
+	const struct step *steps;
 	const struct schema *answer; /* a 2xx answer's schema, if checked by it */
 	int list;
 };
 
 static const struct route routes[] = {
         {"containers.create", "CreateContainer", "POST", "/v1/containers", FRONT_BODY_JSON,
-         no_query, proxy_create},
+         no_query, create_steps},
         {"containers.list", "ListContainers", "GET", "/v1/containers", FRONT_BODY_NONE,
-         list_containers_query, proxy_forward, &schema_container_list_resource, 1},
+         list_containers_query, forward_list_steps, &schema_container_list_resource, 1},
         {"containers.retrieve", "RetrieveContainer", "GET", "/v1/containers/{container_id}",
-         FRONT_BODY_NONE, no_query, proxy_forward, &schema_container_resource},
+         FRONT_BODY_NONE, no_query, forward_steps, &schema_container_resource},
         {"containers.delete", "DeleteContainer", "DELETE", "/v1/containers/{container_id}",
-         FRONT_BODY_NONE, no_query, proxy_forward},
+         FRONT_BODY_NONE, no_query, forward_delete_steps},
         {"files.create", "CreateContainerFile", "POST", "/v1/containers/{container_id}/files",
-         FRONT_BODY_UPLOAD, no_query, proxy_file_create, &schema_container_file_resource},
+         FRONT_BODY_UPLOAD, no_query, forward_file_steps, &schema_container_file_resource},
         {"files.list", "ListContainerFiles", "GET", "/v1/containers/{container_id}/files",
-         FRONT_BODY_NONE, list_files_query, proxy_forward, &schema_container_file_list_resource, 1},
+         FRONT_BODY_NONE, list_files_query, forward_steps, &schema_container_file_list_resource, 1},
         {"files.retrieve", "RetrieveContainerFile", "GET",
-         "/v1/containers/{container_id}/files/{file_id}", FRONT_BODY_NONE, no_query, proxy_forward,
+         "/v1/containers/{container_id}/files/{file_id}", FRONT_BODY_NONE, no_query, forward_steps,
          &schema_container_file_resource},
         {"files.delete", "DeleteContainerFile", "DELETE",
-         "/v1/containers/{container_id}/files/{file_id}", FRONT_BODY_NONE, no_query, proxy_forward},
+         "/v1/containers/{container_id}/files/{file_id}", FRONT_BODY_NONE, no_query, forward_steps},
         {"files.content", "RetrieveContainerFileContent", "GET",
          "/v1/containers/{container_id}/files/{file_id}/content", FRONT_BODY_NONE, no_query,
-         proxy_download},
+         transfer_download_steps},
         {NULL},
 };
 
 /* Paths under /v1 that no route knows, when the config lets them through:
  * forwarded as they came, answers relayed unchecked, still audited. */
-static const struct route passthrough = {
-        "passthrough", "Passthrough", "*", "/v1/*", FRONT_BODY_JSON, no_query, proxy_passthrough};
+static const struct route passthrough = {"passthrough",
+                                         "Passthrough",
+                                         "*",
+                                         "/v1/*",
+                                         FRONT_BODY_JSON,
+                                         no_query,
+                                         transfer_passthrough_steps};
 
-const char *
-front_operation(const struct request *r)
+/* What a 2xx answer to the route must be. */
+static void
+expect(struct request *r, const struct route *rt)
 {
-	return r->route ? r->route->operation : NULL;
-}
-
-const char *
-front_route_name(const struct request *r)
-{
-	return r->route ? r->route->name : NULL;
-}
-
-void
-front_expect(const struct request *r, struct check_expect *x)
-{
-	const struct route *rt = r->route;
+	struct check_expect *x = &r->expect;
 	int is_file = strncmp(rt->name, "files.", 6) == 0;
 
 	memset(x, 0, sizeof(*x));
@@ -111,6 +118,17 @@ front_expect(const struct request *r, struct check_expect *x)
 	/* A file, or a list of files, names the container it belongs to. */
 	if (is_file)
 		x->container_id = r->container_id;
+}
+
+/* The request is on rt from now on. */
+static void
+set_route(struct request *r, const struct route *rt)
+{
+	r->route = rt;
+	r->operation = rt->operation;
+	r->route_name = rt->name;
+	r->steps = rt->steps;
+	expect(r, rt);
 }
 
 /* Identifiers are what the upstream issues: letters, digits, '_' and '-'.
@@ -234,7 +252,24 @@ upstream_path(struct request *r, const char *query, char *buf, size_t n)
 	return 0;
 }
 
-/* Keeps path as r's upstream path; answers the client when it cannot. */
+/* Refuses the request before its pipeline starts: the driver answers. */
+static int refuse(struct request *r, int status, const char *type, const char *code,
+                  const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int
+refuse(struct request *r, int status, const char *type, const char *code, const char *param,
+       const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err_vset(&r->error, status, type, code, param, fmt, ap);
+	va_end(ap);
+	pipeline_fail(r, &r->error);
+	return -1;
+}
+
+/* Keeps path as r's upstream path. */
 static int
 keep_upstream_path(struct request *r, const char *path)
 {
@@ -242,17 +277,15 @@ keep_upstream_path(struct request *r, const char *path)
 	r->upstream_path = strdup(path);
 	if (r->upstream_path != NULL)
 		return 0;
-	reply_error(r, 503, ERR_INTERNAL, NULL, "out_of_memory",
-	            "the gateway is out of memory; try again shortly");
-	return -1;
+	return refuse(r, 503, ERR_INTERNAL, "out_of_memory", NULL,
+	              "the gateway is out of memory; try again shortly");
 }
 
 /* Refuses the request's credentials with 401. */
 static int
 unauthorized(struct request *r, const char *code, const char *message)
 {
-	reply_error(r, 401, ERR_INVALID, NULL, code, message);
-	return -1;
+	return refuse(r, 401, ERR_INVALID, code, NULL, "%s", message);
 }
 
 /*
@@ -267,19 +300,20 @@ unauthorized(struct request *r, const char *code, const char *message)
 static int
 authenticate(struct request *r)
 {
-	const struct policy *org = server_snapshot_policy(r->snap);
-	int gateway_keys = strcmp(server_snapshot_config(r->snap)->auth_mode, "gateway_keys") == 0;
+	const struct policy *org = snapshot_policy(r->snap);
+	const struct conn_req *http = r->http;
+	int gateway_keys = strcmp(r->cfg->auth_mode, "gateway_keys") == 0;
 	const struct tenant *by_key = NULL, *by_cert = NULL;
 	char hex[KEYS_HEX_LEN + 1];
 	const char *h;
 	size_t len;
 
 	r->tenant = NULL;
-	if (httpmsg_header_count(&r->head, "Authorization") > 1)
+	if (httpmsg_header_count(&http->head, "Authorization") > 1)
 		return unauthorized(r, "ambiguous_credentials",
 		                    "the request has more than one Authorization header; send "
 		                    "exactly one: Authorization: Bearer <key>");
-	h = httpmsg_header(&r->head, "Authorization", &len);
+	h = httpmsg_header(&http->head, "Authorization", &len);
 	if (h && keys_bearer(h, len, &r->bearer, &r->bearer_len) < 0)
 		return unauthorized(r, "invalid_api_key",
 		                    "the Authorization header must be \"Bearer <key>\": the word "
@@ -297,13 +331,13 @@ authenticate(struct request *r)
 		secmem_wipe(hex, sizeof(hex));
 	}
 	/* A service may authenticate by its verified client certificate. */
-	if (r->client_cert) {
+	if (http->peer) {
 		const char *const *sans;
 		size_t nsans;
 
-		sans = tls_peer_sans(r->client_cert, &nsans);
-		by_cert = tenants_by_cert(policy_tenants(org), tls_peer_subject(r->client_cert),
-		                          sans, nsans);
+		sans = tls_peer_sans(http->peer, &nsans);
+		by_cert = tenants_by_cert(policy_tenants(org), tls_peer_subject(http->peer), sans,
+		                          nsans);
 	}
 	if (by_key && by_cert && by_key != by_cert)
 		return unauthorized(r, "ambiguous_credentials",
@@ -326,45 +360,59 @@ static int
 upload_body(struct request *r)
 {
 	size_t len;
-	const char *ct = httpmsg_header(&r->head, "Content-Type", &len);
+	const char *ct = httpmsg_header(&r->http->head, "Content-Type", &len);
 
 	if (ct && len >= 16 && strncasecmp(ct, "application/json", 16) == 0 &&
 	    (len == 16 || ct[16] == ';' || ct[16] == ' '))
-		return FRONT_BODY_JSON;
-	if (ct && len >= 19 && strncasecmp(ct, "multipart/form-data", 19) == 0)
-		return FRONT_BODY_STREAM;
-	reply_error(r, 415, ERR_INVALID, NULL, "unsupported_media_type",
-	            "POST /v1/containers/{container_id}/files takes multipart/form-data with a "
-	            "\"file\" part, or JSON with a \"file_id\"");
-	return -1;
+		return CONN_BODY_BUFFER;
+	if (ct && len >= 19 && strncasecmp(ct, "multipart/form-data", 19) == 0) {
+		r->steps = transfer_upload_steps;
+		return CONN_BODY_STREAM;
+	}
+	return refuse(r, 415, ERR_INVALID, "unsupported_media_type", NULL,
+	              "POST /v1/containers/{container_id}/files takes multipart/form-data with a "
+	              "\"file\" part, or JSON with a \"file_id\"");
 }
 
-int
-front_route(struct request *r)
+/* Whether the gateway takes more work now: the audit log can be written
+ * (fail_closed: what cannot be recorded is not done) and fewer than
+ * limits.max_inflight requests are being handled. */
+static int
+capacity(struct request *r)
+{
+	if (!audit_available(r->ctx->audit))
+		return refuse(r, 503, ERR_INTERNAL, "audit_unavailable", NULL,
+		              "the gateway cannot write its audit log, so it takes no requests; "
+		              "try again shortly");
+	if (context_inflight(r->ctx) > (size_t)r->cfg->max_inflight)
+		return refuse(r, 503, ERR_INTERNAL, "overloaded", NULL,
+		              "the gateway is handling its maximum of %lld requests at once; try "
+		              "again shortly",
+		              r->cfg->max_inflight);
+	return 0;
+}
+
+/* The route for the request's method and path, with its identifiers
+ * captured, or NULL with r refused. */
+static const struct route *
+find_route(struct request *r)
 {
 	const struct route *rt, *path_match = NULL;
+	const struct conn_req *http = r->http;
 	struct segments seg;
 	const char *why, *bad = NULL;
-	char allowed[64] = "", msg[400], query[1024], up[REQUEST_PATH_MAX];
+	char allowed[64] = "";
 	size_t o = 0;
-	struct err e;
 
-	/* fail_closed: what cannot be recorded is not done. */
-	if (!audit_available(server_audit(r->srv))) {
-		reply_error(r, 503, ERR_INTERNAL, NULL, "audit_unavailable",
-		            "the gateway cannot write its audit log, so it takes no requests; try "
-		            "again shortly");
-		return -1;
-	}
-	if (split(r->path, &seg, &why) < 0) {
-		snprintf(msg, sizeof(msg), "%s; send the path exactly as documented", why);
-		reply_error(r, 400, ERR_INVALID, NULL, "invalid_path", msg);
-		return -1;
+	if (split(http->path, &seg, &why) < 0) {
+		refuse(r, 400, ERR_INVALID, "invalid_path", NULL,
+		       "%s; send the path exactly as documented", why);
+		return NULL;
 	}
 	for (rt = routes; rt->name; rt++) {
 		if (!match(rt->pattern, &seg, r, &bad))
 			continue;
-		if (strcmp(rt->method, r->method) == 0) {
+		if (strcmp(rt->method, http->method) == 0) {
 			path_match = rt;
 			break;
 		}
@@ -373,98 +421,143 @@ front_route(struct request *r)
 		o += (size_t)snprintf(allowed + o, sizeof(allowed) - o, "%s%s", o ? ", " : "",
 		                      rt->method);
 	}
-	if (path_match == NULL && server_snapshot_config(r->snap)->passthrough_unknown &&
-	    strncmp(r->path, "/v1/", 4) == 0) {
-		r->route = &passthrough;
-		/* Unchecked, but never unauthenticated. */
-		if (authenticate(r) < 0)
-			return -1;
-		if (snprintf(up, sizeof(up), "%s%s%s", r->path + 3, r->query ? "?" : "",
-		             r->query ? r->query : "") >= (int)sizeof(up)) {
-			reply_error(r, 414, ERR_INVALID, NULL, "uri_too_long",
-			            "the request path is too long");
-			return -1;
-		}
-		return keep_upstream_path(r, up) < 0 ? -1 : FRONT_BODY_JSON;
-	}
+	if (path_match == NULL && r->cfg->passthrough_unknown &&
+	    strncmp(http->path, "/v1/", 4) == 0)
+		return &passthrough;
 	if (path_match == NULL) {
-		snprintf(msg, sizeof(msg), "no such route: %s %s", r->method, r->path);
-		reply_error(r, 404, ERR_INVALID, NULL, "not_found", msg);
-		return -1;
+		refuse(r, 404, ERR_INVALID, "not_found", NULL, "no such route: %s %s", http->method,
+		       http->path);
+		return NULL;
 	}
-	if (strcmp(path_match->method, r->method) != 0) {
-		snprintf(msg, sizeof(msg), "%s is not allowed on %s; allowed: %s", r->method,
-		         r->path, allowed);
-		reply_error(r, 405, ERR_INVALID, NULL, "method_not_allowed", msg);
-		return -1;
+	if (strcmp(path_match->method, http->method) != 0) {
+		refuse(r, 405, ERR_INVALID, "method_not_allowed", NULL,
+		       "%s is not allowed on %s; allowed: %s", http->method, http->path, allowed);
+		return NULL;
 	}
-	r->route = path_match;
 	if (bad) {
-		snprintf(msg, sizeof(msg),
-		         "%s in the path must be 1 to %d letters, digits, '_' or '-'", bad,
-		         REQUEST_ID_MAX);
-		reply_error(r, 400, ERR_INVALID, bad, "invalid_path_parameter", msg);
-		return -1;
+		set_route(r, path_match);
+		refuse(r, 400, ERR_INVALID, "invalid_path_parameter", bad,
+		       "%s in the path must be 1 to %d letters, digits, '_' or '-'", bad,
+		       REQUEST_ID_MAX);
+		return NULL;
 	}
+	return path_match;
+}
+
+/* Unknown paths passed through go up as they came, unchecked, but never
+ * unauthenticated. */
+static int
+route_passthrough(struct request *r)
+{
+	const struct conn_req *http = r->http;
+	char up[REQUEST_PATH_MAX];
+
 	if (authenticate(r) < 0)
-		return -1;
-	switch (policy_route(r->policy, path_match->name)) {
+		return CONN_ANSWERED;
+	if (snprintf(up, sizeof(up), "%s%s%s", http->path + 3, http->query ? "?" : "",
+	             http->query ? http->query : "") >= (int)sizeof(up)) {
+		refuse(r, 414, ERR_INVALID, "uri_too_long", NULL, "the request path is too long");
+		return CONN_ANSWERED;
+	}
+	return keep_upstream_path(r, up) < 0 ? CONN_ANSWERED : CONN_BODY_BUFFER;
+}
+
+/* The head of a request is in: its route, who is asking, whether the
+ * policy lets them use it, its query, and how its body is to be read.
+ * Returns a conn_body, or CONN_ANSWERED once refused. */
+static int
+route(struct request *r)
+{
+	const struct route *rt;
+	char query[1024], up[REQUEST_PATH_MAX];
+
+	if (capacity(r) < 0 || (rt = find_route(r)) == NULL)
+		return CONN_ANSWERED;
+	set_route(r, rt);
+	if (rt == &passthrough)
+		return route_passthrough(r);
+	if (authenticate(r) < 0)
+		return CONN_ANSWERED;
+	switch (policy_route(r->policy, rt->name)) {
 	case POLICY_ROUTE_ALLOW:
 		break;
 	case POLICY_ROUTE_SHADOW_DENY:
 		err_set(&r->shadow, 403, ERR_POLICY, "route_denied", NULL,
-		        "%s would be denied by the policy's routes", path_match->name);
+		        "%s would be denied by the policy's routes", rt->name);
 		break;
 	default:
-		snprintf(msg, sizeof(msg),
-		         "%s (%s %s) is not allowed by this organization's policy",
-		         path_match->name, path_match->method, path_match->pattern);
-		reply_error(r, 403, ERR_POLICY, NULL, "route_denied", msg);
-		return -1;
+		refuse(r, 403, ERR_POLICY, "route_denied", NULL,
+		       "%s (%s %s) is not allowed by this organization's policy", rt->name,
+		       rt->method, rt->pattern);
+		return CONN_ANSWERED;
 	}
-	err_clear(&e);
-	if (query_check(r->query, path_match->query, query, sizeof(query), &e) < 0) {
-		reply_err(r, &e);
-		return -1;
+	err_clear(&r->error);
+	if (query_check(r->http->query, rt->query, query, sizeof(query), &r->error) < 0) {
+		pipeline_fail(r, &r->error);
+		return CONN_ANSWERED;
 	}
 	if (upstream_path(r, query, up, sizeof(up)) < 0) {
-		reply_error(r, 414, ERR_INVALID, NULL, "uri_too_long",
-		            "the request path is too long");
-		return -1;
+		refuse(r, 414, ERR_INVALID, "uri_too_long", NULL, "the request path is too long");
+		return CONN_ANSWERED;
 	}
 	if (keep_upstream_path(r, up) < 0)
-		return -1;
-	if (path_match->body == FRONT_BODY_UPLOAD)
+		return CONN_ANSWERED;
+	if (rt->body == FRONT_BODY_UPLOAD)
 		return upload_body(r);
-	return (int)path_match->body;
+	return rt->body == FRONT_BODY_JSON ? CONN_BODY_BUFFER : CONN_BODY_NONE;
 }
 
-/* Once the tenant's limits and ownership have passed. A streamed body that
- * failed meanwhile is answered now. */
-static void
-handle(struct request *r)
+/* ---- the handler the transport calls ---- */
+
+static void *
+on_begin(void *arg, struct conn_req *http)
 {
-	r->on_event = NULL;
-	if (r->stream_error.status) {
-		reply_err(r, &r->stream_error);
-		return;
-	}
-	r->route->handle(r);
+	return request_new(arg, http);
 }
 
-/* Body events while the store is asked: a failure is kept in
- * stream_error (by conn.c) and answered by handle. */
 static void
-while_admitting(struct request *r, int event)
+on_error(void *ctx, const struct err *e)
 {
-	(void)r;
-	(void)event;
+	pipeline_fail(ctx, e);
 }
+
+static int
+on_head(void *ctx)
+{
+	return route(ctx);
+}
+
+/* The body is in, or a streamed one starts: the route's pipeline runs. */
+static void
+on_request(void *ctx)
+{
+	struct request *r = ctx;
+
+	pipeline_start(r, r->steps);
+}
+
+/* Stream events go to the step that streams. Before one does (while the
+ * tenant is admitted), a failed body is kept in stream_error, for the
+ * upload's first step to answer. */
+static void
+on_event(void *ctx, int event)
+{
+	struct request *r = ctx;
+
+	if (r->on_event)
+		r->on_event(r, event);
+}
+
+const struct conn_handler front_handler = {on_begin, on_error, on_head, on_request, on_event};
 
 void
-front_dispatch(struct request *r)
+front_abort(struct context *ctx, const struct err *e)
 {
-	if (r->stream_in)
-		r->on_event = while_admitting;
-	tenancy_admit(r, handle);
+	struct request *r, *next;
+
+	/* Ending one request never ends another, so next stays valid. */
+	for (r = ctx->live; r; r = next) {
+		next = r->live_next;
+		pipeline_fail(r, e);
+	}
 }

@@ -4,15 +4,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "app/context.h"
+#include "app/request.h"
 #include "audit/audit.h"
 #include "http/conn.h"
-#include "app/front.h"
-#include "lib/log.h"
-#include "app/request.h"
-#include "lib/secmem.h"
-#include "server.h"
-#include "policy/tenant.h"
 #include "http/upstream.h"
+#include "lib/log.h"
+#include "lib/secmem.h"
+#include "policy/tenant.h"
 
 #define MAX_HEADERS 4
 
@@ -21,6 +20,8 @@ static void
 describe(struct request *r, struct audit_event *ev, int status, const char *decision,
          const char *code, const char *param, const char *message)
 {
+	const struct request_record *rec = &r->rec;
+
 	/* Let through only because a rule is in shadow mode: say what it
 	 * would have refused. */
 	if (strcmp(decision, "allow") == 0 && r->shadow.status) {
@@ -32,28 +33,29 @@ describe(struct request *r, struct audit_event *ev, int status, const char *deci
 	memset(ev, 0, sizeof(*ev));
 	ev->request_id = r->id;
 	ev->tenant = r->tenant ? tenant_name(r->tenant) : NULL;
-	ev->upstream_request_id = r->upstream_request_id[0] ? r->upstream_request_id : NULL;
-	ev->client = r->client;
-	ev->method = r->method[0] ? r->method : NULL;
-	ev->path = r->path;
-	ev->operation = front_operation(r);
+	ev->upstream_request_id = rec->upstream_request_id[0] ? rec->upstream_request_id : NULL;
+	ev->client = r->http->client;
+	ev->method = r->http->method[0] ? r->http->method : NULL;
+	ev->path = r->http->path;
+	ev->operation = r->operation;
 	ev->decision = decision;
 	ev->code = code;
 	ev->param = param;
 	ev->message = message;
 	ev->status = status;
-	ev->upstream_status = r->upstream_status;
-	ev->upstream_ms = r->upstream_ms;
-	ev->latency_ms = request_elapsed_ms(r);
-	ev->container_id = r->audit_container_id[0] ? r->audit_container_id : NULL;
+	ev->upstream_status = rec->upstream_status;
+	ev->upstream_ms = rec->upstream_ms;
+	ev->latency_ms = conn_req_elapsed_ms(r->http);
+	ev->container_id = rec->container_id[0] ? rec->container_id : NULL;
 	ev->file_id = r->file_id[0] ? r->file_id : NULL;
-	ev->memory_limit = r->memory_limit[0] ? r->memory_limit : NULL;
-	ev->network_policy = r->audit_network_policy;
-	ev->adjustments = r->adjustments;
-	ev->violations = r->violations && json_array_size(r->violations) ? r->violations : NULL;
-	ev->remediation = r->remediation;
-	ev->bytes_in = r->body_seen;
-	ev->bytes_out = r->bytes_out;
+	ev->memory_limit = rec->memory_limit[0] ? rec->memory_limit : NULL;
+	ev->network_policy = rec->network_policy;
+	ev->adjustments = rec->adjustments;
+	ev->violations =
+	        rec->violations && json_array_size(rec->violations) ? rec->violations : NULL;
+	ev->remediation = rec->remediation;
+	ev->bytes_in = r->http->body_seen;
+	ev->bytes_out = rec->bytes_out;
 }
 
 int
@@ -62,7 +64,7 @@ reply_intent(struct request *r, void (*durable)(void *arg, int ok))
 	struct audit_event ev;
 
 	describe(r, &ev, 0, "allow", NULL, NULL, NULL);
-	return audit_intent(server_audit(r->srv), server_base(r->srv), &ev, durable, r);
+	return audit_intent(r->ctx->audit, r->ctx->base, &ev, durable, r);
 }
 
 /* The request's audit record; every way a request ends comes here once. */
@@ -73,8 +75,16 @@ audit(struct request *r, int status, const char *decision, const char *code, con
 	struct audit_event ev;
 
 	describe(r, &ev, status, decision, code, param, message);
-	audit_write(server_audit(r->srv), &ev);
-	server_request_done(r->srv, &ev);
+	audit_write(r->ctx->audit, &ev);
+	if (r->ctx->done)
+		r->ctx->done(r->ctx->done_arg, &ev);
+}
+
+/* The request is answered: the driver frees it (pipeline.c). */
+static void
+release(struct request *r)
+{
+	r->free_pending = 1;
 }
 
 struct headers {
@@ -92,7 +102,7 @@ answer_headers(const struct request *r, struct headers *h, const char *content_t
 	h->line[h->n++] = h->ct;
 	/* The upstream's id when it gave one, so support tickets match. */
 	snprintf(h->rid, sizeof(h->rid), "x-request-id: %s",
-	         r->upstream_request_id[0] ? r->upstream_request_id : r->id);
+	         r->rec.upstream_request_id[0] ? r->rec.upstream_request_id : r->id);
 	h->line[h->n++] = h->rid;
 	if (retry_after && *retry_after) {
 		snprintf(h->ra, sizeof(h->ra), "Retry-After: %s", retry_after);
@@ -114,13 +124,11 @@ finish(struct request *r, int status, const char *decision, const char *code, co
 		return;
 	}
 	r->replied = 1;
-	r->bytes_out = len;
+	r->rec.bytes_out = len;
 	audit(r, status, decision, code, param, message);
 	answer_headers(r, &h, content_type, retry_after ? retry_after : r->retry_after);
-	if (r->conn)
-		conn_send(r->conn, r, status, h.line, h.n, body, len);
-	else
-		request_free(r);
+	conn_reply(r->http, status, h.line, h.n, body, len);
+	release(r);
 }
 
 int
@@ -128,29 +136,27 @@ reply_stream_begin(struct request *r, const struct upstream_res *res)
 {
 	struct headers h;
 
-	if (r->conn == NULL || r->replied)
+	if (r->http->conn == NULL || r->replied)
 		return -1;
-	r->stream_status = res->status;
 	answer_headers(r, &h, res->content_type[0] ? res->content_type : "application/octet-stream",
 	               NULL);
-	conn_stream_begin(r->conn, res->status, h.line, h.n, res->content_length);
+	if (conn_stream_begin(r->http, res->status, h.line, h.n, res->content_length) < 0)
+		return -1;
+	r->rec.stream_status = res->status;
 	return 0;
 }
 
-int
+void
 reply_stream_data(struct request *r, const char *data, size_t n)
 {
-	if (r->conn == NULL)
-		return 1;
-	r->bytes_out += n;
-	conn_stream_write(r->conn, data, n);
-	return conn_stream_full(r->conn);
+	r->rec.bytes_out += n;
+	conn_stream_write(r->http, data, n);
 }
 
 int
 reply_stream_full(const struct request *r)
 {
-	return r->conn == NULL || conn_stream_full(r->conn);
+	return conn_stream_full(r->http);
 }
 
 void
@@ -160,25 +166,24 @@ reply_stream_end(struct request *r, const struct err *e)
 		return;
 	r->replied = 1;
 	if (e)
-		audit(r, r->stream_status, "error", e->code, NULL, e->message);
+		audit(r, r->rec.stream_status, "error", e->code, NULL, e->message);
 	else
-		audit(r, r->stream_status, "allow", NULL, NULL, NULL);
-	if (r->conn)
-		conn_stream_end(r->conn, r, e == NULL);
-	else
-		request_free(r);
+		audit(r, r->rec.stream_status, "allow", NULL, NULL, NULL);
+	conn_stream_end(r->http, e == NULL);
+	release(r);
 }
 
 void
-reply_error(struct request *r, int status, const char *type, const char *param, const char *code,
-            const char *message)
+reply_err(struct request *r, const struct err *e)
 {
+	int status = e->status ? e->status : 500;
+	const char *type = e->type ? e->type : ERR_INTERNAL;
 	json_t *doc;
 	char buf[2048];
 	size_t len = 0;
 
-	doc = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", message, "type", type,
-	                "param", param && *param ? param : NULL, "code", code);
+	doc = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", e->message, "type", type,
+	                "param", e->param[0] ? e->param : NULL, "code", e->code);
 	if (doc)
 		len = json_dumpb(doc, buf, sizeof(buf), JSON_COMPACT);
 	json_decref(doc);
@@ -187,15 +192,8 @@ reply_error(struct request *r, int status, const char *type, const char *param, 
 		                       "{\"error\":{\"message\":\"request failed\",\"type\":\"%s\","
 		                       "\"param\":null,\"code\":null}}",
 		                       type);
-	finish(r, status, status >= 500 ? "error" : "deny", code, param, message,
+	finish(r, status, status >= 500 ? "error" : "deny", e->code, e->param, e->message,
 	       "application/json", buf, len, NULL);
-}
-
-void
-reply_err(struct request *r, const struct err *e)
-{
-	reply_error(r, e->status ? e->status : 500, e->type ? e->type : ERR_INTERNAL, e->param,
-	            e->code, e->message);
 }
 
 void
@@ -209,18 +207,20 @@ reply_relay(struct request *r, const struct upstream_res *res)
 void
 reply_kept(struct request *r)
 {
-	finish(r, r->answer_status, "allow", NULL, NULL, NULL, r->answer_type, r->answer,
-	       r->answer_len, NULL);
+	finish(r, r->answer.status, "allow", NULL, NULL, NULL, r->answer.type, r->answer.body,
+	       r->answer.len, NULL);
 }
 
 void
 reply_json(struct request *r, int status, const json_t *doc)
 {
 	char *text = json_dumps(doc, JSON_COMPACT);
+	struct err e;
 
 	if (text == NULL) {
-		reply_error(r, 503, ERR_INTERNAL, NULL, "out_of_memory",
-		            "the gateway ran out of memory; try again");
+		err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
+		        "the gateway ran out of memory; try again");
+		reply_err(r, &e);
 		return;
 	}
 	finish(r, status, "allow", NULL, NULL, NULL, "application/json", text, strlen(text), NULL);

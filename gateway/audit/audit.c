@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "audit/chain.h"
-#include "app/config.h"
 #include "lib/jsonbuf.h"
 #include "lib/log.h"
 #include "lib/secmem.h"
@@ -90,23 +89,6 @@ struct audit {
 	/* Changed under both wmu and mu; the first is base's. */
 	struct audit_port *ports;
 };
-
-void
-audit_settings_from(const struct config *cfg, struct audit_settings *s)
-{
-	memset(s, 0, sizeof(*s));
-	s->path = cfg->audit_path;
-	s->key = (const unsigned char *)cfg->audit_key;
-	s->keylen = cfg->audit_key_len;
-	s->signing_key_file = cfg->audit_signing_key_file;
-	s->checkpoint_every = cfg->audit_checkpoint_every;
-	s->fsync = strcmp(cfg->audit_fsync, "always") == 0  ? AUDIT_FSYNC_ALWAYS
-	           : strcmp(cfg->audit_fsync, "never") == 0 ? AUDIT_FSYNC_NEVER
-	                                                    : AUDIT_FSYNC_INTERVAL;
-	s->fsync_interval_ms = cfg->audit_fsync_interval_ms;
-	s->fail_open = strcmp(cfg->audit_on_failure, "fail_open") == 0;
-	s->max_bytes = cfg->audit_max_bytes;
-}
 
 static void
 line_free(struct line *l)

@@ -28,7 +28,6 @@
 #include "lib/err.h"
 
 struct audit;
-struct config;
 struct event_base;
 
 enum audit_fsync { AUDIT_FSYNC_ALWAYS, AUDIT_FSYNC_INTERVAL, AUDIT_FSYNC_NEVER };
@@ -44,9 +43,6 @@ struct audit_settings {
 	int fail_open;
 	long long max_bytes; /* rotate past this size; 0: never */
 };
-
-/* The settings the config names. */
-void audit_settings_from(const struct config *cfg, struct audit_settings *s);
 
 /*
  * Opens the log and continues its chain from the last line already there

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "audit/chain.h"
-#include "app/config.h"
 #include "lib/secmem.h"
 
 #define LINE_MAX_BYTES (64 * 1024 * 1024)
@@ -219,7 +218,7 @@ static const char usage[] =
         "                            [--public-key FILE] AUDITFILE...\n";
 
 int
-auditverify_main(int argc, char **argv)
+auditverify_main(int argc, char **argv, auditverify_config_fn load_config)
 {
 	static const struct option opts[] = {
 	        {"config", required_argument, NULL, 'c'},
@@ -231,12 +230,13 @@ auditverify_main(int argc, char **argv)
 	static struct errlist errs;
 	const char *config = NULL, *key_env = NULL, *key_file = NULL, *pub = NULL, *why = NULL;
 	struct verifier v;
-	struct config *cfg = NULL;
+	struct auditverify_keys keys;
 	char *key = NULL;
 	size_t i;
 	int opt, rc = 1;
 
 	memset(&v, 0, sizeof(v));
+	memset(&keys, 0, sizeof(keys));
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -263,17 +263,16 @@ auditverify_main(int argc, char **argv)
 		return 2;
 	}
 	if (config) {
-		cfg = config_load(config, &errs);
-		if (cfg == NULL) {
+		if (load_config(config, &keys, &errs) < 0) {
 			for (i = 0; i < errs.n; i++)
 				fprintf(stderr, "%s\n", errs.msg[i]);
 			return 1;
 		}
-		v.mac = chain_key_new((const unsigned char *)cfg->audit_key, cfg->audit_key_len);
+		v.mac = chain_key_new(keys.key, keys.keylen);
 		if (v.mac == NULL)
 			goto out;
-		if (pub == NULL && cfg->audit_signing_key_file)
-			v.pub = chain_signer_load(cfg->audit_signing_key_file, &why);
+		if (pub == NULL && keys.signing_key_file)
+			v.pub = chain_signer_load(keys.signing_key_file, &why);
 	} else if (key_env || key_file) {
 		const char *val = key_env ? getenv(key_env) : NULL;
 		FILE *f;
@@ -329,6 +328,7 @@ out:
 	chain_signer_free(v.pub);
 	chain_key_free(v.mac);
 	secmem_free(key);
-	config_free(cfg);
+	if (keys.release)
+		keys.release(keys.arg);
 	return rc;
 }

@@ -15,6 +15,25 @@
 #ifndef GW_AUDITVERIFY_H
 #define GW_AUDITVERIFY_H
 
-int auditverify_main(int argc, char **argv);
+#include <stddef.h>
+
+#include "lib/err.h"
+
+/* The keys a config names, lent for the run: release(arg) when done. */
+struct auditverify_keys {
+	const unsigned char *key; /* the HMAC key; NULL: a plain SHA-256 chain */
+	size_t keylen;
+	const char *signing_key_file; /* Ed25519 PEM; NULL: none */
+	void (*release)(void *arg);
+	void *arg;
+};
+
+/* Reads the config at path for its audit keys; -1 with errs filled. */
+typedef int (*auditverify_config_fn)(const char *path, struct auditverify_keys *keys,
+                                     struct errlist *errs);
+
+/* `gateway audit-verify`; --config is read through load_config. Returns
+ * the exit status. */
+int auditverify_main(int argc, char **argv, auditverify_config_fn load_config);
 
 #endif

@@ -10,22 +10,16 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "app/config.h"
-#include "app/front.h"
 #include "http/httpmsg.h"
-#include "lib/log.h"
-#include "metrics.h"
-#include "app/reply.h"
-#include "app/request.h"
-#include "lib/secmem.h"
-#include "server.h"
 #include "http/tls.h"
+#include "lib/log.h"
+#include "lib/secmem.h"
 
 enum conn_state {
 	C_HEAD,       /* waiting for or reading a request head */
@@ -57,16 +51,32 @@ enum conn_state {
  * while the one before it is answered. */
 #define PIPELINE_SLACK (64 * 1024)
 
+/* A buffered body past this gets all the room its Content-Length asks for
+ * at once. */
+#define BODY_STEP (1024 * 1024)
+
+struct conn_loop {
+	struct event_base *base;
+	const struct conn_handler *h;
+	void *arg;
+	struct conn_limits limits;
+	struct tls_server *tls; /* borrowed; NULL: plain HTTP */
+	int draining;
+	struct conn *live;
+	size_t nlive;
+};
+
 struct conn {
 	struct conn *prev, *next;
-	struct server *srv;
-	const struct conn_limits *limits;
+	struct conn_loop *loop;
+	struct conn_limits limits; /* as they were when it was accepted */
 	struct bufferevent *bev;
 	struct event *timer;
 	struct event *sent; /* an answer written in one go: on_write from the loop */
 	char client[64];
 	enum conn_state state;
-	struct request *req; /* owned while attached */
+	struct conn_req *req; /* the current request, until it is answered */
+	void *ctx;            /* the handler's for req */
 	struct httpmsg_chunked *chunked;
 	uint64_t body_left;
 	int body_pending; /* the current request has body bytes not yet read */
@@ -83,17 +93,9 @@ struct conn {
 	uint64_t stream_mark;  /* body_seen when the body timer was last armed */
 };
 
-/* Each event loop (worker) keeps its own connections; the total is what
- * limits.max_connections counts, across workers. */
-static _Thread_local struct conn *live;
-static _Thread_local size_t nlive;
+/* What limits.max_connections counts, across every loop. */
 static atomic_size_t nall;
-
-size_t
-conn_count(void)
-{
-	return nlive;
-}
+static atomic_ulong tls_failures;
 
 size_t
 conn_total(void)
@@ -101,31 +103,177 @@ conn_total(void)
 	return atomic_load_explicit(&nall, memory_order_relaxed);
 }
 
+unsigned long
+conn_tls_failures(void)
+{
+	return atomic_load_explicit(&tls_failures, memory_order_relaxed);
+}
+
+/* ---- requests ---- */
+
+static struct conn_req *
+req_new(struct conn *c)
+{
+	struct conn_req *req = calloc(1, sizeof(*req));
+
+	if (req == NULL)
+		return NULL;
+	req->conn = c;
+	clock_gettime(CLOCK_MONOTONIC, &req->start);
+	snprintf(req->client, sizeof(req->client), "%s", c->client);
+	return req;
+}
+
+/* Takes req off its connection: what is sent from now on goes nowhere. */
+static void
+detach(struct conn_req *req)
+{
+	if (req->conn && req->conn->req == req) {
+		req->conn->req = NULL;
+		req->conn->ctx = NULL;
+	}
+	req->conn = NULL;
+}
+
+void
+conn_req_free(struct conn_req *req)
+{
+	if (req == NULL)
+		return;
+	detach(req);
+	/* Uploaded file bytes are the client's data on their way upstream,
+	 * not secrets the gateway brokers: they are not wiped. */
+	if (req->stream_in)
+		evbuffer_free(req->stream_in);
+	secmem_free(req->head_buf);
+	secmem_free(req->body);
+	free(req->path);
+	free(req->query);
+	tls_peer_free(req->peer);
+	free(req);
+}
+
+static const char *
+rebase(const char *p, const char *from, char *to)
+{
+	return p ? to + (p - from) : NULL;
+}
+
+/* Copies the parsed head, which points into buf, into req. */
+static int
+take_head(struct conn_req *req, const char *buf, size_t len, const struct httpmsg_head *h)
+{
+	const char *q;
+	size_t i, plen;
+
+	req->head_buf = secmem_alloc(len + 1);
+	if (req->head_buf == NULL)
+		return -1;
+	memcpy(req->head_buf, buf, len);
+	req->head_buf[len] = '\0';
+	req->head = *h;
+	req->head.method = rebase(h->method, buf, req->head_buf);
+	req->head.target = rebase(h->target, buf, req->head_buf);
+	for (i = 0; i < h->nheaders; i++) {
+		req->head.headers[i].name = rebase(h->headers[i].name, buf, req->head_buf);
+		req->head.headers[i].value = rebase(h->headers[i].value, buf, req->head_buf);
+	}
+	snprintf(req->method, sizeof(req->method), "%.*s", (int)h->method_len, h->method);
+	q = memchr(h->target, '?', h->target_len);
+	plen = q ? (size_t)(q - h->target) : h->target_len;
+	req->path = strndup(h->target, plen);
+	if (q)
+		req->query = strndup(q + 1, h->target_len - plen - 1);
+	if (req->path == NULL || (q && req->query == NULL))
+		return -1;
+	return 0;
+}
+
+/* Appends buffered body bytes; -1 when memory runs out. */
+static int
+append_body(struct conn_req *req, const char *data, size_t n)
+{
+	size_t cap;
+	char *grown;
+
+	if (req->body_len + n + 1 > req->body_cap) {
+		cap = req->body_cap ? req->body_cap : 4096;
+		while (cap < req->body_len + n + 1)
+			cap *= 2;
+		/* Once a client has sent a mebibyte of what its Content-Length
+		 * announced, the rest gets room in one step: no more copies, and
+		 * no doubling past the size. Before that, room follows the bytes,
+		 * so a head alone cannot make the gateway reserve much. */
+		if (req->body_expect >= req->body_len + n &&
+		    (req->body_len + n >= BODY_STEP || cap > req->body_expect))
+			cap = (size_t)req->body_expect + 1;
+		grown = secmem_realloc(req->body, cap);
+		if (grown == NULL)
+			return -1;
+		req->body = grown;
+		req->body_cap = cap;
+	}
+	memcpy(req->body + req->body_len, data, n);
+	req->body_len += n;
+	req->body_seen += n;
+	req->body[req->body_len] = '\0';
+	return 0;
+}
+
+const char *
+conn_req_header(const struct conn_req *req, const char *name, char *dst, size_t n)
+{
+	size_t len;
+	const char *v = httpmsg_header(&req->head, name, &len);
+
+	if (v == NULL || len >= n)
+		return NULL;
+	memcpy(dst, v, len);
+	dst[len] = '\0';
+	return dst;
+}
+
+double
+conn_req_elapsed_ms(const struct conn_req *req)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - req->start.tv_sec) * 1000.0 +
+	       (double)(now.tv_nsec - req->start.tv_nsec) / 1e6;
+}
+
+/* A new request on c, handed to the handler; -1 when memory ran out (c is
+ * freed then). */
+static int conn_begin(struct conn *c);
+
+/* ---- connections ---- */
+
 static void
 conn_free(struct conn *c)
 {
-	/* A request still being handled finishes, and is audited, without us;
-	 * a handler that streams is told, since it is waiting on us. */
-	if (c->req) {
-		struct request *r = c->req;
+	struct conn_loop *l = c->loop;
 
-		c->req = NULL;
-		r->conn = NULL;
-		if (r->on_event && !r->replied) {
-			if (r->stream_error.status == 0)
-				err_set(&r->stream_error, 400, ERR_INVALID, "client_closed", NULL,
-				        "the client closed the connection before the exchange was "
-				        "complete");
-			r->on_event(r, REQUEST_FAILED);
-		}
+	/* A request still being handled finishes, and is recorded, without
+	 * us; the handler hears of it, since a stream waits on us. */
+	if (c->req) {
+		struct conn_req *req = c->req;
+		void *ctx = c->ctx;
+
+		detach(req);
+		if (req->stream_error.status == 0)
+			err_set(&req->stream_error, 400, ERR_INVALID, "client_closed", NULL,
+			        "the client closed the connection before the exchange was "
+			        "complete");
+		l->h->event(ctx, CONN_EV_FAILED);
 	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		live = c->next;
+		l->live = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	nlive--;
+	l->nlive--;
 	atomic_fetch_sub_explicit(&nall, 1, memory_order_relaxed);
 	httpmsg_chunked_free(c->chunked);
 	tls_peer_free(c->peer);
@@ -136,25 +284,6 @@ conn_free(struct conn *c)
 	if (c->bev)
 		bufferevent_free(c->bev);
 	free(c);
-}
-
-void
-conn_close_all(void)
-{
-	while (live)
-		conn_free(live);
-}
-
-void
-conn_drain(void)
-{
-	struct conn *c, *next;
-
-	for (c = live; c; c = next) {
-		next = c->next;
-		if (c->state == C_HEAD && !c->head_started && c->req == NULL)
-			conn_free(c);
-	}
 }
 
 static void
@@ -190,7 +319,7 @@ take_body(struct conn *c, struct evbuffer *in, size_t n)
 
 	while (n > 0 && evbuffer_peek(in, -1, NULL, &v, 1) == 1) {
 		k = v.iov_len < n ? v.iov_len : n;
-		if (request_append_body(c->req, v.iov_base, k) < 0)
+		if (append_body(c->req, v.iov_base, k) < 0)
 			return -1;
 		secmem_wipe(v.iov_base, k);
 		evbuffer_drain(in, k);
@@ -207,7 +336,7 @@ continue_100(struct conn *c)
 	bufferevent_enable(c->bev, EV_WRITE);
 }
 
-/* Answers a request the connection cannot continue after. */
+/* The handler answers a request the connection cannot continue after. */
 static void
 refuse(struct conn *c, const struct err *e)
 {
@@ -215,7 +344,17 @@ refuse(struct conn *c, const struct err *e)
 	c->state = C_BUSY;
 	bufferevent_disable(c->bev, EV_READ);
 	evtimer_del(c->timer);
-	reply_err(c->req, e);
+	c->loop->h->error(c->ctx, e);
+}
+
+static void
+refuse_oom(struct conn *c)
+{
+	struct err e;
+
+	err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
+	        "the gateway is out of memory; try again");
+	refuse(c, &e);
 }
 
 /* Reading stays on while the request is handled: turning it off and on
@@ -227,22 +366,22 @@ dispatch(struct conn *c)
 	c->state = C_BUSY;
 	c->body_pending = 0;
 	evtimer_del(c->timer);
-	front_dispatch(c->req);
+	c->loop->h->request(c->ctx);
 }
 
 static void
 emit_body(void *arg, const char *data, size_t n)
 {
 	struct conn *c = arg;
-	struct request *r = c->req;
+	struct conn_req *req = c->req;
 
 	if (c->state == C_STREAM) {
-		if (evbuffer_add(r->stream_in, data, n) < 0)
+		if (evbuffer_add(req->stream_in, data, n) < 0)
 			c->body_too_large = 1;
 		return;
 	}
-	if (c->body_too_large || r->body_len + n > c->limits->max_body ||
-	    request_append_body(r, data, n) < 0)
+	if (c->body_too_large || req->body_len + n > c->limits.max_body ||
+	    append_body(req, data, n) < 0)
 		c->body_too_large = 1;
 }
 
@@ -253,16 +392,16 @@ static void stream_failed(struct conn *c, int status, const char *code, const ch
 static void
 stream_failed(struct conn *c, int status, const char *code, const char *fmt, ...)
 {
-	struct request *r = c->req;
+	struct conn_req *req = c->req;
 	va_list ap;
 
 	c->closing = 1;
 	bufferevent_disable(c->bev, EV_READ);
 	evtimer_del(c->timer);
 	va_start(ap, fmt);
-	err_vset(&r->stream_error, status, ERR_INVALID, code, NULL, fmt, ap);
+	err_vset(&req->stream_error, status, ERR_INVALID, code, NULL, fmt, ap);
 	va_end(ap);
-	r->on_event(r, REQUEST_FAILED);
+	c->loop->h->event(c->ctx, CONN_EV_FAILED);
 }
 
 /* Moves what has arrived of a streamed body to the handler. Returns 1 once
@@ -271,17 +410,17 @@ static int
 read_stream(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct request *r = c->req;
+	struct conn_req *req = c->req;
 	size_t avail = evbuffer_get_length(in), before, n, consumed = 0;
 	struct err e;
 	int rc = 0;
 
 	if (avail == 0)
 		return 0;
-	before = evbuffer_get_length(r->stream_in);
+	before = evbuffer_get_length(req->stream_in);
 	if (c->chunked == NULL) {
 		n = avail < c->body_left ? avail : (size_t)c->body_left;
-		evbuffer_remove_buffer(in, r->stream_in, n);
+		evbuffer_remove_buffer(in, req->stream_in, n);
 		c->body_left -= n;
 		rc = c->body_left == 0;
 	} else {
@@ -291,48 +430,49 @@ read_stream(struct conn *c)
 		                          avail, &consumed, emit_body, c, &e);
 		evbuffer_drain(in, consumed);
 		if (rc < 0) {
-			r->stream_error = e;
+			req->stream_error = e;
 			c->closing = 1;
 			bufferevent_disable(c->bev, EV_READ);
-			r->on_event(r, REQUEST_FAILED);
+			c->loop->h->event(c->ctx, CONN_EV_FAILED);
 			return 1;
 		}
 	}
-	r->body_seen += evbuffer_get_length(r->stream_in) - before;
-	if (c->body_too_large || (r->body_limit && r->body_seen > r->body_limit)) {
+	req->body_seen += evbuffer_get_length(req->stream_in) - before;
+	if (c->body_too_large || (req->body_limit && req->body_seen > req->body_limit)) {
 		stream_failed(c, 413, "request_too_large",
 		              "the upload exceeds this organization's limit of %lld bytes",
-		              (long long)r->body_limit);
+		              (long long)req->body_limit);
 		return 1;
 	}
-	if (r->body_seen - c->stream_mark >= STREAM_PROGRESS) {
-		c->stream_mark = r->body_seen;
-		arm(c, c->limits->body_timeout_ms);
+	if (req->body_seen - c->stream_mark >= STREAM_PROGRESS) {
+		c->stream_mark = req->body_seen;
+		arm(c, c->limits.body_timeout_ms);
 	}
 	if (rc == 1) {
-		r->body_done = 1;
+		req->body_done = 1;
 		c->body_pending = 0;
 		c->state = C_BUSY;
 		evtimer_del(c->timer);
 		bufferevent_disable(c->bev, EV_READ);
-	} else if (evbuffer_get_length(r->stream_in) >= STREAM_HIGH) {
+	} else if (evbuffer_get_length(req->stream_in) >= STREAM_HIGH) {
 		/* Waiting on the upstream, not the client: no timer meanwhile. */
 		bufferevent_disable(c->bev, EV_READ);
 		evtimer_del(c->timer);
 	}
-	r->on_event(r, REQUEST_BODY);
+	c->loop->h->event(c->ctx, CONN_EV_BODY);
 	return rc;
 }
 
 void
-conn_stream_resume(struct conn *c)
+conn_stream_resume(struct conn_req *req)
 {
-	if (c->state != C_STREAM || c->req == NULL ||
-	    evbuffer_get_length(c->req->stream_in) >= STREAM_HIGH)
+	struct conn *c = req->conn;
+
+	if (c == NULL || c->state != C_STREAM || evbuffer_get_length(req->stream_in) >= STREAM_HIGH)
 		return;
 	if (!evtimer_pending(c->timer, NULL)) {
-		c->stream_mark = c->req->body_seen;
-		arm(c, c->limits->body_timeout_ms);
+		c->stream_mark = req->body_seen;
+		arm(c, c->limits.body_timeout_ms);
 	}
 	bufferevent_enable(c->bev, EV_READ);
 	(void)read_stream(c);
@@ -344,7 +484,7 @@ too_large(struct conn *c)
 	struct err e;
 
 	err_set(&e, 413, ERR_INVALID, "request_too_large", NULL,
-	        "request body exceeds this gateway's limit of %zu bytes", c->limits->max_body);
+	        "request body exceeds this gateway's limit of %zu bytes", c->limits.max_body);
 	refuse(c, &e);
 }
 
@@ -362,9 +502,7 @@ read_body(struct conn *c)
 	if (c->chunked == NULL) {
 		n = avail < c->body_left ? avail : (size_t)c->body_left;
 		if (take_body(c, in, n) < 0) {
-			err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
-			        "the gateway is out of memory; try again");
-			refuse(c, &e);
+			refuse_oom(c);
 			return 1;
 		}
 		c->body_left -= n;
@@ -397,34 +535,32 @@ static int
 start_stream(struct conn *c)
 {
 	const struct httpmsg_head *h = &c->req->head;
-	struct err e;
+	struct conn_req *req = c->req;
 
-	c->req->stream_in = evbuffer_new();
+	req->stream_in = evbuffer_new();
 	if (h->chunked)
 		c->chunked = httpmsg_chunked_new();
 	else
 		c->body_left = (uint64_t)h->content_length;
-	if (c->req->stream_in == NULL || (h->chunked && c->chunked == NULL)) {
-		err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
-		        "the gateway is out of memory; try again");
-		refuse(c, &e);
+	if (req->stream_in == NULL || (h->chunked && c->chunked == NULL)) {
+		refuse_oom(c);
 		return 0;
 	}
 	c->state = C_STREAM;
 	c->body_too_large = 0;
 	c->stream_mark = 0;
-	arm(c, c->limits->body_timeout_ms);
-	front_dispatch(c->req);
+	arm(c, c->limits.body_timeout_ms);
+	c->loop->h->request(c->ctx);
 	/* The handler may have answered at once (a size over the limit, a bad
 	 * multipart type): then the rest of the body is not read. */
-	if (c->req == NULL || c->state != C_STREAM)
+	if (c->req != req || c->state != C_STREAM)
 		return 0;
 	if (h->expect_continue && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
 		continue_100(c);
 	return 1;
 }
 
-/* Sets up reading the body the route asked for; 1 to go on reading. */
+/* Sets up reading the body the handler asked for; 1 to go on reading. */
 static int
 start_body(struct conn *c, int how)
 {
@@ -435,24 +571,22 @@ start_body(struct conn *c, int how)
 		dispatch(c);
 		return 0;
 	}
-	if (how == FRONT_BODY_NONE) {
+	if (how == CONN_BODY_NONE) {
 		err_set(&e, 400, ERR_INVALID, "unexpected_body", NULL,
 		        "%s %s takes no request body", c->req->method, c->req->path);
 		refuse(c, &e);
 		return 0;
 	}
-	if (how == FRONT_BODY_STREAM)
+	if (how == CONN_BODY_STREAM)
 		return start_stream(c);
-	if (h->content_length > 0 && (uint64_t)h->content_length > c->limits->max_body) {
+	if (h->content_length > 0 && (uint64_t)h->content_length > c->limits.max_body) {
 		too_large(c);
 		return 0;
 	}
 	if (h->chunked) {
 		c->chunked = httpmsg_chunked_new();
 		if (c->chunked == NULL) {
-			err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
-			        "the gateway is out of memory; try again");
-			refuse(c, &e);
+			refuse_oom(c);
 			return 0;
 		}
 	} else {
@@ -461,30 +595,25 @@ start_body(struct conn *c, int how)
 	}
 	c->state = C_BODY;
 	c->body_too_large = 0;
-	arm(c, c->limits->body_timeout_ms);
+	arm(c, c->limits.body_timeout_ms);
 	if (h->expect_continue && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
 		continue_100(c);
 	return 1;
 }
 
-/* Whether the gateway has room for this request; fills e when not. Past
- * limits.max_connections, a connection is read as far as its head, so its
- * refusal is answered and audited like any other. */
 static int
-over_capacity(struct conn *c, struct err *e)
+conn_begin(struct conn *c)
 {
-	const struct config *cfg = server_config(c->srv);
+	struct conn_req *req = req_new(c);
+	void *ctx = req ? c->loop->h->begin(c->loop->arg, req) : NULL;
 
-	if (c->over_limit)
-		return err_set(e, 503, ERR_INTERNAL, "too_many_connections", NULL,
-		               "the gateway has its maximum of %lld client connections open; try "
-		               "again shortly",
-		               cfg->max_connections) != 0;
-	if (server_inflight(c->srv) > (size_t)cfg->max_inflight)
-		return err_set(e, 503, ERR_INTERNAL, "overloaded", NULL,
-		               "the gateway is handling its maximum of %lld requests at once; try "
-		               "again shortly",
-		               cfg->max_inflight) != 0;
+	if (ctx == NULL) {
+		conn_req_free(req);
+		conn_free(c);
+		return -1;
+	}
+	c->req = req;
+	c->ctx = ctx;
 	return 0;
 }
 
@@ -505,51 +634,51 @@ read_head(struct conn *c)
 		return 0;
 	if (!c->head_started) {
 		c->head_started = 1;
-		arm(c, c->limits->header_timeout_ms);
+		arm(c, c->limits.header_timeout_ms);
 	}
-	look = avail < c->limits->max_head ? avail : c->limits->max_head;
+	look = avail < c->limits.max_head ? avail : c->limits.max_head;
 	p = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
 	err_clear(&e);
-	n = httpmsg_parse(p, look, c->limits->max_head, &h, &e);
+	n = httpmsg_parse(p, look, c->limits.max_head, &h, &e);
 	if (n == 0)
 		return 0;
-	c->req = request_new(c->srv, c, c->client);
-	if (c->req == NULL) {
-		conn_free(c);
+	if (conn_begin(c) < 0)
 		return -1;
-	}
 	c->head_started = 0;
 	if (n < 0) {
 		drain_wiped(in, avail);
 		refuse(c, &e);
 		return 0;
 	}
-	if (request_take_head(c->req, p, (size_t)n, &h) < 0) {
+	if (take_head(c->req, p, (size_t)n, &h) < 0) {
 		drain_wiped(in, (size_t)n);
-		err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
-		        "the gateway is out of memory; try again");
-		refuse(c, &e);
+		refuse_oom(c);
 		return 0;
 	}
 	drain_wiped(in, (size_t)n);
 	c->keep_alive = h.keep_alive;
-	/* Set before routing: an answer given now, with the body unread,
-	 * must close the connection rather than parse the body as a head. */
+	/* Set before the handler sees it: an answer given now, with the body
+	 * unread, must close the connection rather than parse the body as a
+	 * head. */
 	c->body_pending = h.chunked || h.content_length > 0;
-	if (c->peer && (c->req->client_cert = tls_peer_dup(c->peer)) == NULL) {
-		err_set(&e, 503, ERR_INTERNAL, "out_of_memory", NULL,
-		        "the gateway is out of memory; try again");
-		refuse(c, &e);
+	if (c->peer && (c->req->peer = tls_peer_dup(c->peer)) == NULL) {
+		refuse_oom(c);
 		return 0;
 	}
-	if (over_capacity(c, &e)) {
+	/* Past limits.max_connections, a connection is read as far as its
+	 * head, so its refusal is answered and recorded like any other. */
+	if (c->over_limit) {
+		err_set(&e, 503, ERR_INTERNAL, "too_many_connections", NULL,
+		        "the gateway has its maximum of %lld client connections open; try again "
+		        "shortly",
+		        c->limits.max_connections);
 		refuse(c, &e);
 		return 0;
 	}
 	c->state = C_BUSY;
 	evtimer_del(c->timer);
-	how = front_route(c->req);
-	if (how < 0)
+	how = c->loop->h->head(c->ctx);
+	if (how == CONN_ANSWERED || c->req == NULL)
 		return 0;
 	return start_body(c, how);
 }
@@ -578,7 +707,6 @@ on_read(struct bufferevent *bev, void *arg)
 	(void)process(arg);
 }
 
-static int process(struct conn *c);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
 static void
@@ -599,8 +727,8 @@ on_write(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (c->state == C_STREAM_OUT) {
-		if (c->req && c->req->on_event)
-			c->req->on_event(c->req, REQUEST_DRAINED);
+		if (c->req)
+			c->loop->h->event(c->ctx, CONN_EV_DRAINED);
 		return;
 	}
 	/* Also fires after a 100 Continue, while the request is current. */
@@ -617,7 +745,7 @@ on_write(struct bufferevent *bev, void *arg)
 	c->state = C_HEAD;
 	httpmsg_chunked_free(c->chunked);
 	c->chunked = NULL;
-	arm(c, c->limits->idle_timeout_ms);
+	arm(c, c->limits.idle_timeout_ms);
 	if (!c->peer_done)
 		bufferevent_enable(c->bev, EV_READ);
 	if (process(c) < 0) /* a pipelined request may be waiting */
@@ -663,7 +791,7 @@ handshake_done(struct conn *c)
 	/* The head has its own timer from its first byte; until then, the
 	 * connection is idle. */
 	if (!c->head_started)
-		arm(c, c->limits->idle_timeout_ms);
+		arm(c, c->limits.idle_timeout_ms);
 }
 
 static void
@@ -674,7 +802,7 @@ handshake_failed(struct conn *c)
 
 	while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
 		ERR_error_string_n(e, why, sizeof(why));
-	metrics_count(server_metrics(c->srv), METRICS_TLS_HANDSHAKE_FAILED);
+	atomic_fetch_add_explicit(&tls_failures, 1, memory_order_relaxed);
 	log_msg(LOG_DEBUG, NULL, "client %s: TLS handshake failed: %s", c->client, why);
 }
 
@@ -682,6 +810,8 @@ static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
+	struct conn_req *req;
+	void *ctx;
 	struct err e;
 
 	(void)bev;
@@ -710,13 +840,14 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		stream_failed(c, 400, "incomplete_body",
 		              "the client closed the connection after %lld bytes of the body",
 		              (long long)c->req->body_seen);
-	} else if (c->state == C_BODY && c->req && !c->req->replied && (what & BEV_EVENT_EOF)) {
+	} else if (c->state == C_BODY && c->req && (what & BEV_EVENT_EOF)) {
 		/* The client gave up mid-body; the request is still recorded. */
-		c->req->conn = NULL;
+		req = c->req;
+		ctx = c->ctx;
+		detach(req);
 		err_set(&e, 400, ERR_INVALID, "incomplete_body", NULL,
 		        "the client closed the connection before sending the whole body");
-		reply_err(c->req, &e);
-		c->req = NULL;
+		c->loop->h->error(ctx, &e);
 	}
 	conn_free(c);
 }
@@ -736,22 +867,18 @@ on_timeout(evutil_socket_t fd, short what, void *arg)
 	if (c->state == C_STREAM) {
 		stream_failed(c, 408, "request_timeout",
 		              "no part of the upload arrived within %lld ms",
-		              (long long)c->limits->body_timeout_ms);
+		              (long long)c->limits.body_timeout_ms);
 		return;
 	}
 	if (c->state == C_BODY) {
 		err_set(&e, 408, ERR_INVALID, "request_timeout", NULL,
-		        "the request body did not arrive within %ld ms",
-		        c->limits->body_timeout_ms);
+		        "the request body did not arrive within %ld ms", c->limits.body_timeout_ms);
 	} else if (c->state == C_HEAD && c->head_started) {
-		c->req = request_new(c->srv, c, c->client);
-		if (c->req == NULL) {
-			conn_free(c);
+		if (conn_begin(c) < 0)
 			return;
-		}
 		err_set(&e, 408, ERR_INVALID, "request_timeout", NULL,
 		        "the request head did not arrive within %ld ms",
-		        c->limits->header_timeout_ms);
+		        c->limits.header_timeout_ms);
 	} else {
 		conn_free(c); /* idle keep-alive connection */
 		return;
@@ -759,24 +886,21 @@ on_timeout(evutil_socket_t fd, short what, void *arg)
 	refuse(c, &e);
 }
 
-struct conn *
-conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen,
-         int over_limit)
+void
+conn_accept(struct conn_loop *l, evutil_socket_t fd, const struct sockaddr *sa, int over_limit)
 {
 	struct conn *c = calloc(1, sizeof(*c));
-	struct tls_server *tls = server_tls(srv);
 	SSL *ssl = NULL;
 	char host[INET6_ADDRSTRLEN] = "?";
 	struct timeval wtv;
 	int one = 1;
 
-	(void)salen;
 	if (c == NULL) {
 		evutil_closesocket(fd);
-		return NULL;
+		return;
 	}
-	c->srv = srv;
-	c->limits = server_limits(srv);
+	c->loop = l;
+	c->limits = l->limits;
 	c->over_limit = over_limit;
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, host,
@@ -787,116 +911,195 @@ conn_new(struct server *srv, evutil_socket_t fd, const struct sockaddr *sa, int 
 	snprintf(c->client, sizeof(c->client), "%s", host);
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
-	c->next = live;
-	if (live)
-		live->prev = c;
-	live = c;
-	nlive++;
+	c->next = l->live;
+	if (l->live)
+		l->live->prev = c;
+	l->live = c;
+	l->nlive++;
 	atomic_fetch_add_explicit(&nall, 1, memory_order_relaxed);
 
-	if (tls) {
+	if (l->tls) {
 		c->tls = 1;
-		ssl = tls_server_ssl(tls);
+		ssl = tls_server_ssl(l->tls);
 		if (ssl)
-			c->bev = bufferevent_openssl_socket_new(server_base(srv), fd, ssl,
-			                                        BUFFEREVENT_SSL_ACCEPTING,
-			                                        BEV_OPT_CLOSE_ON_FREE);
+			c->bev = bufferevent_openssl_socket_new(
+			        l->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 		/* Clients that close without a TLS close_notify are the norm;
 		 * their close reads as an end, not an error. */
 		if (c->bev)
 			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	} else {
-		c->bev = bufferevent_socket_new(server_base(srv), fd, BEV_OPT_CLOSE_ON_FREE);
+		c->bev = bufferevent_socket_new(l->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
-	c->timer = evtimer_new(server_base(srv), on_timeout, c);
-	c->sent = event_new(server_base(srv), -1, 0, on_sent, c);
+	c->timer = evtimer_new(l->base, on_timeout, c);
+	c->sent = event_new(l->base, -1, 0, on_sent, c);
 	if (c->bev == NULL || c->timer == NULL || c->sent == NULL) {
 		if (c->bev == NULL) {
 			SSL_free(ssl);
 			evutil_closesocket(fd);
 		}
 		conn_free(c);
-		return NULL;
+		return;
 	}
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	/* A client that stops reading its answer is cut off too. */
-	wtv.tv_sec = c->limits->idle_timeout_ms / 1000;
-	wtv.tv_usec = (c->limits->idle_timeout_ms % 1000) * 1000;
+	wtv.tv_sec = c->limits.idle_timeout_ms / 1000;
+	wtv.tv_usec = (c->limits.idle_timeout_ms % 1000) * 1000;
 	bufferevent_set_timeouts(c->bev, NULL, &wtv);
 	/* Past a head and a little more, reading pauses until it is used. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, c->limits->max_head + PIPELINE_SLACK);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, c->limits.max_head + PIPELINE_SLACK);
 	bufferevent_enable(c->bev, EV_READ);
 	/* A TLS handshake must be done within the time a head gets. */
-	arm(c, c->tls ? c->limits->header_timeout_ms : c->limits->idle_timeout_ms);
-	return c;
+	arm(c, c->tls ? c->limits.header_timeout_ms : c->limits.idle_timeout_ms);
 }
 
-static const char *
-reason(int status)
+/* ---- the loop ---- */
+
+struct conn_loop *
+conn_loop_new(struct event_base *base, const struct conn_handler *handler, void *arg,
+              const struct conn_limits *limits)
 {
-	switch (status) {
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 204:
-		return "No Content";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 408:
-		return "Request Timeout";
-	case 409:
-		return "Conflict";
-	case 413:
-		return "Content Too Large";
-	case 415:
-		return "Unsupported Media Type";
-	case 417:
-		return "Expectation Failed";
-	case 422:
-		return "Unprocessable Content";
-	case 429:
-		return "Too Many Requests";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 500:
-		return "Internal Server Error";
-	case 501:
-		return "Not Implemented";
-	case 502:
-		return "Bad Gateway";
-	case 503:
-		return "Service Unavailable";
-	case 504:
-		return "Gateway Timeout";
-	case 505:
-		return "HTTP Version Not Supported";
-	default:
-		return "Status";
-	}
+	struct conn_loop *l = calloc(1, sizeof(*l));
+
+	if (l == NULL)
+		return NULL;
+	l->base = base;
+	l->h = handler;
+	l->arg = arg;
+	l->limits = *limits;
+	return l;
 }
 
 void
-conn_send(struct conn *c, struct request *r, int status, const char *const *headers,
-          size_t nheaders, const char *body, size_t len)
+conn_loop_free(struct conn_loop *l)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (l == NULL)
+		return;
+	while (l->live)
+		conn_free(l->live);
+	free(l);
+}
+
+void
+conn_loop_set_limits(struct conn_loop *l, const struct conn_limits *limits)
+{
+	l->limits = *limits;
+}
+
+void
+conn_loop_set_tls(struct conn_loop *l, struct tls_server *tls)
+{
+	l->tls = tls;
+}
+
+void
+conn_loop_drain(struct conn_loop *l)
+{
+	struct conn *c, *next;
+
+	l->draining = 1;
+	for (c = l->live; c; c = next) {
+		next = c->next;
+		if (c->state == C_HEAD && !c->head_started && c->req == NULL)
+			conn_free(c);
+	}
+}
+
+size_t
+conn_loop_count(const struct conn_loop *l)
+{
+	return l->nlive;
+}
+
+/* ---- answers ---- */
+
+const char *
+conn_reason(int status)
+{
+	static const struct {
+		int status;
+		const char *reason;
+	} reasons[] = {
+	        {100, "Continue"},
+	        {200, "OK"},
+	        {201, "Created"},
+	        {202, "Accepted"},
+	        {204, "No Content"},
+	        {206, "Partial Content"},
+	        {301, "Moved Permanently"},
+	        {302, "Found"},
+	        {304, "Not Modified"},
+	        {307, "Temporary Redirect"},
+	        {308, "Permanent Redirect"},
+	        {400, "Bad Request"},
+	        {401, "Unauthorized"},
+	        {402, "Payment Required"},
+	        {403, "Forbidden"},
+	        {404, "Not Found"},
+	        {405, "Method Not Allowed"},
+	        {406, "Not Acceptable"},
+	        {408, "Request Timeout"},
+	        {409, "Conflict"},
+	        {410, "Gone"},
+	        {411, "Length Required"},
+	        {412, "Precondition Failed"},
+	        {413, "Content Too Large"},
+	        {414, "URI Too Long"},
+	        {415, "Unsupported Media Type"},
+	        {416, "Range Not Satisfiable"},
+	        {417, "Expectation Failed"},
+	        {422, "Unprocessable Content"},
+	        {425, "Too Early"},
+	        {426, "Upgrade Required"},
+	        {428, "Precondition Required"},
+	        {429, "Too Many Requests"},
+	        {431, "Request Header Fields Too Large"},
+	        {500, "Internal Server Error"},
+	        {501, "Not Implemented"},
+	        {502, "Bad Gateway"},
+	        {503, "Service Unavailable"},
+	        {504, "Gateway Timeout"},
+	        {505, "HTTP Version Not Supported"},
+	};
 	size_t i;
 
-	if (r != c->req) {
-		log_msg(LOG_ERROR, r->id, "answer for a request that is not the connection's");
-		request_free(r);
+	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i].status == status)
+			return reasons[i].reason;
+	return "Status";
+}
+
+/* The connection closes after this answer: the client asked, the body was
+ * not read, or the loop is stopping. */
+static void
+decide_close(struct conn *c)
+{
+	if (!c->keep_alive || c->body_pending || c->loop->draining)
+		c->closing = 1;
+}
+
+static void
+add_head(struct evbuffer *out, int status, const char *const *headers, size_t nheaders)
+{
+	size_t i;
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, conn_reason(status));
+	for (i = 0; i < nheaders; i++)
+		evbuffer_add_printf(out, "%s\r\n", headers[i]);
+}
+
+void
+conn_reply(struct conn_req *req, int status, const char *const *headers, size_t nheaders,
+           const char *body, size_t len)
+{
+	struct conn *c = req->conn;
+	struct evbuffer *out;
+
+	if (c == NULL || c->req != req)
 		return;
-	}
-	if (!c->keep_alive || c->body_pending || c->state != C_BUSY || server_draining(c->srv))
+	out = bufferevent_get_output(c->bev);
+	decide_close(c);
+	if (c->state != C_BUSY)
 		c->closing = 1;
 	if (c->state == C_STREAM)
 		bufferevent_disable(c->bev, EV_READ);
@@ -905,15 +1108,13 @@ conn_send(struct conn *c, struct request *r, int status, const char *const *head
 	 * not ask epoll to watch for writing: most answers go in one write. */
 	if (!c->tls)
 		bufferevent_disable(c->bev, EV_WRITE);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason(status));
-	for (i = 0; i < nheaders; i++)
-		evbuffer_add_printf(out, "%s\r\n", headers[i]);
+	add_head(out, status, headers, nheaders);
 	evbuffer_add_printf(out, "Content-Length: %zu\r\n%s\r\n", len,
 	                    c->closing ? "Connection: close\r\n" : "");
-	if (len)
+	/* An answer to HEAD has the head a GET would get, and no body. */
+	if (len && strcmp(req->method, "HEAD") != 0)
 		evbuffer_add(out, body, len);
-	c->req = NULL;
-	request_free(r);
+	detach(req);
 	if (!c->tls && evbuffer_write(out, bufferevent_getfd(c->bev)) > 0 &&
 	    evbuffer_get_length(out) == 0) {
 		event_active(c->sent, EV_WRITE, 1);
@@ -923,21 +1124,20 @@ conn_send(struct conn *c, struct request *r, int status, const char *const *head
 	bufferevent_enable(c->bev, EV_WRITE);
 }
 
-/* The head of a streamed answer; content_length -1 sends it chunked. */
-void
-conn_stream_begin(struct conn *c, int status, const char *const *headers, size_t nheaders,
+int
+conn_stream_begin(struct conn_req *req, int status, const char *const *headers, size_t nheaders,
                   long long content_length)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	size_t i;
+	struct conn *c = req->conn;
+	struct evbuffer *out;
 
-	if (!c->keep_alive || c->body_pending || server_draining(c->srv))
-		c->closing = 1;
+	if (c == NULL || c->req != req)
+		return -1;
+	out = bufferevent_get_output(c->bev);
+	decide_close(c);
 	c->state = C_STREAM_OUT;
 	c->chunked_out = content_length < 0;
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, reason(status));
-	for (i = 0; i < nheaders; i++)
-		evbuffer_add_printf(out, "%s\r\n", headers[i]);
+	add_head(out, status, headers, nheaders);
 	if (c->chunked_out)
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
 	else
@@ -946,36 +1146,39 @@ conn_stream_begin(struct conn *c, int status, const char *const *headers, size_t
 	/* The write callback now says when the answer has drained enough. */
 	bufferevent_setwatermark(c->bev, EV_WRITE, STREAM_LOW, 0);
 	bufferevent_enable(c->bev, EV_WRITE);
+	return 0;
 }
 
-size_t
-conn_stream_write(struct conn *c, const char *data, size_t n)
+void
+conn_stream_write(struct conn_req *req, const char *data, size_t n)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct conn *c = req->conn;
+	struct evbuffer *out;
 
-	if (n == 0)
-		return evbuffer_get_length(out);
+	if (c == NULL || n == 0)
+		return;
+	out = bufferevent_get_output(c->bev);
 	if (c->chunked_out)
 		evbuffer_add_printf(out, "%zx\r\n", n);
 	evbuffer_add(out, data, n);
 	if (c->chunked_out)
 		evbuffer_add(out, "\r\n", 2);
-	return evbuffer_get_length(out);
 }
 
 int
-conn_stream_full(const struct conn *c)
+conn_stream_full(const struct conn_req *req)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev)) >= STREAM_HIGH;
+	return req->conn == NULL ||
+	       evbuffer_get_length(bufferevent_get_output(req->conn->bev)) >= STREAM_HIGH;
 }
 
 void
-conn_stream_end(struct conn *c, struct request *r, int complete)
+conn_stream_end(struct conn_req *req, int complete)
 {
-	if (r != c->req) {
-		request_free(r);
+	struct conn *c = req->conn;
+
+	if (c == NULL || c->req != req)
 		return;
-	}
 	if (complete && c->chunked_out)
 		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
 	/* A cut answer can only be told by the connection closing early. */
@@ -983,8 +1186,7 @@ conn_stream_end(struct conn *c, struct request *r, int complete)
 		c->closing = 1;
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	c->state = C_BUSY;
-	c->req = NULL;
-	request_free(r);
+	detach(req);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		on_write(c->bev, c);
 }

@@ -493,7 +493,7 @@ check_oneof(const struct schema *s, const json_t *v, char *path, size_t n, struc
 				return check(var->s, v, path, n, e);
 
 	/* Only an error needs the list of tags. */
-	for (i = 0; s->variants[i].tag && i < 7; i++)
+	for (i = 0; i < 7 && s->variants[i].tag; i++)
 		tags[i] = s->variants[i].tag;
 	tags[i] = NULL;
 	join_quoted(list, sizeof(list), tags);

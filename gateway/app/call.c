@@ -1,0 +1,207 @@
+#include "app/call.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "app/config.h"
+#include "app/context.h"
+#include "app/reply.h"
+#include "app/request.h"
+#include "audit/audit.h"
+#include "http/conn.h"
+#include "lib/log.h"
+#include "lib/secmem.h"
+
+/* Client headers that go upstream besides the key; everything else stays
+ * here. */
+static const char *const forwarded_headers[] = {"OpenAI-Organization", "OpenAI-Project", NULL};
+
+#define MAX_UP_HEADERS 8
+#define HEADER_LINE    1024
+
+struct header_lines {
+	size_t n;
+	char line[MAX_UP_HEADERS][HEADER_LINE];
+	const char *ptr[MAX_UP_HEADERS];
+};
+
+static void
+add_header(struct header_lines *h, const char *name, const char *value)
+{
+	if (h->n == MAX_UP_HEADERS)
+		return;
+	snprintf(h->line[h->n], HEADER_LINE, "%s: %s", name, value);
+	h->ptr[h->n] = h->line[h->n];
+	h->n++;
+}
+
+/* Builds the upstream's header lines; they may hold the client's key, so
+ * the caller wipes them once the call has copied them. The key is the
+ * one authentication identified, written canonically. */
+static void
+upstream_headers(const struct request *r, struct header_lines *h, int json_body,
+                 const char *content_type)
+{
+	const char *upstream_key = r->cfg->upstream_api_key;
+	int gateway_keys = strcmp(r->cfg->auth_mode, "gateway_keys") == 0;
+	char value[HEADER_LINE - 64];
+	size_t i;
+
+	h->n = 0;
+	/* In gateway_keys mode the client's key never leaves the gateway. */
+	if (gateway_keys && upstream_key) {
+		snprintf(value, sizeof(value), "Bearer %s", upstream_key);
+		add_header(h, "Authorization", value);
+	} else if (!gateway_keys && r->bearer && r->bearer_len < sizeof(value) - 8) {
+		snprintf(value, sizeof(value), "Bearer %.*s", (int)r->bearer_len, r->bearer);
+		add_header(h, "Authorization", value);
+	}
+	for (i = 0; forwarded_headers[i]; i++)
+		if (request_header(r, forwarded_headers[i], value, sizeof(value)))
+			add_header(h, forwarded_headers[i], value);
+	if (json_body)
+		add_header(h, "Content-Type", "application/json");
+	add_header(h, "Accept", "application/json");
+	add_header(h, "User-Agent", "containers-gateway/" GW_VERSION);
+	add_header(h, "X-Gateway-Request-Id", r->id);
+	/* An upload's own Content-Type carries the boundary its body uses. */
+	if (content_type)
+		add_header(h, "Content-Type", content_type);
+	secmem_wipe(value, sizeof(value));
+}
+
+static void
+refuse_unaudited(struct request *r)
+{
+	err_set(&r->error, 503, ERR_INTERNAL, "audit_unavailable", NULL,
+	        "the gateway cannot write its audit log, so it forwards nothing; try again "
+	        "shortly");
+}
+
+static void
+on_intent_durable(void *arg, int ok)
+{
+	struct request *r = arg;
+
+	r->intent_pending = 0;
+	if (!ok && !audit_available(r->ctx->audit)) {
+		refuse_unaudited(r);
+		pipeline_resume(r, STEP_FAIL);
+		return;
+	}
+	pipeline_resume(r, STEP_NEXT);
+}
+
+enum step_result
+call_intent(struct request *r)
+{
+	int rc = reply_intent(r, on_intent_durable);
+
+	if (rc == 0) {
+		r->intent_pending = 1;
+		return STEP_WAIT;
+	}
+	if (rc < 0 && !audit_available(r->ctx->audit)) {
+		refuse_unaudited(r);
+		return STEP_FAIL;
+	}
+	return STEP_NEXT;
+}
+
+enum step_result
+call_start(struct request *r, struct upstream_req *up, int json_body, const char *content_type,
+           upstream_done_fn done)
+{
+	struct header_lines h;
+
+	err_clear(&r->error);
+	upstream_headers(r, &h, json_body, content_type);
+	up->headers = h.ptr;
+	up->nheaders = h.n;
+	r->call = upstream_start(r->ctx->upstream, up, done, r, &r->error);
+	secmem_wipe(&h, sizeof(h));
+	return r->call ? STEP_WAIT : STEP_FAIL;
+}
+
+void
+call_note(struct request *r, const struct upstream_res *res)
+{
+	r->call = NULL;
+	r->rec.upstream_status = res->status;
+	r->rec.upstream_ms = res->ms;
+	snprintf(r->rec.upstream_request_id, sizeof(r->rec.upstream_request_id), "%s",
+	         res->request_id);
+}
+
+int
+call_succeeded(const struct upstream_res *res)
+{
+	return res->failure == UPSTREAM_OK && res->status >= 200 && res->status <= 299;
+}
+
+/* The client hears what kind of failure it was; the operator's log gets
+ * libcurl's detail, which names hosts and addresses. */
+void
+call_failure(struct request *r, const struct upstream_res *res)
+{
+	log_msg(LOG_WARN, r->id, "upstream call failed: %s", res->error);
+	switch (res->failure) {
+	case UPSTREAM_TIMEOUT:
+		err_set(&r->error, 504, ERR_UPSTREAM, "upstream_timeout", NULL,
+		        "the upstream did not answer within this gateway's time limit");
+		break;
+	case UPSTREAM_TOO_LARGE:
+		err_set(&r->error, 502, ERR_UPSTREAM, "upstream_response_too_large", NULL,
+		        "the upstream's answer exceeded upstream.max_response_bytes");
+		break;
+	case UPSTREAM_MALFORMED:
+		err_set(&r->error, 502, ERR_UPSTREAM, "bad_upstream_response", NULL,
+		        "the upstream's answer had two different Content-Length headers, so its "
+		        "end "
+		        "could not be told; it was discarded");
+		break;
+	default:
+		err_set(&r->error, 502, ERR_UPSTREAM, "upstream_unreachable", NULL,
+		        "the upstream could not be reached or did not complete its answer");
+		break;
+	}
+}
+
+enum step_result
+call_unsuccessful(struct request *r, const struct upstream_res *res)
+{
+	if (res->failure != UPSTREAM_OK) {
+		call_failure(r, res);
+		return STEP_FAIL;
+	}
+	reply_relay(r, res);
+	return STEP_DONE;
+}
+
+void
+call_withheld(struct request *r)
+{
+	char *line;
+	size_t o, i;
+	json_t *v;
+
+	o = (size_t)snprintf(r->error.message, sizeof(r->error.message),
+	                     "%s, so this gateway withheld it:",
+	                     strcmp(r->http->method, "POST") == 0 && r->rec.memory_limit[0]
+	                             ? "the upstream created a container that does not match what "
+	                               "was asked for"
+	                             : "the upstream's answer does not match the API's contract");
+	json_array_foreach(r->rec.violations, i, v)
+	{
+		line = json_dumps(v, JSON_COMPACT);
+		if (line && o < sizeof(r->error.message))
+			o += (size_t)snprintf(r->error.message + o, sizeof(r->error.message) - o,
+			                      " %s", line);
+		secmem_json_free(line);
+	}
+	r->error.status = 502;
+	r->error.type = ERR_UPSTREAM;
+	r->error.code = "upstream_violation";
+	r->error.param[0] = '\0';
+}

@@ -1,0 +1,45 @@
+/*
+ * call: the upstream call made on a request's behalf.
+ *
+ * The headers the upstream gets (the key authentication identified, or
+ * the organization's in gateway_keys mode, and nothing else of the
+ * client's but OpenAI-Organization and OpenAI-Project), the intent line
+ * that comes before anything is forwarded, and what a call that did not
+ * succeed comes to.
+ */
+#ifndef GW_CALL_H
+#define GW_CALL_H
+
+#include "app/pipeline.h"
+#include "http/upstream.h"
+
+struct request;
+
+/* Step "intent": the request's intent line in the audit log, durable as
+ * audit.fsync asks, before anything reaches the upstream. */
+enum step_result call_intent(struct request *r);
+
+/* Starts r's upstream call (up's headers are set here; json_body adds
+ * Content-Type: application/json, content_type another); done runs once,
+ * from the loop. Returns STEP_WAIT, or STEP_FAIL with r->error. */
+enum step_result call_start(struct request *r, struct upstream_req *up, int json_body,
+                            const char *content_type, upstream_done_fn done);
+
+/* Notes a finished call in the request's record (status, time, id). */
+void call_note(struct request *r, const struct upstream_res *res);
+
+/* Whether the call worked and the upstream said yes (2xx). */
+int call_succeeded(const struct upstream_res *res);
+
+/* A call that did not succeed: the transport's failure (STEP_FAIL, with
+ * r->error), or the upstream's own refusal relayed as it came (STEP_DONE). */
+enum step_result call_unsuccessful(struct request *r, const struct upstream_res *res);
+
+/* Fills r->error for a transport failure (timeout, too large, ...). */
+void call_failure(struct request *r, const struct upstream_res *res);
+
+/* Fills r->error with the answer's violations (r->rec.violations): the
+ * answer is withheld. */
+void call_withheld(struct request *r);
+
+#endif

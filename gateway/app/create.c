@@ -1,0 +1,332 @@
+#include "app/create.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "app/call.h"
+#include "app/context.h"
+#include "app/request.h"
+#include "app/reply.h"
+#include "app/tenancy.h"
+#include "audit/audit.h"
+#include "audit/redact.h"
+#include "http/conn.h"
+#include "lib/jsonbuf.h"
+#include "lib/jsondoc.h"
+#include "lib/log.h"
+#include "lib/secmem.h"
+#include "policy/check.h"
+#include "policy/policy.h"
+#include "policy/schema.h"
+#include "policy/tenant.h"
+
+/* The create's own state: the document decided on, and as sent. */
+struct create {
+	json_t *doc;
+	char *forward;
+	size_t forward_len;
+};
+
+static void
+create_free(void *arg)
+{
+	struct create *c = arg;
+
+	if (c == NULL)
+		return;
+	secmem_free(c->forward);
+	json_decref(c->doc);
+	free(c);
+}
+
+static struct create *
+op(struct request *r)
+{
+	return r->op;
+}
+
+static enum step_result
+oom(struct request *r)
+{
+	err_set(&r->error, 503, ERR_INTERNAL, "out_of_memory", NULL,
+	        "the gateway is out of memory; try again");
+	return STEP_FAIL;
+}
+
+static void
+adjustment(struct request *r, const char *text)
+{
+	if (r->rec.adjustments == NULL)
+		r->rec.adjustments = json_array();
+	json_array_append_new(r->rec.adjustments, json_string(text));
+}
+
+/* What the audit record says about the container asked for. */
+static void
+note_container(struct request *r, const json_t *doc)
+{
+	json_t *mem = json_object_get(doc, "memory_limit");
+
+	if (json_is_string(mem) && json_string_length(mem) < sizeof(r->rec.memory_limit))
+		snprintf(r->rec.memory_limit, sizeof(r->rec.memory_limit), "%s",
+		         json_string_value(mem));
+	json_decref(r->rec.network_policy);
+	r->rec.network_policy = redact_network_policy_keyed(json_object_get(doc, "network_policy"),
+	                                                    audit_key(r->ctx->audit));
+}
+
+static enum step_result
+validate(struct request *r)
+{
+	struct conn_req *http = r->http;
+	struct create *c;
+
+	if (!request_is_json(r)) {
+		err_set(&r->error, 415, ERR_INVALID, "unsupported_media_type", NULL,
+		        "POST /v1/containers takes a JSON body; send Content-Type: "
+		        "application/json");
+		return STEP_FAIL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return oom(r);
+	r->op = c;
+	r->op_free = create_free;
+	c->doc = jsondoc_parse(http->body, http->body_len, &r->error);
+	/* The raw bytes may hold secrets and are not needed again. */
+	secmem_free(http->body);
+	http->body = NULL;
+	http->body_len = http->body_cap = 0;
+	if (c->doc == NULL || schema_check(&schema_create_container_body, c->doc, &r->error) < 0)
+		return STEP_FAIL;
+	return STEP_NEXT;
+}
+
+/* A tenant's brokered secrets, for the domains the decided allowlist
+ * reaches; the client never sees them. */
+static int
+inject_secrets(struct request *r)
+{
+	json_t *names, *v;
+	char text[160];
+	size_t i;
+
+	if (r->tenant == NULL)
+		return 0;
+	names = json_array();
+	if (names == NULL || tenant_inject_secrets(r->tenant, op(r)->doc, names) < 0) {
+		json_decref(names);
+		return -1;
+	}
+	json_array_foreach(names, i, v)
+	{
+		snprintf(text, sizeof(text), "brokered secret %s added", json_string_value(v));
+		adjustment(r, text);
+	}
+	json_decref(names);
+	return 0;
+}
+
+static enum step_result
+decide(struct request *r)
+{
+	json_t *doc = op(r)->doc;
+	struct policy_result pr;
+	size_t i;
+
+	if (r->tenant && !tenant_allow_client_secrets(r->tenant) &&
+	    json_object_get(json_object_get(doc, "network_policy"), "domain_secrets")) {
+		note_container(r, doc);
+		err_set(&r->error, 403, ERR_POLICY, "client_secrets_not_allowed",
+		        "network_policy.domain_secrets",
+		        "this tenant's domain secrets are supplied by the gateway; remove "
+		        "network_policy.domain_secrets from the request");
+		return STEP_FAIL;
+	}
+	if (policy_apply_create(r->policy, doc, &pr) < 0) {
+		note_container(r, doc);
+		r->error = pr.err;
+		return STEP_FAIL;
+	}
+	if (pr.nshadow && r->shadow.status == 0)
+		r->shadow = pr.shadow;
+	for (i = 0; i < pr.nadjust; i++)
+		adjustment(r, pr.adjust[i]);
+	if (inject_secrets(r) < 0)
+		return oom(r);
+	note_container(r, doc);
+	return STEP_NEXT;
+}
+
+static void
+on_created(const struct upstream_res *res, void *arg)
+{
+	struct request *r = arg;
+	struct create *c = op(r);
+	json_t *container;
+
+	call_note(r, res);
+	/* The forwarded body held any domain secrets; it is done with. */
+	secmem_wipe(c->forward, c->forward_len);
+	redact_wipe_secrets(c->doc);
+	if (!call_succeeded(res)) {
+		tenancy_not_created(r);
+		pipeline_resume(r, call_unsuccessful(r, res));
+		return;
+	}
+	err_clear(&r->error);
+	r->rec.violations = json_array();
+	container =
+	        check_create_response(c->doc, res->body, res->len, r->rec.violations, &r->error);
+	if (container == NULL || request_keep_answer(r, res) < 0) {
+		json_decref(container);
+		tenancy_not_created(r);
+		if (r->error.status == 0)
+			err_set(&r->error, 503, ERR_INTERNAL, "out_of_memory", NULL,
+			        "the gateway ran out of memory with the upstream's answer");
+		pipeline_resume(r, STEP_FAIL);
+		return;
+	}
+	snprintf(r->rec.container_id, sizeof(r->rec.container_id), "%s",
+	         json_string_value(json_object_get(container, "id")));
+	json_decref(container);
+	pipeline_resume(r, STEP_NEXT);
+}
+
+/* The decided document as it goes upstream. Compact text is never longer
+ * than what the client sent, but for what the policy adds. */
+static enum step_result
+forward(struct request *r)
+{
+	struct create *c = op(r);
+	size_t sent = (size_t)r->http->body_seen;
+	struct upstream_req up = {0};
+	enum step_result res;
+
+	c->forward = jsonbuf_dump(c->doc, sent + 512, sent * 2 + 64 * 1024, &c->forward_len);
+	if (c->forward == NULL) {
+		tenancy_not_created(r);
+		return oom(r);
+	}
+	up.method = "POST";
+	up.path = "/containers";
+	up.body = c->forward;
+	up.body_len = c->forward_len;
+	res = call_start(r, &up, 1, NULL, on_created);
+	if (res == STEP_FAIL)
+		tenancy_not_created(r);
+	return res;
+}
+
+/* The answer was checked as it arrived (on_created): the container and
+ * its differences from what was forwarded are on record now. */
+static enum step_result
+check(struct request *r)
+{
+	if (json_array_size(r->rec.violations) > 0)
+		log_msg(LOG_WARN, r->id, "upstream violation on container %s", r->rec.container_id);
+	return STEP_NEXT;
+}
+
+/* The container is the tenant's, whatever happens to the answer. */
+static enum step_result
+own(struct request *r)
+{
+	json_int_t minutes = json_integer_value(
+	        json_object_get(json_object_get(op(r)->doc, "expires_after"), "minutes"));
+
+	return tenancy_created(r, minutes);
+}
+
+/* Identifiers the upstream hands back are checked like the client's before
+ * they go into a path. */
+static int
+safe_id(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > REQUEST_ID_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+static int
+violated(const struct request *r)
+{
+	return json_array_size(r->rec.violations) > 0 &&
+	       policy_violation_mode(r->policy) != POLICY_VIOLATION_LOG;
+}
+
+static void
+on_remediated(const struct upstream_res *res, void *arg)
+{
+	struct request *r = arg;
+	int deleted = call_succeeded(res);
+
+	r->call = NULL;
+	r->rec.remediation = json_pack("{s:s, s:s, s:o, s:s}", "action", "delete", "container_id",
+	                               r->rec.container_id, "status",
+	                               res->status ? json_integer(res->status) : json_null(),
+	                               "outcome", deleted ? "deleted" : "failed");
+	log_msg(deleted ? LOG_WARN : LOG_ERROR, r->id, "container %s broke the request; delete %s",
+	        r->rec.container_id, deleted ? "succeeded" : "FAILED");
+	err_set(&r->error, 502, ERR_UPSTREAM, "upstream_violation", NULL,
+	        "the upstream created container %s with more than was asked for, so this gateway "
+	        "%s; see the audit record of this request for the differences",
+	        r->rec.container_id,
+	        deleted ? "deleted it" : "tried to delete it and failed: delete it by hand");
+	pipeline_resume(r, STEP_FAIL);
+}
+
+/* on_upstream_violation "delete": the container is removed upstream before
+ * the client hears about it. */
+static enum step_result
+remediate(struct request *r)
+{
+	struct upstream_req up = {0};
+	char path[REQUEST_ID_MAX + 16];
+
+	if (!violated(r) || policy_violation_mode(r->policy) != POLICY_VIOLATION_DELETE)
+		return STEP_NEXT;
+	if (!safe_id(r->rec.container_id)) {
+		r->rec.remediation =
+		        json_pack("{s:s, s:s}", "action", "delete", "outcome",
+		                  "not attempted: the container id is not a safe identifier");
+		call_withheld(r);
+		return STEP_FAIL;
+	}
+	snprintf(path, sizeof(path), "/containers/%s", r->rec.container_id);
+	up.method = "DELETE";
+	up.path = path;
+	return call_start(r, &up, 0, NULL, on_remediated);
+}
+
+static enum step_result
+answer(struct request *r)
+{
+	if (violated(r)) {
+		call_withheld(r);
+		return STEP_FAIL;
+	}
+	reply_kept(r);
+	return STEP_DONE;
+}
+
+const struct step create_steps[] = {
+        {"admit", tenancy_admit},
+        {"validate", validate},
+        {"decide", decide},
+        {"admit_create", tenancy_admit_create},
+        {"intent", call_intent},
+        {"forward", forward},
+        {"check", check},
+        {"own", own},
+        {"remediate", remediate},
+        {"answer", answer},
+        {NULL, NULL},
+};

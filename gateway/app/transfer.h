@@ -1,0 +1,21 @@
+/*
+ * transfer: the operations whose bodies stream through the gateway, held
+ * to about a mebibyte however large they are.
+ *
+ *   upload       POST /v1/containers/{id}/files, multipart: the file goes
+ *                upstream as it arrives, checked as multipart on the way
+ *   download     GET .../files/{file_id}/content: the answer comes back
+ *                as it arrives
+ *   passthrough  any other path under /v1 (routes.passthrough_unknown):
+ *                forwarded as it came, the answer relayed unchecked
+ */
+#ifndef GW_TRANSFER_H
+#define GW_TRANSFER_H
+
+#include "app/pipeline.h"
+
+extern const struct step transfer_upload_steps[];
+extern const struct step transfer_download_steps[];
+extern const struct step transfer_passthrough_steps[];
+
+#endif
