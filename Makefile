@@ -82,8 +82,8 @@ test: deps
 	$(MAKE) sanitize
 	$(MAKE) tsan
 
-# GW_SANITIZED tells tests that measure memory that ASan's quarantine is in
-# the numbers.
+# GW_SANITIZED=1 tells tests that measure memory that a sanitizer's own
+# memory (ASan's quarantine here, TSan's shadow in tsan) is in the numbers.
 sanitize:
 	GW_SANITIZED=1 $(MAKE) BUILD=build/san SAN=1 CFLAGS='-O1 -g' test-run
 
@@ -94,7 +94,7 @@ tsan: $(STUB_BIN) $(TSAN_TESTS:%=$(BUILD)/tests/%)
 	$(MAKE) BUILD=build/tsan CFLAGS='-O1 -g -fsanitize=thread' build/tsan/gateway
 	@set -e; for t in $(TSAN_TESTS); do \
 		echo "== $$t (ThreadSanitizer)"; \
-		GW_BIN=build/tsan/gateway GW_STUB=$(STUB_BIN) GW_DATA=tests/data \
+		GW_SANITIZED=1 GW_BIN=build/tsan/gateway GW_STUB=$(STUB_BIN) GW_DATA=tests/data \
 		TSAN_OPTIONS=halt_on_error=1 $(BUILD)/tests/$$t --jobs=2; \
 	done
 

@@ -4,7 +4,8 @@
  * line; checkpoints verify with the public key alone; a restart, a
  * rotation and a crash mid-line keep one chain; a full disk refuses
  * requests without losing or tearing a record; secrets appear only as
- * fingerprints.
+ * fingerprints; and, seen through strace, each record is written before
+ * its answer goes out and each intent before its request goes upstream.
  */
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
@@ -337,4 +338,400 @@ Test(it_audit, a_full_disk_refuses_requests_and_loses_no_record)
 	cr_expect_eq(verify(gw, "config", "audit.log", &out), 0, "%s", out);
 	/* Every answered request has its record: 10 + 10 refused + 1. */
 	cr_expect_eq(json_array_size(hx_audit_records(gw)), 21);
+}
+
+/* ---- which came first, as strace saw the gateway's writes ---- */
+
+/* Enough of each string for the id headers of an answer or a forwarded
+ * request; audit lines are found by their bytes' place in the file, so
+ * they need none of their text printed. */
+#define TRACE_STRLEN "1024"
+#define NOT_SEEN     ((size_t)-1)
+
+/* One write-like call: the trace lines (1-based) where it began and where
+ * it returned, its descriptor as strace -yy names it ("6</tmp/x/audit.log>",
+ * "9<TCP:[127.0.0.1:P->127.0.0.1:Q]>"), the rest of its arguments as
+ * printed, and what it returned (-1 for an error or not seen). */
+struct sys_write {
+	int tid;
+	size_t entry, exit;
+	char *fd;
+	char *args;
+	long long ret;
+};
+
+struct trace {
+	struct sys_write *w;
+	size_t n;
+};
+
+/* The number after a finished call's last ") = ", or -1. */
+static long long
+returned(const char *line)
+{
+	const char *p, *at = NULL;
+	char *end;
+	long long v;
+
+	for (p = strstr(line, ") = "); p; p = strstr(p + 1, ") = "))
+		at = p;
+	if (at == NULL)
+		return -1;
+	v = strtoll(at + 4, &end, 10);
+	return end == at + 4 ? -1 : v;
+}
+
+static bool
+ends_with(const char *s, size_t len, const char *suffix)
+{
+	size_t n = strlen(suffix);
+
+	return len >= n && memcmp(s + len - n, suffix, n) == 0;
+}
+
+/* Reads strace -f -tt -yy output, "TID TIME call(fd<name>, args) = ret";
+ * with several threads a call may be split into "call(args <unfinished
+ * ...>" and, later, after other threads' lines, "<... call resumed>) = ret". */
+static void
+trace_load(const char *path, struct trace *t)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL, *rest, *paren, *fd_end;
+	size_t cap = 0, alloc = 0, lineno = 0, i;
+	ssize_t len;
+	int tid, off;
+
+	cr_assert_not_null(f, "cannot read the trace %s", path);
+	memset(t, 0, sizeof(*t));
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		struct sys_write *w;
+		bool unfinished;
+
+		lineno++;
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		off = 0;
+		if (sscanf(line, "%d %*s %n", &tid, &off) != 1 || off == 0)
+			continue;
+		rest = line + off;
+		if (strncmp(rest, "<... ", 5) == 0) {
+			for (i = t->n; i-- > 0;) {
+				if (t->w[i].tid == tid && t->w[i].exit == NOT_SEEN) {
+					t->w[i].exit = lineno;
+					t->w[i].ret = returned(rest);
+					break;
+				}
+			}
+			continue;
+		}
+		/* Signals and exits have no descriptor. */
+		paren = strchr(rest, '(');
+		fd_end = paren ? strstr(paren, ">, ") : NULL;
+		if (fd_end == NULL)
+			continue;
+		if (t->n == alloc) {
+			alloc = alloc ? 2 * alloc : 64;
+			t->w = realloc(t->w, alloc * sizeof(*t->w));
+			cr_assert_not_null(t->w);
+		}
+		w = &t->w[t->n++];
+		unfinished = ends_with(line, (size_t)len, " <unfinished ...>");
+		w->tid = tid;
+		w->entry = lineno;
+		w->exit = unfinished ? NOT_SEEN : lineno;
+		w->ret = unfinished ? -1 : returned(rest);
+		w->fd = strndup(paren + 1, (size_t)(fd_end + 1 - (paren + 1)));
+		w->args = strdup(fd_end + 3);
+		cr_assert(w->fd && w->args);
+	}
+	free(line);
+	fclose(f);
+}
+
+static void
+trace_free(struct trace *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		free(t->w[i].fd);
+		free(t->w[i].args);
+	}
+	free(t->w);
+}
+
+/* A line of the audit log and the trace line where its last byte was
+ * written. */
+struct logged {
+	json_t *rec;
+	size_t done;
+};
+
+/*
+ * Places every line of gw's audit log in the trace. The audit writes are
+ * added up by what they returned, in order (they are made one at a time,
+ * under the log's lock): a line is whole once the running total passes its
+ * last byte, so a line written in pieces counts from its last piece. Fails
+ * the test unless the writes add up to the file exactly, since a write the
+ * trace missed would put every later line in the wrong place. Returns an
+ * array the caller frees, of *n lines.
+ */
+static struct logged *
+place_lines(const struct hx_gw *gw, const struct trace *t, size_t *n)
+{
+	char real[4096];
+	const char *text, *tag, *p, *nl;
+	size_t len, wi = 0, lines = 0, last = NOT_SEEN, alloc = 0;
+	long long total = 0;
+	struct logged *out = NULL;
+
+	cr_assert_not_null(realpath(gw->audit_path, real));
+	tag = hx_fmt("<%s>", real);
+	text = hx_read_file(gw->audit_path, &len);
+	cr_assert_not_null(text);
+	for (p = text; p < text + len; p = nl + 1) {
+		long long end;
+
+		nl = memchr(p, '\n', (size_t)(text + len - p));
+		cr_assert_not_null(nl, "the audit log ends mid-line");
+		end = (long long)(nl + 1 - text);
+		for (; total < end && wi < t->n; wi++) {
+			if (strstr(t->w[wi].fd, tag) == NULL)
+				continue;
+			total += t->w[wi].ret > 0 ? t->w[wi].ret : 0;
+			last = t->w[wi].exit;
+		}
+		cr_assert_geq(total, end,
+		              "the trace shows %lld bytes written to %s, the file has %zu", total,
+		              real, len);
+		if (lines == alloc) {
+			alloc = alloc ? 2 * alloc : 32;
+			out = realloc(out, alloc * sizeof(*out));
+			cr_assert_not_null(out);
+		}
+		out[lines].rec = hx_json(hx_fmt("%.*s", (int)(nl - p), p));
+		out[lines++].done = last;
+	}
+	for (; wi < t->n; wi++)
+		if (strstr(t->w[wi].fd, tag) != NULL)
+			total += t->w[wi].ret > 0 ? t->w[wi].ret : 0;
+	cr_assert_eq(total, (long long)len,
+	             "the trace shows %lld bytes written to %s, the file has %zu", total, real,
+	             len);
+	*n = lines;
+	return out;
+}
+
+/* The line of the given type whose key is id, or NULL. */
+static const struct logged *
+find_line(const struct logged *l, size_t n, const char *type, const char *key, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const char *v = hx_str(l[i].rec, key);
+
+		if (strcmp(hx_str(l[i].rec, "type"), type) == 0 && v && strcmp(v, id) == 0)
+			return &l[i];
+	}
+	return NULL;
+}
+
+/* Whether a write's first string starts an answer (not an interim 100). */
+static bool
+starts_answer(const struct sys_write *w)
+{
+	const char *q = strchr(w->args, '"');
+
+	return q && strncmp(q + 1, "HTTP/1.1 ", 9) == 0 && strncmp(q + 1, "HTTP/1.1 100 ", 13) != 0;
+}
+
+/* The trace line where the answer carrying x-request-id id began to go to
+ * a client of port: the write on that connection that starts an answer, at
+ * or before the one with the id's header (the same one unless the head went
+ * out in pieces). NOT_SEEN if there is none. */
+static size_t
+answer_at(const struct trace *t, int port, const char *id)
+{
+	const char *client = hx_fmt("<TCP:[127.0.0.1:%d->", port);
+	const char *header = hx_fmt("x-request-id: %s\\r\\n", id);
+	size_t i, j;
+
+	for (i = 0; i < t->n; i++) {
+		if (strstr(t->w[i].fd, client) == NULL || strstr(t->w[i].args, header) == NULL)
+			continue;
+		for (j = i + 1; j-- > 0;)
+			if (strcmp(t->w[j].fd, t->w[i].fd) == 0 && starts_answer(&t->w[j]))
+				return t->w[j].entry;
+		return NOT_SEEN;
+	}
+	return NOT_SEEN;
+}
+
+/* The trace line where the request with gateway id gid began to go
+ * upstream (the gateway names it in X-Gateway-Request-Id), or NOT_SEEN. */
+static size_t
+forward_at(const struct trace *t, const char *gid)
+{
+	const char *header = hx_fmt("X-Gateway-Request-Id: %s\\r\\n", gid);
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (strstr(t->w[i].fd, "<TCP:[") && strstr(t->w[i].args, header))
+			return t->w[i].entry;
+	return NOT_SEEN;
+}
+
+/*
+ * Launches gw's gateway under strace, which logs every write-like call of
+ * every thread with the file or socket it went to. gw->proc becomes
+ * strace's process, which exits with the gateway's status. Returns the
+ * gateway's own pid, to stop it by: strace holds off SIGTERM while it runs
+ * a program with -o. Fails the test, saying so, if strace cannot run.
+ */
+static pid_t
+launch_traced(struct hx_gw *gw, const char *trace)
+{
+	const char *version[] = {"strace", "-V", NULL};
+	const char *argv[] = {"strace", "-f", "-tt", "-yy", "-s", TRACE_STRLEN, "-e",
+	                      "trace=write,writev,sendmsg,sendto", "-o", trace,
+	                      /* The shell leaves its pid, which exec keeps. */
+	                      "/bin/sh", "-c", "echo $$ >gateway.pid && exec \"$@\"", "sh",
+	                      gw_bin(), "--config", gw->config_path, NULL};
+	struct hx_proc *p = hx_proc_start("strace-version", version);
+	const char *pid_text;
+	char *end;
+	long pid;
+	int i;
+
+	cr_assert_eq(hx_proc_wait(p, 10000), 0,
+	             "strace cannot run (status %d: %s); this test needs it to see the order of "
+	             "the gateway's writes: install it (.ci/deps lists it, `make deps`)",
+	             p->status, hx_read_file(p->err_path, NULL));
+	/* LeakSanitizer stops the process with ptrace at exit, which a traced
+	 * process cannot allow. */
+	setenv("ASAN_OPTIONS",
+	       getenv("ASAN_OPTIONS") ? hx_fmt("%s:detect_leaks=0", getenv("ASAN_OPTIONS"))
+	                              : "detect_leaks=0",
+	       1);
+	gw->proc = hx_proc_start(gw->proc_name, argv);
+	gw->proc->must_exit_clean = true;
+	for (i = 0; hx_wait_port(gw->port, 20) != 0; i++) {
+		cr_assert(hx_proc_alive(gw->proc) && i < 1500,
+		          "the gateway under strace did not listen on %d (status %d):\n%s",
+		          gw->port, gw->proc->status, hx_read_file(gw->err_path, NULL));
+	}
+	cr_assert_eq(hx_wait_file(hx_path("gateway.pid"), 5000), 0);
+	pid_text = hx_read_file(hx_path("gateway.pid"), NULL);
+	pid = strtol(pid_text, &end, 10);
+	cr_assert(end != pid_text && *end == '\n' && pid > 0, "gateway.pid: %s", pid_text);
+	return (pid_t)pid;
+}
+
+/* Sends a request and returns the x-request-id of its answer. */
+static const char *
+ask(const struct hx_gw *gw, const char *method, const char *path, const char *body, long want)
+{
+	struct hx_resp *r =
+	        hx_http(method, hx_gw_url(gw, path), NULL, body, body ? strlen(body) : 0);
+	const char *id = hx_resp_header(r, "x-request-id");
+
+	cr_assert_eq(r->status, want, "%s %s: %ld %s%s", method, path, r->status, r->error,
+	             r->body);
+	cr_assert_not_null(id, "%s %s: no x-request-id", method, path);
+	return id;
+}
+
+/*
+ * The audit record is written before the client hears back, and a
+ * forwarded request's intent before it goes upstream, on every path. The
+ * trace gives the order of the write calls themselves. For one request the
+ * record and the answer are written by the same worker thread, and strace
+ * prints one thread's calls in the order it made them: a gateway that
+ * answered first fails here every time, not when a race goes one way.
+ * It sees the answer's write(2), not the call that queues it: conn_send
+ * only queues (libevent freezes a socket bufferevent's output to outside
+ * writes), and the answer leaves from the loop once finish() returns.
+ */
+Test(it_audit, every_record_is_written_before_its_answer_goes_out)
+{
+	struct hx_gw *gw = hx_gw_prepare(NULL, "{\"workers\":2}");
+	const char *trace = hx_path("gateway.trace");
+	const char *bad = "GET /v1/containers HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n";
+	struct probe {
+		const char *what;
+		const char *id; /* the answer's x-request-id */
+		bool forwarded;
+	} p[8];
+	const struct logged *rec, *intent;
+	struct logged *lines;
+	struct trace t;
+	const char *raw, *at;
+	size_t n = 0, nlines, i, answer, forward;
+	pid_t pid = launch_traced(gw, trace);
+
+	p[n++] = (struct probe){"an allowed create",
+	                        ask(gw, "POST", "/v1/containers", "{\"name\":\"ok\"}", 200), true};
+	/* The upstream's id replaces the gateway's in the answer. */
+	hx_stub_next("{\"headers\":{\"x-request-id\":\"up_audit_order\"}}");
+	p[n++] = (struct probe){"an allowed create the upstream names",
+	                        ask(gw, "POST", "/v1/containers", "{\"name\":\"up\"}", 200), true};
+	p[n++] = (struct probe){"a policy denial",
+	                        ask(gw, "POST", "/v1/containers",
+	                            "{\"name\":\"big\",\"memory_limit\":\"64g\"}", 403),
+	                        false};
+	p[n++] = (struct probe){"an invalid body",
+	                        ask(gw, "POST", "/v1/containers", "{\"name\":1}", 400), false};
+	p[n++] = (struct probe){"no such route", ask(gw, "GET", "/v1/nope", NULL, 404), false};
+	/* Twice: libcurl tries a reused connection that closed once more. */
+	hx_stub_next("{\"action\":\"close\",\"repeat\":2}");
+	p[n++] = (struct probe){"an upstream failure",
+	                        ask(gw, "POST", "/v1/containers", "{\"name\":\"x\"}", 502), true};
+	raw = hx_raw(gw->port, bad, strlen(bad), 5000, 0, NULL);
+	cr_assert(raw && strncmp(raw, "HTTP/1.1 400 ", 13) == 0, "%s", raw ? raw : "no answer");
+	at = strstr(raw, "x-request-id: ");
+	cr_assert_not_null(at, "%s", raw);
+	p[n++] = (struct probe){"a malformed request",
+	                        hx_fmt("%.*s", (int)strcspn(at + 14, "\r\n"), at + 14), false};
+
+	/* strace writes its last lines as the gateway exits. */
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	cr_assert_eq(hx_proc_wait(gw->proc, 20000), 0, "%s", hx_read_file(gw->err_path, NULL));
+	cr_assert_eq(hx_gw_stop(gw), 0);
+
+	trace_load(trace, &t);
+	lines = place_lines(gw, &t, &nlines);
+	for (i = 0; i < n; i++) {
+		rec = find_line(lines, nlines, "request", "request_id", p[i].id);
+		if (rec == NULL)
+			rec = find_line(lines, nlines, "request", "upstream_request_id", p[i].id);
+		cr_assert_not_null(rec, "%s (%s): no audit record", p[i].what, p[i].id);
+		answer = answer_at(&t, gw->port, p[i].id);
+		cr_assert_neq(answer, NOT_SEEN,
+		              "%s (%s): no answer in the trace %s (GW_KEEP=1 keeps it)", p[i].what,
+		              p[i].id, trace);
+		cr_expect_lt(
+		        rec->done, answer,
+		        "%s (%s): the answer went out at line %zu of the trace, before its audit "
+		        "record was written (line %zu); GW_KEEP=1 keeps %s",
+		        p[i].what, p[i].id, answer, rec->done, trace);
+		forward = forward_at(&t, hx_str(rec->rec, "request_id"));
+		if (!p[i].forwarded) {
+			cr_expect_eq(forward, NOT_SEEN, "%s (%s) went upstream", p[i].what,
+			             p[i].id);
+			continue;
+		}
+		intent = find_line(lines, nlines, "intent", "request_id",
+		                   hx_str(rec->rec, "request_id"));
+		cr_assert_not_null(intent, "%s (%s): no intent line", p[i].what, p[i].id);
+		cr_assert_neq(forward, NOT_SEEN, "%s (%s): not seen going upstream", p[i].what,
+		              p[i].id);
+		cr_expect_lt(
+		        intent->done, forward,
+		        "%s (%s): went upstream at line %zu of the trace, before its intent was "
+		        "written (line %zu); GW_KEEP=1 keeps %s",
+		        p[i].what, p[i].id, forward, intent->done, trace);
+	}
+	free(lines);
+	trace_free(&t);
 }
