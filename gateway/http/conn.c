@@ -1088,6 +1088,21 @@ add_head(struct evbuffer *out, int status, const char *const *headers, size_t nh
 		evbuffer_add_printf(out, "%s\r\n", headers[i]);
 }
 
+/* Writes what it can of out now, from the caller's turn of the loop
+ * rather than the next. A socket bufferevent keeps the start of its output
+ * frozen against everyone but itself, so it is thawed for this write as
+ * the bufferevent does for its own. Returns 1 when something was written. */
+static int
+write_now(struct conn *c, struct evbuffer *out)
+{
+	int n;
+
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, bufferevent_getfd(c->bev));
+	evbuffer_freeze(out, 1);
+	return n > 0;
+}
+
 void
 conn_reply(struct conn_req *req, int status, const char *const *headers, size_t nheaders,
            const char *body, size_t len)
@@ -1115,8 +1130,7 @@ conn_reply(struct conn_req *req, int status, const char *const *headers, size_t 
 	if (len && strcmp(req->method, "HEAD") != 0)
 		evbuffer_add(out, body, len);
 	detach(req);
-	if (!c->tls && evbuffer_write(out, bufferevent_getfd(c->bev)) > 0 &&
-	    evbuffer_get_length(out) == 0) {
+	if (!c->tls && write_now(c, out) && evbuffer_get_length(out) == 0) {
 		event_active(c->sent, EV_WRITE, 1);
 		return;
 	}
