@@ -39,7 +39,7 @@ IT_SRC   := $(wildcard tests/it_*.c)
 IT_BIN   := $(IT_SRC:tests/%.c=$(BUILD)/tests/%)
 STUB_BIN := $(BUILD)/tests/upstream_stub
 
-.PHONY: all deps run test test-run unit it sanitize tsan clean format format-check install certs
+.PHONY: all deps run test test-run map-check unit it sanitize tsan clean format format-check install certs
 
 all: $(BUILD)/gateway
 
@@ -78,6 +78,7 @@ run: deps
 # Unit tests, then integration tests against the real binary, first as
 # built and then under ASan+UBSan in build/san.
 test: deps
+	$(MAKE) map-check
 	$(MAKE) test-run
 	$(MAKE) sanitize
 	$(MAKE) tsan

@@ -296,6 +296,53 @@ Test(it_audit, a_secret_appears_only_as_its_fingerprint)
 	cr_expect(!hx_file_contains(gw->out_path, SECRET));
 }
 
+/* However large a request, its record says who asked for what and what
+ * became of it: a create of 60000 domains (1.2 MB) that a tenant's memory
+ * cap refuses is recorded with its tenant, client, path and operation, and
+ * its domains as a count, a digest and the first few. */
+Test(it_audit, a_huge_request_is_recorded_with_who_and_what)
+{
+	const size_t n = 60000;
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	json_t *rec, *domains;
+	const char *h[] = {"Authorization: Bearer sk-audit-tenant-KEY", NULL};
+	char *body = malloc(n * 24 + 256), *o;
+	size_t i;
+
+	cr_assert_not_null(body);
+	gw = hx_gw_start(
+	        hx_fmt("{\"memory_limit\":{\"max\":\"4g\"},\"network_policy\":{\"allowed_domains\":"
+	               "[\"*\"]},\"tenants\":{\"big\":{\"api_keys_sha256\":[\"%s\"],"
+	               "\"policy\":{\"memory_limit\":{\"max\":\"1g\"}}}}}",
+	               hx_key_digest("sk-audit-tenant-KEY")),
+	        NULL);
+	o = body + sprintf(body, "{\"name\":\"huge\",\"memory_limit\":\"4g\",\"network_policy\":"
+	                         "{\"type\":\"allowlist\",\"allowed_domains\":[");
+	for (i = 0; i < n; i++)
+		o += sprintf(o, "%s\"h%06zu.example.com\"", i ? "," : "", i);
+	o += sprintf(o, "]}}");
+	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), h, body, (size_t)(o - body));
+	cr_expect_eq(r->status, 403, "%ld %s", r->status, r->body);
+	free(body);
+	rec = json_array_get(hx_audit_wait(gw, 1, 10000), 0);
+	cr_assert_not_null(rec);
+	cr_expect_str_eq(hx_str(rec, "tenant"), "big");
+	cr_expect_str_eq(hx_str(rec, "client"), "127.0.0.1");
+	cr_expect_str_eq(hx_str(rec, "method"), "POST");
+	cr_expect_str_eq(hx_str(rec, "path"), "/v1/containers");
+	cr_expect_str_eq(hx_str(rec, "operation"), "CreateContainer");
+	cr_expect_str_eq(hx_str(rec, "decision"), "deny");
+	cr_expect_eq(json_integer_value(json_object_get(rec, "status")), 403);
+	cr_expect_str_eq(hx_str(rec, "memory_limit"), "4g");
+	domains = json_object_get(json_object_get(rec, "network_policy"), "allowed_domains");
+	cr_expect_eq(json_integer_value(json_object_get(domains, "count")), (json_int_t)n);
+	cr_expect_eq(strlen(hx_str(domains, "sha256") ? hx_str(domains, "sha256") : ""), 64);
+	cr_expect_str_eq(json_string_value(json_array_get(json_object_get(domains, "first"), 0)),
+	                 "h000000.example.com");
+	cr_expect_lt(strlen(hx_read_file(gw->audit_path, NULL)), 64 * 1024, "the record is small");
+}
+
 Test(it_audit, a_full_disk_refuses_requests_and_loses_no_record)
 {
 	struct hx_gw *gw;

@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,9 @@
 #define PENDING_MAX_BYTES (64 * 1024 * 1024) /* kept while the log cannot be written */
 #define RETRY_MS          500
 #define LINE_MAX_BYTES    (1024 * 1024) /* a record past it is written incomplete */
+#define AUDIT_LIST_MAX    32            /* items of a list a record holds whole */
+#define AUDIT_LIST_FIRST  8             /* items a summarized list keeps */
+#define AUDIT_TEXT_MAX    2048          /* bytes of a client's string a record holds */
 #define TAIL_READ         (1024 * 1024) /* the last line is looked for in this much */
 
 /* A line not written yet, or written and waiting for the disk. */
@@ -963,6 +968,105 @@ value(struct jsonbuf *b, const char *key, const json_t *v)
 	jsonbuf_json(b, v);
 }
 
+/* A list past AUDIT_LIST_MAX items as {"count", "sha256", "first"}: how
+ * many, a SHA-256 of the whole list's compact JSON, and the first
+ * AUDIT_LIST_FIRST items. A record then stays small however large the
+ * request or the answer, so it always has room for who and what. */
+static void
+list(struct jsonbuf *b, const json_t *v)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char hex[2 * SHA256_DIGEST_LENGTH + 1];
+	size_t i, len;
+	char *text;
+
+	if (!json_is_array(v) || json_array_size(v) <= AUDIT_LIST_MAX) {
+		jsonbuf_json(b, v);
+		return;
+	}
+	jsonbuf_open(b, '{');
+	jsonbuf_key(b, "count");
+	jsonbuf_int(b, (long long)json_array_size(v));
+	jsonbuf_key(b, "sha256");
+	text = jsonbuf_dump(v, 4096, (size_t)1 << 30, &len);
+	if (text) {
+		SHA256((const unsigned char *)text, len, md);
+		for (i = 0; i < sizeof(md); i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		jsonbuf_str(b, hex);
+	} else {
+		jsonbuf_null(b);
+	}
+	secmem_free(text);
+	jsonbuf_key(b, "first");
+	jsonbuf_open(b, '[');
+	for (i = 0; i < AUDIT_LIST_FIRST; i++)
+		jsonbuf_json(b, json_array_get(v, i));
+	jsonbuf_close(b);
+	jsonbuf_close(b);
+}
+
+/* key: a list, summarized past its bound. */
+static void
+bounded(struct jsonbuf *b, const char *key, const json_t *v)
+{
+	jsonbuf_key(b, key);
+	list(b, v);
+}
+
+/* key: an object whose lists (a network policy's allowed_domains and
+ * domain_secrets) are summarized past their bound. */
+static void
+bounded_members(struct jsonbuf *b, const char *key, const json_t *v)
+{
+	const char *k;
+	json_t *m;
+
+	jsonbuf_key(b, key);
+	if (!json_is_object(v)) {
+		jsonbuf_json(b, v);
+		return;
+	}
+	jsonbuf_open(b, '{');
+	json_object_foreach((json_t *)(uintptr_t)v, k, m)
+	{
+		jsonbuf_key(b, k);
+		list(b, m);
+	}
+	jsonbuf_close(b);
+}
+
+/* A string the client chose (the path), cut at AUDIT_TEXT_MAX bytes with
+ * a note of how long it was. */
+static void
+text_field(struct jsonbuf *b, const char *key, const char *v)
+{
+	char cut[AUDIT_TEXT_MAX + 64];
+	size_t n = v ? strlen(v) : 0;
+
+	if (n <= AUDIT_TEXT_MAX) {
+		field(b, key, v);
+		return;
+	}
+	snprintf(cut, sizeof(cut), "%.*s...(%zu bytes)", AUDIT_TEXT_MAX, v, n);
+	field(b, key, cut);
+}
+
+/* Who asked for what, and what became of it: in every record, complete
+ * or not. */
+static void
+who_and_what(struct jsonbuf *b, const struct audit_event *ev)
+{
+	field(b, "request_id", ev->request_id);
+	field(b, "upstream_request_id", ev->upstream_request_id);
+	field(b, "client", ev->client);
+	field(b, "tenant", ev->tenant);
+	field(b, "method", ev->method);
+	text_field(b, "path", ev->path);
+	field(b, "operation", ev->operation);
+	field(b, "decision", ev->decision);
+}
+
 static struct jsonbuf *
 build(const char *type, const struct audit_event *ev)
 {
@@ -971,14 +1075,7 @@ build(const char *type, const struct audit_event *ev)
 
 	if (b == NULL)
 		return NULL;
-	field(b, "request_id", ev->request_id);
-	field(b, "upstream_request_id", ev->upstream_request_id);
-	field(b, "client", ev->client);
-	field(b, "tenant", ev->tenant);
-	field(b, "method", ev->method);
-	field(b, "path", ev->path);
-	field(b, "operation", ev->operation);
-	field(b, "decision", ev->decision);
+	who_and_what(b, ev);
 	field(b, "code", ev->code);
 	field(b, "param", ev->param && *ev->param ? ev->param : NULL);
 	field(b, "message", ev->message);
@@ -989,9 +1086,9 @@ build(const char *type, const struct audit_event *ev)
 	field(b, "container_id", ev->container_id);
 	field(b, "file_id", ev->file_id);
 	field(b, "memory_limit", ev->memory_limit);
-	value(b, "network_policy", ev->network_policy);
-	value(b, "adjustments", ev->adjustments);
-	value(b, "violations", ev->violations);
+	bounded_members(b, "network_policy", ev->network_policy);
+	bounded(b, "adjustments", ev->adjustments);
+	bounded(b, "violations", ev->violations);
 	value(b, "remediation", ev->remediation);
 	number(b, "bytes_in", (long long)ev->bytes_in, 1);
 	number(b, "bytes_out", (long long)ev->bytes_out, 1);
@@ -1002,7 +1099,8 @@ build(const char *type, const struct audit_event *ev)
 	return b;
 }
 
-/* What is left of a record too big or without memory: still a trace. */
+/* What is left of a record that could not be built (memory ran out):
+ * still who, what and the outcome. */
 static struct jsonbuf *
 incomplete(const char *type, const struct audit_event *ev)
 {
@@ -1010,10 +1108,11 @@ incomplete(const char *type, const struct audit_event *ev)
 
 	if (b == NULL)
 		return NULL;
-	field(b, "request_id", ev->request_id);
-	field(b, "decision", ev->decision);
-	number(b, "status", ev->status, 1);
+	who_and_what(b, ev);
 	field(b, "code", "audit_record_incomplete");
+	number(b, "status", ev->status, 1);
+	field(b, "container_id", ev->container_id);
+	field(b, "memory_limit", ev->memory_limit);
 	return b;
 }
 

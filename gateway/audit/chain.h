@@ -32,7 +32,8 @@ extern const char chain_genesis[CHAIN_HEX + 1];
  * The key macs are made under: HMAC-SHA-256 when keylen > 0, plain
  * SHA-256 otherwise (which only detects accidents). Set up once, since
  * OpenSSL 3 would fetch and key the algorithm afresh on every call. The
- * key is copied by OpenSSL, not kept here. Not for use from two threads.
+ * key is copied by OpenSSL, not kept here. Workers share one key: calls
+ * take turns on it under a lock.
  */
 struct chain_key *chain_key_new(const unsigned char *key, size_t keylen);
 void chain_key_free(struct chain_key *k);

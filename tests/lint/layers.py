@@ -133,7 +133,8 @@ def check_readme():
     if not m:
         return ["README.md: no \"## How it is built\" section"]
     section = m.group(1)
-    named = set(re.findall(r"`((?:[a-z]+/)?[a-z_0-9]+\.c)`", section))
+    # The module table's rows: "| `folder/name.c` | ... |".
+    named = set(re.findall(r"^\| `((?:[a-z]+/)?[a-z_0-9]+\.c)` \|", section, re.M))
     problems = []
     have = set()
     for folder, module, path in sources():
