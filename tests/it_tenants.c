@@ -180,6 +180,59 @@ Test(it_tenants, gateway_keys_mode_never_forwards_a_client_key)
 	no_secret_anywhere(gw, "sk-unknown-KEY");
 }
 
+/* Beside the organization's key, the organization says which of its
+ * organizations and projects pays, whatever the client sends; in
+ * passthrough mode the client's own key goes with the client's own
+ * headers, each at most once. */
+Test(it_tenants, gateway_keys_mode_chooses_the_organization_and_project)
+{
+	const char *h[] = {"Authorization: Bearer " DATA_KEY, "OpenAI-Project: proj_client_CHOICE",
+	                   "OpenAI-Organization: org-client-CHOICE", NULL};
+	struct hx_gw *gw;
+	json_t *up;
+	char *text;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	setenv("GW_TEST_UPSTREAM_KEY", UPSTREAM_KEY, 1);
+	gw = hx_gw_start(org_policy(NULL),
+	                 "{\"auth\":{\"mode\":\"gateway_keys\"},"
+	                 "\"upstream\":{\"api_key_env\":\"GW_TEST_UPSTREAM_KEY\","
+	                 "\"organization\":\"org-ACME\",\"project\":\"proj_gateway\"}}");
+	cr_expect_eq(hx_http("GET", hx_gw_url(gw, "/v1/containers"), h, NULL, 0)->status, 200);
+	up = json_object_get(json_array_get(hx_stub_requests(), 0), "headers");
+	cr_expect_str_eq(hx_str(up, "authorization"), "Bearer " UPSTREAM_KEY);
+	cr_expect_str_eq(hx_str(up, "openai-project"), "proj_gateway");
+	cr_expect_str_eq(hx_str(up, "openai-organization"), "org-ACME");
+	text = json_dumps(up, 0);
+	cr_expect(text && !strstr(text, "CHOICE"), "nothing of the client's choice: %s", text);
+	free(text);
+}
+
+Test(it_tenants, passthrough_mode_forwards_the_clients_own_project_once)
+{
+	const char *h[] = {"Authorization: Bearer sk-own-KEY", "OpenAI-Project: proj_mine", NULL};
+	struct hx_gw *gw = hx_gw_start(NULL, NULL);
+	const char *raw;
+	size_t n;
+
+	cr_expect_eq(hx_http("GET", hx_gw_url(gw, "/v1/containers"), h, NULL, 0)->status, 200);
+	cr_expect_str_eq(hx_str(json_object_get(json_array_get(hx_stub_requests(), 0), "headers"),
+	                        "openai-project"),
+	                 "proj_mine");
+	raw = hx_raw(
+	        gw->port,
+	        "GET /v1/containers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-own-KEY\r\n"
+	        "OpenAI-Project: proj_a\r\nOpenAI-Project: proj_b\r\nConnection: close\r\n\r\n",
+	        strlen("GET /v1/containers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+	               "sk-own-KEY\r\nOpenAI-Project: proj_a\r\nOpenAI-Project: "
+	               "proj_b\r\nConnection: close\r\n\r\n"),
+	        5000, 0, &n);
+	cr_assert_not_null(raw);
+	cr_expect(strncmp(raw, "HTTP/1.1 400 ", 13) == 0 && strstr(raw, "duplicate_header"), "%s",
+	          raw);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 1);
+}
+
 Test(it_tenants, a_brokered_secret_reaches_the_upstream_and_nowhere_else)
 {
 	struct hx_gw *gw;

@@ -13,8 +13,8 @@
 #include "lib/log.h"
 #include "lib/secmem.h"
 
-/* Client headers that go upstream besides the key; everything else stays
- * here. */
+/* Client headers that go upstream besides the key, in passthrough mode;
+ * everything else stays here. */
 static const char *const forwarded_headers[] = {"OpenAI-Organization", "OpenAI-Project", NULL};
 
 #define MAX_UP_HEADERS 8
@@ -57,9 +57,18 @@ upstream_headers(const struct request *r, struct header_lines *h, int json_body,
 		snprintf(value, sizeof(value), "Bearer %.*s", (int)r->bearer_len, r->bearer);
 		add_header(h, "Authorization", value);
 	}
-	for (i = 0; forwarded_headers[i]; i++)
-		if (request_header(r, forwarded_headers[i], value, sizeof(value)))
-			add_header(h, forwarded_headers[i], value);
+	/* Beside the organization's key, the organization says which of its
+	 * organizations and projects pays; beside their own, clients do. */
+	if (gateway_keys) {
+		if (r->cfg->upstream_organization)
+			add_header(h, "OpenAI-Organization", r->cfg->upstream_organization);
+		if (r->cfg->upstream_project)
+			add_header(h, "OpenAI-Project", r->cfg->upstream_project);
+	} else {
+		for (i = 0; forwarded_headers[i]; i++)
+			if (request_header(r, forwarded_headers[i], value, sizeof(value)))
+				add_header(h, forwarded_headers[i], value);
+	}
 	if (json_body)
 		add_header(h, "Content-Type", "application/json");
 	add_header(h, "Accept", "application/json");

@@ -83,6 +83,8 @@ static const struct confkey config_keys[] = {
         {"auth.mode", CT_ENUM, K(auth_mode), "passthrough", .enumv = auth_modes},
         {"upstream.api_key_env", CT_STRING, K(upstream_api_key_env), NULL},
         {"upstream.api_key_file", CT_STRING, K(upstream_api_key_file), NULL},
+        {"upstream.organization", CT_STRING, K(upstream_organization), NULL},
+        {"upstream.project", CT_STRING, K(upstream_project), NULL},
         {"store.type", CT_ENUM, K(store_type), "memory", .enumv = store_types},
         {"store.url", CT_STRING, K(store_url), "redis://127.0.0.1:6379/0"},
         {"store.on_unavailable", CT_ENUM, K(store_on_unavailable), "fail_closed",
@@ -216,6 +218,21 @@ load_key(const struct config *c, const char *env, const char *file, const char *
 	return key;
 }
 
+/* An organization or project id goes upstream as a header value: letters,
+ * digits, '_' and '-' only, as the upstream issues them. */
+static void
+check_upstream_id(const char *v, const char *file, const char *key, struct errlist *errs)
+{
+	size_t n = v ? strlen(v) : 0;
+
+	if (v &&
+	    (n == 0 || n > 128 ||
+	     strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n))
+		errlist_add(errs, file, key,
+		            "must be 1 to 128 letters, digits, '_' or '-', as the upstream writes "
+		            "an id (\"org-...\", \"proj_...\")");
+}
+
 struct config *
 config_load(const char *path, struct errlist *errs)
 {
@@ -252,6 +269,9 @@ config_load(const char *path, struct errlist *errs)
 		        errs, path, "upstream",
 		        "auth.mode \"gateway_keys\" needs exactly one of upstream.api_key_env and "
 		        "upstream.api_key_file: the key the gateway sends upstream");
+
+	check_upstream_id(c->upstream_organization, path, "upstream.organization", errs);
+	check_upstream_id(c->upstream_project, path, "upstream.project", errs);
 
 	dir = strdup(path);
 	if (dir == NULL)

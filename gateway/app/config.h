@@ -67,7 +67,9 @@ struct config {
 	char *auth_mode; /* "passthrough" or "gateway_keys" */
 	char *upstream_api_key_env;
 	char *upstream_api_key_file;
-	char *upstream_api_key; /* loaded from one of those; wiped when freed */
+	char *upstream_api_key;      /* loaded from one of those; wiped when freed */
+	char *upstream_organization; /* sent as OpenAI-Organization in gateway_keys mode */
+	char *upstream_project;      /* sent as OpenAI-Project in gateway_keys mode */
 	size_t upstream_api_key_len;
 
 	char *store_type; /* "memory" or "redis" */

@@ -313,6 +313,10 @@ authenticate(struct request *r)
 		return unauthorized(r, "ambiguous_credentials",
 		                    "the request has more than one Authorization header; send "
 		                    "exactly one: Authorization: Bearer <key>");
+	if (httpmsg_header_count(&http->head, "OpenAI-Organization") > 1 ||
+	    httpmsg_header_count(&http->head, "OpenAI-Project") > 1)
+		return refuse(r, 400, ERR_INVALID, "duplicate_header", NULL,
+		              "send OpenAI-Organization and OpenAI-Project at most once each");
 	h = httpmsg_header(&http->head, "Authorization", &len);
 	if (h && keys_bearer(h, len, &r->bearer, &r->bearer_len) < 0)
 		return unauthorized(r, "invalid_api_key",
