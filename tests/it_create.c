@@ -512,6 +512,38 @@ Test(it_create, block_mode_withholds_a_container_that_breaks_the_request)
 	                 "network_policy.allowed_domains[1]");
 }
 
+/* Withheld means withheld: a tenant never gets to use a container the
+ * gateway refused to hand over. Retrieving it is 404 and never forwarded,
+ * and it does not take the tenant's live-container slot. */
+Test(it_create, a_withheld_container_is_not_the_tenants)
+{
+	const char *tenant[] = {"Authorization: Bearer sk-withheld-TENANT",
+	                        "Content-Type: application/json", NULL};
+	struct hx_gw *gw = hx_gw_start(
+	        hx_fmt("{\"memory_limit\":{\"max\":\"4g\"},\"network_policy\":{\"allowed_domains\":"
+	               "[\"api.buildkite.com\"]},\"on_upstream_violation\":\"block\","
+	               "\"tenants\":{\"t\":{\"api_keys_sha256\":[\"%s\"],"
+	               "\"rate_limit\":{\"max_live_containers\":1}}}}",
+	               hx_key_digest("sk-withheld-TENANT")),
+	        NULL);
+	struct hx_resp *r;
+	size_t before;
+
+	hx_stub_next(wrong_container("16g", "[\"api.buildkite.com\"]", 20));
+	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), tenant, violating_request,
+	            strlen(violating_request));
+	expect_error(r, 502, "upstream_error", NULL, "upstream_violation");
+	before = json_array_size(hx_stub_requests());
+	r = hx_http("GET", hx_gw_url(gw, "/v1/containers/cntr_x"), tenant, NULL, 0);
+	expect_error(r, 404, "invalid_request_error", NULL, "not_found");
+	r = hx_http("DELETE", hx_gw_url(gw, "/v1/containers/cntr_x"), tenant, NULL, 0);
+	expect_error(r, 404, "invalid_request_error", NULL, "not_found");
+	cr_expect_eq(json_array_size(hx_stub_requests()), before, "neither was forwarded");
+	/* Its slot was given back: the tenant's one live container can be made. */
+	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), tenant, "{\"name\":\"ok\"}", 13);
+	cr_expect_eq(r->status, 200, "%ld %s", r->status, r->body);
+}
+
 Test(it_create, log_mode_relays_and_records_the_violation)
 {
 	struct hx_gw *gw = hx_gw_start(

@@ -229,13 +229,18 @@ check(struct request *r)
 	return STEP_NEXT;
 }
 
-/* The container is the tenant's, whatever happens to the answer. */
+static int violated(const struct request *r);
+
+/* The container is the tenant's, unless it is withheld: then it is
+ * nobody's, whatever becomes of it upstream. */
 static enum step_result
 own(struct request *r)
 {
 	json_int_t minutes = json_integer_value(
 	        json_object_get(json_object_get(op(r)->doc, "expires_after"), "minutes"));
 
+	if (violated(r))
+		return tenancy_withheld(r);
 	return tenancy_created(r, minutes);
 }
 

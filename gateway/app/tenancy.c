@@ -250,6 +250,36 @@ tenancy_created(struct request *r, long long minutes)
 	return STEP_WAIT;
 }
 
+/* A withheld container's owner in the store: no tenant's name can be it. */
+#define WITHHELD "!withheld"
+
+static void
+on_withheld(void *arg, enum store_status st)
+{
+	struct request *r = arg;
+	char k[KEY_MAX];
+
+	r->store_op = NULL;
+	if (st != STORE_OK)
+		log_store_loss(r);
+	key(k, sizeof(k), "own", r->rec.container_id);
+	r->store_op = store_set(r->ctx->store, k, WITHHELD, OWNERSHIP_TTL_MS, on_recorded, r);
+}
+
+enum step_result
+tenancy_withheld(struct request *r)
+{
+	char k[KEY_MAX], member[64];
+
+	if (r->tenant == NULL)
+		return STEP_NEXT;
+	key(k, sizeof(k), "live", tenant_name(r->tenant));
+	snprintf(member, sizeof(member), "pending:%s", r->id);
+	r->holds_slot = 0;
+	r->store_op = store_settle(r->ctx->store, k, member, NULL, 0, on_withheld, r);
+	return STEP_WAIT;
+}
+
 void
 tenancy_not_created(struct request *r)
 {

@@ -32,6 +32,12 @@ enum step_result tenancy_admit_create(struct request *r);
  * A record the store could not keep is logged; the step goes on. */
 enum step_result tenancy_created(struct request *r, long long minutes);
 
+/* The upstream made r->rec.container_id but it breaks what was asked and
+ * is withheld from the client: it is no tenant's (another tenant's, as far
+ * as this one can tell: not listed, not retrievable, not usable), and the
+ * held slot is given back. */
+enum step_result tenancy_withheld(struct request *r);
+
 /* The create made no container: the held slot is given back. */
 void tenancy_not_created(struct request *r);
 
