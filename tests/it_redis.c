@@ -142,3 +142,36 @@ Test(it_redis, redis_back_again_is_used_again)
 	}
 	cr_expect_eq(status, 200);
 }
+
+/* The live count follows the upstream's truth through redis too: at the
+ * cap, a container past its hint that the upstream no longer has frees
+ * its slot for a create at the other replica; one it has keeps counting. */
+Test(it_redis, a_gone_container_frees_its_slot_across_replicas)
+{
+	int port;
+	struct hx_proc *redis = hx_redis_start(&port);
+	const char *pol = hx_fmt("{\"tenants\":{\"team\":{\"api_keys_sha256\":[\"%s\"],"
+	                         "\"rate_limit\":{\"max_live_containers\":1}}}}",
+	                         hx_key_digest(TEAM_KEY));
+	struct hx_gw *a = hx_gw_start(pol, store(port, "fail_closed"));
+	struct hx_gw *b = hx_gw_start_peer(a, "replica", store(port, "fail_closed"));
+	struct hx_resp *r;
+	json_t *reqs;
+
+	/* Made long ago, as far as its answer says; the stub does not keep it,
+	 * so asked about it answers 404. */
+	hx_stub_next("{\"json\":{\"id\":\"cntr_old\",\"object\":\"container\",\"name\":\"o\","
+	             "\"created_at\":1,\"status\":\"running\",\"memory_limit\":\"1g\","
+	             "\"expires_after\":{\"anchor\":\"last_active_at\",\"minutes\":20},"
+	             "\"last_active_at\":1,\"network_policy\":{\"type\":\"disabled\"}}}");
+	cr_assert_eq(as(a, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"a\"}")->status, 200);
+	r = as(b, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"b\"}");
+	cr_expect_eq(r->status, 200, "%ld %s", r->status, r->body);
+	reqs = hx_stub_requests();
+	cr_expect_str_eq(hx_str(json_array_get(reqs, 1), "uri"), "/v1/containers/cntr_old");
+	/* The new one is fresh: the cap holds with nothing to ask. */
+	r = as(a, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"c\"}");
+	cr_expect_eq(r->status, 429, "%ld %s", r->status, r->body);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 3);
+	hx_proc_stop(redis);
+}

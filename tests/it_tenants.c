@@ -400,6 +400,72 @@ Test(it_tenants, limits_answer_429_with_retry_after)
 	cr_expect_eq(json_integer_value(json_object_get(rec, "status")), 429);
 }
 
+/* A create's answer, as the upstream would give it for an old container:
+ * last active long ago, so the gateway asks about it again at the cap. */
+static const char *
+old_container(const char *id)
+{
+	return hx_fmt("{\"json\":{\"id\":\"%s\",\"object\":\"container\",\"name\":\"old\","
+	              "\"created_at\":1,\"status\":\"running\",\"memory_limit\":\"1g\","
+	              "\"expires_after\":{\"anchor\":\"last_active_at\",\"minutes\":20},"
+	              "\"last_active_at\":1,\"network_policy\":{\"type\":\"disabled\"}}}",
+	              id);
+}
+
+/* Live containers follow the upstream's truth. At its cap, a tenant's
+ * containers past their expiry are asked about: one the upstream no
+ * longer has frees its slot at once (before, it held it until a timer
+ * from its creation ran out); one the upstream says is still running
+ * keeps counting, whatever the timer says. */
+Test(it_tenants, the_live_count_asks_the_upstream_at_the_cap)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	json_t *reqs, *rec;
+	char *text;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	                                   "\"rate_limit\":{\"max_live_containers\":1}}",
+	                                   hx_key_digest(OPS_KEY))),
+	                 NULL);
+	/* Gone upstream: the next create takes its slot. */
+	hx_stub_next(old_container("cntr_gone"));
+	cr_assert_eq(as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"a\"}")->status, 200);
+	r = as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"b\"}");
+	cr_expect_eq(r->status, 200, "%ld %s", r->status, r->body);
+	reqs = hx_stub_requests();
+	cr_assert_eq(json_array_size(reqs), 3);
+	cr_expect_str_eq(hx_str(json_array_get(reqs, 1), "method"), "GET");
+	cr_expect_str_eq(hx_str(json_array_get(reqs, 1), "uri"), "/v1/containers/cntr_gone");
+	rec = json_array_get(hx_audit_wait(gw, 2, 5000), 1);
+	text = json_dumps(json_object_get(rec, "adjustments"), 0);
+	cr_expect(text && strstr(text, "1 of them gone"), "%s", text);
+	free(text);
+
+	/* Still running upstream: it counts, and nothing more is made. */
+	cr_expect_eq(as(gw, OPS_KEY, "DELETE",
+	                hx_fmt("/v1/containers/%s", hx_str(hx_resp_json(r), "id")), NULL)
+	                     ->status,
+	             200);
+	hx_stub_clear();
+	hx_stub_next(old_container("cntr_alive"));
+	cr_assert_eq(as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"c\"}")->status, 200);
+	hx_stub_next("{\"json\":{\"id\":\"cntr_alive\",\"object\":\"container\",\"name\":\"old\","
+	             "\"created_at\":1,\"status\":\"running\",\"memory_limit\":\"1g\","
+	             "\"expires_after\":{\"anchor\":\"last_active_at\",\"minutes\":20},"
+	             "\"last_active_at\":1,\"network_policy\":{\"type\":\"disabled\"}}}");
+	r = as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"d\"}");
+	expect_code(r, 429, "rate_limit_exceeded");
+	reqs = hx_stub_requests();
+	cr_expect_eq(json_array_size(reqs), 2, "the create, the question; not the refused create");
+	cr_expect_str_eq(hx_str(json_array_get(reqs, 1), "uri"), "/v1/containers/cntr_alive");
+	/* Asked once: its new hint is a minute off at least. */
+	expect_code(as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"e\"}"), 429,
+	            "rate_limit_exceeded");
+	cr_expect_eq(json_array_size(hx_stub_requests()), 2);
+}
+
 Test(it_tenants, requests_per_second_is_enforced)
 {
 	struct hx_gw *gw;

@@ -8,6 +8,7 @@
 #include "app/context.h"
 #include "app/request.h"
 #include "app/reply.h"
+#include "app/store.h"
 #include "app/tenancy.h"
 #include "audit/audit.h"
 #include "audit/redact.h"
@@ -21,11 +22,13 @@
 #include "policy/schema.h"
 #include "policy/tenant.h"
 
-/* The create's own state: the document decided on, and as sent. */
+/* The create's own state: the document decided on, and as sent; when the
+ * container made would expire if left alone. */
 struct create {
 	json_t *doc;
 	char *forward;
 	size_t forward_len;
+	long long expires_at_ms;
 };
 
 static void
@@ -159,6 +162,21 @@ decide(struct request *r)
 	return STEP_NEXT;
 }
 
+/* The upstream's word on when the container expires if left alone: its
+ * last activity plus its expiry minutes; what was forwarded otherwise. */
+static long long
+expiry(const json_t *forwarded, const json_t *container)
+{
+	json_t *last = json_object_get(container, "last_active_at");
+	json_t *minutes = json_object_get(json_object_get(container, "expires_after"), "minutes");
+
+	if (!json_is_integer(minutes))
+		minutes = json_object_get(json_object_get(forwarded, "expires_after"), "minutes");
+	if (json_is_integer(last) && json_integer_value(last) > 0)
+		return json_integer_value(last) * 1000 + json_integer_value(minutes) * 60000;
+	return store_now_ms() + json_integer_value(minutes) * 60000;
+}
+
 static void
 on_created(const struct upstream_res *res, void *arg)
 {
@@ -190,6 +208,7 @@ on_created(const struct upstream_res *res, void *arg)
 	}
 	snprintf(r->rec.container_id, sizeof(r->rec.container_id), "%s",
 	         json_string_value(json_object_get(container, "id")));
+	c->expires_at_ms = expiry(c->doc, container);
 	json_decref(container);
 	pipeline_resume(r, STEP_NEXT);
 }
@@ -236,12 +255,9 @@ static int violated(const struct request *r);
 static enum step_result
 own(struct request *r)
 {
-	json_int_t minutes = json_integer_value(
-	        json_object_get(json_object_get(op(r)->doc, "expires_after"), "minutes"));
-
 	if (violated(r))
 		return tenancy_withheld(r);
-	return tenancy_created(r, minutes);
+	return tenancy_created(r, op(r)->expires_at_ms);
 }
 
 /* Identifiers the upstream hands back are checked like the client's before

@@ -134,6 +134,7 @@ request_free(struct request *r)
 	json_decref(r->rec.violations);
 	json_decref(r->rec.remediation);
 	free(r->answer.body);
+	free(r->reconcile);
 	free(r->upstream_path);
 	conn_req_free(r->http);
 	live_remove(r->ctx, r);

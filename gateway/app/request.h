@@ -112,6 +112,7 @@ struct request {
 		json_t *items; /* borrowed */
 		void (*then)(struct request *r, int ok);
 	} filtering;
+	struct tenancy_reconcile *reconcile; /* at the live cap (tenancy.c); owned */
 
 	struct request_answer answer;
 	struct request_record rec;

@@ -25,6 +25,9 @@
 
 #define KEY_MAX      256
 #define RECONNECT_MS 1000
+/* A live set is kept this long after it last changed (30 days): its
+ * members leave when they are deleted or found gone, not by a timer. */
+#define LIVE_TTL_MS "2592000000"
 
 /* One fixed window per key: INCR, and the window's clock starts with the
  * first hit. Over the limit, the window's remaining time is returned. */
@@ -39,10 +42,14 @@ static const char lua_hit[] =
         "return {1, 0}";
 
 /* A slot in a live set, taken only if one is free, in one step so two
- * replicas cannot both take the last one. ARGV: now, max, member,
+ * replicas cannot both take the last one. A pending member (a create not
+ * yet answered) counts until its hold runs out; a container counts until
+ * it is removed, whatever its expiry hint says. ARGV: now, max, member,
  * expires_at. */
 static const char lua_reserve[] =
-        "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) "
+        "for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do "
+        "  if string.sub(m, 1, 8) == 'pending:' then redis.call('ZREM', KEYS[1], m) end "
+        "end "
         "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then "
         "  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES') "
         "  local wait = 1000 "
@@ -50,8 +57,20 @@ static const char lua_reserve[] =
         "  return {0, wait} "
         "end "
         "redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3]) "
-        "redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[4]) - tonumber(ARGV[1]))) "
+        "redis.call('PEXPIRE', KEYS[1], " LIVE_TTL_MS ") "
         "return {1, 0}";
+
+/* The containers of a live set whose expiry hint has passed, at most
+ * ARGV[2] of them. ARGV: now, max. */
+static const char lua_stale[] =
+        "local out = {} "
+        "for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do "
+        "  if string.sub(m, 1, 8) ~= 'pending:' then "
+        "    out[#out + 1] = m "
+        "    if #out >= tonumber(ARGV[2]) then break end "
+        "  end "
+        "end "
+        "return out";
 
 /* ARGV: from, to ("" to remove only), expires_at. */
 static const char lua_settle[] =
@@ -59,7 +78,7 @@ static const char lua_settle[] =
         "if ARGV[2] ~= '' then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2]) end "
         "return 1";
 
-enum op_kind { OP_COUNT, OP_GET, OP_DONE, OP_MGET };
+enum op_kind { OP_COUNT, OP_GET, OP_DONE, OP_MGET, OP_LIST };
 
 struct store_op {
 	struct store *s;
@@ -80,6 +99,7 @@ struct store_op {
 	char *value;
 	char **values; /* OP_MGET */
 	size_t nvalues;
+	size_t max; /* OP_LIST: the most values kept */
 };
 
 /* memory: counters {key: [count, window_end]}, live sets {key: {member:
@@ -152,6 +172,7 @@ answer(struct store_op *op)
 		op->get_fn(op->arg, op->st, op->value);
 		break;
 	case OP_MGET:
+	case OP_LIST:
 		op->mget_fn(op->arg, op->st, op->values, op->nvalues);
 		break;
 	default:
@@ -195,7 +216,7 @@ op_new(struct store *s, enum op_kind kind, void *fn, void *arg)
 		op->count_fn = (store_count_fn)fn;
 	else if (kind == OP_GET)
 		op->get_fn = (store_get_fn)fn;
-	else if (kind == OP_MGET)
+	else if (kind == OP_MGET || kind == OP_LIST)
 		op->mget_fn = (store_mget_fn)fn;
 	else
 		op->done_fn = (store_done_fn)fn;
@@ -255,7 +276,14 @@ mem_hit(struct store *s, struct store_op *op, const char *key, long long limit, 
 	op->retry_ms = op->allowed ? 0 : end - now;
 }
 
-/* Drops a live set's expired members; returns the set. */
+static int
+pending(const char *member)
+{
+	return strncmp(member, "pending:", 8) == 0;
+}
+
+/* Drops a live set's pending members whose hold ran out; returns the set.
+ * Containers stay until they are removed (see lua_reserve). */
 static json_t *
 mem_live(struct store *s, const char *key, long long now)
 {
@@ -269,7 +297,7 @@ mem_live(struct store *s, const char *key, long long now)
 	}
 	json_object_foreach_safe(set, tmp, m, v)
 	{
-		if (json_integer_value(v) <= now)
+		if (pending(m) && json_integer_value(v) <= now)
 			json_object_del(set, m);
 	}
 	return set;
@@ -373,6 +401,13 @@ on_reply(redisAsyncContext *ac, void *r, void *privdata)
 		                       : 0;
 	} else if (op->kind == OP_GET && reply->type == REDIS_REPLY_STRING) {
 		op->value = strndup(reply->str, reply->len);
+	} else if (op->kind == OP_LIST && reply->type == REDIS_REPLY_ARRAY) {
+		size_t i;
+
+		for (i = 0; i < reply->elements && op->nvalues < op->max; i++)
+			if (reply->element[i]->type == REDIS_REPLY_STRING)
+				op->values[op->nvalues++] =
+				        strndup(reply->element[i]->str, reply->element[i]->len);
 	} else if (op->kind == OP_MGET && reply->type == REDIS_REPLY_ARRAY) {
 		size_t i;
 
@@ -487,6 +522,42 @@ store_settle(struct store *s, const char *key, const char *from, const char *to,
 	}
 	snprintf(exp, sizeof(exp), "%lld", expires_at_ms);
 	return redis_send(s, op, 7, argv);
+}
+
+struct store_op *
+store_stale(struct store *s, const char *key, size_t max, store_mget_fn fn, void *arg)
+{
+	struct store_op *op = op_new(s, OP_LIST, (void *)fn, arg);
+	long long now = store_now_ms();
+	char nows[32], maxs[32];
+	const char *argv[] = {"EVAL", lua_stale, "1", key, nows, maxs};
+	const char *m;
+	json_t *set, *v;
+
+	if (op == NULL)
+		return NULL;
+	op->max = max;
+	op->values = calloc(max + 1, sizeof(*op->values));
+	if (op->values == NULL) {
+		op_free(op);
+		return NULL;
+	}
+	if (!s->redis) {
+		pthread_mutex_lock(&s->mem->mu);
+		set = mem_live(s, key, now);
+		json_object_foreach(set, m, v)
+		{
+			if (op->nvalues == max)
+				break;
+			if (!pending(m) && json_integer_value(v) <= now)
+				op->values[op->nvalues++] = strdup(m);
+		}
+		pthread_mutex_unlock(&s->mem->mu);
+		return defer(op, 0);
+	}
+	snprintf(nows, sizeof(nows), "%lld", now);
+	snprintf(maxs, sizeof(maxs), "%zu", max);
+	return redis_send(s, op, 6, argv);
 }
 
 struct store_op *

@@ -45,20 +45,34 @@ int store_reachable(const struct store *s);
 struct store_op *store_hit(struct store *s, const char *key, long long limit, long long window_ms,
                            store_count_fn fn, void *arg);
 
-/* Adds member to the live set key, until expires_at_ms (wall clock), if
- * the set holds fewer than max members that have not expired. */
+/*
+ * Live sets: a tenant's containers, each with an expiry hint (wall clock
+ * ms), and "pending:<request>" members holding a slot for a create not yet
+ * answered. A pending member counts until its hint; a container counts
+ * until it is removed (deleted, or found gone upstream), whatever its hint
+ * says: the hint only tells when to ask the upstream again.
+ *
+ * store_reserve adds member, until expires_at_ms, if the set holds fewer
+ * than max members that count.
+ */
 struct store_op *store_reserve(struct store *s, const char *key, const char *member, long long max,
                                long long expires_at_ms, store_count_fn fn, void *arg);
 
-/* Replaces member from with to in the live set key (to NULL: removes from). */
+/* Replaces member from with to in the live set key (to NULL: removes
+ * from; to == from: a new hint for it). */
 struct store_op *store_settle(struct store *s, const char *key, const char *from, const char *to,
                               long long expires_at_ms, store_done_fn fn, void *arg);
 
 struct store_op *store_get(struct store *s, const char *key, store_get_fn fn, void *arg);
 
+/* Up to max containers of the live set key whose hint has passed (their
+ * names, valid during the callback). */
+typedef void (*store_mget_fn)(void *arg, enum store_status st, char *const *values, size_t n);
+struct store_op *store_stale(struct store *s, const char *key, size_t max, store_mget_fn fn,
+                             void *arg);
+
 /* The values of n keys at once (NULL where a key does not exist);
  * values[] is valid only during the callback. */
-typedef void (*store_mget_fn)(void *arg, enum store_status st, char *const *values, size_t n);
 struct store_op *store_mget(struct store *s, const char *const *keys, size_t n, store_mget_fn fn,
                             void *arg);
 

@@ -1,8 +1,10 @@
 #include "app/tenancy.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "app/call.h"
 #include "app/config.h"
 #include "app/context.h"
 #include "app/request.h"
@@ -157,11 +159,25 @@ tenancy_admit(struct request *r)
 
 /* --- creates ----------------------------------------------------------- */
 
+static void reconcile(struct request *r, long long retry_ms);
+
+/* At the cap for good: 429, or a note in shadow mode. */
+static void
+at_cap(struct request *r, long long retry_ms)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg),
+	         "this tenant already has its maximum of %lld live containers; delete one or wait "
+	         "for one to expire",
+	         tenant_limits(r->tenant)->max_live_containers);
+	pipeline_resume(r, over_limit(r, retry_ms, msg) ? STEP_FAIL : STEP_NEXT);
+}
+
 static void
 on_slot(void *arg, enum store_status st, int allowed, long long retry_ms)
 {
 	struct request *r = arg;
-	char msg[160];
 
 	r->store_op = NULL;
 	if (st != STORE_OK && unavailable(r)) {
@@ -171,14 +187,14 @@ on_slot(void *arg, enum store_status st, int allowed, long long retry_ms)
 	if (st == STORE_OK && allowed)
 		r->holds_slot = 1;
 	if (st == STORE_OK && !allowed) {
-		snprintf(msg, sizeof(msg),
-		         "this tenant already has its maximum of %lld live containers; delete one "
-		         "or wait for one to expire",
-		         tenant_limits(r->tenant)->max_live_containers);
-		if (over_limit(r, retry_ms, msg)) {
-			pipeline_resume(r, STEP_FAIL);
+		/* The set may hold containers the upstream has let go: ask it
+		 * about those due, once, before refusing. */
+		if (r->reconcile == NULL) {
+			reconcile(r, retry_ms);
 			return;
 		}
+		at_cap(r, retry_ms);
+		return;
 	}
 	pipeline_resume(r, STEP_NEXT);
 }
@@ -196,6 +212,162 @@ reserve_slot(struct request *r)
 	r->store_op = store_reserve(r->ctx->store, k, member, lim->max_live_containers,
 	                            store_now_ms() + SLOT_HOLD_MS, on_slot, r);
 	return STEP_WAIT;
+}
+
+/* --- the upstream's truth about live containers ----------------------- */
+
+#define RECONCILE_MAX 16    /* containers asked about for one create */
+#define RECHECK_MS    60000 /* an alive container is asked about again after this */
+
+/* A tenant at its cap asks the upstream about the containers its live set
+ * holds past their expiry hint: one gone (404, or expired or deleted) is
+ * removed; one alive gets a new hint from its last activity. */
+struct tenancy_reconcile {
+	char ids[RECONCILE_MAX][REQUEST_ID_MAX + 1];
+	size_t n, i, gone;
+	char path[REQUEST_ID_MAX + 16];
+	long long retry_ms;
+};
+
+static void ask_next(struct request *r);
+
+static void
+on_hinted(void *arg, enum store_status st)
+{
+	struct request *r = arg;
+
+	(void)st; /* a hint not kept is asked about again next time */
+	r->store_op = NULL;
+	r->reconcile->i++;
+	ask_next(r);
+}
+
+/* When to ask again about a container the upstream says is alive: its
+ * expiry from its last activity, and not before RECHECK_MS from now. */
+static long long
+next_hint(const char *body, size_t len)
+{
+	json_t *c = json_loadb(body, len, 0, NULL);
+	long long last = json_integer_value(json_object_get(c, "last_active_at"));
+	long long minutes =
+	        json_integer_value(json_object_get(json_object_get(c, "expires_after"), "minutes"));
+	long long hint = last * 1000 + minutes * 60000, soonest = store_now_ms() + RECHECK_MS;
+
+	json_decref(c);
+	return hint > soonest ? hint : soonest;
+}
+
+static int
+gone(const struct upstream_res *res)
+{
+	json_t *c;
+	const char *status;
+	int g;
+
+	if (res->failure != UPSTREAM_OK)
+		return 0;
+	if (res->status == 404)
+		return 1;
+	if (res->status < 200 || res->status > 299)
+		return 0;
+	c = json_loadb(res->body, res->len, 0, NULL);
+	status = json_string_value(json_object_get(c, "status"));
+	g = status && (strcmp(status, "expired") == 0 || strcmp(status, "deleted") == 0);
+	json_decref(c);
+	return g;
+}
+
+static void
+on_asked(const struct upstream_res *res, void *arg)
+{
+	struct request *r = arg;
+	struct tenancy_reconcile *rc = r->reconcile;
+	const char *id = rc->ids[rc->i];
+	char k[KEY_MAX];
+
+	r->call = NULL;
+	key(k, sizeof(k), "live", tenant_name(r->tenant));
+	if (gone(res)) {
+		rc->gone++;
+		r->store_op = store_settle(r->ctx->store, k, id, NULL, 0, on_hinted, r);
+	} else if (call_succeeded(res)) {
+		r->store_op = store_settle(r->ctx->store, k, id, id, next_hint(res->body, res->len),
+		                           on_hinted, r);
+	} else {
+		/* The upstream could not say: it still counts. */
+		rc->i++;
+		ask_next(r);
+	}
+}
+
+/* The next container to ask about, or, once all are asked, the slot is
+ * tried again. */
+static void
+ask_next(struct request *r)
+{
+	struct tenancy_reconcile *rc = r->reconcile;
+	struct upstream_req up = {0};
+	char note[160];
+	enum step_result res;
+
+	if (rc->i < rc->n) {
+		snprintf(rc->path, sizeof(rc->path), "/containers/%s", rc->ids[rc->i]);
+		up.method = "GET";
+		up.path = rc->path;
+		up.retry_connect = 1;
+		if (call_start(r, &up, 0, NULL, on_asked) == STEP_WAIT)
+			return;
+		rc->n = rc->i; /* no upstream to ask: what was learnt stands */
+	}
+	snprintf(note, sizeof(note),
+	         "at the live-container cap: asked the upstream about %zu containers past "
+	         "their expiry, %zu of them gone",
+	         rc->n, rc->gone);
+	if (r->rec.adjustments == NULL)
+		r->rec.adjustments = json_array();
+	json_array_append_new(r->rec.adjustments, json_string(note));
+	if (rc->gone == 0) {
+		at_cap(r, rc->retry_ms);
+		return;
+	}
+	res = reserve_slot(r);
+	if (res != STEP_WAIT)
+		pipeline_resume(r, res);
+}
+
+static void
+on_stale(void *arg, enum store_status st, char *const *ids, size_t n)
+{
+	struct request *r = arg;
+	struct tenancy_reconcile *rc = r->reconcile;
+	size_t i;
+
+	r->store_op = NULL;
+	if (st != STORE_OK || n == 0) {
+		at_cap(r, rc->retry_ms);
+		return;
+	}
+	for (i = 0; i < n && i < RECONCILE_MAX; i++)
+		snprintf(rc->ids[i], sizeof(rc->ids[i]), "%s", ids[i]);
+	rc->n = i;
+	ask_next(r);
+}
+
+static void
+reconcile(struct request *r, long long retry_ms)
+{
+	char k[KEY_MAX];
+
+	r->reconcile = calloc(1, sizeof(*r->reconcile));
+	if (r->reconcile == NULL) {
+		err_set(&r->error, 503, ERR_INTERNAL, "out_of_memory", NULL,
+		        "the gateway is out of memory; try again");
+		pipeline_resume(r, STEP_FAIL);
+		return;
+	}
+	r->reconcile->retry_ms = retry_ms;
+	key(k, sizeof(k), "live", tenant_name(r->tenant));
+	r->store_op = store_stale(r->ctx->store, k, RECONCILE_MAX, on_stale, r);
 }
 
 enum step_result
@@ -234,7 +406,7 @@ on_settled(void *arg, enum store_status st)
 }
 
 enum step_result
-tenancy_created(struct request *r, long long minutes)
+tenancy_created(struct request *r, long long expires_at_ms)
 {
 	char k[KEY_MAX], member[64];
 
@@ -243,10 +415,8 @@ tenancy_created(struct request *r, long long minutes)
 	key(k, sizeof(k), "live", tenant_name(r->tenant));
 	snprintf(member, sizeof(member), "pending:%s", r->id);
 	r->holds_slot = 0;
-	/* The live set keeps it for its expiry from now: its last activity
-	 * is its creation. */
-	r->store_op = store_settle(r->ctx->store, k, member, r->rec.container_id,
-	                           store_now_ms() + minutes * 60000, on_settled, r);
+	r->store_op = store_settle(r->ctx->store, k, member, r->rec.container_id, expires_at_ms,
+	                           on_settled, r);
 	return STEP_WAIT;
 }
 

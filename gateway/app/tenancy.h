@@ -3,12 +3,12 @@
  * limits, its live containers, and which containers are its own.
  *
  * The calls below are pipeline steps (or a step's part) that ask the
- * store: each returns STEP_WAIT and resumes the pipeline once the store
- * has answered, with STEP_NEXT, or STEP_FAIL and r->error saying why: 429
- * over a limit (r->retry_after set), 404 for another tenant's container,
- * 503 when the store is down and store.on_unavailable is fail_closed.
- * Tenancy never answers a request itself. Requests of the organization
- * itself (no tenant) pass at once.
+ * store (and, for a tenant at its live-container cap, the upstream about
+ * the containers it holds past their expiry): each returns STEP_WAIT and resumes the pipeline once
+ * the store has answered, with STEP_NEXT, or STEP_FAIL and r->error saying why: 429 over a limit
+ * (r->retry_after set), 404 for another tenant's container, 503 when the store is down and
+ * store.on_unavailable is fail_closed. Tenancy never answers a request itself. Requests of the
+ * organization itself (no tenant) pass at once.
  */
 #ifndef GW_TENANCY_H
 #define GW_TENANCY_H
@@ -28,9 +28,10 @@ enum step_result tenancy_admit(struct request *r);
 enum step_result tenancy_admit_create(struct request *r);
 
 /* The upstream made the container r->rec.container_id: it becomes the
- * tenant's and fills the held slot until it expires (minutes from now).
+ * tenant's and fills the held slot. It counts until it is deleted or the
+ * upstream says it is gone; expires_at_ms (wall clock) is when to ask.
  * A record the store could not keep is logged; the step goes on. */
-enum step_result tenancy_created(struct request *r, long long minutes);
+enum step_result tenancy_created(struct request *r, long long expires_at_ms);
 
 /* The upstream made r->rec.container_id but it breaks what was asked and
  * is withheld from the client: it is no tenant's (another tenant's, as far
