@@ -30,7 +30,9 @@ struct policy {
 	/* Compiled. */
 	int mem_max_rank, mem_default_rank, clamp;
 	size_t npatterns;
-	char (*patterns)[DOMAIN_MAX + 1];
+	char (*patterns)[DOMAIN_MAX + 1]; /* in order, for messages */
+	struct domain_set *allow;         /* the same, to look names up in */
+	json_t *skill_set;                /* allowed skill ids as keys */
 	int any_skill;
 	int any_domain; /* "*": any plain hostname */
 	enum policy_violation_mode mode;
@@ -167,14 +169,7 @@ list_patterns(const struct policy *p, char *dst, size_t n)
 static int
 policy_covers(const struct policy *p, const char *name)
 {
-	size_t i;
-
-	if (p->any_domain)
-		return 1;
-	for (i = 0; i < p->npatterns; i++)
-		if (domain_match(p->patterns[i], name))
-			return 1;
-	return 0;
+	return p->any_domain || domain_set_covers(p->allow, name);
 }
 
 static int
@@ -267,16 +262,35 @@ apply_domains(const struct policy *p, json_t *domains, struct policy_result *r)
 	return 0;
 }
 
+/* The request's own allowlist as a set, to hold its secrets against. */
+static struct domain_set *
+listed_set(const json_t *domains)
+{
+	struct domain_set *set = domain_set_new(json_array_size(domains));
+	struct err e;
+	json_t *d;
+	size_t i;
+
+	json_array_foreach(domains, i, d)
+	{
+		if (set && domain_set_add(set, json_string_value(d), &e) < 0) {
+			domain_set_free(set);
+			set = NULL;
+		}
+	}
+	return set;
+}
+
 static int
 apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 {
 	json_t *secrets = json_object_get(np, "domain_secrets");
-	json_t *domains = json_object_get(np, "allowed_domains");
 	char norm[DOMAIN_MAX + 1], param[64], q[96];
+	struct domain_set *listed = NULL;
 	const char *why;
-	json_t *s, *d;
-	size_t i, j;
-	int listed;
+	json_t *s;
+	size_t i;
+	int rc = -1;
 
 	if (secrets == NULL)
 		return 0;
@@ -285,36 +299,42 @@ apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 		            "network_policy.domain_secrets",
 		            "network_policy.domain_secrets is not allowed by this organization's "
 		            "policy; remove the secrets from the request");
+	listed = listed_set(json_object_get(np, "allowed_domains"));
+	if (listed == NULL)
+		return oom(r);
 	json_array_foreach(secrets, i, s)
 	{
 		json_t *dom = json_object_get(s, "domain");
 
 		snprintf(param, sizeof(param), "network_policy.domain_secrets[%zu].domain", i);
 		if (domain_normalize(json_string_value(dom), json_string_length(dom), 0, norm,
-		                     &why) < 0)
-			return deny(p, r, RULE_NETWORK, "domain_invalid", param,
-			            "%s %s is not a plain DNS hostname: %s", param,
-			            err_quote(q, sizeof(q), json_string_value(dom),
-			                      json_string_length(dom)),
-			            why);
-		listed = 0;
-		json_array_foreach(domains, j, d)
-		{
-			if (domain_match(json_string_value(d), norm))
-				listed = 1;
+		                     &why) < 0) {
+			rc = deny(p, r, RULE_NETWORK, "domain_invalid", param,
+			          "%s %s is not a plain DNS hostname: %s", param,
+			          err_quote(q, sizeof(q), json_string_value(dom),
+			                    json_string_length(dom)),
+			          why);
+			goto out;
 		}
-		if (!listed)
-			return deny(
+		if (!domain_set_covers(listed, norm)) {
+			rc = deny(
 			        p, r, RULE_NETWORK, "secret_domain_not_allowed", param,
 			        "%s \"%s\" is not in network_policy.allowed_domains; a secret may "
 			        "only be sent to an allowed domain",
 			        param, norm);
+			goto out;
+		}
 		/* Every request domain passed the policy already, so a secret
 		 * domain they cover is covered by the policy too. */
-		if (json_object_set_new(s, "domain", json_string(norm)) < 0)
-			return oom(r);
+		if (json_object_set_new(s, "domain", json_string(norm)) < 0) {
+			rc = oom(r);
+			goto out;
+		}
 	}
-	return 0;
+	rc = 0;
+out:
+	domain_set_free(listed);
+	return rc;
 }
 
 static int
@@ -340,17 +360,7 @@ apply_network(const struct policy *p, json_t *doc, struct policy_result *r)
 static int
 skill_allowed(const struct policy *p, const char *id)
 {
-	json_t *v;
-	size_t i;
-
-	if (p->any_skill)
-		return 1;
-	json_array_foreach(p->skill_ids, i, v)
-	{
-		if (strcmp(json_string_value(v), id) == 0)
-			return 1;
-	}
-	return 0;
+	return p->any_skill || json_object_get(p->skill_set, id) != NULL;
 }
 
 /* Decoded size of base64 text, from its length and padding. */
@@ -540,16 +550,50 @@ compile_tenants(struct policy *p, const json_t *doc, const char *file, struct er
 	json_decref(org);
 }
 
+/* The allowed skill ids as a set, so a request's skills are each one
+ * lookup. */
+static void
+compile_skills(struct policy *p, const char *file, struct errlist *errs)
+{
+	json_t *v;
+	size_t i;
+
+	p->skill_set = json_object();
+	if (p->skill_set == NULL) {
+		errlist_add(errs, file, NULL, "out of memory");
+		return;
+	}
+	json_array_foreach(p->skill_ids, i, v)
+	{
+		const char *id = json_string_value(v);
+
+		if (strcmp(id, "*") == 0) {
+			p->any_skill = 1;
+		} else if (*id == '\0' || strlen(id) > 64) {
+			char at[64];
+
+			snprintf(at, sizeof(at), "skills.allowed_skill_ids[%zu]", i);
+			errlist_add(errs, file, at,
+			            "must be a skill id of 1 to 64 characters, or \"*\"");
+		} else if (json_object_set_new_nocheck(p->skill_set, id, json_true()) < 0) {
+			errlist_add(errs, file, NULL, "out of memory");
+			return;
+		}
+	}
+}
+
 static void
 compile_domains(struct policy *p, const char *file, struct errlist *errs)
 {
 	const char *why;
 	char at[96];
+	struct err e;
 	json_t *v;
 	size_t i;
 
 	p->patterns = calloc(json_array_size(p->domains) + 1, sizeof(*p->patterns));
-	if (p->patterns == NULL) {
+	p->allow = domain_set_new(json_array_size(p->domains));
+	if (p->patterns == NULL || p->allow == NULL) {
 		errlist_add(errs, file, NULL, "out of memory");
 		return;
 	}
@@ -564,8 +608,10 @@ compile_domains(struct policy *p, const char *file, struct errlist *errs)
 		                     p->patterns[p->npatterns], &why) < 0)
 			errlist_add(errs, file, at,
 			            "not a DNS hostname, a \"*.\" pattern or \"*\": %s", why);
-		else
-			p->npatterns++;
+		else if (domain_set_add(p->allow, p->patterns[p->npatterns++], &e) < 0) {
+			errlist_add(errs, file, NULL, "out of memory");
+			return;
+		}
 	}
 }
 
@@ -610,8 +656,7 @@ struct policy *
 policy_new(const json_t *doc, const char *file, struct errlist *errs)
 {
 	struct policy *p;
-	size_t before = errs->n + errs->dropped, i;
-	json_t *v;
+	size_t before = errs->n + errs->dropped;
 
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
@@ -645,20 +690,7 @@ policy_new(const json_t *doc, const char *file, struct errlist *errs)
 		errlist_add(errs, file, "expires_after.default_minutes",
 		            "%lld exceeds expires_after.max_minutes %lld", p->exp_default,
 		            p->exp_max);
-	json_array_foreach(p->skill_ids, i, v)
-	{
-		const char *id = json_string_value(v);
-
-		if (strcmp(id, "*") == 0)
-			p->any_skill = 1;
-		else if (*id == '\0' || strlen(id) > 64) {
-			char at[64];
-
-			snprintf(at, sizeof(at), "skills.allowed_skill_ids[%zu]", i);
-			errlist_add(errs, file, at,
-			            "must be a skill id of 1 to 64 characters, or \"*\"");
-		}
-	}
+	compile_skills(p, file, errs);
 	compile_modes(p);
 	compile_domains(p, file, errs);
 	compile_default(p, file, errs);
@@ -699,6 +731,8 @@ policy_free(struct policy *p)
 	conftable_release(policy_keys, p);
 	tenants_free(p->tenants);
 	free(p->patterns);
+	domain_set_free(p->allow);
+	json_decref(p->skill_set);
 	free(p);
 }
 
