@@ -16,10 +16,12 @@ struct policy {
 	char *mem_max, *mem_default, *mem_on_exceed;
 	json_t *domains, *np_default;
 	int allow_secrets, allow_wildcards;
+	long long max_domains, max_secrets;
 	long long exp_max, exp_default;
 	json_t *skill_ids;
 	int allow_inline;
 	long long max_inline_bytes;
+	long long max_skills;
 	long long max_file_ids;
 	char *on_violation;
 	json_t *routes;
@@ -64,7 +66,13 @@ const struct policy_operation policy_operations[] = {
 #define K(field) offsetof(struct policy, field)
 
 /* Every policy key and its default. Defaults are restrictive: an empty
- * policy allows a 1g container with no network, skills or files beyond 100. */
+ * policy allows a 1g container with no network, skills or files beyond 100.
+ * The contract bounds none of the lists a create body carries, so the
+ * policy does: a list past its count is refused before any of it is
+ * looked at. The defaults are well beyond what a container needs (a
+ * handful of package and API hosts, a secret or two for them, a few
+ * skills) and keep the audit record of the largest allowed request far
+ * below its 1 MiB line limit: 256 domains of 253 bytes are 64 KiB. */
 static const struct confkey policy_keys[] = {
         {"memory_limit.max", CT_ENUM, K(mem_max), "1g", .enumv = memory_sizes},
         {"memory_limit.default", CT_ENUM, K(mem_default), NULL, .enumv = memory_sizes},
@@ -73,6 +81,10 @@ static const struct confkey policy_keys[] = {
         {"network_policy.allow_domain_secrets", CT_BOOL, K(allow_secrets), .def_int = 0},
         {"network_policy.allow_wildcards", CT_BOOL, K(allow_wildcards), .def_int = 0},
         {"network_policy.default", CT_JSON, K(np_default), .def_json = "{\"type\":\"disabled\"}"},
+        {"network_policy.max_domains", CT_INT, K(max_domains), .def_int = 256, .min = 0,
+         .max = 100000},
+        {"network_policy.max_domain_secrets", CT_INT, K(max_secrets), .def_int = 64, .min = 0,
+         .max = 100000},
         {"expires_after.max_minutes", CT_INT, K(exp_max), .def_int = 1440, .min = 1, .max = 525600},
         {"expires_after.default_minutes", CT_INT, K(exp_default), .def_int = 20, .min = 1,
          .max = 525600},
@@ -80,6 +92,7 @@ static const struct confkey policy_keys[] = {
         {"skills.allow_inline", CT_BOOL, K(allow_inline), .def_int = 0},
         {"skills.max_inline_bytes", CT_INT, K(max_inline_bytes), .def_int = INLINE_MAX, .min = 0,
          .max = INLINE_MAX},
+        {"skills.max_count", CT_INT, K(max_skills), .def_int = 64, .min = 0, .max = 100000},
         {"file_ids.max_count", CT_INT, K(max_file_ids), .def_int = 100, .min = 0, .max = 100000},
         {"on_upstream_violation", CT_ENUM, K(on_violation), "block", .enumv = violation_modes},
         {"routes", CT_JSON, K(routes), .def_json = "{}"},
@@ -235,8 +248,14 @@ apply_domains(const struct policy *p, json_t *domains, struct policy_result *r)
 	char norm[DOMAIN_MAX + 1], param[64], q[96], allowed[512];
 	const char *why;
 	json_t *d;
-	size_t i;
+	size_t i, n = json_array_size(domains);
 
+	if ((long long)n > p->max_domains &&
+	    deny(p, r, RULE_NETWORK, "too_many_domains", "network_policy.allowed_domains",
+	         "network_policy.allowed_domains lists %zu domains; this organization allows at "
+	         "most %lld (network_policy.max_domains)",
+	         n, p->max_domains) < 0)
+		return -1;
 	json_array_foreach(domains, i, d)
 	{
 		const char *s = json_string_value(d);
@@ -289,7 +308,7 @@ apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 	struct domain_set *listed = NULL;
 	const char *why;
 	json_t *s;
-	size_t i;
+	size_t i, n = json_array_size(secrets);
 	int rc = -1;
 
 	if (secrets == NULL)
@@ -299,6 +318,12 @@ apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 		            "network_policy.domain_secrets",
 		            "network_policy.domain_secrets is not allowed by this organization's "
 		            "policy; remove the secrets from the request");
+	if ((long long)n > p->max_secrets &&
+	    deny(p, r, RULE_NETWORK, "too_many_domain_secrets", "network_policy.domain_secrets",
+	         "network_policy.domain_secrets lists %zu secrets; this organization allows at "
+	         "most %lld (network_policy.max_domain_secrets)",
+	         n, p->max_secrets) < 0)
+		return -1;
 	listed = listed_set(json_object_get(np, "allowed_domains"));
 	if (listed == NULL)
 		return oom(r);
@@ -381,8 +406,14 @@ apply_skills(const struct policy *p, json_t *doc, struct policy_result *r)
 {
 	json_t *skills = json_object_get(doc, "skills"), *sk;
 	char param[64], q[96];
-	size_t i;
+	size_t i, n = json_array_size(skills);
 
+	if ((long long)n > p->max_skills &&
+	    deny(p, r, RULE_SKILLS, "too_many_skills", "skills",
+	         "skills lists %zu skills; this organization allows at most %lld "
+	         "(skills.max_count)",
+	         n, p->max_skills) < 0)
+		return -1;
 	json_array_foreach(skills, i, sk)
 	{
 		const char *type = json_string_value(json_object_get(sk, "type"));
@@ -427,8 +458,9 @@ apply_files(const struct policy *p, json_t *doc, struct policy_result *r)
 
 	if ((long long)n > p->max_file_ids)
 		return deny(p, r, RULE_FILES, "too_many_file_ids", "file_ids",
-		            "file_ids lists %zu files; this organization allows at most %lld", n,
-		            p->max_file_ids);
+		            "file_ids lists %zu files; this organization allows at most %lld "
+		            "(file_ids.max_count)",
+		            n, p->max_file_ids);
 	return 0;
 }
 
@@ -796,6 +828,16 @@ policy_check_narrows(const struct policy *org, const struct policy *t, const cha
 	if (t->allow_inline && t->max_inline_bytes > org->max_inline_bytes)
 		WIDER("skills.max_inline_bytes", "%lld is more than the organization's %lld",
 		      t->max_inline_bytes, org->max_inline_bytes);
+	if (t->max_domains > org->max_domains)
+		WIDER("network_policy.max_domains", "%lld is more than the organization's %lld",
+		      t->max_domains, org->max_domains);
+	if (t->max_secrets > org->max_secrets)
+		WIDER("network_policy.max_domain_secrets",
+		      "%lld is more than the organization's %lld", t->max_secrets,
+		      org->max_secrets);
+	if (t->max_skills > org->max_skills)
+		WIDER("skills.max_count", "%lld is more than the organization's %lld",
+		      t->max_skills, org->max_skills);
 	if (t->max_file_ids > org->max_file_ids)
 		WIDER("file_ids.max_count", "%lld is more than the organization's %lld",
 		      t->max_file_ids, org->max_file_ids);
