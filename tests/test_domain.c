@@ -699,3 +699,25 @@ Test(domain, set_defensive)
 	domain_set_free(s);
 	domain_set_free(NULL);
 }
+
+Test(domain, set_of_a_json_list)
+{
+	json_t *list = json_pack("[s, i, n, s]", "a.com", 7, "*.b.org");
+	struct domain_set *s;
+	struct err e;
+
+	cr_assert_not_null(list);
+	s = domain_set_of(list, &e);
+	cr_assert_not_null(s);
+	cr_expect_eq(domain_set_covers(s, "a.com"), 1);
+	cr_expect_eq(domain_set_covers(s, "x.b.org"), 1);
+	cr_expect_eq(domain_set_covers(s, "b.org"), 0);
+	cr_expect_eq(domain_set_covers(s, "7"), 0, "values that are not strings match nothing");
+	domain_set_free(s);
+	json_decref(list);
+
+	s = domain_set_of(NULL, &e);
+	cr_assert_not_null(s, "no list is an empty set");
+	cr_expect_eq(domain_set_covers(s, "a.com"), 0);
+	domain_set_free(s);
+}

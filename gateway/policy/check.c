@@ -38,26 +38,6 @@ check_expiry(const json_t *fwd, const json_t *got, json_t *violations)
 	return 0;
 }
 
-/* The forwarded domains as a set, so each returned one is one lookup;
- * NULL when memory runs out. */
-static struct domain_set *
-forwarded_set(const json_t *domains)
-{
-	struct domain_set *set = domain_set_new(json_array_size(domains));
-	struct err e;
-	const json_t *d;
-	size_t i;
-
-	json_array_foreach(domains, i, d)
-	{
-		if (set && domain_set_add(set, json_string_value(d), &e) < 0) {
-			domain_set_free(set);
-			set = NULL;
-		}
-	}
-	return set;
-}
-
 /* Every returned domain must be among those forwarded; compared as
  * hostnames, so case and a trailing dot do not matter. */
 static int
@@ -69,6 +49,7 @@ check_network(const json_t *fwd, const json_t *got, json_t *violations)
 	json_t *returned = json_object_get(have, "allowed_domains"), *d;
 	struct domain_set *forwarded = NULL;
 	char norm[DOMAIN_MAX + 1], field[64];
+	struct err e;
 	const char *why;
 	size_t i;
 	int rc = -1;
@@ -80,7 +61,8 @@ check_network(const json_t *fwd, const json_t *got, json_t *violations)
 		                 json_object_get(have, "type"));
 	if (json_array_size(returned) == 0)
 		return 0;
-	forwarded = forwarded_set(json_object_get(want, "allowed_domains"));
+	/* The forwarded domains as a set: each returned one is one lookup. */
+	forwarded = domain_set_of(json_object_get(want, "allowed_domains"), &e);
 	if (forwarded == NULL)
 		return -1;
 	json_array_foreach(returned, i, d)

@@ -677,3 +677,25 @@ domain_set_covers(const struct domain_set *s, const char *name)
 			return 1;
 	}
 }
+
+struct domain_set *
+domain_set_of(const json_t *names, struct err *e)
+{
+	struct domain_set *s = domain_set_new(json_array_size(names));
+	const json_t *v;
+	size_t i;
+
+	if (s == NULL) {
+		err_set(e, 503, ERR_INTERNAL, "out_of_memory", NULL,
+		        "the gateway ran out of memory building a set of domains; try again");
+		return NULL;
+	}
+	json_array_foreach(names, i, v)
+	{
+		if (domain_set_add(s, json_string_value(v), e) < 0) {
+			domain_set_free(s);
+			return NULL;
+		}
+	}
+	return s;
+}

@@ -8,6 +8,7 @@
 #ifndef GW_DOMAIN_H
 #define GW_DOMAIN_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "lib/err.h"
@@ -71,5 +72,9 @@ int domain_set_add(struct domain_set *s, const char *pattern, struct err *e);
 /* Whether domain_match(p, name) is 1 for some pattern p added to s; 0 for
  * a NULL set. */
 int domain_set_covers(const struct domain_set *s, const char *name);
+
+/* A new set of the strings of a JSON array (other values match nothing, as
+ * with domain_match), or NULL with e filled when memory runs out. */
+struct domain_set *domain_set_of(const json_t *names, struct err *e);
 
 #endif

@@ -281,31 +281,13 @@ apply_domains(const struct policy *p, json_t *domains, struct policy_result *r)
 	return 0;
 }
 
-/* The request's own allowlist as a set, to hold its secrets against. */
-static struct domain_set *
-listed_set(const json_t *domains)
-{
-	struct domain_set *set = domain_set_new(json_array_size(domains));
-	struct err e;
-	json_t *d;
-	size_t i;
-
-	json_array_foreach(domains, i, d)
-	{
-		if (set && domain_set_add(set, json_string_value(d), &e) < 0) {
-			domain_set_free(set);
-			set = NULL;
-		}
-	}
-	return set;
-}
-
 static int
 apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 {
 	json_t *secrets = json_object_get(np, "domain_secrets");
 	char norm[DOMAIN_MAX + 1], param[64], q[96];
 	struct domain_set *listed = NULL;
+	struct err e;
 	const char *why;
 	json_t *s;
 	size_t i, n = json_array_size(secrets);
@@ -324,7 +306,8 @@ apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 	         "most %lld (network_policy.max_domain_secrets)",
 	         n, p->max_secrets) < 0)
 		return -1;
-	listed = listed_set(json_object_get(np, "allowed_domains"));
+	/* The request's own allowlist, to hold its secrets against. */
+	listed = domain_set_of(json_object_get(np, "allowed_domains"), &e);
 	if (listed == NULL)
 		return oom(r);
 	json_array_foreach(secrets, i, s)

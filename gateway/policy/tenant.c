@@ -404,25 +404,6 @@ tenant_allow_client_secrets(const struct tenant *t)
 	return t->allow_client_secrets;
 }
 
-/* The document's allowlist as a set; NULL when memory runs out. */
-static struct domain_set *
-allowlist_set(const json_t *np)
-{
-	const json_t *domains = json_object_get(np, "allowed_domains"), *d;
-	struct domain_set *set = domain_set_new(json_array_size(domains));
-	struct err e;
-	size_t i;
-
-	json_array_foreach(domains, i, d)
-	{
-		if (set && domain_set_add(set, json_string_value(d), &e) < 0) {
-			domain_set_free(set);
-			set = NULL;
-		}
-	}
-	return set;
-}
-
 /* "domain\0name", the identity of a secret (a domain holds no NUL), into
  * a buffer the caller frees; *len gets its length. NULL on no memory. */
 static char *
@@ -523,12 +504,13 @@ tenant_inject_secrets(const struct tenant *t, json_t *doc, json_t *names)
 {
 	json_t *np = json_object_get(doc, "network_policy"), *brokered = NULL, *list;
 	struct domain_set *allow = NULL;
+	struct err e;
 	int n = 0;
 
 	if (t->nsecrets == 0 || !json_is_object(np) ||
 	    strcmp(json_string_value(json_object_get(np, "type")), "allowlist") != 0)
 		return 0;
-	allow = allowlist_set(np);
+	allow = domain_set_of(json_object_get(np, "allowed_domains"), &e);
 	brokered = json_object();
 	if (allow == NULL || brokered == NULL)
 		goto fail;
