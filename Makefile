@@ -38,6 +38,8 @@ UNIT_BIN := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 IT_SRC   := $(wildcard tests/it_*.c)
 IT_BIN   := $(IT_SRC:tests/%.c=$(BUILD)/tests/%)
 STUB_BIN := $(BUILD)/tests/upstream_stub
+# Runs one stage once, for test_scaling to count under callgrind.
+PROBE_BIN := $(BUILD)/tests/scale_probe
 
 .PHONY: all deps run test test-run map-check unit it sanitize tsan clean format format-check install certs
 
@@ -63,6 +65,9 @@ $(BUILD)/tests/it_%: tests/it_%.c tests/harness.h $(HARNESS) | $(BUILD)/tests
 
 $(STUB_BIN): tests/stub/upstream.c | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+$(PROBE_BIN): tests/scale_probe.c $(LIBOBJ) | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Igateway -o $@ $< $(LIBOBJ) $(LDLIBS)
 
 $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
@@ -99,10 +104,10 @@ tsan: $(STUB_BIN) $(TSAN_TESTS:%=$(BUILD)/tests/%)
 		TSAN_OPTIONS=halt_on_error=1 $(BUILD)/tests/$$t --jobs=2; \
 	done
 
-test-run: $(BUILD)/gateway $(UNIT_BIN) $(IT_BIN) $(STUB_BIN)
+test-run: $(BUILD)/gateway $(UNIT_BIN) $(IT_BIN) $(STUB_BIN) $(PROBE_BIN)
 	@set -e; for t in $(UNIT_BIN) $(IT_BIN); do \
 		echo "== $$t"; \
-		GW_BIN=$(BUILD)/gateway GW_STUB=$(STUB_BIN) GW_DATA=tests/data \
+		GW_BIN=$(BUILD)/gateway GW_STUB=$(STUB_BIN) GW_DATA=tests/data GW_PROBE=$(PROBE_BIN) \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$$t --jobs=2; \

@@ -530,3 +530,194 @@ Test(domain, empty_and_null_input)
 	cr_expect_eq(domain_normalize("a.comXYZ", 5, 0, out, &why), 0);
 	cr_expect_str_eq(out, "a.com");
 }
+
+/* --- domain_set ----------------------------------------------------------- */
+
+static uint32_t rng = 2463534242u;
+
+static uint32_t
+next_random(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 17;
+	rng ^= rng << 5;
+	return rng;
+}
+
+/*
+ * A random pattern or name: mostly labels from a small pool, so that names
+ * and patterns meet often, behind "*." now and then; sometimes raw bytes
+ * that no normalizer would let through (empty labels, stray '*', upper
+ * case), since domain_set must agree with domain_match on anything.
+ */
+static void
+random_name(char *dst, size_t cap)
+{
+	static const char *const labels[] = {"a", "b", "ab", "x-y", "com", "org", "B", "", "*"};
+	static const char raw[] = "ab.*A";
+	size_t n = 0, k, i, len;
+	uint32_t r = next_random();
+
+	if (r % 8 == 0) {
+		len = next_random() % 12;
+		for (i = 0; i < len && n + 1 < cap; i++)
+			dst[n++] = raw[next_random() % (sizeof(raw) - 1)];
+		dst[n] = '\0';
+		return;
+	}
+	if (r % 3 == 0 && n + 2 < cap) {
+		dst[n++] = '*';
+		dst[n++] = '.';
+	}
+	k = 1 + next_random() % 4;
+	for (i = 0; i < k; i++) {
+		const char *l = labels[next_random() % (i == 0 ? 9 : 8)];
+
+		len = strlen(l);
+		if (n + len + 2 >= cap)
+			break;
+		if (i > 0)
+			dst[n++] = '.';
+		memcpy(dst + n, l, len);
+		n += len;
+	}
+	dst[n] = '\0';
+}
+
+/* What domain_set_covers must say: domain_match against each pattern. */
+static int
+covered_by_any(char patterns[][64], size_t np, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < np; i++)
+		if (domain_match(patterns[i], name))
+			return 1;
+	return 0;
+}
+
+/* A set answers as domain_match does over its patterns, on random sets of
+ * random patterns and random names. A fixed seed keeps failures
+ * reproducible. */
+Test(domain, set_agrees_with_match)
+{
+	static char patterns[24][64];
+	char name[64];
+	struct domain_set *s;
+	struct err e;
+	size_t iter, i, np, q, yes = 0, no = 0;
+
+	for (iter = 0; iter < 3000; iter++) {
+		np = next_random() % 24;
+		s = domain_set_new(iter % 2 ? np : 0);
+		cr_assert_not_null(s);
+		for (i = 0; i < np; i++) {
+			random_name(patterns[i], sizeof(patterns[i]));
+			cr_assert_eq(domain_set_add(s, patterns[i], &e), 0);
+		}
+		for (q = 0; q < 60; q++) {
+			int want, got;
+
+			/* Half the names are patterns, so exact hits are tried. */
+			if (q % 2 && np > 0)
+				snprintf(name, sizeof(name), "%s", patterns[next_random() % np]);
+			else
+				random_name(name, sizeof(name));
+			want = covered_by_any(patterns, np, name);
+			got = domain_set_covers(s, name);
+			cr_assert_eq(got, want,
+			             "set of %zu patterns (first \"%s\") says %d for \"%s\"", np,
+			             np ? patterns[0] : "", got, name);
+			if (want)
+				yes++;
+			else
+				no++;
+		}
+		domain_set_free(s);
+	}
+	cr_expect_gt(yes, 10000, "only %zu names covered", yes);
+	cr_expect_gt(no, 10000, "only %zu names not covered", no);
+}
+
+/* Names at and past DOMAIN_MAX, with many labels, and a set large enough to
+ * grow its table many times. */
+Test(domain, set_lengths_and_growth)
+{
+	char name[DOMAIN_MAX + 8], pat[DOMAIN_MAX + 8];
+	struct domain_set *s = domain_set_new(0);
+	struct err e;
+	size_t len, i;
+
+	cr_assert_not_null(s);
+	for (len = DOMAIN_MAX - 4; len <= DOMAIN_MAX + 2; len++) {
+		/* "a.a.a...": 127 labels at 253 bytes. */
+		for (i = 0; i < len; i++)
+			name[i] = i % 2 ? '.' : 'a';
+		name[len] = '\0';
+		snprintf(pat, sizeof(pat), "*%s", name + 1);
+		cr_assert_eq(domain_set_add(s, name, &e), 0);
+		cr_assert_eq(domain_set_add(s, pat, &e), 0);
+		cr_expect_eq(domain_set_covers(s, name), domain_match(name, name), "len %zu", len);
+	}
+	for (i = 0; i < 20000; i++) {
+		snprintf(name, sizeof(name), i % 2 ? "h%zu.example.com" : "*.z%zu.example.org", i);
+		cr_assert_eq(domain_set_add(s, name, &e), 0);
+	}
+	for (i = 0; i < 20000; i++) {
+		snprintf(name, sizeof(name), i % 2 ? "h%zu.example.com" : "q.z%zu.example.org", i);
+		cr_assert(domain_set_covers(s, name), "%s", name);
+		snprintf(name, sizeof(name), i % 2 ? "x.h%zu.example.com" : "z%zu.example.org", i);
+		cr_assert_not(domain_set_covers(s, name), "%s", name);
+	}
+	domain_set_free(s);
+}
+
+Test(domain, set_defensive)
+{
+	struct domain_set *s = domain_set_new(4);
+	struct err e;
+
+	cr_assert_not_null(s);
+	cr_expect_eq(domain_set_covers(NULL, "a.com"), 0);
+	cr_expect_eq(domain_set_covers(s, NULL), 0);
+	cr_expect_eq(domain_set_covers(s, ""), 0);
+	cr_expect_eq(domain_set_add(s, NULL, &e), 0);
+	cr_expect_eq(domain_set_add(s, "", &e), 0);
+	cr_expect_eq(domain_set_add(s, "*", &e), 0);
+	cr_expect_eq(domain_set_add(s, "*.", &e), 0);
+	cr_expect_eq(domain_set_covers(s, "a."), 0);
+	cr_expect_eq(domain_set_covers(s, "*"), 0, "\"*\" is no pattern to domain_match");
+	cr_expect_eq(domain_set_add(s, "*.a.com", &e), 0);
+	cr_expect_eq(domain_set_covers(s, ".a.com"), 0);
+	cr_expect_eq(domain_set_covers(s, "a.com"), 0);
+	cr_expect_eq(domain_set_covers(s, "*.a.com"), 1);
+	cr_expect_eq(domain_set_covers(s, "*.b.a.com"), 1);
+	cr_expect_eq(domain_set_covers(s, "b.a.com"), 1);
+	cr_expect_eq(domain_set_add(s, "a.com", &e), 0);
+	cr_expect_eq(domain_set_covers(s, "a.com"), 1);
+	cr_expect_eq(domain_set_covers(s, "A.com"), 0, "byte for byte, as domain_match");
+	domain_set_free(s);
+	domain_set_free(NULL);
+}
+
+Test(domain, set_of_a_json_list)
+{
+	json_t *list = json_pack("[s, i, n, s]", "a.com", 7, "*.b.org");
+	struct domain_set *s;
+	struct err e;
+
+	cr_assert_not_null(list);
+	s = domain_set_of(list, &e);
+	cr_assert_not_null(s);
+	cr_expect_eq(domain_set_covers(s, "a.com"), 1);
+	cr_expect_eq(domain_set_covers(s, "x.b.org"), 1);
+	cr_expect_eq(domain_set_covers(s, "b.org"), 0);
+	cr_expect_eq(domain_set_covers(s, "7"), 0, "values that are not strings match nothing");
+	domain_set_free(s);
+	json_decref(list);
+
+	s = domain_set_of(NULL, &e);
+	cr_assert_not_null(s, "no list is an empty set");
+	cr_expect_eq(domain_set_covers(s, "a.com"), 0);
+	domain_set_free(s);
+}

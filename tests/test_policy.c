@@ -45,8 +45,9 @@
 /* The apply files, in the order they run; apply_files_listed checks that
  * this list and the folder agree, so a new file cannot be skipped. */
 static const char *const apply_files[] = {
-        "domains.json",         "empty_policy.json", "expiry.json", "files.json",     "memory.json",
-        "network_default.json", "secrets.json",      "skills.json", "wildcards.json", NULL,
+        "domains.json", "empty_policy.json",    "expiry.json",  "files.json",  "limits.json",
+        "memory.json",  "network_default.json", "secrets.json", "skills.json", "wildcards.json",
+        NULL,
 };
 
 static void
@@ -348,6 +349,11 @@ Test(policy, apply_expiry)
 Test(policy, apply_files)
 {
 	run_apply_file("files.json");
+}
+
+Test(policy, apply_limits)
+{
+	run_apply_file("limits.json");
 }
 
 Test(policy, apply_memory)
@@ -687,6 +693,86 @@ Test(policy, file_ids_default_limit)
 	cr_expect_str_eq(r.err.param, "file_ids");
 	cr_expect_not_null(strstr(r.err.message, "101"), "%s", r.err.message);
 	json_decref(doc);
+	policy_free(p);
+	json_decref(pdoc);
+}
+
+/* Adds n items to the array at key in obj: fmt (one %d) numbered 0..n-1. */
+static void
+add_items(json_t *arr, const char *kind, int from, int n)
+{
+	char text[64];
+	int i;
+
+	for (i = from; i < from + n; i++) {
+		if (strcmp(kind, "domain") == 0) {
+			snprintf(text, sizeof(text), "h%d.example.com", i);
+			json_array_append_new(arr, json_string(text));
+		} else if (strcmp(kind, "secret") == 0) {
+			snprintf(text, sizeof(text), "S%d", i);
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "domain",
+			                                     "h0.example.com", "name", text,
+			                                     "value", "v"));
+		} else {
+			snprintf(text, sizeof(text), "skill-%d", i);
+			json_array_append_new(arr, json_pack("{s:s, s:s}", "type",
+			                                     "skill_reference", "skill_id", text));
+		}
+	}
+}
+
+/* The default list limits (256 domains, 64 secrets, 64 skills) need lists
+ * too long for a case file, so they are built here: each at its limit is
+ * allowed, one more is refused naming the key that sets it. */
+Test(policy, list_default_limits)
+{
+	static const struct {
+		const char *kind, *code, *param, *key;
+		int max;
+	} lims[] = {
+	        {"domain", "too_many_domains", "network_policy.allowed_domains",
+	         "network_policy.max_domains", 256},
+	        {"secret", "too_many_domain_secrets", "network_policy.domain_secrets",
+	         "network_policy.max_domain_secrets", 64},
+	        {"skill", "too_many_skills", "skills", "skills.max_count", 64},
+	};
+	json_t *pdoc = parse("{\"network_policy\": {\"allowed_domains\": [\"*.example.com\"], "
+	                     "\"allow_domain_secrets\": true}, \"skills\": "
+	                     "{\"allowed_skill_ids\": [\"*\"]}}");
+	struct policy *p = compile(pdoc, "defaults");
+	struct policy_result r;
+	char want[64];
+	size_t k;
+
+	for (k = 0; k < sizeof(lims) / sizeof(lims[0]); k++) {
+		json_t *doc = parse("{\"name\": \"c\", \"network_policy\": {\"type\": "
+		                    "\"allowlist\", \"allowed_domains\": []}}");
+		json_t *np = json_object_get(doc, "network_policy"), *list, *copy;
+
+		add_items(json_object_get(np, "allowed_domains"), "domain", 0, 1);
+		list = json_array();
+		if (strcmp(lims[k].kind, "skill") == 0)
+			json_object_set_new(doc, "skills", list);
+		else if (strcmp(lims[k].kind, "secret") == 0)
+			json_object_set_new(np, "domain_secrets", list);
+		else
+			list = json_object_get(np, "allowed_domains");
+		add_items(list, lims[k].kind, (int)json_array_size(list),
+		          lims[k].max - (int)json_array_size(list));
+		copy = json_deep_copy(doc);
+		cr_expect_eq(policy_apply_create(p, copy, &r), 0, "%d %ss: %s", lims[k].max,
+		             lims[k].kind, r.err.message);
+		json_decref(copy);
+		add_items(list, lims[k].kind, lims[k].max, 1);
+		cr_expect_eq(policy_apply_create(p, doc, &r), -1, "%d %ss allowed", lims[k].max + 1,
+		             lims[k].kind);
+		cr_expect_str_eq(str_or(r.err.code, ""), lims[k].code);
+		cr_expect_str_eq(r.err.param, lims[k].param);
+		snprintf(want, sizeof(want), "lists %d", lims[k].max + 1);
+		cr_expect_not_null(strstr(r.err.message, want), "%s", r.err.message);
+		cr_expect_not_null(strstr(r.err.message, lims[k].key), "%s", r.err.message);
+		json_decref(doc);
+	}
 	policy_free(p);
 	json_decref(pdoc);
 }

@@ -8,7 +8,10 @@
 #ifndef GW_DOMAIN_H
 #define GW_DOMAIN_H
 
+#include <jansson.h>
 #include <stddef.h>
+
+#include "lib/err.h"
 
 #define DOMAIN_MAX 253
 
@@ -43,5 +46,35 @@ int domain_normalize(const char *in, size_t len, int allow_wildcard, char *out, 
  * Returns 1 or 0; 0 for NULL, empty or over-long arguments.
  */
 int domain_match(const char *pattern, const char *name);
+
+/*
+ * A set of patterns, answering what domain_match would for each of them in
+ * time linear in the name's length, however many patterns it holds: names
+ * are kept as a tree of labels from the right, found through one hash table
+ * keyed by (parent, label) under a keyed hash (SipHash-1-3, a key drawn at
+ * random once per process), so a request that builds a set of its own
+ * domains cannot make its lookups collide.
+ */
+struct domain_set;
+
+/* An empty set, sized for about hint patterns; NULL when memory runs out. */
+struct domain_set *domain_set_new(size_t hint);
+void domain_set_free(struct domain_set *s);
+
+/*
+ * Adds a pattern as domain_match reads it; a pattern domain_match never
+ * matches with (NULL, empty, over-long, '*' not followed by '.' and a
+ * name) is taken and ignored. Returns 0, or -1 with e filled (503,
+ * out_of_memory) when memory runs out.
+ */
+int domain_set_add(struct domain_set *s, const char *pattern, struct err *e);
+
+/* Whether domain_match(p, name) is 1 for some pattern p added to s; 0 for
+ * a NULL set. */
+int domain_set_covers(const struct domain_set *s, const char *name);
+
+/* A new set of the strings of a JSON array (other values match nothing, as
+ * with domain_match), or NULL with e filled when memory runs out. */
+struct domain_set *domain_set_of(const json_t *names, struct err *e);
 
 #endif

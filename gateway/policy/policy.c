@@ -16,10 +16,12 @@ struct policy {
 	char *mem_max, *mem_default, *mem_on_exceed;
 	json_t *domains, *np_default;
 	int allow_secrets, allow_wildcards;
+	long long max_domains, max_secrets;
 	long long exp_max, exp_default;
 	json_t *skill_ids;
 	int allow_inline;
 	long long max_inline_bytes;
+	long long max_skills;
 	long long max_file_ids;
 	char *on_violation;
 	json_t *routes;
@@ -30,7 +32,9 @@ struct policy {
 	/* Compiled. */
 	int mem_max_rank, mem_default_rank, clamp;
 	size_t npatterns;
-	char (*patterns)[DOMAIN_MAX + 1];
+	char (*patterns)[DOMAIN_MAX + 1]; /* in order, for messages */
+	struct domain_set *allow;         /* the same, to look names up in */
+	json_t *skill_set;                /* allowed skill ids as keys */
 	int any_skill;
 	int any_domain; /* "*": any plain hostname */
 	enum policy_violation_mode mode;
@@ -62,7 +66,13 @@ const struct policy_operation policy_operations[] = {
 #define K(field) offsetof(struct policy, field)
 
 /* Every policy key and its default. Defaults are restrictive: an empty
- * policy allows a 1g container with no network, skills or files beyond 100. */
+ * policy allows a 1g container with no network, skills or files beyond 100.
+ * The contract bounds none of the lists a create body carries, so the
+ * policy does: a list past its count is refused before any of it is
+ * looked at. The defaults are well beyond what a container needs (a
+ * handful of package and API hosts, a secret or two for them, a few
+ * skills) and keep the audit record of the largest allowed request far
+ * below its 1 MiB line limit: 256 domains of 253 bytes are 64 KiB. */
 static const struct confkey policy_keys[] = {
         {"memory_limit.max", CT_ENUM, K(mem_max), "1g", .enumv = memory_sizes},
         {"memory_limit.default", CT_ENUM, K(mem_default), NULL, .enumv = memory_sizes},
@@ -71,6 +81,10 @@ static const struct confkey policy_keys[] = {
         {"network_policy.allow_domain_secrets", CT_BOOL, K(allow_secrets), .def_int = 0},
         {"network_policy.allow_wildcards", CT_BOOL, K(allow_wildcards), .def_int = 0},
         {"network_policy.default", CT_JSON, K(np_default), .def_json = "{\"type\":\"disabled\"}"},
+        {"network_policy.max_domains", CT_INT, K(max_domains), .def_int = 256, .min = 0,
+         .max = 100000},
+        {"network_policy.max_domain_secrets", CT_INT, K(max_secrets), .def_int = 64, .min = 0,
+         .max = 100000},
         {"expires_after.max_minutes", CT_INT, K(exp_max), .def_int = 1440, .min = 1, .max = 525600},
         {"expires_after.default_minutes", CT_INT, K(exp_default), .def_int = 20, .min = 1,
          .max = 525600},
@@ -78,6 +92,7 @@ static const struct confkey policy_keys[] = {
         {"skills.allow_inline", CT_BOOL, K(allow_inline), .def_int = 0},
         {"skills.max_inline_bytes", CT_INT, K(max_inline_bytes), .def_int = INLINE_MAX, .min = 0,
          .max = INLINE_MAX},
+        {"skills.max_count", CT_INT, K(max_skills), .def_int = 64, .min = 0, .max = 100000},
         {"file_ids.max_count", CT_INT, K(max_file_ids), .def_int = 100, .min = 0, .max = 100000},
         {"on_upstream_violation", CT_ENUM, K(on_violation), "block", .enumv = violation_modes},
         {"routes", CT_JSON, K(routes), .def_json = "{}"},
@@ -167,14 +182,7 @@ list_patterns(const struct policy *p, char *dst, size_t n)
 static int
 policy_covers(const struct policy *p, const char *name)
 {
-	size_t i;
-
-	if (p->any_domain)
-		return 1;
-	for (i = 0; i < p->npatterns; i++)
-		if (domain_match(p->patterns[i], name))
-			return 1;
-	return 0;
+	return p->any_domain || domain_set_covers(p->allow, name);
 }
 
 static int
@@ -240,8 +248,14 @@ apply_domains(const struct policy *p, json_t *domains, struct policy_result *r)
 	char norm[DOMAIN_MAX + 1], param[64], q[96], allowed[512];
 	const char *why;
 	json_t *d;
-	size_t i;
+	size_t i, n = json_array_size(domains);
 
+	if ((long long)n > p->max_domains &&
+	    deny(p, r, RULE_NETWORK, "too_many_domains", "network_policy.allowed_domains",
+	         "network_policy.allowed_domains lists %zu domains; this organization allows at "
+	         "most %lld (network_policy.max_domains)",
+	         n, p->max_domains) < 0)
+		return -1;
 	json_array_foreach(domains, i, d)
 	{
 		const char *s = json_string_value(d);
@@ -271,12 +285,13 @@ static int
 apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 {
 	json_t *secrets = json_object_get(np, "domain_secrets");
-	json_t *domains = json_object_get(np, "allowed_domains");
 	char norm[DOMAIN_MAX + 1], param[64], q[96];
+	struct domain_set *listed = NULL;
+	struct err e;
 	const char *why;
-	json_t *s, *d;
-	size_t i, j;
-	int listed;
+	json_t *s;
+	size_t i, n = json_array_size(secrets);
+	int rc = -1;
 
 	if (secrets == NULL)
 		return 0;
@@ -285,36 +300,49 @@ apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 		            "network_policy.domain_secrets",
 		            "network_policy.domain_secrets is not allowed by this organization's "
 		            "policy; remove the secrets from the request");
+	if ((long long)n > p->max_secrets &&
+	    deny(p, r, RULE_NETWORK, "too_many_domain_secrets", "network_policy.domain_secrets",
+	         "network_policy.domain_secrets lists %zu secrets; this organization allows at "
+	         "most %lld (network_policy.max_domain_secrets)",
+	         n, p->max_secrets) < 0)
+		return -1;
+	/* The request's own allowlist, to hold its secrets against. */
+	listed = domain_set_of(json_object_get(np, "allowed_domains"), &e);
+	if (listed == NULL)
+		return oom(r);
 	json_array_foreach(secrets, i, s)
 	{
 		json_t *dom = json_object_get(s, "domain");
 
 		snprintf(param, sizeof(param), "network_policy.domain_secrets[%zu].domain", i);
 		if (domain_normalize(json_string_value(dom), json_string_length(dom), 0, norm,
-		                     &why) < 0)
-			return deny(p, r, RULE_NETWORK, "domain_invalid", param,
-			            "%s %s is not a plain DNS hostname: %s", param,
-			            err_quote(q, sizeof(q), json_string_value(dom),
-			                      json_string_length(dom)),
-			            why);
-		listed = 0;
-		json_array_foreach(domains, j, d)
-		{
-			if (domain_match(json_string_value(d), norm))
-				listed = 1;
+		                     &why) < 0) {
+			rc = deny(p, r, RULE_NETWORK, "domain_invalid", param,
+			          "%s %s is not a plain DNS hostname: %s", param,
+			          err_quote(q, sizeof(q), json_string_value(dom),
+			                    json_string_length(dom)),
+			          why);
+			goto out;
 		}
-		if (!listed)
-			return deny(
+		if (!domain_set_covers(listed, norm)) {
+			rc = deny(
 			        p, r, RULE_NETWORK, "secret_domain_not_allowed", param,
 			        "%s \"%s\" is not in network_policy.allowed_domains; a secret may "
 			        "only be sent to an allowed domain",
 			        param, norm);
+			goto out;
+		}
 		/* Every request domain passed the policy already, so a secret
 		 * domain they cover is covered by the policy too. */
-		if (json_object_set_new(s, "domain", json_string(norm)) < 0)
-			return oom(r);
+		if (json_object_set_new(s, "domain", json_string(norm)) < 0) {
+			rc = oom(r);
+			goto out;
+		}
 	}
-	return 0;
+	rc = 0;
+out:
+	domain_set_free(listed);
+	return rc;
 }
 
 static int
@@ -340,17 +368,7 @@ apply_network(const struct policy *p, json_t *doc, struct policy_result *r)
 static int
 skill_allowed(const struct policy *p, const char *id)
 {
-	json_t *v;
-	size_t i;
-
-	if (p->any_skill)
-		return 1;
-	json_array_foreach(p->skill_ids, i, v)
-	{
-		if (strcmp(json_string_value(v), id) == 0)
-			return 1;
-	}
-	return 0;
+	return p->any_skill || json_object_get(p->skill_set, id) != NULL;
 }
 
 /* Decoded size of base64 text, from its length and padding. */
@@ -371,8 +389,14 @@ apply_skills(const struct policy *p, json_t *doc, struct policy_result *r)
 {
 	json_t *skills = json_object_get(doc, "skills"), *sk;
 	char param[64], q[96];
-	size_t i;
+	size_t i, n = json_array_size(skills);
 
+	if ((long long)n > p->max_skills &&
+	    deny(p, r, RULE_SKILLS, "too_many_skills", "skills",
+	         "skills lists %zu skills; this organization allows at most %lld "
+	         "(skills.max_count)",
+	         n, p->max_skills) < 0)
+		return -1;
 	json_array_foreach(skills, i, sk)
 	{
 		const char *type = json_string_value(json_object_get(sk, "type"));
@@ -417,8 +441,9 @@ apply_files(const struct policy *p, json_t *doc, struct policy_result *r)
 
 	if ((long long)n > p->max_file_ids)
 		return deny(p, r, RULE_FILES, "too_many_file_ids", "file_ids",
-		            "file_ids lists %zu files; this organization allows at most %lld", n,
-		            p->max_file_ids);
+		            "file_ids lists %zu files; this organization allows at most %lld "
+		            "(file_ids.max_count)",
+		            n, p->max_file_ids);
 	return 0;
 }
 
@@ -540,16 +565,50 @@ compile_tenants(struct policy *p, const json_t *doc, const char *file, struct er
 	json_decref(org);
 }
 
+/* The allowed skill ids as a set, so a request's skills are each one
+ * lookup. */
+static void
+compile_skills(struct policy *p, const char *file, struct errlist *errs)
+{
+	json_t *v;
+	size_t i;
+
+	p->skill_set = json_object();
+	if (p->skill_set == NULL) {
+		errlist_add(errs, file, NULL, "out of memory");
+		return;
+	}
+	json_array_foreach(p->skill_ids, i, v)
+	{
+		const char *id = json_string_value(v);
+
+		if (strcmp(id, "*") == 0) {
+			p->any_skill = 1;
+		} else if (*id == '\0' || strlen(id) > 64) {
+			char at[64];
+
+			snprintf(at, sizeof(at), "skills.allowed_skill_ids[%zu]", i);
+			errlist_add(errs, file, at,
+			            "must be a skill id of 1 to 64 characters, or \"*\"");
+		} else if (json_object_set_new_nocheck(p->skill_set, id, json_true()) < 0) {
+			errlist_add(errs, file, NULL, "out of memory");
+			return;
+		}
+	}
+}
+
 static void
 compile_domains(struct policy *p, const char *file, struct errlist *errs)
 {
 	const char *why;
 	char at[96];
+	struct err e;
 	json_t *v;
 	size_t i;
 
 	p->patterns = calloc(json_array_size(p->domains) + 1, sizeof(*p->patterns));
-	if (p->patterns == NULL) {
+	p->allow = domain_set_new(json_array_size(p->domains));
+	if (p->patterns == NULL || p->allow == NULL) {
 		errlist_add(errs, file, NULL, "out of memory");
 		return;
 	}
@@ -564,8 +623,10 @@ compile_domains(struct policy *p, const char *file, struct errlist *errs)
 		                     p->patterns[p->npatterns], &why) < 0)
 			errlist_add(errs, file, at,
 			            "not a DNS hostname, a \"*.\" pattern or \"*\": %s", why);
-		else
-			p->npatterns++;
+		else if (domain_set_add(p->allow, p->patterns[p->npatterns++], &e) < 0) {
+			errlist_add(errs, file, NULL, "out of memory");
+			return;
+		}
 	}
 }
 
@@ -610,8 +671,7 @@ struct policy *
 policy_new(const json_t *doc, const char *file, struct errlist *errs)
 {
 	struct policy *p;
-	size_t before = errs->n + errs->dropped, i;
-	json_t *v;
+	size_t before = errs->n + errs->dropped;
 
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
@@ -645,20 +705,7 @@ policy_new(const json_t *doc, const char *file, struct errlist *errs)
 		errlist_add(errs, file, "expires_after.default_minutes",
 		            "%lld exceeds expires_after.max_minutes %lld", p->exp_default,
 		            p->exp_max);
-	json_array_foreach(p->skill_ids, i, v)
-	{
-		const char *id = json_string_value(v);
-
-		if (strcmp(id, "*") == 0)
-			p->any_skill = 1;
-		else if (*id == '\0' || strlen(id) > 64) {
-			char at[64];
-
-			snprintf(at, sizeof(at), "skills.allowed_skill_ids[%zu]", i);
-			errlist_add(errs, file, at,
-			            "must be a skill id of 1 to 64 characters, or \"*\"");
-		}
-	}
+	compile_skills(p, file, errs);
 	compile_modes(p);
 	compile_domains(p, file, errs);
 	compile_default(p, file, errs);
@@ -699,6 +746,8 @@ policy_free(struct policy *p)
 	conftable_release(policy_keys, p);
 	tenants_free(p->tenants);
 	free(p->patterns);
+	domain_set_free(p->allow);
+	json_decref(p->skill_set);
 	free(p);
 }
 
@@ -762,6 +811,16 @@ policy_check_narrows(const struct policy *org, const struct policy *t, const cha
 	if (t->allow_inline && t->max_inline_bytes > org->max_inline_bytes)
 		WIDER("skills.max_inline_bytes", "%lld is more than the organization's %lld",
 		      t->max_inline_bytes, org->max_inline_bytes);
+	if (t->max_domains > org->max_domains)
+		WIDER("network_policy.max_domains", "%lld is more than the organization's %lld",
+		      t->max_domains, org->max_domains);
+	if (t->max_secrets > org->max_secrets)
+		WIDER("network_policy.max_domain_secrets",
+		      "%lld is more than the organization's %lld", t->max_secrets,
+		      org->max_secrets);
+	if (t->max_skills > org->max_skills)
+		WIDER("skills.max_count", "%lld is more than the organization's %lld",
+		      t->max_skills, org->max_skills);
 	if (t->max_file_ids > org->max_file_ids)
 		WIDER("file_ids.max_count", "%lld is more than the organization's %lld",
 		      t->max_file_ids, org->max_file_ids);

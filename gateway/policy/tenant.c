@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "lib/conftable.h"
 #include "policy/domain.h"
@@ -223,38 +222,62 @@ tenant_release(struct tenant *t)
 	free(t->name);
 }
 
-/* A key digest or certificate subject names one tenant only. */
+/*
+ * Notes in owners (a key: the tenant's index) which tenant each of key
+ * belongs to, and reports one that another tenant listed first. Returns 0,
+ * or -1 when memory runs out.
+ */
+static int
+claim(json_t *owners, const struct tenants *ts, size_t a, const char *key, const char *what,
+      const char *file, struct errlist *errs)
+{
+	json_t *owner = json_object_get(owners, key);
+
+	if (owner == NULL)
+		return json_object_set_new_nocheck(owners, key, json_integer((json_int_t)a));
+	if ((size_t)json_integer_value(owner) != a)
+		errlist_add(errs, file, "tenants", "tenants %s and %s share %s",
+		            ts->t[json_integer_value(owner)].name, ts->t[a].name, what);
+	return 0;
+}
+
+/* A key digest or certificate subject names one tenant only. Each is
+ * looked up once among those seen, so many tenants and keys cost no more
+ * than reading them. */
 static void
 check_unique(const struct tenants *ts, const char *file, struct errlist *errs)
 {
-	size_t a, b, i, j;
-	json_t *x, *y;
+	json_t *digests = json_object(), *subjects = json_object(), *v;
+	char lower[KEYS_HEX_LEN + 1];
+	size_t a, i, k;
+	int rc = digests && subjects ? 0 : -1;
 
-	for (a = 0; a < ts->n; a++)
-		for (b = a + 1; b < ts->n; b++) {
-			json_array_foreach(ts->t[a].key_digests, i, x)
-			{
-				json_array_foreach(ts->t[b].key_digests, j, y)
-				{
-					if (strcasecmp(json_string_value(x),
-					               json_string_value(y)) == 0)
-						errlist_add(errs, file, "tenants",
-						            "tenants %s and %s share a key",
-						            ts->t[a].name, ts->t[b].name);
-				}
-			}
-			json_array_foreach(ts->t[a].cert_subjects, i, x)
-			{
-				json_array_foreach(ts->t[b].cert_subjects, j, y)
-				{
-					if (strcmp(json_string_value(x), json_string_value(y)) == 0)
-						errlist_add(errs, file, "tenants",
-						            "tenants %s and %s share a certificate "
-						            "subject",
-						            ts->t[a].name, ts->t[b].name);
-				}
-			}
+	for (a = 0; a < ts->n && rc == 0; a++) {
+		json_array_foreach(ts->t[a].key_digests, i, v)
+		{
+			const char *hex = json_string_value(v);
+
+			/* Digests compare without regard to case; one that is
+			 * not a digest was refused already. */
+			if (rc < 0 || !keys_is_digest(hex))
+				continue;
+			for (k = 0; k <= KEYS_HEX_LEN; k++)
+				lower[k] =
+				        (char)(hex[k] >= 'A' && hex[k] <= 'F' ? hex[k] - 'A' + 'a'
+				                                              : hex[k]);
+			rc = claim(digests, ts, a, lower, "a key", file, errs);
 		}
+		json_array_foreach(ts->t[a].cert_subjects, i, v)
+		{
+			if (rc == 0)
+				rc = claim(subjects, ts, a, json_string_value(v),
+				           "a certificate subject", file, errs);
+		}
+	}
+	if (rc < 0)
+		errlist_add(errs, file, "tenants", "out of memory");
+	json_decref(digests);
+	json_decref(subjects);
 }
 
 struct tenants *
@@ -381,59 +404,130 @@ tenant_allow_client_secrets(const struct tenant *t)
 	return t->allow_client_secrets;
 }
 
-/* Whether the document's allowlist reaches this domain. */
-static int
-allowlist_covers(const json_t *np, const char *domain)
+/* "domain\0name", the identity of a secret (a domain holds no NUL), into
+ * a buffer the caller frees; *len gets its length. NULL on no memory. */
+static char *
+secret_id(const char *domain, const char *name, size_t *len)
 {
-	const json_t *d;
-	size_t i;
+	size_t dn = strlen(domain), nn = strlen(name);
+	char *id = malloc(dn + nn + 2);
 
-	json_array_foreach(json_object_get(np, "allowed_domains"), i, d)
-	{
-		if (domain_match(json_string_value(d), domain))
-			return 1;
+	if (id) {
+		memcpy(id, domain, dn + 1);
+		memcpy(id + dn + 1, name, nn + 1);
+		*len = dn + 1 + nn;
 	}
-	return 0;
+	return id;
 }
 
-int
-tenant_inject_secrets(const struct tenant *t, json_t *doc, json_t *names)
+/*
+ * Marks in brokered, by secret_id, the last of the tenant's secrets of
+ * each domain and name that the allowlist reaches (a later one of the same
+ * identity replaces an earlier, as a client's is replaced). Returns how
+ * many secrets the allowlist reaches, or -1 when memory runs out.
+ */
+static int
+reached(const struct tenant *t, const struct domain_set *allow, json_t *brokered, json_t *names)
 {
-	json_t *np = json_object_get(doc, "network_policy"), *list, *s;
-	size_t i, j;
+	size_t i, len;
+	char *id;
 	int n = 0;
 
-	if (!json_is_object(np) ||
-	    strcmp(json_string_value(json_object_get(np, "type")), "allowlist") != 0)
-		return 0;
 	for (i = 0; i < t->nsecrets; i++) {
 		const struct secret *sec = &t->secrets[i];
 
-		if (!allowlist_covers(np, sec->domain))
+		if (!domain_set_covers(allow, sec->domain))
 			continue;
-		list = json_object_get(np, "domain_secrets");
-		if (list == NULL) {
-			if (json_object_set_new(np, "domain_secrets", json_array()) < 0)
-				return -1;
-			list = json_object_get(np, "domain_secrets");
-		}
-		/* The broker's value wins over a client's of the same name. */
-		json_array_foreach(list, j, s)
-		{
-			if (strcmp(json_string_value(json_object_get(s, "name")), sec->name) == 0 &&
-			    strcmp(json_string_value(json_object_get(s, "domain")), sec->domain) ==
-			            0) {
-				json_array_remove(list, j);
-				break;
-			}
-		}
-		if (json_array_append_new(list, json_pack("{s:s, s:s, s:s#}", "domain", sec->domain,
-		                                          "name", sec->name, "value", sec->value,
-		                                          sec->len)) < 0)
+		id = secret_id(sec->domain, sec->name, &len);
+		if (id == NULL || json_object_setn_new_nocheck(brokered, id, len,
+		                                               json_integer((json_int_t)i)) < 0) {
+			free(id);
 			return -1;
+		}
+		free(id);
 		if (names)
 			json_array_append_new(names, json_string(sec->name));
 		n++;
 	}
 	return n;
+}
+
+/*
+ * The new domain_secrets: the client's, but those of a domain and name the
+ * broker supplies, then the broker's, in the tenant's order. Each secret
+ * is looked up once by its identity. NULL when memory runs out.
+ */
+static json_t *
+merged_secrets(const struct tenant *t, const json_t *client, const json_t *brokered)
+{
+	json_t *list = json_array(), *s, *last;
+	size_t i, len;
+	char *id;
+
+	json_array_foreach(client, i, s)
+	{
+		const char *name = json_string_value(json_object_get(s, "name"));
+		const char *domain = json_string_value(json_object_get(s, "domain"));
+
+		if (list == NULL)
+			continue;
+		/* Without both (the contract requires them) it is no broker's. */
+		id = name && domain ? secret_id(domain, name, &len) : NULL;
+		if ((name && domain && id == NULL) ||
+		    ((id == NULL || json_object_getn(brokered, id, len) == NULL) &&
+		     json_array_append(list, s) < 0)) {
+			json_decref(list);
+			list = NULL;
+		}
+		free(id);
+	}
+	for (i = 0; list && i < t->nsecrets; i++) {
+		const struct secret *sec = &t->secrets[i];
+
+		id = secret_id(sec->domain, sec->name, &len);
+		last = id ? json_object_getn(brokered, id, len) : NULL;
+		free(id);
+		if (id == NULL ||
+		    (last && (size_t)json_integer_value(last) == i &&
+		     json_array_append_new(list, json_pack("{s:s, s:s, s:s#}", "domain",
+		                                           sec->domain, "name", sec->name, "value",
+		                                           sec->value, sec->len)) < 0)) {
+			json_decref(list);
+			list = NULL;
+		}
+	}
+	return list;
+}
+
+int
+tenant_inject_secrets(const struct tenant *t, json_t *doc, json_t *names)
+{
+	json_t *np = json_object_get(doc, "network_policy"), *brokered = NULL, *list;
+	struct domain_set *allow = NULL;
+	struct err e;
+	int n = 0;
+
+	if (t->nsecrets == 0 || !json_is_object(np) ||
+	    strcmp(json_string_value(json_object_get(np, "type")), "allowlist") != 0)
+		return 0;
+	allow = domain_set_of(json_object_get(np, "allowed_domains"), &e);
+	brokered = json_object();
+	if (allow == NULL || brokered == NULL)
+		goto fail;
+	n = reached(t, allow, brokered, names);
+	if (n < 0)
+		goto fail;
+	/* The broker's value wins over a client's of the same name. */
+	if (n > 0) {
+		list = merged_secrets(t, json_object_get(np, "domain_secrets"), brokered);
+		if (list == NULL || json_object_set_new(np, "domain_secrets", list) < 0)
+			goto fail;
+	}
+	domain_set_free(allow);
+	json_decref(brokered);
+	return n;
+fail:
+	domain_set_free(allow);
+	json_decref(brokered);
+	return -1;
 }

@@ -59,9 +59,11 @@ int tenant_allow_client_secrets(const struct tenant *t);
 /*
  * Adds the tenant's brokered secrets to a create document (already decided
  * by the policy, domains normalized) for each domain its allowlist covers,
- * replacing a client's secret of the same name and domain. Appends the
- * names injected to names (may be NULL). Returns how many, or -1 when
- * memory runs out.
+ * replacing every client secret of the same name and domain (and an
+ * earlier brokered one: the last of a name and domain wins). Appends the
+ * names of the secrets the allowlist reaches to names (may be NULL).
+ * Returns how many, or -1 when memory runs out. Linear in the tenant's
+ * secrets plus the document's domains and secrets.
  */
 int tenant_inject_secrets(const struct tenant *t, json_t *doc, json_t *names);
 

@@ -34,8 +34,20 @@ FUZZ_SEEDS_policy := tests/data/policy/load
 FUZZ_SEEDS_config := tests/data/config
 FUZZ_SEEDS_httpmsg := tests/data/httpmsg
 
-# libFuzzer's options for every run; -timeout is per input.
-FUZZ_FLAGS ?= -timeout=10 -rss_limit_mb=2560 -malloc_limit_mb=2048 -print_final_stats=1
+# libFuzzer's options for every run. -timeout is per input and is a budget:
+# every stage is linear in its input (README, Hardening), so an input that
+# takes more than 2 s under ASan is a finding, not bad luck. The largest
+# input allowed (FUZZ_MAX_LEN_<t> below) runs through fuzz_create's five
+# policies in well under a second.
+FUZZ_FLAGS ?= -timeout=2 -rss_limit_mb=2560 -malloc_limit_mb=2048 -print_final_stats=1
+
+# Where work could grow with the square of a list (domains against
+# patterns, secrets against domains, an answer's domains against those
+# forwarded), inputs must be long enough for it to show: libFuzzer's
+# default max_len (4 KiB, or the largest seed) holds a few hundred domains.
+# The scale-* seeds start those targets at that size.
+FUZZ_MAX_LEN_create := 262144
+FUZZ_MAX_LEN_check := 262144
 
 .PHONY: fuzz fuzz-build fuzz-regress fuzz-clean
 
@@ -73,7 +85,8 @@ define fuzz_run
 	echo "== fuzz_$(1): $(2)"; \
 	if ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
 	   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	   $(FUZZ_DIR)/fuzz_$(1) $(FUZZ_FLAGS) $$dict $(3) </dev/null \
+	   $(FUZZ_DIR)/fuzz_$(1) $(FUZZ_FLAGS) $(if $(FUZZ_MAX_LEN_$(1)),-max_len=$(FUZZ_MAX_LEN_$(1))) \
+	   $$dict $(3) </dev/null \
 	   -artifact_prefix=$(FUZZ_DIR)/artifacts/$(1)- \
 	   $(FUZZ_DIR)/corpus/$(1) $(wildcard tests/fuzz/corpus/$(1)) $(FUZZ_SEEDS_$(1)) \
 	   >$(FUZZ_DIR)/logs/$(1).log 2>&1; then \

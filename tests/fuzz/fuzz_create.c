@@ -31,7 +31,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* Policies that between them reach every rule and its edges: clamping,
  * wildcards in both places, "*", secrets, inline skills with a small
- * limit, few files, a short expiry. */
+ * limit, few files, a short expiry; and one with list limits far above
+ * the defaults, so long lists of domains, secrets and skills reach every
+ * check (where work that grows faster than the input would time out). */
 static const char *const policy_texts[] = {
         "{}",
         "{\"memory_limit\":{\"max\":\"4g\",\"default\":\"1g\"},"
@@ -48,8 +50,9 @@ static const char *const policy_texts[] = {
         "\"skills\":{\"allowed_skill_ids\":[\"*\"],\"allow_inline\":true,"
         "\"max_inline_bytes\":6},\"file_ids\":{\"max_count\":0}}",
         "{\"memory_limit\":{\"max\":\"64g\"},\"network_policy\":{\"allowed_domains\":[\"*\"],"
-        "\"allow_wildcards\":true,\"allow_domain_secrets\":true},"
-        "\"expires_after\":{\"max_minutes\":525600},\"skills\":{\"allow_inline\":true},"
+        "\"allow_wildcards\":true,\"allow_domain_secrets\":true,\"max_domains\":100000,"
+        "\"max_domain_secrets\":100000},\"expires_after\":{\"max_minutes\":525600},"
+        "\"skills\":{\"allow_inline\":true,\"max_count\":100000},"
         "\"file_ids\":{\"max_count\":100000}}",
         "{\"network_policy\":{\"allowed_domains\":[\"example.com\",\"*.example.com\"]},"
         "\"skills\":{\"allowed_skill_ids\":[\"a\",\"b\"],\"allow_inline\":true,"

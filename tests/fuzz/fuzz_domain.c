@@ -12,7 +12,9 @@
  *  - a name accepted without wildcards is refused, or normalized otherwise,
  *    with them;
  *  - domain_match disagrees with invariant.c's matcher on two accepted
- *    names, or says yes for a name it was never given whole.
+ *    names, or says yes for a name it was never given whole;
+ *  - a domain_set of the pattern disagrees with domain_match, on any bytes,
+ *    or invariant.c's set with its own matcher.
  *
  *   make fuzz FUZZ_TARGETS=domain
  */
@@ -98,11 +100,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (have_pat && (have_name || have_wname)) {
 		const char *n = have_name ? name : wname;
 
+		json_t *list = json_pack("[s]", pat), *iset = inv_domain_set(list);
+
 		got = domain_match(pat, n);
 		want = inv_domain_covers(pat, n);
 		if (got != want)
 			die(got ? "domain_match covers what it should not" : "domain_match misses",
 			    pat, n);
+		if (iset && inv_domain_set_covers(iset, n) != want)
+			die("invariant.c's set disagrees with its matcher", pat, n);
+		json_decref(iset);
+		json_decref(list);
 	}
 	/* Raw, unnormalized bytes up to a NUL: a match must still be exact
 	 * (no reading past either string, nothing but byte equality or a
@@ -114,10 +122,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		raw[plen] = '\0';
 		memcpy(rawname, nstart, nlen);
 		rawname[nlen] = '\0';
+		struct domain_set *set = domain_set_new(1);
+		struct err e;
+
 		if (domain_match(raw, rawname) && strcmp(raw, rawname) != 0 &&
 		    !(raw[0] == '*' && raw[1] == '.' && strlen(rawname) > strlen(raw) - 1 &&
 		      strcmp(rawname + strlen(rawname) - (strlen(raw) - 1), raw + 1) == 0))
 			die("domain_match matched unrelated strings", raw, rawname);
+		if (set && domain_set_add(set, raw, &e) == 0 &&
+		    domain_set_covers(set, rawname) != domain_match(raw, rawname))
+			die("domain_set disagrees with domain_match", raw, rawname);
+		domain_set_free(set);
 	}
 	return 0;
 }

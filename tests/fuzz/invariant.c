@@ -18,15 +18,21 @@
 #define INV_NAME_MAX 253
 
 /* The README's defaults: an empty policy allows a 1g container with no
- * network, no skills and at most 100 files, for at most 1440 minutes. */
+ * network, no skills and at most 100 files, for at most 1440 minutes, and
+ * lists of at most 256 domains, 64 secrets and 64 skills. */
 struct inv_policy {
 	int mem_max; /* rank in sizes[] */
 	long long exp_max;
-	json_t *domains; /* folded patterns, "*" kept as is */
+	json_t *domains;  /* folded patterns, "*" kept as is */
+	json_t *patterns; /* the same as keys, so a check stays linear */
+	int any_domain;
 	int allow_secrets, allow_wildcards;
+	long long max_domains, max_secrets;
 	json_t *skills;
+	json_t *skill_ids; /* the same as keys, "*" left out */
 	int any_skill, allow_inline;
 	long long max_inline;
+	long long max_skills;
 	long long max_files;
 	/* Rules in shadow mode only audit; what they would deny goes through. */
 	int shadow_memory, shadow_network, shadow_expiry, shadow_skills, shadow_files;
@@ -146,18 +152,48 @@ inv_check_name(const char *s, int wildcard_ok, char *why, size_t n)
 	return 0;
 }
 
-static int
-policy_covers(const struct inv_policy *p, const char *name)
+/* The name itself when it is plain, itself when it is a "*." pattern, then
+ * "*." and every end of it that follows a '.' with something before: the
+ * patterns that inv_domain_covers would let cover it. */
+int
+inv_domain_set_covers(const json_t *set, const char *name)
 {
-	json_t *v;
-	size_t i;
+	const char *host = name, *dot;
+	char buf[2 + INV_NAME_MAX + 1];
+	int wild = strncmp(name, "*.", 2) == 0;
 
-	json_array_foreach(p->domains, i, v)
-	{
-		if (inv_domain_covers(json_string_value(v), name))
+	if (json_object_get(set, name) != NULL)
+		return 1;
+	if (wild)
+		host = name + 2;
+	for (dot = *host ? strchr(host + 1, '.') : NULL; dot; dot = strchr(dot + 1, '.')) {
+		if (snprintf(buf, sizeof(buf), "*%s", dot) < (int)sizeof(buf) &&
+		    json_object_get(set, buf) != NULL)
 			return 1;
 	}
 	return 0;
+}
+
+json_t *
+inv_domain_set(const json_t *list)
+{
+	json_t *set = json_object(), *v;
+	size_t i;
+
+	json_array_foreach(list, i, v)
+	{
+		if (set && json_object_set_nocheck(set, json_string_value(v), json_true()) < 0) {
+			json_decref(set);
+			set = NULL;
+		}
+	}
+	return set;
+}
+
+static int
+policy_covers(const struct inv_policy *p, const char *name)
+{
+	return p->any_domain || inv_domain_set_covers(p->patterns, name);
 }
 
 /* ---- the policy document ---- */
@@ -262,6 +298,9 @@ inv_policy_new(const json_t *doc, char *why, size_t n)
 	p->exp_max = 1440;
 	p->max_inline = 52690944;
 	p->max_files = 100;
+	p->max_domains = 256;
+	p->max_secrets = 64;
+	p->max_skills = 64;
 	if (!json_is_object(doc) || section(doc, "memory_limit", &mem, why, n) < 0 ||
 	    section(doc, "network_policy", &net, why, n) < 0 ||
 	    section(doc, "expires_after", &exp, why, n) < 0 ||
@@ -284,7 +323,10 @@ inv_policy_new(const json_t *doc, char *why, size_t n)
 	    get_int(exp, "max_minutes", &p->exp_max, why, n) < 0 ||
 	    get_bool(sk, "allow_inline", &p->allow_inline, why, n) < 0 ||
 	    get_int(sk, "max_inline_bytes", &p->max_inline, why, n) < 0 ||
-	    get_int(files, "max_count", &p->max_files, why, n) < 0)
+	    get_int(files, "max_count", &p->max_files, why, n) < 0 ||
+	    get_int(net, "max_domains", &p->max_domains, why, n) < 0 ||
+	    get_int(net, "max_domain_secrets", &p->max_secrets, why, n) < 0 ||
+	    get_int(sk, "max_count", &p->max_skills, why, n) < 0)
 		goto fail;
 	if (all_shadow)
 		p->shadow_memory = p->shadow_network = p->shadow_expiry = p->shadow_skills =
@@ -293,10 +335,22 @@ inv_policy_new(const json_t *doc, char *why, size_t n)
 	p->skills = get_list(sk, "allowed_skill_ids", 0, why, n);
 	if (p->domains == NULL || p->skills == NULL)
 		goto fail;
+	p->patterns = inv_domain_set(p->domains);
+	p->skill_ids = json_object();
+	if (p->patterns == NULL || p->skill_ids == NULL) {
+		fail(why, n, "out of memory");
+		goto fail;
+	}
+	p->any_domain = json_object_get(p->patterns, "*") != NULL;
 	json_array_foreach(p->skills, i, v)
 	{
 		if (strcmp(json_string_value(v), "*") == 0)
 			p->any_skill = 1;
+		else if (json_object_setn_nocheck(p->skill_ids, json_string_value(v),
+		                                  json_string_length(v), json_true()) < 0) {
+			fail(why, n, "out of memory");
+			goto fail;
+		}
 	}
 	return p;
 fail:
@@ -310,7 +364,9 @@ inv_policy_free(struct inv_policy *p)
 	if (p == NULL)
 		return;
 	json_decref(p->domains);
+	json_decref(p->patterns);
 	json_decref(p->skills);
+	json_decref(p->skill_ids);
 	free(p);
 }
 
@@ -321,9 +377,9 @@ check_network(const struct inv_policy *p, const json_t *np, char *why, size_t n)
 {
 	const char *type = json_string_value(json_object_get(np, "type"));
 	json_t *domains = json_object_get(np, "allowed_domains");
-	json_t *secrets = json_object_get(np, "domain_secrets"), *d, *s;
-	size_t i, j;
-	int listed;
+	json_t *secrets = json_object_get(np, "domain_secrets"), *d, *s, *listed_set;
+	size_t i;
+	int listed, rc = 0;
 
 	if (type == NULL)
 		return fail(why, n, "network_policy has no type");
@@ -337,6 +393,12 @@ check_network(const struct inv_policy *p, const json_t *np, char *why, size_t n)
 		return 0;
 	if (json_array_size(domains) == 0)
 		return fail(why, n, "an allowlist without domains");
+	if ((long long)json_array_size(domains) > p->max_domains)
+		return fail(why, n, "%zu domains, more than max_domains %lld",
+		            json_array_size(domains), p->max_domains);
+	if ((long long)json_array_size(secrets) > p->max_secrets)
+		return fail(why, n, "%zu secrets, more than max_domain_secrets %lld",
+		            json_array_size(secrets), p->max_secrets);
 	json_array_foreach(domains, i, d)
 	{
 		const char *name = json_string_value(d);
@@ -348,23 +410,28 @@ check_network(const struct inv_policy *p, const json_t *np, char *why, size_t n)
 	}
 	if (secrets != NULL && !p->allow_secrets)
 		return fail(why, n, "domain_secrets forwarded under a policy that forbids them");
+	if (secrets == NULL)
+		return 0;
+	listed_set = inv_domain_set(domains);
+	if (listed_set == NULL)
+		return fail(why, n, "out of memory");
 	json_array_foreach(secrets, i, s)
 	{
 		const char *name = json_string_value(json_object_get(s, "domain"));
 
-		if (name == NULL || inv_check_name(name, 0, why, n) < 0)
-			return name ? -1 : fail(why, n, "domain_secrets[%zu] has no domain", i);
-		listed = 0;
-		json_array_foreach(domains, j, d)
-		{
-			if (inv_domain_covers(json_string_value(d), name))
-				listed = 1;
+		if (name == NULL || inv_check_name(name, 0, why, n) < 0) {
+			rc = name ? -1 : fail(why, n, "domain_secrets[%zu] has no domain", i);
+			break;
 		}
-		if (!listed || !policy_covers(p, name))
-			return fail(why, n, "a secret for \"%.80s\", which is %s", name,
-			            listed ? "not covered by the policy" : "not in the allowlist");
+		listed = inv_domain_set_covers(listed_set, name);
+		if (!listed || !policy_covers(p, name)) {
+			rc = fail(why, n, "a secret for \"%.80s\", which is %s", name,
+			          listed ? "not covered by the policy" : "not in the allowlist");
+			break;
+		}
 	}
-	return 0;
+	json_decref(listed_set);
+	return rc;
 }
 
 /* An upper bound on what any base64 decoder makes of s: every byte but
@@ -383,27 +450,24 @@ decoded_bound(const char *s, size_t len)
 static int
 check_skills(const struct inv_policy *p, const json_t *skills, char *why, size_t n)
 {
-	const json_t *sk, *v;
-	size_t i, j;
+	const json_t *sk;
+	size_t i;
 	int ok;
 
 	if (p->shadow_skills)
 		return 0;
+	if ((long long)json_array_size(skills) > p->max_skills)
+		return fail(why, n, "%zu skills, more than max_count %lld", json_array_size(skills),
+		            p->max_skills);
 	json_array_foreach(skills, i, sk)
 	{
 		const char *type = json_string_value(json_object_get(sk, "type"));
 		const json_t *id = json_object_get(sk, "skill_id");
 
 		if (type && strcmp(type, "skill_reference") == 0) {
-			ok = p->any_skill;
-			json_array_foreach(p->skills, j, v)
-			{
-				if (json_is_string(id) && strcmp(json_string_value(v), "*") != 0 &&
-				    json_string_length(v) == json_string_length(id) &&
-				    memcmp(json_string_value(v), json_string_value(id),
-				           json_string_length(id)) == 0)
-					ok = 1;
-			}
+			ok = p->any_skill ||
+			     (json_is_string(id) && json_object_getn(p->skill_ids, json_string_value(id),
+			                                             json_string_length(id)) != NULL);
 			if (!ok)
 				return fail(why, n, "skills[%zu] is not an allowed skill", i);
 		} else {

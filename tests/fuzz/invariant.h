@@ -48,6 +48,16 @@ int inv_check_create(const struct inv_policy *p, const char *text, size_t len, c
 int inv_domain_covers(const char *pattern, const char *name);
 
 /*
+ * The same over many patterns, in one lookup per label of the name, so a
+ * fuzz input of many domains does not make the check the slow part: set
+ * is a new object whose keys are the (normalized) patterns of list, NULL
+ * on no memory; covers says whether any of them covers name, as
+ * inv_domain_covers would ("*" is not read as any name here).
+ */
+json_t *inv_domain_set(const json_t *list);
+int inv_domain_set_covers(const json_t *set, const char *name);
+
+/*
  * Whether name is a plain DNS hostname as the README defines it, lower case
  * and without the root's dot (the gateway forwards names normalized),
  * behind one leading "*." only when wildcard_ok: labels of [a-z0-9-], 1 to
