@@ -10,6 +10,7 @@
 #include "app/config.h"
 #include "lib/jsondoc.h"
 #include "policy/policy.h"
+#include "policy/policyset.h"
 #include "audit/redact.h"
 #include "policy/schema.h"
 #include "lib/secmem.h"
@@ -125,7 +126,7 @@ eval_main(int argc, char **argv)
 	static struct errlist errs;
 	const char *config = NULL, *tenant = NULL;
 	struct config *cfg = NULL;
-	struct policy *p = NULL;
+	struct policyset *p = NULL;
 	const struct tenant *t = NULL;
 	json_t *out = NULL, *doc = NULL;
 	char *body = NULL;
@@ -147,10 +148,10 @@ eval_main(int argc, char **argv)
 		goto usage;
 	cfg = config_load(config, &errs);
 	if (cfg)
-		p = policy_load(cfg->policy_file, &errs);
+		p = policyset_load(cfg->policy_file, &errs);
 	if (p == NULL)
 		goto fail;
-	if (tenant && (t = tenants_by_name(policy_tenants(p), tenant)) == NULL) {
+	if (tenant && (t = tenants_by_name(policyset_tenants(p), tenant)) == NULL) {
 		fprintf(stderr, "gateway eval: no tenant named %s in %s\n", tenant,
 		        cfg->policy_file);
 		rc = 2;
@@ -169,7 +170,7 @@ eval_main(int argc, char **argv)
 		json_object_set_new(out, "decision", json_string("invalid"));
 		json_object_set_new(out, "rules", json_pack("[o]", error_json(&e, "invalid")));
 	} else {
-		decide(t ? tenant_policy(t) : p, t, doc, out);
+		decide(t ? tenant_policy(t) : policyset_org(p), t, doc, out);
 	}
 	print(out);
 	rc = 0;
@@ -185,7 +186,7 @@ out:
 	json_decref(doc);
 	json_decref(out);
 	secmem_free(body);
-	policy_free(p);
+	policyset_free(p);
 	config_free(cfg);
 	return rc;
 }

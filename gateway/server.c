@@ -28,7 +28,7 @@
 #include "http/upstream.h"
 #include "lib/log.h"
 #include "metrics.h"
-#include "policy/policy.h"
+#include "policy/policyset.h"
 
 /* Connections past limits.max_connections that are still read far enough
  * to get a 503 with an audit record; past these, sockets are closed as
@@ -462,7 +462,7 @@ reload(struct server *s)
 	const struct config *old = cfg_of(s);
 	struct snapshot *snap = NULL;
 	struct config *cfg = NULL;
-	struct policy *policy = NULL;
+	struct policyset *policy = NULL;
 	struct tls_server *tls = NULL;
 	struct audit *audit = NULL;
 	char why[300];
@@ -477,7 +477,7 @@ reload(struct server *s)
 	cfg = config_load(s->config_path, errs);
 	if (cfg == NULL)
 		goto fail;
-	policy = policy_load(cfg->policy_file, errs);
+	policy = policyset_load(cfg->policy_file, errs);
 	if (tls_build(cfg, &tls, errs) == 0 && (tls == NULL) != (snapshot_tls(s->snap) == NULL))
 		errlist_add(errs, cfg->file, "tls", "turning TLS on or off needs a restart");
 	if (cfg->admin_listen)
@@ -538,7 +538,7 @@ fail:
 	audit_free(audit);
 	tls_server_free(tls);
 	if (snap == NULL) {
-		policy_free(policy);
+		policyset_free(policy);
 		config_free(cfg);
 	}
 	free(errs);
@@ -549,19 +549,19 @@ server_check(const char *config_path, struct errlist *errs)
 {
 	struct tls_server *tls = NULL;
 	struct config *cfg;
-	struct policy *p;
+	struct policyset *p;
 	size_t before = errs->n + errs->dropped;
 
 	cfg = config_load(config_path, errs);
 	if (cfg == NULL)
 		return -1;
-	p = policy_load(cfg->policy_file, errs);
+	p = policyset_load(cfg->policy_file, errs);
 	(void)tls_build(cfg, &tls, errs);
 	check_pin(cfg, errs);
 	if (cfg->admin_listen)
 		(void)admin_check_addr(cfg->admin_listen, cfg->file, errs);
 	tls_server_free(tls);
-	policy_free(p);
+	policyset_free(p);
 	config_free(cfg);
 	return errs->n + errs->dropped > before ? -1 : 0;
 }
@@ -974,7 +974,7 @@ server_new(const char *config_path, struct errlist *errs)
 	struct upstream_settings us;
 	struct audit_settings as;
 	struct config *cfg = NULL;
-	struct policy *policy = NULL;
+	struct policyset *policy = NULL;
 	struct tls_server *tls = NULL;
 	struct server *s;
 	char why[300];
@@ -998,7 +998,7 @@ server_new(const char *config_path, struct errlist *errs)
 	if (open_log(cfg->log_path, why, sizeof(why)) < 0)
 		errlist_add(errs, cfg->file, "log.path", "%s", why);
 	log_set_level((enum log_level)log_level_parse(cfg->log_level));
-	policy = policy_load(cfg->policy_file, errs);
+	policy = policyset_load(cfg->policy_file, errs);
 	if (policy == NULL || tls_build(cfg, &tls, errs) < 0)
 		goto fail;
 	s->snap = snapshot_new(cfg, policy, tls);
@@ -1071,7 +1071,7 @@ server_new(const char *config_path, struct errlist *errs)
 	return s;
 fail:
 	tls_server_free(tls);
-	policy_free(policy);
+	policyset_free(policy);
 	config_free(cfg);
 	server_free(s);
 	return NULL;

@@ -45,6 +45,7 @@
 #include "lib/secmem.h"
 #include "policy/check.h"
 #include "policy/policy.h"
+#include "policy/policyset.h"
 #include "policy/schema.h"
 #include "policy/tenant.h"
 
@@ -60,7 +61,8 @@ struct probe {
 	json_t *owned;
 	char *text; /* a document as text, for stages that read text */
 	size_t text_len;
-	struct policy *policy;
+	struct policyset *policies;
+	const struct policy *policy;
 	const struct tenant *tenant;
 	struct chain_key *key;
 	struct audit *audit;
@@ -102,11 +104,11 @@ read_file(const char *path, size_t *len)
 	return buf;
 }
 
-static struct policy *
+static struct policyset *
 compile(const json_t *doc)
 {
 	static struct errlist errs;
-	struct policy *p = policy_new(doc, "probe-policy", &errs);
+	struct policyset *p = policyset_new(doc, "probe-policy", &errs);
 
 	if (p == NULL)
 		die("the policy does not compile", errs.n ? errs.msg[0] : NULL);
@@ -191,11 +193,11 @@ probe_stage(struct probe *pr)
 		snprintf(pr->verdict, sizeof(pr->verdict), "injected %d", n);
 	} else if (strcmp(pr->stage, "policy_load") == 0) {
 		static struct errlist errs;
-		struct policy *p = policy_new(pr->doc, "probe-policy", &errs);
+		struct policyset *p = policyset_new(pr->doc, "probe-policy", &errs);
 
 		snprintf(pr->verdict, sizeof(pr->verdict), "%s%s",
 		         p ? "compiled" : "refused: ", p || errs.n == 0 ? "" : errs.msg[0]);
-		policy_free(p);
+		policyset_free(p);
 	} else if (strcmp(pr->stage, "multipart") == 0) {
 		size_t at = 0;
 		int rc = 0;
@@ -248,7 +250,8 @@ prepare(struct probe *pr, const char *auditfile)
 		return;
 	}
 	if (strcmp(s, "policy") == 0 || strcmp(s, "create") == 0 || strcmp(s, "inject") == 0) {
-		pr->policy = compile(json_object_get(pr->doc, "policy"));
+		pr->policies = compile(json_object_get(pr->doc, "policy"));
+		pr->policy = policyset_org(pr->policies);
 		pr->input = json_object_get(pr->doc, "request");
 		if (strcmp(s, "create") == 0 &&
 		    (pr->text = jsonbuf_dump(pr->input, 4096, (size_t)1 << 30, &pr->text_len)) ==
@@ -256,7 +259,7 @@ prepare(struct probe *pr, const char *auditfile)
 			die("cannot write the request as text", NULL);
 		if (strcmp(s, "inject") == 0 &&
 		    (pr->tenant = tenants_by_name(
-		             policy_tenants(pr->policy),
+		             policyset_tenants(pr->policies),
 		             json_string_value(json_object_get(pr->doc, "tenant")))) == NULL)
 			die("no such tenant",
 			    json_string_value(json_object_get(pr->doc, "tenant")));
@@ -308,7 +311,7 @@ main(int argc, char **argv)
 	audit_free(pr.audit);
 	chain_key_free(pr.key);
 	multipart_free(pr.mp);
-	policy_free(pr.policy);
+	policyset_free(pr.policies);
 	secmem_free(pr.text);
 	json_decref(pr.doc);
 	free(pr.bytes);

@@ -35,6 +35,7 @@
 
 #include "lib/err.h"
 #include "policy/policy.h"
+#include "policy/policyset.h"
 #include "policy/schema.h"
 #include "lib/secmem.h"
 
@@ -461,15 +462,15 @@ run_load_error_case(json_t *c, const char *ctx)
 	char all[ERRLIST_MAX * 100] = "";
 	size_t i, j, o = 0, nsecrets;
 	int used[ERRLIST_MAX] = {0};
-	struct policy *p;
+	struct policyset *p;
 
 	cr_assert(doc && json_array_size(want) > 0, "%s: needs \"policy\" and \"errors\"", ctx);
 	memset(&errs, 0, sizeof(errs));
-	p = policy_new(doc, "policy.json", &errs);
+	p = policyset_new(doc, "policy.json", &errs);
 	for (i = 0; i < errs.n && o < sizeof(all); i++)
 		o += (size_t)snprintf(all + o, sizeof(all) - o, "\n  %s", errs.msg[i]);
 	cr_expect_null(p, "%s: compiled", ctx);
-	policy_free(p);
+	policyset_free(p);
 	cr_expect_eq(errs.n, json_array_size(want), "%s: %zu messages, want %zu:%s", ctx, errs.n,
 	             json_array_size(want), all);
 	for (i = 0; i < errs.n; i++)
@@ -533,14 +534,14 @@ Test(policy, load_file_ok)
 {
 	static struct errlist errs;
 	char path[PATH_MAX_LEN];
-	struct policy *p;
+	struct policyset *p;
 
 	data_path(path, sizeof(path), "policy/load/ok.json");
-	p = policy_load(path, &errs);
+	p = policyset_load(path, &errs);
 	cr_assert_not_null(p, "%s: %s", path, errs.n ? errs.msg[0] : "");
 	cr_expect_eq(errs.n, 0);
-	cr_expect_eq(policy_violation_mode(p), POLICY_VIOLATION_LOG);
-	policy_free(p);
+	cr_expect_eq(policy_violation_mode(policyset_org(p)), POLICY_VIOLATION_LOG);
+	policyset_free(p);
 }
 
 /* A file that is not JSON, or has a key twice, fails with its path and the
@@ -550,13 +551,13 @@ expect_load_fails(const char *rel, const char *contains)
 {
 	static struct errlist errs;
 	char path[PATH_MAX_LEN], prefix[PATH_MAX_LEN + 8];
-	struct policy *p;
+	struct policyset *p;
 
 	memset(&errs, 0, sizeof(errs));
 	data_path(path, sizeof(path), rel);
-	p = policy_load(path, &errs);
+	p = policyset_load(path, &errs);
 	cr_expect_null(p, "%s: loaded", path);
-	policy_free(p);
+	policyset_free(p);
 	cr_assert_eq(errs.n, 1, "%s: %zu messages", path, errs.n);
 	snprintf(prefix, sizeof(prefix), "%s: line ", path);
 	cr_expect_eq(strncmp(errs.msg[0], prefix, strlen(prefix)), 0, "%s", errs.msg[0]);
@@ -573,7 +574,7 @@ Test(policy, load_file_errors)
 
 	memset(&errs, 0, sizeof(errs));
 	data_path(path, sizeof(path), "policy/load/no-such-file.json");
-	cr_expect_null(policy_load(path, &errs));
+	cr_expect_null(policyset_load(path, &errs));
 	cr_assert_eq(errs.n, 1);
 	cr_expect_eq(strncmp(errs.msg[0], path, strlen(path)), 0, "%s", errs.msg[0]);
 }
@@ -584,12 +585,14 @@ Test(policy, shipped_default_policy)
 	static struct errlist errs;
 	char path[PATH_MAX_LEN];
 	struct policy_result r;
-	struct policy *p;
+	struct policyset *ps;
+	const struct policy *p;
 	json_t *doc;
 
 	data_path(path, sizeof(path), "../../policies/default.json");
-	p = policy_load(path, &errs);
-	cr_assert_not_null(p, "%s: %s", path, errs.n ? errs.msg[0] : "");
+	ps = policyset_load(path, &errs);
+	cr_assert_not_null(ps, "%s: %s", path, errs.n ? errs.msg[0] : "");
+	p = policyset_org(ps);
 	cr_expect_eq(policy_violation_mode(p), POLICY_VIOLATION_BLOCK);
 
 	doc = parse("{\"name\": \"ci\", \"memory_limit\": \"4g\", \"network_policy\": {\"type\": "
@@ -615,7 +618,7 @@ Test(policy, shipped_default_policy)
 	cr_expect_eq(policy_apply_create(p, doc, &r), -1);
 	cr_expect_str_eq(str_or(r.err.code, ""), "memory_limit_exceeded");
 	json_decref(doc);
-	policy_free(p);
+	policyset_free(ps);
 }
 
 Test(policy, violation_mode)

@@ -13,6 +13,7 @@
 #include "lib/err.h"
 #include "lib/secmem.h"
 #include "policy/policy.h"
+#include "policy/policyset.h"
 #include "policy/tenant.h"
 
 static void
@@ -35,14 +36,14 @@ parse(const char *text)
 }
 
 /* Compiles a policy document; errs gets every message. */
-static struct policy *
+static struct policyset *
 load(const char *text, struct errlist *errs)
 {
 	json_t *doc = parse(text);
-	struct policy *p;
+	struct policyset *p;
 
 	memset(errs, 0, sizeof(*errs));
-	p = policy_new(doc, "policy.json", errs);
+	p = policyset_new(doc, "policy.json", errs);
 	json_decref(doc);
 	return p;
 }
@@ -55,9 +56,9 @@ load(const char *text, struct errlist *errs)
 	"{\"domain\":\"" domain "\",\"name\":\"" name "\",\"value_env\":\"GW_TEST_BROKER\"}"
 
 static const struct tenant *
-tenant_t(const struct policy *p)
+tenant_t(const struct policyset *p)
 {
-	const struct tenant *t = tenants_by_name(policy_tenants(p), "t");
+	const struct tenant *t = tenants_by_name(policyset_tenants(p), "t");
 
 	cr_assert_not_null(t);
 	return t;
@@ -85,7 +86,7 @@ secrets_of(const json_t *doc, char *buf, size_t n)
 Test(tenant, inject_replaces_the_clients_secret_of_the_same_domain_and_name)
 {
 	static struct errlist errs;
-	struct policy *p = load(
+	struct policyset *p = load(
 	        "{" ORG
 	        ",\"tenants\":{\"t\":{\"secrets\":[" SECRET("a.example.com", "TOKEN") "," SECRET(
 	                "pypi.org", "PYPI") "," SECRET("gone.example.org", "NOPE") "]}}}",
@@ -112,13 +113,13 @@ Test(tenant, inject_replaces_the_clients_secret_of_the_same_domain_and_name)
 	cr_expect_str_eq(json_string_value(json_array_get(names, 0)), "TOKEN");
 	json_decref(doc);
 	json_decref(names);
-	policy_free(p);
+	policyset_free(p);
 }
 
 Test(tenant, inject_adds_a_list_when_the_client_sent_none)
 {
 	static struct errlist errs;
-	struct policy *p = load(
+	struct policyset *p = load(
 	        "{" ORG ",\"tenants\":{\"t\":{\"secrets\":[" SECRET("pypi.org", "PYPI") "," SECRET(
 	                "x.example.com", "X") "," SECRET("pypi.org", "PYPI") "]}}}",
 	        &errs);
@@ -145,7 +146,7 @@ Test(tenant, inject_adds_a_list_when_the_client_sent_none)
 	cr_expect_eq(tenant_inject_secrets(tenant_t(p), doc, NULL), 0);
 	cr_expect_null(json_object_get(json_object_get(doc, "network_policy"), "domain_secrets"));
 	json_decref(doc);
-	policy_free(p);
+	policyset_free(p);
 }
 
 #define DIGEST_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -165,7 +166,7 @@ count(const struct errlist *errs, const char *s)
 Test(tenant, a_key_or_subject_names_one_tenant)
 {
 	static struct errlist errs;
-	struct policy *p;
+	struct policyset *p;
 
 	/* Digests compare without regard to case; a tenant may list its own
 	 * key twice. */
@@ -176,7 +177,7 @@ Test(tenant, a_key_or_subject_names_one_tenant)
 	         "AAAAAAAAAAAAAAAAAAAAAAAAAA\"]}}}",
 	         &errs);
 	cr_expect_null(p);
-	policy_free(p);
+	policyset_free(p);
 	cr_expect_eq(errs.n, 2, "%zu messages, first: %s", errs.n, errs.n ? errs.msg[0] : "");
 	cr_expect_eq(count(&errs, "policy.json: tenants: tenants b and c share a key"), 1);
 	cr_expect_eq(count(&errs, "policy.json: tenants: tenants a and c share a key"), 1);
@@ -185,7 +186,7 @@ Test(tenant, a_key_or_subject_names_one_tenant)
 	         "\"b\":{\"client_cert_subjects\":[\"CN=X\",\"DNS:y\"]}}}",
 	         &errs);
 	cr_expect_null(p);
-	policy_free(p);
+	policyset_free(p);
 	cr_expect_eq(errs.n, 1, "%zu messages, first: %s", errs.n, errs.n ? errs.msg[0] : "");
 	cr_expect_eq(count(&errs, "tenants a and b share a certificate subject"), 1);
 
@@ -194,5 +195,5 @@ Test(tenant, a_key_or_subject_names_one_tenant)
 	         "\"],\"client_cert_subjects\":[\"CN=y\"]}}}",
 	         &errs);
 	cr_expect_not_null(p, "%s", errs.n ? errs.msg[0] : "");
-	policy_free(p);
+	policyset_free(p);
 }

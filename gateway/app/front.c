@@ -23,6 +23,7 @@
 #include "policy/check.h"
 #include "policy/keys.h"
 #include "policy/policy.h"
+#include "policy/policyset.h"
 #include "policy/schema.h"
 #include "policy/tenant.h"
 
@@ -300,7 +301,7 @@ unauthorized(struct request *r, const char *code, const char *message)
 static int
 authenticate(struct request *r)
 {
-	const struct policy *org = snapshot_policy(r->snap);
+	const struct policyset *ps = snapshot_policies(r->snap);
 	const struct conn_req *http = r->http;
 	int gateway_keys = strcmp(r->cfg->auth_mode, "gateway_keys") == 0;
 	const struct tenant *by_key = NULL, *by_cert = NULL;
@@ -331,7 +332,7 @@ authenticate(struct request *r)
 		        "(at most 900 characters)");
 	if (r->bearer) {
 		keys_hash_hex(r->bearer, r->bearer_len, hex);
-		by_key = tenants_by_key_digest(policy_tenants(org), hex);
+		by_key = tenants_by_key_digest(policyset_tenants(ps), hex);
 		secmem_wipe(hex, sizeof(hex));
 	}
 	/* A service may authenticate by its verified client certificate. */
@@ -340,7 +341,7 @@ authenticate(struct request *r)
 		size_t nsans;
 
 		sans = tls_peer_sans(http->peer, &nsans);
-		by_cert = tenants_by_cert(policy_tenants(org), tls_peer_subject(http->peer), sans,
+		by_cert = tenants_by_cert(policyset_tenants(ps), tls_peer_subject(http->peer), sans,
 		                          nsans);
 	}
 	if (by_key && by_cert && by_key != by_cert)
@@ -354,7 +355,7 @@ authenticate(struct request *r)
 		                        "your organization issued for this gateway"
 		                      : "send Authorization: Bearer <key>, with the key your "
 		                        "organization issued for this gateway");
-	r->policy = r->tenant ? tenant_policy(r->tenant) : org;
+	r->policy = r->tenant ? tenant_policy(r->tenant) : policyset_org(ps);
 	return 0;
 }
 

@@ -5,17 +5,17 @@
 
 #include "app/config.h"
 #include "http/tls.h"
-#include "policy/policy.h"
+#include "policy/policyset.h"
 
 struct snapshot {
 	atomic_ulong refs;
 	struct config *cfg;
-	struct policy *policy;
+	struct policyset *policies;
 	struct tls_server *tls;
 };
 
 struct snapshot *
-snapshot_new(struct config *cfg, struct policy *policy, struct tls_server *tls)
+snapshot_new(struct config *cfg, struct policyset *policies, struct tls_server *tls)
 {
 	struct snapshot *snap = calloc(1, sizeof(*snap));
 
@@ -23,7 +23,7 @@ snapshot_new(struct config *cfg, struct policy *policy, struct tls_server *tls)
 		return NULL;
 	atomic_init(&snap->refs, 1);
 	snap->cfg = cfg;
-	snap->policy = policy;
+	snap->policies = policies;
 	snap->tls = tls;
 	return snap;
 }
@@ -41,7 +41,7 @@ snapshot_release(struct snapshot *snap)
 	if (snap == NULL || atomic_fetch_sub_explicit(&snap->refs, 1, memory_order_acq_rel) > 1)
 		return;
 	tls_server_free(snap->tls);
-	policy_free(snap->policy);
+	policyset_free(snap->policies);
 	config_free(snap->cfg);
 	free(snap);
 }
@@ -52,10 +52,10 @@ snapshot_config(const struct snapshot *snap)
 	return snap->cfg;
 }
 
-const struct policy *
-snapshot_policy(const struct snapshot *snap)
+const struct policyset *
+snapshot_policies(const struct snapshot *snap)
 {
-	return snap->policy;
+	return snap->policies;
 }
 
 struct tls_server *

@@ -10,13 +10,14 @@
 #define GW_SNAPSHOT_H
 
 struct config;
-struct policy;
+struct policyset;
 struct snapshot;
 struct tls_server;
 
-/* Takes cfg, policy and tls (NULL: plain HTTP); the caller holds the one
- * reference. NULL when memory runs out (nothing is taken then). */
-struct snapshot *snapshot_new(struct config *cfg, struct policy *policy, struct tls_server *tls);
+/* Takes cfg, the policy set and tls (NULL: plain HTTP); the caller holds
+ * the one reference. NULL when memory runs out (nothing is taken then). */
+struct snapshot *snapshot_new(struct config *cfg, struct policyset *policies,
+                              struct tls_server *tls);
 
 /* Another reference to snap. */
 struct snapshot *snapshot_ref(struct snapshot *snap);
@@ -26,7 +27,7 @@ void snapshot_release(struct snapshot *snap);
 
 /* Borrowed from the snapshot, for as long as a reference is held. */
 const struct config *snapshot_config(const struct snapshot *snap);
-const struct policy *snapshot_policy(const struct snapshot *snap);
+const struct policyset *snapshot_policies(const struct snapshot *snap);
 struct tls_server *snapshot_tls(const struct snapshot *snap);
 
 #endif

@@ -9,7 +9,6 @@
 #include "lib/conftable.h"
 #include "policy/domain.h"
 #include "policy/schema.h"
-#include "policy/tenant.h"
 
 struct policy {
 	/* As read, through the key table below. */
@@ -27,7 +26,7 @@ struct policy {
 	json_t *routes;
 	long long max_upload;
 	char *policy_mode, *mem_mode, *np_mode, *exp_mode, *skills_mode, *files_mode;
-	json_t *tenants_doc;
+	json_t *tenants_doc; /* read for the key table; policyset.c compiles it */
 
 	/* Compiled. */
 	int mem_max_rank, mem_default_rank, clamp;
@@ -40,7 +39,6 @@ struct policy {
 	enum policy_violation_mode mode;
 	unsigned denied_routes; /* bit i: policy_operations[i] denied */
 	unsigned shadow;        /* bit r: rule r only audits what it would deny */
-	struct tenants *tenants;
 };
 
 /* The rules a policy's "mode": "shadow" can apply to one by one. */
@@ -546,25 +544,6 @@ compile_modes(struct policy *p)
 	p->shadow |= (unsigned)is_shadow(p->files_mode) << RULE_FILES;
 }
 
-/* Tenants are compiled against the organization's document without its
- * own "tenants", which a tenant's policy may not carry. */
-static void
-compile_tenants(struct policy *p, const json_t *doc, const char *file, struct errlist *errs)
-{
-	json_t *org = json_deep_copy(doc);
-
-	if (org == NULL) {
-		errlist_add(errs, file, "tenants", "out of memory");
-		return;
-	}
-	json_object_del(org, "tenants");
-	if (!json_is_object(p->tenants_doc))
-		errlist_add(errs, file, "tenants", "must be an object of tenant name: settings");
-	else
-		p->tenants = tenants_new(p->tenants_doc, org, p, file, errs);
-	json_decref(org);
-}
-
 /* The allowed skill ids as a set, so a request's skills are each one
  * lookup. */
 static void
@@ -710,8 +689,6 @@ policy_new(const json_t *doc, const char *file, struct errlist *errs)
 	compile_domains(p, file, errs);
 	compile_default(p, file, errs);
 	compile_routes(p, file, errs);
-	if (p->tenants_doc)
-		compile_tenants(p, doc, file, errs);
 	if (errs->n + errs->dropped > before)
 		goto fail;
 	return p;
@@ -720,41 +697,16 @@ fail:
 	return NULL;
 }
 
-struct policy *
-policy_load(const char *path, struct errlist *errs)
-{
-	json_error_t je;
-	struct policy *p;
-	json_t *doc;
-
-	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-	if (doc == NULL) {
-		errlist_add(errs, path, NULL, "line %d, column %d: %s", je.line, je.column,
-		            je.text);
-		return NULL;
-	}
-	p = policy_new(doc, path, errs);
-	json_decref(doc);
-	return p;
-}
-
 void
 policy_free(struct policy *p)
 {
 	if (p == NULL)
 		return;
 	conftable_release(policy_keys, p);
-	tenants_free(p->tenants);
 	free(p->patterns);
 	domain_set_free(p->allow);
 	json_decref(p->skill_set);
 	free(p);
-}
-
-const struct tenants *
-policy_tenants(const struct policy *p)
-{
-	return p->tenants;
 }
 
 static int

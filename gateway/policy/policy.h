@@ -22,11 +22,10 @@ enum policy_violation_mode {
 	POLICY_VIOLATION_DELETE, /* as block; a created container is deleted too */
 };
 
-/* Reads and compiles the policy document at path. On failure returns NULL
- * with every problem found added to errs. */
-struct policy *policy_load(const char *path, struct errlist *errs);
-
-/* Compiles a parsed policy document; file names it in errors. */
+/* Compiles a parsed policy document; file names it in errors. Its
+ * "tenants", if any, are left to policyset.c, which reads the file and
+ * builds the organization's policy and its tenants together. On failure
+ * returns NULL with every problem found added to errs. */
 struct policy *policy_new(const json_t *doc, const char *file, struct errlist *errs);
 
 void policy_free(struct policy *p);
@@ -74,11 +73,6 @@ enum policy_route policy_route(const struct policy *p, const char *name);
 
 /* The largest file upload allowed, in bytes. */
 long long policy_max_upload_bytes(const struct policy *p);
-
-struct tenants;
-
-/* The policy's tenants, or NULL when it has none. */
-const struct tenants *policy_tenants(const struct policy *p);
 
 /* Adds to errs, under the path at, every way the tenant policy t allows
  * more than the organization's policy org. */

@@ -1,6 +1,5 @@
 #include "policy/tenant.h"
 
-#include <errno.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -12,8 +11,6 @@
 #include "policy/keys.h"
 #include "policy/policy.h"
 #include "lib/secmem.h"
-
-#define SECRET_FILE_MAX (10 * 1024 * 1024) /* the contract's longest secret value */
 
 struct secret {
 	char domain[DOMAIN_MAX + 1];
@@ -62,44 +59,22 @@ static const struct confkey tenant_keys[] = {
         {NULL},
 };
 
-/* A secret's value from the file named: its bytes, one trailing newline
- * dropped. The buffer is wiped when freed. */
-static char *
-read_secret_file(const char *path, size_t *len, const char **why)
-{
-	char *buf = NULL;
-	size_t n = 0;
-	FILE *f = fopen(path, "rb");
-
-	if (f == NULL) {
-		*why = strerror(errno);
-		return NULL;
-	}
-	buf = secmem_alloc(SECRET_FILE_MAX + 1);
-	if (buf)
-		n = fread(buf, 1, SECRET_FILE_MAX + 1, f);
-	fclose(f);
-	if (buf == NULL || n == 0 || n > SECRET_FILE_MAX) {
-		*why = buf == NULL ? "out of memory" : n == 0 ? "it is empty" : "it is too large";
-		secmem_free(buf);
-		return NULL;
-	}
-	if (buf[n - 1] == '\n')
-		n--;
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
+/* How a tenant's secret values are read (policyset.c does the reading). */
+struct reader {
+	tenant_secret_fn read;
+	void *arg;
+};
 
 static void
-load_secret(struct tenant *t, const json_t *s, size_t i, const char *file, struct errlist *errs)
+load_secret(struct tenant *t, const json_t *s, size_t i, const struct reader *rd, const char *file,
+            struct errlist *errs)
 {
 	const char *domain = json_string_value(json_object_get(s, "domain"));
 	const char *name = json_string_value(json_object_get(s, "name"));
 	const char *env = json_string_value(json_object_get(s, "value_env"));
 	const char *path = json_string_value(json_object_get(s, "value_file"));
 	struct secret *sec = &t->secrets[t->nsecrets];
-	const char *why = NULL, *v;
+	const char *why = NULL;
 	char at[64];
 
 	snprintf(at, sizeof(at), "secrets[%zu]", i);
@@ -114,22 +89,13 @@ load_secret(struct tenant *t, const json_t *s, size_t i, const char *file, struc
 		errlist_add(errs, file, at, "domain is not a plain DNS hostname: %s", why);
 		return;
 	}
-	if (env) {
-		v = getenv(env);
-		if (v == NULL || *v == '\0') {
-			errlist_add(errs, file, at, "environment variable %s is not set", env);
-			return;
-		}
-		sec->len = strlen(v);
-		sec->value = secmem_alloc(sec->len + 1);
-		if (sec->value)
-			memcpy(sec->value, v, sec->len + 1);
-	} else {
-		sec->value = read_secret_file(path, &sec->len, &why);
-		if (sec->value == NULL) {
+	sec->value = rd->read(rd->arg, env, path, &sec->len, &why);
+	if (sec->value == NULL) {
+		if (env)
+			errlist_add(errs, file, at, "environment variable %s %s", env, why);
+		else
 			errlist_add(errs, file, at, "cannot read value_file %s: %s", path, why);
-			return;
-		}
+		return;
 	}
 	sec->name = strdup(name);
 	if (sec->value == NULL || sec->name == NULL) {
@@ -143,7 +109,8 @@ load_secret(struct tenant *t, const json_t *s, size_t i, const char *file, struc
 
 static void
 load_tenant(struct tenant *t, const char *name, const json_t *doc, const json_t *org_doc,
-            const struct policy *org, const char *file, struct errlist *errs)
+            const struct policy *org, const struct reader *rd, const char *file,
+            struct errlist *errs)
 {
 	json_t *merged, *v;
 	size_t i;
@@ -171,7 +138,7 @@ load_tenant(struct tenant *t, const char *name, const json_t *doc, const json_t 
 		json_array_foreach(t->secrets_doc, i, v)
 		{
 			if (t->secrets)
-				load_secret(t, v, i, file, errs);
+				load_secret(t, v, i, rd, file, errs);
 		}
 	} else {
 		errlist_add(errs, file, "secrets", "must be an array");
@@ -282,8 +249,9 @@ check_unique(const struct tenants *ts, const char *file, struct errlist *errs)
 
 struct tenants *
 tenants_new(const json_t *tenants_doc, const json_t *org_doc, const struct policy *org,
-            const char *file, struct errlist *errs)
+            tenant_secret_fn read, void *arg, const char *file, struct errlist *errs)
 {
+	struct reader rd = {read, arg};
 	struct tenants *ts = calloc(1, sizeof(*ts));
 	size_t before = errs->n + errs->dropped;
 	const char *name;
@@ -305,7 +273,7 @@ tenants_new(const json_t *tenants_doc, const json_t *org_doc, const struct polic
 			continue;
 		}
 		errs->prefix = at;
-		load_tenant(&ts->t[ts->n++], name, doc, org_doc, org, file, errs);
+		load_tenant(&ts->t[ts->n++], name, doc, org_doc, org, &rd, file, errs);
 		errs->prefix = NULL;
 	}
 	check_unique(ts, file, errs);

@@ -3,7 +3,8 @@
  * that can only narrow the organization's, limits and brokered secrets.
  *
  * Tenants are read from the "tenants" object of the policy document and
- * live inside the compiled policy, so a reload swaps them with it.
+ * live in the policy set (policyset.c) beside the organization's policy,
+ * so a reload swaps them with it.
  */
 #ifndef GW_TENANT_H
 #define GW_TENANT_H
@@ -18,14 +19,26 @@ struct tenant;
 struct tenants;
 
 /*
+ * Reads a secret's value from the environment variable env or the file
+ * path (exactly one is given): returns it in memory that is wiped when
+ * freed (secmem_free), with its length in *len, or NULL with *why saying
+ * what went wrong ("is not set" for a variable; for a file, what the
+ * system said, "it is empty" or "it is too large"). The loader (policyset.c) does the reading, so
+ * this module does none.
+ */
+typedef char *(*tenant_secret_fn)(void *arg, const char *env, const char *path, size_t *len,
+                                  const char **why);
+
+/*
  * Reads tenants_doc ({"name": {...}}). Each tenant's "policy" is merged
  * over org_doc (the organization's policy document without "tenants") and
  * compiled; anything it would widen beyond org is an error. Secret values
- * are read from their environment variables or files now. Every problem is
- * added to errs; returns NULL when there was one.
+ * are read through read(arg, ...) now. Every problem is added to errs;
+ * returns NULL when there was one.
  */
 struct tenants *tenants_new(const json_t *tenants_doc, const json_t *org_doc,
-                            const struct policy *org, const char *file, struct errlist *errs);
+                            const struct policy *org, tenant_secret_fn read, void *arg,
+                            const char *file, struct errlist *errs);
 void tenants_free(struct tenants *t);
 
 /* The tenant whose api_keys_sha256 holds this digest (compared in constant

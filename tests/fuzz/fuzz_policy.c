@@ -3,7 +3,7 @@
  *
  * The input is a policy document, optionally followed by a NUL byte and a
  * create body. The document is loaded as the gateway loads it
- * (policy_load, from a file). When it loads, the built-in create bodies
+ * (policyset_load, from a file). When it loads, the built-in create bodies
  * below, and the one from the input if any, are decided by it, and beyond
  * memory errors the target aborts when
  *  - the policy loaded but is not one the README describes, as read by
@@ -28,6 +28,7 @@
 #include "invariant.h"
 #include "lib/jsondoc.h"
 #include "policy/policy.h"
+#include "policy/policyset.h"
 #include "policy/schema.h"
 #include "lib/secmem.h"
 
@@ -136,7 +137,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t plen = nul ? (size_t)(nul - data) : size;
 	struct inv_policy *model = NULL;
 	struct errlist errs;
-	struct policy *p;
+	struct policyset *ps;
+	const struct policy *p;
 	json_t *doc, *req = NULL;
 	json_error_t je;
 	char why[256];
@@ -146,8 +148,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ftruncate(memfd, 0) < 0 || pwrite(memfd, data, plen, 0) != (ssize_t)plen)
 		die("memfd", "write failed");
 	memset(&errs, 0, sizeof(errs));
-	p = policy_load(memfd_path, &errs);
-	if (p == NULL) {
+	ps = policyset_load(memfd_path, &errs);
+	if (ps == NULL) {
 		if (errs.n == 0 && errs.dropped == 0)
 			die("a refused policy without a reason", "");
 		for (i = 0; i < errs.n; i++)
@@ -155,6 +157,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				die("an empty reason", "");
 		return 0;
 	}
+	p = policyset_org(ps);
 	doc = json_loadb((const char *)data, plen, JSON_REJECT_DUPLICATES, &je);
 	if (doc == NULL)
 		die("loaded a policy jansson cannot read", je.text);
@@ -172,6 +175,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_decref(req);
 	json_decref(doc);
 	inv_policy_free(model);
-	policy_free(p);
+	policyset_free(ps);
 	return 0;
 }

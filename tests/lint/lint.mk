@@ -1,6 +1,6 @@
-# `make lint`: cppcheck and clang-tidy over gateway/, with the checked-in
-# configuration (tests/lint/cppcheck.supp, .clang-tidy, and
-# tests/lint/tidy-overrides.txt for single files); any finding fails.
+# `make lint`: the layer check, then cppcheck and clang-tidy over gateway/,
+# with the checked-in configuration (tests/lint/cppcheck.supp, .clang-tidy,
+# and tests/lint/tidy-overrides.txt for single files); any finding fails.
 # Included from the top-level Makefile. A false positive is suppressed in
 # that configuration, as narrowly as the tool allows and with the reason;
 # anything else is fixed in the code.
@@ -8,9 +8,14 @@
 LINT_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 LINT_DEFS := $(DEFS) $(PKG_CFLAGS)
 
-.PHONY: lint lint-cppcheck lint-tidy
+.PHONY: lint lint-layers lint-cppcheck lint-tidy
 
-lint: lint-cppcheck lint-tidy
+lint: lint-layers lint-cppcheck lint-tidy
+
+# Includes go down the layers and never round a cycle (tests/lint/layers.py).
+lint-layers:
+	@echo "== layers gateway/"
+	@python3 tests/lint/layers.py includes
 
 lint-cppcheck:
 	@echo "== cppcheck gateway/"

@@ -1,0 +1,157 @@
+#include "policy/policyset.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/secmem.h"
+#include "policy/policy.h"
+#include "policy/tenant.h"
+
+#define SECRET_FILE_MAX (10 * 1024 * 1024) /* the contract's longest secret value */
+
+struct policyset {
+	struct policy *org;
+	struct tenants *tenants;
+};
+
+/* A secret's value from the file named: its bytes, one trailing newline
+ * dropped. The buffer is wiped when freed. */
+static char *
+read_secret_file(const char *path, size_t *len, const char **why)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL) {
+		*why = strerror(errno);
+		return NULL;
+	}
+	buf = secmem_alloc(SECRET_FILE_MAX + 1);
+	if (buf)
+		n = fread(buf, 1, SECRET_FILE_MAX + 1, f);
+	fclose(f);
+	if (buf == NULL || n == 0 || n > SECRET_FILE_MAX) {
+		*why = buf == NULL ? "out of memory" : n == 0 ? "it is empty" : "it is too large";
+		secmem_free(buf);
+		return NULL;
+	}
+	if (buf[n - 1] == '\n')
+		n--;
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* tenant_secret_fn: arg is the policy file's folder. */
+static char *
+read_secret(void *arg, const char *env, const char *path, size_t *len, const char **why)
+{
+	const char *dir = arg, *v;
+	char full[4096];
+	char *value;
+
+	if (env) {
+		v = getenv(env);
+		if (v == NULL || *v == '\0') {
+			*why = "is not set";
+			return NULL;
+		}
+		*len = strlen(v);
+		value = secmem_alloc(*len + 1);
+		if (value == NULL) {
+			*why = "out of memory";
+			return NULL;
+		}
+		memcpy(value, v, *len + 1);
+		return value;
+	}
+	if (path[0] != '/' && dir[0]) {
+		if ((size_t)snprintf(full, sizeof(full), "%s/%s", dir, path) >= sizeof(full)) {
+			*why = "the path is too long";
+			return NULL;
+		}
+		path = full;
+	}
+	return read_secret_file(path, len, why);
+}
+
+struct policyset *
+policyset_new(const json_t *doc, const char *file, struct errlist *errs)
+{
+	struct policyset *ps = calloc(1, sizeof(*ps));
+	size_t before = errs->n + errs->dropped;
+	const json_t *tenants = json_object_get(doc, "tenants");
+	const char *slash = strrchr(file, '/');
+	char dir[4096] = "";
+	json_t *org_doc;
+
+	if (ps == NULL) {
+		errlist_add(errs, file, NULL, "out of memory");
+		return NULL;
+	}
+	if (slash && (size_t)(slash - file) < sizeof(dir))
+		snprintf(dir, sizeof(dir), "%.*s", slash == file ? 1 : (int)(slash - file), file);
+	ps->org = policy_new(doc, file, errs);
+	/* Tenants are compiled against the organization's document without
+	 * its own "tenants", which a tenant's policy may not carry. */
+	if (ps->org && tenants) {
+		org_doc = json_deep_copy(doc);
+		if (org_doc == NULL)
+			errlist_add(errs, file, "tenants", "out of memory");
+		else if (!json_is_object(tenants))
+			errlist_add(errs, file, "tenants",
+			            "must be an object of tenant name: settings");
+		else if (json_object_del(org_doc, "tenants") == 0)
+			ps->tenants = tenants_new(tenants, org_doc, ps->org, read_secret, dir, file,
+			                          errs);
+		json_decref(org_doc);
+	}
+	if (errs->n + errs->dropped > before) {
+		policyset_free(ps);
+		return NULL;
+	}
+	return ps;
+}
+
+struct policyset *
+policyset_load(const char *path, struct errlist *errs)
+{
+	struct policyset *ps;
+	json_error_t je;
+	json_t *doc;
+
+	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (doc == NULL) {
+		errlist_add(errs, path, NULL, "line %d, column %d: %s", je.line, je.column,
+		            je.text);
+		return NULL;
+	}
+	ps = policyset_new(doc, path, errs);
+	json_decref(doc);
+	return ps;
+}
+
+void
+policyset_free(struct policyset *ps)
+{
+	if (ps == NULL)
+		return;
+	tenants_free(ps->tenants);
+	policy_free(ps->org);
+	free(ps);
+}
+
+const struct policy *
+policyset_org(const struct policyset *ps)
+{
+	return ps->org;
+}
+
+const struct tenants *
+policyset_tenants(const struct policyset *ps)
+{
+	return ps->tenants;
+}
