@@ -17,7 +17,11 @@
  * everything else stays here. */
 static const char *const forwarded_headers[] = {"OpenAI-Organization", "OpenAI-Project", NULL};
 
-#define MAX_UP_HEADERS 8
+/* Client headers every request passes on: what the API reads of them
+ * (a beta's name, an idempotency key) carries no identity. */
+static const char *const passed_headers[] = {"OpenAI-Beta", "Idempotency-Key", NULL};
+
+#define MAX_UP_HEADERS 12
 #define HEADER_LINE    1024
 
 struct header_lines {
@@ -69,9 +73,13 @@ upstream_headers(const struct request *r, struct header_lines *h, int json_body,
 			if (request_header(r, forwarded_headers[i], value, sizeof(value)))
 				add_header(h, forwarded_headers[i], value);
 	}
+	for (i = 0; passed_headers[i]; i++)
+		if (request_header(r, passed_headers[i], value, sizeof(value)))
+			add_header(h, passed_headers[i], value);
 	if (json_body)
 		add_header(h, "Content-Type", "application/json");
-	add_header(h, "Accept", "application/json");
+	add_header(h, "Accept",
+	           request_header(r, "Accept", value, sizeof(value)) ? value : "application/json");
 	add_header(h, "User-Agent", "containers-gateway/" GW_VERSION);
 	add_header(h, "X-Gateway-Request-Id", r->id);
 	/* An upload's own Content-Type carries the boundary its body uses. */

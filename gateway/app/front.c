@@ -94,13 +94,9 @@ static const struct route routes[] = {
 
 /* Paths under /v1 that no route knows, when the config lets them through:
  * forwarded as they came, answers relayed unchecked, still audited. */
-static const struct route passthrough = {"passthrough",
-                                         "Passthrough",
-                                         "*",
-                                         "/v1/*",
-                                         FRONT_BODY_JSON,
-                                         no_query,
-                                         transfer_passthrough_steps};
+static const struct route passthrough = {
+        "passthrough", "Passthrough",       "*", "/v1/*", FRONT_BODY_JSON,
+        no_query,      transfer_relay_steps};
 
 /* What a 2xx answer to the route must be. */
 static void

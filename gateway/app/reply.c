@@ -13,7 +13,8 @@
 #include "lib/secmem.h"
 #include "policy/tenant.h"
 
-#define MAX_HEADERS 4
+#define MAX_HEADERS 16
+#define MAX_RELAYED 12 /* headers of the upstream's answer passed back */
 
 /* What the request's records say, at the moment it is asked. */
 static void
@@ -91,13 +92,32 @@ struct headers {
 	size_t n;
 	const char *line[MAX_HEADERS];
 	char ct[160], rid[200], ra[64];
+	char relayed[1024];
 };
+
+/* The upstream's headers a client reads ("name: value" lines, each ended
+ * by '\n', as upstream.h keeps them), passed back. */
+static void
+relay_headers(struct headers *h, const char *lines)
+{
+	char *p, *nl;
+
+	snprintf(h->relayed, sizeof(h->relayed), "%s", lines ? lines : "");
+	for (p = h->relayed; *p && h->n < MAX_HEADERS; p = nl + 1) {
+		nl = strchr(p, '\n');
+		if (nl == NULL)
+			break;
+		*nl = '\0';
+		h->line[h->n++] = p;
+	}
+}
 
 static void
 answer_headers(const struct request *r, struct headers *h, const char *content_type,
                const char *retry_after)
 {
 	h->n = 0;
+	h->relayed[0] = '\0';
 	snprintf(h->ct, sizeof(h->ct), "Content-Type: %s", content_type);
 	h->line[h->n++] = h->ct;
 	/* The upstream's id when it gave one, so support tickets match. */
@@ -111,11 +131,11 @@ answer_headers(const struct request *r, struct headers *h, const char *content_t
 }
 
 /* Audit, then send: the record is on its way to disk before the client
- * hears anything. */
+ * hears anything. relayed: headers of the upstream's answer to pass back. */
 static void
-finish(struct request *r, int status, const char *decision, const char *code, const char *param,
-       const char *message, const char *content_type, const char *body, size_t len,
-       const char *retry_after)
+finish_with(struct request *r, int status, const char *decision, const char *code,
+            const char *param, const char *message, const char *content_type, const char *body,
+            size_t len, const char *retry_after, const char *relayed)
 {
 	struct headers h;
 
@@ -127,8 +147,28 @@ finish(struct request *r, int status, const char *decision, const char *code, co
 	r->rec.bytes_out = len;
 	audit(r, status, decision, code, param, message);
 	answer_headers(r, &h, content_type, retry_after ? retry_after : r->retry_after);
+	if (relayed)
+		relay_headers(&h, relayed);
 	conn_reply(r->http, status, h.line, h.n, body, len);
 	release(r);
+}
+
+static void
+finish(struct request *r, int status, const char *decision, const char *code, const char *param,
+       const char *message, const char *content_type, const char *body, size_t len,
+       const char *retry_after)
+{
+	finish_with(r, status, decision, code, param, message, content_type, body, len, retry_after,
+	            NULL);
+}
+
+/* The upstream's own answer, passed back with its headers. */
+static void
+finish_relayed(struct request *r, int status, const char *content_type, const char *body,
+               size_t len, const char *retry_after, const char *relayed)
+{
+	finish_with(r, status, "allow", NULL, NULL, NULL, content_type, body, len, retry_after,
+	            relayed);
 }
 
 int
@@ -139,7 +179,8 @@ reply_stream_begin(struct request *r, const struct upstream_res *res)
 	if (r->http->conn == NULL || r->replied)
 		return -1;
 	answer_headers(r, &h, res->content_type[0] ? res->content_type : "application/octet-stream",
-	               NULL);
+	               res->retry_after);
+	relay_headers(&h, res->relayed);
 	if (conn_stream_begin(r->http, res->status, h.line, h.n, res->content_length) < 0)
 		return -1;
 	r->rec.stream_status = res->status;
@@ -199,9 +240,9 @@ reply_err(struct request *r, const struct err *e)
 void
 reply_relay(struct request *r, const struct upstream_res *res)
 {
-	finish(r, res->status, "allow", NULL, NULL, NULL,
-	       res->content_type[0] ? res->content_type : "application/json", res->body, res->len,
-	       res->retry_after);
+	finish_relayed(r, res->status,
+	               res->content_type[0] ? res->content_type : "application/json", res->body,
+	               res->len, res->retry_after, res->relayed);
 }
 
 void

@@ -100,6 +100,8 @@ struct request {
 	struct store_op *store_op;
 	struct upstream_call *call;
 	void (*on_event)(struct request *r, int event);
+	/* A step that relays an answer may read it as it passes. */
+	void (*observe)(struct request *r, const char *data, size_t n);
 	int intent_pending; /* its intent's durable callback has not run yet */
 	int paused;         /* the upstream call waits on the client */
 

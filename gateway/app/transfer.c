@@ -290,40 +290,132 @@ const struct step transfer_download_steps[] = {
         {NULL, NULL},
 };
 
-/* --- passthrough -------------------------------------------------------- */
+/* --- relay ---------------------------------------------------------------- */
+
+/* A streamed body goes up as it arrives, as it came. */
+static size_t
+relay_read(void *arg, char *buf, size_t n)
+{
+	struct request *r = arg;
+	struct conn_req *http = r->http;
+	size_t k;
+
+	if (http->stream_error.status)
+		return UPSTREAM_ABORT;
+	k = (size_t)evbuffer_remove(http->stream_in, buf, n);
+	if (k > 0) {
+		conn_stream_resume(http);
+		return k;
+	}
+	if (!http->body_done) {
+		r->paused = 1;
+		return UPSTREAM_PAUSE;
+	}
+	return 0;
+}
+
+static int
+relay_head(void *arg, const struct upstream_res *res)
+{
+	struct request *r = arg;
+
+	/* Every answer streams back as it comes, its status whatever it is;
+	 * with the client gone it is read whole and dropped. */
+	return reply_stream_begin(r, res) == 0;
+}
+
+static size_t
+relay_data(void *arg, const char *data, size_t n)
+{
+	struct request *r = arg;
+
+	/* Held back, not dropped: libcurl hands the same bytes over again. */
+	if (reply_stream_full(r)) {
+		r->paused = 1;
+		return UPSTREAM_PAUSE;
+	}
+	if (r->observe)
+		r->observe(r, data, n);
+	reply_stream_data(r, data, n);
+	return n;
+}
+
+/* The client's events: its body arrived (the upload may go on), its side
+ * drained (the answer may go on), or it left (the call is cancelled). */
+static void
+on_relay_event(struct request *r, int event)
+{
+	if (event == CONN_EV_FAILED) {
+		pipeline_fail(r, &r->http->stream_error);
+		return;
+	}
+	if (r->paused && r->call) {
+		r->paused = 0;
+		upstream_resume(r->call);
+	}
+}
 
 static void
-on_passed(const struct upstream_res *res, void *arg)
+on_relayed(const struct upstream_res *res, void *arg)
 {
 	struct request *r = arg;
 
 	call_note(r, res);
-	if (res->failure != UPSTREAM_OK) {
-		call_failure(r, res);
+	r->on_event = NULL;
+	if (r->http->stream_error.status) { /* the upload stopped on our side */
+		r->error = r->http->stream_error;
 		pipeline_resume(r, STEP_FAIL);
 		return;
 	}
-	reply_relay(r, res);
-	pipeline_resume(r, STEP_DONE);
+	if (!res->streamed) {
+		pipeline_resume(r, call_unsuccessful(r, res));
+		return;
+	}
+	if (res->failure == UPSTREAM_OK) {
+		reply_stream_end(r, NULL);
+		pipeline_resume(r, STEP_DONE);
+		return;
+	}
+	log_msg(LOG_WARN, r->id, "upstream answer broke off after %zu bytes: %s", res->bytes,
+	        res->error);
+	err_set(&r->error, 502, ERR_UPSTREAM, "upstream_stream_failed", NULL,
+	        "the upstream's answer broke off after %zu bytes", res->bytes);
+	pipeline_resume(r, STEP_FAIL);
 }
 
+/* The request goes upstream as it came: its method, path and query, its
+ * body (read whole, or passed on as it arrives) with its own Content-Type;
+ * the answer comes back as it arrives, whatever it is. */
 static enum step_result
-pass(struct request *r)
+relay(struct request *r)
 {
+	struct conn_req *http = r->http;
 	struct upstream_req up = {0};
 	char ct[256];
 
-	up.method = r->http->method;
+	if (http->stream_error.status) {
+		r->error = http->stream_error;
+		return STEP_FAIL;
+	}
+	r->on_event = on_relay_event;
+	up.method = http->method;
 	up.path = r->upstream_path;
-	up.body = r->http->body;
-	up.body_len = r->http->body_len;
-	up.retry_connect = strcmp(r->http->method, "GET") == 0;
-	return call_start(r, &up, 0, request_header(r, "Content-Type", ct, sizeof(ct)), on_passed);
+	if (http->stream_in) {
+		up.read = relay_read;
+		up.body_size = http->head.chunked ? -1 : http->head.content_length;
+	} else {
+		up.body = http->body;
+		up.body_len = http->body_len;
+	}
+	up.retry_connect = strcmp(http->method, "GET") == 0;
+	up.on_head = relay_head;
+	up.on_data = relay_data;
+	return call_start(r, &up, 0, request_header(r, "Content-Type", ct, sizeof(ct)), on_relayed);
 }
 
-const struct step transfer_passthrough_steps[] = {
+const struct step transfer_relay_steps[] = {
         {"admit", tenancy_admit},
         {"intent", call_intent},
-        {"pass", pass},
+        {"relay", relay},
         {NULL, NULL},
 };

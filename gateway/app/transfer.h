@@ -6,8 +6,9 @@
  *                upstream as it arrives, checked as multipart on the way
  *   download     GET .../files/{file_id}/content: the answer comes back
  *                as it arrives
- *   passthrough  any other path under /v1 (routes.passthrough_unknown):
- *                forwarded as it came, the answer relayed unchecked
+ *   relay        any other operation of the API: the request goes up as
+ *                it came, the answer (JSON, a file, Server-Sent Events)
+ *                comes back as it arrives, unchecked, audited at its end
  */
 #ifndef GW_TRANSFER_H
 #define GW_TRANSFER_H
@@ -16,6 +17,6 @@
 
 extern const struct step transfer_upload_steps[];
 extern const struct step transfer_download_steps[];
-extern const struct step transfer_passthrough_steps[];
+extern const struct step transfer_relay_steps[];
 
 #endif

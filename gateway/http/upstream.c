@@ -188,6 +188,46 @@ take_header(const char *line, size_t n, const char *name, char *dst, size_t cap)
 	dst[v] = '\0';
 }
 
+/* Headers of the upstream's answer a client of the API reads, passed
+ * back as they came: rate limits, processing time, retry advice. */
+static const char *const relayed_headers[] = {
+        "openai-processing-ms",
+        "openai-version",
+        "retry-after-ms",
+        "x-should-retry",
+        "x-ratelimit-", /* a prefix: every rate-limit header */
+        NULL,
+};
+
+/* Keeps line (a header of n bytes) in res->relayed when a client reads
+ * it, as "name: value" lines; those that do not fit are left out. */
+static void
+keep_relayed(struct upstream_res *res, const char *line, size_t n)
+{
+	size_t i, k, have = strlen(res->relayed);
+	const char *colon = memchr(line, ':', n);
+
+	if (colon == NULL)
+		return;
+	k = (size_t)(colon - line);
+	for (i = 0; relayed_headers[i]; i++) {
+		size_t m = strlen(relayed_headers[i]);
+
+		if ((relayed_headers[i][m - 1] == '-' ? k > m : k == m) &&
+		    strncasecmp(line, relayed_headers[i], m) == 0)
+			break;
+	}
+	if (relayed_headers[i] == NULL)
+		return;
+	while (n && (line[n - 1] == '\r' || line[n - 1] == '\n'))
+		n--;
+	if (have + n + 2 > sizeof(res->relayed))
+		return;
+	memcpy(res->relayed + have, line, n);
+	res->relayed[have + n] = '\n';
+	res->relayed[have + n + 1] = '\0';
+}
+
 static size_t
 on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -202,6 +242,7 @@ on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 		c->res.content_type[0] = '\0';
 		c->res.request_id[0] = '\0';
 		c->res.retry_after[0] = '\0';
+		c->res.relayed[0] = '\0';
 		c->res.content_length = -1;
 		return n;
 	}
@@ -213,6 +254,7 @@ on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 			c->res.streamed = c->req.on_head(c->arg, &c->res) == 1;
 		return n;
 	}
+	keep_relayed(&c->res, ptr, n);
 	take_header(ptr, n, "content-type", c->res.content_type, sizeof(c->res.content_type));
 	take_header(ptr, n, "x-request-id", c->res.request_id, sizeof(c->res.request_id));
 	take_header(ptr, n, "retry-after", c->res.retry_after, sizeof(c->res.retry_after));
@@ -436,7 +478,17 @@ configure(struct upstream_call *c, const struct upstream_req *req)
 	curl_easy_setopt(h, CURLOPT_PRIVATE, c);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, u->timeout_ms);
+	/* A streamed answer (a download, Server-Sent Events) may take as long
+	 * as it keeps moving: it fails when nothing arrives for the timeout
+	 * instead of after it in all. */
+	if (req->on_data) {
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 0L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+		                 u->timeout_ms / 1000 > 0 ? u->timeout_ms / 1000 : 1L);
+	} else {
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, u->timeout_ms);
+	}
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, u->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);

@@ -87,6 +87,9 @@ struct upstream_res {
 	char content_type[UPSTREAM_HEADER_MAX];
 	char request_id[UPSTREAM_HEADER_MAX];
 	char retry_after[32];
+	/* The headers a client of the API reads (rate limits, processing
+	 * time, retry advice), as "name: value" lines each ended by '\n'. */
+	char relayed[1024];
 	long long content_length; /* -1 when not given */
 	int streamed;             /* the body went to on_data, not into body */
 	size_t bytes;             /* body bytes received */
