@@ -1314,14 +1314,28 @@ hx_gw_start_peer(const struct hx_gw *first, const char *name, const char *config
 struct hx_proc *
 hx_redis_start(int *port)
 {
+	return hx_redis_start_with(port, NULL);
+}
+
+struct hx_proc *
+hx_redis_start_with(int *port, const char *args)
+{
 	/* Through the shell: redis-server is a link it reads its own name from,
 	 * which resolving argv[0] would lose. */
 	const char *argv[] = {"/bin/sh", "-c", NULL, NULL};
 	struct hx_proc *p;
 
 	*port = hx_free_port();
-	argv[2] = hx_fmt("exec redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no",
-	                 *port);
+	if (args && strstr(args, "%TLS%"))
+		argv[2] = hx_fmt(
+		        "exec redis-server --port 0 --tls-port %d --bind 127.0.0.1 --save '' "
+		        "--appendonly no --tls-cert-file %s/server.pem --tls-key-file "
+		        "%s/server.key --tls-ca-cert-file %s/ca.pem --tls-auth-clients no %s",
+		        *port, hx_certs(), hx_certs(), hx_certs(), args + 5);
+	else
+		argv[2] = hx_fmt("exec redis-server --port %d --bind 127.0.0.1 --save '' "
+		                 "--appendonly no %s",
+		                 *port, args ? args : "");
 	p = hx_proc_start("redis", argv);
 	cr_assert(hx_wait_port(*port, 10000) == 0, "harness: redis-server did not listen:\n%s",
 	          tail(p->err_path));

@@ -318,6 +318,12 @@ struct hx_gw *hx_gw_start_peer(const struct hx_gw *first, const char *name,
  * persistence, and waits until it accepts. */
 struct hx_proc *hx_redis_start(int *port);
 
+/* hx_redis_start with more redis-server arguments (a shell word list, e.g.
+ * "--requirepass pw"); args starting with "%TLS%" serve TLS only, with the
+ * development certificates (hx_certs: server.pem names localhost and
+ * 127.0.0.1), the rest of args following. */
+struct hx_proc *hx_redis_start_with(int *port, const char *args);
+
 /* gw->url + path. */
 const char *hx_gw_url(const struct hx_gw *gw, const char *path);
 

@@ -175,3 +175,86 @@ Test(it_redis, a_gone_container_frees_its_slot_across_replicas)
 	cr_expect_eq(json_array_size(hx_stub_requests()), 3);
 	hx_proc_stop(redis);
 }
+
+/* A managed Redis: a password, from store.password_env; an ACL user in
+ * the URL; never in a log. A wrong password is said to be one, and
+ * fail_closed refuses the tenant's requests. */
+Test(it_redis, a_password_protected_redis)
+{
+	int port;
+	struct hx_proc *redis = hx_redis_start_with(&port, "--requirepass 'Redis-PW-7781'");
+	struct hx_gw *gw, *bad;
+	struct hx_resp *r;
+
+	setenv("GW_TEST_REDIS_PW", "Redis-PW-7781", 1);
+	setenv("GW_TEST_REDIS_BAD", "not-the-password", 1);
+	gw = hx_gw_start(policy(2),
+	                 hx_fmt("{\"store\":{\"type\":\"redis\",\"url\":\"redis://127.0.0.1:%d/3\","
+	                        "\"password_env\":\"GW_TEST_REDIS_PW\"}}",
+	                        port));
+	cr_expect_eq(as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"1\"}")->status, 200);
+	cr_expect_eq(as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"2\"}")->status, 200);
+	r = as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"3\"}");
+	cr_expect_eq(r->status, 429, "the limit is counted in redis: %ld %s", r->status, r->body);
+	bad = hx_gw_start_peer(gw, "bad",
+	                       hx_fmt("{\"store\":{\"type\":\"redis\",\"url\":"
+	                              "\"redis://127.0.0.1:%d/3\",\"password_env\":"
+	                              "\"GW_TEST_REDIS_BAD\",\"timeout_ms\":500}}",
+	                              port));
+	r = as(bad, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"4\"}");
+	cr_expect_eq(r->status, 503, "%ld %s", r->status, r->body);
+	cr_expect_not_null(strstr(r->body, "store_unavailable"), "%s", r->body);
+	cr_expect(hx_wait_contains(bad->err_path, "refused the connection's password", 5000));
+	cr_expect(!hx_file_contains(bad->err_path, "not-the-password"));
+	cr_expect(!hx_file_contains(gw->err_path, "Redis-PW-7781"));
+	hx_proc_stop(redis);
+}
+
+Test(it_redis, an_acl_user_in_the_url)
+{
+	int port;
+	struct hx_proc *redis =
+	        hx_redis_start_with(&port, "--user gateway on '>Acl-PW-5512' '~gw:*' '&*' '+@all' "
+	                                   "--user default off");
+	struct hx_gw *gw =
+	        hx_gw_start(policy(1), hx_fmt("{\"store\":{\"type\":\"redis\",\"url\":"
+	                                      "\"redis://gateway:Acl-PW-5512@127.0.0.1:%d/0\"}}",
+	                                      port));
+
+	cr_expect_eq(as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"1\"}")->status, 200);
+	cr_expect_eq(as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"2\"}")->status, 429);
+	cr_expect(!hx_file_contains(gw->err_path, "Acl-PW-5512"));
+	hx_proc_stop(redis);
+}
+
+/* rediss://: TLS with the server's certificate checked against
+ * store.ca_file and its name; a password too. A server the CA does not
+ * vouch for is unreachable, and the log says why. */
+Test(it_redis, redis_over_tls)
+{
+	int port;
+	struct hx_proc *redis = hx_redis_start_with(&port, "%TLS% --requirepass 'Tls-PW-3390'");
+	struct hx_gw *gw, *bad;
+	struct hx_resp *r;
+
+	setenv("GW_TEST_REDIS_PW", "Tls-PW-3390", 1);
+	gw = hx_gw_start(
+	        policy(1),
+	        hx_fmt("{\"store\":{\"type\":\"redis\",\"url\":\"rediss://localhost:%d/0\","
+	               "\"password_env\":\"GW_TEST_REDIS_PW\",\"ca_file\":\"%s/ca.pem\"}}",
+	               port, hx_certs()));
+	cr_expect_eq(as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"1\"}")->status, 200);
+	r = as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"2\"}");
+	cr_expect_eq(r->status, 429, "%ld %s", r->status, r->body);
+	/* The system's CAs do not know the development CA. */
+	bad = hx_gw_start_peer(gw, "bad",
+	                       hx_fmt("{\"store\":{\"type\":\"redis\",\"url\":"
+	                              "\"rediss://localhost:%d/0\",\"password_env\":"
+	                              "\"GW_TEST_REDIS_PW\",\"timeout_ms\":500}}",
+	                              port));
+	r = as(bad, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"3\"}");
+	cr_expect_eq(r->status, 503, "%ld %s", r->status, r->body);
+	cr_expect(hx_wait_contains(bad->err_path, "certificate verify failed", 5000));
+	cr_expect(!hx_file_contains(gw->err_path, "Tls-PW-3390"));
+	hx_proc_stop(redis);
+}

@@ -271,3 +271,34 @@ Test(check, allocation_failure_never_drops_a_violation)
 	cr_expect_gt(refused, 0, "no allocation failure had any effect");
 	json_decref(fwd);
 }
+
+static void
+collect(void *arg, const char *id)
+{
+	json_array_append_new(arg, json_string(id));
+}
+
+/* The containers a Responses answer names: code interpreter calls and
+ * shell environments that are container references, wherever they sit;
+ * nothing else that merely carries a container_id (a file citation). */
+Test(check, the_containers_an_answer_names)
+{
+	const char *text =
+	        "{\"id\":\"resp_1\",\"output\":["
+	        "{\"type\":\"code_interpreter_call\",\"id\":\"ci_1\",\"container_id\":\"cntr_a\"},"
+	        "{\"type\":\"shell_call\",\"id\":\"sh_1\",\"environment\":"
+	        "{\"type\":\"container_reference\",\"container_id\":\"cntr_b\"}},"
+	        "{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"annotations\":["
+	        "{\"type\":\"container_file_citation\",\"container_id\":\"cntr_c\"}]}]},"
+	        "{\"type\":\"code_interpreter_call\",\"container_id\":42}],"
+	        "\"item\":{\"type\":\"code_interpreter_call\",\"container_id\":\"cntr_a\"}}";
+	json_t *doc = json_loads(text, 0, NULL), *ids = json_array();
+
+	cr_assert_not_null(doc);
+	cr_expect_eq(check_containers(doc, collect, ids), 3);
+	cr_expect_str_eq(json_string_value(json_array_get(ids, 0)), "cntr_a");
+	cr_expect_str_eq(json_string_value(json_array_get(ids, 1)), "cntr_b");
+	cr_expect_str_eq(json_string_value(json_array_get(ids, 2)), "cntr_a");
+	json_decref(ids);
+	json_decref(doc);
+}

@@ -90,6 +90,11 @@ static const struct confkey config_keys[] = {
         {"store.on_unavailable", CT_ENUM, K(store_on_unavailable), "fail_closed",
          .enumv = store_failure_modes},
         {"store.timeout_ms", CT_INT, K(store_timeout_ms), .def_int = 1000, .min = 1, .max = 60000},
+        {"store.password_env", CT_STRING, K(store_password_env), NULL},
+        {"store.password_file", CT_STRING, K(store_password_file), NULL},
+        {"store.ca_file", CT_STRING, K(store_ca_file), NULL},
+        {"store.cert_file", CT_STRING, K(store_cert_file), NULL},
+        {"store.key_file", CT_STRING, K(store_key_file), NULL},
         {NULL},
 };
 
@@ -289,6 +294,9 @@ config_load(const char *path, struct errlist *errs)
 	    resolve(&c->tls_key, dir, 0) < 0 || resolve(&c->tls_client_ca, dir, 0) < 0 ||
 	    resolve(&c->pid_file, dir, 0) < 0 || resolve(&c->audit_hmac_key_file, dir, 0) < 0 ||
 	    resolve(&c->audit_signing_key_file, dir, 0) < 0 ||
+	    resolve(&c->store_password_file, dir, 0) < 0 ||
+	    resolve(&c->store_ca_file, dir, 0) < 0 || resolve(&c->store_cert_file, dir, 0) < 0 ||
+	    resolve(&c->store_key_file, dir, 0) < 0 ||
 	    (c->upstream_pinned_pubkey && strncmp(c->upstream_pinned_pubkey, "sha256//", 8) != 0 &&
 	     resolve(&c->upstream_pinned_pubkey, dir, 0) < 0))
 		errlist_add(errs, path, NULL, "out of memory");
@@ -297,6 +305,18 @@ config_load(const char *path, struct errlist *errs)
 		                               c->upstream_api_key_env ? "upstream.api_key_env"
 		                                                       : "upstream.api_key_file",
 		                               &c->upstream_api_key_len, errs);
+	if (c->store_password_env && c->store_password_file)
+		errlist_add(errs, path, "store",
+		            "give store.password_env or store.password_file, not both");
+	else if (c->store_password_env || c->store_password_file)
+		c->store_password = load_key(c, c->store_password_env, c->store_password_file,
+		                             c->store_password_env ? "store.password_env"
+		                                                   : "store.password_file",
+		                             &c->store_password_len, errs);
+	if (!c->store_cert_file != !c->store_key_file)
+		errlist_add(errs, path, "store",
+		            "store.cert_file and store.key_file go together: a client certificate "
+		            "and its key");
 	if (c->audit_hmac_key_env && c->audit_hmac_key_file)
 		errlist_add(errs, path, "audit",
 		            "give audit.hmac_key_env or audit.hmac_key_file, not both");
@@ -324,6 +344,7 @@ config_free(struct config *c)
 		return;
 	conftable_release(config_keys, c);
 	secmem_free(c->upstream_api_key);
+	secmem_free(c->store_password);
 	secmem_free(c->audit_key);
 	free(c->listen_host);
 	free(c->file);

@@ -76,6 +76,12 @@ struct config {
 	char *store_url;
 	char *store_on_unavailable;
 	long long store_timeout_ms;
+	char *store_password_env;
+	char *store_password_file;
+	char *store_password; /* loaded from one of those; wiped when freed */
+	size_t store_password_len;
+	char *store_ca_file; /* rediss://: the CAs the server is checked against */
+	char *store_cert_file, *store_key_file; /* rediss://: a client certificate */
 };
 
 /* Reads path. On failure returns NULL with every problem added to errs. */

@@ -1,9 +1,6 @@
 #include "app/store.h"
 
-#include <errno.h>
 #include <event2/event.h>
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -12,19 +9,12 @@
 #include <string.h>
 #include <time.h>
 
-/* hiredis's libevent adapter is a header of static functions. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcast-qual"
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
-#pragma GCC diagnostic ignored "-Wstrict-prototypes"
-#include <hiredis/adapters/libevent.h>
-#pragma GCC diagnostic pop
-
 #include "app/config.h"
+#include "app/redis.h"
 #include "lib/log.h"
+#include "lib/secmem.h"
 
-#define KEY_MAX      256
-#define RECONNECT_MS 1000
+#define KEY_MAX 256
 /* A live set is kept this long after it last changed (30 days): its
  * members leave when they are deleted or found gone, not by a timer. */
 #define LIVE_TTL_MS "2592000000"
@@ -78,6 +68,13 @@ static const char lua_settle[] =
         "if ARGV[2] ~= '' then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2]) end "
         "return 1";
 
+/* A key set only if it is not set already; the value it holds is returned
+ * either way ("" when this call set it). ARGV: value, ttl_ms. */
+static const char lua_claim[] = "local v = redis.call('GET', KEYS[1]) "
+                                "if v then return v end "
+                                "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+                                "return ''";
+
 enum op_kind { OP_COUNT, OP_GET, OP_DONE, OP_MGET, OP_LIST };
 
 struct store_op {
@@ -88,10 +85,10 @@ struct store_op {
 	store_done_fn done_fn;
 	store_mget_fn mget_fn;
 	void *arg;
-	struct event *timer; /* the answer's deferral, or its timeout */
-	int cancelled;       /* the caller no longer wants the answer */
-	int answered;        /* the callback ran (or will not) */
-	int in_flight;       /* hiredis still holds this op */
+	struct event *timer;   /* the answer's deferral, or its timeout */
+	int cancelled;         /* the caller no longer wants the answer */
+	int answered;          /* the callback ran (or will not) */
+	struct redis_cmd *cmd; /* the command sent for it, while redis holds it */
 
 	enum store_status st;
 	int allowed;
@@ -118,11 +115,8 @@ struct store {
 	struct store_mem *mem;
 
 	/* redis */
-	redisAsyncContext *ac;
-	char host[256];
-	int port, db;
-	int connected;
-	long long next_connect_ms;
+	struct redis_settings rs;
+	struct redis *rc;
 	int reachable;
 };
 
@@ -135,10 +129,18 @@ store_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void probe(struct store *s);
+
 int
-store_reachable(const struct store *s)
+store_reachable(struct store *s)
 {
-	return !s->redis || s->reachable;
+	if (!s->redis)
+		return 1;
+	/* A lost connection is made again when asked: readiness asks too, so
+	 * an idle gateway does not stay unready after Redis comes back. */
+	if (!redis_connected(s->rc))
+		probe(s);
+	return s->reachable && redis_connected(s->rc);
 }
 
 static void
@@ -189,17 +191,16 @@ on_op_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (op->in_flight && !op->answered) {
+	if (op->cmd) {
 		/* Redis did not answer in time: treat it as unavailable; the late
 		 * reply, if any, is dropped. */
+		redis_cancel(op->cmd);
+		op->cmd = NULL;
 		op->st = STORE_UNAVAILABLE;
 		op->s->reachable = 0;
-		answer(op);
-		return;
 	}
 	answer(op);
-	if (!op->in_flight)
-		op_free(op);
+	op_free(op);
 }
 
 static struct store_op *
@@ -243,13 +244,8 @@ store_cancel(struct store_op *op)
 {
 	if (op == NULL)
 		return;
-	op->cancelled = 1;
-	if (op->in_flight) {
-		if (!op->answered)
-			evtimer_del(op->timer);
-		op->answered = 1;
-		return; /* freed when hiredis lets go of it */
-	}
+	/* Its reply, if one comes, is read and dropped by the connection. */
+	redis_cancel(op->cmd);
 	op_free(op);
 }
 
@@ -318,75 +314,12 @@ mem_value(struct store *s, const char *key)
 
 /* --- redis ------------------------------------------------------------- */
 
-static void redis_connect(struct store *s);
-
 static void
-on_redis_connect(const redisAsyncContext *ac, int status)
+on_reply(void *arg, const redisReply *reply)
 {
-	struct store *s = ac->data;
+	struct store_op *op = arg;
 
-	if (status != REDIS_OK) {
-		log_warn("store: cannot connect to redis at %s:%d: %s", s->host, s->port,
-		         ac->errstr);
-		s->ac = NULL; /* hiredis frees the context after this callback */
-		s->connected = 0;
-		s->reachable = 0;
-		return;
-	}
-	s->connected = 1;
-	s->reachable = 1;
-	log_info("store: connected to redis at %s:%d", s->host, s->port);
-}
-
-static void
-on_redis_disconnect(const redisAsyncContext *ac, int status)
-{
-	struct store *s = ac->data;
-
-	(void)status;
-	if (s == NULL)
-		return;
-	log_warn("store: lost redis at %s:%d", s->host, s->port);
-	s->ac = NULL;
-	s->connected = 0;
-	s->reachable = 0;
-}
-
-static void
-redis_connect(struct store *s)
-{
-	long long now = store_now_ms();
-
-	if (s->ac || now < s->next_connect_ms)
-		return;
-	s->next_connect_ms = now + RECONNECT_MS;
-	s->ac = redisAsyncConnect(s->host, s->port);
-	if (s->ac == NULL || s->ac->err) {
-		if (s->ac)
-			redisAsyncFree(s->ac);
-		s->ac = NULL;
-		return;
-	}
-	s->ac->data = s;
-	redisLibeventAttach(s->ac, s->base);
-	redisAsyncSetConnectCallback(s->ac, on_redis_connect);
-	redisAsyncSetDisconnectCallback(s->ac, on_redis_disconnect);
-	if (s->db)
-		redisAsyncCommand(s->ac, NULL, NULL, "SELECT %d", s->db);
-}
-
-static void
-on_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-	struct store_op *op = privdata;
-	redisReply *reply = r;
-
-	(void)ac;
-	op->in_flight = 0;
-	if (op->answered) {
-		op_free(op);
-		return;
-	}
+	op->cmd = NULL;
 	evtimer_del(op->timer);
 	op->st = STORE_OK;
 	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
@@ -416,8 +349,7 @@ on_reply(redisAsyncContext *ac, void *r, void *privdata)
 				op->values[i] =
 				        strndup(reply->element[i]->str, reply->element[i]->len);
 	}
-	if (op->st == STORE_OK)
-		op->s->reachable = 1;
+	op->s->reachable = op->st == STORE_OK;
 	answer(op);
 	op_free(op);
 }
@@ -429,14 +361,12 @@ redis_send(struct store *s, struct store_op *op, int argc, const char **argv)
 	struct timeval tv = {(time_t)(s->timeout_ms / 1000),
 	                     (suseconds_t)((s->timeout_ms % 1000) * 1000)};
 
-	redis_connect(s);
-	if (s->ac == NULL ||
-	    redisAsyncCommandArgv(s->ac, on_reply, op, argc, argv, NULL) != REDIS_OK) {
+	op->cmd = redis_command(s->rc, argc, argv, on_reply, op);
+	if (op->cmd == NULL) {
 		op->st = STORE_UNAVAILABLE;
 		s->reachable = 0;
 		return defer(op, 0);
 	}
-	op->in_flight = 1;
 	evtimer_add(op->timer, &tv);
 	return op;
 }
@@ -561,6 +491,33 @@ store_stale(struct store *s, const char *key, size_t max, store_mget_fn fn, void
 }
 
 struct store_op *
+store_claim(struct store *s, const char *key, const char *value, long long ttl_ms, store_get_fn fn,
+            void *arg)
+{
+	struct store_op *op = op_new(s, OP_GET, (void *)fn, arg);
+	char ttl[32];
+	const char *argv[] = {"EVAL", lua_claim, "1", key, value, ttl};
+	const char *v;
+
+	if (op == NULL)
+		return NULL;
+	if (!s->redis) {
+		pthread_mutex_lock(&s->mem->mu);
+		v = mem_value(s, key);
+		if (v)
+			op->value = strdup(v);
+		else
+			json_object_set_new(
+			        s->mem->values, key,
+			        json_pack("[s,I]", value, (json_int_t)(store_now_ms() + ttl_ms)));
+		pthread_mutex_unlock(&s->mem->mu);
+		return defer(op, 0);
+	}
+	snprintf(ttl, sizeof(ttl), "%lld", ttl_ms);
+	return redis_send(s, op, 6, argv);
+}
+
+struct store_op *
 store_get(struct store *s, const char *key, store_get_fn fn, void *arg)
 {
 	struct store_op *op = op_new(s, OP_GET, (void *)fn, arg);
@@ -642,53 +599,6 @@ store_set(struct store *s, const char *key, const char *value, long long ttl_ms,
 	return value ? redis_send(s, op, 5, set_argv) : redis_send(s, op, 2, del_argv);
 }
 
-/* The decimal number in [p, end), at most max; -1 when it is anything
- * else (empty, signed, trailing bytes, too big). */
-static int
-url_number(const char *p, const char *end, long max)
-{
-	char buf[16], *stop;
-	size_t n = (size_t)(end - p);
-	long v;
-
-	if (n == 0 || n >= sizeof(buf) || *p < '0' || *p > '9')
-		return -1;
-	memcpy(buf, p, n);
-	buf[n] = '\0';
-	errno = 0;
-	v = strtol(buf, &stop, 10);
-	if (errno != 0 || *stop != '\0' || v > max)
-		return -1;
-	return (int)v;
-}
-
-/* redis://host[:port][/db] */
-static int
-parse_url(struct store *s, const char *url, struct err *e)
-{
-	const char *p = url + 8, *colon, *slash;
-	size_t n;
-
-	if (strncmp(url, "redis://", 8) != 0)
-		return err_set(e, 500, ERR_INTERNAL, "store", NULL,
-		               "store.url must look like redis://host:port/db");
-	slash = strchr(p, '/');
-	colon = strchr(p, ':');
-	if (colon && slash && colon > slash)
-		colon = NULL;
-	n = (size_t)((colon ? colon : slash ? slash : p + strlen(p)) - p);
-	if (n == 0 || n >= sizeof(s->host))
-		return err_set(e, 500, ERR_INTERNAL, "store", NULL, "store.url has no host");
-	memcpy(s->host, p, n);
-	s->host[n] = '\0';
-	s->port = colon ? url_number(colon + 1, slash ? slash : p + strlen(p), 65535) : 6379;
-	s->db = slash && slash[1] ? url_number(slash + 1, slash + strlen(slash), 1 << 20) : 0;
-	if (s->port <= 0 || s->db < 0)
-		return err_set(e, 500, ERR_INTERNAL, "store", NULL,
-		               "store.url has a bad port or database number");
-	return 0;
-}
-
 static struct store_mem *
 mem_new(void)
 {
@@ -748,21 +658,64 @@ make(struct event_base *base, struct store_mem *mem, int redis, long long timeou
 	return s;
 }
 
+/* The reply to a connection's first command: the store is reachable. */
+static void
+on_ping(void *arg, const redisReply *reply)
+{
+	struct store *s = arg;
+
+	s->reachable = reply && reply->type != REDIS_REPLY_ERROR;
+}
+
+/* Connects now (a PING), so readiness knows before the first request. */
+static void
+probe(struct store *s)
+{
+	const char *argv[] = {"PING"};
+
+	if (redis_command(s->rc, 1, argv, on_ping, s) == NULL)
+		s->reachable = 0;
+}
+
+static int
+connect_redis(struct store *s, struct err *e)
+{
+	s->rc = redis_new(s->base, &s->rs, e);
+	if (s->rc == NULL)
+		return -1;
+	probe(s);
+	return 0;
+}
+
 struct store *
 store_new(struct event_base *base, const struct config *cfg, struct err *e)
 {
 	struct store *s =
 	        make(base, NULL, strcmp(cfg->store_type, "redis") == 0, cfg->store_timeout_ms, e);
 
-	if (s == NULL)
-		return NULL;
-	if (s->redis && parse_url(s, cfg->store_url, e) < 0) {
-		store_free(s);
-		return NULL;
+	if (s == NULL || !s->redis)
+		return s;
+	if (redis_parse_url(cfg->store_url, &s->rs, e) < 0)
+		goto fail;
+	/* A password from store.password_env or _file wins over the URL's. */
+	if (cfg->store_password) {
+		redis_settings_clear(&s->rs);
+		s->rs.password = secmem_alloc(cfg->store_password_len + 1);
+		if (s->rs.password == NULL) {
+			err_set(e, 500, ERR_INTERNAL, "store", NULL, "out of memory");
+			goto fail;
+		}
+		memcpy(s->rs.password, cfg->store_password, cfg->store_password_len + 1);
 	}
-	if (s->redis)
-		redis_connect(s);
+	s->rs.ca_file = cfg->store_ca_file;
+	s->rs.cert_file = cfg->store_cert_file;
+	s->rs.key_file = cfg->store_key_file;
+	if (connect_redis(s, e) < 0)
+		goto fail;
 	return s;
+fail:
+	store_free(s);
+	return NULL;
 }
 
 struct store *
@@ -770,13 +723,24 @@ store_clone(struct store *like, struct event_base *base, struct err *e)
 {
 	struct store *s = make(base, like->mem, like->redis, like->timeout_ms, e);
 
-	if (s == NULL)
+	if (s == NULL || !s->redis)
+		return s;
+	s->rs = like->rs;
+	s->rs.password = NULL;
+	if (like->rs.password) {
+		size_t n = strlen(like->rs.password);
+
+		if ((s->rs.password = secmem_alloc(n + 1)) == NULL) {
+			err_set(e, 500, ERR_INTERNAL, "store", NULL, "out of memory");
+			store_free(s);
+			return NULL;
+		}
+		memcpy(s->rs.password, like->rs.password, n + 1);
+	}
+	if (connect_redis(s, e) < 0) {
+		store_free(s);
 		return NULL;
-	memcpy(s->host, like->host, sizeof(s->host));
-	s->port = like->port;
-	s->db = like->db;
-	if (s->redis)
-		redis_connect(s);
+	}
 	return s;
 }
 
@@ -785,10 +749,8 @@ store_free(struct store *s)
 {
 	if (s == NULL)
 		return;
-	if (s->ac) {
-		s->ac->data = NULL;
-		redisAsyncFree(s->ac);
-	}
+	redis_free(s->rc);
+	redis_settings_clear(&s->rs);
 	mem_release(s->mem);
 	free(s);
 }

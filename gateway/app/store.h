@@ -3,8 +3,8 @@
  * containers, and which tenant owns which container.
  *
  * Two backends behind one interface: "memory" (in this process) and
- * "redis" (hiredis on the gateway's own event loop, counters changed by
- * Lua scripts so replicas never race). Every call answers through its
+ * "redis" (redis.c: one connection per event loop, plain or TLS, with a
+ * password; counters changed by Lua scripts so replicas never race). Every call answers through its
  * callback, from the event loop, never before it returns; a call can be
  * cancelled, after which its callback does not run.
  */
@@ -37,8 +37,9 @@ struct store *store_clone(struct store *like, struct event_base *base, struct er
 
 void store_free(struct store *s);
 
-/* Whether the last call reached the store (for readiness checks). */
-int store_reachable(const struct store *s);
+/* Whether the store is reachable (for readiness checks): the last call
+ * reached it and the connection is up; a lost one is tried again. */
+int store_reachable(struct store *s);
 
 /* Counts one hit on key in a fixed window of window_ms that starts with its
  * first hit; allowed while the window's count is at most limit. */
@@ -64,6 +65,12 @@ struct store_op *store_settle(struct store *s, const char *key, const char *from
                               long long expires_at_ms, store_done_fn fn, void *arg);
 
 struct store_op *store_get(struct store *s, const char *key, store_get_fn fn, void *arg);
+
+/* Sets key to value for ttl_ms unless it is set already, in one step (two
+ * replicas cannot both claim it). The callback gets the value the key
+ * held before (NULL or "": this call set it). */
+struct store_op *store_claim(struct store *s, const char *key, const char *value, long long ttl_ms,
+                             store_get_fn fn, void *arg);
 
 /* Up to max containers of the live set key whose hint has passed (their
  * names, valid during the callback). */

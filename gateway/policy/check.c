@@ -1,5 +1,6 @@
 #include "policy/check.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "policy/domain.h"
@@ -181,4 +182,51 @@ out:
 		        "the gateway ran out of memory checking the upstream's answer, so it "
 		        "withheld it");
 	return rc;
+}
+
+/* Whether o is an item that names the container it ran in. */
+static const char *
+container_of(const json_t *o)
+{
+	const char *type = json_string_value(json_object_get(o, "type"));
+	const char *id = json_string_value(json_object_get(o, "container_id"));
+
+	if (type == NULL || id == NULL)
+		return NULL;
+	if (strcmp(type, "code_interpreter_call") == 0 || strcmp(type, "container_reference") == 0)
+		return id;
+	return NULL;
+}
+
+static size_t
+walk(const json_t *v, void (*found)(void *arg, const char *id), void *arg)
+{
+	const char *key, *id;
+	size_t i, n = 0;
+	json_t *m;
+
+	if (json_is_object(v)) {
+		if ((id = container_of(v)) != NULL) {
+			found(arg, id);
+			n++;
+		}
+		json_object_foreach((json_t *)(uintptr_t)v, key, m)
+		{
+			if (json_is_object(m) || json_is_array(m))
+				n += walk(m, found, arg);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, m)
+		{
+			if (json_is_object(m) || json_is_array(m))
+				n += walk(m, found, arg);
+		}
+	}
+	return n;
+}
+
+size_t
+check_containers(const json_t *doc, void (*found)(void *arg, const char *id), void *arg)
+{
+	return walk(doc, found, arg);
 }
