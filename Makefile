@@ -8,7 +8,7 @@ PREFIX   ?= /usr/local
 BUILD    ?= build
 CC       ?= cc
 CFLAGS   ?= -O2 -g
-PKGS     := libevent libevent_openssl jansson libcurl openssl hiredis
+PKGS     := libevent libevent_openssl jansson libcurl openssl hiredis sqlite3
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \

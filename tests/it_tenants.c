@@ -466,6 +466,38 @@ Test(it_tenants, the_live_count_asks_the_upstream_at_the_cap)
 	cr_expect_eq(json_array_size(hx_stub_requests()), 2);
 }
 
+/* With the default store, a restart loses nothing a tenant relies on:
+ * its containers are still its own (and still nobody else's), and its
+ * live count still holds. The state is kept in gateway-state.db beside
+ * the config (store.path). */
+Test(it_tenants, the_default_store_survives_a_restart)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	const char *id;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	                                   "\"rate_limit\":{\"max_live_containers\":1}}",
+	                                   hx_key_digest(OPS_KEY))),
+	                 NULL);
+	r = as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"kept\"}");
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	id = hx_str(hx_resp_json(r), "id");
+	cr_assert_not_null(id);
+	cr_assert_eq(hx_proc_stop(gw->proc), 0);
+	hx_gw_launch(gw);
+	r = as(gw, OPS_KEY, "GET", hx_fmt("/v1/containers/%s", id), NULL);
+	cr_expect_eq(r->status, 200, "the owner reaches it after a restart: %ld %s", r->status,
+	             r->body);
+	expect_code(as(gw, DATA_KEY, "GET", hx_fmt("/v1/containers/%s", id), NULL), 404,
+	            "not_found");
+	expect_code(as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"second\"}"), 429,
+	            "rate_limit_exceeded");
+	cr_expect_eq(hx_file_contains(hx_path("gateway-state.db"), "cntr_"), true,
+	             "kept in gateway-state.db");
+}
+
 Test(it_tenants, requests_per_second_is_enforced)
 {
 	struct hx_gw *gw;

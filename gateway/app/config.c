@@ -90,6 +90,7 @@ static const struct confkey config_keys[] = {
         {"store.on_unavailable", CT_ENUM, K(store_on_unavailable), "fail_closed",
          .enumv = store_failure_modes},
         {"store.timeout_ms", CT_INT, K(store_timeout_ms), .def_int = 1000, .min = 1, .max = 60000},
+        {"store.path", CT_STRING, K(store_path), "gateway-state.db"},
         {"store.password_env", CT_STRING, K(store_password_env), NULL},
         {"store.password_file", CT_STRING, K(store_password_file), NULL},
         {"store.ca_file", CT_STRING, K(store_ca_file), NULL},
@@ -294,6 +295,7 @@ config_load(const char *path, struct errlist *errs)
 	    resolve(&c->tls_key, dir, 0) < 0 || resolve(&c->tls_client_ca, dir, 0) < 0 ||
 	    resolve(&c->pid_file, dir, 0) < 0 || resolve(&c->audit_hmac_key_file, dir, 0) < 0 ||
 	    resolve(&c->audit_signing_key_file, dir, 0) < 0 ||
+	    (c->store_path && *c->store_path && resolve(&c->store_path, dir, 0) < 0) ||
 	    resolve(&c->store_password_file, dir, 0) < 0 ||
 	    resolve(&c->store_ca_file, dir, 0) < 0 || resolve(&c->store_cert_file, dir, 0) < 0 ||
 	    resolve(&c->store_key_file, dir, 0) < 0 ||

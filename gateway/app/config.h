@@ -76,6 +76,7 @@ struct config {
 	char *store_url;
 	char *store_on_unavailable;
 	long long store_timeout_ms;
+	char *store_path; /* "memory": where its state is kept; "": nowhere */
 	char *store_password_env;
 	char *store_password_file;
 	char *store_password; /* loaded from one of those; wiped when freed */

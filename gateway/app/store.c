@@ -11,6 +11,7 @@
 
 #include "app/config.h"
 #include "app/redis.h"
+#include "app/statedb.h"
 #include "lib/log.h"
 #include "lib/secmem.h"
 
@@ -106,6 +107,7 @@ struct store_mem {
 	pthread_mutex_t mu;
 	atomic_int refs;
 	json_t *counters, *sets, *values;
+	struct statedb *db; /* the sets and values on disk (statedb.h); NULL: not kept */
 };
 
 struct store {
@@ -447,6 +449,11 @@ store_settle(struct store *s, const char *key, const char *from, const char *to,
 		json_object_del(set, from);
 		if (to)
 			json_object_set_new(set, to, json_integer(expires_at_ms));
+		/* Pending slots are holds for a moment; containers are kept. */
+		if (!pending(from) && (to == NULL || strcmp(to, from) != 0))
+			statedb_member(s->mem->db, key, from, 0, 1);
+		if (to && !pending(to))
+			statedb_member(s->mem->db, key, to, expires_at_ms, 0);
 		pthread_mutex_unlock(&s->mem->mu);
 		return defer(op, 0);
 	}
@@ -504,12 +511,14 @@ store_claim(struct store *s, const char *key, const char *value, long long ttl_m
 	if (!s->redis) {
 		pthread_mutex_lock(&s->mem->mu);
 		v = mem_value(s, key);
-		if (v)
+		if (v) {
 			op->value = strdup(v);
-		else
+		} else {
 			json_object_set_new(
 			        s->mem->values, key,
 			        json_pack("[s,I]", value, (json_int_t)(store_now_ms() + ttl_ms)));
+			statedb_value(s->mem->db, key, value, store_now_ms() + ttl_ms);
+		}
 		pthread_mutex_unlock(&s->mem->mu);
 		return defer(op, 0);
 	}
@@ -592,6 +601,7 @@ store_set(struct store *s, const char *key, const char *value, long long ttl_ms,
 			        json_pack("[s,I]", value, (json_int_t)(store_now_ms() + ttl_ms)));
 		else
 			json_object_del(s->mem->values, key);
+		statedb_value(s->mem->db, key, value, store_now_ms() + ttl_ms);
 		pthread_mutex_unlock(&s->mem->mu);
 		return defer(op, 0);
 	}
@@ -599,24 +609,53 @@ store_set(struct store *s, const char *key, const char *value, long long ttl_ms,
 	return value ? redis_send(s, op, 5, set_argv) : redis_send(s, op, 2, del_argv);
 }
 
+/* statedb_load's callbacks: what the file kept goes back in the tables. */
+static void
+load_member(void *arg, const char *key, const char *m, long long expires)
+{
+	struct store_mem *mem = arg;
+	json_t *set = json_object_get(mem->sets, key);
+
+	if (set == NULL && json_object_set_new(mem->sets, key, json_object()) == 0)
+		set = json_object_get(mem->sets, key);
+	if (set)
+		json_object_set_new(set, m, json_integer(expires));
+}
+
+static void
+load_value(void *arg, const char *key, const char *v, long long expires)
+{
+	struct store_mem *mem = arg;
+
+	json_object_set_new(mem->values, key, json_pack("[s,I]", v, (json_int_t)expires));
+}
+
+static void mem_release(struct store_mem *m);
+
+/* New tables; with path, kept in and read back from that file. */
 static struct store_mem *
-mem_new(void)
+mem_new(const char *path, struct err *e)
 {
 	struct store_mem *m = calloc(1, sizeof(*m));
 
-	if (m == NULL)
+	if (m == NULL) {
+		err_set(e, 500, ERR_INTERNAL, "store", NULL, "out of memory");
 		return NULL;
+	}
 	pthread_mutex_init(&m->mu, NULL);
 	atomic_init(&m->refs, 1);
 	m->counters = json_object();
 	m->sets = json_object();
 	m->values = json_object();
 	if (!m->counters || !m->sets || !m->values) {
-		json_decref(m->counters);
-		json_decref(m->sets);
-		json_decref(m->values);
-		pthread_mutex_destroy(&m->mu);
-		free(m);
+		err_set(e, 500, ERR_INTERNAL, "store", NULL, "out of memory");
+		mem_release(m);
+		return NULL;
+	}
+	if (path && *path &&
+	    ((m->db = statedb_open(path, e)) == NULL ||
+	     statedb_load(m->db, store_now_ms(), load_member, load_value, m, e) < 0)) {
+		mem_release(m);
 		return NULL;
 	}
 	return m;
@@ -627,6 +666,7 @@ mem_release(struct store_mem *m)
 {
 	if (m == NULL || atomic_fetch_sub(&m->refs, 1) > 1)
 		return;
+	statedb_close(m->db);
 	json_decref(m->counters);
 	json_decref(m->sets);
 	json_decref(m->values);
@@ -634,9 +674,11 @@ mem_release(struct store_mem *m)
 	free(m);
 }
 
-/* A store on base, sharing mem (NULL: new tables). */
+/* A store on base, sharing mem (NULL: new tables, kept at path unless
+ * path is NULL or ""). */
 static struct store *
-make(struct event_base *base, struct store_mem *mem, int redis, long long timeout_ms, struct err *e)
+make(struct event_base *base, struct store_mem *mem, int redis, long long timeout_ms,
+     const char *path, struct err *e)
 {
 	struct store *s = calloc(1, sizeof(*s));
 
@@ -649,9 +691,8 @@ make(struct event_base *base, struct store_mem *mem, int redis, long long timeou
 	s->redis = redis;
 	if (mem)
 		atomic_fetch_add(&mem->refs, 1);
-	s->mem = mem ? mem : mem_new();
+	s->mem = mem ? mem : mem_new(redis ? NULL : path, e);
 	if (s->mem == NULL) {
-		err_set(e, 500, ERR_INTERNAL, "store", NULL, "out of memory");
 		free(s);
 		return NULL;
 	}
@@ -690,8 +731,8 @@ connect_redis(struct store *s, struct err *e)
 struct store *
 store_new(struct event_base *base, const struct config *cfg, struct err *e)
 {
-	struct store *s =
-	        make(base, NULL, strcmp(cfg->store_type, "redis") == 0, cfg->store_timeout_ms, e);
+	struct store *s = make(base, NULL, strcmp(cfg->store_type, "redis") == 0,
+	                       cfg->store_timeout_ms, cfg->store_path, e);
 
 	if (s == NULL || !s->redis)
 		return s;
@@ -721,7 +762,7 @@ fail:
 struct store *
 store_clone(struct store *like, struct event_base *base, struct err *e)
 {
-	struct store *s = make(base, like->mem, like->redis, like->timeout_ms, e);
+	struct store *s = make(base, like->mem, like->redis, like->timeout_ms, NULL, e);
 
 	if (s == NULL || !s->redis)
 		return s;
