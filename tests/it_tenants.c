@@ -498,6 +498,33 @@ Test(it_tenants, the_default_store_survives_a_restart)
 	             "kept in gateway-state.db");
 }
 
+/* A quota refusal says it will not clear by waiting: x-should-retry:
+ * false (the official SDKs then give up at once) and a short Retry-After;
+ * a rate limit says nothing of the kind, and clears within its window. */
+Test(it_tenants, a_quota_refusal_says_not_to_retry)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	                                   "\"rate_limit\":{\"max_live_containers\":1}}",
+	                                   hx_key_digest(OPS_KEY))),
+	                 NULL);
+	cr_assert_eq(as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"a\"}")->status, 200);
+	r = as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"b\"}");
+	expect_code(r, 429, "rate_limit_exceeded");
+	cr_expect_str_eq(hx_resp_header(r, "x-should-retry"), "false");
+	cr_expect_str_eq(hx_resp_header(r, "Retry-After"), "60");
+	/* interns: two creates a minute. */
+	cr_assert_eq(as(gw, INTERN_KEY, "POST", "/v1/containers", "{\"name\":\"1\"}")->status, 200);
+	cr_assert_eq(as(gw, INTERN_KEY, "POST", "/v1/containers", "{\"name\":\"2\"}")->status, 200);
+	r = as(gw, INTERN_KEY, "POST", "/v1/containers", "{\"name\":\"3\"}");
+	expect_code(r, 429, "rate_limit_exceeded");
+	cr_expect_null(hx_resp_header(r, "x-should-retry"));
+	cr_expect_leq(atoi(hx_resp_header(r, "Retry-After")), 60);
+}
+
 Test(it_tenants, requests_per_second_is_enforced)
 {
 	struct hx_gw *gw;

@@ -128,6 +128,8 @@ answer_headers(const struct request *r, struct headers *h, const char *content_t
 		snprintf(h->ra, sizeof(h->ra), "Retry-After: %s", retry_after);
 		h->line[h->n++] = h->ra;
 	}
+	if (r->no_retry)
+		h->line[h->n++] = "x-should-retry: false";
 }
 
 /* Audit, then send: the record is on its way to disk before the client

@@ -110,6 +110,7 @@ struct request {
 	int holds_slot;
 	int rate;
 	char retry_after[16];
+	int no_retry; /* a refusal that will not clear by waiting */
 	struct {
 		json_t *items; /* borrowed */
 		void (*then)(struct request *r, int ok);

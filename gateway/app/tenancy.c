@@ -15,6 +15,7 @@
 #define SLOT_HOLD_MS     (5 * 60 * 1000)           /* a create's slot, until it is answered */
 #define OWNERSHIP_TTL_MS (30LL * 24 * 3600 * 1000) /* kept well past any container */
 #define KEY_MAX          320
+#define QUOTA_RETRY_S    60 /* a quota refusal's Retry-After */
 
 static void
 key(char *dst, size_t n, const char *kind, const char *name)
@@ -44,9 +45,13 @@ unavailable(struct request *r)
 }
 
 /* Over a limit: 429 with Retry-After, or only a note in shadow mode.
+ * A rate limit clears within its window, so clients may retry after it;
+ * a quota (live containers) clears only when the tenant acts, so the
+ * answer says not to retry (x-should-retry: false, which the official
+ * SDKs honour) and suggests asking again in a minute at the soonest.
  * Returns 1 when the request is refused. */
 static int
-over_limit(struct request *r, long long retry_ms, const char *what)
+over_limit(struct request *r, long long retry_ms, const char *what, int quota)
 {
 	long long secs = retry_ms > 0 ? (retry_ms + 999) / 1000 : 1;
 
@@ -55,6 +60,10 @@ over_limit(struct request *r, long long retry_ms, const char *what)
 			err_set(&r->shadow, 429, "rate_limit_error", "rate_limit_exceeded", NULL,
 			        "%s (shadow mode: let through)", what);
 		return 0;
+	}
+	if (quota) {
+		secs = QUOTA_RETRY_S;
+		r->no_retry = 1;
 	}
 	if (secs > 86400)
 		secs = 86400;
@@ -125,7 +134,7 @@ on_rate(void *arg, enum store_status st, int allowed, long long retry_ms)
 
 	r->store_op = NULL;
 	if ((st != STORE_OK && unavailable(r)) ||
-	    (st == STORE_OK && !allowed && over_limit(r, retry_ms, rate->what))) {
+	    (st == STORE_OK && !allowed && over_limit(r, retry_ms, rate->what, 0))) {
 		pipeline_resume(r, STEP_FAIL);
 		return;
 	}
@@ -171,7 +180,7 @@ at_cap(struct request *r, long long retry_ms)
 	         "this tenant already has its maximum of %lld live containers; delete one or wait "
 	         "for one to expire",
 	         tenant_limits(r->tenant)->max_live_containers);
-	pipeline_resume(r, over_limit(r, retry_ms, msg) ? STEP_FAIL : STEP_NEXT);
+	pipeline_resume(r, over_limit(r, retry_ms, msg, 1) ? STEP_FAIL : STEP_NEXT);
 }
 
 static void
