@@ -88,6 +88,11 @@ test: deps
 	$(MAKE) sanitize
 	$(MAKE) tsan
 
+# The README's map of the sources ("How it is built") names every module
+# under gateway/ and none that is gone (tests/lint/layers.py).
+map-check:
+	@python3 tests/lint/layers.py readme
+
 # GW_SANITIZED=1 tells tests that measure memory that a sanitizer's own
 # memory (ASan's quarantine here, TSan's shadow in tsan) is in the numbers.
 sanitize:
