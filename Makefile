@@ -41,7 +41,7 @@ STUB_BIN := $(BUILD)/tests/upstream_stub
 # Runs one stage once, for test_scaling to count under callgrind.
 PROBE_BIN := $(BUILD)/tests/scale_probe
 
-.PHONY: all deps run test test-run map-check unit it sanitize tsan clean format format-check install certs
+.PHONY: all deps run test test-run map-check spec-check unit it sanitize tsan clean format format-check install certs
 
 all: $(BUILD)/gateway
 
@@ -84,6 +84,7 @@ run: deps
 # built and then under ASan+UBSan in build/san.
 test: deps
 	$(MAKE) map-check
+	$(MAKE) spec-check
 	$(MAKE) test-run
 	$(MAKE) sanitize
 	$(MAKE) tsan
@@ -160,3 +161,4 @@ clean:
 -include tests/fuzz/fuzz.mk
 -include tests/soak/soak.mk
 -include tests/lint/lint.mk
+-include tests/spec/spec.mk
