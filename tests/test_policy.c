@@ -715,6 +715,43 @@ Test(policy, route_operation_names)
 	cr_expect_eq(policy_route_operation("createResponse"), operations_by_id("createResponse"));
 }
 
+/* The shipped policies' routes: make run's lets the whole API through, the
+ * allowlist example only what it lists. */
+Test(policy, shipped_policies_routes)
+{
+	static const struct {
+		const char *file, *op, *want;
+	} cases[] = {
+	        {"default.json", "createResponse", "allow"},
+	        {"default.json", "CreateContainer", "allow"},
+	        {"default.json", "createImage", "allow"},
+	        {"examples/observe-only.json", "createFineTuningJob", "allow"},
+	        {"examples/no-network.json", "CreateContainer", "allow"},
+	        {"examples/no-network.json", "createResponse", "deny"},
+	        {"examples/allowlist.json", "createResponse", "allow"},
+	        {"examples/allowlist.json", "containers.create", "allow"},
+	        {"examples/allowlist.json", "files.delete", "deny"},
+	        {"examples/allowlist.json", "createImage", "deny"},
+	        {"examples/allowlist.json", "beta_createResponse", "deny"},
+	};
+	static struct errlist errs;
+	char path[PATH_MAX_LEN], rel[256];
+	struct policyset *ps;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&errs, 0, sizeof(errs));
+		snprintf(rel, sizeof(rel), "../../policies/%s", cases[i].file);
+		data_path(path, sizeof(path), rel);
+		ps = policyset_load(path, &errs);
+		cr_assert_not_null(ps, "%s: %s", path, errs.n ? errs.msg[0] : "");
+		cr_expect_str_eq(route_name(policy_route(policyset_org(ps),
+		                                         policy_route_operation(cases[i].op))),
+		                 cases[i].want, "%s: %s", cases[i].file, cases[i].op);
+		policyset_free(ps);
+	}
+}
+
 Test(policy, violation_mode)
 {
 	json_t *doc = parse("{}");
