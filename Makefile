@@ -41,7 +41,7 @@ STUB_BIN := $(BUILD)/tests/upstream_stub
 # Runs one stage once, for test_scaling to count under callgrind.
 PROBE_BIN := $(BUILD)/tests/scale_probe
 
-.PHONY: all deps run test test-run map-check unit it sanitize tsan clean format format-check install certs
+.PHONY: all deps run test test-run map-check spec-check unit it sanitize tsan clean format format-check install certs
 
 all: $(BUILD)/gateway
 
@@ -84,9 +84,15 @@ run: deps
 # built and then under ASan+UBSan in build/san.
 test: deps
 	$(MAKE) map-check
+	$(MAKE) spec-check
 	$(MAKE) test-run
 	$(MAKE) sanitize
 	$(MAKE) tsan
+
+# The README's map of the sources ("How it is built") names every module
+# under gateway/ and none that is gone (tests/lint/layers.py).
+map-check:
+	@python3 tests/lint/layers.py readme
 
 # GW_SANITIZED=1 tells tests that measure memory that a sanitizer's own
 # memory (ASan's quarantine here, TSan's shadow in tsan) is in the numbers.
@@ -155,3 +161,4 @@ clean:
 -include tests/fuzz/fuzz.mk
 -include tests/soak/soak.mk
 -include tests/lint/lint.mk
+-include tests/spec/spec.mk

@@ -37,7 +37,8 @@ Test(it_cli, check_accepts_the_shipped_config_and_policies)
 {
 	static const char *const policies[] = {
 	        "policies/default.json", "policies/examples/no-network.json",
-	        "policies/examples/data-team.json", "policies/examples/observe-only.json"};
+	        "policies/examples/data-team.json", "policies/examples/observe-only.json",
+	        "policies/examples/allowlist.json"};
 	char cwd[512];
 	struct hx_proc *p;
 	size_t i;

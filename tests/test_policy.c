@@ -19,6 +19,13 @@
  *                        Cases with "regression" guard a fixed bug and
  *                        run in their own test.
  *   load/<name>.json     files for policy_load.
+ *   routes.json          {"cases": [{"name", "policy", "tenant"?, "expect":
+ *                        {operation: decision}, "others"?}]}: policy_route
+ *                        of the organization's policy (or the tenant's)
+ *                        gives each decision ("allow", "deny",
+ *                        "shadow_deny"); operations are operationIds or
+ *                        short names, and "others" is the decision for
+ *                        every operation expect does not name.
  *
  * Every apply case also checks what must hold for any input: the request
  * passes the schema (so the data stays honest), two copies give identical
@@ -34,9 +41,11 @@
 #include <string.h>
 
 #include "lib/err.h"
+#include "policy/operations.h"
 #include "policy/policy.h"
 #include "policy/policyset.h"
 #include "policy/schema.h"
+#include "policy/tenant.h"
 #include "lib/secmem.h"
 
 #define PATH_MAX_LEN 1024
@@ -619,6 +628,128 @@ Test(policy, shipped_default_policy)
 	cr_expect_str_eq(str_or(r.err.code, ""), "memory_limit_exceeded");
 	json_decref(doc);
 	policyset_free(ps);
+}
+
+/* --- Routes ------------------------------------------------------------- */
+
+static const char *
+route_name(enum policy_route d)
+{
+	return d == POLICY_ROUTE_ALLOW ? "allow" : d == POLICY_ROUTE_DENY ? "deny" : "shadow_deny";
+}
+
+static void
+run_routes_case(json_t *c, const char *ctx)
+{
+	static struct errlist errs;
+	const char *tname = json_string_value(json_object_get(c, "tenant"));
+	const char *others = json_string_value(json_object_get(c, "others"));
+	json_t *expect = json_object_get(c, "expect"), *v;
+	unsigned char listed[OPERATIONS_MAX] = {0};
+	const struct policy *p;
+	struct policyset *ps;
+	const char *key;
+	size_t i;
+
+	memset(&errs, 0, sizeof(errs));
+	ps = policyset_new(json_object_get(c, "policy"), "policy.json", &errs);
+	cr_assert_not_null(ps, "%s: does not compile: %s", ctx, errs.n ? errs.msg[0] : "");
+	p = policyset_org(ps);
+	if (tname) {
+		const struct tenant *t = tenants_by_name(policyset_tenants(ps), tname);
+
+		cr_assert_not_null(t, "%s: no tenant %s", ctx, tname);
+		p = tenant_policy(t);
+	}
+	cr_assert(json_is_object(expect), "%s: needs \"expect\"", ctx);
+	json_object_foreach(expect, key, v)
+	{
+		const struct operation *op = policy_route_operation(key);
+
+		cr_assert_not_null(op, "%s: %s is no operation", ctx, key);
+		listed[op->index] = 1;
+		cr_expect_str_eq(route_name(policy_route(p, op)), json_string_value(v), "%s: %s",
+		                 ctx, key);
+	}
+	for (i = 0; others && i < operations_count; i++)
+		if (!listed[i])
+			cr_expect_str_eq(route_name(policy_route(p, &operations[i])), others,
+			                 "%s: %s (others)", ctx, operations[i].id);
+	/* An operation that is not the table's is never allowed. */
+	cr_expect_neq(policy_route(p, NULL), POLICY_ROUTE_ALLOW, "%s: NULL", ctx);
+	policyset_free(ps);
+}
+
+Test(policy, routes)
+{
+	json_t *doc = load_data("policy/routes.json"), *c;
+	char ctx[PATH_MAX_LEN];
+	size_t i;
+
+	json_array_foreach(json_object_get(doc, "cases"), i, c)
+	{
+		snprintf(ctx, sizeof(ctx), "routes.json case %zu \"%s\"", i,
+		         str_or(json_string_value(json_object_get(c, "name")), "?"));
+		run_routes_case(c, ctx);
+	}
+	cr_expect_geq(i, 15);
+	json_decref(doc);
+}
+
+/* The short names keep naming the operations they always did, and any
+ * other key is no operation. */
+Test(policy, route_operation_names)
+{
+	size_t i;
+
+	for (i = 0; policy_operations[i].name; i++) {
+		const struct operation *op = policy_route_operation(policy_operations[i].name);
+
+		cr_assert_not_null(op, "%s", policy_operations[i].name);
+		cr_expect_str_eq(op->id, policy_operations[i].operation_id);
+		cr_expect_eq(policy_route_operation(policy_operations[i].operation_id), op);
+	}
+	cr_expect_null(policy_route_operation("default"));
+	cr_expect_null(policy_route_operation("mode"));
+	cr_expect_null(policy_route_operation("containers.update"));
+	cr_expect_eq(policy_route_operation("createResponse"), operations_by_id("createResponse"));
+}
+
+/* The shipped policies' routes: make run's lets the whole API through, the
+ * allowlist example only what it lists. */
+Test(policy, shipped_policies_routes)
+{
+	static const struct {
+		const char *file, *op, *want;
+	} cases[] = {
+	        {"default.json", "createResponse", "allow"},
+	        {"default.json", "CreateContainer", "allow"},
+	        {"default.json", "createImage", "allow"},
+	        {"examples/observe-only.json", "createFineTuningJob", "allow"},
+	        {"examples/no-network.json", "CreateContainer", "allow"},
+	        {"examples/no-network.json", "createResponse", "deny"},
+	        {"examples/allowlist.json", "createResponse", "allow"},
+	        {"examples/allowlist.json", "containers.create", "allow"},
+	        {"examples/allowlist.json", "files.delete", "deny"},
+	        {"examples/allowlist.json", "createImage", "deny"},
+	        {"examples/allowlist.json", "beta_createResponse", "deny"},
+	};
+	static struct errlist errs;
+	char path[PATH_MAX_LEN], rel[256];
+	struct policyset *ps;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&errs, 0, sizeof(errs));
+		snprintf(rel, sizeof(rel), "../../policies/%s", cases[i].file);
+		data_path(path, sizeof(path), rel);
+		ps = policyset_load(path, &errs);
+		cr_assert_not_null(ps, "%s: %s", path, errs.n ? errs.msg[0] : "");
+		cr_expect_str_eq(route_name(policy_route(policyset_org(ps),
+		                                         policy_route_operation(cases[i].op))),
+		                 cases[i].want, "%s: %s", cases[i].file, cases[i].op);
+		policyset_free(ps);
+	}
 }
 
 Test(policy, violation_mode)

@@ -22,6 +22,7 @@
 #include "lib/secmem.h"
 #include "policy/check.h"
 #include "policy/keys.h"
+#include "policy/operations.h"
 #include "policy/policy.h"
 #include "policy/policyset.h"
 #include "policy/schema.h"
@@ -479,7 +480,7 @@ route(struct request *r)
 		return route_passthrough(r);
 	if (authenticate(r) < 0)
 		return CONN_ANSWERED;
-	switch (policy_route(r->policy, rt->name)) {
+	switch (policy_route(r->policy, operations_by_id(rt->operation))) {
 	case POLICY_ROUTE_ALLOW:
 		break;
 	case POLICY_ROUTE_SHADOW_DENY:

@@ -2,12 +2,14 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/conftable.h"
 #include "policy/domain.h"
+#include "policy/operations.h"
 #include "policy/schema.h"
 
 struct policy {
@@ -37,8 +39,8 @@ struct policy {
 	int any_skill;
 	int any_domain; /* "*": any plain hostname */
 	enum policy_violation_mode mode;
-	unsigned denied_routes; /* bit i: policy_operations[i] denied */
-	unsigned shadow;        /* bit r: rule r only audits what it would deny */
+	uint64_t denied[OPERATIONS_MAX / 64]; /* bit i: operations[i] denied */
+	unsigned shadow;                      /* bit r: rule r only audits what it would deny */
 };
 
 /* The rules a policy's "mode": "shadow" can apply to one by one. */
@@ -462,15 +464,25 @@ policy_violation_mode(const struct policy *p)
 	return p->mode;
 }
 
-enum policy_route
-policy_route(const struct policy *p, const char *name)
+static int
+route_denied(const uint64_t *bits, size_t i)
 {
-	size_t i;
+	return (int)((bits[i / 64] >> (i % 64)) & 1);
+}
 
-	for (i = 0; policy_operations[i].name; i++)
-		if (strcmp(policy_operations[i].name, name) == 0)
-			break;
-	if (policy_operations[i].name && !(p->denied_routes & (1u << i)))
+static void
+route_set(uint64_t *bits, size_t i, int deny)
+{
+	if (deny)
+		bits[i / 64] |= (uint64_t)1 << (i % 64);
+	else
+		bits[i / 64] &= ~((uint64_t)1 << (i % 64));
+}
+
+enum policy_route
+policy_route(const struct policy *p, const struct operation *op)
+{
+	if (op && op->index < operations_count && !route_denied(p->denied, op->index))
 		return POLICY_ROUTE_ALLOW;
 	return (p->shadow >> RULE_ROUTES) & 1 ? POLICY_ROUTE_SHADOW_DENY : POLICY_ROUTE_DENY;
 }
@@ -481,10 +493,43 @@ policy_max_upload_bytes(const struct policy *p)
 	return p->max_upload;
 }
 
+const struct operation *
+policy_route_operation(const char *key)
+{
+	size_t i;
+
+	for (i = 0; policy_operations[i].name; i++)
+		if (strcmp(policy_operations[i].name, key) == 0)
+			return operations_by_id(policy_operations[i].operation_id);
+	return operations_by_id(key);
+}
+
+/* "allow" is 0, "deny" 1, anything else -1. */
+static int
+route_value(const json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	if (s && strcmp(s, "deny") == 0)
+		return 1;
+	if (s && strcmp(s, "allow") == 0)
+		return 0;
+	return -1;
+}
+
+/*
+ * "routes": the default for every operation first ("default", or when
+ * there is none the built-in one: the Containers operations allowed, the
+ * rest of the API denied), then each operation named over it. Two names of
+ * one operation (a short name and its operationId) must agree.
+ */
 static void
 compile_routes(struct policy *p, const char *file, struct errlist *errs)
 {
-	const char *key;
+	const char *named[OPERATIONS_MAX] = {NULL}; /* the key that named operation i */
+	const struct operation *op;
+	const char *key, *near;
+	int deny;
 	json_t *v;
 	size_t i;
 	char at[96];
@@ -494,6 +539,16 @@ compile_routes(struct policy *p, const char *file, struct errlist *errs)
 		            "must be an object of operation: \"allow\" | \"deny\"");
 		return;
 	}
+	v = json_object_get(p->routes, "default");
+	deny = v ? route_value(v) : 1;
+	if (deny < 0)
+		errlist_add(errs, file, "routes.default", "must be \"allow\" or \"deny\"");
+	for (i = 0; i < operations_count; i++)
+		route_set(p->denied, i, deny != 0);
+	if (v == NULL)
+		for (i = 0; policy_operations[i].name; i++)
+			if ((op = operations_by_id(policy_operations[i].operation_id)) != NULL)
+				route_set(p->denied, op->index, 0);
 	json_object_foreach(p->routes, key, v)
 	{
 		snprintf(at, sizeof(at), "routes.%s", key);
@@ -504,23 +559,35 @@ compile_routes(struct policy *p, const char *file, struct errlist *errs)
 				errlist_add(errs, file, at, "must be \"enforce\" or \"shadow\"");
 			continue;
 		}
-		for (i = 0; policy_operations[i].name; i++)
-			if (strcmp(policy_operations[i].name, key) == 0 ||
-			    strcmp(policy_operations[i].operation_id, key) == 0)
-				break;
-		if (policy_operations[i].name == NULL) {
+		if (strcmp(key, "default") == 0 || strcmp(key, "$comment") == 0)
+			continue;
+		op = policy_route_operation(key);
+		if (op == NULL) {
+			near = operations_closest(key);
 			errlist_add(
 			        errs, file, at,
-			        "unknown operation; use one of containers.create, containers.list, "
-			        "containers.retrieve, containers.delete, files.create, files.list, "
-			        "files.retrieve, files.delete, files.content (or the spec's "
-			        "operationIds)");
+			        "unknown operation%s%s%s; a key is an operationId of the spec, a "
+			        "Containers short name (containers.create, containers.list, "
+			        "containers.retrieve, containers.delete, files.create, "
+			        "files.list, files.retrieve, files.delete, files.content), "
+			        "\"default\" or \"mode\"",
+			        near ? " (did you mean \"" : "", near ? near : "",
+			        near ? "\"?)" : "");
 			continue;
 		}
-		if (json_is_string(v) && strcmp(json_string_value(v), "deny") == 0)
-			p->denied_routes |= 1u << i;
-		else if (!json_is_string(v) || strcmp(json_string_value(v), "allow") != 0)
+		deny = route_value(v);
+		if (deny < 0) {
 			errlist_add(errs, file, at, "must be \"allow\" or \"deny\"");
+			continue;
+		}
+		if (named[op->index] && route_denied(p->denied, op->index) != deny) {
+			errlist_add(errs, file, at,
+			            "names %s, as routes.%s does, which says \"%s\"; say it once",
+			            op->id, named[op->index], deny ? "allow" : "deny");
+			continue;
+		}
+		named[op->index] = key;
+		route_set(p->denied, op->index, deny);
 	}
 }
 
@@ -709,6 +776,55 @@ policy_free(struct policy *p)
 	free(p);
 }
 
+/*
+ * Adds an error for every operation the tenant policy t allows and the
+ * organization's org denies: one for each key of t's routes that allows
+ * such an operation by name, and one for those its default lets through.
+ */
+static void
+check_routes_narrow(const struct policy *org, const struct policy *t, const char *file,
+                    const char *at, struct errlist *errs)
+{
+	uint64_t wider[OPERATIONS_MAX / 64], any = 0;
+	char where[256], some[256];
+	const struct operation *op;
+	const char *key;
+	size_t i, n = 0, o = 0;
+	json_t *v;
+
+	for (i = 0; i < OPERATIONS_MAX / 64; i++) {
+		wider[i] = org->denied[i] & ~t->denied[i];
+		any |= wider[i];
+	}
+	if (any == 0)
+		return;
+	json_object_foreach(t->routes, key, v)
+	{
+		op = policy_route_operation(key);
+		if (op == NULL || !route_denied(wider, op->index))
+			continue;
+		snprintf(where, sizeof(where), "%s.routes.%s", at, key);
+		errlist_add(errs, file, where, "allows %s, which the organization denies", op->id);
+		route_set(wider, op->index, 0);
+	}
+	some[0] = '\0';
+	for (i = 0; i < operations_count; i++) {
+		if (!route_denied(wider, i))
+			continue;
+		if (n++ < 4 && o < sizeof(some))
+			o += (size_t)snprintf(some + o, sizeof(some) - o, "%s%s", o ? ", " : "",
+			                      operations[i].id);
+	}
+	if (n == 0)
+		return;
+	v = json_object_get(t->routes, "default");
+	snprintf(where, sizeof(where), "%s.routes%s", at, v ? ".default" : "");
+	errlist_add(errs, file, where,
+	            "lets through %zu operation%s the organization denies (%s%s); deny them, "
+	            "or allow by name only what the organization allows",
+	            n, n == 1 ? "" : "s", some, n > 4 ? ", ..." : "");
+}
+
 static int
 strictness(enum policy_violation_mode m)
 {
@@ -779,8 +895,7 @@ policy_check_narrows(const struct policy *org, const struct policy *t, const cha
 	if (t->max_upload > org->max_upload)
 		WIDER("files.max_upload_bytes", "%lld is more than the organization's %lld",
 		      t->max_upload, org->max_upload);
-	if (org->denied_routes & ~t->denied_routes)
-		WIDER("routes", "allows an operation the organization denies");
+	check_routes_narrow(org, t, file, at, errs);
 	if (strictness(t->mode) < strictness(org->mode))
 		WIDER("on_upstream_violation", "\"%s\" is weaker than the organization's \"%s\"",
 		      t->on_violation, org->on_violation);

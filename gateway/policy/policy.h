@@ -51,9 +51,11 @@ int policy_apply_create(const struct policy *p, json_t *doc, struct policy_resul
 enum policy_violation_mode policy_violation_mode(const struct policy *p);
 
 /*
- * The operations the policy's "routes" can name: the SDK-style names
- * ("containers.create", "files.content") and the spec's operationIds
- * ("CreateContainer", "RetrieveContainerFileContent") are both accepted.
+ * The Containers operations by the short names the policy's "routes" has
+ * always taken ("containers.create", "files.content"), with their
+ * operationIds. Any operationId of the spec (policy/operations.h) is a key
+ * of "routes" too; these nine are also the ones a policy without
+ * "routes.default" allows.
  */
 struct policy_operation {
 	const char *name;
@@ -67,9 +69,17 @@ enum policy_route {
 	POLICY_ROUTE_SHADOW_DENY, /* denied, but routes are in shadow mode */
 };
 
-/* Whether the policy lets requests through to this operation (name as in
- * policy_operations). Routes are allowed unless the policy denies them. */
-enum policy_route policy_route(const struct policy *p, const char *name);
+struct operation;
+
+/* The operation a key of "routes" names: a short name above or an
+ * operationId; NULL for anything else ("default", "mode", unknown keys). */
+const struct operation *policy_route_operation(const char *key);
+
+/* Whether the policy lets requests through to op (one of the table's;
+ * NULL is denied): the operation's own entry in "routes", else
+ * "routes.default", else allowed only for the nine Containers operations.
+ * One bit test. */
+enum policy_route policy_route(const struct policy *p, const struct operation *op);
 
 /* The largest file upload allowed, in bytes. */
 long long policy_max_upload_bytes(const struct policy *p);

@@ -9,6 +9,7 @@
 #include "lib/conftable.h"
 #include "policy/domain.h"
 #include "policy/keys.h"
+#include "policy/operations.h"
 #include "policy/policy.h"
 #include "lib/secmem.h"
 
@@ -107,6 +108,36 @@ load_secret(struct tenant *t, const json_t *s, size_t i, const struct reader *rd
 	t->nsecrets++;
 }
 
+/*
+ * An operation has two names in "routes" (a Containers short name and its
+ * operationId). When the tenant names one the organization named the other
+ * way, the organization's key is dropped from the merged routes, so the
+ * tenant's overrides it as it would under the same name; the result is
+ * then held to be no wider like the rest.
+ */
+static void
+drop_renamed_routes(json_t *merged, const json_t *own)
+{
+	unsigned char named[OPERATIONS_MAX] = {0};
+	const struct operation *op;
+	const char *key;
+	json_t *v, *tmp;
+
+	if (!json_is_object(merged) || !json_is_object(own))
+		return;
+	json_object_foreach((json_t *)(uintptr_t)own, key, v)
+	{
+		if ((op = policy_route_operation(key)) != NULL)
+			named[op->index] = 1;
+	}
+	json_object_foreach_safe(merged, tmp, key, v)
+	{
+		op = policy_route_operation(key);
+		if (op && named[op->index] && json_object_get(own, key) == NULL)
+			json_object_del(merged, key);
+	}
+}
+
 static void
 load_tenant(struct tenant *t, const char *name, const json_t *doc, const json_t *org_doc,
             const struct policy *org, const struct reader *rd, const char *file,
@@ -160,6 +191,8 @@ load_tenant(struct tenant *t, const char *name, const json_t *doc, const json_t 
 		json_decref(merged);
 		return;
 	}
+	drop_renamed_routes(json_object_get(merged, "routes"),
+	                    json_object_get(t->policy_doc, "routes"));
 	{
 		const char *outer = errs->prefix;
 		char at[256];
