@@ -80,10 +80,12 @@ run: deps
 	$(MAKE) all
 	./$(BUILD)/gateway --config gateway.example.json
 
-# Unit tests, then integration tests against the real binary, first as
-# built and then under ASan+UBSan in build/san.
+# Unit tests, the deployment as shipped (tests/deploy/deploy.mk), then
+# integration tests against the real binary, first as built and then under
+# ASan+UBSan in build/san.
 test: deps
 	$(MAKE) map-check
+	$(MAKE) deploy-check
 	$(MAKE) test-run
 	$(MAKE) sanitize
 	$(MAKE) tsan
@@ -164,3 +166,4 @@ clean:
 -include tests/fuzz/fuzz.mk
 -include tests/soak/soak.mk
 -include tests/lint/lint.mk
+-include tests/deploy/deploy.mk
