@@ -80,11 +80,13 @@ run: deps
 	$(MAKE) all
 	./$(BUILD)/gateway --config gateway.example.json
 
-# Unit tests, then integration tests against the real binary, first as
-# built and then under ASan+UBSan in build/san.
+# Unit tests, the deployment as shipped (tests/deploy/deploy.mk), then
+# integration tests against the real binary, first as built and then under
+# ASan+UBSan in build/san.
 test: deps
 	$(MAKE) map-check
 	$(MAKE) spec-check
+	$(MAKE) deploy-check
 	$(MAKE) test-run
 	$(MAKE) sanitize
 	$(MAKE) tsan
@@ -128,13 +130,22 @@ format:
 format-check:
 	clang-format --dry-run -Werror gateway/*.[ch] gateway/*/*.[ch] tests/*.[ch] tests/stub/*.c
 
-# The binary, the default config (deploy/gateway.json) and the policies
-# under PREFIX, plus a systemd unit and the README; what the Dockerfile runs
-# with PREFIX=/opt/gateway. A config or policy already installed is kept.
+# The binary (stripped), the default config (deploy/gateway.json) and the
+# policies under PREFIX, the README, and a systemd unit where systemd looks
+# for it: /etc/systemd/system (the administrator's units), or
+# /usr/lib/systemd/system when PREFIX is /usr (a distribution's package);
+# SYSTEMD_UNIT_DIR overrides either. The Dockerfile runs it with
+# PREFIX=/opt/gateway. A config or policy already installed is kept.
+# DESTDIR is honoured. STRIP= installs the binary with its symbols and
+# debug information; STRIP=<tool> strips with another tool (a cross strip).
+STRIP ?= strip
+SYSTEMD_UNIT_DIR ?= $(if $(filter /usr /usr/,$(PREFIX)),/usr/lib/systemd/system,/etc/systemd/system)
+
 install: $(BUILD)/gateway
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/gateway/policies/examples \
-		$(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/doc/gateway
+		$(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(PREFIX)/share/doc/gateway
 	install -m 0755 $(BUILD)/gateway $(DESTDIR)$(PREFIX)/bin/gateway
+	$(if $(STRIP),$(STRIP) $(DESTDIR)$(PREFIX)/bin/gateway)
 	test -e $(DESTDIR)$(PREFIX)/etc/gateway/gateway.json || \
 		install -m 0644 deploy/gateway.json $(DESTDIR)$(PREFIX)/etc/gateway/gateway.json
 	for f in policies/*.json policies/examples/*.json; do \
@@ -142,8 +153,8 @@ install: $(BUILD)/gateway
 			install -m 0644 $$f $(DESTDIR)$(PREFIX)/etc/gateway/$$f || exit 1; \
 	done
 	sed 's|@PREFIX@|$(PREFIX)|g' deploy/systemd/gateway.service \
-		>$(DESTDIR)$(PREFIX)/lib/systemd/system/gateway.service
-	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/gateway.service
+		>$(DESTDIR)$(SYSTEMD_UNIT_DIR)/gateway.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/gateway.service
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/gateway/README.md
 
 # A development CA, server and client certificate in certs/ (keys git-ignored).
@@ -162,3 +173,4 @@ clean:
 -include tests/soak/soak.mk
 -include tests/lint/lint.mk
 -include tests/spec/spec.mk
+-include tests/deploy/deploy.mk

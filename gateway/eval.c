@@ -16,7 +16,24 @@
 #include "lib/secmem.h"
 #include "policy/tenant.h"
 
-static const char usage[] = "usage: gateway eval --config FILE [--tenant NAME] < body.json\n";
+static const char usage[] =
+        "usage: gateway eval --config FILE [--tenant NAME] < body.json\n"
+        "Exit status: 0 allow; 1 deny or invalid (the gateway would refuse the body);\n"
+        "2 no decision (a usage error, an unknown tenant, a config or policy that\n"
+        "does not load); 3 shadow_deny (forwarded now, refused once enforced).\n";
+
+/* The exit status of a decision, for a CI job to gate on: a refusal is 1,
+ * a would-be refusal in shadow mode 3, so that a job may fail on either or
+ * only on the first; 2 stays for "could not decide". */
+static int
+exit_status(const char *decision)
+{
+	if (decision && strcmp(decision, "allow") == 0)
+		return 0;
+	if (decision && strcmp(decision, "shadow_deny") == 0)
+		return 3;
+	return 1;
+}
 
 static json_t *
 error_json(const struct err *e, const char *effect)
@@ -173,7 +190,7 @@ eval_main(int argc, char **argv)
 		decide(t ? tenant_policy(t) : policyset_org(p), t, doc, out);
 	}
 	print(out);
-	rc = 0;
+	rc = exit_status(json_string_value(json_object_get(out, "decision")));
 	goto out;
 usage:
 	fputs(usage, stderr);
@@ -182,6 +199,7 @@ usage:
 fail:
 	for (i = 0; i < errs.n; i++)
 		fprintf(stderr, "%s\n", errs.msg[i]);
+	rc = 2;
 out:
 	json_decref(doc);
 	json_decref(out);

@@ -33,7 +33,8 @@ static const char help[] =
         "  --help         print this help and exit\n"
         "\n"
         "Exit status: 0 on success, 1 when the configuration is invalid or the\n"
-        "gateway cannot start, 2 for a usage error.\n";
+        "gateway cannot start, 2 for a usage error. eval: 0 allow, 1 deny or\n"
+        "invalid, 2 no decision (usage, unknown tenant, bad config), 3 shadow_deny.\n";
 
 static void
 print_errors(const struct errlist *errs)

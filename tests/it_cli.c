@@ -177,3 +177,94 @@ Test(it_cli, hash_key_prints_the_sha256_of_stdin)
 	                 "f3abf2a6cc4f00987743db5f544ba345b4899ae31f326d8ee9c4816de153c9e0\n");
 	cr_expect_eq(run("hash-args", (const char *[]){"hash-key", "extra", NULL}, &p), 2);
 }
+
+/* `gateway eval` on body, with args (NULL-terminated, after "eval"); the
+ * exit status, with the process in *out. */
+static int
+eval_status(const char *name, const char *const *args, const char *body, struct hx_proc **out)
+{
+	char bin[4096];
+	const char *argv[4], *cmd;
+	size_t i;
+
+	cr_assert_not_null(realpath(hx_gw_bin(), bin));
+	hx_write_file(hx_path(hx_fmt("%s.body", name)), body);
+	cmd = hx_fmt("%s eval", bin);
+	for (i = 0; args[i]; i++)
+		cmd = hx_fmt("%s '%s'", cmd, args[i]);
+	argv[0] = "/bin/sh";
+	argv[1] = "-c";
+	argv[2] = hx_fmt("%s < %s", cmd, hx_path(hx_fmt("%s.body", name)));
+	argv[3] = NULL;
+	*out = hx_proc_start(name, argv);
+	return hx_proc_wait(*out, 10000);
+}
+
+/* What a CI job gates on: 0 allow, 1 a refusal (deny or invalid), 2 no
+ * decision, 3 a refusal in shadow mode. */
+Test(it_cli, eval_exit_status_tells_the_decision)
+{
+	static const struct {
+		const char *name, *config, *tenant, *body, *decision;
+		int status;
+	} cases[] = {
+	        {"allow", "enforce.json", NULL, "{\"name\":\"a\"}", "allow", 0},
+	        {"deny", "enforce.json", NULL, "{\"name\":\"a\",\"memory_limit\":\"64g\"}", "deny",
+	         1},
+	        {"tenant-deny", "enforce.json", "small", "{\"name\":\"a\",\"memory_limit\":\"4g\"}",
+	         "deny", 1},
+	        {"invalid", "enforce.json", NULL, "{\"name\":1}", "invalid", 1},
+	        {"not-json", "enforce.json", NULL, "{\"name\":", "invalid", 1},
+	        {"shadow", "shadow.json", NULL, "{\"name\":\"a\",\"memory_limit\":\"4g\"}",
+	         "shadow_deny", 3},
+	        {"shadow-allow", "shadow.json", NULL, "{\"name\":\"a\"}", "allow", 0},
+	};
+	struct hx_proc *p;
+	size_t i;
+
+	hx_write_file(hx_path("enforce-policy.json"),
+	              hx_fmt("{\"memory_limit\":{\"max\":\"4g\"},\"tenants\":{\"small\":{"
+	                     "\"api_keys_sha256\":[\"%s\"],\"policy\":{\"memory_limit\":{"
+	                     "\"max\":\"1g\"}}}}}",
+	                     hx_key_digest("sk-small")));
+	hx_write_file(hx_path("shadow-policy.json"),
+	              "{\"memory_limit\":{\"max\":\"1g\",\"mode\":\"shadow\"}}");
+	hx_write_file(hx_path("enforce.json"), "{\"policy_file\":\"enforce-policy.json\"}");
+	hx_write_file(hx_path("shadow.json"), "{\"policy_file\":\"shadow-policy.json\"}");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *args[5] = {"--config", hx_path(cases[i].config), NULL, NULL, NULL};
+		json_t *out;
+
+		if (cases[i].tenant) {
+			args[2] = "--tenant";
+			args[3] = cases[i].tenant;
+		}
+		cr_expect_eq(eval_status(cases[i].name, args, cases[i].body, &p), cases[i].status,
+		             "%s: %s", cases[i].name, hx_read_file(p->err_path, NULL));
+		out = hx_json(hx_read_file(p->out_path, NULL));
+		cr_expect_str_eq(hx_str(out, "decision"), cases[i].decision, "%s", cases[i].name);
+	}
+
+	/* No decision: 2, and nothing on standard output. */
+	cr_expect_eq(eval_status("no-tenant",
+	                         (const char *[]){"--config", hx_path("enforce.json"), "--tenant",
+	                                          "nobody", NULL},
+	                         "{\"name\":\"a\"}", &p),
+	             2);
+	cr_expect_not_null(strstr(hx_read_file(p->err_path, NULL), "no tenant named nobody"));
+	cr_expect_eq(eval_status("no-config",
+	                         (const char *[]){"--config", hx_path("none.json"), NULL},
+	                         "{\"name\":\"a\"}", &p),
+	             2);
+	hx_write_file(hx_path("bad-policy.json"), "{\"memory_limit\":{\"max\":\"3g\"}}");
+	hx_write_file(hx_path("bad.json"), "{\"policy_file\":\"bad-policy.json\"}");
+	cr_expect_eq(eval_status("bad-policy",
+	                         (const char *[]){"--config", hx_path("bad.json"), NULL},
+	                         "{\"name\":\"a\"}", &p),
+	             2);
+	cr_expect_not_null(strstr(hx_read_file(p->err_path, NULL), "memory_limit.max"));
+	cr_expect_eq(eval_status("usage", (const char *[]){"--nope", NULL}, "{}", &p), 2);
+	cr_expect_not_null(strstr(hx_read_file(p->err_path, NULL), "Exit status: 0 allow"));
+	cr_expect_eq(eval_status("usage2", (const char *[]){NULL}, "{}", &p), 2);
+	cr_expect_str_eq(hx_read_file(p->out_path, NULL), "");
+}

@@ -570,9 +570,10 @@ Test(it_tenants, shadow_mode_forwards_and_audits_what_it_would_deny)
 	cr_expect_str_eq(hx_str(json_array_get(recs, 1), "code"), "route_denied");
 }
 
-/* Runs `gateway eval` on a body; returns its stdout parsed. */
+/* Runs `gateway eval` on a body; returns its stdout parsed. status is the
+ * exit status expected (0 allow, 1 deny or invalid, 3 shadow_deny). */
 static json_t *
-eval(const struct hx_gw *gw, const char *tenant, const char *body)
+eval(const struct hx_gw *gw, const char *tenant, const char *body, int status)
 {
 	char bin[4096];
 	const char *argv[4];
@@ -588,7 +589,7 @@ eval(const struct hx_gw *gw, const char *tenant, const char *body)
 	static int n;
 
 	p = hx_proc_start(hx_fmt("eval%d", n++), argv);
-	cr_assert_eq(hx_proc_wait(p, 10000), 0, "%s", hx_read_file(p->err_path, NULL));
+	cr_assert_eq(hx_proc_wait(p, 10000), status, "%s", hx_read_file(p->err_path, NULL));
 	return hx_json(hx_read_file(p->out_path, NULL));
 }
 
@@ -599,13 +600,14 @@ Test(it_tenants, eval_decides_without_the_upstream)
 
 	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
 	gw = hx_gw_prepare(org_policy(NULL), NULL);
-	out = eval(gw, "interns", "{\"name\":\"e\",\"memory_limit\":\"4g\"}");
+	out = eval(gw, "interns", "{\"name\":\"e\",\"memory_limit\":\"4g\"}", 1);
 	cr_expect_str_eq(hx_str(out, "decision"), "deny");
 	cr_expect_str_eq(hx_str(json_array_get(json_object_get(out, "rules"), 0), "code"),
 	                 "memory_limit_exceeded");
 	out = eval(gw, "data-team",
 	           "{\"name\":\"e\",\"network_policy\":{\"type\":\"allowlist\","
-	           "\"allowed_domains\":[\"API.buildkite.com\"]}}");
+	           "\"allowed_domains\":[\"API.buildkite.com\"]}}",
+	           0);
 	cr_expect_str_eq(hx_str(out, "decision"), "allow");
 	np = json_object_get(json_object_get(out, "forwarded"), "network_policy");
 	cr_expect_str_eq(
@@ -613,7 +615,7 @@ Test(it_tenants, eval_decides_without_the_upstream)
 	        "api.buildkite.com");
 	cr_expect_str_eq(hx_str(json_array_get(json_object_get(np, "domain_secrets"), 0), "value"),
 	                 "[REDACTED]");
-	out = eval(gw, NULL, "{\"name\":1}");
+	out = eval(gw, NULL, "{\"name\":1}", 1);
 	cr_expect_str_eq(hx_str(out, "decision"), "invalid");
 	cr_expect(!hx_file_contains(hx_path("eval1.stdout"), BK_SECRET));
 	cr_expect_eq(json_array_size(hx_stub_requests()), 0);
