@@ -31,12 +31,15 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
       libevent-2.1-7 libevent-openssl-2.1-7 libjansson4 libcurl4 libssl3 libhiredis0.14 \
+      libsqlite3-0 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 gateway \
  && useradd --system --uid 10001 --gid gateway --no-create-home \
-      --home-dir /nonexistent --shell /usr/sbin/nologin gateway
+      --home-dir /nonexistent --shell /usr/sbin/nologin gateway \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/gateway
 COPY --from=build /opt/gateway /opt/gateway
-VOLUME ["/opt/gateway/etc/gateway"]
+# store.path: ownership and live containers kept across restarts.
+VOLUME ["/opt/gateway/etc/gateway", "/var/lib/gateway"]
 USER 10001:10001
 EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
