@@ -321,9 +321,14 @@ Test(it_routes, upload_checks_and_limits)
 	cr_expect_eq(json_array_size(hx_audit_wait(gw, 5, 5000)), 5);
 }
 
-Test(it_routes, unknown_paths_pass_through_only_when_configured)
+/* Every operation of the API goes through, when the policy's routes allow
+ * it: forwarded as it came, its answer relayed, audited under its
+ * operationId. Without routes.default the built-in policy allows only the
+ * Containers operations. A path the API does not have is 404, and the
+ * path checks hold for every operation. */
+Test(it_routes, every_operation_of_the_api_is_served_under_the_routes_policy)
 {
-	struct hx_gw *gw = hx_gw_start(NULL, "{\"routes\":{\"passthrough_unknown\":true}}");
+	struct hx_gw *gw = hx_gw_start("{\"routes\":{\"default\":\"allow\"}}", NULL);
 	struct hx_resp *r;
 	json_t *up, *rec;
 
@@ -335,9 +340,10 @@ Test(it_routes, unknown_paths_pass_through_only_when_configured)
 	cr_expect_str_eq(hx_str(json_object_get(up, "headers"), "authorization"),
 	                 "Bearer sk-routes-KEY-4411");
 	rec = json_array_get(hx_audit_wait(gw, 1, 5000), 0);
-	cr_expect_str_eq(hx_str(rec, "operation"), "Passthrough");
+	cr_expect_str_eq(hx_str(rec, "operation"), "listModels");
 	cr_expect_eq(json_integer_value(json_object_get(rec, "upstream_status")), 404);
-	/* The path checks still hold for what passes through. */
+	expect_code(call(gw, "GET", "/v1/no-such-thing"), 404, "not_found", NULL);
+	expect_code(call(gw, "PUT", "/v1/models"), 405, "method_not_allowed", NULL);
 	{
 		/* Sent raw: curl would resolve the dot segment itself. */
 		const char *req = "GET /v1/models/../containers HTTP/1.1\r\nHost: x\r\n"
@@ -349,21 +355,39 @@ Test(it_routes, unknown_paths_pass_through_only_when_configured)
 		cr_expect_eq(strncmp(out, "HTTP/1.1 400", 12), 0, "%s", out);
 	}
 	cr_expect_eq(json_array_size(hx_stub_requests()), 1);
+	hx_gw_stop(gw);
+
+	gw = hx_gw_start(NULL, NULL);
+	expect_code(call(gw, "GET", "/v1/models"), 403, "route_denied", NULL);
+	cr_expect_eq(call(gw, "GET", "/v1/containers")->status, 200);
 }
 
-/* Passing unknown paths through never skips authentication: in
- * gateway_keys mode a request without a tenant's key is 401 there too, and
- * nothing is forwarded with the organization's key. */
-Test(it_routes, passthrough_still_needs_a_tenants_key)
+/* routes.passthrough_unknown is retired: refused at start, pointing to
+ * the policy's routes. */
+Test(it_routes, passthrough_unknown_is_refused_with_a_pointer_to_routes_default)
+{
+	struct hx_gw *gw = hx_gw_prepare(NULL, "{\"routes\":{\"passthrough_unknown\":true}}");
+	const char *argv[] = {hx_gw_bin(), "--config", gw->config_path, "--check", NULL};
+	struct hx_proc *p = hx_proc_start("check", argv);
+
+	cr_expect_eq(hx_proc_wait(p, 10000), 1);
+	cr_expect(hx_file_contains(p->err_path, "routes.passthrough_unknown"));
+	cr_expect(hx_file_contains(p->err_path, "routes.default"));
+}
+
+/* No operation bypasses authentication: in gateway_keys mode a request to
+ * any operation without a tenant's key is 401, and nothing is forwarded
+ * with the organization's key. */
+Test(it_routes, every_operation_needs_a_tenants_key_in_gateway_keys_mode)
 {
 	struct hx_gw *gw;
 	struct hx_resp *r;
 
 	setenv("GW_TEST_ORG_KEY", "sk-org-KEY-9921", 1);
-	gw = hx_gw_start(hx_fmt("{\"tenants\":{\"t\":{\"api_keys_sha256\":[\"%s\"]}}}",
+	gw = hx_gw_start(hx_fmt("{\"routes\":{\"default\":\"allow\"},"
+	                        "\"tenants\":{\"t\":{\"api_keys_sha256\":[\"%s\"]}}}",
 	                        hx_key_digest("sk-tenant-KEY-1")),
-	                 "{\"routes\":{\"passthrough_unknown\":true},"
-	                 "\"auth\":{\"mode\":\"gateway_keys\"},"
+	                 "{\"auth\":{\"mode\":\"gateway_keys\"},"
 	                 "\"upstream\":{\"api_key_env\":\"GW_TEST_ORG_KEY\"}}");
 	r = hx_http("GET", hx_gw_url(gw, "/v1/models"), NULL, NULL, 0);
 	cr_expect_eq(r->status, 401, "%ld %s", r->status, r->body);

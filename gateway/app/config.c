@@ -276,6 +276,12 @@ config_load(const char *path, struct errlist *errs)
 		        "auth.mode \"gateway_keys\" needs exactly one of upstream.api_key_env and "
 		        "upstream.api_key_file: the key the gateway sends upstream");
 
+	/* Every operation is served now, each under the policy's routes. */
+	if (conftable_has(doc, "routes.passthrough_unknown"))
+		errlist_add(errs, path, "routes.passthrough_unknown",
+		            "is retired: the gateway serves every operation of the API now, each "
+		            "authenticated and audited; allow or deny them in the policy's routes "
+		            "(routes.default \"allow\" serves the whole API)");
 	check_upstream_id(c->upstream_organization, path, "upstream.organization", errs);
 	check_upstream_id(c->upstream_project, path, "upstream.project", errs);
 

@@ -1,5 +1,6 @@
 #include "app/front.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,8 @@
 #include "policy/schema.h"
 #include "policy/tenant.h"
 
-#define MAX_SEGMENTS 8
+#define MAX_SEGMENTS 9 /* "v1" and OPERATIONS_MAX_SEGMENTS */
+#define PARAM_MAX    256
 #define BEARER_MAX   900
 
 static const char *const orders[] = {"asc", "desc", NULL};
@@ -93,20 +95,44 @@ static const struct route routes[] = {
         {NULL},
 };
 
-/* Paths under /v1 that no route knows, when the config lets them through:
- * forwarded as they came, answers relayed unchecked, still audited. */
-static const struct route passthrough = {
-        "passthrough", "Passthrough",       "*", "/v1/*", FRONT_BODY_JSON,
-        no_query,      transfer_relay_steps};
+/* Every other operation of the API: relayed as it came (transfer.c). */
+static const struct route relayed = {
+        NULL, NULL, NULL, NULL, FRONT_BODY_UPLOAD, NULL, transfer_relay_steps};
+
+/* routes[] by the index of their operation in operations[] (operations.h),
+ * made once. */
+static const struct route *by_operation[OPERATIONS_MAX];
+static pthread_once_t by_operation_once = PTHREAD_ONCE_INIT;
+
+static void
+index_routes(void)
+{
+	const struct operation *op;
+	const struct route *rt;
+
+	for (rt = routes; rt->name; rt++)
+		if ((op = operations_by_id(rt->operation)) != NULL)
+			by_operation[op->index] = rt;
+}
+
+/* The gateway's own pipeline for op, or NULL when op is relayed. */
+static const struct route *
+own_route(const struct operation *op)
+{
+	pthread_once(&by_operation_once, index_routes);
+	return by_operation[op->index];
+}
 
 /* What a 2xx answer to the route must be. */
 static void
 expect(struct request *r, const struct route *rt)
 {
 	struct check_expect *x = &r->expect;
-	int is_file = strncmp(rt->name, "files.", 6) == 0;
+	int is_file = rt->name && strncmp(rt->name, "files.", 6) == 0;
 
 	memset(x, 0, sizeof(*x));
+	if (rt->name == NULL)
+		return; /* relayed: not checked */
 	x->schema = rt->answer;
 	x->list = rt->list;
 	/* A retrieve or delete answers about the very object in the path. */
@@ -118,13 +144,14 @@ expect(struct request *r, const struct route *rt)
 		x->container_id = r->container_id;
 }
 
-/* The request is on rt from now on. */
+/* The request is on rt, the gateway's route for op, from now on. */
 static void
-set_route(struct request *r, const struct route *rt)
+set_route(struct request *r, const struct route *rt, const struct operation *op)
 {
 	r->route = rt;
-	r->operation = rt->operation;
-	r->route_name = rt->name;
+	r->spec = op;
+	r->operation = op->id;
+	r->route_name = rt->name ? rt->name : op->id;
 	r->steps = rt->steps;
 	expect(r, rt);
 }
@@ -190,62 +217,65 @@ split(const char *path, struct segments *seg, const char **why)
 	}
 }
 
-/* Whether seg fits pattern; identifiers are captured into r. *bad names
- * the identifier that had the right place but not the right form. */
+/* Identifiers of other operations (models, vector stores, files...): what
+ * the upstream issues, which may also hold '.' and ':' ("ft:gpt-4o:..."). */
 static int
-match(const char *pattern, const struct segments *seg, struct request *r, const char **bad)
+param_ok(const char *s, size_t n)
 {
-	struct segments pat;
-	const char *why;
 	size_t i;
 
-	if (split(pattern, &pat, &why) < 0 || pat.n != seg->n)
+	if (n == 0 || n > PARAM_MAX)
 		return 0;
-	*bad = NULL;
-	for (i = 0; i < pat.n; i++) {
-		if (pat.s[i][0] == '{') {
-			int is_file = strncmp(pat.s[i], "{file_id}", 9) == 0;
-			char *dst = is_file ? r->file_id : r->container_id;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
 
-			if (!id_ok(seg->s[i], seg->len[i])) {
-				*bad = is_file ? "file_id" : "container_id";
-				continue;
-			}
-			memcpy(dst, seg->s[i], seg->len[i]);
-			dst[seg->len[i]] = '\0';
-		} else if (pat.len[i] != seg->len[i] ||
-		           memcmp(pat.s[i], seg->s[i], pat.len[i]) != 0) {
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.' || c == ':'))
 			return 0;
-		}
 	}
 	return 1;
 }
 
-/* The upstream's path: the route's pattern below /v1 with the checked
- * identifiers, and the rebuilt query. */
-static int
-upstream_path(struct request *r, const char *query, char *buf, size_t n)
+/* Checks and keeps the path's parameters: a container's and a file's id
+ * in r, as the gateway's own routes read them. Returns the name of one
+ * that is not of a safe form, or NULL. */
+static const char *
+take_params(struct request *r, const struct operations_match *m)
 {
-	char *o = buf, *end = buf + n;
-	const char *p = r->route->pattern + 3; /* past "/v1" */
-	int k;
+	size_t i;
 
-	while (*p && o < end - 1) {
-		if (*p == '{') {
-			const char *id =
-			        strncmp(p, "{file_id}", 9) == 0 ? r->file_id : r->container_id;
+	for (i = 0; i < m->nparams; i++) {
+		const struct operations_param *p = &m->params[i];
+		char *dst = strcmp(p->name, "container_id") == 0 ? r->container_id
+		            : strcmp(p->name, "file_id") == 0    ? r->file_id
+		                                                 : NULL;
 
-			k = snprintf(o, (size_t)(end - o), "%s", id);
-			o += k > 0 ? k : 0;
-			p = strchr(p, '}') + 1;
-		} else {
-			*o++ = *p++;
+		if (dst ? !id_ok(p->value, p->len) : !param_ok(p->value, p->len))
+			return p->name;
+		if (dst) {
+			memcpy(dst, p->value, p->len);
+			dst[p->len] = '\0';
 		}
 	}
-	if (o >= end - 1)
-		return -1;
-	*o = '\0';
-	if (*query && snprintf(o, (size_t)(end - o), "?%s", query) >= end - o)
+	return NULL;
+}
+
+/* The upstream's path: the request's own below /v1 (checked segment by
+ * segment), and the query: rebuilt from checked values for the gateway's
+ * own routes, as it came for the others. */
+static int
+upstream_path(const struct segments *seg, const char *query, char *buf, size_t n)
+{
+	size_t i, o = 0;
+	int k;
+
+	for (i = 1; i < seg->n; i++) {
+		k = snprintf(buf + o, n - o, "/%.*s", (int)seg->len[i], seg->s[i]);
+		if (k < 0 || (size_t)k >= n - o)
+			return -1;
+		o += (size_t)k;
+	}
+	if (query && *query && (size_t)snprintf(buf + o, n - o, "?%s", query) >= n - o)
 		return -1;
 	return 0;
 }
@@ -394,116 +424,139 @@ capacity(struct request *r)
 	return 0;
 }
 
-/* The route for the request's method and path, with its identifiers
- * captured, or NULL with r refused. */
-static const struct route *
-find_route(struct request *r)
+/* Whether the query names a parameter exactly (name=value among '&'). */
+static int
+query_has(const char *query, const char *pair)
 {
-	const struct route *rt, *path_match = NULL;
-	const struct conn_req *http = r->http;
-	struct segments seg;
-	const char *why, *bad = NULL;
-	char allowed[64] = "";
-	size_t o = 0;
+	size_t n = strlen(pair);
+	const char *p = query;
 
-	if (split(http->path, &seg, &why) < 0) {
+	while (p && *p) {
+		if (strncmp(p, pair, n) == 0 && (p[n] == '&' || p[n] == '\0'))
+			return 1;
+		p = strchr(p, '&');
+		if (p)
+			p++;
+	}
+	return 0;
+}
+
+/* The operation for the request's method and path, with its parameters
+ * checked and kept; NULL with r refused (404, 405, 400). */
+static const struct operation *
+find_operation(struct request *r, struct segments *seg)
+{
+	const struct conn_req *http = r->http;
+	struct operations_match m;
+	const char *why, *bad;
+	char allowed[96];
+
+	if (split(http->path, seg, &why) < 0) {
 		refuse(r, 400, ERR_INVALID, "invalid_path", NULL,
 		       "%s; send the path exactly as documented", why);
 		return NULL;
 	}
-	for (rt = routes; rt->name; rt++) {
-		if (!match(rt->pattern, &seg, r, &bad))
-			continue;
-		if (strcmp(rt->method, http->method) == 0) {
-			path_match = rt;
-			break;
-		}
-		if (path_match == NULL)
-			path_match = rt;
-		o += (size_t)snprintf(allowed + o, sizeof(allowed) - o, "%s%s", o ? ", " : "",
-		                      rt->method);
-	}
-	if (path_match == NULL && r->cfg->passthrough_unknown &&
-	    strncmp(http->path, "/v1/", 4) == 0)
-		return &passthrough;
-	if (path_match == NULL) {
+	if (seg->len[0] != 2 || memcmp(seg->s[0], "v1", 2) != 0) {
 		refuse(r, 404, ERR_INVALID, "not_found", NULL, "no such route: %s %s", http->method,
 		       http->path);
 		return NULL;
 	}
-	if (strcmp(path_match->method, http->method) != 0) {
+	switch (operations_match(http->method, seg->s + 1, seg->len + 1, seg->n - 1, &m)) {
+	case OPERATIONS_NO_PATH:
+		refuse(r, 404, ERR_INVALID, "not_found", NULL, "no such route: %s %s", http->method,
+		       http->path);
+		return NULL;
+	case OPERATIONS_NO_METHOD:
 		refuse(r, 405, ERR_INVALID, "method_not_allowed", NULL,
-		       "%s is not allowed on %s; allowed: %s", http->method, http->path, allowed);
+		       "%s is not allowed on %s; allowed: %s", http->method, http->path,
+		       operations_methods_text(m.allowed, allowed, sizeof(allowed)));
 		return NULL;
+	default:
+		break;
 	}
-	if (bad) {
-		set_route(r, path_match);
+	/* "?beta=true" is an operation of its own, with its own name. */
+	if (m.op->variant >= 0 && operation_variant(m.op)->query &&
+	    query_has(http->query, operation_variant(m.op)->query))
+		m.op = operation_variant(m.op);
+	if ((bad = take_params(r, &m)) != NULL) {
+		set_route(r, own_route(m.op) ? own_route(m.op) : &relayed, m.op);
 		refuse(r, 400, ERR_INVALID, "invalid_path_parameter", bad,
-		       "%s in the path must be 1 to %d letters, digits, '_' or '-'", bad,
-		       REQUEST_ID_MAX);
+		       "%s in the path must be 1 to %d letters, digits, '_' or '-'%s", bad,
+		       own_route(m.op) || strcmp(bad, "container_id") == 0 ||
+		                       strcmp(bad, "file_id") == 0
+		               ? REQUEST_ID_MAX
+		               : PARAM_MAX,
+		       own_route(m.op) ? "" : " (and '.' or ':')");
 		return NULL;
 	}
-	return path_match;
+	return m.op;
 }
 
-/* Unknown paths passed through go up as they came, unchecked, but never
- * unauthenticated. */
+/* How a relayed operation's body is read: JSON whole (to the body limit),
+ * anything else (a file, audio, a multipart upload) passed on as it
+ * arrives, to the policy's upload limit. */
 static int
-route_passthrough(struct request *r)
+relayed_body(struct request *r)
 {
-	const struct conn_req *http = r->http;
-	char up[REQUEST_PATH_MAX];
+	size_t len;
+	const char *ct = httpmsg_header(&r->http->head, "Content-Type", &len);
 
-	if (authenticate(r) < 0)
-		return CONN_ANSWERED;
-	if (snprintf(up, sizeof(up), "%s%s%s", http->path + 3, http->query ? "?" : "",
-	             http->query ? http->query : "") >= (int)sizeof(up)) {
-		refuse(r, 414, ERR_INVALID, "uri_too_long", NULL, "the request path is too long");
-		return CONN_ANSWERED;
-	}
-	return keep_upstream_path(r, up) < 0 ? CONN_ANSWERED : CONN_BODY_BUFFER;
+	if (ct == NULL || (len >= 16 && strncasecmp(ct, "application/json", 16) == 0 &&
+	                   (len == 16 || ct[16] == ';' || ct[16] == ' ')))
+		return CONN_BODY_BUFFER;
+	r->http->body_limit = (uint64_t)policy_max_upload_bytes(r->policy);
+	return CONN_BODY_STREAM;
 }
 
-/* The head of a request is in: its route, who is asking, whether the
+/* The head of a request is in: its operation, who is asking, whether the
  * policy lets them use it, its query, and how its body is to be read.
  * Returns a conn_body, or CONN_ANSWERED once refused. */
 static int
 route(struct request *r)
 {
+	const struct operation *op;
 	const struct route *rt;
+	struct segments seg;
 	char query[1024], up[REQUEST_PATH_MAX];
+	const char *q = r->http->query;
 
-	if (capacity(r) < 0 || (rt = find_route(r)) == NULL)
+	if (capacity(r) < 0 || (op = find_operation(r, &seg)) == NULL)
 		return CONN_ANSWERED;
-	set_route(r, rt);
-	if (rt == &passthrough)
-		return route_passthrough(r);
+	rt = own_route(op);
+	set_route(r, rt ? rt : &relayed, op);
 	if (authenticate(r) < 0)
 		return CONN_ANSWERED;
-	switch (policy_route(r->policy, operations_by_id(rt->operation))) {
+	switch (policy_route(r->policy, op)) {
 	case POLICY_ROUTE_ALLOW:
 		break;
 	case POLICY_ROUTE_SHADOW_DENY:
 		err_set(&r->shadow, 403, ERR_POLICY, "route_denied", NULL,
-		        "%s would be denied by the policy's routes", rt->name);
+		        "%s would be denied by the policy's routes", r->route_name);
 		break;
 	default:
 		refuse(r, 403, ERR_POLICY, "route_denied", NULL,
-		       "%s (%s %s) is not allowed by this organization's policy", rt->name,
-		       rt->method, rt->pattern);
+		       "%s (%s /v1%s) is not allowed by this organization's policy", r->route_name,
+		       operation_method_name(op->method), op->path);
 		return CONN_ANSWERED;
 	}
-	err_clear(&r->error);
-	if (query_check(r->http->query, rt->query, query, sizeof(query), &r->error) < 0) {
-		pipeline_fail(r, &r->error);
-		return CONN_ANSWERED;
+	/* The gateway's own routes take the query parameters they know, and
+	 * send upstream what they checked; the others pass it as it came. */
+	if (rt) {
+		err_clear(&r->error);
+		if (query_check(q, rt->query, query, sizeof(query), &r->error) < 0) {
+			pipeline_fail(r, &r->error);
+			return CONN_ANSWERED;
+		}
+		q = query;
 	}
-	if (upstream_path(r, query, up, sizeof(up)) < 0) {
+	if (upstream_path(&seg, q, up, sizeof(up)) < 0) {
 		refuse(r, 414, ERR_INVALID, "uri_too_long", NULL, "the request path is too long");
 		return CONN_ANSWERED;
 	}
 	if (keep_upstream_path(r, up) < 0)
 		return CONN_ANSWERED;
+	if (rt == NULL)
+		return relayed_body(r);
 	if (rt->body == FRONT_BODY_UPLOAD)
 		return upload_body(r);
 	return rt->body == FRONT_BODY_JSON ? CONN_BODY_BUFFER : CONN_BODY_NONE;

@@ -27,6 +27,7 @@ struct config;
 struct conn_req;
 struct context;
 struct policy;
+struct operation;
 struct route;
 struct snapshot;
 struct step;
@@ -73,9 +74,10 @@ struct request {
 	 * it (pointing into the head; NULL when none): what goes upstream is
 	 * built from it, never from the client's spelling. */
 	const struct route *route;
-	const char *operation;      /* the spec's operationId; NULL: no route */
-	const char *route_name;     /* as the policy's "routes" names it */
-	struct check_expect expect; /* what a 2xx answer must be */
+	const struct operation *spec; /* the spec's operation (operations.h) */
+	const char *operation;        /* the spec's operationId; NULL: no route */
+	const char *route_name;       /* as the policy's "routes" names it */
+	struct check_expect expect;   /* what a 2xx answer must be */
 	const struct tenant *tenant;
 	const struct policy *policy;
 	const char *bearer;
