@@ -22,6 +22,7 @@
  *   redact       {"network_policy"}: redact_network_policy_keyed
  *   audit        {"network_policy"}: one audit_write to AUDITFILE of a
  *                record carrying it, redacted beforehand
+ *   tools        {"policy", "request"}: tools_apply on a Responses body
  *   inject       {"policy", "tenant", "request"}: tenant_inject_secrets
  *                (value_env secrets read PROBE_SECRET, set here)
  *   policy_load  a policy document: policy_new
@@ -48,6 +49,7 @@
 #include "policy/policyset.h"
 #include "policy/schema.h"
 #include "policy/tenant.h"
+#include "policy/tools.h"
 
 #define FEED_CHUNK (16 * 1024)
 
@@ -148,6 +150,14 @@ probe_stage(struct probe *pr)
 			snprintf(pr->verdict, sizeof(pr->verdict), "allow");
 		else
 			verdict_err(pr, "deny", &r.err);
+	} else if (strcmp(pr->stage, "tools") == 0) {
+		struct tools_result tr;
+
+		if (tools_apply(pr->policy, pr->input, &tr) == 0)
+			snprintf(pr->verdict, sizeof(pr->verdict), "allow %zu", tr.n);
+		else
+			verdict_err(pr, "deny", &tr.decision.err);
+		tools_result_release(&tr);
 	} else if (strcmp(pr->stage, "create") == 0) {
 		v = jsondoc_parse(pr->text, pr->text_len, &e);
 		if (v == NULL || schema_check(&schema_create_container_body, v, &e) < 0) {
@@ -249,7 +259,8 @@ prepare(struct probe *pr, const char *auditfile)
 		pr->input = pr->doc;
 		return;
 	}
-	if (strcmp(s, "policy") == 0 || strcmp(s, "create") == 0 || strcmp(s, "inject") == 0) {
+	if (strcmp(s, "policy") == 0 || strcmp(s, "create") == 0 || strcmp(s, "inject") == 0 ||
+	    strcmp(s, "tools") == 0) {
 		pr->policies = compile(json_object_get(pr->doc, "policy"));
 		pr->policy = policyset_org(pr->policies);
 		pr->input = json_object_get(pr->doc, "request");

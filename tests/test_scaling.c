@@ -184,6 +184,53 @@ gen_policy_skills(FILE *f, size_t n)
 	fputs("}}", f);
 }
 
+/* A Responses body of n tools, each a container made or used, against a
+ * policy of n patterns: of the first n - 1, a third code_interpreter
+ * containers with a domain (to normalize), a secret and a file each, a
+ * third shell environments with a domain and a skill (and memory left to
+ * the default), a third container ids; then one shell environment of n
+ * domains and n secrets for the last of them. */
+static void
+gen_tools(FILE *f, size_t n)
+{
+	size_t i;
+
+	fputs("{\"policy\":{\"memory_limit\":{\"max\":\"64g\"},\"network_policy\":{" HIGH_LIMITS
+	      ",\"allow_domain_secrets\":true,\"allowed_domains\":",
+	      f);
+	list(f, "h", ".example.com", n, 0);
+	fputs("},\"skills\":{\"max_count\":100000,\"allowed_skill_ids\":", f);
+	list(f, "s", "", n, 0);
+	fputs("}},\"request\":{\"model\":\"m\",\"input\":\"hi\",\"tools\":[", f);
+	for (i = 0; i + 1 < n; i++) {
+		if (i % 3 == 0)
+			fprintf(f,
+			        "{\"type\":\"code_interpreter\",\"container\":{\"type\":\"auto\","
+			        "\"memory_limit\":\"4g\",\"file_ids\":[\"file-%zu\"],"
+			        "\"network_policy\":{\"type\":\"allowlist\",\"allowed_domains\":"
+			        "[\"H%zu.Example.com.\"],\"domain_secrets\":[{\"domain\":"
+			        "\"h%zu.example.com\",\"name\":\"S\",\"value\":\"v\"}]}}},",
+			        i, i, i);
+		else if (i % 3 == 1)
+			fprintf(f,
+			        "{\"type\":\"shell\",\"environment\":{\"type\":\"container_auto\","
+			        "\"network_policy\":{\"type\":\"allowlist\",\"allowed_domains\":"
+			        "[\"h%zu.example.com\"]},\"skills\":[{\"type\":\"skill_reference\","
+			        "\"skill_id\":\"s%zu\"}]}},",
+			        i, i);
+		else
+			fprintf(f, "{\"type\":\"code_interpreter\",\"container\":\"cntr_%zu\"},",
+			        i);
+	}
+	fputs("{\"type\":\"shell\",\"environment\":{\"type\":\"container_auto\","
+	      "\"network_policy\":{\"type\":\"allowlist\",\"allowed_domains\":",
+	      f);
+	list(f, "h", ".example.com", n, 0);
+	fputs(",\"domain_secrets\":", f);
+	secrets(f, n, n - 1);
+	fputs("}}}]}}", f);
+}
+
 /* The finding: a create body of n domains and n secrets, whole. */
 static void
 gen_create(FILE *f, size_t n)
@@ -416,6 +463,7 @@ SCALING(policy_domains, "policy", gen_policy_domains, 2000, "allow", 0)
 SCALING(policy_secrets, "policy", gen_policy_secrets, 2000, "allow", 0)
 SCALING(policy_skills, "policy", gen_policy_skills, 2000, "allow", 0)
 SCALING(create, "create", gen_create, 2000, "allow", 0)
+SCALING(tools, "tools", gen_tools, 1500, "allow", 1)
 SCALING(check, "check", gen_check, 2000, "violations 0", 0)
 SCALING(redact, "redact", gen_network_policy, 2000, "redacted", 0)
 SCALING(audit, "audit", gen_network_policy, 1000, "written", 0)

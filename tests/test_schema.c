@@ -70,6 +70,8 @@ static const struct {
         {"container_list_resource", &schema_container_list_resource},
         {"container_file_resource", &schema_container_file_resource},
         {"container_file_list_resource", &schema_container_file_list_resource},
+        {"code_interpreter_tool", &schema_code_interpreter_tool},
+        {"shell_tool", &schema_shell_tool},
 };
 
 #define NSCHEMAS (sizeof(schemas) / sizeof(schemas[0]))

@@ -127,8 +127,10 @@ adjust(struct policy_result *r, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (r->nadjust >= POLICY_MAX_ADJUST)
+	if (r->nadjust >= POLICY_MAX_ADJUST) {
+		r->nadjust_dropped++;
 		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(r->adjust[r->nadjust++], sizeof(r->adjust[0]), fmt, ap);
 	va_end(ap);
@@ -185,18 +187,48 @@ policy_covers(const struct policy *p, const char *name)
 	return p->any_domain || domain_set_covers(p->allow, name);
 }
 
-static int
-apply_memory(const struct policy *p, json_t *doc, struct policy_result *r)
+static const char *path(char *dst, size_t n, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* A JSON path into dst (ERR_PARAM_MAX bytes). The deepest a request's path
+ * goes ("input[i].tools[j].environment.network_policy.domain_secrets[k]
+ * .domain", indexes of 20 digits) is well within that, so nothing is cut. */
+static const char *
+path(char *dst, size_t n, const char *fmt, ...)
 {
-	json_t *v = json_object_get(doc, "memory_limit");
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(dst, n, fmt, ap);
+	va_end(ap);
+	return dst;
+}
+
+/* The JSON path of a field of the config at at: at + "." + name, or name
+ * alone for a whole create body (at ""). */
+static const char *
+field(char *dst, size_t n, const char *at, const char *name)
+{
+	return path(dst, n, "%s%s%s", at, *at ? "." : "", name);
+}
+
+/* A memory_limit that is absent, or null where the contract allows null
+ * (a tool's container), has not been chosen: the organization's default
+ * is forwarded instead, so the upstream's own default never decides. */
+static int
+apply_memory(const struct policy *p, json_t *cfg, const char *at, struct policy_result *r)
+{
+	json_t *v = json_object_get(cfg, "memory_limit");
+	char name[ERR_PARAM_MAX];
 	const char *want;
 	int rank;
 
-	if (v == NULL) {
+	field(name, sizeof(name), at, "memory_limit");
+	if (v == NULL || json_is_null(v)) {
 		want = memory_sizes[p->mem_default_rank];
-		if (json_object_set_new(doc, "memory_limit", json_string(want)) < 0)
+		if (json_object_set_new(cfg, "memory_limit", json_string(want)) < 0)
 			return oom(r);
-		adjust(r, "memory_limit set to this organization's default \"%s\"", want);
+		adjust(r, "%s set to this organization's default \"%s\"", name, want);
 		return 0;
 	}
 	want = json_string_value(v);
@@ -204,64 +236,66 @@ apply_memory(const struct policy *p, json_t *doc, struct policy_result *r)
 	if (rank <= p->mem_max_rank)
 		return 0;
 	if (p->clamp) {
-		adjust(r, "memory_limit \"%s\" lowered to this organization's maximum \"%s\"", want,
+		adjust(r, "%s \"%s\" lowered to this organization's maximum \"%s\"", name, want,
 		       memory_sizes[p->mem_max_rank]);
-		if (json_object_set_new(doc, "memory_limit",
+		if (json_object_set_new(cfg, "memory_limit",
 		                        json_string(memory_sizes[p->mem_max_rank])) < 0)
 			return oom(r);
 		return 0;
 	}
-	return deny(p, r, RULE_MEMORY, "memory_limit_exceeded", "memory_limit",
-	            "memory_limit \"%s\" exceeds this organization's maximum \"%s\"", want,
+	return deny(p, r, RULE_MEMORY, "memory_limit_exceeded", name,
+	            "%s \"%s\" exceeds this organization's maximum \"%s\"", name, want,
 	            memory_sizes[p->mem_max_rank]);
 }
 
 static int
-apply_expiry(const struct policy *p, json_t *doc, struct policy_result *r)
+apply_expiry(const struct policy *p, json_t *cfg, const char *at, struct policy_result *r)
 {
-	json_t *v = json_object_get(doc, "expires_after");
+	json_t *v = json_object_get(cfg, "expires_after");
+	char name[ERR_PARAM_MAX], param[ERR_PARAM_MAX];
 	json_int_t minutes;
 
+	field(name, sizeof(name), at, "expires_after");
 	if (v == NULL) {
-		if (json_object_set_new(doc, "expires_after",
+		if (json_object_set_new(cfg, "expires_after",
 		                        json_pack("{s:s, s:I}", "anchor", "last_active_at",
 		                                  "minutes", (json_int_t)p->exp_default)) < 0)
 			return oom(r);
-		adjust(r, "expires_after set to this organization's default of %lld minutes",
+		adjust(r, "%s set to this organization's default of %lld minutes", name,
 		       p->exp_default);
 		return 0;
 	}
 	minutes = json_integer_value(json_object_get(v, "minutes"));
+	field(param, sizeof(param), at, "expires_after.minutes");
 	if (minutes > p->exp_max)
-		return deny(
-		        p, r, RULE_EXPIRY, "expires_after_exceeded", "expires_after.minutes",
-		        "expires_after.minutes %lld exceeds this organization's maximum of %lld "
-		        "minutes",
-		        (long long)minutes, p->exp_max);
+		return deny(p, r, RULE_EXPIRY, "expires_after_exceeded", param,
+		            "%s %lld exceeds this organization's maximum of %lld minutes", param,
+		            (long long)minutes, p->exp_max);
 	return 0;
 }
 
-/* Normalizes and checks each requested domain against the policy, in place. */
+/* Normalizes and checks each requested domain against the policy, in
+ * place; list is the path of the list. */
 static int
-apply_domains(const struct policy *p, json_t *domains, struct policy_result *r)
+apply_domains(const struct policy *p, json_t *domains, const char *list, struct policy_result *r)
 {
-	char norm[DOMAIN_MAX + 1], param[64], q[96], allowed[512];
+	char norm[DOMAIN_MAX + 1], param[ERR_PARAM_MAX], q[96], allowed[512];
 	const char *why;
 	json_t *d;
 	size_t i, n = json_array_size(domains);
 
 	if ((long long)n > p->max_domains &&
-	    deny(p, r, RULE_NETWORK, "too_many_domains", "network_policy.allowed_domains",
-	         "network_policy.allowed_domains lists %zu domains; this organization allows at "
-	         "most %lld (network_policy.max_domains)",
-	         n, p->max_domains) < 0)
+	    deny(p, r, RULE_NETWORK, "too_many_domains", list,
+	         "%s lists %zu domains; this organization allows at most %lld "
+	         "(network_policy.max_domains)",
+	         list, n, p->max_domains) < 0)
 		return -1;
 	json_array_foreach(domains, i, d)
 	{
 		const char *s = json_string_value(d);
 		size_t len = json_string_length(d);
 
-		snprintf(param, sizeof(param), "network_policy.allowed_domains[%zu]", i);
+		path(param, sizeof(param), "%s[%zu]", list, i);
 		if (domain_normalize(s, len, p->allow_wildcards, norm, &why) < 0)
 			return deny(p, r, RULE_NETWORK, "domain_invalid", param,
 			            "%s %s is not a plain DNS hostname: %s", param,
@@ -281,11 +315,13 @@ apply_domains(const struct policy *p, json_t *domains, struct policy_result *r)
 	return 0;
 }
 
+/* The secrets of the network policy np found at the path at_np. */
 static int
-apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
+apply_secrets(const struct policy *p, json_t *np, const char *at_np, struct policy_result *r)
 {
 	json_t *secrets = json_object_get(np, "domain_secrets");
-	char norm[DOMAIN_MAX + 1], param[64], q[96];
+	char norm[DOMAIN_MAX + 1], param[ERR_PARAM_MAX], name[ERR_PARAM_MAX],
+	        domains[ERR_PARAM_MAX], q[96];
 	struct domain_set *listed = NULL;
 	struct err e;
 	const char *why;
@@ -295,16 +331,18 @@ apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 
 	if (secrets == NULL)
 		return 0;
+	field(name, sizeof(name), at_np, "domain_secrets");
+	field(domains, sizeof(domains), at_np, "allowed_domains");
 	if (!p->allow_secrets)
-		return deny(p, r, RULE_NETWORK, "domain_secrets_not_allowed",
-		            "network_policy.domain_secrets",
-		            "network_policy.domain_secrets is not allowed by this organization's "
-		            "policy; remove the secrets from the request");
+		return deny(p, r, RULE_NETWORK, "domain_secrets_not_allowed", name,
+		            "%s is not allowed by this organization's policy; remove the secrets "
+		            "from the request",
+		            name);
 	if ((long long)n > p->max_secrets &&
-	    deny(p, r, RULE_NETWORK, "too_many_domain_secrets", "network_policy.domain_secrets",
-	         "network_policy.domain_secrets lists %zu secrets; this organization allows at "
-	         "most %lld (network_policy.max_domain_secrets)",
-	         n, p->max_secrets) < 0)
+	    deny(p, r, RULE_NETWORK, "too_many_domain_secrets", name,
+	         "%s lists %zu secrets; this organization allows at most %lld "
+	         "(network_policy.max_domain_secrets)",
+	         name, n, p->max_secrets) < 0)
 		return -1;
 	/* The request's own allowlist, to hold its secrets against. */
 	listed = domain_set_of(json_object_get(np, "allowed_domains"), &e);
@@ -314,7 +352,7 @@ apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 	{
 		json_t *dom = json_object_get(s, "domain");
 
-		snprintf(param, sizeof(param), "network_policy.domain_secrets[%zu].domain", i);
+		path(param, sizeof(param), "%s[%zu].domain", name, i);
 		if (domain_normalize(json_string_value(dom), json_string_length(dom), 0, norm,
 		                     &why) < 0) {
 			rc = deny(p, r, RULE_NETWORK, "domain_invalid", param,
@@ -325,11 +363,10 @@ apply_secrets(const struct policy *p, json_t *np, struct policy_result *r)
 			goto out;
 		}
 		if (!domain_set_covers(listed, norm)) {
-			rc = deny(
-			        p, r, RULE_NETWORK, "secret_domain_not_allowed", param,
-			        "%s \"%s\" is not in network_policy.allowed_domains; a secret may "
-			        "only be sent to an allowed domain",
-			        param, norm);
+			rc = deny(p, r, RULE_NETWORK, "secret_domain_not_allowed", param,
+			          "%s \"%s\" is not in %s; a secret may only be sent to an allowed "
+			          "domain",
+			          param, norm, domains);
 			goto out;
 		}
 		/* Every request domain passed the policy already, so a secret
@@ -346,23 +383,26 @@ out:
 }
 
 static int
-apply_network(const struct policy *p, json_t *doc, struct policy_result *r)
+apply_network(const struct policy *p, json_t *cfg, const char *at, struct policy_result *r)
 {
-	json_t *np = json_object_get(doc, "network_policy");
+	json_t *np = json_object_get(cfg, "network_policy");
+	char name[ERR_PARAM_MAX], list[ERR_PARAM_MAX];
 
+	field(name, sizeof(name), at, "network_policy");
 	if (np == NULL) {
-		if (json_object_set_new(doc, "network_policy", json_deep_copy(p->np_default)) < 0)
+		if (json_object_set_new(cfg, "network_policy", json_deep_copy(p->np_default)) < 0)
 			return oom(r);
-		adjust(r, "network_policy set to this organization's default (%s)",
+		adjust(r, "%s set to this organization's default (%s)", name,
 		       json_string_value(json_object_get(p->np_default, "type")));
 		/* The default was checked and normalized at load time. */
 		return 0;
 	}
 	if (strcmp(json_string_value(json_object_get(np, "type")), "allowlist") != 0)
 		return 0;
-	if (apply_domains(p, json_object_get(np, "allowed_domains"), r) < 0)
+	if (apply_domains(p, json_object_get(np, "allowed_domains"),
+	                  field(list, sizeof(list), name, "allowed_domains"), r) < 0)
 		return -1;
-	return apply_secrets(p, np, r);
+	return apply_secrets(p, np, name, r);
 }
 
 static int
@@ -385,17 +425,18 @@ base64_decoded_size(const char *s, size_t len)
 }
 
 static int
-apply_skills(const struct policy *p, json_t *doc, struct policy_result *r)
+apply_skills(const struct policy *p, json_t *cfg, const char *at, struct policy_result *r)
 {
-	json_t *skills = json_object_get(doc, "skills"), *sk;
-	char param[64], q[96];
+	json_t *skills = json_object_get(cfg, "skills"), *sk;
+	char name[ERR_PARAM_MAX], param[ERR_PARAM_MAX], q[96];
 	size_t i, n = json_array_size(skills);
 
+	field(name, sizeof(name), at, "skills");
 	if ((long long)n > p->max_skills &&
-	    deny(p, r, RULE_SKILLS, "too_many_skills", "skills",
-	         "skills lists %zu skills; this organization allows at most %lld "
+	    deny(p, r, RULE_SKILLS, "too_many_skills", name,
+	         "%s lists %zu skills; this organization allows at most %lld "
 	         "(skills.max_count)",
-	         n, p->max_skills) < 0)
+	         name, n, p->max_skills) < 0)
 		return -1;
 	json_array_foreach(skills, i, sk)
 	{
@@ -404,7 +445,7 @@ apply_skills(const struct policy *p, json_t *doc, struct policy_result *r)
 		if (strcmp(type, "skill_reference") == 0) {
 			json_t *id = json_object_get(sk, "skill_id");
 
-			snprintf(param, sizeof(param), "skills[%zu].skill_id", i);
+			path(param, sizeof(param), "%s[%zu].skill_id", name, i);
 			if (!skill_allowed(p, json_string_value(id)))
 				return deny(p, r, RULE_SKILLS, "skill_not_allowed", param,
 				            "%s %s is not in this organization's allowed skills",
@@ -416,7 +457,7 @@ apply_skills(const struct policy *p, json_t *doc, struct policy_result *r)
 			long long size = base64_decoded_size(json_string_value(data),
 			                                     json_string_length(data));
 
-			snprintf(param, sizeof(param), "skills[%zu]", i);
+			path(param, sizeof(param), "%s[%zu]", name, i);
 			if (!p->allow_inline)
 				return deny(
 				        p, r, RULE_SKILLS, "inline_skill_not_allowed", param,
@@ -435,15 +476,30 @@ apply_skills(const struct policy *p, json_t *doc, struct policy_result *r)
 }
 
 static int
-apply_files(const struct policy *p, json_t *doc, struct policy_result *r)
+apply_files(const struct policy *p, json_t *cfg, const char *at, struct policy_result *r)
 {
-	size_t n = json_array_size(json_object_get(doc, "file_ids"));
+	size_t n = json_array_size(json_object_get(cfg, "file_ids"));
+	char name[ERR_PARAM_MAX];
 
+	field(name, sizeof(name), at, "file_ids");
 	if ((long long)n > p->max_file_ids)
-		return deny(p, r, RULE_FILES, "too_many_file_ids", "file_ids",
-		            "file_ids lists %zu files; this organization allows at most %lld "
+		return deny(p, r, RULE_FILES, "too_many_file_ids", name,
+		            "%s lists %zu files; this organization allows at most %lld "
 		            "(file_ids.max_count)",
-		            n, p->max_file_ids);
+		            name, n, p->max_file_ids);
+	return 0;
+}
+
+int
+policy_apply_container(const struct policy *p, json_t *cfg, const char *at, unsigned fields,
+                       struct policy_result *r)
+{
+	if (((fields & POLICY_FIELD_MEMORY) && apply_memory(p, cfg, at, r) < 0) ||
+	    ((fields & POLICY_FIELD_EXPIRY) && apply_expiry(p, cfg, at, r) < 0) ||
+	    ((fields & POLICY_FIELD_NETWORK) && apply_network(p, cfg, at, r) < 0) ||
+	    ((fields & POLICY_FIELD_SKILLS) && apply_skills(p, cfg, at, r) < 0) ||
+	    ((fields & POLICY_FIELD_FILES) && apply_files(p, cfg, at, r) < 0))
+		return -1;
 	return 0;
 }
 
@@ -451,11 +507,7 @@ int
 policy_apply_create(const struct policy *p, json_t *doc, struct policy_result *r)
 {
 	memset(r, 0, sizeof(*r));
-	if (apply_memory(p, doc, r) < 0 || apply_expiry(p, doc, r) < 0 ||
-	    apply_network(p, doc, r) < 0 || apply_skills(p, doc, r) < 0 ||
-	    apply_files(p, doc, r) < 0)
-		return -1;
-	return 0;
+	return policy_apply_container(p, doc, "", POLICY_FIELDS_CREATE, r);
 }
 
 enum policy_violation_mode
@@ -703,7 +755,7 @@ compile_default(struct policy *p, const char *file, struct errlist *errs)
 	memset(&r, 0, sizeof(r));
 	if (schema_check(&schema_create_container_body, probe, &e) < 0)
 		errlist_add(errs, file, at, "%s", e.message);
-	else if (apply_network(p, probe, &r) < 0)
+	else if (apply_network(p, probe, "", &r) < 0)
 		errlist_add(errs, file, at, "%s", r.err.message);
 	else {
 		/* Keep the normalized form, so the default is forwarded as checked. */

@@ -5,7 +5,10 @@
  * that already passed the schema either denies it, naming the rule and the
  * field, or rewrites it into exactly the document the gateway will forward:
  * defaults filled in, memory clamped where the policy says so, domains
- * normalized. No I/O happens here, so every rule is a unit test away.
+ * normalized. The rules are written once, for a container config found at
+ * some path of a request (a create body, or a container a Responses tool
+ * makes; see tools.c). No I/O happens here, so every rule is a unit test
+ * away.
  */
 #ifndef GW_POLICY_H
 #define GW_POLICY_H
@@ -30,7 +33,9 @@ struct policy *policy_new(const json_t *doc, const char *file, struct errlist *e
 
 void policy_free(struct policy *p);
 
-#define POLICY_MAX_ADJUST 8
+/* A create changes at most three things; a Responses request with many
+ * tool containers may change more, and the rest are only counted. */
+#define POLICY_MAX_ADJUST 16
 
 struct policy_result {
 	struct err err;    /* why, when denied */
@@ -38,6 +43,7 @@ struct policy_result {
 	size_t nshadow;    /* how many such denials there were */
 	size_t nadjust;
 	char adjust[POLICY_MAX_ADJUST][160]; /* what was changed on the way */
+	size_t nadjust_dropped;              /* changes past POLICY_MAX_ADJUST, not kept */
 };
 
 /*
@@ -47,6 +53,43 @@ struct policy_result {
  * filled (status 403, type policy_violation). Messages never quote a secret.
  */
 int policy_apply_create(const struct policy *p, json_t *doc, struct policy_result *r);
+
+/*
+ * The fields a container config may carry, and so the rules applied to it.
+ * A field the config may not carry is neither checked nor filled in: a
+ * tool's container has no expires_after (the upstream's own session
+ * expiry applies to it), so none is added.
+ */
+#define POLICY_FIELD_MEMORY  0x01u /* memory_limit: absent or null gets the default */
+#define POLICY_FIELD_EXPIRY  0x02u /* expires_after: absent gets the default */
+#define POLICY_FIELD_NETWORK 0x04u /* network_policy: absent gets the default */
+#define POLICY_FIELD_SKILLS  0x08u
+#define POLICY_FIELD_FILES   0x10u
+/* A POST /v1/containers body (CreateContainerBody). */
+#define POLICY_FIELDS_CREATE                                                                       \
+	(POLICY_FIELD_MEMORY | POLICY_FIELD_EXPIRY | POLICY_FIELD_NETWORK | POLICY_FIELD_SKILLS |  \
+	 POLICY_FIELD_FILES)
+/* A code_interpreter tool's container (AutoCodeInterpreterToolParam). */
+#define POLICY_FIELDS_CODE_INTERPRETER                                                             \
+	(POLICY_FIELD_MEMORY | POLICY_FIELD_NETWORK | POLICY_FIELD_FILES)
+/* A shell tool's container_auto environment (ContainerAutoParam). */
+#define POLICY_FIELDS_SHELL                                                                        \
+	(POLICY_FIELD_MEMORY | POLICY_FIELD_NETWORK | POLICY_FIELD_SKILLS | POLICY_FIELD_FILES)
+
+/*
+ * Applies the container rules of fields to one container config cfg, an
+ * object that passed its schema, found at the JSON path at of the request
+ * ("" for a create body, "tools[1].container" for a tool's). Every param,
+ * message and adjustment names a field by its whole path
+ * ("tools[1].container.memory_limit"). The rules are the create's, in the
+ * same order with the same codes and messages; policy_apply_create is this
+ * with at "" and POLICY_FIELDS_CREATE. Adds to r, which the caller zeroes
+ * before the first config of a request, so one request's configs share one
+ * result: its adjustments and its first shadow denial. Returns 0, with cfg
+ * rewritten in place, or -1 with r->err filled (403, or 503 out_of_memory).
+ */
+int policy_apply_container(const struct policy *p, json_t *cfg, const char *at, unsigned fields,
+                           struct policy_result *r);
 
 enum policy_violation_mode policy_violation_mode(const struct policy *p);
 

@@ -6,7 +6,7 @@
 
 #include "lib/jsondoc.h"
 
-enum kind { K_OBJECT, K_ARRAY, K_STRING, K_INTEGER, K_BOOLEAN, K_ONEOF };
+enum kind { K_OBJECT, K_ARRAY, K_STRING, K_INTEGER, K_BOOLEAN, K_ONEOF, K_EITHER };
 
 struct prop {
 	const char *name;
@@ -21,16 +21,18 @@ struct variant {
 
 struct schema {
 	enum kind kind;
-	int nullable; /* null is as good as a value (responses only) */
+	/* null is as good as a value: optional response fields, and request
+	 * fields the spec writes as anyOf [..., null]. */
+	int nullable;
 
 	/* K_OBJECT: props ends with a NULL name. */
 	const struct prop *props;
 	int open;          /* unknown keys allowed */
 	int null_optional; /* an optional property may be null */
 
-	/* K_ARRAY */
+	/* K_ARRAY: max_items 0 means none. */
 	const struct schema *items;
-	size_t min_items;
+	size_t min_items, max_items;
 
 	/* K_STRING: lengths in code points; max_len 0 means none. */
 	size_t min_len, max_len;
@@ -46,6 +48,10 @@ struct schema {
 	/* K_ONEOF: an object whose disc property picks the variant. */
 	const char *disc;
 	const struct variant *variants;
+
+	/* K_EITHER: a value of one of these kinds (each a different JSON
+	 * type), checked against the one its type picks; ends with NULL. */
+	const struct schema *const *alts;
 };
 
 static const char *const memory_limits[] = {"1g", "4g", "16g", "64g", NULL};
@@ -220,6 +226,153 @@ const struct schema schema_create_container_file_body = {
         .props = (const struct prop[]){{"file_id", &any_string, 0}, {NULL}},
 };
 
+/* --- Responses tools that make or use containers -------------------------
+ *
+ * CodeInterpreterTool and FunctionShellToolParam from openapi.yaml (the
+ * Responses API), with the container configs they carry. The network
+ * policy and skill schemas are the ones CreateContainerBody uses: the spec
+ * names the same ContainerNetworkPolicy*Param, SkillReferenceParam and
+ * InlineSkillParam for both. Unlike CreateContainerBody, these configs have
+ * maxItems (file_ids 50, skills 200) and a memory_limit that may be null.
+ */
+
+/* CallableToolAllowedCaller, as anyOf [array (minItems 1), null]. */
+static const struct schema allowed_callers = {
+        .kind = K_ARRAY,
+        .nullable = 1,
+        .min_items = 1,
+        .items = &(const struct schema){.kind = K_STRING,
+                                        .enumv = (const char *const[]){"direct", "programmatic",
+                                                                       NULL}},
+};
+
+/* ContainerMemoryLimit, as anyOf [ContainerMemoryLimit, null]. */
+static const struct schema tool_memory_limit = {
+        .kind = K_STRING, .nullable = 1, .enumv = memory_limits};
+
+static const struct schema tool_file_ids = {.kind = K_ARRAY, .items = &any_string, .max_items = 50};
+
+/* AutoCodeInterpreterToolParam. */
+static const struct schema auto_code_interpreter_tool_param = {
+        .kind = K_OBJECT,
+        .props = (const struct prop[]){{"type",
+                                        &(const struct schema){
+                                                .kind = K_STRING,
+                                                .enumv = (const char *const[]){"auto", NULL}},
+                                        1},
+                                       {"file_ids", &tool_file_ids, 0},
+                                       {"memory_limit", &tool_memory_limit, 0},
+                                       {"network_policy", &network_policy_param, 0},
+                                       {NULL}},
+};
+
+const struct schema schema_code_interpreter_tool = {
+        .kind = K_OBJECT,
+        .props =
+                (const struct prop[]){
+                        {"type",
+                         &(const struct schema){
+                                 .kind = K_STRING,
+                                 .enumv = (const char *const[]){"code_interpreter", NULL}},
+                         1},
+                        /* A container id, or a container made for the request. */
+                        {"container",
+                         &(const struct schema){
+                                 .kind = K_EITHER,
+                                 .alts =
+                                         (const struct schema *const[]){
+                                                 &any_string,
+                                                 &auto_code_interpreter_tool_param, NULL}},
+                         1},
+                        {"allowed_callers", &allowed_callers, 0},
+                        {NULL}},
+};
+
+/* ContainerAutoParam. */
+static const struct schema container_auto_param = {
+        .kind = K_OBJECT,
+        .props =
+                (const struct prop[]){
+                        {"type",
+                         &(const struct schema){
+                                 .kind = K_STRING,
+                                 .enumv = (const char *const[]){"container_auto", NULL}},
+                         1},
+                        {"file_ids", &tool_file_ids, 0},
+                        {"memory_limit", &tool_memory_limit, 0},
+                        {"network_policy", &network_policy_param, 0},
+                        {"skills",
+                         &(const struct schema){
+                                 .kind = K_ARRAY, .items = &skill_param, .max_items = 200},
+                         0},
+                        {NULL}},
+};
+
+/* LocalSkillParam. */
+static const struct schema local_skill_param = {
+        .kind = K_OBJECT,
+        .props = (const struct prop[]){{"name", &any_string, 1},
+                                       {"description", &any_string, 1},
+                                       {"path", &any_string, 1},
+                                       {NULL}},
+};
+
+/* LocalEnvironmentParam: the client's own machine; nothing to police, but
+ * the entry is the gateway's to check whole. */
+static const struct schema local_environment_param = {
+        .kind = K_OBJECT,
+        .props =
+                (const struct prop[]){
+                        {"type",
+                         &(const struct schema){.kind = K_STRING,
+                                                .enumv = (const char *const[]){"local", NULL}},
+                         1},
+                        {"skills",
+                         &(const struct schema){
+                                 .kind = K_ARRAY, .items = &local_skill_param, .max_items = 200},
+                         0},
+                        {NULL}},
+};
+
+/* ContainerReferenceParam. */
+static const struct schema container_reference_param = {
+        .kind = K_OBJECT,
+        .props =
+                (const struct prop[]){
+                        {"type",
+                         &(const struct schema){
+                                 .kind = K_STRING,
+                                 .enumv = (const char *const[]){"container_reference", NULL}},
+                         1},
+                        {"container_id", &any_string, 1},
+                        {NULL}},
+};
+
+const struct schema schema_shell_tool = {
+        .kind = K_OBJECT,
+        .props =
+                (const struct prop[]){
+                        {"type",
+                         &(const struct schema){.kind = K_STRING,
+                                                .enumv = (const char *const[]){"shell", NULL}},
+                         1},
+                        {"environment",
+                         &(const struct schema){
+                                 .kind = K_ONEOF,
+                                 .nullable = 1,
+                                 .disc = "type",
+                                 .variants =
+                                         (const struct variant[]){
+                                                 {"container_auto", &container_auto_param},
+                                                 {"local", &local_environment_param},
+                                                 {"container_reference",
+                                                  &container_reference_param},
+                                                 {NULL}}},
+                         0},
+                        {"allowed_callers", &allowed_callers, 0},
+                        {NULL}},
+};
+
 /* --- Responses ---------------------------------------------------------- */
 
 const struct schema schema_container_resource = {
@@ -350,6 +503,7 @@ kind_name(enum kind k)
 	switch (k) {
 	case K_OBJECT:
 	case K_ONEOF:
+	case K_EITHER: /* named by its alternatives, see either_names */
 		return "an object";
 	case K_ARRAY:
 		return "an array";
@@ -382,6 +536,53 @@ join_props(char *dst, size_t n, const struct prop *p)
 	dst[0] = '\0';
 	for (i = 0; p[i].name && o < n; i++)
 		o += (size_t)snprintf(dst + o, n - o, "%s%s", i ? ", " : "", p[i].name);
+}
+
+/* "a string or an object": the kinds a K_EITHER takes. */
+static const char *
+either_names(const struct schema *s, char *dst, size_t n)
+{
+	size_t o = 0, i;
+
+	dst[0] = '\0';
+	for (i = 0; s->alts[i] && o < n; i++)
+		o += (size_t)snprintf(dst + o, n - o, "%s%s", i ? " or " : "",
+		                      kind_name(s->alts[i]->kind));
+	return dst;
+}
+
+/* Whether v is of the JSON type kind k reads. */
+static int
+is_kind(enum kind k, const json_t *v)
+{
+	switch (k) {
+	case K_OBJECT:
+	case K_ONEOF:
+		return json_is_object(v);
+	case K_ARRAY:
+		return json_is_array(v);
+	case K_STRING:
+		return json_is_string(v);
+	case K_INTEGER:
+		return json_is_integer(v);
+	case K_BOOLEAN:
+		return json_is_boolean(v);
+	case K_EITHER:
+	default:
+		return 0;
+	}
+}
+
+/* The alternative of a K_EITHER that v's type picks, or NULL. */
+static const struct schema *
+either_pick(const struct schema *s, const json_t *v)
+{
+	size_t i;
+
+	for (i = 0; s->alts[i]; i++)
+		if (is_kind(s->alts[i]->kind, v))
+			return s->alts[i];
+	return NULL;
 }
 
 static const char *
@@ -516,31 +717,21 @@ check_oneof(const struct schema *s, const json_t *v, char *path, size_t n, struc
 static int
 check(const struct schema *s, const json_t *v, char *path, size_t n, struct err *e)
 {
+	const struct schema *alt;
+	char kinds[64];
 	size_t i, old;
-	int ok;
 
 	if (json_is_null(v) && s->nullable)
 		return 0;
-	switch (s->kind) {
-	case K_OBJECT:
-	case K_ONEOF:
-		ok = json_is_object(v);
-		break;
-	case K_ARRAY:
-		ok = json_is_array(v);
-		break;
-	case K_STRING:
-		ok = json_is_string(v);
-		break;
-	case K_INTEGER:
-		ok = json_is_integer(v);
-		break;
-	case K_BOOLEAN:
-	default:
-		ok = json_is_boolean(v);
-		break;
+	if (s->kind == K_EITHER) {
+		alt = either_pick(s, v);
+		if (alt == NULL)
+			return err_set(e, 400, ERR_INVALID, "invalid_type", path,
+			               "%s must be %s; got %s", where(path),
+			               either_names(s, kinds, sizeof(kinds)), type_name(v));
+		return check(alt, v, path, n, e);
 	}
-	if (!ok)
+	if (!is_kind(s->kind, v))
 		return err_set(e, 400, ERR_INVALID, "invalid_type", path, "%s must be %s; got %s",
 		               where(path), kind_name(s->kind), type_name(v));
 
@@ -554,6 +745,11 @@ check(const struct schema *s, const json_t *v, char *path, size_t n, struct err 
 			return err_set(e, 400, ERR_INVALID, "array_too_short", path,
 			               "%s must have at least %zu item%s", path, s->min_items,
 			               s->min_items == 1 ? "" : "s");
+		/* Counted before any item is looked at. */
+		if (s->max_items && json_array_size(v) > s->max_items)
+			return err_set(e, 400, ERR_INVALID, "array_too_long", path,
+			               "%s must have at most %zu items; got %zu", path,
+			               s->max_items, json_array_size(v));
 		for (i = 0; i < json_array_size(v); i++) {
 			old = jsondoc_path_push_index(path, n, i);
 			if (check(s->items, json_array_get(v, i), path, n, e) < 0)
@@ -578,7 +774,14 @@ check(const struct schema *s, const json_t *v, char *path, size_t n, struct err 
 int
 schema_check(const struct schema *s, const json_t *v, struct err *e)
 {
-	char path[ERR_PARAM_MAX] = "";
+	return schema_check_at(s, v, "", e);
+}
 
+int
+schema_check_at(const struct schema *s, const json_t *v, const char *at, struct err *e)
+{
+	char path[ERR_PARAM_MAX];
+
+	snprintf(path, sizeof(path), "%s", at);
 	return check(s, v, path, sizeof(path), e);
 }

@@ -70,13 +70,17 @@ const struct tenant_limits *tenant_limits(const struct tenant *t);
 int tenant_allow_client_secrets(const struct tenant *t);
 
 /*
- * Adds the tenant's brokered secrets to a create document (already decided
- * by the policy, domains normalized) for each domain its allowlist covers,
+ * Adds the tenant's brokered secrets to a container config already decided
+ * by the policy (domains normalized), for each domain its allowlist covers,
  * replacing every client secret of the same name and domain (and an
- * earlier brokered one: the last of a name and domain wins). Appends the
- * names of the secrets the allowlist reaches to names (may be NULL).
- * Returns how many, or -1 when memory runs out. Linear in the tenant's
- * secrets plus the document's domains and secrets.
+ * earlier brokered one: the last of a name and domain wins). doc is a
+ * create document, or the config of a container a Responses tool makes
+ * (tools_apply's TOOLS_MADE configs: a code_interpreter container or a
+ * shell environment, whose network_policy takes domain_secrets as a
+ * create's does); call it once for each. Appends the names of the secrets
+ * the allowlist reaches to names (may be NULL). Returns how many, or -1
+ * when memory runs out. Linear in the tenant's secrets plus the
+ * document's domains and secrets.
  */
 int tenant_inject_secrets(const struct tenant *t, json_t *doc, json_t *names);
 

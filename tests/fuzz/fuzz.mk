@@ -33,6 +33,7 @@ FUZZ_SEEDS_jsondoc := tests/data/jsondoc tests/data/adversarial/json
 FUZZ_SEEDS_policy := tests/data/policy/load
 FUZZ_SEEDS_config := tests/data/config
 FUZZ_SEEDS_httpmsg := tests/data/httpmsg
+FUZZ_SEEDS_tools := tests/data/policy/tools
 
 # libFuzzer's options for every run. -timeout is per input and is a budget:
 # every stage is linear in its input (README, Hardening), so an input that
@@ -48,6 +49,7 @@ FUZZ_FLAGS ?= -timeout=2 -rss_limit_mb=2560 -malloc_limit_mb=2048 -print_final_s
 # The scale-* seeds start those targets at that size.
 FUZZ_MAX_LEN_create := 262144
 FUZZ_MAX_LEN_check := 262144
+FUZZ_MAX_LEN_tools := 262144
 
 .PHONY: fuzz fuzz-build fuzz-regress fuzz-clean
 

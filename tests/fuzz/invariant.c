@@ -563,3 +563,111 @@ out:
 	json_decref(strict);
 	return rc;
 }
+
+/* ---- the forwarded Responses body ---- */
+
+/* A container a tool makes: memory, network, skills (shell only), files,
+ * and nothing the contract does not have. */
+static int
+check_tool_container(const struct inv_policy *p, const json_t *cfg, int shell, const char *at,
+                     char *why, size_t n)
+{
+	const json_t *np = json_object_get(cfg, "network_policy");
+	int rank = size_rank(json_string_value(json_object_get(cfg, "memory_limit")));
+	char sub[256];
+
+	if (rank < 0)
+		return fail(why, n, "%s.memory_limit missing, null or not a size", at);
+	if (rank > p->mem_max && !p->shadow_memory)
+		return fail(why, n, "%s.memory_limit %s over the policy's %s", at, sizes[rank],
+		            sizes[p->mem_max]);
+	if (!json_is_object(np))
+		return fail(why, n, "%s.network_policy missing", at);
+	if (check_network(p, np, sub, sizeof(sub)) < 0)
+		return fail(why, n, "%s: %s", at, sub);
+	if (shell && check_skills(p, json_object_get(cfg, "skills"), sub, sizeof(sub)) < 0)
+		return fail(why, n, "%s: %s", at, sub);
+	if (!shell && json_object_get(cfg, "skills") != NULL)
+		return fail(why, n, "%s has skills", at);
+	if ((long long)json_array_size(json_object_get(cfg, "file_ids")) > p->max_files &&
+	    !p->shadow_files)
+		return fail(why, n, "%s: %zu file_ids over the policy's %lld", at,
+		            json_array_size(json_object_get(cfg, "file_ids")), p->max_files);
+	if (json_object_get(cfg, "expires_after") != NULL)
+		return fail(why, n, "%s has expires_after", at);
+	return 0;
+}
+
+static int
+check_tool_list(const struct inv_policy *p, const json_t *tools, const char *at, char *why,
+                size_t n)
+{
+	const json_t *tool, *c;
+	char where[96];
+	struct err e;
+	size_t j;
+
+	if (tools == NULL)
+		return 0;
+	if (!json_is_array(tools))
+		return fail(why, n, "%s is not an array", at);
+	json_array_foreach(tools, j, tool)
+	{
+		const char *type = json_string_value(json_object_get(tool, "type"));
+
+		snprintf(where, sizeof(where), "%s[%zu]", at, j);
+		err_clear(&e);
+		if (type && strcmp(type, "code_interpreter") == 0) {
+			if (schema_check(&schema_code_interpreter_tool, tool, &e) < 0)
+				return fail(why, n, "%s breaks the contract: %s", where, e.message);
+			c = json_object_get(tool, "container");
+			if (json_is_object(c) && check_tool_container(p, c, 0, where, why, n) < 0)
+				return -1;
+		} else if (type && strcmp(type, "shell") == 0) {
+			if (schema_check(&schema_shell_tool, tool, &e) < 0)
+				return fail(why, n, "%s breaks the contract: %s", where, e.message);
+			c = json_object_get(tool, "environment");
+			type = json_string_value(json_object_get(c, "type"));
+			if (type && strcmp(type, "container_auto") == 0 &&
+			    check_tool_container(p, c, 1, where, why, n) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+int
+inv_check_tools(const struct inv_policy *p, const char *text, size_t len, char *why, size_t n)
+{
+	const json_t *tools, *item, *input;
+	json_t *doc;
+	char at[64];
+	struct err e;
+	size_t i;
+	int rc = -1;
+
+	err_clear(&e);
+	doc = jsondoc_parse(text, len, &e);
+	if (doc == NULL)
+		return fail(why, n, "forwarded body is not strict JSON: %s", e.message);
+	tools = json_object_get(doc, "tools");
+	if (!json_is_null(tools) && check_tool_list(p, tools, "tools", why, n) < 0)
+		goto out;
+	input = json_object_get(doc, "input");
+	json_array_foreach(input, i, item)
+	{
+		const char *type = json_string_value(json_object_get(item, "type"));
+
+		if (type == NULL || (strcmp(type, "tool_search_output") != 0 &&
+		                     strcmp(type, "additional_tools") != 0))
+			continue;
+		snprintf(at, sizeof(at), "input[%zu].tools", i);
+		tools = json_object_get(item, "tools");
+		if (!json_is_null(tools) && check_tool_list(p, tools, at, why, n) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	json_decref(doc);
+	return rc;
+}

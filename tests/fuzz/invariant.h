@@ -39,6 +39,22 @@ void inv_policy_free(struct inv_policy *p);
 int inv_check_create(const struct inv_policy *p, const char *text, size_t len, char *why, size_t n);
 
 /*
+ * Checks the Responses body text the gateway would send upstream (len
+ * bytes) against p, by this file's own reading of where a body defines
+ * tools (its "tools", and those of its input items of type
+ * tool_search_output and additional_tools): (a) strict JSON; every list of
+ * tools an array (or a null "tools"); (b) every code_interpreter and shell
+ * tool passes its contract again; (c) every container such a tool makes
+ * (a code_interpreter "auto" container, a shell "container_auto"
+ * environment) has a memory_limit (a size, never null or absent) at most
+ * the policy's max, a network_policy within the policy as for a create,
+ * skills per the policy (shell), at most max_count file_ids, and no
+ * expires_after. Rules in shadow mode are not checked. Returns 0, or -1
+ * with why saying what broke.
+ */
+int inv_check_tools(const struct inv_policy *p, const char *text, size_t len, char *why, size_t n);
+
+/*
  * Whether the normalized name (a hostname or a "*." pattern) is covered by
  * the normalized pattern, by this file's own reading of the README:
  * "example.com" covers itself; "*.example.org" covers every name below
