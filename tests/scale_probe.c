@@ -29,6 +29,10 @@
  *   multipart    a multipart/form-data body (boundary "BOUNDARY", parts
  *                "file" and "file_id"), fed in 16 KiB reads: multipart_feed
  *   query        a query string for GET /v1/containers: query_check
+ *   sse          an event stream, fed in 16 KiB reads: sse_feed, and
+ *                sse_data_may_contain(data, "container") for each event
+ *                (max_event SSE_MAX_EVENT_LIMIT, so nothing is skipped)
+ *   sse_bytes    the same, fed one byte at a time
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -40,6 +44,7 @@
 #include "audit/redact.h"
 #include "http/multipart.h"
 #include "http/query.h"
+#include "http/sse.h"
 #include "lib/err.h"
 #include "lib/jsonbuf.h"
 #include "lib/jsondoc.h"
@@ -69,6 +74,8 @@ struct probe {
 	struct chain_key *key;
 	struct audit *audit;
 	struct multipart *mp;
+	struct sse *sse;
+	size_t events, mentions; /* what sse's callback saw */
 	char verdict[ERR_MESSAGE_MAX + 64];
 };
 
@@ -121,6 +128,18 @@ static void
 verdict_err(struct probe *pr, const char *what, const struct err *e)
 {
 	snprintf(pr->verdict, sizeof(pr->verdict), "%s %s", what, e->code ? e->code : "?");
+}
+
+static int
+probe_event(void *arg, const struct sse_event *ev, struct err *e)
+{
+	struct probe *pr = arg;
+
+	(void)e;
+	pr->events++;
+	if (!ev->too_large && sse_data_may_contain(ev->data, ev->data_len, "container"))
+		pr->mentions++;
+	return 0;
 }
 
 /* The stage, and nothing else: callgrind counts from its entry to its exit. */
@@ -221,6 +240,19 @@ probe_stage(struct probe *pr)
 			verdict_err(pr, "invalid", &e);
 		else
 			snprintf(pr->verdict, sizeof(pr->verdict), rc ? "complete" : "incomplete");
+	} else if (strcmp(pr->stage, "sse") == 0 || strcmp(pr->stage, "sse_bytes") == 0) {
+		size_t at = 0, step = strcmp(pr->stage, "sse") == 0 ? FEED_CHUNK : 1;
+		int rc = 0;
+
+		while (rc == 0 && at < pr->len) {
+			len = pr->len - at < step ? pr->len - at : step;
+			rc = sse_feed(pr->sse, pr->bytes + at, len, &e);
+			at += len;
+		}
+		if (rc < 0)
+			verdict_err(pr, "failed", &e);
+		else
+			snprintf(pr->verdict, sizeof(pr->verdict), "events %zu", pr->events);
 	} else if (strcmp(pr->stage, "query") == 0) {
 		if (query_check(pr->bytes, list_query, query, sizeof(query), &e) == 0)
 			snprintf(pr->verdict, sizeof(pr->verdict), "valid");
@@ -244,6 +276,12 @@ prepare(struct probe *pr, const char *auditfile)
 	err_clear(&e);
 	if (strcmp(s, "parse") == 0 || strcmp(s, "query") == 0)
 		return;
+	if (strcmp(s, "sse") == 0 || strcmp(s, "sse_bytes") == 0) {
+		pr->sse = sse_new(SSE_MAX_EVENT_LIMIT, probe_event, pr, &e);
+		if (pr->sse == NULL)
+			die("sse_new", e.message);
+		return;
+	}
 	if (strcmp(s, "multipart") == 0) {
 		static const char ct[] = "multipart/form-data; boundary=BOUNDARY";
 
@@ -322,6 +360,7 @@ main(int argc, char **argv)
 	audit_free(pr.audit);
 	chain_key_free(pr.key);
 	multipart_free(pr.mp);
+	sse_free(pr.sse);
 	policyset_free(pr.policies);
 	secmem_free(pr.text);
 	json_decref(pr.doc);

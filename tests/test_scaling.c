@@ -346,6 +346,49 @@ gen_query(FILE *f, size_t n)
 		fputs("%41", f);
 }
 
+/* One event whose data is a single line of 64n bytes, a few of them
+ * mentioning "container", so the helper reads it all. */
+static void
+gen_sse_line(FILE *f, size_t n)
+{
+	size_t i;
+
+	fputs("event: response.output_item.done\ndata: ", f);
+	for (i = 0; i < n; i++)
+		fputs(i % 1000 == 999
+		              ? "{\"container_id\":\"cntr_1\"}0123456789012345678901234567"
+		              : "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd",
+		      f);
+	fputs("\n\n", f);
+}
+
+/* n tiny events, with comments and empty events between them. */
+static void
+gen_sse_events(FILE *f, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		fputs(i % 10 == 0 ? ":\n\ndata:x\n\n" : "data:x\n\n", f);
+}
+
+/* CR line ends only, fed a byte at a time: one event of a 16n-byte data
+ * line and n short ones, then n empty events. */
+static void
+gen_sse_cr(FILE *f, size_t n)
+{
+	size_t i;
+
+	fputs("data: ", f);
+	for (i = 0; i < n; i++)
+		fputs("0123456789abcdef", f);
+	fputs("\r", f);
+	for (i = 0; i < n; i++)
+		fputs("data:y\r", f);
+	for (i = 0; i <= n; i++)
+		fputs("\r", f);
+}
+
 /* --- measuring ---------------------------------------------------------- */
 
 static const char *
@@ -471,3 +514,6 @@ SCALING(inject, "inject", gen_inject, 1000, "injected", 1)
 SCALING(policy_load, "policy_load", gen_policy_load, 1000, "compiled", 0)
 SCALING(multipart, "multipart", gen_multipart, 20000, "complete", 0)
 SCALING(query, "query", gen_query, 1000, "invalid invalid_query", 0)
+SCALING(sse_line, "sse", gen_sse_line, 8000, "events 1", 0)
+SCALING(sse_events, "sse", gen_sse_events, 250000, "events", 1)
+SCALING(sse_cr_bytes, "sse_bytes", gen_sse_cr, 10000, "events 1", 0)

@@ -34,6 +34,7 @@ FUZZ_SEEDS_policy := tests/data/policy/load
 FUZZ_SEEDS_config := tests/data/config
 FUZZ_SEEDS_httpmsg := tests/data/httpmsg
 FUZZ_SEEDS_tools := tests/data/policy/tools
+FUZZ_SEEDS_sse := tests/data/sse
 
 # libFuzzer's options for every run. -timeout is per input and is a budget:
 # every stage is linear in its input (README, Hardening), so an input that
