@@ -10,10 +10,12 @@
 #include "app/call.h"
 #include "app/config.h"
 #include "app/context.h"
+#include "app/batches.h"
 #include "app/create.h"
 #include "app/forward.h"
 #include "app/pipeline.h"
 #include "app/request.h"
+#include "app/responses.h"
 #include "app/snapshot.h"
 #include "app/transfer.h"
 #include "audit/audit.h"
@@ -92,7 +94,17 @@ static const struct route routes[] = {
         {"files.content", "RetrieveContainerFileContent", "GET",
          "/v1/containers/{container_id}/files/{file_id}/content", FRONT_BODY_NONE, no_query,
          transfer_download_steps},
-        {NULL},
+        /* Where containers are made implicitly. A NULL query: the
+         * operation's query goes upstream as it came. */
+        {NULL, "createResponse", "POST", "/v1/responses", FRONT_BODY_JSON, NULL, responses_steps},
+        {NULL, "beta_createResponse", "POST", "/v1/responses", FRONT_BODY_JSON, NULL,
+         responses_steps},
+        {NULL, "Compactconversation", "POST", "/v1/responses/compact", FRONT_BODY_JSON, NULL,
+         responses_steps},
+        {NULL, "beta_Compactconversation", "POST", "/v1/responses/compact", FRONT_BODY_JSON, NULL,
+         responses_steps},
+        {NULL, "createBatch", "POST", "/v1/batches", FRONT_BODY_JSON, NULL, batches_steps},
+        {NULL, NULL},
 };
 
 /* Every other operation of the API: relayed as it came (transfer.c). */
@@ -110,7 +122,7 @@ index_routes(void)
 	const struct operation *op;
 	const struct route *rt;
 
-	for (rt = routes; rt->name; rt++)
+	for (rt = routes; rt->operation; rt++)
 		if ((op = operations_by_id(rt->operation)) != NULL)
 			by_operation[op->index] = rt;
 }
@@ -541,7 +553,7 @@ route(struct request *r)
 	}
 	/* The gateway's own routes take the query parameters they know, and
 	 * send upstream what they checked; the others pass it as it came. */
-	if (rt) {
+	if (rt && rt->query) {
 		err_clear(&r->error);
 		if (query_check(q, rt->query, query, sizeof(query), &r->error) < 0) {
 			pipeline_fail(r, &r->error);

@@ -55,6 +55,8 @@ describe(struct request *r, struct audit_event *ev, int status, const char *deci
 	ev->violations =
 	        rec->violations && json_array_size(rec->violations) ? rec->violations : NULL;
 	ev->remediation = rec->remediation;
+	ev->tool_containers = rec->tool_containers;
+	ev->containers = rec->containers;
 	ev->bytes_in = r->http->body_seen;
 	ev->bytes_out = rec->bytes_out;
 }

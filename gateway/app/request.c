@@ -133,6 +133,8 @@ request_free(struct request *r)
 	json_decref(r->rec.adjustments);
 	json_decref(r->rec.violations);
 	json_decref(r->rec.remediation);
+	json_decref(r->rec.tool_containers);
+	json_decref(r->rec.containers);
 	free(r->answer.body);
 	free(r->reconcile);
 	free(r->upstream_path);

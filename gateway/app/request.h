@@ -48,6 +48,8 @@ struct request_record {
 	json_t *adjustments;
 	json_t *violations;
 	json_t *remediation;
+	json_t *tool_containers; /* a Responses call's containers as decided */
+	json_t *containers;      /* the containers it made or used, by id */
 	size_t bytes_out;
 	int stream_status; /* a streamed answer's status, once it has begun */
 };
@@ -104,8 +106,9 @@ struct request {
 	void (*on_event)(struct request *r, int event);
 	/* A step that relays an answer may read it as it passes. */
 	void (*observe)(struct request *r, const char *data, size_t n);
-	int intent_pending; /* its intent's durable callback has not run yet */
-	int paused;         /* the upstream call waits on the client */
+	int intent_pending;   /* its intent's durable callback has not run yet */
+	int paused;           /* the upstream call waits on the client */
+	int relay_keeps_open; /* transfer_stream: a later step ends the answer */
 
 	/* The tenant's limits (tenancy.c): a live-container slot held for a
 	 * create, the limit being counted, a Retry-After for the answer. */

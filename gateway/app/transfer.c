@@ -371,6 +371,10 @@ on_relayed(const struct upstream_res *res, void *arg)
 		pipeline_resume(r, call_unsuccessful(r, res));
 		return;
 	}
+	if (res->failure == UPSTREAM_OK && r->relay_keeps_open) {
+		pipeline_resume(r, STEP_NEXT); /* a later step ends the answer */
+		return;
+	}
 	if (res->failure == UPSTREAM_OK) {
 		reply_stream_end(r, NULL);
 		pipeline_resume(r, STEP_DONE);
@@ -383,11 +387,8 @@ on_relayed(const struct upstream_res *res, void *arg)
 	pipeline_resume(r, STEP_FAIL);
 }
 
-/* The request goes upstream as it came: its method, path and query, its
- * body (read whole, or passed on as it arrives) with its own Content-Type;
- * the answer comes back as it arrives, whatever it is. */
-static enum step_result
-relay(struct request *r)
+enum step_result
+transfer_stream(struct request *r, const char *body, size_t len, int keep_open)
 {
 	struct conn_req *http = r->http;
 	struct upstream_req up = {0};
@@ -398,9 +399,13 @@ relay(struct request *r)
 		return STEP_FAIL;
 	}
 	r->on_event = on_relay_event;
+	r->relay_keeps_open = keep_open;
 	up.method = http->method;
 	up.path = r->upstream_path;
-	if (http->stream_in) {
+	if (body) {
+		up.body = body;
+		up.body_len = len;
+	} else if (http->stream_in) {
 		up.read = relay_read;
 		up.body_size = http->head.chunked ? -1 : http->head.content_length;
 	} else {
@@ -410,7 +415,18 @@ relay(struct request *r)
 	up.retry_connect = strcmp(http->method, "GET") == 0;
 	up.on_head = relay_head;
 	up.on_data = relay_data;
-	return call_start(r, &up, 0, request_header(r, "Content-Type", ct, sizeof(ct)), on_relayed);
+	return call_start(r, &up, body != NULL,
+	                  body ? NULL : request_header(r, "Content-Type", ct, sizeof(ct)),
+	                  on_relayed);
+}
+
+/* The request goes upstream as it came: its method, path and query, its
+ * body (read whole, or passed on as it arrives) with its own Content-Type;
+ * the answer comes back as it arrives, whatever it is. */
+static enum step_result
+relay(struct request *r)
+{
+	return transfer_stream(r, NULL, 0, 0);
 }
 
 const struct step transfer_relay_steps[] = {

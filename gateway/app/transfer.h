@@ -19,4 +19,15 @@ extern const struct step transfer_upload_steps[];
 extern const struct step transfer_download_steps[];
 extern const struct step transfer_relay_steps[];
 
+/*
+ * A step's part: sends the request upstream (its method and path; body if
+ * given, as JSON, else the request's own body with its own Content-Type)
+ * and streams the answer back as it arrives, r->observe reading it on the
+ * way. The step waits; at the end the answer is finished (STEP_DONE), or,
+ * with keep_open, left open for a later step to finish with
+ * reply_stream_end (STEP_NEXT). An answer the client left before is read
+ * whole and relayed (STEP_DONE).
+ */
+enum step_result transfer_stream(struct request *r, const char *body, size_t len, int keep_open);
+
 #endif

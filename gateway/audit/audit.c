@@ -1090,6 +1090,8 @@ build(const char *type, const struct audit_event *ev)
 	bounded(b, "adjustments", ev->adjustments);
 	bounded(b, "violations", ev->violations);
 	value(b, "remediation", ev->remediation);
+	bounded(b, "tool_containers", ev->tool_containers);
+	bounded(b, "containers", ev->containers);
 	number(b, "bytes_in", (long long)ev->bytes_in, 1);
 	number(b, "bytes_out", (long long)ev->bytes_out, 1);
 	if (jsonbuf_text(b, &len) == NULL) {

@@ -85,6 +85,11 @@ struct audit_event {
 	const json_t *violations;
 	const json_t *remediation;
 	const char *file_id;
+	/* A Responses call: the containers its tools make, as decided (each
+	 * {"param", "memory_limit", "network_policy"}, secrets redacted), and
+	 * the containers the call made or used, by id. NULL otherwise. */
+	const json_t *tool_containers;
+	const json_t *containers;
 	unsigned long long bytes_in;  /* request body bytes */
 	unsigned long long bytes_out; /* answer body bytes sent */
 };

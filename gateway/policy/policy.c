@@ -27,6 +27,7 @@ struct policy {
 	char *on_violation;
 	json_t *routes;
 	long long max_upload;
+	int allow_prompts, allow_batch_containers;
 	char *policy_mode, *mem_mode, *np_mode, *exp_mode, *skills_mode, *files_mode;
 	json_t *tenants_doc; /* read for the key table; policyset.c compiles it */
 
@@ -96,6 +97,8 @@ static const struct confkey policy_keys[] = {
         {"file_ids.max_count", CT_INT, K(max_file_ids), .def_int = 100, .min = 0, .max = 100000},
         {"on_upstream_violation", CT_ENUM, K(on_violation), "block", .enumv = violation_modes},
         {"routes", CT_JSON, K(routes), .def_json = "{}"},
+        {"responses.allow_stored_prompts", CT_BOOL, K(allow_prompts), .def_int = 0},
+        {"batches.allow_container_endpoints", CT_BOOL, K(allow_batch_containers), .def_int = 0},
         {"files.max_upload_bytes", CT_INT, K(max_upload), .def_int = 512LL * 1024 * 1024, .min = 0,
          .max = 1LL << 40},
         {"mode", CT_ENUM, K(policy_mode), "enforce", .enumv = rule_modes},
@@ -539,6 +542,18 @@ policy_route(const struct policy *p, const struct operation *op)
 	return (p->shadow >> RULE_ROUTES) & 1 ? POLICY_ROUTE_SHADOW_DENY : POLICY_ROUTE_DENY;
 }
 
+int
+policy_allow_stored_prompts(const struct policy *p)
+{
+	return p->allow_prompts;
+}
+
+int
+policy_allow_batch_containers(const struct policy *p)
+{
+	return p->allow_batch_containers;
+}
+
 long long
 policy_max_upload_bytes(const struct policy *p)
 {
@@ -944,6 +959,12 @@ policy_check_narrows(const struct policy *org, const struct policy *t, const cha
 	if (t->max_file_ids > org->max_file_ids)
 		WIDER("file_ids.max_count", "%lld is more than the organization's %lld",
 		      t->max_file_ids, org->max_file_ids);
+	if (t->allow_prompts && !org->allow_prompts)
+		WIDER("responses.allow_stored_prompts", "allows stored prompts, which the "
+		                                        "organization refuses");
+	if (t->allow_batch_containers && !org->allow_batch_containers)
+		WIDER("batches.allow_container_endpoints",
+		      "allows batches of container-making calls, which the organization refuses");
 	if (t->max_upload > org->max_upload)
 		WIDER("files.max_upload_bytes", "%lld is more than the organization's %lld",
 		      t->max_upload, org->max_upload);

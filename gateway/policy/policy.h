@@ -127,6 +127,14 @@ enum policy_route policy_route(const struct policy *p, const struct operation *o
 /* The largest file upload allowed, in bytes. */
 long long policy_max_upload_bytes(const struct policy *p);
 
+/* Whether a Responses call may name a stored prompt (prompt.id), whose
+ * tools the gateway cannot see (responses.allow_stored_prompts). */
+int policy_allow_stored_prompts(const struct policy *p);
+
+/* Whether a batch may run an endpoint that makes containers, whose lines
+ * the gateway does not read (batches.allow_container_endpoints). */
+int policy_allow_batch_containers(const struct policy *p);
+
 /* Adds to errs, under the path at, every way the tenant policy t allows
  * more than the organization's policy org. */
 void policy_check_narrows(const struct policy *org, const struct policy *t, const char *file,
