@@ -473,3 +473,23 @@ Test(it_routes, each_route_relays_an_upstream_error)
 	}
 	cr_expect_eq(json_array_size(hx_audit_wait(gw, i, 5000)), i);
 }
+
+/* A WebSocket upgrade (the Realtime API's) is refused plainly, in the
+ * error shape, and audited; nothing is tunneled. */
+Test(it_routes, a_websocket_upgrade_is_refused)
+{
+	struct hx_gw *gw = hx_gw_start("{\"routes\":{\"default\":\"allow\"}}", NULL);
+	const char *req = "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: x\r\n"
+	                  "Authorization: Bearer sk-routes-KEY-4411\r\nConnection: Upgrade\r\n"
+	                  "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+	                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+	size_t n;
+	const char *out = hx_raw(gw->port, req, strlen(req), 5000, 0, &n);
+
+	cr_assert_not_null(out);
+	cr_expect(strncmp(out, "HTTP/1.1 400 ", 13) == 0, "%s", out);
+	cr_expect_not_null(strstr(out, "upgrade_not_supported"), "%s", out);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 0);
+	cr_expect_str_eq(hx_str(json_array_get(hx_audit_wait(gw, 1, 5000), 0), "code"),
+	                 "upgrade_not_supported");
+}

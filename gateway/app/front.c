@@ -532,7 +532,18 @@ route(struct request *r)
 	char query[1024], up[REQUEST_PATH_MAX];
 	const char *q = r->http->query;
 
-	if (capacity(r) < 0 || (op = find_operation(r, &seg)) == NULL)
+	if (capacity(r) < 0)
+		return CONN_ANSWERED;
+	/* A WebSocket (the Realtime API's, say) would carry traffic no rule
+	 * or record of the gateway's could follow: refused, plainly. */
+	if (httpmsg_header(&r->http->head, "Upgrade", &(size_t){0})) {
+		refuse(r, 400, ERR_INVALID, "upgrade_not_supported", NULL,
+		       "this gateway does not tunnel WebSocket or other upgraded connections; use "
+		       "the Realtime API over WebRTC (POST /v1/realtime/calls) or plain HTTP "
+		       "requests");
+		return CONN_ANSWERED;
+	}
+	if ((op = find_operation(r, &seg)) == NULL)
 		return CONN_ANSWERED;
 	rt = own_route(op);
 	set_route(r, rt ? rt : &relayed, op);
