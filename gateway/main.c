@@ -17,18 +17,20 @@
 #include "lib/secmem.h"
 #include "server.h"
 
-static const char usage[] = "usage: gateway --config FILE [--check]\n"
+static const char usage[] = "usage: gateway --config FILE [--check [--online]]\n"
                             "       gateway hash-key < keyfile\n"
                             "       gateway eval --config FILE [--tenant NAME] < body.json\n"
                             "       gateway audit-verify --config FILE AUDITFILE...\n"
                             "       gateway --version | --help\n";
 
 static const char help[] =
-        "A policy-enforcing gateway for the OpenAI Containers API.\n"
+        "A policy-enforcing gateway for the OpenAI API.\n"
         "\n"
         "  --config FILE  the gateway's JSON configuration (it names the policy file)\n"
-        "  --check        validate the configuration and its policy, print\n"
-        "                 \"configuration OK\" or every error, and exit\n"
+        "  --check        run every check the start would (the config, its policy,\n"
+        "                 files and keys readable, folders writable), print\n"
+        "                 \"configuration OK\" or every problem, and exit\n"
+        "  --online       with --check: also that the redis store answers\n"
         "  --version      print the version and exit\n"
         "  --help         print this help and exit\n"
         "\n"
@@ -117,16 +119,14 @@ static int
 serve_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	        {"config", required_argument, NULL, 'c'},
-	        {"check", no_argument, NULL, 'k'},
-	        {"version", no_argument, NULL, 'v'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+	        {"online", no_argument, NULL, 'o'},       {"version", no_argument, NULL, 'v'},
+	        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	static struct errlist errs;
 	const char *config = NULL;
 	struct server *s;
-	int opt, check = 0, rc;
+	int opt, check = 0, online = 0, rc;
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -136,6 +136,9 @@ serve_main(int argc, char **argv)
 			break;
 		case 'k':
 			check = 1;
+			break;
+		case 'o':
+			online = 1;
 			break;
 		case 'v':
 			printf("gateway %s\n", GW_VERSION);
@@ -158,9 +161,13 @@ serve_main(int argc, char **argv)
 		fprintf(stderr, "gateway: --config FILE is required\n%s", usage);
 		return 2;
 	}
+	if (online && !check) {
+		fprintf(stderr, "gateway: --online goes with --check\n%s", usage);
+		return 2;
+	}
 
 	if (check) {
-		rc = server_check(config, &errs);
+		rc = server_check(config, online, &errs);
 		print_errors(&errs);
 		if (rc == 0)
 			printf("configuration OK\n");

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,13 +21,16 @@
 #include "app/config.h"
 #include "app/context.h"
 #include "app/front.h"
+#include "app/redis.h"
 #include "app/snapshot.h"
 #include "app/store.h"
 #include "audit/audit.h"
+#include "audit/chain.h"
 #include "http/conn.h"
 #include "http/tls.h"
 #include "http/upstream.h"
 #include "lib/log.h"
+#include "lib/secmem.h"
 #include "metrics.h"
 #include "policy/policyset.h"
 
@@ -544,12 +548,111 @@ fail:
 	free(errs);
 }
 
+/* A file the gateway will write at path: it can be (it exists and is a
+ * regular file we may write, or its folder takes a new one). */
+static void
+check_writable(const struct config *cfg, const char *path, const char *key, struct errlist *errs)
+{
+	char *dir, *slash;
+	struct stat st;
+
+	if (path == NULL || *path == '\0' || strcmp(path, "-") == 0)
+		return;
+	if (stat(path, &st) == 0) {
+		if (!S_ISREG(st.st_mode))
+			errlist_add(errs, cfg->file, key, "%s is not a regular file", path);
+		else if (access(path, W_OK) != 0)
+			errlist_add(errs, cfg->file, key, "%s cannot be written: %s", path,
+			            strerror(errno));
+		return;
+	}
+	if ((dir = strdup(path)) == NULL)
+		return;
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		dir[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	if (access(dir, W_OK | X_OK) != 0)
+		errlist_add(errs, cfg->file, key, "%s cannot be made: its folder %s %s", path, dir,
+		            errno == ENOENT ? "does not exist" : strerror(errno));
+	free(dir);
+}
+
+/* --check --online: whether the redis store answers a PING, through the
+ * connection the gateway itself would use (password, TLS), within
+ * store.timeout_ms. */
+struct ping {
+	struct event_base *base;
+	int done, ok;
+	char why[200];
+};
+
+static void
+on_check_ping(void *arg, const redisReply *reply)
+{
+	struct ping *p = arg;
+
+	p->done = 1;
+	p->ok = reply && reply->type != REDIS_REPLY_ERROR;
+	if (reply && reply->type == REDIS_REPLY_ERROR)
+		snprintf(p->why, sizeof(p->why), "%.150s", reply->str);
+	event_base_loopbreak(p->base);
+}
+
+static void
+check_store_online(const struct config *cfg, struct errlist *errs)
+{
+	struct redis_settings rs;
+	struct redis *rc = NULL;
+	struct ping p = {0};
+	struct timeval tv = {(time_t)(cfg->store_timeout_ms / 1000),
+	                     (suseconds_t)((cfg->store_timeout_ms % 1000) * 1000)};
+	const char *argv[] = {"PING"};
+	struct err e;
+
+	err_clear(&e);
+	if (redis_parse_url(cfg->store_url, &rs, &e) < 0)
+		return; /* reported by the config already */
+	if (cfg->store_password) {
+		redis_settings_clear(&rs);
+		rs.password = secmem_alloc(cfg->store_password_len + 1);
+		if (rs.password)
+			memcpy(rs.password, cfg->store_password, cfg->store_password_len + 1);
+	}
+	rs.ca_file = cfg->store_ca_file;
+	rs.cert_file = cfg->store_cert_file;
+	rs.key_file = cfg->store_key_file;
+	p.base = event_base_new();
+	if (p.base)
+		rc = redis_new(p.base, &rs, &e);
+	if (rc && redis_command(rc, 1, argv, on_check_ping, &p)) {
+		event_base_loopexit(p.base, &tv);
+		event_base_dispatch(p.base);
+	}
+	if (!p.ok && !p.why[0] && rc && redis_last_error(rc)[0])
+		snprintf(p.why, sizeof(p.why), "%s", redis_last_error(rc));
+	if (!p.ok)
+		errlist_add(errs, cfg->file, "store.url", "the redis store did not answer%s%s%s",
+		            p.why[0] || e.status ? ": " : "", p.why,
+		            e.status ? e.message
+		                     : (p.done || p.why[0] ? "" : " within store.timeout_ms"));
+	redis_free(rc);
+	redis_settings_clear(&rs);
+	if (p.base)
+		event_base_free(p.base);
+}
+
 int
-server_check(const char *config_path, struct errlist *errs)
+server_check(const char *config_path, int online, struct errlist *errs)
 {
 	struct tls_server *tls = NULL;
 	struct config *cfg;
 	struct policyset *p;
+	const char *why = NULL;
+	struct chain_signer *signer;
 	size_t before = errs->n + errs->dropped;
 
 	cfg = config_load(config_path, errs);
@@ -560,6 +663,24 @@ server_check(const char *config_path, struct errlist *errs)
 	check_pin(cfg, errs);
 	if (cfg->admin_listen)
 		(void)admin_check_addr(cfg->admin_listen, cfg->file, errs);
+	/* What the start would open or write, checked now. */
+	check_writable(cfg, cfg->audit_path, "audit.path", errs);
+	check_writable(cfg, cfg->log_path, "log.path", errs);
+	check_writable(cfg, cfg->pid_file, "pid_file", errs);
+	if (strcmp(cfg->store_type, "memory") == 0)
+		check_writable(cfg, cfg->store_path, "store.path", errs);
+	if (cfg->audit_signing_key_file) {
+		signer = chain_signer_load(cfg->audit_signing_key_file, &why);
+		if (signer == NULL)
+			errlist_add(errs, cfg->file, "audit.signing_key_file", "%s: %s",
+			            cfg->audit_signing_key_file, why);
+		chain_signer_free(signer);
+	}
+	if (online && strcmp(cfg->store_type, "redis") == 0) {
+		/* What the store says is in the problem reported, not a log. */
+		log_set_level(LOG_QUIET);
+		check_store_online(cfg, errs);
+	}
 	tls_server_free(tls);
 	policyset_free(p);
 	config_free(cfg);

@@ -33,9 +33,11 @@ struct server;
  * returns NULL with every problem added to errs. */
 struct server *server_new(const char *config_path, struct errlist *errs);
 
-/* Validates the config, the policy it names and the TLS files, binding
- * nothing. */
-int server_check(const char *config_path, struct errlist *errs);
+/* Everything the start would check, binding nothing: the config, the
+ * policy it names, the TLS files and keys, and that every file the
+ * gateway writes can be written; with online, that the redis store
+ * answers. Every problem goes to errs, in one pass. */
+int server_check(const char *config_path, int online, struct errlist *errs);
 
 /* Serves until SIGINT or SIGTERM and the drain after it; returns the
  * process exit status. */

@@ -268,3 +268,49 @@ Test(it_cli, eval_exit_status_tells_the_decision)
 	cr_expect_eq(eval_status("usage2", (const char *[]){NULL}, "{}", &p), 2);
 	cr_expect_str_eq(hx_read_file(p->out_path, NULL), "");
 }
+
+/* --check is the gate: everything the start would check, in one pass,
+ * each problem once at its file and path. A file the gateway must write
+ * in a folder that does not exist, a signing key that cannot be read,
+ * mistakes in the organization's policy (said once, not again under each
+ * tenant) and a tenant's own; with --online, a redis store that does not
+ * answer. */
+Test(it_cli, check_reports_every_start_failure_in_one_pass)
+{
+	struct hx_proc *p;
+	const char *err;
+	int port = hx_free_port();
+
+	hx_write_file(hx_path("p.json"),
+	              "{\"memory_limit\":{\"max\":\"8g\"},\"network_policy\":{\"allowed_domains\":"
+	              "[\"bad domain\"]},\"tenants\":{\"a\":{\"api_keys_sha256\":[\"nothex\"],"
+	              "\"policy\":{\"skills\":{\"max_count\":-1}}},\"b\":{\"policy\":{}}}}");
+	hx_write_file(
+	        hx_path("g.json"),
+	        hx_fmt("{\"policy_file\":\"p.json\",\"audit\":{\"path\":\"no/such/dir/audit.log\","
+	               "\"signing_key_file\":\"nokey.pem\"},\"pid_file\":\"no/such/x.pid\","
+	               "\"store\":{\"type\":\"redis\",\"url\":\"redis://127.0.0.1:%d/0\","
+	               "\"timeout_ms\":500}}",
+	               port));
+	cr_expect_eq(
+	        run("check",
+	            (const char *[]){"--config", hx_path("g.json"), "--check", "--online", NULL},
+	            &p),
+	        1);
+	err = hx_read_file(p->err_path, NULL);
+	cr_assert_not_null(err);
+	cr_expect_not_null(strstr(err, "p.json: memory_limit.max: must be one of"), "%s", err);
+	cr_expect_not_null(strstr(err, "p.json: network_policy.allowed_domains[0]:"), "%s", err);
+	cr_expect_not_null(strstr(err, "tenants.a.api_keys_sha256[0]: must be a SHA-256"), "%s",
+	                   err);
+	cr_expect_not_null(strstr(err, "tenants.a.policy.skills.max_count:"), "%s", err);
+	cr_expect_null(strstr(err, "tenants.b."), "b's only mistakes are the organization's: %s",
+	               err);
+	cr_expect_null(strstr(err, "tenants.a.policy.memory_limit"), "said once: %s", err);
+	cr_expect_not_null(strstr(err, "audit.path: "), "%s", err);
+	cr_expect_not_null(strstr(err, "does not exist"), "%s", err);
+	cr_expect_not_null(strstr(err, "pid_file: "), "%s", err);
+	cr_expect_not_null(strstr(err, "audit.signing_key_file: "), "%s", err);
+	cr_expect_not_null(strstr(err, "store.url: the redis store did not answer"), "%s", err);
+	cr_expect_null(strstr(err, "\"level\""), "no log lines in --check's output: %s", err);
+}

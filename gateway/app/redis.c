@@ -42,6 +42,7 @@ struct redis {
 	struct redis_cmd *head, *tail;
 	enum redis_state state;
 	long long next_connect_ms;
+	char last_error[200]; /* why the last connection went, for --check */
 };
 
 static long long
@@ -209,6 +210,8 @@ fail_all(struct redis *r)
 static void
 drop(struct redis *r, const char *why)
 {
+	if (why)
+		snprintf(r->last_error, sizeof(r->last_error), "%s", why);
 	if (r->state != R_DOWN && why)
 		log_warn("store: lost redis at %s:%d: %s", r->set.host, r->set.port, why);
 	if (r->bev) {
@@ -231,6 +234,10 @@ internal_reply(struct redis *r, const redisReply *reply)
 	if (reply->type != REDIS_REPLY_ERROR)
 		return 0;
 	/* The server's words name the problem; they never hold the password. */
+	snprintf(r->last_error, sizeof(r->last_error), "refused the connection's %s",
+	         strncmp(reply->str, "WRONGPASS", 9) == 0 || strncmp(reply->str, "NOAUTH", 6) == 0
+	                 ? "password (AUTH)"
+	                 : "setup");
 	log_error("store: redis at %s:%d refused the connection's %s: %.200s", r->set.host,
 	          r->set.port,
 	          strncmp(reply->str, "WRONGPASS", 9) == 0 || strncmp(reply->str, "NOAUTH", 6) == 0
@@ -457,6 +464,12 @@ int
 redis_connected(const struct redis *r)
 {
 	return r->state == R_UP;
+}
+
+const char *
+redis_last_error(const struct redis *r)
+{
+	return r->last_error;
 }
 
 /* ---- life ---- */

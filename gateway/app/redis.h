@@ -62,4 +62,7 @@ void redis_cancel(struct redis_cmd *c);
 /* Whether the connection is up and authenticated. */
 int redis_connected(const struct redis *r);
 
+/* Why the last connection was lost or refused ("" when none was). */
+const char *redis_last_error(const struct redis *r);
+
 #endif

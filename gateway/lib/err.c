@@ -109,7 +109,8 @@ errlist_add(struct errlist *l, const char *file, const char *path, const char *f
 		return;
 	}
 	dst = l->msg[l->n++];
-	o = (size_t)snprintf(dst, cap, "%s: ", file);
+	/* No file: the message is whole already (moved from another list). */
+	o = file ? (size_t)snprintf(dst, cap, "%s: ", file) : 0;
 	if (l->prefix && *l->prefix && o < cap)
 		o += (size_t)snprintf(dst + o, cap - o, "%s%s", l->prefix,
 		                      path && *path ? "." : ": ");

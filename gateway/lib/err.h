@@ -61,7 +61,8 @@ struct errlist {
 };
 
 /* Adds "file: path: message" (path omitted when NULL or empty), with
- * prefix and a dot before path when prefix is set. */
+ * prefix and a dot before path when prefix is set; with file NULL, just
+ * the message (one taken whole from another list). */
 void errlist_add(struct errlist *l, const char *file, const char *path, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 

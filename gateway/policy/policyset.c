@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,11 +79,56 @@ read_secret(void *arg, const char *env, const char *path, size_t *len, const cha
 	return read_secret_file(path, len, why);
 }
 
+/* Whether msg, a tenant's ("file: tenants.NAME.policy.PATH: TEXT"), says
+ * what one of the organization's own messages (from index from on) says
+ * already ("file: PATH: TEXT"): the tenant inherited the mistake. */
+static int
+repeats_org(const char *msg, const struct errlist *errs, size_t from, const char *file)
+{
+	size_t flen = strlen(file), i;
+	const char *p = msg + flen + 2, *tail;
+
+	if (strncmp(msg, file, flen) != 0 || strncmp(p, "tenants.", 8) != 0)
+		return 0;
+	tail = strstr(p, ".policy.");
+	if (tail == NULL)
+		return 0;
+	tail += 8;
+	for (i = from; i < errs->n; i++)
+		if (strncmp(errs->msg[i], file, flen) == 0 &&
+		    strcmp(errs->msg[i] + flen + 2, tail) == 0)
+			return 1;
+	return 0;
+}
+
+/* The tenants, their messages added to errs but for those that repeat
+ * the organization's own (errs from index from on). */
+static struct tenants *
+compile_tenants(const json_t *tenants, const json_t *org_doc, const struct policy *org,
+                const char *dir, const char *file, struct errlist *errs, size_t from)
+{
+	struct errlist *mine = calloc(1, sizeof(*mine));
+	struct tenants *ts;
+	size_t i;
+
+	if (mine == NULL) {
+		errlist_add(errs, file, "tenants", "out of memory");
+		return NULL;
+	}
+	ts = tenants_new(tenants, org_doc, org, read_secret, (void *)(uintptr_t)dir, file, mine);
+	for (i = 0; i < mine->n; i++)
+		if (!repeats_org(mine->msg[i], errs, from, file))
+			errlist_add(errs, NULL, NULL, "%s", mine->msg[i]);
+	errs->dropped += mine->dropped;
+	free(mine);
+	return ts;
+}
+
 struct policyset *
 policyset_new(const json_t *doc, const char *file, struct errlist *errs)
 {
 	struct policyset *ps = calloc(1, sizeof(*ps));
-	size_t before = errs->n + errs->dropped;
+	size_t before = errs->n + errs->dropped, first = errs->n;
 	const json_t *tenants = json_object_get(doc, "tenants");
 	const char *slash = strrchr(file, '/');
 	char dir[4096] = "";
@@ -96,8 +142,10 @@ policyset_new(const json_t *doc, const char *file, struct errlist *errs)
 		snprintf(dir, sizeof(dir), "%.*s", slash == file ? 1 : (int)(slash - file), file);
 	ps->org = policy_new(doc, file, errs);
 	/* Tenants are compiled against the organization's document without
-	 * its own "tenants", which a tenant's policy may not carry. */
-	if (ps->org && tenants) {
+	 * its own "tenants", which a tenant's policy may not carry; even when
+	 * the organization's did not compile, so one pass shows every
+	 * mistake, each once. */
+	if (tenants && json_is_object(doc)) {
 		org_doc = json_deep_copy(doc);
 		if (org_doc == NULL)
 			errlist_add(errs, file, "tenants", "out of memory");
@@ -105,8 +153,8 @@ policyset_new(const json_t *doc, const char *file, struct errlist *errs)
 			errlist_add(errs, file, "tenants",
 			            "must be an object of tenant name: settings");
 		else if (json_object_del(org_doc, "tenants") == 0)
-			ps->tenants = tenants_new(tenants, org_doc, ps->org, read_secret, dir, file,
-			                          errs);
+			ps->tenants =
+			        compile_tenants(tenants, org_doc, ps->org, dir, file, errs, first);
 		json_decref(org_doc);
 	}
 	if (errs->n + errs->dropped > before) {

@@ -201,7 +201,7 @@ load_tenant(struct tenant *t, const char *name, const json_t *doc, const json_t 
 		errs->prefix = at;
 		t->policy = policy_new(merged, file, errs);
 		errs->prefix = outer;
-		if (t->policy)
+		if (t->policy && org)
 			policy_check_narrows(org, t->policy, file, "policy", errs);
 	}
 	json_decref(merged);

@@ -32,7 +32,9 @@ typedef char *(*tenant_secret_fn)(void *arg, const char *env, const char *path, 
 /*
  * Reads tenants_doc ({"name": {...}}). Each tenant's "policy" is merged
  * over org_doc (the organization's policy document without "tenants") and
- * compiled; anything it would widen beyond org is an error. Secret values
+ * compiled; anything it would widen beyond org is an error (org may be
+ * NULL when the organization's own policy did not compile: each tenant's
+ * other mistakes are still reported). Secret values
  * are read through read(arg, ...) now. Every problem is added to errs;
  * returns NULL when there was one.
  */
