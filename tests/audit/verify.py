@@ -239,14 +239,22 @@ def main():
     if a.inclusion:
         with open(a.inclusion) as fh:
             proof = json.load(fh)
-        index = None
+        # The record whose request_id is the id; else, when the client saw
+        # the upstream's id, the first whose upstream_request_id is.
+        index = upstream = None
         for i, line in enumerate(lines):
             if a.request_id.encode() not in line:
                 continue
             rec = json.loads(line)
-            if rec.get("type") == "request" and rec.get("request_id") == a.request_id:
+            if rec.get("type") != "request":
+                continue
+            if rec.get("request_id") == a.request_id:
                 index = i
                 break
+            if upstream is None and rec.get("upstream_request_id") == a.request_id:
+                upstream = i
+        if index is None:
+            index = upstream
         if index is None:
             raise Fail(f"no record of {a.request_id}")
         if proof["leaf_index"] != index or proof["tree_size"] != size:
