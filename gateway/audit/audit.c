@@ -818,17 +818,24 @@ recover_tree(struct audit *a)
 	struct tlog_settings ts = {0};
 	const struct tlog_checkpoint *latest;
 	struct tlog *t = NULL;
+	struct stat st;
 	char *line = NULL;
 	size_t cap = 0, lineno = 0, problems = 0;
 	long long leaf;
+	off_t left;
 	ssize_t n;
 	FILE *f;
 
-	if (a->to_stdout || (f = fopen(a->path, "r")) == NULL)
+	/* Only a regular file has lines to read back (/dev/full reads as
+	 * endless zeros), and only as many bytes as it has now. */
+	if (a->to_stdout || fstat(a->fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
+	    (f = fopen(a->path, "r")) == NULL)
 		return;
+	left = st.st_size;
 	t = tlog_new(&ts);
-	while (t && (n = getline(&line, &cap, f)) > 0) {
+	while (t && left > 0 && (n = getline(&line, &cap, f)) > 0) {
 		lineno++;
+		left -= n;
 		if (line[n - 1] != '\n')
 			break;
 		if (tlog_line(t, a->path, lineno, line, (size_t)n - 1, &leaf) == TLOG_PROBLEM &&
