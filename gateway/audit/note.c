@@ -169,7 +169,7 @@ note_checkpoint_parse(const char *text, size_t len, char *origin, uint64_t *size
 		return -1;
 	/* Extension lines, if any, are not empty. */
 	while (p < end)
-		if ((n = next_line(&p, end, &line)) <= 0)
+		if (next_line(&p, end, &line) <= 0)
 			return -1;
 	return 0;
 }
