@@ -129,8 +129,11 @@ def read_log(files, pub):
                 leaves.append(leaf_hash(line))
                 lines.append(line)
                 continue
-            rec = json.loads(line)
-            origin, size, root = read_note(rec["note"], pub, where)
+            try:
+                note = json.loads(line)["note"]
+            except (ValueError, KeyError, TypeError):
+                raise Fail(f"{where}: a checkpoint line without a readable note")
+            origin, size, root = read_note(note, pub, where)
             if size > len(leaves):
                 raise Fail(f"{where}: the checkpoint counts {size} leaves, "
                            f"only {len(leaves)} come before it")
@@ -283,4 +286,7 @@ if __name__ == "__main__":
         sys.exit(main())
     except Fail as e:
         print(f"FAIL: {e}")
+        sys.exit(1)
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"FAIL: malformed: {e!r}")
         sys.exit(1)
