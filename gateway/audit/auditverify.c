@@ -346,9 +346,12 @@ summary(const struct verifier *v, int signatures)
 		       (unsigned long long)t->size, c->file, c->line, c->origin,
 		       (unsigned long long)c->size,
 		       signatures ? "verified with the key given" : "not checked (no key given)");
-	if (uncovered)
+	if (uncovered && c)
 		printf("note: the last %llu records follow the last checkpoint: no checkpoint "
 		       "covers them yet%s\n",
+		       (unsigned long long)uncovered, v->mac ? " (their macs were checked)" : "");
+	else if (uncovered)
+		printf("note: these files hold no checkpoint: none covers their %llu records%s\n",
 		       (unsigned long long)uncovered, v->mac ? " (their macs were checked)" : "");
 	if (tlog_legacy(v->tlog))
 		printf("note: %zu checkpoint(s) of the earlier format (no note) were not checked "
