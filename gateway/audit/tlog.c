@@ -259,40 +259,39 @@ check_root(struct tlog *t, uint64_t size, const unsigned char root[MERKLE_HASH],
 		t->unchecked++;
 		return TLOG_OK;
 	}
-	if (size == t->tree.size) {
-		if (current_root(t) < 0)
-			return problem(t, 0, "out of memory");
-		if (memcmp(root, t->root, MERKLE_HASH) == 0)
-			return remember(t, size, root, file, lineno) < 0
-			               ? problem(t, 0, "out of memory")
-			               : TLOG_OK;
-		prev = t->nseen > 0 && t->seen[t->nseen - 1].size < size ? &t->seen[t->nseen - 1]
-		                                                         : NULL;
-		if (prev)
-			return problem(
-			        t, 0,
-			        "this checkpoint's root does not match the %llu records before "
-			        "it: a record since the previous checkpoint (%s:%zu) was altered, "
-			        "removed, inserted or reordered",
-			        (unsigned long long)size, prev->file, prev->line);
-		return problem(
-		        t, 0,
-		        "this checkpoint's root does not match the %llu records before it: a "
-		        "record before it was altered, removed, inserted or reordered",
-		        (unsigned long long)size);
-	}
+	/* A size signed before (a cosigned copy comes later) must have the
+	 * same root. */
 	same = seen_at(t, size);
-	if (same == NULL) {
-		t->unchecked++;
-		return TLOG_OK;
-	}
-	if (memcmp(same->root, root, MERKLE_HASH) != 0)
+	if (same && memcmp(same->root, root, MERKLE_HASH) != 0)
 		return problem(
 		        t, 0,
 		        "this checkpoint's root differs from that of the checkpoint of the same "
 		        "size at %s:%zu: two different trees were signed (a fork)",
 		        same->file, same->line);
-	return TLOG_OK;
+	if (same)
+		return TLOG_OK;
+	if (size < t->tree.size) {
+		t->unchecked++;
+		return TLOG_OK;
+	}
+	if (current_root(t) < 0)
+		return problem(t, 0, "out of memory");
+	if (memcmp(root, t->root, MERKLE_HASH) == 0)
+		return remember(t, size, root, file, lineno) < 0 ? problem(t, 0, "out of memory")
+		                                                 : TLOG_OK;
+	/* Sizes only grow: the last one checked is the one before. */
+	prev = t->nseen > 0 ? &t->seen[t->nseen - 1] : NULL;
+	if (prev)
+		return problem(
+		        t, 0,
+		        "this checkpoint's root does not match the %llu records before it: a "
+		        "record since the previous checkpoint (%s:%zu) was altered, removed, "
+		        "inserted or reordered",
+		        (unsigned long long)size, prev->file, prev->line);
+	return problem(t, 0,
+	               "this checkpoint's root does not match the %llu records before it: a record "
+	               "before it was altered, removed, inserted or reordered",
+	               (unsigned long long)size);
 }
 
 static enum tlog_result
