@@ -94,6 +94,7 @@ struct audit {
 	uint64_t checkpointed; /* the tree size the last checkpoint names */
 	uint64_t ticked;       /* the tree size at the last tick */
 	int checkpoint_due;    /* one was asked for while lines waited */
+	int opened;            /* audit_open_with succeeded: the log is ours to close */
 	struct event *tick_ev; /* every checkpoint_interval_ms, on base */
 	struct anchor *anchor; /* ships checkpoints off the host */
 
@@ -942,6 +943,7 @@ audit_open_with(struct event_base *base, const struct audit_settings *s, struct 
 	                        "of the chain"
 	                      : NULL);
 	a->ticked = a->tree.size;
+	a->opened = 1;
 	return a;
 fail:
 	if (e->status == 0)
@@ -975,7 +977,7 @@ audit_free(struct audit *a)
 	if (a->tick_ev)
 		event_free(a->tick_ev);
 	/* What waits goes out first, then the checkpoint that covers it. */
-	if (a->hasher && a->fd >= 0) {
+	if (a->opened && a->fd >= 0) {
 		flush_pending(a);
 		(void)checkpoint(a);
 	}
