@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "app/config.h"
+#include "audit/auditprove.h"
 #include "audit/auditverify.h"
 #include "lib/err.h"
 #include "eval.h"
@@ -20,7 +21,13 @@
 static const char usage[] = "usage: gateway --config FILE [--check [--online]]\n"
                             "       gateway hash-key < keyfile\n"
                             "       gateway eval --config FILE [--tenant NAME] < body.json\n"
+                            "       gateway audit-verify --public-key PUB [--state FILE] "
+                            "AUDITFILE...\n"
                             "       gateway audit-verify --config FILE AUDITFILE...\n"
+                            "       gateway audit-checkpoint --config FILE AUDITFILE...\n"
+                            "       gateway audit-prove --config FILE AUDITFILE... REQUEST_ID\n"
+                            "       gateway audit-prove --config FILE --consistency OLD_SIZE "
+                            "AUDITFILE...\n"
                             "       gateway --version | --help\n";
 
 static const char help[] =
@@ -77,6 +84,18 @@ audit_verify_main(int argc, char **argv)
 	return auditverify_main(argc, argv, audit_keys);
 }
 
+static int
+audit_checkpoint_main(int argc, char **argv)
+{
+	return auditprove_checkpoint_main(argc, argv, audit_keys);
+}
+
+static int
+audit_prove_main(int argc, char **argv)
+{
+	return auditprove_main(argc, argv, audit_keys);
+}
+
 /* Commands other than serving: the first argument names them, and each
  * takes the rest of the command line. */
 static const struct subcommand {
@@ -86,6 +105,8 @@ static const struct subcommand {
         {"hash-key", keys_main},
         {"eval", eval_main},
         {"audit-verify", audit_verify_main},
+        {"audit-checkpoint", audit_checkpoint_main},
+        {"audit-prove", audit_prove_main},
         {NULL, NULL},
 };
 

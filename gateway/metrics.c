@@ -340,6 +340,9 @@ render(const struct metrics *m, const struct metrics_state *st, struct out *o)
 	       (double)st->connections);
 	scalar(o, "gateway_audit_write_failures_total", "counter",
 	       "Audit records that could not be written.", (double)st->audit_failures);
+	scalar(o, "gateway_audit_anchor_failures_total", "counter",
+	       "Attempts to ship an audit checkpoint to the witness or anchor that failed.",
+	       (double)st->audit_anchor_failures);
 	events(o, m, st);
 	scalar(o, "gateway_config_last_reload_success_timestamp_seconds", "gauge",
 	       "When the config and policy in force were loaded (Unix time).",

@@ -44,9 +44,10 @@ void metrics_accepted(struct metrics *m, size_t worker);
 
 /* What is read from the rest of the gateway when metrics are scraped. */
 struct metrics_state {
-	size_t connections;           /* client connections open */
-	size_t inflight;              /* requests being handled */
-	unsigned long audit_failures; /* audit records lost since start */
+	size_t connections;                  /* client connections open */
+	size_t inflight;                     /* requests being handled */
+	unsigned long audit_failures;        /* audit records lost since start */
+	unsigned long audit_anchor_failures; /* checkpoints a witness or anchor did not take */
 	unsigned long tls_handshake_failures;
 	time_t started;        /* process start */
 	time_t last_reload_ok; /* last successful load of config and policy */

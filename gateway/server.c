@@ -257,6 +257,7 @@ server_render_metrics(struct server *s, struct evbuffer *out)
 	st.connections = conn_total();
 	st.inflight = atomic_load_explicit(&root(s)->inflight, memory_order_relaxed);
 	st.audit_failures = s->audit_lost + audit_failures(s->audit);
+	st.audit_anchor_failures = audit_anchor_failures(s->audit);
 	st.tls_handshake_failures = conn_tls_failures();
 	st.started = s->started;
 	st.last_reload_ok = s->loaded;
@@ -425,6 +426,10 @@ warn_restart_only(const struct config *a, const struct config *b)
 	    (a->audit_key_len != b->audit_key_len ||
 	     (a->audit_key_len && memcmp(a->audit_key, b->audit_key, a->audit_key_len) != 0) ||
 	     !same(a->audit_signing_key_file, b->audit_signing_key_file) ||
+	     !same(a->audit_origin, b->audit_origin) ||
+	     !same(a->audit_witness_url, b->audit_witness_url) ||
+	     !same(a->audit_anchor, b->audit_anchor) ||
+	     a->audit_checkpoint_interval_ms != b->audit_checkpoint_interval_ms ||
 	     !same(a->audit_fsync, b->audit_fsync) ||
 	     !same(a->audit_on_failure, b->audit_on_failure) ||
 	     a->audit_checkpoint_every != b->audit_checkpoint_every ||

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit/audit.h"
+#include "audit/note.h"
 #include "http/conn.h"
 #include "http/upstream.h"
 #include "lib/conftable.h"
@@ -44,8 +46,13 @@ static const struct confkey config_keys[] = {
         {"audit.hmac_key_env", CT_STRING, K(audit_hmac_key_env), NULL},
         {"audit.hmac_key_file", CT_STRING, K(audit_hmac_key_file), NULL},
         {"audit.signing_key_file", CT_STRING, K(audit_signing_key_file), NULL},
+        {"audit.origin", CT_STRING, K(audit_origin), NULL},
         {"audit.checkpoint_every", CT_INT, K(audit_checkpoint_every), .def_int = 1000, .min = 1,
          .max = 100000000},
+        {"audit.checkpoint_interval_ms", CT_INT, K(audit_checkpoint_interval_ms), .def_int = 60000,
+         .min = 10, .max = 86400000},
+        {"audit.witness_url", CT_STRING, K(audit_witness_url), NULL},
+        {"audit.anchor", CT_STRING, K(audit_anchor), NULL},
         {"audit.fsync", CT_ENUM, K(audit_fsync), "interval", .enumv = fsync_modes},
         {"audit.fsync_interval_ms", CT_INT, K(audit_fsync_interval_ms), .def_int = 1000, .min = 1,
          .max = 3600000},
@@ -224,6 +231,50 @@ load_key(const struct config *c, const char *env, const char *file, const char *
 	return key;
 }
 
+/*
+ * The origin checkpoints name (and the key name they are signed under):
+ * audit.origin, or "<hostname>/audit". Each gateway writes a log of its
+ * own, so the host tells the logs of replicas apart.
+ */
+static void
+check_audit_origin(struct config *c, struct errlist *errs)
+{
+	char host[256] = "";
+	size_t i;
+
+	if (c->audit_origin == NULL) {
+		if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+			snprintf(host, sizeof(host), "localhost");
+		for (i = 0; host[i]; i++)
+			if (host[i] <= ' ' || host[i] > '~' || host[i] == '+' || host[i] == '/')
+				host[i] = '-';
+		if ((c->audit_origin = malloc(strlen(host) + 7)) != NULL)
+			sprintf(c->audit_origin, "%s/audit", host);
+		return;
+	}
+	if (!note_name_valid(c->audit_origin))
+		errlist_add(errs, c->file, "audit.origin",
+		            "must be 1 to 255 printable ASCII characters without spaces or '+', "
+		            "such as \"gateway.example.com/audit\"");
+}
+
+/* Where checkpoints are shipped; a note without a signature proves nothing
+ * to anyone else, so shipping needs the signing key. */
+static void
+check_audit_anchors(const struct config *c, struct errlist *errs)
+{
+	const char *u = c->audit_witness_url;
+
+	if (u && strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
+		errlist_add(errs, c->file, "audit.witness_url",
+		            "must be an http:// or https:// URL");
+	if (c->audit_anchor && strncmp(c->audit_anchor, "redis://", 8) != 0)
+		errlist_add(errs, c->file, "audit.anchor", "must be \"redis://host[:port][/db]\"");
+	if ((u || c->audit_anchor) && c->audit_signing_key_file == NULL)
+		errlist_add(errs, c->file, u ? "audit.witness_url" : "audit.anchor",
+		            "checkpoints are shipped signed: set audit.signing_key_file too");
+}
+
 /* An organization or project id goes upstream as a header value: letters,
  * digits, '_' and '-' only, as the upstream issues them. */
 static void
@@ -283,6 +334,8 @@ config_load(const char *path, struct errlist *errs)
 		            "authenticated and audited; allow or deny them in the policy's routes "
 		            "(routes.default \"allow\" serves the whole API)");
 	check_upstream_id(c->upstream_organization, path, "upstream.organization", errs);
+	check_audit_origin(c, errs);
+	check_audit_anchors(c, errs);
 	check_upstream_id(c->upstream_project, path, "upstream.project", errs);
 
 	dir = strdup(path);
@@ -367,7 +420,11 @@ config_audit_settings(const struct config *cfg, struct audit_settings *s)
 	s->key = (const unsigned char *)cfg->audit_key;
 	s->keylen = cfg->audit_key_len;
 	s->signing_key_file = cfg->audit_signing_key_file;
+	s->origin = cfg->audit_origin;
 	s->checkpoint_every = cfg->audit_checkpoint_every;
+	s->checkpoint_interval_ms = cfg->audit_checkpoint_interval_ms;
+	s->witness_url = cfg->audit_witness_url;
+	s->anchor_url = cfg->audit_anchor;
 	s->fsync = strcmp(cfg->audit_fsync, "always") == 0  ? AUDIT_FSYNC_ALWAYS
 	           : strcmp(cfg->audit_fsync, "never") == 0 ? AUDIT_FSYNC_NEVER
 	                                                    : AUDIT_FSYNC_INTERVAL;

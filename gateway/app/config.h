@@ -31,8 +31,12 @@ struct config {
 	char *audit_key; /* loaded from one of those; wiped when freed */
 	size_t audit_key_len;
 	char *audit_signing_key_file;
+	char *audit_origin; /* the checkpoints' origin; "<hostname>/audit" when unset */
 	long long audit_checkpoint_every;
-	char *audit_fsync; /* "always", "interval" or "never" */
+	long long audit_checkpoint_interval_ms;
+	char *audit_witness_url; /* checkpoints are POSTed there */
+	char *audit_anchor;      /* "redis://...": checkpoints are pushed there */
+	char *audit_fsync;       /* "always", "interval" or "never" */
 	long long audit_fsync_interval_ms;
 	char *audit_on_failure; /* "fail_closed" or "fail_open" */
 	long long audit_max_bytes;

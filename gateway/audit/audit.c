@@ -15,7 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit/anchor.h"
 #include "audit/chain.h"
+#include "audit/merkle.h"
+#include "audit/note.h"
+#include "audit/tlog.h"
+#include "lib/base64.h"
 #include "lib/jsonbuf.h"
 #include "lib/log.h"
 #include "lib/secmem.h"
@@ -27,6 +32,9 @@
 #define AUDIT_LIST_FIRST  8             /* items a summarized list keeps */
 #define AUDIT_TEXT_MAX    2048          /* bytes of a client's string a record holds */
 #define TAIL_READ         (1024 * 1024) /* the last line is looked for in this much */
+#define DEFAULT_ORIGIN    "gateway/audit"
+#define ANCHOR_TIMEOUT_MS 5000
+#define REOPEN_PROBLEMS   3 /* problems logged when the log is read back at start */
 
 /* A line not written yet, or written and waiting for the disk. */
 struct line {
@@ -55,8 +63,10 @@ struct audit {
 	char *path;
 	int to_stdout;
 	struct chain_key *key;
-	struct chain_signer *signer;
+	struct note_key *signer;
+	char *origin;
 	long long checkpoint_every;
+	long long checkpoint_interval_ms;
 	enum audit_fsync fsync;
 	long long fsync_interval_ms;
 	int fail_open;
@@ -70,14 +80,23 @@ struct audit {
 	pthread_mutex_t wmu;
 	long long seq;
 	char prev[CHAIN_HEX + 1];
-	struct chain_digest *digest;
-	long long since_checkpoint;
 	long long bytes;                      /* of the current file */
 	struct line *pending, **pending_tail; /* not written: the log failed */
 	size_t pending_bytes;
 	struct event *retry_ev;
 	atomic_int failing;
 	atomic_ulong failures;
+
+	/* The tree over the lines written (or kept to write, in order), as its
+	 * right frontier; checkpoints sign its root. Under wmu too. */
+	struct merkle_hasher *hasher;
+	struct merkle_tree tree;
+	uint64_t checkpointed; /* the tree size the last checkpoint names */
+	uint64_t ticked;       /* the tree size at the last tick */
+	int checkpoint_due;    /* one was asked for while lines waited */
+	int opened;            /* audit_open_with succeeded: the log is ours to close */
+	struct event *tick_ev; /* every checkpoint_interval_ms, on base */
+	struct anchor *anchor; /* ships checkpoints off the host */
 
 	/* What waits on the disk goes to the sync thread, which calls
 	 * fdatasync and hands callbacks back through the wake pipe. */
@@ -398,6 +417,8 @@ arm_retry(struct audit *a)
 		evtimer_add(a->retry_ev, &tv);
 }
 
+static int checkpoint(struct audit *a);
+
 /* Writes what could not be written before, oldest first. */
 static void
 flush_pending(struct audit *a)
@@ -420,6 +441,8 @@ flush_pending(struct audit *a)
 		log_info("audit: writing to %s again", a->path);
 		a->failing = 0;
 	}
+	if (a->checkpoint_due)
+		(void)checkpoint(a);
 }
 
 static void
@@ -434,13 +457,26 @@ on_retry(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&a->wmu);
 }
 
+/* A line (with its newline) joins the tree as its next leaf. */
+static void
+add_leaf(struct audit *a, const char *text, size_t len)
+{
+	unsigned char hash[MERKLE_HASH];
+
+	if (merkle_leaf(a->hasher, text, len - 1, hash) < 0 ||
+	    merkle_tree_append(a->hasher, &a->tree, hash) < 0)
+		log_error("audit: cannot hash a line into the tree; checkpoints will not verify");
+}
+
 /*
- * Writes a line (takes text). Returns 1 when it is as safe as the settings
- * ask, 0 when durable will be called, -1 when it is lost (fail_open, or
- * nothing left to keep it with).
+ * Writes a line (takes text). A leaf joins the tree once it is written or
+ * kept to write, in order, so the tree is always that of the file as it
+ * will be. Returns 1 when it is as safe as the settings ask, 0 when durable
+ * will be called, -1 when it is lost (fail_open, or nothing left to keep
+ * it with).
  */
 static int
-put_line(struct audit *a, char *text, size_t len, struct audit_port *port,
+put_line(struct audit *a, char *text, size_t len, int leaf, struct audit_port *port,
          void (*durable)(void *, int), void *arg)
 {
 	struct line *l = calloc(1, sizeof(*l));
@@ -456,8 +492,11 @@ put_line(struct audit *a, char *text, size_t len, struct audit_port *port,
 	l->arg = arg;
 	l->port = port;
 	/* Order is kept: nothing new goes out before what is waiting. */
-	if (a->pending == NULL && write_text(a, text, len) == 0)
+	if (a->pending == NULL && write_text(a, text, len) == 0) {
+		if (leaf)
+			add_leaf(a, text, len);
 		return written(a, l, 0);
+	}
 	if (!a->failing) {
 		log_error("audit: cannot write to %s: %s", a->path, strerror(errno));
 		a->failing = 1;
@@ -467,6 +506,8 @@ put_line(struct audit *a, char *text, size_t len, struct audit_port *port,
 		line_free(l);
 		return -1;
 	}
+	if (leaf)
+		add_leaf(a, text, len);
 	*a->pending_tail = l;
 	a->pending_tail = &l->next;
 	a->pending_bytes += len;
@@ -478,15 +519,13 @@ put_line(struct audit *a, char *text, size_t len, struct audit_port *port,
 /* --- the chain (the loop thread) -------------------------------------- */
 
 /*
- * Seals a record: seq and prev are added, the text is serialized, its mac
- * appended, and the line goes into the running digest. A checkpoint is
- * signed over its text before the mac. Returns the line (with its
- * newline), or NULL.
+ * Seals a record: seq and prev are added, the text is serialized and its
+ * mac appended. Returns the line (with its newline), or NULL.
  */
 static char *
-seal(struct audit *a, struct jsonbuf *b, int sign, size_t *len)
+seal(struct audit *a, struct jsonbuf *b, size_t *len)
 {
-	char mac[CHAIN_HEX + 1], sig[CHAIN_SIG_B64 + 1], suffix[CHAIN_SIG_SUFFIX + 1];
+	char mac[CHAIN_HEX + 1];
 	const char *text;
 	char *line;
 	size_t n;
@@ -498,14 +537,6 @@ seal(struct audit *a, struct jsonbuf *b, int sign, size_t *len)
 	/* The text is open: its closing brace comes after the mac. */
 	if ((text = jsonbuf_text(b, &n)) == NULL)
 		goto fail;
-	if (sign && a->signer) {
-		if (chain_sign(a->signer, text, n, sig) < 0)
-			goto fail;
-		jsonbuf_raw(b, suffix,
-		            (size_t)snprintf(suffix, sizeof(suffix), ",\"sig\":\"%s\"", sig));
-		if ((text = jsonbuf_text(b, &n)) == NULL)
-			goto fail;
-	}
 	if (chain_mac(a->key, text, n, "}", mac) < 0)
 		goto fail;
 	jsonbuf_raw(b, ",\"mac\":\"", 8);
@@ -546,55 +577,156 @@ record(const char *type)
 	return b;
 }
 
-/* Seals rec and queues it; counts it toward the next checkpoint unless it
- * is one. Takes rec. */
+/* Seals rec and queues it; every line but a checkpoint is a leaf of the
+ * tree. Takes rec. */
 static int
-emit(struct audit *a, struct jsonbuf *rec, int checkpoint, struct audit_port *port,
+emit(struct audit *a, struct jsonbuf *rec, int is_checkpoint, struct audit_port *port,
      void (*durable)(void *, int), void *arg)
 {
 	size_t len = 0;
-	char *line = rec ? seal(a, rec, checkpoint, &len) : NULL;
+	char *line = rec ? seal(a, rec, &len) : NULL;
 
 	if (line == NULL) {
 		a->failures++;
 		return -1;
 	}
-	if (checkpoint) {
-		/* The checkpoint's own bytes open the next stretch. */
-		a->since_checkpoint = 0;
-	} else {
-		a->since_checkpoint++;
-	}
-	chain_digest_add(a->digest, line, len);
 	a->bytes += (long long)len;
-	return put_line(a, line, len, port, durable, arg);
+	return put_line(a, line, len, !is_checkpoint, port, durable, arg);
 }
 
+/* A checkpoint line: the tree's size and root, and the note that says so
+ * (signed, with a signing key), for the JSON readers and for the tools. */
+static struct jsonbuf *
+checkpoint_record(const char *origin, uint64_t size, const unsigned char root[MERKLE_HASH],
+                  const char *note, int is_signed, int cosigned)
+{
+	char root64[BASE64_LEN(MERKLE_HASH) + 1];
+	struct jsonbuf *rec = record("checkpoint");
+
+	if (rec == NULL)
+		return NULL;
+	base64_encode(root, MERKLE_HASH, root64);
+	field(rec, "origin", origin);
+	jsonbuf_key(rec, "tree_size");
+	jsonbuf_int(rec, (long long)size);
+	field(rec, "root", root64);
+	field(rec, "note", note);
+	jsonbuf_key(rec, "signed");
+	jsonbuf_bool(rec, is_signed);
+	if (cosigned) {
+		jsonbuf_key(rec, "cosigned");
+		jsonbuf_bool(rec, 1);
+	}
+	return rec;
+}
+
+/*
+ * Signs the tree as it is, if it grew since the last checkpoint, and ships
+ * the note. Only once every line before it is written: while lines wait
+ * (the log failing, fail_closed), the checkpoint is put off until they are
+ * out, so no checkpoint ever names a leaf the file does not hold.
+ */
 static int
 checkpoint(struct audit *a)
 {
-	char digest[CHAIN_HEX + 1];
-	struct jsonbuf *rec = record("checkpoint");
+	char text[NOTE_NAME_MAX + 128], note[NOTE_MAX];
+	unsigned char root[MERKLE_HASH];
+	struct jsonbuf *rec;
+	size_t tlen, nlen;
+	int rc;
 
-	if (rec == NULL || chain_digest_cut(a->digest, digest) < 0) {
-		jsonbuf_free(rec);
-		return -1;
+	if (a->pending) {
+		a->checkpoint_due = 1;
+		return 0;
 	}
-	field(rec, "head", a->prev);
-	jsonbuf_key(rec, "records");
-	jsonbuf_int(rec, a->since_checkpoint);
-	field(rec, "digest", digest);
-	jsonbuf_key(rec, "signed");
-	jsonbuf_bool(rec, a->signer != NULL);
-	return emit(a, rec, 1, NULL, NULL, NULL);
+	a->checkpoint_due = 0;
+	if (a->tree.size == a->checkpointed)
+		return 0;
+	if (merkle_tree_root(a->hasher, &a->tree, root) < 0 ||
+	    (tlen = note_checkpoint(text, sizeof(text), a->origin, a->tree.size, root)) == 0)
+		return -1;
+	if (a->signer) {
+		if ((nlen = note_sign(a->signer, text, tlen, note, sizeof(note))) == 0)
+			return -1;
+	} else {
+		memcpy(note, text, tlen + 1);
+		nlen = tlen;
+	}
+	rec = checkpoint_record(a->origin, a->tree.size, root, note, a->signer != NULL, 0);
+	rc = emit(a, rec, 1, NULL, NULL, NULL);
+	if (rc < 0)
+		return -1;
+	a->checkpointed = a->tree.size;
+	if (a->anchor && a->signer)
+		anchor_ship(a->anchor, note, nlen);
+	return 0;
+}
+
+/* A witness's cosignature came back: the checkpoint it signed is stored
+ * again, with it. */
+static void
+on_cosigned(void *arg, const char *note, size_t len)
+{
+	char origin[NOTE_NAME_MAX + 1];
+	unsigned char root[MERKLE_HASH];
+	struct audit *a = arg;
+	size_t text_len = 0;
+	uint64_t size;
+
+	if (note_verify(NULL, note, len, &text_len) == NOTE_MALFORMED ||
+	    note_checkpoint_parse(note, text_len, origin, &size, root) < 0) {
+		log_error("audit: a cosigned checkpoint does not read back; not stored");
+		return;
+	}
+	pthread_mutex_lock(&a->wmu);
+	(void)emit(a, checkpoint_record(origin, size, root, note, 1, 1), 1, NULL, NULL, NULL);
+	pthread_mutex_unlock(&a->wmu);
+}
+
+/* Nothing was written for a whole checkpoint_interval_ms: an "idle" leaf
+ * says so, and the checkpoint after it proves the quiet. */
+static void
+idle(struct audit *a)
+{
+	struct jsonbuf *rec = record("idle");
+
+	if (rec == NULL)
+		return;
+	jsonbuf_key(rec, "interval_ms");
+	jsonbuf_int(rec, a->checkpoint_interval_ms);
+	(void)emit(a, rec, 0, NULL, NULL, NULL);
+}
+
+/* Every checkpoint_interval_ms, on the loop the log was opened with: the
+ * records since the last checkpoint are signed, so none waits longer than
+ * that for one, and a quiet stretch is marked. */
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct audit *a = arg;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&a->wmu);
+	if (a->pending == NULL && !a->failing) {
+		if (a->tree.size == a->ticked)
+			idle(a);
+		(void)checkpoint(a);
+		a->ticked = a->tree.size;
+	}
+	pthread_mutex_unlock(&a->wmu);
 }
 
 /* A new stretch of the chain: at a start, after a rotation, or after a
- * torn line. The digest starts over with it. */
+ * torn line. It carries the tree so far (its size and right frontier), so
+ * a file read on its own continues the tree of the series. */
 static int
 segment(struct audit *a, const char *reason, const char *detail)
 {
+	const unsigned char *nodes[MERKLE_LEVELS];
+	char b64[BASE64_LEN(MERKLE_HASH) + 1];
 	struct jsonbuf *rec = record("segment");
+	size_t i, n;
 
 	if (rec == NULL)
 		return -1;
@@ -602,13 +734,16 @@ segment(struct audit *a, const char *reason, const char *detail)
 	field(rec, "detail", detail);
 	jsonbuf_key(rec, "hmac");
 	jsonbuf_bool(rec, chain_key_secret(a->key));
-	chain_digest_free(a->digest);
-	a->digest = chain_digest_new(chain_genesis);
-	if (a->digest == NULL) {
-		jsonbuf_free(rec);
-		return -1;
+	jsonbuf_key(rec, "tree_size");
+	jsonbuf_int(rec, (long long)a->tree.size);
+	jsonbuf_key(rec, "frontier");
+	jsonbuf_open(rec, '[');
+	n = merkle_tree_nodes(&a->tree, nodes);
+	for (i = 0; i < n; i++) {
+		base64_encode(nodes[i], MERKLE_HASH, b64);
+		jsonbuf_str(rec, b64);
 	}
-	a->since_checkpoint = 0;
+	jsonbuf_close(rec);
 	return emit(a, rec, 0, NULL, NULL, NULL);
 }
 
@@ -669,6 +804,58 @@ resume(struct audit *a)
 	return reason;
 }
 
+/*
+ * The tree of the file as it is: every line read back through tlog (the
+ * leaves hashed again, linear in the file), from the tree state its first
+ * segment carries when it continues a rotated series. A checkpoint that
+ * does not match the lines before it means the file changed while nobody
+ * was writing it: that is logged, and the tree goes on from the file as it
+ * is, which the next checkpoints then sign (a verifier that saw the earlier
+ * ones, or a witness, will see they do not agree).
+ */
+static void
+recover_tree(struct audit *a)
+{
+	struct tlog_settings ts = {0};
+	const struct tlog_checkpoint *latest;
+	struct tlog *t = NULL;
+	struct stat st;
+	char *line = NULL;
+	size_t cap = 0, lineno = 0, problems = 0;
+	long long leaf;
+	off_t left;
+	ssize_t n;
+	FILE *f;
+
+	/* Only a regular file has lines to read back (/dev/full reads as
+	 * endless zeros), and only as many bytes as it has now. */
+	if (a->to_stdout || fstat(a->fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
+	    (f = fopen(a->path, "r")) == NULL)
+		return;
+	left = st.st_size;
+	t = tlog_new(&ts);
+	while (t && left > 0 && (n = getline(&line, &cap, f)) > 0) {
+		lineno++;
+		left -= n;
+		if (line[n - 1] != '\n')
+			break;
+		if (tlog_line(t, a->path, lineno, line, (size_t)n - 1, &leaf) == TLOG_PROBLEM &&
+		    problems++ < REOPEN_PROBLEMS)
+			log_error("audit: %s:%zu: %s (found as the log was reopened)", a->path,
+			          lineno, tlog_problem(t));
+	}
+	if (t) {
+		a->tree = *tlog_tree(t);
+		latest = tlog_latest(t);
+		a->checkpointed = latest ? latest->size : 0;
+	} else {
+		log_error("audit: out of memory reading %s back; its tree starts afresh", a->path);
+	}
+	free(line);
+	fclose(f);
+	tlog_free(t);
+}
+
 struct audit *
 audit_open_with(struct event_base *base, const struct audit_settings *s, struct err *e)
 {
@@ -686,6 +873,9 @@ audit_open_with(struct event_base *base, const struct audit_settings *s, struct 
 	a->path = strdup(s->path);
 	a->to_stdout = strcmp(s->path, "-") == 0;
 	a->checkpoint_every = s->checkpoint_every > 0 ? s->checkpoint_every : 1000;
+	a->checkpoint_interval_ms = s->checkpoint_interval_ms;
+	a->origin = strdup(s->origin ? s->origin : DEFAULT_ORIGIN);
+	merkle_tree_init(&a->tree);
 	a->fsync = s->fsync;
 	a->fsync_interval_ms = s->fsync_interval_ms > 0 ? s->fsync_interval_ms : 1000;
 	a->fail_open = s->fail_open;
@@ -695,23 +885,46 @@ audit_open_with(struct event_base *base, const struct audit_settings *s, struct 
 	pthread_mutex_init(&a->fd_mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	a->key = chain_key_new(s->key, s->keylen);
+	a->hasher = merkle_hasher_new();
+	if (a->path == NULL || a->origin == NULL || a->key == NULL || a->hasher == NULL)
+		goto fail;
+	if (!note_name_valid(a->origin)) {
+		err_set(e, 500, ERR_INTERNAL, "audit_origin", NULL,
+		        "audit.origin \"%s\" must be printable ASCII without spaces or '+'",
+		        a->origin);
+		goto fail;
+	}
 	if (s->signing_key_file &&
-	    (a->signer = chain_signer_load(s->signing_key_file, &why)) == NULL) {
+	    (a->signer = note_key_load(s->signing_key_file, 1, a->origin, &why)) == NULL) {
 		err_set(e, 500, ERR_INTERNAL, "audit_key", NULL, "audit.signing_key_file %s: %s",
 		        s->signing_key_file, why);
 		goto fail;
 	}
-	if (a->path == NULL || a->key == NULL || open_log(a, e) < 0)
+	if (open_log(a, e) < 0)
 		goto fail;
 	reason = resume(a);
-	a->digest = chain_digest_new(chain_genesis);
-	if (a->digest == NULL)
-		goto fail;
+	recover_tree(a);
 	if (base) {
 		a->retry_ev = evtimer_new(base, on_retry, a);
 		a->ports = port_new(a, base);
 		if (a->retry_ev == NULL || a->ports == NULL)
 			goto fail;
+		if (a->checkpoint_interval_ms > 0) {
+			struct timeval tv = {(time_t)(a->checkpoint_interval_ms / 1000),
+			                     (suseconds_t)(a->checkpoint_interval_ms % 1000) *
+			                             1000};
+
+			a->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, a);
+			if (a->tick_ev == NULL || event_add(a->tick_ev, &tv) < 0)
+				goto fail;
+		}
+		if ((s->witness_url || s->anchor_url) && a->signer) {
+			struct anchor_settings as = {s->witness_url, s->anchor_url, a->origin,
+			                             ANCHOR_TIMEOUT_MS};
+
+			if ((a->anchor = anchor_new(base, &as, on_cosigned, a, e)) == NULL)
+				goto fail;
+		}
 	}
 	/* Syncing waits for the disk, so it has its own thread. */
 	if (base && a->fsync != AUDIT_FSYNC_NEVER) {
@@ -729,6 +942,8 @@ audit_open_with(struct event_base *base, const struct audit_settings *s, struct 
 	                      ? "the previous line was cut off mid-write (a crash); it is not part "
 	                        "of the chain"
 	                      : NULL);
+	a->ticked = a->tree.size;
+	a->opened = 1;
 	return a;
 fail:
 	if (e->status == 0)
@@ -759,9 +974,16 @@ audit_free(struct audit *a)
 
 	if (a == NULL)
 		return;
-	if (a->digest && a->fd >= 0)
+	if (a->tick_ev)
+		event_free(a->tick_ev);
+	/* What waits goes out first, then the checkpoint that covers it. */
+	if (a->opened && a->fd >= 0) {
+		flush_pending(a);
 		(void)checkpoint(a);
-	flush_pending(a);
+	}
+	/* The last checkpoint is offered once more; a cosignature that comes
+	 * back is stored while the file is still open. */
+	anchor_free(a->anchor);
 	if (a->threaded) {
 		pthread_mutex_lock(&a->mu);
 		a->stop = 1;
@@ -785,14 +1007,15 @@ audit_free(struct audit *a)
 	}
 	if (a->fd >= 0 && !a->to_stdout)
 		close(a->fd);
-	chain_digest_free(a->digest);
-	chain_signer_free(a->signer);
+	merkle_hasher_free(a->hasher);
+	note_key_free(a->signer);
 	chain_key_free(a->key);
 	pthread_mutex_destroy(&a->wmu);
 	pthread_mutex_destroy(&a->mu);
 	pthread_mutex_destroy(&a->fd_mu);
 	pthread_cond_destroy(&a->cv);
 	free(a->path);
+	free(a->origin);
 	free(a);
 }
 
@@ -806,6 +1029,12 @@ unsigned long
 audit_failures(const struct audit *a)
 {
 	return a->failures;
+}
+
+unsigned long
+audit_anchor_failures(const struct audit *a)
+{
+	return a->anchor ? anchor_failures(a->anchor) : 0;
 }
 
 struct chain_key *
@@ -1134,7 +1363,7 @@ emit_event(struct audit *a, const char *type, const struct audit_event *ev, stru
 	for (port = a->ports; port && port->base != base; port = port->next)
 		;
 	rc = emit(a, rec, 0, port, durable, arg);
-	if (a->since_checkpoint >= a->checkpoint_every)
+	if (a->tree.size - a->checkpointed >= (uint64_t)a->checkpoint_every)
 		(void)checkpoint(a);
 	maybe_rotate(a);
 	pthread_mutex_unlock(&a->wmu);

@@ -4,10 +4,15 @@
  * One JSON line per request ("type":"request"), whatever became of it,
  * written before its reply is sent; for a request forwarded upstream, an
  * "intent" line first, durable per audit.fsync before anything is sent.
- * Every line carries "seq", "prev" and "mac" (see chain.h); "segment"
- * lines mark a start, a rotation or a line torn by a crash, and signed
- * "checkpoint" lines come every audit.checkpoint_every records and at
- * rotation and shutdown.
+ * Every line but a checkpoint is a leaf of one Merkle tree over the log
+ * and its rotated files (tlog.h); "segment" lines mark a start, a rotation
+ * or a line torn by a crash and carry the tree so far. "checkpoint" lines
+ * hold a signed note of the tree's size and root (note.h), made every
+ * audit.checkpoint_every records, at most audit.checkpoint_interval_ms
+ * after a record (an "idle" leaf marks an interval with none), and at
+ * rotation and shutdown; each is shipped to a witness or Redis (anchor.h)
+ * and stored again with a witness's cosignature. Lines also carry "seq",
+ * "prev" and "mac" (chain.h), for auditors who hold the HMAC key.
  *
  * Lines are written on the writer's event loop, each in one write(2) (a
  * short write is cut back, so no line is ever half-written), one writer at
@@ -37,7 +42,11 @@ struct audit_settings {
 	const unsigned char *key; /* HMAC key; NULL: a plain SHA-256 chain */
 	size_t keylen;
 	const char *signing_key_file; /* Ed25519 PEM; NULL: unsigned checkpoints */
+	const char *origin;           /* the checkpoints' origin and key name */
 	long long checkpoint_every;
+	long long checkpoint_interval_ms; /* 0: no timer */
+	const char *witness_url;          /* NULL: none */
+	const char *anchor_url;           /* "redis://..."; NULL: none */
 	enum audit_fsync fsync;
 	long long fsync_interval_ms;
 	int fail_open;
@@ -45,10 +54,11 @@ struct audit_settings {
 };
 
 /*
- * Opens the log and continues its chain from the last line already there
- * (a torn last line is ended and declared). With base, a sync thread
- * waits for the disk and failed writes are retried from a timer; without,
- * syncs happen in the call (tools and tests).
+ * Opens the log and continues its chain and its tree from the lines
+ * already there (a torn last line is ended and declared; the tree is read
+ * back whole). With base, a sync thread waits for the disk, failed writes
+ * are retried from a timer, checkpoints come on a timer too and are
+ * shipped; without, syncs happen in the call (tools and tests).
  */
 struct audit *audit_open_with(struct event_base *base, const struct audit_settings *s,
                               struct err *e);
@@ -124,6 +134,9 @@ int audit_available(const struct audit *a);
 
 /* Records lost to write errors since start. */
 unsigned long audit_failures(const struct audit *a);
+
+/* Attempts to ship a checkpoint to the witness or anchor that failed. */
+unsigned long audit_anchor_failures(const struct audit *a);
 
 /* SIGUSR1: checkpoint the current file, open the path afresh (logrotate
  * has moved the old one), and go on with the chain. Returns 0 or -1. */

@@ -1,16 +1,20 @@
 /*
- * auditverify: `gateway audit-verify`, the auditor's side of the chain.
+ * auditverify: `gateway audit-verify`, the auditor's side of the log.
  *
- *   gateway audit-verify --config FILE AUDITFILE...
+ *   gateway audit-verify --public-key PUB [--state FILE] AUDITFILE...
+ *   gateway audit-verify --config FILE [--state FILE] AUDITFILE...
  *   gateway audit-verify [--hmac-key-env VAR | --hmac-key-file F]
- *                        [--public-key F] AUDITFILE...
+ *                        [--public-key PUB] [--state FILE] AUDITFILE...
  *
- * Reads a log, or a rotated series in order, and reports the first line
- * that was altered, removed, inserted or reordered, or a torn last line,
- * by line number and seq (exit 1); or "audit OK: N records, M checkpoints"
- * (exit 0). With only a public key, lines are proven by the signed
- * checkpoints and the prev links; lines after the last checkpoint by their
- * links only.
+ * Reads a log, or a rotated series in order, recomputes its Merkle tree
+ * (tlog.h) and checks every checkpoint against it and, with a key, its
+ * signature; records after the last checkpoint are reported as not yet
+ * covered. With an HMAC key the chain of macs is checked too, which names
+ * the very line that changed. With --state it remembers the latest
+ * checkpoint verified and fails on a log shorter than it, or whose first
+ * records no longer hash to its root. Prints "audit OK: N records, M
+ * checkpoints" (exit 0), or the first problem by file and line (exit 1);
+ * exit 2 for usage, a key or a state file that cannot be read.
  */
 #ifndef GW_AUDITVERIFY_H
 #define GW_AUDITVERIFY_H
@@ -35,5 +39,15 @@ typedef int (*auditverify_config_fn)(const char *path, struct auditverify_keys *
 /* `gateway audit-verify`; --config is read through load_config. Returns
  * the exit status. */
 int auditverify_main(int argc, char **argv, auditverify_config_fn load_config);
+
+/*
+ * The checking key of `--config FILE` (its audit.signing_key_file) or of
+ * `--public-key PUB` (a public key, or a private one), for the commands
+ * that read a log: *key is NULL when neither was given. Returns 0, or the
+ * exit status (2) after saying why on stderr.
+ */
+struct note_key;
+int auditverify_load_key(const char *cmd, const char *config, const char *pub,
+                         auditverify_config_fn load_config, struct note_key **key);
 
 #endif

@@ -1,29 +1,27 @@
 /*
- * chain: what makes the audit log tamper-evident.
+ * chain: the audit key's HMAC, for secret fingerprints and for the chain
+ * of macs an auditor holding the key can check.
  *
  * Every line of the log ends with "mac": an HMAC-SHA-256, under the audit
  * key, of the line's own text without that member, and names the previous
  * line's mac as "prev", so a changed, removed, inserted or reordered line
- * breaks the chain. Checkpoint lines also carry "digest", a SHA-256 over
- * the exact bytes of every line since the previous checkpoint (chained),
- * and "sig", an Ed25519 signature of the checkpoint, so a verifier holding
- * only the public key can still prove the log up to there is intact.
+ * breaks the chain at that very line. The log's integrity does not rest on
+ * it (the Merkle tree and its signed checkpoints prove the log to anyone
+ * with the public key, see tlog.h); the chain only says where, to those
+ * who hold the shared key.
  *
- * Both suffixes have fixed lengths, so the text they cover is recovered
- * byte for byte, with no re-serialization.
+ * The suffix has a fixed length, so the text it covers is recovered byte
+ * for byte, with no re-serialization.
  */
 #ifndef GW_CHAIN_H
 #define GW_CHAIN_H
 
 #include <stddef.h>
 
-#define CHAIN_HEX     64 /* hex characters of a mac or digest */
-#define CHAIN_SIG_B64 88 /* base64 characters of an Ed25519 signature */
+#define CHAIN_HEX 64 /* hex characters of a mac */
 
-/* The suffixes a line ends with: ,"mac":"<64 hex>"} and, on checkpoints,
- * before it, ,"sig":"<88 base64>" */
+/* The suffix a line ends with: ,"mac":"<64 hex>"} */
 #define CHAIN_MAC_SUFFIX (8 + CHAIN_HEX + 2)
-#define CHAIN_SIG_SUFFIX (8 + CHAIN_SIG_B64 + 1)
 
 /* The previous mac of the first line of a log: 64 zeros. */
 extern const char chain_genesis[CHAIN_HEX + 1];
@@ -51,28 +49,5 @@ int chain_mac(struct chain_key *k, const char *text, size_t len, const char *ext
  * prove which value was used without revealing it. */
 int chain_fingerprint(struct chain_key *k, const char *value, size_t len,
                       char out[12 + CHAIN_HEX + 1]);
-
-struct chain_key;
-struct chain_digest;
-
-/* The running digest over line bytes between checkpoints. */
-struct chain_digest *chain_digest_new(const char prev[CHAIN_HEX + 1]);
-void chain_digest_free(struct chain_digest *d);
-int chain_digest_add(struct chain_digest *d, const char *bytes, size_t len);
-/* The digest so far, and a fresh start chained from it. */
-int chain_digest_cut(struct chain_digest *d, char out[CHAIN_HEX + 1]);
-
-struct chain_signer;
-
-/* Loads an Ed25519 private key (PEM); NULL with why set when it cannot. */
-struct chain_signer *chain_signer_load(const char *path, const char **why);
-/* Loads an Ed25519 public key (PEM) for verifying. */
-struct chain_signer *chain_verifier_load(const char *path, const char **why);
-void chain_signer_free(struct chain_signer *s);
-
-/* Signs text[0..len) + "}"; base64 into out. */
-int chain_sign(struct chain_signer *s, const char *text, size_t len, char out[CHAIN_SIG_B64 + 1]);
-/* 1 when sig (base64) is the signature of text[0..len) + "}". */
-int chain_verify(struct chain_signer *s, const char *text, size_t len, const char *sig_b64);
 
 #endif
