@@ -25,7 +25,7 @@
 #include "app/snapshot.h"
 #include "app/store.h"
 #include "audit/audit.h"
-#include "audit/chain.h"
+#include "audit/note.h"
 #include "http/conn.h"
 #include "http/tls.h"
 #include "http/upstream.h"
@@ -657,7 +657,7 @@ server_check(const char *config_path, int online, struct errlist *errs)
 	struct config *cfg;
 	struct policyset *p;
 	const char *why = NULL;
-	struct chain_signer *signer;
+	struct note_key *signer;
 	size_t before = errs->n + errs->dropped;
 
 	cfg = config_load(config_path, errs);
@@ -675,11 +675,11 @@ server_check(const char *config_path, int online, struct errlist *errs)
 	if (strcmp(cfg->store_type, "memory") == 0)
 		check_writable(cfg, cfg->store_path, "store.path", errs);
 	if (cfg->audit_signing_key_file) {
-		signer = chain_signer_load(cfg->audit_signing_key_file, &why);
+		signer = note_key_load(cfg->audit_signing_key_file, 1, NULL, &why);
 		if (signer == NULL)
 			errlist_add(errs, cfg->file, "audit.signing_key_file", "%s: %s",
 			            cfg->audit_signing_key_file, why);
-		chain_signer_free(signer);
+		note_key_free(signer);
 	}
 	if (online && strcmp(cfg->store_type, "redis") == 0) {
 		/* What the store says is in the problem reported, not a log. */

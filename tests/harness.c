@@ -1352,22 +1352,104 @@ hx_gw_prepare(const char *policy_json, const char *config_overrides_json)
 	                  NULL);
 }
 
+/* The inode of the socket listening on 127.0.0.1:port (or any address),
+ * from /proc/net/tcp; 0 when none listens. */
+static unsigned long
+listener_inode(int port)
+{
+	FILE *f = fopen("/proc/net/tcp", "r");
+	char line[512];
+	unsigned long inode = 0, ino;
+	unsigned addr, p, st;
+
+	if (f == NULL)
+		return 0;
+	while (inode == 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, " %*d: %8X:%4X %*8X:%*4X %2X %*8X:%*8X %*2X:%*8X %*8X %*u %*d %lu",
+		           &addr, &p, &st, &ino) == 4 &&
+		    (int)p == port && st == 0x0A)
+			inode = ino;
+	fclose(f);
+	return inode;
+}
+
+/* Whether process pid holds the socket listening on port: a port taken by
+ * another test's gateway must not pass for ours. */
+static bool
+listens_here(pid_t pid, int port)
+{
+	unsigned long inode = listener_inode(port);
+	char dir[64], path[320], link[64], want[64];
+	struct dirent *d;
+	bool found = false;
+	ssize_t n;
+	DIR *fds;
+
+	if (inode == 0)
+		return false;
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	if ((fds = opendir(dir)) == NULL)
+		return false;
+	while (!found && (d = readdir(fds)) != NULL) {
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			found = strcmp(link, want) == 0;
+		}
+	}
+	closedir(fds);
+	return found;
+}
+
+/* Moves the gateway to a new free port (its config rewritten). */
+static void
+move_port(struct hx_gw *gw)
+{
+	char *dump;
+
+	gw->port = hx_free_port();
+	snprintf(gw->url, sizeof(gw->url), "http://127.0.0.1:%d", gw->port);
+	json_object_set_new(gw->config, "listen", json_string(hx_fmt("127.0.0.1:%d", gw->port)));
+	dump = json_dumps(gw->config, JSON_INDENT(2));
+	cr_assert(dump != NULL, "harness: out of memory");
+	hx_write_file(gw->config_path, keep(free, dump));
+}
+
 void
 hx_gw_launch(struct hx_gw *gw)
 {
 	const char *argv[] = {hx_gw_bin(), "--config", gw->config_path, NULL};
 	long long end = now_ms() + START_WAIT_MS;
+	int attempt;
 
-	gw->proc = hx_proc_start(gw->proc_name, argv);
-	gw->proc->must_exit_clean = true;
-	while (hx_wait_port(gw->port, 20) != 0) {
-		if (!hx_proc_alive(gw->proc))
-			cr_assert_fail("harness: the gateway exited (status %d) before listening "
-			               "on %d:\n%s",
-			               gw->proc->status, gw->port, tail(gw->err_path));
-		if (now_ms() >= end)
-			cr_assert_fail("harness: the gateway did not listen on %d in %d ms:\n%s",
-			               gw->port, START_WAIT_MS, tail(gw->err_path));
+	/* A free port may be taken by another test between the moment it was
+	 * found and the gateway's bind: then it moves to another, and the port
+	 * counts as listening only when this gateway holds it. */
+	for (attempt = 0;; attempt++) {
+		gw->proc = hx_proc_start(gw->proc_name, argv);
+		gw->proc->must_exit_clean = true;
+		while (hx_wait_port(gw->port, 20) != 0 || !listens_here(gw->proc->pid, gw->port)) {
+			if (!hx_proc_alive(gw->proc))
+				break;
+			if (now_ms() >= end)
+				cr_assert_fail(
+				        "harness: the gateway did not listen on %d in %d ms:\n%s",
+				        gw->port, START_WAIT_MS, tail(gw->err_path));
+		}
+		if (gw->proc->pid > 0 && hx_proc_alive(gw->proc))
+			return;
+		if (attempt < 5 && strstr(tail(gw->err_path), "Address already in use") &&
+		    strcmp(json_string_value(json_object_get(gw->config, "listen")),
+		           hx_fmt("127.0.0.1:%d", gw->port)) == 0) {
+			gw->proc->must_exit_clean = false;
+			move_port(gw);
+			continue;
+		}
+		cr_assert_fail(
+		        "harness: the gateway exited (status %d) before listening on %d:\n%s",
+		        gw->proc->status, gw->port, tail(gw->err_path));
 	}
 }
 
