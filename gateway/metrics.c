@@ -347,6 +347,10 @@ render(const struct metrics *m, const struct metrics_state *st, struct out *o)
 	scalar(o, "gateway_config_last_reload_success_timestamp_seconds", "gauge",
 	       "When the config and policy in force were loaded (Unix time).",
 	       (double)st->last_reload_ok);
+	head(o, "gateway_policy_info", "gauge",
+	     "The policy in force: its version, as every audit record names it.");
+	out_printf(o, "gateway_policy_info{version=\"%s\"} 1\n",
+	           escape(a, sizeof(a), st->policy_version ? st->policy_version : ""));
 	if (st->cert_not_after)
 		scalar(o, "gateway_tls_certificate_expiry_timestamp_seconds", "gauge",
 		       "When the listener's TLS certificate expires (Unix time).",

@@ -49,10 +49,11 @@ struct metrics_state {
 	unsigned long audit_failures;        /* audit records lost since start */
 	unsigned long audit_anchor_failures; /* checkpoints a witness or anchor did not take */
 	unsigned long tls_handshake_failures;
-	time_t started;        /* process start */
-	time_t last_reload_ok; /* last successful load of config and policy */
-	time_t cert_not_after; /* the listener's certificate; 0: no TLS */
-	int ready;             /* what /readyz says */
+	time_t started;             /* process start */
+	time_t last_reload_ok;      /* last successful load of config and policy */
+	const char *policy_version; /* the policy set in force (policyset.h) */
+	time_t cert_not_after;      /* the listener's certificate; 0: no TLS */
+	int ready;                  /* what /readyz says */
 };
 
 /* Appends every metric to out; -1 when memory runs out. */

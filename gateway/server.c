@@ -261,6 +261,7 @@ server_render_metrics(struct server *s, struct evbuffer *out)
 	st.tls_handshake_failures = conn_tls_failures();
 	st.started = s->started;
 	st.last_reload_ok = s->loaded;
+	st.policy_version = policyset_version(snapshot_policies(s->snap));
 	st.cert_not_after = tls_server_not_after(snapshot_tls(s->snap));
 	st.ready = server_ready(s, why, sizeof(why));
 	return metrics_render(s->metrics, &st, out);
@@ -474,6 +475,7 @@ reload(struct server *s)
 	struct policyset *policy = NULL;
 	struct tls_server *tls = NULL;
 	struct audit *audit = NULL;
+	const char *was = policyset_version(snapshot_policies(s->snap));
 	char why[300];
 	struct err e;
 	size_t i;
@@ -481,6 +483,7 @@ reload(struct server *s)
 	if (errs == NULL) {
 		log_error("reload failed: out of memory; the configuration in force is kept");
 		metrics_count(s->metrics, METRICS_RELOAD_FAILED);
+		(void)audit_reload(s->audit, s->config_path, was, NULL, "out of memory");
 		return;
 	}
 	cfg = config_load(s->config_path, errs);
@@ -527,6 +530,7 @@ reload(struct server *s)
 		s->audit_seen = 0;
 		s->audit_failing = 0;
 	}
+	(void)audit_reload(s->audit, cfg->file, was, policyset_version(policy), NULL);
 	take_snapshot(s, snap);
 	for (i = 0; i < s->nworkers; i++)
 		hand_snapshot(s->workers[i], snap);
@@ -534,7 +538,8 @@ reload(struct server *s)
 	log_set_level((enum log_level)log_level_parse(cfg->log_level));
 	s->loaded = time(NULL);
 	metrics_count(s->metrics, METRICS_RELOAD_OK);
-	log_info("reloaded %s (policy %s%s)", cfg->file, cfg->policy_file,
+	log_info("reloaded %s (policy %s, %s%s)", cfg->file, cfg->policy_file,
+	         policyset_version(snapshot_policies(s->snap)),
 	         snapshot_tls(s->snap) ? ", TLS certificate and key" : "");
 	free(errs);
 	return;
@@ -543,6 +548,8 @@ fail:
 		log_error("reload failed, the configuration in force is kept: %s", errs->msg[i]);
 	if (errs->n == 0)
 		log_error("reload failed, the configuration in force is kept");
+	(void)audit_reload(s->audit, s->config_path, was, NULL,
+	                   errs->n ? errs->msg[0] : "the configuration could not be loaded");
 	metrics_count(s->metrics, METRICS_RELOAD_FAILED);
 	audit_free(audit);
 	tls_server_free(tls);
@@ -1210,8 +1217,9 @@ server_run(struct server *s)
 	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
 	int rc;
 
-	log_info("listening on %s%s, forwarding to %s, policy %s", c->listen,
-	         snapshot_tls(s->snap) ? " (TLS)" : "", c->upstream_base_url, c->policy_file);
+	log_info("listening on %s%s, forwarding to %s, policy %s (%s)", c->listen,
+	         snapshot_tls(s->snap) ? " (TLS)" : "", c->upstream_base_url, c->policy_file,
+	         policyset_version(snapshot_policies(s->snap)));
 	if (c->admin_listen)
 		log_info("admin listener (metrics, health) on %s", c->admin_listen);
 	if (!(cv->features & CURL_VERSION_HTTP2))

@@ -251,6 +251,11 @@ Test(it_admin, metrics_parse_and_move_with_traffic)
 	cr_expect_eq(sample(after, "gateway_inflight_requests"), 0);
 	cr_expect_eq(sample(after, "gateway_config_reloads_total{result=\"success\"}"), 0);
 	cr_expect_gt(sample(after, "gateway_config_last_reload_success_timestamp_seconds"), 0);
+	/* The policy in force, by the version its records carry. */
+	cr_expect_eq(sample(after, hx_fmt("gateway_policy_info{version=\"%s\"}",
+	                                  hx_str(json_array_get(hx_audit_records(gw), 0),
+	                                         "policy_version"))),
+	             1);
 
 	/* A reload, good then bad, is counted. */
 	cr_assert_eq(kill(gw->proc->pid, SIGHUP), 0);

@@ -120,7 +120,9 @@ Test(it_lifecycle, sighup_reloads_the_policy_and_keeps_it_when_the_new_one_is_br
 {
 	struct hx_gw *gw = hx_gw_start(NULL, NULL);
 	const char *big = "{\"name\":\"big\",\"memory_limit\":\"4g\"}";
+	json_t *lines, *line, *reloads[2] = {NULL}, *requests[3] = {NULL};
 	struct hx_resp *r;
+	size_t i, n = 0, m = 0;
 
 	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), NULL, big, strlen(big));
 	cr_assert_eq(r->status, 403, "%s", r->body);
@@ -142,6 +144,32 @@ Test(it_lifecycle, sighup_reloads_the_policy_and_keeps_it_when_the_new_one_is_br
 	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), NULL, big, strlen(big));
 	cr_expect_eq(r->status, 200, "%s", r->body);
 	cr_expect_eq(hx_gw_stop(gw), 0);
+
+	/* Both reloads are on record, with the policy versions before and
+	 * after; each request names the version that decided it. */
+	lines = hx_audit_lines(gw);
+	json_array_foreach(lines, i, line)
+	{
+		if (strcmp(hx_str(line, "type"), "reload") == 0)
+			reloads[n < 2 ? n++ : 1] = line;
+		else if (strcmp(hx_str(line, "type"), "request") == 0)
+			requests[m < 3 ? m++ : 2] = line;
+	}
+	cr_assert_eq(n, 2, "two reload records");
+	cr_assert_eq(m, 3, "three request records");
+	cr_expect_str_eq(hx_str(reloads[0], "decision"), "allow");
+	cr_expect_str_eq(hx_str(reloads[0], "policy_version_old"),
+	                 hx_str(requests[0], "policy_version"));
+	cr_expect_str_eq(hx_str(reloads[0], "policy_version"),
+	                 hx_str(requests[1], "policy_version"));
+	cr_expect_str_neq(hx_str(reloads[0], "policy_version"),
+	                  hx_str(reloads[0], "policy_version_old"));
+	cr_expect_str_eq(hx_str(reloads[1], "decision"), "error");
+	cr_expect_not_null(strstr(hx_str(reloads[1], "message"), "nonsense"));
+	cr_expect_str_eq(hx_str(reloads[1], "policy_version"),
+	                 hx_str(requests[2], "policy_version"));
+	cr_expect_str_eq(hx_str(requests[2], "policy_version"),
+	                 hx_str(requests[1], "policy_version"));
 }
 
 Test(it_lifecycle, a_request_in_flight_keeps_the_policy_it_started_with)

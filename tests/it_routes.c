@@ -61,7 +61,7 @@ expect_code(struct hx_resp *r, long status, const char *code, const char *param)
 Test(it_routes, every_operation_goes_through)
 {
 	struct hx_gw *gw = hx_gw_start(NULL, NULL);
-	const char *cid = make_container(gw), *fid;
+	const char *cid = make_container(gw), *fid, *fid2;
 	struct hx_resp *r;
 	json_t *recs, *rec, *up;
 	size_t i;
@@ -86,6 +86,8 @@ Test(it_routes, every_operation_goes_through)
 	            (const char *[]){"Content-Type: application/json", NULL},
 	            "{\"file_id\":\"file-abc123\"}", 25);
 	cr_assert_eq(r->status, 200, "%s", r->body);
+	fid2 = hx_str(hx_resp_json(r), "id");
+	cr_assert_not_null(fid2, "%s", r->body);
 
 	r = call(gw, "GET", hx_fmt("/v1/containers/%s/files?limit=10", cid));
 	cr_assert_eq(r->status, 200, "%s", r->body);
@@ -116,6 +118,9 @@ Test(it_routes, every_operation_goes_through)
 	}
 	cr_expect_str_eq(hx_str(json_array_get(recs, 1), "container_id"), cid);
 	cr_expect_str_eq(hx_str(json_array_get(recs, 6), "file_id"), fid);
+	/* An upload's record names the file it made, as the answer said. */
+	cr_expect_str_eq(hx_str(json_array_get(recs, 3), "file_id"), fid);
+	cr_expect_str_eq(hx_str(json_array_get(recs, 4), "file_id"), fid2);
 	cr_expect_eq(json_integer_value(json_object_get(json_array_get(recs, 7), "bytes_out")), 16);
 	/* The upload went up as it came: the stub saw the multipart body. */
 	up = json_array_get(hx_stub_requests(), 3);

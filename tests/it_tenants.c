@@ -285,9 +285,9 @@ Test(it_tenants, another_tenants_container_does_not_exist)
 {
 	struct hx_gw *gw;
 	struct hx_resp *r;
-	const char *mine, *theirs;
-	json_t *data;
-	size_t before;
+	const char *mine, *theirs, *version;
+	json_t *data, *recs, *rec;
+	size_t before, i;
 
 	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
 	gw = hx_gw_start(org_policy(NULL), NULL);
@@ -308,6 +308,28 @@ Test(it_tenants, another_tenants_container_does_not_exist)
 	cr_expect_eq(json_array_size(hx_stub_requests()), before, "nothing went up");
 	cr_expect_eq(as(gw, INTERN_KEY, "GET", hx_fmt("/v1/containers/%s", mine), NULL)->status,
 	             200);
+	/* The records say what the client is not told: it was another
+	 * tenant's. They name the key (by its digest's start, as the policy
+	 * lists it) and the policy that decided (the file's SHA-256). */
+	recs = hx_audit_wait(gw, 6, 5000);
+	version = hx_fmt("sha256:%s", hx_key_digest(hx_read_file(gw->policy_path, NULL)));
+	for (i = 2; i < 5; i++) {
+		rec = json_array_get(recs, i);
+		cr_expect_str_eq(hx_str(rec, "code"), "ownership_denied", "record %zu", i);
+		cr_expect_eq(json_integer_value(json_object_get(rec, "status")), 404);
+		cr_expect_str_eq(hx_str(rec, "credential"),
+		                 hx_fmt("key:sha256:%.16s", hx_key_digest(INTERN_KEY)));
+	}
+	cr_expect_str_eq(hx_str(json_array_get(recs, 0), "credential"),
+	                 hx_fmt("key:sha256:%.16s", hx_key_digest(DATA_KEY)));
+	json_array_foreach(recs, i, rec)
+	{
+		char *text = json_dumps(rec, 0);
+
+		cr_expect_str_eq(hx_str(rec, "policy_version"), version, "record %zu", i);
+		cr_expect_null(strstr(text, INTERN_KEY), "no key in record %zu", i);
+		free(text);
+	}
 
 	/* Lists show each tenant its own; the organization sees all. */
 	r = as(gw, INTERN_KEY, "GET", "/v1/containers?limit=10", NULL);

@@ -18,6 +18,8 @@
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -31,6 +33,26 @@ static const char *
 cert(const char *name)
 {
 	return hx_fmt("%s/%s", hx_certs(), name);
+}
+
+/* "sha256:" and the hex SHA-256 of the certificate in the PEM file path. */
+static const char *
+fingerprint(const char *path)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0, i;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	FILE *f = fopen(path, "r");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+
+	if (f)
+		fclose(f);
+	cr_assert_not_null(x, "cannot read %s", path);
+	cr_assert_eq(X509_digest(x, EVP_sha256(), md, &n), 1);
+	X509_free(x);
+	for (i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return hx_fmt("sha256:%s", hex);
 }
 
 /* A gateway serving TLS with the dev server certificate; extra is more
@@ -409,6 +431,11 @@ Test(it_tls_front, an_mtls_client_maps_to_its_tenant)
 	recs = hx_audit_wait(gw, 2, 5000);
 	cr_expect_str_eq(hx_str(json_array_get(recs, 0), "tenant"), "data-team");
 	cr_expect_str_eq(hx_str(json_array_get(recs, 1), "tenant"), "ml");
+	/* Which certificate it was: its fingerprint, as openssl shows it. */
+	cr_expect_str_eq(hx_str(json_array_get(recs, 0), "credential"),
+	                 hx_fmt("cert:%s", fingerprint(cert("client.pem"))));
+	cr_expect_str_eq(hx_str(json_array_get(recs, 1), "credential"),
+	                 hx_fmt("cert:%s", fingerprint(cert("ml.pem"))));
 }
 
 /* A key and a client certificate that name different tenants could be

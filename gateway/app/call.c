@@ -10,8 +10,11 @@
 #include "app/request.h"
 #include "audit/audit.h"
 #include "http/conn.h"
+#include "lib/jsondoc.h"
 #include "lib/log.h"
 #include "lib/secmem.h"
+#include "policy/check.h"
+#include "policy/policy.h"
 
 /* Client headers that go upstream besides the key, in passthrough mode;
  * everything else stays here. */
@@ -221,4 +224,56 @@ call_withheld(struct request *r)
 	r->error.type = ERR_UPSTREAM;
 	r->error.code = "upstream_violation";
 	r->error.param[0] = '\0';
+}
+
+int
+call_check_answer(struct request *r, const char *body, size_t len)
+{
+	err_clear(&r->error);
+	if ((r->rec.violations == NULL && (r->rec.violations = json_array()) == NULL) ||
+	    check_response(&r->expect, body, len, r->rec.violations, &r->error) < 0) {
+		if (r->error.status == 0)
+			err_set(&r->error, 503, ERR_INTERNAL, "out_of_memory", NULL,
+			        "the gateway ran out of memory; try again");
+		return -1;
+	}
+	return (int)json_array_size(r->rec.violations);
+}
+
+enum step_result
+call_check(struct request *r)
+{
+	int n = call_check_answer(r, r->answer.body, r->answer.len);
+
+	if (n < 0)
+		return STEP_FAIL;
+	if (n > 0) {
+		log_msg(LOG_WARN, r->id, "upstream answer to %s does not match the spec",
+		        r->operation);
+		if (policy_violation_mode(r->policy) != POLICY_VIOLATION_LOG) {
+			call_withheld(r);
+			return STEP_FAIL;
+		}
+	}
+	return STEP_NEXT;
+}
+
+enum step_result
+call_note_file(struct request *r)
+{
+	struct err e;
+	json_t *doc = jsondoc_parse(r->answer.body, r->answer.len, &e);
+	const char *id = json_string_value(json_object_get(doc, "id"));
+
+	if (id && strlen(id) <= REQUEST_ID_MAX)
+		snprintf(r->file_id, sizeof(r->file_id), "%s", id);
+	json_decref(doc);
+	return STEP_NEXT;
+}
+
+enum step_result
+call_answer_kept(struct request *r)
+{
+	reply_kept(r);
+	return STEP_DONE;
 }

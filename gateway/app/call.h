@@ -42,4 +42,19 @@ void call_failure(struct request *r, const struct upstream_res *res);
  * answer is withheld. */
 void call_withheld(struct request *r);
 
+/* The answer's violations of the spec (r->expect), on record in
+ * r->rec.violations: how many, or -1 (r->error set) when it could not be
+ * checked. */
+int call_check_answer(struct request *r, const char *body, size_t len);
+
+/* Step "check": the kept answer (r->answer) checked; one that breaks the
+ * contract is withheld unless the policy only logs violations. */
+enum step_result call_check(struct request *r);
+
+/* Step "note": the file an upload made (the answer's "id"), on record. */
+enum step_result call_note_file(struct request *r);
+
+/* Step "answer": the kept answer relayed. */
+enum step_result call_answer_kept(struct request *r);
+
 #endif

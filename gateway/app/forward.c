@@ -28,21 +28,6 @@ oom(struct request *r)
 	return STEP_FAIL;
 }
 
-/* The answer's violations of the spec, on record; 0 when there are none,
- * -1 (r->error set) when it could not be checked. */
-static int
-check_answer(struct request *r, const char *body, size_t len)
-{
-	err_clear(&r->error);
-	if (r->rec.violations == NULL && (r->rec.violations = json_array()) == NULL) {
-		(void)oom(r);
-		return -1;
-	}
-	if (check_response(&r->expect, body, len, r->rec.violations, &r->error) < 0)
-		return -1;
-	return (int)json_array_size(r->rec.violations);
-}
-
 /* --- one call, its answer relayed ------------------------------------- */
 
 static void
@@ -85,34 +70,9 @@ forward(struct request *r)
 	return forward_call(r, NULL, 0);
 }
 
-static enum step_result
-check(struct request *r)
-{
-	int n = check_answer(r, r->answer.body, r->answer.len);
-
-	if (n < 0)
-		return STEP_FAIL;
-	if (n > 0) {
-		log_msg(LOG_WARN, r->id, "upstream answer to %s does not match the spec",
-		        r->operation);
-		if (policy_violation_mode(r->policy) != POLICY_VIOLATION_LOG) {
-			call_withheld(r);
-			return STEP_FAIL;
-		}
-	}
-	return STEP_NEXT;
-}
-
-static enum step_result
-answer(struct request *r)
-{
-	reply_kept(r);
-	return STEP_DONE;
-}
-
 const struct step forward_steps[] = {
-        {"admit", tenancy_admit}, {"intent", call_intent}, {"forward", forward},
-        {"check", check},         {"answer", answer},      {NULL, NULL},
+        {"admit", tenancy_admit}, {"intent", call_intent},      {"forward", forward},
+        {"check", call_check},    {"answer", call_answer_kept}, {NULL, NULL},
 };
 
 /* --- delete ------------------------------------------------------------ */
@@ -122,9 +82,9 @@ const struct step forward_delete_steps[] = {
         {"admit", tenancy_admit},
         {"intent", call_intent},
         {"forward", forward},
-        {"check", check},
+        {"check", call_check},
         {"forget", tenancy_deleted},
-        {"answer", answer},
+        {"answer", call_answer_kept},
         {NULL, NULL},
 };
 
@@ -190,13 +150,10 @@ forward_file(struct request *r)
 }
 
 const struct step forward_file_steps[] = {
-        {"admit", tenancy_admit},
-        {"validate", validate_file},
-        {"intent", call_intent},
-        {"forward", forward_file},
-        {"check", check},
-        {"answer", answer},
-        {NULL, NULL},
+        {"admit", tenancy_admit},     {"validate", validate_file},
+        {"intent", call_intent},      {"forward", forward_file},
+        {"check", call_check},        {"note", call_note_file},
+        {"answer", call_answer_kept}, {NULL, NULL},
 };
 
 /* --- a list of containers ----------------------------------------------- */
@@ -263,7 +220,7 @@ on_page(const struct upstream_res *res, void *arg)
 		pipeline_resume(r, call_unsuccessful(r, res));
 		return;
 	}
-	n = check_answer(r, res->body, res->len);
+	n = call_check_answer(r, res->body, res->len);
 	/* A page that is not a list cannot be filtered: it is withheld
 	 * whatever the mode, since relaying it could show others' containers. */
 	if (n != 0) {
@@ -352,7 +309,7 @@ gather(struct request *r)
 static enum step_result
 check_list(struct request *r)
 {
-	return r->tenant ? STEP_NEXT : check(r);
+	return r->tenant ? STEP_NEXT : call_check(r);
 }
 
 static enum step_result
@@ -364,7 +321,7 @@ answer_list(struct request *r)
 	int more;
 
 	if (r->tenant == NULL)
-		return answer(r);
+		return call_answer_kept(r);
 	data = l->acc;
 	more = l->more || (long)json_array_size(data) > l->want;
 	while ((long)json_array_size(data) > l->want)

@@ -34,6 +34,9 @@
 #define MAX_SEGMENTS 9 /* "v1" and OPERATIONS_MAX_SEGMENTS */
 #define PARAM_MAX    256
 #define BEARER_MAX   900
+/* How much of a key's SHA-256 hex the record keeps: enough to tell a
+ * tenant's keys apart, too little to be worth guessing at. */
+#define CREDENTIAL_HEX 16
 
 static const char *const orders[] = {"asc", "desc", NULL};
 
@@ -372,6 +375,8 @@ authenticate(struct request *r)
 	if (r->bearer) {
 		keys_hash_hex(r->bearer, r->bearer_len, hex);
 		by_key = tenants_by_key_digest(policyset_tenants(ps), hex);
+		snprintf(r->credential, sizeof(r->credential), "key:sha256:%.*s", CREDENTIAL_HEX,
+		         hex);
 		secmem_wipe(hex, sizeof(hex));
 	}
 	/* A service may authenticate by its verified client certificate. */
@@ -388,6 +393,9 @@ authenticate(struct request *r)
 		                    "the API key and the client certificate belong to different "
 		                    "tenants; send the credentials of one");
 	r->tenant = by_key ? by_key : by_cert;
+	if (by_cert && !by_key)
+		snprintf(r->credential, sizeof(r->credential), "cert:%s",
+		         tls_peer_fingerprint(http->peer));
 	if (gateway_keys && r->tenant == NULL)
 		return unauthorized(r, h ? "invalid_api_key" : "missing_api_key",
 		                    h ? "the API key is not one this gateway knows; use the key "

@@ -6,11 +6,13 @@
 
 #include "app/context.h"
 #include "app/request.h"
+#include "app/snapshot.h"
 #include "audit/audit.h"
 #include "http/conn.h"
 #include "http/upstream.h"
 #include "lib/log.h"
 #include "lib/secmem.h"
+#include "policy/policyset.h"
 #include "policy/tenant.h"
 
 #define MAX_HEADERS 16
@@ -35,6 +37,8 @@ describe(struct request *r, struct audit_event *ev, int status, const char *deci
 	ev->request_id = r->id;
 	ev->tenant = r->tenant ? tenant_name(r->tenant) : NULL;
 	ev->upstream_request_id = rec->upstream_request_id[0] ? rec->upstream_request_id : NULL;
+	ev->credential = r->credential[0] ? r->credential : NULL;
+	ev->policy_version = policyset_version(snapshot_policies(r->snap));
 	ev->client = r->http->client;
 	ev->method = r->http->method[0] ? r->http->method : NULL;
 	ev->path = r->http->path;
@@ -237,8 +241,8 @@ reply_err(struct request *r, const struct err *e)
 		                       "{\"error\":{\"message\":\"request failed\",\"type\":\"%s\","
 		                       "\"param\":null,\"code\":null}}",
 		                       type);
-	finish(r, status, status >= 500 ? "error" : "deny", e->code, e->param, e->message,
-	       "application/json", buf, len, NULL);
+	finish(r, status, status >= 500 ? "error" : "deny", r->audit_code ? r->audit_code : e->code,
+	       e->param, e->message, "application/json", buf, len, NULL);
 }
 
 void

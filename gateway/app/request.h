@@ -84,6 +84,10 @@ struct request {
 	const struct policy *policy;
 	const char *bearer;
 	size_t bearer_len;
+	/* Which credential it was, for the record: "key:" and the start of
+	 * the key's SHA-256 (as the policy lists it), or "cert:" and the
+	 * client certificate's SHA-256 fingerprint. Never the key. */
+	char credential[80];
 	struct err shadow; /* the first denial a rule in shadow mode let pass */
 
 	/* The path's identifiers, and the upstream's path and query rebuilt
@@ -97,6 +101,7 @@ struct request {
 	size_t step;
 	int in_step, resumed, free_pending;
 	struct err error;
+	const char *audit_code; /* the record's code when it differs from the reply's */
 	int replied;
 
 	/* What is under way: a store call, an upstream call. A step that

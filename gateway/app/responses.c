@@ -228,7 +228,8 @@ on_ref_owner(void *arg, enum store_status st, const char *owner)
 	}
 	if (st == STORE_OK && (owner == NULL || strcmp(owner, tenant_name(r->tenant)) != 0)) {
 		/* Another tenant's container does not exist, as far as this
-		 * tenant can tell. */
+		 * tenant can tell; the record says when it was another's. */
+		r->audit_code = owner ? "ownership_denied" : NULL;
 		err_set(&r->error, 404, ERR_INVALID, "not_found",
 		        tools_param(c, param, sizeof(param)), "No container found with id '%s'.",
 		        c->container_id);

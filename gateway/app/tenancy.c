@@ -86,7 +86,8 @@ on_owner(void *arg, enum store_status st, const char *owner)
 	}
 	if (st == STORE_OK && (owner == NULL || strcmp(owner, tenant_name(r->tenant)) != 0)) {
 		/* Another tenant's container does not exist, as far as this
-		 * tenant can tell. */
+		 * tenant can tell; the record says when it was another's. */
+		r->audit_code = owner ? "ownership_denied" : NULL;
 		err_set(&r->error, 404, ERR_INVALID, "not_found", NULL,
 		        "No container found with id '%s'.", r->container_id);
 		pipeline_resume(r, STEP_FAIL);

@@ -166,44 +166,11 @@ upload(struct request *r)
 	return call_start(r, &up, 0, u->content_type, on_uploaded);
 }
 
-static enum step_result
-check_upload(struct request *r)
-{
-	err_clear(&r->error);
-	if ((r->rec.violations = json_array()) == NULL ||
-	    check_response(&r->expect, r->answer.body, r->answer.len, r->rec.violations,
-	                   &r->error) < 0) {
-		if (r->error.status == 0)
-			err_set(&r->error, 503, ERR_INTERNAL, "out_of_memory", NULL,
-			        "the gateway ran out of memory; try again");
-		return STEP_FAIL;
-	}
-	if (json_array_size(r->rec.violations) > 0) {
-		log_msg(LOG_WARN, r->id, "upstream answer to %s does not match the spec",
-		        r->operation);
-		if (policy_violation_mode(r->policy) != POLICY_VIOLATION_LOG) {
-			call_withheld(r);
-			return STEP_FAIL;
-		}
-	}
-	return STEP_NEXT;
-}
-
-static enum step_result
-relay_kept(struct request *r)
-{
-	reply_kept(r);
-	return STEP_DONE;
-}
-
 const struct step transfer_upload_steps[] = {
-        {"admit", tenancy_admit},
-        {"prepare", prepare_upload},
-        {"intent", call_intent},
-        {"upload", upload},
-        {"check", check_upload},
-        {"answer", relay_kept},
-        {NULL, NULL},
+        {"admit", tenancy_admit},     {"prepare", prepare_upload},
+        {"intent", call_intent},      {"upload", upload},
+        {"check", call_check},        {"note", call_note_file},
+        {"answer", call_answer_kept}, {NULL, NULL},
 };
 
 /* --- downloads ---------------------------------------------------------- */

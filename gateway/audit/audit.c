@@ -1290,6 +1290,8 @@ who_and_what(struct jsonbuf *b, const struct audit_event *ev)
 	field(b, "upstream_request_id", ev->upstream_request_id);
 	field(b, "client", ev->client);
 	field(b, "tenant", ev->tenant);
+	field(b, "credential", ev->credential);
+	field(b, "policy_version", ev->policy_version);
 	field(b, "method", ev->method);
 	text_field(b, "path", ev->path);
 	field(b, "operation", ev->operation);
@@ -1383,4 +1385,26 @@ audit_intent(struct audit *a, struct event_base *base, const struct audit_event 
              void (*durable)(void *arg, int ok), void *arg)
 {
 	return emit_event(a, "intent", ev, base, durable, arg);
+}
+
+int
+audit_reload(struct audit *a, const char *config_file, const char *old_version,
+             const char *new_version, const char *problem)
+{
+	struct jsonbuf *rec = record("reload");
+	int rc;
+
+	if (rec) {
+		field(rec, "config", config_file);
+		field(rec, "decision", new_version ? "allow" : "error");
+		field(rec, "policy_version_old", old_version);
+		field(rec, "policy_version", new_version ? new_version : old_version);
+		field(rec, "message", problem);
+	}
+	pthread_mutex_lock(&a->wmu);
+	rc = emit(a, rec, 0, NULL, NULL, NULL);
+	pthread_mutex_unlock(&a->wmu);
+	if (rc < 0)
+		log_error("audit: the reload's record was not written");
+	return rc < 0 ? -1 : 0;
 }

@@ -75,7 +75,9 @@ void audit_free(struct audit *a);
 struct audit_event {
 	const char *request_id;
 	const char *upstream_request_id;
-	const char *tenant; /* NULL: the organization */
+	const char *tenant;         /* NULL: the organization */
+	const char *credential;     /* "key:sha256:<prefix>" or "cert:sha256:<hex>" */
+	const char *policy_version; /* policyset_version of the rules that decided */
 	const char *client;
 	const char *method;
 	const char *path;
@@ -127,6 +129,12 @@ void audit_detach(struct audit *a, struct event_base *base);
 
 /* Forgets durable callbacks for arg (its request is gone). */
 void audit_forget(struct audit *a, void *arg);
+
+/* A reload (SIGHUP or the admin API), on record: the policy version in
+ * force before and, when it worked, after; when it failed (new_version
+ * NULL), the first problem found. Returns 0 or -1. */
+int audit_reload(struct audit *a, const char *config_file, const char *old_version,
+                 const char *new_version, const char *problem);
 
 /* Whether new requests may be taken: false while records cannot be written
  * and audit.on_failure is fail_closed. */

@@ -6,23 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/hex.h"
 #include "lib/secmem.h"
 
 const char chain_genesis[CHAIN_HEX + 1] =
         "0000000000000000000000000000000000000000000000000000000000000000";
-
-static void
-to_hex(const unsigned char *md, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 /* One context, keyed once and re-initialized per mac; workers share the
  * key (chain and fingerprints), so a mac is computed under its lock. */
@@ -107,7 +95,7 @@ chain_mac(struct chain_key *k, const char *text, size_t len, const char *extra,
 	pthread_mutex_unlock(&k->mu);
 	if (!ok)
 		return -1;
-	to_hex(md, sizeof(md), out);
+	hex_encode(md, sizeof(md), out);
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lib/hex.h"
 #include "lib/log.h"
 
 /* TLS 1.2 suites with forward secrecy and AEAD only (TLS 1.3's are all
@@ -34,6 +35,7 @@ struct tls_peer {
 	const char *subject;
 	const char *sans[TLS_PEER_SANS_MAX];
 	size_t nsans;
+	char fingerprint[TLS_PEER_FINGERPRINT_LEN + 1];
 	size_t size; /* of buf's contents */
 	char *buf;   /* subject, then each SAN, NUL-terminated */
 };
@@ -251,6 +253,21 @@ subject_of(X509 *x)
 	return out;
 }
 
+/* "sha256:" and the lower-case hex of the DER certificate's SHA-256, as
+ * `openssl x509 -fingerprint -sha256` shows it (without colons). */
+static int
+fingerprint_of(X509 *x, char out[TLS_PEER_FINGERPRINT_LEN + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (X509_digest(x, EVP_sha256(), md, &n) != 1 || n != 32)
+		return -1;
+	snprintf(out, 8, "sha256:");
+	hex_encode(md, n, out + 7);
+	return 0;
+}
+
 struct tls_peer *
 tls_peer_new(struct ssl_st *ssl)
 {
@@ -272,6 +289,8 @@ tls_peer_new(struct ssl_st *ssl)
 	if (p->buf == NULL)
 		goto fail;
 	p->subject = put(p->buf, p->size, &used, "", subject, strlen(subject));
+	if (fingerprint_of(x, p->fingerprint) < 0)
+		goto fail;
 	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
 	count = gens ? sk_GENERAL_NAME_num(gens) : 0;
 	for (i = 0; i < (size_t)count && p->nsans < TLS_PEER_SANS_MAX; i++) {
@@ -333,6 +352,12 @@ tls_peer_free(struct tls_peer *p)
 		return;
 	free(p->buf);
 	free(p);
+}
+
+const char *
+tls_peer_fingerprint(const struct tls_peer *p)
+{
+	return p->fingerprint;
 }
 
 const char *

@@ -52,6 +52,11 @@ void tls_peer_free(struct tls_peer *p);
  * "CN=data-team-service,O=Example". */
 const char *tls_peer_subject(const struct tls_peer *p);
 
+/* "sha256:" and the hex SHA-256 of the certificate (DER): which of the
+ * certificates with this subject it was. Borrowed from p. */
+#define TLS_PEER_FINGERPRINT_LEN (7 + 64)
+const char *tls_peer_fingerprint(const struct tls_peer *p);
+
 /* Its subject alternative names of type DNS and URI, as "DNS:name" and
  * "URI:uri" (at most TLS_PEER_SANS_MAX; names with NUL bytes are left
  * out); *n receives how many. Borrowed from p. */

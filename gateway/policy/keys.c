@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/hex.h"
 #include "lib/secmem.h"
 
 #define KEY_READ_MAX 4096
@@ -13,16 +14,10 @@
 void
 keys_hash_hex(const char *key, size_t len, char out[KEYS_HEX_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[SHA256_DIGEST_LENGTH];
-	size_t i;
 
 	SHA256((const unsigned char *)key, len, md);
-	for (i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[KEYS_HEX_LEN] = '\0';
+	hex_encode(md, sizeof(md), out);
 	secmem_wipe(md, sizeof(md));
 }
 

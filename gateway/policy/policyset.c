@@ -5,17 +5,35 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include <openssl/sha.h>
+
+#include "lib/hex.h"
 #include "lib/secmem.h"
 #include "policy/policy.h"
 #include "policy/tenant.h"
 
 #define SECRET_FILE_MAX (10 * 1024 * 1024) /* the contract's longest secret value */
 
+#define POLICY_FILE_MAX (64 * 1024 * 1024)
+
 struct policyset {
 	struct policy *org;
 	struct tenants *tenants;
+	char version[POLICYSET_VERSION_LEN + 1];
 };
+
+/* "sha256:" and the hex SHA-256 of data. */
+static void
+version_of(const void *data, size_t len, char out[POLICYSET_VERSION_LEN + 1])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+
+	SHA256(data, len, md);
+	snprintf(out, 8, "sha256:");
+	hex_encode(md, sizeof(md), out + 7);
+}
 
 /* A secret's value from the file named: its bytes, one trailing newline
  * dropped. The buffer is wiped when freed. */
@@ -124,8 +142,9 @@ compile_tenants(const json_t *tenants, const json_t *org_doc, const struct polic
 	return ts;
 }
 
-struct policyset *
-policyset_new(const json_t *doc, const char *file, struct errlist *errs)
+/* The set for doc; version names what it was built from. */
+static struct policyset *
+build(const json_t *doc, const char *file, const char *version, struct errlist *errs)
 {
 	struct policyset *ps = calloc(1, sizeof(*ps));
 	size_t before = errs->n + errs->dropped, first = errs->n;
@@ -138,6 +157,7 @@ policyset_new(const json_t *doc, const char *file, struct errlist *errs)
 		errlist_add(errs, file, NULL, "out of memory");
 		return NULL;
 	}
+	snprintf(ps->version, sizeof(ps->version), "%s", version);
 	if (slash && (size_t)(slash - file) < sizeof(dir))
 		snprintf(dir, sizeof(dir), "%.*s", slash == file ? 1 : (int)(slash - file), file);
 	ps->org = policy_new(doc, file, errs);
@@ -165,19 +185,74 @@ policyset_new(const json_t *doc, const char *file, struct errlist *errs)
 }
 
 struct policyset *
+policyset_new(const json_t *doc, const char *file, struct errlist *errs)
+{
+	char version[POLICYSET_VERSION_LEN + 1];
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+
+	if (text == NULL) {
+		errlist_add(errs, file, NULL, "out of memory");
+		return NULL;
+	}
+	version_of(text, strlen(text), version);
+	free(text);
+	return build(doc, file, version, errs);
+}
+
+/* The policy file's bytes, whole (policies hold no secret values, so a
+ * plain buffer does). NULL with errs told why. */
+static char *
+read_policy(const char *path, size_t *len, struct errlist *errs)
+{
+	FILE *f = fopen(path, "rb");
+	const char *why = NULL;
+	char *buf = NULL;
+	struct stat st;
+	size_t n = 0;
+
+	if (f == NULL) {
+		errlist_add(errs, path, NULL, "cannot be opened: %s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode))
+		why = "is not a regular file";
+	else if (st.st_size > POLICY_FILE_MAX)
+		why = "is larger than 64 MiB";
+	else if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
+		why = "out of memory";
+	else if ((n = fread(buf, 1, (size_t)st.st_size + 1, f)) > (size_t)st.st_size || ferror(f))
+		why = "changed or failed while being read";
+	fclose(f);
+	if (why) {
+		errlist_add(errs, path, NULL, "%s", why);
+		free(buf);
+		return NULL;
+	}
+	*len = n;
+	return buf;
+}
+
+struct policyset *
 policyset_load(const char *path, struct errlist *errs)
 {
+	char version[POLICYSET_VERSION_LEN + 1];
 	struct policyset *ps;
 	json_error_t je;
 	json_t *doc;
+	size_t len;
+	char *text = read_policy(path, &len, errs);
 
-	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (text == NULL)
+		return NULL;
+	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	version_of(text, len, version);
+	free(text);
 	if (doc == NULL) {
 		errlist_add(errs, path, NULL, "line %d, column %d: %s", je.line, je.column,
 		            je.text);
 		return NULL;
 	}
-	ps = policyset_new(doc, path, errs);
+	ps = build(doc, path, version, errs);
 	json_decref(doc);
 	return ps;
 }
@@ -202,4 +277,10 @@ const struct tenants *
 policyset_tenants(const struct policyset *ps)
 {
 	return ps->tenants;
+}
+
+const char *
+policyset_version(const struct policyset *ps)
+{
+	return ps->version;
 }

@@ -30,6 +30,13 @@ struct policyset *policyset_new(const json_t *doc, const char *file, struct errl
 
 void policyset_free(struct policyset *ps);
 
+/* What the set was built from: "sha256:" and the hex SHA-256 of the
+ * policy file's bytes (`sha256sum` of the file gives the same digits), or
+ * for policyset_new of the document's compact, key-sorted JSON. Secret
+ * values read from elsewhere are not in it. Borrowed from the set. */
+#define POLICYSET_VERSION_LEN (7 + 64)
+const char *policyset_version(const struct policyset *ps);
+
 /* The organization's policy; borrowed from the set. */
 const struct policy *policyset_org(const struct policyset *ps);
 

@@ -1,0 +1,14 @@
+/*
+ * hex: bytes as lower-case hexadecimal, as digests are shown (sha256sum,
+ * openssl's fingerprints without colons).
+ */
+#ifndef GW_HEX_H
+#define GW_HEX_H
+
+#include <stddef.h>
+
+/* Writes the 2 * n hex digits of in[0..n) and a NUL to out (2 * n + 1
+ * bytes); returns 2 * n. */
+size_t hex_encode(const unsigned char *in, size_t n, char *out);
+
+#endif
