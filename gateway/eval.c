@@ -9,6 +9,8 @@
 
 #include "app/config.h"
 #include "lib/jsondoc.h"
+#include "policy/decide.h"
+#include "policy/operations.h"
 #include "policy/policy.h"
 #include "policy/policyset.h"
 #include "audit/redact.h"
@@ -17,7 +19,9 @@
 #include "policy/tenant.h"
 
 static const char usage[] =
-        "usage: gateway eval --config FILE [--tenant NAME] < body.json\n"
+        "usage: gateway eval --config FILE [--tenant NAME] [--operation ID] < body.json\n"
+        "Decides a body sent to the operation (an operationId of the API; default\n"
+        "CreateContainer) as the gateway would, with nothing sent.\n"
         "Exit status: 0 allow; 1 deny or invalid (the gateway would refuse the body);\n"
         "2 no decision (a usage error, an unknown tenant, a config or policy that\n"
         "does not load); 3 shadow_deny (forwarded now, refused once enforced).\n";
@@ -81,55 +85,54 @@ print(json_t *out)
 	secmem_json_free(text);
 }
 
-/* Decides doc under p (and t); fills out. */
+/* Every domain secret's value in doc, wherever it sits (a create's
+ * network_policy, a tool container's), replaced by the marker. */
 static void
-decide(const struct policy *p, const struct tenant *t, json_t *doc, json_t *out)
+mask_secrets(json_t *doc)
 {
-	json_t *rules = json_array(), *adjust = json_array(), *names = json_array(), *v;
-	struct policy_result pr;
-	const char *decision = "allow";
+	const char *k;
+	json_t *v, *s;
 	size_t i;
 
-	json_object_set_new(out, "rules", rules);
-	json_object_set_new(out, "adjustments", adjust);
-	if (t && !tenant_allow_client_secrets(t) &&
-	    json_object_get(json_object_get(doc, "network_policy"), "domain_secrets")) {
-		struct err e;
-
-		err_set(&e, 403, ERR_POLICY, "client_secrets_not_allowed",
-		        "network_policy.domain_secrets",
-		        "this tenant's domain secrets are supplied by the gateway");
-		json_array_append_new(rules, error_json(&e, "deny"));
-		json_object_set_new(out, "decision", json_string("deny"));
-		json_decref(names);
+	if (json_is_array(doc)) {
+		json_array_foreach(doc, i, v) mask_secrets(v);
 		return;
 	}
-	if (policy_apply_create(p, doc, &pr) < 0) {
-		json_array_append_new(rules, error_json(&pr.err, "deny"));
-		json_object_set_new(out, "decision", json_string("deny"));
-		json_decref(names);
-		return;
-	}
-	if (pr.nshadow) {
-		json_array_append_new(rules, error_json(&pr.shadow, "shadow"));
-		decision = "shadow_deny";
-	}
-	for (i = 0; i < pr.nadjust; i++)
-		json_array_append_new(adjust, json_string(pr.adjust[i]));
-	if (t && tenant_inject_secrets(t, doc, names) > 0) {
-		json_array_foreach(names, i, v)
-		{
-			json_array_append_new(adjust, json_pack("s+", "brokered secret added: ",
-			                                        json_string_value(v)));
+	json_object_foreach(doc, k, v)
+	{
+		if (strcmp(k, "domain_secrets") == 0 && json_is_array(v)) {
+			json_array_foreach(v, i, s)
+			{
+				if (json_object_get(s, "value"))
+					json_object_set_new(s, "value", json_string(REDACT_MARKER));
+			}
+		} else {
+			mask_secrets(v);
 		}
 	}
-	json_decref(names);
-	json_object_set_new(out, "decision", json_string(decision));
+}
+
+/* The decision as eval prints it. */
+static json_t *
+describe(const struct decision *d, json_t *doc)
+{
+	json_t *out = json_object(), *rules = json_array();
+
+	json_object_set_new(out, "decision", json_string(d->decision));
+	json_object_set_new(out, "rules", rules);
+	if (strcmp(d->decision, "allow") != 0 && strcmp(d->decision, "shadow_deny") != 0)
+		json_array_append_new(rules, error_json(&d->err, strcmp(d->decision, "invalid") == 0
+		                                                         ? "invalid"
+		                                                         : "deny"));
+	else if (d->shadow.status)
+		json_array_append_new(rules, error_json(&d->shadow, "shadow"));
+	json_object_set(out, "adjustments", d->adjustments);
 	/* What would be forwarded, with every secret value masked. */
-	if (json_object_get(doc, "network_policy"))
-		json_object_set_new(doc, "network_policy",
-		                    redact_network_policy(json_object_get(doc, "network_policy")));
-	json_object_set(out, "forwarded", doc);
+	if (doc && (strcmp(d->decision, "allow") == 0 || strcmp(d->decision, "shadow_deny") == 0)) {
+		mask_secrets(doc);
+		json_object_set(out, "forwarded", doc);
+	}
+	return out;
 }
 
 int
@@ -138,10 +141,13 @@ eval_main(int argc, char **argv)
 	static const struct option opts[] = {
 	        {"config", required_argument, NULL, 'c'},
 	        {"tenant", required_argument, NULL, 't'},
+	        {"operation", required_argument, NULL, 'o'},
 	        {NULL, 0, NULL, 0},
 	};
 	static struct errlist errs;
-	const char *config = NULL, *tenant = NULL;
+	const char *config = NULL, *tenant = NULL, *operation = "CreateContainer";
+	const struct operation *op;
+	struct decision d;
 	struct config *cfg = NULL;
 	struct policyset *p = NULL;
 	const struct tenant *t = NULL;
@@ -158,11 +164,17 @@ eval_main(int argc, char **argv)
 			config = optarg;
 		else if (opt == 't')
 			tenant = optarg;
+		else if (opt == 'o')
+			operation = optarg;
 		else
 			goto usage;
 	}
 	if (config == NULL || optind < argc)
 		goto usage;
+	if ((op = operations_by_id(operation)) == NULL) {
+		fprintf(stderr, "gateway eval: the API has no operation %s\n", operation);
+		return 2;
+	}
 	cfg = config_load(config, &errs);
 	if (cfg)
 		p = policyset_load(cfg->policy_file, &errs);
@@ -179,16 +191,20 @@ eval_main(int argc, char **argv)
 		fprintf(stderr, "gateway eval: the body is larger than limits.max_body_bytes\n");
 		goto out;
 	}
-	out = json_object();
-	json_object_set_new(out, "tenant", t ? json_string(tenant_name(t)) : json_null());
 	err_clear(&e);
-	doc = jsondoc_parse(body, len, &e);
-	if (doc == NULL || schema_check(&schema_create_container_body, doc, &e) < 0) {
-		json_object_set_new(out, "decision", json_string("invalid"));
-		json_object_set_new(out, "rules", json_pack("[o]", error_json(&e, "invalid")));
+	doc = len ? jsondoc_parse(body, len, &e) : NULL;
+	if (len && doc == NULL) {
+		out = json_pack("{s:s, s:[o]}", "decision", "invalid", "rules",
+		                error_json(&e, "invalid"));
 	} else {
-		decide(t ? tenant_policy(t) : policyset_org(p), t, doc, out);
+		if (decide(p, t, op, doc, &d) < 0) {
+			fprintf(stderr, "gateway eval: out of memory\n");
+			goto out;
+		}
+		out = describe(&d, doc);
+		decision_release(&d);
 	}
+	json_object_set_new(out, "tenant", t ? json_string(tenant_name(t)) : json_null());
 	print(out);
 	rc = exit_status(json_string_value(json_object_get(out, "decision")));
 	goto out;

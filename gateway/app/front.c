@@ -566,8 +566,8 @@ route(struct request *r)
 		break;
 	default:
 		refuse(r, 403, ERR_POLICY, "route_denied", NULL,
-		       "%s (%s /v1%s) is not allowed by this organization's policy", r->route_name,
-		       operation_method_name(op->method), op->path);
+		       "%s (%s /v1%s) is not allowed by %s policy", r->route_name,
+		       operation_method_name(op->method), op->path, policy_whose(r->policy));
 		return CONN_ANSWERED;
 	}
 	/* The gateway's own routes take the query parameters they know, and

@@ -92,7 +92,6 @@ validate(struct request *r)
 {
 	struct conn_req *http = r->http;
 	struct responses *s;
-	json_t *prompt;
 
 	if (!request_is_json(r)) {
 		err_set(&r->error, 415, ERR_INVALID, "unsupported_media_type", NULL,
@@ -118,14 +117,8 @@ validate(struct request *r)
 		return STEP_FAIL;
 	}
 	/* A stored prompt brings tools the gateway cannot see. */
-	prompt = json_object_get(s->doc, "prompt");
-	if (json_is_object(prompt) && !policy_allow_stored_prompts(r->policy)) {
-		err_set(&r->error, 403, ERR_POLICY, "stored_prompt_not_allowed", "prompt",
-		        "a stored prompt may carry tools this gateway cannot check, so this "
-		        "organization's policy refuses it (responses.allow_stored_prompts); send "
-		        "the prompt's instructions and tools in the request instead");
+	if (policy_check_prompt(r->policy, s->doc, &r->error) < 0)
 		return STEP_FAIL;
-	}
 	s->stream = json_is_true(json_object_get(s->doc, "stream"));
 	return STEP_NEXT;
 }

@@ -102,8 +102,8 @@ prepare_upload(struct request *r)
 	}
 	if (http->head.content_length > limit) {
 		err_set(&r->error, 413, ERR_INVALID, "request_too_large", NULL,
-		        "the upload is larger than this organization's limit "
-		        "(files.max_upload_bytes)");
+		        "the upload is larger than %s limit of %lld bytes (files.max_upload_bytes)",
+		        policy_whose(r->policy), limit);
 		return STEP_FAIL;
 	}
 	if ((u = calloc(1, sizeof(*u))) == NULL) {

@@ -440,7 +440,7 @@ read_stream(struct conn *c)
 	req->body_seen += evbuffer_get_length(req->stream_in) - before;
 	if (c->body_too_large || (req->body_limit && req->body_seen > req->body_limit)) {
 		stream_failed(c, 413, "request_too_large",
-		              "the upload exceeds this organization's limit of %lld bytes",
+		              "the upload exceeds the limit of %lld bytes (files.max_upload_bytes)",
 		              (long long)req->body_limit);
 		return 1;
 	}

@@ -42,6 +42,7 @@ struct policy {
 	enum policy_violation_mode mode;
 	uint64_t denied[OPERATIONS_MAX / 64]; /* bit i: operations[i] denied */
 	unsigned shadow;                      /* bit r: rule r only audits what it would deny */
+	char whose[POLICY_WHOSE_MAX];         /* "this organization's", "tenant \"x\"'s" */
 };
 
 /* The rules a policy's "mode": "shadow" can apply to one by one. */
@@ -122,13 +123,29 @@ policy_memory_rank(const char *size)
 	return -1;
 }
 
-static void adjust(struct policy_result *r, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-
+/* The rule code decided something for this request: noted once. */
 static void
-adjust(struct policy_result *r, const char *fmt, ...)
+fired(struct policy_result *r, const char *code)
+{
+	size_t i;
+
+	for (i = 0; i < r->nrules; i++)
+		if (strcmp(r->rules[i], code) == 0)
+			return;
+	if (r->nrules < POLICY_MAX_RULES)
+		r->rules[r->nrules++] = code;
+}
+
+static void adjust(struct policy_result *r, const char *code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* A rule changed the request on its way: code names the rule. */
+static void
+adjust(struct policy_result *r, const char *code, const char *fmt, ...)
 {
 	va_list ap;
+
+	fired(r, code);
 
 	if (r->nadjust >= POLICY_MAX_ADJUST) {
 		r->nadjust_dropped++;
@@ -154,6 +171,7 @@ deny(const struct policy *p, struct policy_result *r, enum rule rule, const char
 	int shadow = (p->shadow >> rule) & 1;
 	va_list ap;
 
+	fired(r, code);
 	if (shadow && r->nshadow++ > 0)
 		return 0;
 	va_start(ap, fmt);
@@ -231,7 +249,8 @@ apply_memory(const struct policy *p, json_t *cfg, const char *at, struct policy_
 		want = memory_sizes[p->mem_default_rank];
 		if (json_object_set_new(cfg, "memory_limit", json_string(want)) < 0)
 			return oom(r);
-		adjust(r, "%s set to this organization's default \"%s\"", name, want);
+		adjust(r, "memory_limit_default", "%s set to %s default \"%s\"", name, p->whose,
+		       want);
 		return 0;
 	}
 	want = json_string_value(v);
@@ -239,15 +258,15 @@ apply_memory(const struct policy *p, json_t *cfg, const char *at, struct policy_
 	if (rank <= p->mem_max_rank)
 		return 0;
 	if (p->clamp) {
-		adjust(r, "%s \"%s\" lowered to this organization's maximum \"%s\"", name, want,
-		       memory_sizes[p->mem_max_rank]);
+		adjust(r, "memory_limit_clamped", "%s \"%s\" lowered to %s maximum \"%s\"", name,
+		       want, p->whose, memory_sizes[p->mem_max_rank]);
 		if (json_object_set_new(cfg, "memory_limit",
 		                        json_string(memory_sizes[p->mem_max_rank])) < 0)
 			return oom(r);
 		return 0;
 	}
 	return deny(p, r, RULE_MEMORY, "memory_limit_exceeded", name,
-	            "%s \"%s\" exceeds this organization's maximum \"%s\"", name, want,
+	            "%s \"%s\" exceeds %s maximum \"%s\"", name, want, p->whose,
 	            memory_sizes[p->mem_max_rank]);
 }
 
@@ -264,16 +283,16 @@ apply_expiry(const struct policy *p, json_t *cfg, const char *at, struct policy_
 		                        json_pack("{s:s, s:I}", "anchor", "last_active_at",
 		                                  "minutes", (json_int_t)p->exp_default)) < 0)
 			return oom(r);
-		adjust(r, "%s set to this organization's default of %lld minutes", name,
-		       p->exp_default);
+		adjust(r, "expires_after_default", "%s set to %s default of %lld minutes", name,
+		       p->whose, p->exp_default);
 		return 0;
 	}
 	minutes = json_integer_value(json_object_get(v, "minutes"));
 	field(param, sizeof(param), at, "expires_after.minutes");
 	if (minutes > p->exp_max)
 		return deny(p, r, RULE_EXPIRY, "expires_after_exceeded", param,
-		            "%s %lld exceeds this organization's maximum of %lld minutes", param,
-		            (long long)minutes, p->exp_max);
+		            "%s %lld exceeds %s maximum of %lld minutes", param, (long long)minutes,
+		            p->whose, p->exp_max);
 	return 0;
 }
 
@@ -289,9 +308,9 @@ apply_domains(const struct policy *p, json_t *domains, const char *list, struct 
 
 	if ((long long)n > p->max_domains &&
 	    deny(p, r, RULE_NETWORK, "too_many_domains", list,
-	         "%s lists %zu domains; this organization allows at most %lld "
+	         "%s lists %zu domains; %s policy allows at most %lld "
 	         "(network_policy.max_domains)",
-	         list, n, p->max_domains) < 0)
+	         list, n, p->whose, p->max_domains) < 0)
 		return -1;
 	json_array_foreach(domains, i, d)
 	{
@@ -306,8 +325,8 @@ apply_domains(const struct policy *p, json_t *domains, const char *list, struct 
 		if (!policy_covers(p, norm)) {
 			list_patterns(p, allowed, sizeof(allowed));
 			return deny(p, r, RULE_NETWORK, "domain_not_allowed", param,
-			            "%s \"%s\" is not allowed by this organization's policy; %s%s",
-			            param, norm,
+			            "%s \"%s\" is not allowed by %s policy; %s%s", param, norm,
+			            p->whose,
 			            p->npatterns ? "allowed domains are "
 			                         : "no domains are allowed",
 			            allowed);
@@ -338,14 +357,13 @@ apply_secrets(const struct policy *p, json_t *np, const char *at_np, struct poli
 	field(domains, sizeof(domains), at_np, "allowed_domains");
 	if (!p->allow_secrets)
 		return deny(p, r, RULE_NETWORK, "domain_secrets_not_allowed", name,
-		            "%s is not allowed by this organization's policy; remove the secrets "
-		            "from the request",
-		            name);
+		            "%s is not allowed by %s policy; remove the secrets from the request",
+		            name, p->whose);
 	if ((long long)n > p->max_secrets &&
 	    deny(p, r, RULE_NETWORK, "too_many_domain_secrets", name,
-	         "%s lists %zu secrets; this organization allows at most %lld "
+	         "%s lists %zu secrets; %s policy allows at most %lld "
 	         "(network_policy.max_domain_secrets)",
-	         name, n, p->max_secrets) < 0)
+	         name, n, p->whose, p->max_secrets) < 0)
 		return -1;
 	/* The request's own allowlist, to hold its secrets against. */
 	listed = domain_set_of(json_object_get(np, "allowed_domains"), &e);
@@ -395,7 +413,7 @@ apply_network(const struct policy *p, json_t *cfg, const char *at, struct policy
 	if (np == NULL) {
 		if (json_object_set_new(cfg, "network_policy", json_deep_copy(p->np_default)) < 0)
 			return oom(r);
-		adjust(r, "%s set to this organization's default (%s)", name,
+		adjust(r, "network_policy_default", "%s set to %s default (%s)", name, p->whose,
 		       json_string_value(json_object_get(p->np_default, "type")));
 		/* The default was checked and normalized at load time. */
 		return 0;
@@ -437,9 +455,9 @@ apply_skills(const struct policy *p, json_t *cfg, const char *at, struct policy_
 	field(name, sizeof(name), at, "skills");
 	if ((long long)n > p->max_skills &&
 	    deny(p, r, RULE_SKILLS, "too_many_skills", name,
-	         "%s lists %zu skills; this organization allows at most %lld "
+	         "%s lists %zu skills; %s policy allows at most %lld "
 	         "(skills.max_count)",
-	         name, n, p->max_skills) < 0)
+	         name, n, p->whose, p->max_skills) < 0)
 		return -1;
 	json_array_foreach(skills, i, sk)
 	{
@@ -451,10 +469,10 @@ apply_skills(const struct policy *p, json_t *cfg, const char *at, struct policy_
 			path(param, sizeof(param), "%s[%zu].skill_id", name, i);
 			if (!skill_allowed(p, json_string_value(id)))
 				return deny(p, r, RULE_SKILLS, "skill_not_allowed", param,
-				            "%s %s is not in this organization's allowed skills",
-				            param,
+				            "%s %s is not in %s allowed skills", param,
 				            err_quote(q, sizeof(q), json_string_value(id),
-				                      json_string_length(id)));
+				                      json_string_length(id)),
+				            p->whose);
 		} else {
 			json_t *data = json_object_get(json_object_get(sk, "source"), "data");
 			long long size = base64_decoded_size(json_string_value(data),
@@ -464,15 +482,14 @@ apply_skills(const struct policy *p, json_t *cfg, const char *at, struct policy_
 			if (!p->allow_inline)
 				return deny(
 				        p, r, RULE_SKILLS, "inline_skill_not_allowed", param,
-				        "%s is an inline skill, which this organization's policy "
-				        "does not allow; reference an uploaded skill by skill_id",
-				        param);
+				        "%s is an inline skill, which %s policy does not allow; "
+				        "reference an uploaded skill by skill_id",
+				        param, p->whose);
 			if (size > p->max_inline_bytes)
-				return deny(
-				        p, r, RULE_SKILLS, "inline_skill_too_large", param,
-				        "%s is an inline skill of %lld bytes; this organization "
-				        "allows at most %lld",
-				        param, size, p->max_inline_bytes);
+				return deny(p, r, RULE_SKILLS, "inline_skill_too_large", param,
+				            "%s is an inline skill of %lld bytes; %s policy allows "
+				            "at most %lld",
+				            param, size, p->whose, p->max_inline_bytes);
 		}
 	}
 	return 0;
@@ -487,9 +504,9 @@ apply_files(const struct policy *p, json_t *cfg, const char *at, struct policy_r
 	field(name, sizeof(name), at, "file_ids");
 	if ((long long)n > p->max_file_ids)
 		return deny(p, r, RULE_FILES, "too_many_file_ids", name,
-		            "%s lists %zu files; this organization allows at most %lld "
+		            "%s lists %zu files; %s policy allows at most %lld "
 		            "(file_ids.max_count)",
-		            name, n, p->max_file_ids);
+		            name, n, p->whose, p->max_file_ids);
 	return 0;
 }
 
@@ -543,15 +560,36 @@ policy_route(const struct policy *p, const struct operation *op)
 }
 
 int
-policy_allow_stored_prompts(const struct policy *p)
+policy_check_prompt(const struct policy *p, const json_t *body, struct err *e)
 {
-	return p->allow_prompts;
+	if (!json_is_object(json_object_get(body, "prompt")) || p->allow_prompts)
+		return 0;
+	return err_set(e, 403, ERR_POLICY, "stored_prompt_not_allowed", "prompt",
+	               "a stored prompt may carry tools this gateway cannot check, so %s "
+	               "policy refuses it (responses.allow_stored_prompts); send the prompt's "
+	               "instructions and tools in the request instead",
+	               p->whose);
 }
 
+/* The batch endpoints whose calls can make containers. */
+static const char *const container_endpoints[] = {"/v1/responses", NULL};
+
 int
-policy_allow_batch_containers(const struct policy *p)
+policy_check_batch(const struct policy *p, const json_t *body, struct err *e)
 {
-	return p->allow_batch_containers;
+	const char *endpoint = json_string_value(json_object_get(body, "endpoint"));
+	size_t i;
+
+	for (i = 0; endpoint && container_endpoints[i]; i++)
+		if (strcmp(endpoint, container_endpoints[i]) == 0)
+			break;
+	if (endpoint == NULL || container_endpoints[i] == NULL || p->allow_batch_containers)
+		return 0;
+	return err_set(e, 403, ERR_POLICY, "batch_endpoint_not_allowed", "endpoint",
+	               "a batch of %s calls can make containers this gateway cannot check, so "
+	               "%s policy refuses it (batches.allow_container_endpoints); send those "
+	               "calls through the gateway one by one",
+	               endpoint, p->whose);
 }
 
 long long
@@ -799,6 +837,7 @@ policy_new(const json_t *doc, const char *file, struct errlist *errs)
 	 * and go on, so one --check run reports every problem. */
 	(void)conftable_read(policy_keys, p, doc, file, errs);
 
+	snprintf(p->whose, sizeof(p->whose), "this organization's");
 	p->mem_max_rank = policy_memory_rank(p->mem_max);
 	p->mem_default_rank = p->mem_default ? policy_memory_rank(p->mem_default) : 0;
 	if (p->mem_max && p->mem_default_rank > p->mem_max_rank)
@@ -975,4 +1014,65 @@ policy_check_narrows(const struct policy *org, const struct policy *t, const cha
 	if (t->shadow & ~org->shadow)
 		WIDER("mode", "puts in shadow mode a rule the organization enforces");
 #undef WIDER
+}
+
+void
+policy_set_tenant(struct policy *p, const char *name)
+{
+	snprintf(p->whose, sizeof(p->whose), "tenant \"%.64s\"'s", name);
+}
+
+const char *
+policy_whose(const struct policy *p)
+{
+	return p->whose;
+}
+
+/* Whether the policy denies any operation. */
+static int
+denies_a_route(const struct policy *p)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(p->denied) / sizeof(p->denied[0]); i++)
+		if (p->denied[i])
+			return 1;
+	return 0;
+}
+
+size_t
+policy_rules(const struct policy *p, const char **out, size_t max)
+{
+	const int top = (int)(sizeof(memory_sizes) / sizeof(memory_sizes[0])) - 2;
+	const struct {
+		const char *code;
+		int in_force;
+	} rules[] = {
+	        {"route_denied", denies_a_route(p)},
+	        {"memory_limit_default", 1},
+	        {"memory_limit_exceeded", !p->clamp && p->mem_max_rank < top},
+	        {"memory_limit_clamped", p->clamp && p->mem_max_rank < top},
+	        {"expires_after_default", 1},
+	        {"expires_after_exceeded", 1},
+	        {"network_policy_default", 1},
+	        {"too_many_domains", 1},
+	        {"domain_invalid", 1},
+	        {"domain_not_allowed", !p->any_domain},
+	        {"domain_secrets_not_allowed", !p->allow_secrets},
+	        {"too_many_domain_secrets", p->allow_secrets},
+	        {"secret_domain_not_allowed", p->allow_secrets},
+	        {"too_many_skills", 1},
+	        {"skill_not_allowed", !p->any_skill},
+	        {"inline_skill_not_allowed", !p->allow_inline},
+	        {"inline_skill_too_large", p->allow_inline && p->max_inline_bytes < INLINE_MAX},
+	        {"too_many_file_ids", 1},
+	        {"stored_prompt_not_allowed", !p->allow_prompts},
+	        {"batch_endpoint_not_allowed", !p->allow_batch_containers},
+	};
+	size_t i, n = 0;
+
+	for (i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		if (rules[i].in_force && n < max)
+			out[n++] = rules[i].code;
+	return n;
 }

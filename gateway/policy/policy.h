@@ -36,6 +36,9 @@ void policy_free(struct policy *p);
 /* A create changes at most three things; a Responses request with many
  * tool containers may change more, and the rest are only counted. */
 #define POLICY_MAX_ADJUST 16
+/* More than the rules there are (policy_rules). */
+#define POLICY_MAX_RULES 32
+#define POLICY_WHOSE_MAX 96
 
 struct policy_result {
 	struct err err;    /* why, when denied */
@@ -44,6 +47,11 @@ struct policy_result {
 	size_t nadjust;
 	char adjust[POLICY_MAX_ADJUST][160]; /* what was changed on the way */
 	size_t nadjust_dropped;              /* changes past POLICY_MAX_ADJUST, not kept */
+	/* The codes of the rules that decided something (denied, would have
+	 * denied in shadow mode, changed the request), each once, in order;
+	 * for `gateway policy test`'s coverage. Static strings. */
+	const char *rules[POLICY_MAX_RULES];
+	size_t nrules;
 };
 
 /*
@@ -93,6 +101,24 @@ int policy_apply_container(const struct policy *p, json_t *cfg, const char *at, 
 
 enum policy_violation_mode policy_violation_mode(const struct policy *p);
 
+/* The policy is a tenant's (tenant.c): its messages say so ("exceeds
+ * tenant \"ml\"'s maximum"), since the limit may be the tenant's own. */
+void policy_set_tenant(struct policy *p, const char *name);
+
+/* Whose rules these are, for messages: "this organization's" or
+ * "tenant \"ml\"'s". */
+const char *policy_whose(const struct policy *p);
+
+/*
+ * The codes of the rules this policy can apply to a request: every denial
+ * and change its settings make possible (memory_limit_clamped only with
+ * on_exceed clamp, skill_not_allowed only without "*", route_denied only
+ * when some operation is denied, ...). A rule's code is the error code it
+ * refuses with, or for a change the code policy_result.rules names it by.
+ * Writes at most max; returns how many.
+ */
+size_t policy_rules(const struct policy *p, const char **out, size_t max);
+
 /*
  * The Containers operations by the short names the policy's "routes" has
  * always taken ("containers.create", "files.content"), with their
@@ -127,13 +153,16 @@ enum policy_route policy_route(const struct policy *p, const struct operation *o
 /* The largest file upload allowed, in bytes. */
 long long policy_max_upload_bytes(const struct policy *p);
 
-/* Whether a Responses call may name a stored prompt (prompt.id), whose
- * tools the gateway cannot see (responses.allow_stored_prompts). */
-int policy_allow_stored_prompts(const struct policy *p);
+/* A Responses body (a parsed object) that names a stored prompt, whose
+ * tools the gateway cannot see, unless responses.allow_stored_prompts:
+ * -1 with e filled (403 stored_prompt_not_allowed); else 0. */
+int policy_check_prompt(const struct policy *p, const json_t *body, struct err *e);
 
-/* Whether a batch may run an endpoint that makes containers, whose lines
- * the gateway does not read (batches.allow_container_endpoints). */
-int policy_allow_batch_containers(const struct policy *p);
+/* A batch body (a parsed object) whose endpoint makes containers
+ * ("/v1/responses"), whose lines the gateway does not read, unless
+ * batches.allow_container_endpoints: -1 with e filled (403
+ * batch_endpoint_not_allowed); else 0. */
+int policy_check_batch(const struct policy *p, const json_t *body, struct err *e);
 
 /* Adds to errs, under the path at, every way the tenant policy t allows
  * more than the organization's policy org. */

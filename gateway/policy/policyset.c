@@ -188,14 +188,14 @@ struct policyset *
 policyset_new(const json_t *doc, const char *file, struct errlist *errs)
 {
 	char version[POLICYSET_VERSION_LEN + 1];
-	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 
 	if (text == NULL) {
 		errlist_add(errs, file, NULL, "out of memory");
 		return NULL;
 	}
 	version_of(text, strlen(text), version);
-	free(text);
+	secmem_json_free(text);
 	return build(doc, file, version, errs);
 }
 

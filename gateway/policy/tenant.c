@@ -201,6 +201,8 @@ load_tenant(struct tenant *t, const char *name, const json_t *doc, const json_t 
 		errs->prefix = at;
 		t->policy = policy_new(merged, file, errs);
 		errs->prefix = outer;
+		if (t->policy)
+			policy_set_tenant(t->policy, name);
 		if (t->policy && org)
 			policy_check_narrows(org, t->policy, file, "policy", errs);
 	}
@@ -397,6 +399,12 @@ const struct tenant_limits *
 tenant_limits(const struct tenant *t)
 {
 	return &t->limits;
+}
+
+int
+tenant_has_secrets(const struct tenant *t)
+{
+	return t->nsecrets > 0;
 }
 
 int

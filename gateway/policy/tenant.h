@@ -68,6 +68,9 @@ struct tenant_limits {
 };
 const struct tenant_limits *tenant_limits(const struct tenant *t);
 
+/* Whether the tenant has brokered secrets (its "secrets"). */
+int tenant_has_secrets(const struct tenant *t);
+
 /* Whether clients of this tenant may send domain_secrets themselves. */
 int tenant_allow_client_secrets(const struct tenant *t);
 
