@@ -33,6 +33,10 @@
  * the events that name a container as it starts are small; one that
  * holds a whole response is not needed for it. */
 #define SSE_EVENT_MAX (32 * 1024)
+/* Room for what the policy adds to each container a call makes, in the
+ * forwarded body: a default allowlist of up to 256 names of up to 253
+ * bytes, and brokered secrets. */
+#define FORWARD_PER_CONTAINER ((size_t)1 << 20)
 
 /* A Responses call's own state. */
 struct responses {
@@ -405,7 +409,14 @@ forward(struct request *r)
 	enum step_result res;
 	struct err e;
 
-	s->forward = jsonbuf_dump(s->doc, sent + 512, sent * 2 + 64 * 1024, &s->forward_len);
+	/* What is forwarded may be much larger than what came: each container
+	 * made gets the policy's defaults (a default allowlist of up to
+	 * max_domains names) and the tenant's secrets. The doc holds them all
+	 * already, so its text is no real risk; the bound only catches a
+	 * runaway. */
+	s->forward = jsonbuf_dump(s->doc, sent + 512,
+	                          sent * 2 + 64 * 1024 + s->made * FORWARD_PER_CONTAINER,
+	                          &s->forward_len);
 	if (s->forward == NULL)
 		return oom(r);
 	redact_wipe_secrets(s->doc);
