@@ -896,3 +896,39 @@ Test(it_responses, no_spelling_of_the_query_crosses_from_one_twin_to_the_other)
 	cr_expect_str_eq(hx_str(json_array_get(hx_stub_requests(), 0), "uri"),
 	                 "/v1/responses?beta=true");
 }
+
+/* What goes up may be much larger than what came: every container made
+ * gets the policy's default allowlist. A body of many small tools under a
+ * policy with a long default is still forwarded whole. */
+Test(it_responses, defaults_may_make_the_forwarded_body_far_larger_than_the_request)
+{
+	struct hx_gw *gw;
+	char domains[4096] = "", tools[64 * 400] = "";
+	struct hx_resp *r;
+	json_t *up;
+	size_t i;
+
+	for (i = 0; i < 40; i++)
+		snprintf(domains + strlen(domains), sizeof(domains) - strlen(domains),
+		         "%s\"host-%02zu.packages.example.com\"", i ? "," : "", i);
+	for (i = 0; i < 300; i++)
+		snprintf(tools + strlen(tools), sizeof(tools) - strlen(tools),
+		         "%s{\"type\":\"code_interpreter\",\"container\":{\"type\":\"auto\"}}",
+		         i ? "," : "");
+	gw = hx_gw_start(hx_fmt("{\"network_policy\":{\"allowed_domains\":[%s],\"default\":"
+	                        "{\"type\":\"allowlist\",\"allowed_domains\":[%s]}},"
+	                        "\"routes\":{\"default\":\"allow\"}}",
+	                        domains, domains),
+	                 config);
+	hx_stub_next(json_answer(""));
+	r = as(gw, NULL, "POST", "/v1/responses",
+	       hx_fmt("{\"model\":\"gpt-5\",\"input\":\"hi\",\"tools\":[%s]}", tools));
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	up = json_object_get(last_forwarded(), "tools");
+	cr_expect_eq(json_array_size(up), 300);
+	cr_expect_eq(json_array_size(json_object_get(
+	                     json_object_get(json_object_get(json_array_get(up, 299), "container"),
+	                                     "network_policy"),
+	                     "allowed_domains")),
+	             40);
+}
