@@ -7,6 +7,10 @@
  *
  * Every case is checked (cr_expect, naming the case) rather than stopping
  * at the first that fails, so one run shows all that is wrong.
+ *
+ * The Responses cases (responses/, target/) run under
+ * policy-responses.json, with the stub scripted to answer 200 whatever is
+ * forwarded, so that a case that went up says so by its status too.
  */
 #include <criterion/criterion.h>
 #include <ctype.h>
@@ -473,4 +477,113 @@ Test(it_adversarial, domains)
 Test(it_adversarial, wildcard_domains)
 {
 	domain_cases("@adversarial/policy-wildcards.json", "domain/wildcards.txt");
+}
+
+/* What the stub answers a forwarded Responses case: a plain 200. */
+static void
+answer_ok_next(void)
+{
+	hx_stub_next_clear();
+	hx_stub_next("{\"json\":{\"id\":\"resp_adv\",\"object\":\"response\",\"status\":"
+	             "\"completed\",\"output\":[]}}");
+}
+
+Test(it_adversarial, responses_bodies)
+{
+	struct hx_gw *gw = hx_gw_start("@adversarial/policy-responses.json", NULL);
+	struct answered *a = calloc(1, sizeof(*a));
+	struct row *rows;
+	size_t n = manifest("responses/cases.txt", &rows), i;
+	static const char *const headers[] = {"Content-Type: application/json", NULL};
+
+	cr_assert_gt(n, 0);
+	for (i = 0; i < n; i++) {
+		const char *name = rows[i].f[0], *target = rows[i].f[1];
+		long status = strtol(rows[i].f[2], NULL, 10);
+		const char *code = rows[i].f[3], *param = rows[i].f[4];
+		long upstream = strtol(rows[i].f[5], NULL, 10);
+		size_t raw_len, len, fwd_len;
+		const char *raw = data_file(hx_fmt("responses/%s.json", name), &raw_len);
+		char *body = expand(raw, raw_len, &len);
+		struct hx_req rq = {.method = "POST",
+		                    .url = hx_gw_url(gw, target),
+		                    .headers = headers,
+		                    .body = body,
+		                    .len = len,
+		                    .timeout_ms = 30000};
+		struct hx_resp *r;
+		json_t *up, *err;
+
+		cr_assert_eq(rows[i].n, 6, "responses/cases.txt: %s: want 6 fields", name);
+		answer_ok_next();
+		r = hx_request(&rq);
+		free(body);
+		cr_expect_eq(r->status, status, "%s: status %ld, want %ld: %.300s%s", name,
+		             r->status, status, r->body, r->error);
+		remember(a, name, hx_resp_header(r, "x-request-id"), r->status);
+		up = take_upstream();
+		cr_expect_eq((long)json_array_size(up), upstream,
+		             "%s: the upstream got %zu requests, want %ld", name,
+		             json_array_size(up), upstream);
+		if (status == 200) {
+			const char *want = hx_read_file(
+			        hx_fmt("%s/adversarial/responses/%s.fwd.json", hx_data_dir(), name),
+			        &fwd_len);
+			const char *got = json_array_size(up)
+			                          ? hx_record_body(json_array_get(up, 0), &len)
+			                          : NULL;
+
+			if (want && got)
+				cr_expect(json_equal(hx_json(got), hx_json(want)),
+				          "%s: forwarded %.300s\nwant %s", name, got, want);
+		} else {
+			err = error_of(r);
+			cr_expect(strcmp(code, "-") == 0 ||
+			                  (hx_str(err, "code") &&
+			                   strcmp(hx_str(err, "code"), code) == 0),
+			          "%s: code %s, want %s", name, hx_str(err, "code"), code);
+			cr_expect_str_eq(param_of(err), param, "%s: param %s, want %s", name,
+			                 param_of(err), param);
+		}
+		hx_resp_free(r);
+	}
+	expect_all_audited(gw, a);
+	free(a);
+	free(rows);
+	cr_expect_eq(hx_gw_stop(gw), 0);
+}
+
+Test(it_adversarial, request_targets)
+{
+	struct hx_gw *gw = hx_gw_start("@adversarial/policy-responses.json", NULL);
+	struct answered *a = calloc(1, sizeof(*a));
+	struct row *rows;
+	size_t n = manifest("target/cases.txt", &rows), i;
+
+	cr_assert_gt(n, 0);
+	for (i = 0; i < n; i++) {
+		const char *method = rows[i].f[0], *target = rows[i].f[1];
+		const char *body =
+		        strcmp(target, "/v1/batches") == 0
+		                ? "{\"input_file_id\":\"file-1\",\"endpoint\":"
+		                  "\"/v1/chat/completions\",\"completion_window\":\"24h\"}"
+		                : "{\"model\":\"gpt-5\",\"input\":\"hi\"}";
+		const char *req =
+		        strcmp(method, "POST") == 0
+		                ? hx_fmt("%s %s HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n"
+		                         "Content-Type: application/json\r\nContent-Length: "
+		                         "%zu\r\n\r\n%s",
+		                         method, target, strlen(body), body)
+		                : hx_fmt("%s %s HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+		                         method, target);
+
+		cr_assert_eq(rows[i].n, 6, "target/cases.txt: %s: want 6 fields", target);
+		answer_ok_next();
+		raw_case(gw, a, hx_fmt("%s %.80s", method, target), req, strlen(req), rows[i].f[2],
+		         rows[i].f[3], strtol(rows[i].f[4], NULL, 10), rows[i].f[5]);
+	}
+	expect_all_audited(gw, a);
+	free(a);
+	free(rows);
+	cr_expect_eq(hx_gw_stop(gw), 0);
 }

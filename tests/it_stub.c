@@ -314,6 +314,88 @@ Test(it_stub, close_and_hang)
 	cr_assert_eq(hx_proc_stop(s->proc), 0, "%s", hx_read_file(s->proc->err_path, NULL));
 }
 
+/* "events": Server-Sent Events, each after its delay, the times recorded
+ * on the clock tests read (CLOCK_REALTIME); a stream cut off, a client
+ * leaving mid-stream, and scripts the stub refuses. */
+Test(it_stub, event_streams)
+{
+	struct hx_stub *s = hx_stub_start();
+	struct hx_req rq = {
+	        .url = url(s, "/v1/responses"), .method = "POST", .body = "{}", .len = 2};
+	static const char *const bad[] = {
+	        "{\"events\":[]}",
+	        "{\"events\":{}}",
+	        "{\"events\":[{\"bogus\":1}]}",
+	        "{\"events\":[{\"event\":\"a\\nb\"}]}",
+	        "{\"events\":[{\"raw\":\"x\",\"data\":\"y\"}]}",
+	        "{\"events\":[{\"data\":\"x\"}],\"json\":{}}",
+	        "{\"events\":[{\"data\":\"x\"}],\"delay_ms\":5}",
+	        "{\"then\":\"close\"}",
+	        "{\"events\":[{\"data\":\"x\"}],\"then\":\"reset\"}",
+	};
+	struct hx_resp *r;
+	json_t *rec = NULL;
+	long long start, end;
+	size_t i;
+
+	hx_stub_next(
+	        "{\"events\":[{\"event\":\"response.created\",\"id\":\"1\",\"data\":{\"a\":1}},"
+	        "{\"data\":\"two\\nlines\",\"delay_ms\":300},{\"raw\":\": note\\n\\n\","
+	        "\"delay_ms\":300}],\"headers\":{\"x-request-id\":\"req_sse\"}}");
+	start = now_ms();
+	r = hx_request(&rq);
+	end = now_ms();
+	cr_assert_eq(r->status, 200, "%ld %s", r->status, r->error);
+	cr_expect_str_eq(hx_resp_header(r, "content-type"), "text/event-stream");
+	cr_expect_str_eq(hx_resp_header(r, "x-request-id"), "req_sse");
+	cr_expect_str_eq(hx_resp_header(r, "transfer-encoding"), "chunked");
+	cr_expect_str_eq(r->body, "event: response.created\nid: 1\ndata: {\"a\":1}\n\n"
+	                          "data: two\ndata: lines\n\n: note\n\n");
+	cr_expect_geq(end - start, 580, "the events came at once: %lld ms", end - start);
+	rec = json_array_get(hx_stub_requests(), 0);
+	cr_expect_eq(json_integer_value(json_object_get(rec, "sse_sent")), 3);
+	cr_expect_geq(json_integer_value(json_object_get(rec, "sse_last_ms")) -
+	                      json_integer_value(json_object_get(rec, "sse_first_ms")),
+	              590);
+	cr_expect_geq(json_integer_value(json_object_get(rec, "sse_done_ms")),
+	              json_integer_value(json_object_get(rec, "sse_last_ms")));
+	cr_expect_null(json_object_get(rec, "aborted"));
+
+	/* Cut off after the last event: the client sees an unfinished answer. */
+	hx_stub_next("{\"events\":[{\"data\":\"only\"}],\"then\":\"close\"}");
+	r = hx_request(&rq);
+	cr_expect_neq(r->error[0], '\0', "a cut stream ended cleanly: %s", r->body);
+	cr_expect_not_null(strstr(r->body, "data: only"), "%s", r->body);
+	cr_expect(json_is_true(json_object_get(json_array_get(hx_stub_requests(), 1), "sse_cut")));
+
+	/* A client that leaves mid-stream is noticed and recorded. */
+	hx_stub_next("{\"events\":[{\"data\":\"1\"},{\"data\":\"2\",\"delay_ms\":2000}]}");
+	rq.timeout_ms = 300;
+	r = hx_request(&rq);
+	cr_expect(strstr(r->error, "imed out") != NULL, "%s", r->error);
+	for (end = now_ms() + 3000; now_ms() < end; usleep(20000)) {
+		rec = json_array_get(hx_stub_requests(), 2);
+		if (json_is_true(json_object_get(rec, "aborted")))
+			break;
+	}
+	cr_expect(json_is_true(json_object_get(rec, "aborted")), "%s",
+	          json_dumps(rec, JSON_COMPACT));
+	cr_expect_eq(json_integer_value(json_object_get(rec, "sse_sent")), 1);
+	cr_expect_null(json_object_get(rec, "sse_done_ms"));
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(
+		        hx_http("POST", url(s, "/__stub/next"), json_ct, bad[i], strlen(bad[i]))
+		                ->status,
+		        400, "%s", bad[i]);
+	/* The stub answers as before, and a stream still going at shutdown is
+	 * no reason for an unclean exit. */
+	cr_expect_eq(hx_http("GET", url(s, "/v1/containers"), NULL, NULL, 0)->status, 200);
+	hx_stub_next("{\"events\":[{\"data\":\"1\"},{\"data\":\"2\",\"delay_ms\":60000}]}");
+	hx_request(&rq);
+	cr_assert_eq(hx_proc_stop(s->proc), 0, "%s", hx_read_file(s->proc->err_path, NULL));
+}
+
 Test(it_stub, records_requests)
 {
 	struct hx_stub *s = hx_stub_start();

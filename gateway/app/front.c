@@ -1,5 +1,6 @@
 #include "app/front.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -444,21 +445,86 @@ capacity(struct request *r)
 	return 0;
 }
 
-/* Whether the query names a parameter exactly (name=value among '&'). */
 static int
-query_has(const char *query, const char *pair)
+hex_value(char c)
 {
-	size_t n = strlen(pair);
-	const char *p = query;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
 
-	while (p && *p) {
-		if (strncmp(p, pair, n) == 0 && (p[n] == '&' || p[n] == '\0'))
-			return 1;
-		p = strchr(p, '&');
-		if (p)
-			p++;
+/* Whether the n bytes at p, percent-decoded ('+' as a space), are name in
+ * any case, spaces around it aside. */
+static int
+decodes_to(const char *p, size_t n, const char *name)
+{
+	size_t i, k = 0, len = strlen(name);
+	int c;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)p[i];
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%' && i + 2 < n && hex_value(p[i + 1]) >= 0 &&
+		           hex_value(p[i + 2]) >= 0) {
+			c = hex_value(p[i + 1]) * 16 + hex_value(p[i + 2]);
+			i += 2;
+		}
+		if (c == ' ' && (k == 0 || k == len))
+			continue;
+		if (k == len || tolower(c) != tolower((unsigned char)name[k]))
+			return 0;
+		k++;
 	}
-	return 0;
+	return k == len;
+}
+
+/*
+ * Which twin of an operation the query asks for, when the spec tells them
+ * apart by a query pair ("beta=true"): 1 when the query holds that pair
+ * exactly once, 0 when it does not name the pair's parameter at all, and
+ * -1 when it names it any other way: another value, another case, percent-
+ * encoded, padded, twice, or in a parameter that ';' splits (some servers
+ * read ';' as '&', others as part of the value). The query goes upstream
+ * as it came, so a spelling the upstream could read as the pair while the
+ * gateway does not (or the other way round) would put the request under
+ * the other twin's route policy.
+ */
+static int
+twin_query(const char *query, const char *pair)
+{
+	const char *eq = strchr(pair, '=');
+	char name[32];
+	size_t item, sub, n, off;
+	int found = 0, names;
+
+	if (query == NULL || eq == NULL || (size_t)(eq - pair) >= sizeof(name))
+		return 0;
+	snprintf(name, sizeof(name), "%.*s", (int)(eq - pair), pair);
+	while (*query) {
+		item = strcspn(query, "&");
+		names = 0;
+		for (off = 0; off < item; off += sub + 1) {
+			sub = strcspn(query + off, "&;");
+			n = strcspn(query + off, "&;=");
+			names |= decodes_to(query + off, n < sub ? n : sub, name);
+			if (off + sub >= item)
+				break;
+		}
+		if (names) {
+			if (found || item != strlen(pair) || strncmp(query, pair, item) != 0)
+				return -1;
+			found = 1;
+		}
+		query += item;
+		if (*query)
+			query++;
+	}
+	return found;
 }
 
 /* The operation for the request's method and path, with its parameters
@@ -471,6 +537,14 @@ find_operation(struct request *r, struct segments *seg)
 	const char *why, *bad;
 	char allowed[96];
 
+	/* A fragment is no part of a request target (RFC 9112 3.2), and the
+	 * upstream would never see it: libcurl drops it, and with it whatever
+	 * came after the '#' that the gateway read as the query. */
+	if (strchr(http->path, '#') || (http->query && strchr(http->query, '#'))) {
+		refuse(r, 400, ERR_INVALID, "invalid_path", NULL,
+		       "the request target has a fragment ('#'); send the path and query only");
+		return NULL;
+	}
 	if (split(http->path, seg, &why) < 0) {
 		refuse(r, 400, ERR_INVALID, "invalid_path", NULL,
 		       "%s; send the path exactly as documented", why);
@@ -494,10 +568,23 @@ find_operation(struct request *r, struct segments *seg)
 	default:
 		break;
 	}
-	/* "?beta=true" is an operation of its own, with its own name. */
-	if (m.op->variant >= 0 && operation_variant(m.op)->query &&
-	    query_has(http->query, operation_variant(m.op)->query))
-		m.op = operation_variant(m.op);
+	/* "?beta=true" is an operation of its own, with its own name; a query
+	 * that could be read as either is neither. */
+	if (m.op->variant >= 0 && operation_variant(m.op)->query) {
+		const char *pair = operation_variant(m.op)->query;
+		int twin = twin_query(http->query, pair);
+
+		if (twin < 0) {
+			set_route(r, own_route(m.op) ? own_route(m.op) : &relayed, m.op);
+			refuse(r, 400, ERR_INVALID, "invalid_query", NULL,
+			       "the query must give %.*s exactly as %s, once, or not at all; "
+			       "another spelling could be read as either operation",
+			       (int)strcspn(pair, "="), pair, pair);
+			return NULL;
+		}
+		if (twin)
+			m.op = operation_variant(m.op);
+	}
 	if ((bad = take_params(r, &m)) != NULL) {
 		set_route(r, own_route(m.op) ? own_route(m.op) : &relayed, m.op);
 		refuse(r, 400, ERR_INVALID, "invalid_path_parameter", bad,

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "app/call.h"
 #include "app/config.h"
@@ -32,6 +33,10 @@
  * the events that name a container as it starts are small; one that
  * holds a whole response is not needed for it. */
 #define SSE_EVENT_MAX (32 * 1024)
+/* Room for what the policy adds to each container a call makes, in the
+ * forwarded body: a default allowlist of up to 256 names of up to 253
+ * bytes, and brokered secrets. */
+#define FORWARD_PER_CONTAINER ((size_t)1 << 20)
 
 /* A Responses call's own state. */
 struct responses {
@@ -45,6 +50,11 @@ struct responses {
 	struct sse *sse;  /* reading the stream */
 	json_t *seen;     /* container ids the answer names, each once (an object) */
 	json_t *seen_ids; /* the same, in order */
+	/* The relay's own handler of the client's events, and whether the
+	 * client left mid-stream (the call then stops, and what it named is
+	 * still recorded before the record says so). */
+	void (*relay_event)(struct request *r, int event);
+	int left;
 };
 
 static void
@@ -313,10 +323,19 @@ observe(struct request *r, const char *data, size_t n)
 	}
 }
 
+/* Whether the answer says it is an event stream. */
+static int
+is_event_stream(const struct upstream_res *res)
+{
+	return strncasecmp(res->content_type, "text/event-stream", 17) == 0;
+}
+
 static void
 on_answered(const struct upstream_res *res, void *arg)
 {
 	struct request *r = arg;
+	struct sse *events;
+	struct err e;
 	json_t *doc;
 
 	call_note(r, res);
@@ -333,6 +352,45 @@ on_answered(const struct upstream_res *res, void *arg)
 	if (doc)
 		(void)check_containers(doc, saw, r);
 	json_decref(doc);
+	/* A stream the body did not ask for as the gateway reads "stream"
+	 * (a "stream" of another type the upstream took as true, say) still
+	 * names the containers it made: they are read from its events. */
+	if (doc == NULL && is_event_stream(res)) {
+		err_clear(&e);
+		events = sse_new(SSE_EVENT_MAX, on_event, r, &e);
+		if (events == NULL) {
+			pipeline_resume(r, oom(r));
+			return;
+		}
+		if (sse_feed(events, res->body, res->len, &e) < 0 ||
+		    sse_feed(events, "\n\n", 2, &e) < 0)
+			log_msg(LOG_WARN, r->id, "the answer's events could not be read: %s",
+			        e.message);
+		sse_free(events);
+	}
+	pipeline_resume(r, STEP_NEXT);
+}
+
+/* The client's events while the stream is relayed. One that leaves stops
+ * the upstream call, but not the pipeline: the containers the stream has
+ * named so far may have been made, and are recorded as the tenant's (and
+ * counted) before the record says the client left. */
+static void
+on_stream_event(struct request *r, int event)
+{
+	struct responses *s = op(r);
+
+	if (event != CONN_EV_FAILED || r->call == NULL) {
+		if (s->relay_event)
+			s->relay_event(r, event);
+		return;
+	}
+	upstream_cancel(r->call);
+	r->call = NULL;
+	r->on_event = NULL;
+	r->observe = NULL;
+	r->error = r->http->stream_error;
+	s->left = 1;
 	pipeline_resume(r, STEP_NEXT);
 }
 
@@ -342,9 +400,17 @@ forward(struct request *r)
 	struct responses *s = op(r);
 	size_t sent = (size_t)r->http->body_seen;
 	struct upstream_req up = {0};
+	enum step_result res;
 	struct err e;
 
-	s->forward = jsonbuf_dump(s->doc, sent + 512, sent * 2 + 64 * 1024, &s->forward_len);
+	/* What is forwarded may be much larger than what came: each container
+	 * made gets the policy's defaults (a default allowlist of up to
+	 * max_domains names) and the tenant's secrets. The doc holds them all
+	 * already, so its text is no real risk; the bound only catches a
+	 * runaway. */
+	s->forward = jsonbuf_dump(s->doc, sent + 512,
+	                          sent * 2 + 64 * 1024 + s->made * FORWARD_PER_CONTAINER,
+	                          &s->forward_len);
 	if (s->forward == NULL)
 		return oom(r);
 	redact_wipe_secrets(s->doc);
@@ -354,7 +420,12 @@ forward(struct request *r)
 		if (s->sse == NULL)
 			return oom(r);
 		r->observe = observe;
-		return transfer_stream(r, s->forward, s->forward_len, 1);
+		res = transfer_stream(r, s->forward, s->forward_len, 1);
+		if (res == STEP_WAIT && r->call) {
+			s->relay_event = r->on_event;
+			r->on_event = on_stream_event;
+		}
+		return res;
 	}
 	up.method = "POST";
 	up.path = r->upstream_path;
@@ -462,6 +533,8 @@ answer(struct request *r)
 {
 	/* A slot held for containers the call did not make goes back. */
 	tenancy_not_created(r);
+	if (op(r)->left)
+		return STEP_FAIL; /* r->error says the client left; the driver ends */
 	if (op(r)->stream) {
 		reply_stream_end(r, NULL);
 		return STEP_DONE;

@@ -16,9 +16,12 @@
  *   intent        the audit intent line
  *   forward       the decided body goes upstream; the answer comes back as
  *                 it arrives (Server-Sent Events with "stream": true), read
- *                 on the way for the containers it names
+ *                 on the way for the containers it names (an event stream
+ *                 the body did not ask for is read once whole); a client
+ *                 that leaves mid-stream stops the upstream call
  *   own           each container the call made becomes the tenant's and
- *                 counts among its live ones
+ *                 counts among its live ones, the client still there or
+ *                 not (its record then says client_closed)
  *   answer        the answer's end, and the audit record naming them
  */
 #ifndef GW_RESPONSES_H

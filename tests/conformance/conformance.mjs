@@ -1,11 +1,18 @@
 // Calls every method of client.containers and client.containers.files with
-// the official openai SDK, through the gateway, exactly as a client would;
-// then checks that the gateway's refusals reach the SDK as its own error
-// classes. Started by run.sh, which passes:
-//   GW_BASE_URL  the gateway's http://127.0.0.1:PORT/v1
-//   GW_AUDIT     the gateway's audit log
-//   GW_LOG       the gateway's standard error
-//   GW_WORK      a scratch folder
+// the official openai SDK, through the gateway, exactly as a client would,
+// and a sample of the rest of the API (models, chat completions, files,
+// batches, responses, plain and streamed); then checks that the gateway's
+// refusals reach the SDK as its own error classes, and that a quota
+// refusal is not retried. Started by run.sh, which passes:
+//   GW_BASE_URL         the gateway's http://127.0.0.1:PORT/v1 (before Prism)
+//   GW_AUDIT            its audit log
+//   GW_LOG              its standard error
+//   GW_WORK             a scratch folder
+//   GW_STREAM_BASE_URL  the second gateway's, before the stub (Responses)
+//   GW_STREAM_AUDIT     its audit log
+//   GW_STREAM_LOG       its standard error
+//   GW_STUB_URL         the stub's http://127.0.0.1:PORT, to script it
+//   GW_QUOTA_KEY        the key of the tenant allowed one live container
 // Prints one PASS or FAIL line per check and exits 1 if any failed.
 
 import fs from 'node:fs';
@@ -64,8 +71,8 @@ function assert(cond, msg) {
   if (!cond) throw new Error(msg);
 }
 
-function auditRecords() {
-  const text = fs.readFileSync(process.env.GW_AUDIT, 'utf8');
+function auditRecords(file = process.env.GW_AUDIT) {
+  const text = fs.readFileSync(file, 'utf8');
   return text
     .split('\n')
     .filter(Boolean)
@@ -76,12 +83,12 @@ function auditRecords() {
 // request that has been answered is already in the file. The client sees
 // the upstream's x-request-id when it sent one (Prism sends none), else
 // the gateway's.
-function auditLine(requestId) {
+function auditLine(requestId, file = process.env.GW_AUDIT) {
   if (!requestId) return null;
   // Requests' records only: the chain also has intent, segment and
   // checkpoint lines.
   return (
-    auditRecords().find(
+    auditRecords(file).find(
       (r) => r.type === 'request' && (r.request_id === requestId || r.upstream_request_id === requestId),
     ) ?? null
   );
@@ -89,9 +96,9 @@ function auditLine(requestId) {
 
 // A call the gateway let through must be audited as such: the right
 // operation, forwarded, and answered 200 by the upstream.
-function assertAllowed(requestId, operation, method, urlPath) {
+function assertAllowed(requestId, operation, method, urlPath, file = process.env.GW_AUDIT) {
   assert(requestId, 'the response has no x-request-id');
-  const a = auditLine(requestId);
+  const a = auditLine(requestId, file);
   assert(a, `no audit line with request_id ${requestId}`);
   const problems = [];
   if (a.operation !== operation) problems.push(`operation ${JSON.stringify(a.operation)}, want ${operation}`);
@@ -330,6 +337,212 @@ await check('create with memory_limit "2g" -> BadRequestError', () =>
   }),
 );
 
+// ---- The rest of the API, through the same door: what the SDK sends
+// goes up as Prism (the whole spec, --errors) accepts it, what comes back
+// is what the SDK expects.
+
+await check('models.list', async () => {
+  const { data: page, request_id } = await client.models.list().withResponse();
+  assert(Array.isArray(page.data) && page.data.length > 0 && page.data[0].id, `no models: ${JSON.stringify(page.data)}`);
+  assertAllowed(request_id, 'listModels', 'GET', '/v1/models');
+  return `${page.data.length} model(s), first ${page.data[0].id}`;
+});
+
+await check('chat.completions.create', async () => {
+  const { data, request_id } = await client.chat.completions
+    .create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'Say hello.' }] })
+    .withResponse();
+  assert(Array.isArray(data.choices) && data.object, `not a chat completion: ${JSON.stringify(data).slice(0, 300)}`);
+  assertAllowed(request_id, 'createChatCompletion', 'POST', '/v1/chat/completions');
+  return `object ${data.object}, ${data.choices.length} choice(s)`;
+});
+
+let batchFileId;
+await check('files.create (multipart upload)', async () => {
+  const line = JSON.stringify({
+    custom_id: 'r1',
+    method: 'POST',
+    url: '/v1/chat/completions',
+    body: { model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] },
+  });
+  const file = await toFile(Buffer.from(line + '\n'), 'batch.jsonl', { type: 'application/jsonl' });
+  const { data, request_id } = await client.files.create({ file, purpose: 'batch' }).withResponse();
+  assert(data.id && data.object === 'file', `not a file: ${JSON.stringify(data)}`);
+  batchFileId = data.id;
+  assertAllowed(request_id, 'createFile', 'POST', '/v1/files');
+  return `id ${data.id}, purpose ${data.purpose}`;
+});
+
+await check('batches.create (chat completions)', async () => {
+  const { data, request_id } = await client.batches
+    .create({ input_file_id: batchFileId ?? 'file-conformance', endpoint: '/v1/chat/completions', completion_window: '24h' })
+    .withResponse();
+  assert(data.id && data.object, `not a batch: ${JSON.stringify(data).slice(0, 300)}`);
+  assertAllowed(request_id, 'createBatch', 'POST', '/v1/batches');
+  return `id ${data.id}, endpoint ${data.endpoint}`;
+});
+
+await check('batches.create of /v1/responses -> PermissionDeniedError', () =>
+  expectDenied(
+    client.batches.create({ input_file_id: 'file-conformance', endpoint: '/v1/responses', completion_window: '24h' }),
+    { cls: OpenAI.PermissionDeniedError, status: 403, type: 'policy_violation', code: 'batch_endpoint_not_allowed', param: 'endpoint' },
+  ),
+);
+
+await check('responses.create with a 64g code_interpreter container -> PermissionDeniedError', () =>
+  expectDenied(
+    client.responses.create({
+      model: 'gpt-5',
+      input: 'Run some code.',
+      tools: [{ type: 'code_interpreter', container: { type: 'auto', memory_limit: '64g' } }],
+    }),
+    { cls: OpenAI.PermissionDeniedError, status: 403, type: 'policy_violation', code: 'memory_limit_exceeded', param: 'tools[0].container.memory_limit' },
+  ),
+);
+
+await check('responses.create (stream: true) with a 64g container -> PermissionDeniedError', () =>
+  expectDenied(
+    client.responses.create({
+      model: 'gpt-5',
+      input: 'Run some code.',
+      stream: true,
+      tools: [{ type: 'shell', environment: { type: 'container_auto', memory_limit: '64g' } }],
+    }),
+    { cls: OpenAI.PermissionDeniedError, status: 403, type: 'policy_violation', code: 'memory_limit_exceeded', param: 'tools[0].environment.memory_limit' },
+  ),
+);
+
+// ---- Responses, through the second gateway: the stub answers as the
+// spec's Response and ResponseStreamEvent say, scripted per call.
+
+const streamClient = new OpenAI({ apiKey: API_KEY, baseURL: process.env.GW_STREAM_BASE_URL, maxRetries: 0, timeout: 15_000 });
+
+async function stub(method, pathname, body) {
+  const res = await fetch(`${process.env.GW_STUB_URL}${pathname}`, {
+    method,
+    headers: body ? { 'Content-Type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  assert(res.ok, `stub ${method} ${pathname}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+function responseObject(status, output) {
+  return {
+    id: 'resp_conformance',
+    object: 'response',
+    created_at: 1767225600,
+    status,
+    model: 'gpt-5',
+    output,
+    parallel_tool_calls: true,
+    tool_choice: 'auto',
+    tools: [{ type: 'code_interpreter', container: { type: 'auto', memory_limit: '1g' } }],
+    error: null,
+    incomplete_details: null,
+    instructions: null,
+    metadata: {},
+    temperature: 1,
+    top_p: 1,
+    usage: null,
+  };
+}
+
+const ciCall = (cid) => ({ type: 'code_interpreter_call', id: 'ci_1', container_id: cid, code: 'print(1)', status: 'completed', outputs: [] });
+const message = (text) => ({
+  type: 'message',
+  id: 'msg_1',
+  role: 'assistant',
+  status: 'completed',
+  content: [{ type: 'output_text', text, annotations: [] }],
+});
+
+// What the gateway sent the stub for the last call: the decided body.
+async function forwardedBody() {
+  const reqs = await stub('GET', '/__stub/requests');
+  return { req: reqs[reqs.length - 1], body: JSON.parse(reqs[reqs.length - 1].body) };
+}
+
+await check('responses.create (code_interpreter, the policy filling in the container)', async () => {
+  await stub('POST', '/__stub/next', { json: responseObject('completed', [ciCall('cntr_conformance_1'), message('Hello.')]) });
+  const { data, request_id } = await streamClient.responses
+    .create({ model: 'gpt-5', input: 'Run some code.', tools: [{ type: 'code_interpreter', container: { type: 'auto' } }] })
+    .withResponse();
+  assert(data.output_text === 'Hello.', `output_text ${JSON.stringify(data.output_text)}`);
+  const { body } = await forwardedBody();
+  const c = body.tools?.[0]?.container;
+  assert(c?.memory_limit === '1g' && c?.network_policy?.type === 'disabled', `forwarded container ${JSON.stringify(c)}`);
+  const a = assertAllowed(request_id, 'createResponse', 'POST', '/v1/responses', process.env.GW_STREAM_AUDIT);
+  assert(a.containers?.includes('cntr_conformance_1'), `the record names ${JSON.stringify(a.containers)}`);
+  return `output_text ${JSON.stringify(data.output_text)}, forwarded container ${JSON.stringify(c)}, record names ${a.containers}`;
+});
+
+await check('responses.create (stream: true): events as they come', async () => {
+  const pace = 400;
+  const ev = (type, extra, delay) => ({ event: type, delay_ms: delay, data: { type, ...extra } });
+  await stub('POST', '/__stub/next', {
+    events: [
+      ev('response.created', { sequence_number: 0, response: responseObject('in_progress', []) }, 0),
+      ev('response.output_item.added', { sequence_number: 1, output_index: 0, item: ciCall('cntr_conformance_2') }, pace),
+      ev('response.output_text.delta', { sequence_number: 2, item_id: 'msg_1', output_index: 1, content_index: 0, delta: 'Hel', logprobs: [] }, pace),
+      ev('response.output_text.delta', { sequence_number: 3, item_id: 'msg_1', output_index: 1, content_index: 0, delta: 'lo.', logprobs: [] }, pace),
+      ev('response.completed', { sequence_number: 4, response: responseObject('completed', [ciCall('cntr_conformance_2'), message('Hello.')]) }, pace),
+    ],
+  });
+  const { data: stream, request_id } = await streamClient.responses
+    .create({ model: 'gpt-5', input: 'Run some code.', stream: true, tools: [{ type: 'code_interpreter', container: { type: 'auto' } }] })
+    .withResponse();
+  const types = [];
+  let text = '';
+  let first = null;
+  let done = null;
+  for await (const event of stream) {
+    first ??= Date.now();
+    types.push(event.type);
+    if (event.type === 'response.output_text.delta') text += event.delta;
+    if (event.type === 'response.completed') done = event.response;
+  }
+  assert(types.join() === 'response.created,response.output_item.added,response.output_text.delta,response.output_text.delta,response.completed', `events ${types}`);
+  assert(text === 'Hello.' && done?.status === 'completed', `text ${JSON.stringify(text)}, final ${JSON.stringify(done?.status)}`);
+  const { req, body } = await forwardedBody();
+  assert(body.stream === true && body.tools?.[0]?.container?.memory_limit === '1g', `forwarded ${JSON.stringify(body)}`);
+  // The first event reached the SDK while the stub was still sending.
+  assert(first < req.sse_last_ms - pace, `first event at ${first}, the stub's last at ${req.sse_last_ms}`);
+  const a = assertAllowed(request_id, 'createResponse', 'POST', '/v1/responses', process.env.GW_STREAM_AUDIT);
+  assert(a.containers?.includes('cntr_conformance_2'), `the record names ${JSON.stringify(a.containers)}`);
+  return `${types.length} events, the first ${req.sse_last_ms - first} ms before the stub's last; record names ${a.containers}`;
+});
+
+// ---- A quota is no rate limit: the SDK must give up at once.
+
+await check('a live-container quota refusal is not retried by the SDK', async () => {
+  // The SDK's defaults: it would retry a 429 twice, after Retry-After.
+  const quotaClient = new OpenAI({ apiKey: process.env.GW_QUOTA_KEY, baseURL: process.env.GW_BASE_URL, timeout: 15_000 });
+  const mine = () => auditRecords().filter((r) => r.type === 'request' && r.tenant === 'quota');
+  await quotaClient.containers.create({ name: 'the one allowed' });
+  const before = mine().length;
+  const started = Date.now();
+  let err = null;
+  try {
+    await quotaClient.containers.create({ name: 'one too many' });
+  } catch (e) {
+    err = e;
+  }
+  const elapsed = Date.now() - started;
+  if (!err) throw new Error('the second create succeeded, want RateLimitError 429');
+  if (!(err instanceof OpenAI.RateLimitError)) throw err;
+  const problems = [];
+  if (err.code !== 'rate_limit_exceeded') problems.push(`code ${err.code}`);
+  if (err.headers.get('x-should-retry') !== 'false') problems.push(`x-should-retry ${err.headers.get('x-should-retry')}`);
+  if (elapsed >= 1000) problems.push(`threw after ${elapsed} ms`);
+  const after = mine().slice(before);
+  if (after.length !== 1) problems.push(`${after.length} requests reached the gateway, want 1`);
+  else if (after[0].status !== 429) problems.push(`audited ${after[0].status}`);
+  if (problems.length) throw new Error(`${problems.join('; ')} — ${describe(err)}`);
+  return `RateLimitError 429 after ${elapsed} ms, one request (x-should-retry: false, retry-after ${err.headers.get('retry-after')})`;
+});
+
 // ---- What the gateway relays and what it keeps to itself.
 
 await check('an upstream 401 is relayed as it came', async () => {
@@ -349,13 +562,18 @@ await check('an upstream 401 is relayed as it came', async () => {
 
 await check('no API key or domain secret in the audit log or the gateway log', () => {
   const leaks = [];
-  for (const [what, file] of [['audit log', process.env.GW_AUDIT], ['gateway log', process.env.GW_LOG]]) {
+  for (const [what, file] of [
+    ['audit log', process.env.GW_AUDIT],
+    ['gateway log', process.env.GW_LOG],
+    ['second audit log', process.env.GW_STREAM_AUDIT],
+    ['second gateway log', process.env.GW_STREAM_LOG],
+  ]) {
     const text = fs.readFileSync(file, 'utf8');
     if (text.includes(API_KEY)) leaks.push(`API key in the ${what}`);
     if (text.includes(SECRET_VALUE)) leaks.push(`domain secret in the ${what}`);
   }
   assert(leaks.length === 0, leaks.join('; '));
-  return `${auditRecords().length} audit lines checked`;
+  return `${auditRecords().length + auditRecords(process.env.GW_STREAM_AUDIT).length} audit lines checked`;
 });
 
 console.log(`conformance: ${passed} passed, ${failures} failed`);

@@ -1,28 +1,35 @@
 #!/usr/bin/env bash
-# Starts a Prism mock of the Containers spec and build/gateway in front of
-# it, runs conformance.mjs (the openai SDK against the gateway), and stops
-# both whatever happens. Run by `make conformance` from the repository root:
+# Starts a Prism mock of the upstream's spec and build/gateway in front of
+# it, and a second gateway in front of the stand-in upstream (the stub,
+# scripted by conformance.mjs) for the Responses calls Prism cannot answer;
+# runs conformance.mjs (the openai SDK against the gateways), and stops
+# them all whatever happens. Run by `make conformance` from the repository
+# root:
 #
-#   tests/conformance/run.sh GATEWAY_BINARY SPEC_FILE
+#   tests/conformance/run.sh GATEWAY_BINARY SPEC_FILE STUB_BINARY
 #
-# KEEP_TMP=1 keeps the work folder (config, audit log, both servers' logs).
+# KEEP_TMP=1 keeps the work folder (configs, audit logs, every server's log).
 set -euo pipefail
 
-if [ $# -ne 2 ]; then
-	echo "usage: $0 GATEWAY_BINARY SPEC_FILE" >&2
+if [ $# -ne 3 ]; then
+	echo "usage: $0 GATEWAY_BINARY SPEC_FILE STUB_BINARY" >&2
 	exit 2
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 gateway=$(realpath -m "$1")
 spec=$(realpath -m "$2")
+stub=$(realpath -m "$3")
 prism="$here/node_modules/.bin/prism"
 [ -x "$gateway" ] || { echo "no gateway binary at $1" >&2; exit 2; }
 [ -r "$spec" ] || { echo "no spec at $2 (set SPEC=...)" >&2; exit 2; }
+[ -x "$stub" ] || { echo "no stub binary at $3" >&2; exit 2; }
 [ -x "$prism" ] || { echo "no $prism: run npm ci in $here" >&2; exit 2; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gw-conformance.XXXXXX")
 prism_pid=
 gateway_pid=
+stub_pid=
+stream_gateway_pid=
 
 # Stops one server we started: SIGTERM (the gateway drains in-flight
 # requests on it), then SIGKILL if it is still there after 5 s.
@@ -44,10 +51,12 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	stop "$gateway_pid"
+	stop "$stream_gateway_pid"
 	stop "$prism_pid"
+	stop "$stub_pid"
 	if [ "$rc" -ne 0 ]; then
 		# What a failure needs to be understood, before the folder goes.
-		for f in gateway.log audit.log prism.log; do
+		for f in gateway.log audit.log stream/gateway.log stream/audit.log stub.log prism.log; do
 			[ -s "$work/$f" ] || continue
 			echo "---- last lines of $f"
 			tail -n 40 "$work/$f"
@@ -64,17 +73,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Two distinct free loopback ports, chosen by the kernel. Both sockets are
-# open at once so the two ports differ; another process could still take one
+# Three distinct free loopback ports, chosen by the kernel. The sockets are
+# open at once so the ports differ; another process could still take one
 # before our servers bind it, in which case the readiness wait below fails.
-read -r prism_port gateway_port < <(node -e '
+read -r prism_port gateway_port stream_gateway_port < <(node -e '
 	const net = require("net");
-	const a = net.createServer().listen(0, "127.0.0.1", () => {
-		const b = net.createServer().listen(0, "127.0.0.1", () => {
-			console.log(a.address().port, b.address().port);
-			a.close(); b.close();
-		});
-	});')
+	const s = [0, 1, 2].map(() => net.createServer());
+	let n = 0;
+	for (const x of s)
+		x.listen(0, "127.0.0.1", () => {
+			if (++n < s.length) return;
+			console.log(s.map((y) => y.address().port).join(" "));
+			for (const y of s) y.close();
+		});')
 
 # Waits until something accepts connections on the port, failing at once if
 # the process meant to serve it has died, and after $3 tenths of a second.
@@ -99,9 +110,29 @@ wait_port() {
 # operation does not take, a body or query parameter out of its schema.
 # --errors also turns a violation in its own answers into an error, so what
 # the gateway relays is always spec-valid.
+#
+# The whole spec (3 MB) takes Prism a while to read: about fifteen seconds
+# on an idle machine, so it has up to two minutes.
 "$prism" mock --errors -h 127.0.0.1 -p "$prism_port" "$spec" >"$work/prism.log" 2>&1 &
 prism_pid=$!
-wait_port "$prism_port" "$prism_pid" 300 prism
+
+# Prism cannot stand in for POST /responses: under --errors its generated
+# answer fails its own check of the spec (an output item matching none, or
+# several, of a oneOf), and it cannot write text/event-stream at all
+# ("Cannot serialise complex objects as text"). Those calls go to a second
+# gateway, the same policy in front of the stand-in upstream
+# (tests/stub/upstream.c), which conformance.mjs scripts with answers of
+# the spec's shape, JSON or paced events.
+mkdir -p "$work/stream"
+"$stub" --port-file "$work/stub.port" >"$work/stub.log" 2>&1 &
+stub_pid=$!
+for i in $(seq 100); do
+	[ -s "$work/stub.port" ] && break
+	kill -0 "$stub_pid" 2>/dev/null || { echo "the stub exited" >&2; exit 1; }
+	sleep 0.1
+done
+stub_port=$(cat "$work/stub.port")
+wait_port "$prism_port" "$prism_pid" 1200 prism
 
 # Prism serves the spec's paths without the /v1 of its servers entry, so the
 # gateway's base_url is Prism's root.
@@ -110,7 +141,13 @@ wait_port "$prism_port" "$prism_pid" 300 prism
 # than 4g. Violations are logged, not blocked: Prism answers with the same
 # generated container whatever was asked for (its allowlist is ["string"]),
 # which block mode would turn into 502s.
-cat >"$work/policy.json" <<'EOF'
+#
+# Every operation of the API is allowed (routes.default), and one tenant,
+# known by the digest of its key, may have one live container: its second
+# create is the quota refusal the SDK must not retry.
+quota_key=sk-conformance-quota-tenant
+quota_digest=$(printf '%s' "$quota_key" | "$gateway" hash-key)
+cat >"$work/policy.json" <<EOF
 {
   "memory_limit": { "max": "4g", "default": "1g", "on_exceed": "reject" },
   "network_policy": {
@@ -122,7 +159,14 @@ cat >"$work/policy.json" <<'EOF'
   "expires_after": { "max_minutes": 120, "default_minutes": 20 },
   "skills": { "allowed_skill_ids": ["openai-spreadsheets"], "allow_inline": false },
   "file_ids": { "max_count": 10 },
-  "on_upstream_violation": "log"
+  "on_upstream_violation": "log",
+  "routes": { "default": "allow" },
+  "tenants": {
+    "quota": {
+      "api_keys_sha256": ["$quota_digest"],
+      "rate_limit": { "max_live_containers": 1 }
+    }
+  }
 }
 EOF
 cat >"$work/gateway.json" <<EOF
@@ -138,14 +182,36 @@ cat >"$work/gateway.json" <<EOF
   "log": { "level": "info" }
 }
 EOF
+cat >"$work/stream/gateway.json" <<EOF
+{
+  "listen": "127.0.0.1:$stream_gateway_port",
+  "upstream": {
+    "base_url": "http://127.0.0.1:$stub_port/v1",
+    "timeout_ms": 15000,
+    "connect_timeout_ms": 2000
+  },
+  "audit": { "path": "audit.log" },
+  "policy_file": "../policy.json",
+  "log": { "level": "info" }
+}
+EOF
 "$gateway" --config "$work/gateway.json" --check
+"$gateway" --config "$work/stream/gateway.json" --check
 
 "$gateway" --config "$work/gateway.json" >"$work/gateway.log" 2>&1 &
 gateway_pid=$!
+"$gateway" --config "$work/stream/gateway.json" >"$work/stream/gateway.log" 2>&1 &
+stream_gateway_pid=$!
 wait_port "$gateway_port" "$gateway_pid" 100 gateway
+wait_port "$stream_gateway_port" "$stream_gateway_pid" 100 "second gateway"
 
 GW_BASE_URL="http://127.0.0.1:$gateway_port/v1" \
 GW_AUDIT="$work/audit.log" \
 GW_LOG="$work/gateway.log" \
 GW_WORK="$work" \
+GW_STREAM_BASE_URL="http://127.0.0.1:$stream_gateway_port/v1" \
+GW_STREAM_AUDIT="$work/stream/audit.log" \
+GW_STREAM_LOG="$work/stream/gateway.log" \
+GW_STUB_URL="http://127.0.0.1:$stub_port" \
+GW_QUOTA_KEY="$quota_key" \
 	node "$here/conformance.mjs"

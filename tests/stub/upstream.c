@@ -51,6 +51,23 @@
  * (and take the first behaviour they do match, or none), so a long-running
  * test can keep faults queued for some requests only.
  *
+ * "events" answers with Server-Sent Events, paced: {"events": [{"event":
+ * "response.created", "data": {...}, "delay_ms": 0}, {"data": "text",
+ * "delay_ms": 300}, ...], "status", "headers", "then", "match", "repeat"}.
+ * The head goes out at once (chunked, Content-Type text/event-stream and
+ * Cache-Control no-cache unless "headers" say otherwise), then each event
+ * after its own delay_ms counted from the one before: its "event" and "id"
+ * lines, its "data" (a string, one data line per line of it; any other
+ * value as compact JSON on one line) and a blank line, or an event's "raw"
+ * string as it is. After the last event the chunked answer ends; with
+ * "then": "close" the connection is dropped instead (a stream broken off).
+ * The record tells when, in milliseconds since the epoch (CLOCK_REALTIME,
+ * for a test to compare with its own clock): "sse_start_ms" (head sent),
+ * "sse_first_ms" and "sse_last_ms" (first and last event written),
+ * "sse_sent" (events written), "sse_done_ms" (the end written), or
+ * "sse_cut": true; a client that hangs up mid-stream gets "aborted": true
+ * and "sse_aborted_ms".
+ *
  *   GET /__stub/requests?take=1   the record, cleared in the same step
  *
  * Bounds: bodies over 256 MiB get 413; the record keeps the newest 10,000
@@ -131,6 +148,19 @@ struct pending {
 	struct evbuffer *body;
 };
 
+/* An answer of Server-Sent Events being sent, one event per timer. */
+struct sse_stream {
+	struct sse_stream *next;
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon;
+	struct event *timer;
+	struct event *watch; /* notices the client hanging up; NULL if unsupported */
+	json_t *rec;         /* the request's record: what was sent, and when */
+	json_t *events;      /* the behaviour's "events" */
+	size_t i;            /* the next event to send */
+	bool cut;            /* "then": "close": drop the connection after the last event */
+};
+
 static struct {
 	struct event_base *base;
 	struct evhttp *http;
@@ -140,7 +170,8 @@ static struct {
 	json_t *records;
 	json_t *queue; /* validated behaviours, FIFO */
 	struct pending *pending;
-	SSL_CTX *tls; /* NULL: plain HTTP */
+	struct sse_stream *sse; /* event streams being sent */
+	SSL_CTX *tls;           /* NULL: plain HTTP */
 	bool stopping;
 	uint64_t rng;
 } S;
@@ -493,6 +524,55 @@ int_in(json_t *v, json_int_t lo, json_int_t hi)
 	return json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi;
 }
 
+/* Checks a behaviour's "events": a non-empty array of objects with
+ * "event", "id" (strings), "data" (any JSON value), "raw" (a string,
+ * instead of the others) and "delay_ms". */
+static int
+events_check(json_t *events, char *msg, size_t n)
+{
+	const char *key;
+	json_t *ev, *v;
+	size_t i;
+
+	if (!json_is_array(events) || json_array_size(events) == 0 ||
+	    json_array_size(events) > QUEUE_MAX) {
+		snprintf(msg, n, "events must be an array of 1 to %d event objects", QUEUE_MAX);
+		return -1;
+	}
+	json_array_foreach(events, i, ev)
+	{
+		if (!json_is_object(ev))
+			goto bad;
+		json_object_foreach(ev, key, v)
+		{
+			if (strcmp(key, "event") == 0 || strcmp(key, "id") == 0) {
+				if (!json_is_string(v) ||
+				    strpbrk(json_string_value(v), "\r\n") != NULL)
+					goto bad;
+			} else if (strcmp(key, "raw") == 0) {
+				if (!json_is_string(v))
+					goto bad;
+			} else if (strcmp(key, "delay_ms") == 0) {
+				if (!int_in(v, 0, DELAY_MAX_MS))
+					goto bad;
+			} else if (strcmp(key, "data") != 0) {
+				goto bad;
+			}
+		}
+		if (json_object_get(ev, "raw") != NULL &&
+		    (json_object_get(ev, "event") || json_object_get(ev, "id") ||
+		     json_object_get(ev, "data")))
+			goto bad;
+	}
+	return 0;
+bad:
+	snprintf(msg, n,
+	         "events[%zu] must be an object of event, id, data and delay_ms, or of raw and "
+	         "delay_ms",
+	         i);
+	return -1;
+}
+
 /* Checks one behaviour object; fills msg and returns -1 when it is wrong. */
 static int
 behaviour_check(json_t *b, char *msg, size_t n)
@@ -542,6 +622,12 @@ behaviour_check(json_t *b, char *msg, size_t n)
 		} else if (strcmp(key, "repeat") == 0) {
 			if (!int_in(v, 1, REPEAT_MAX))
 				goto bad;
+		} else if (strcmp(key, "events") == 0) {
+			if (events_check(v, msg, n) != 0)
+				return -1;
+		} else if (strcmp(key, "then") == 0) {
+			if (!json_is_string(v) || strcmp(json_string_value(v), "close") != 0)
+				goto bad;
 		} else {
 			snprintf(msg, n, "unknown behaviour key '%.64s'", key);
 			return -1;
@@ -555,6 +641,19 @@ behaviour_check(json_t *b, char *msg, size_t n)
 	    (json_object_get(b, "body") || json_object_get(b, "json") ||
 	     json_object_get(b, "status") || json_object_get(b, "action"))) {
 		snprintf(msg, n, "raw replaces the whole answer: no status, body, json or action");
+		return -1;
+	}
+	if (json_object_get(b, "events") != NULL &&
+	    (json_object_get(b, "body") || json_object_get(b, "json") ||
+	     json_object_get(b, "raw") || json_object_get(b, "action") ||
+	     json_object_get(b, "delay_ms"))) {
+		snprintf(msg, n,
+		         "events are the whole answer: no body, json, raw, action or delay_ms "
+		         "(each event has its own delay_ms)");
+		return -1;
+	}
+	if (json_object_get(b, "then") != NULL && json_object_get(b, "events") == NULL) {
+		snprintf(msg, n, "then applies to events only");
 		return -1;
 	}
 	return 0;
@@ -1259,6 +1358,69 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	pending_free(p);
 }
 
+/* ---- event streams ---- */
+
+/* Milliseconds since the epoch: what tests compare their own clock with. */
+static json_int_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sse_unlink(struct sse_stream *st)
+{
+	for (struct sse_stream **pp = &S.sse; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == st) {
+			*pp = st->next;
+			return;
+		}
+	}
+}
+
+static void
+sse_free(struct sse_stream *st)
+{
+	if (st->timer != NULL)
+		event_free(st->timer);
+	if (st->watch != NULL)
+		event_free(st->watch);
+	json_decref(st->rec);
+	json_decref(st->events);
+	free(st);
+}
+
+/* The connection of a stream still being sent is going away: the client
+ * left mid-stream (the record says "aborted"), or the stub is stopping. */
+static void
+sse_closed(struct evhttp_connection *evcon)
+{
+	struct sse_stream **pp = &S.sse;
+
+	while (*pp != NULL) {
+		struct sse_stream *st = *pp;
+
+		if (st->evcon != evcon) {
+			pp = &st->next;
+			continue;
+		}
+		*pp = st->next;
+		if (!S.stopping) {
+			fprintf(stderr, "stub: %s: the client went away after %zu event(s)\n",
+			        evhttp_request_get_uri(st->req), st->i);
+			json_object_set_new(st->rec, "aborted", json_true());
+			json_object_set_new(st->rec, "sse_aborted_ms", json_integer(now_ms()));
+		}
+		/* Mid-answer, libevent lets go of the request: then it is ours. */
+		if (evhttp_request_get_connection(st->req) == NULL)
+			evhttp_request_free(st->req);
+		sse_free(st);
+	}
+}
+
 /*
  * The connection of a delayed or hanging request is going away. When
  * libevent has detached the request it is ours to free; otherwise freeing
@@ -1270,6 +1432,7 @@ on_close(struct evhttp_connection *evcon, void *arg)
 	struct pending **pp = &S.pending;
 
 	(void)arg;
+	sse_closed(evcon);
 	while (*pp != NULL) {
 		struct pending *p = *pp;
 
@@ -1278,13 +1441,14 @@ on_close(struct evhttp_connection *evcon, void *arg)
 			continue;
 		}
 		*pp = p->next;
-		if (evhttp_request_get_connection(p->req) == NULL)
-			evhttp_request_free(p->req);
 		if (!S.stopping) {
 			fprintf(stderr, "stub: %s: the client went away before the answer\n",
 			        evhttp_request_get_uri(p->req));
 			json_object_set_new(p->rec, "aborted", json_true());
 		}
+		/* After its last use: a request libevent let go of is ours. */
+		if (evhttp_request_get_connection(p->req) == NULL)
+			evhttp_request_free(p->req);
 		pending_free(p);
 	}
 }
@@ -1347,6 +1511,147 @@ fail:
 	finish(req, act == ACT_HANG ? ACT_CLOSE : act, status, body);
 }
 
+/* One event of a behaviour's "events", as the standard writes it: its
+ * "event" and "id" fields, its "data" (a string, a line per data field;
+ * anything else as compact JSON on one line) and the blank line that ends
+ * it; or "raw", written as it is. */
+static void
+sse_format(struct evbuffer *buf, json_t *ev)
+{
+	json_t *data = json_object_get(ev, "data"), *raw = json_object_get(ev, "raw");
+	const char *v;
+
+	if (raw != NULL) {
+		evbuffer_add(buf, json_string_value(raw), json_string_length(raw));
+		return;
+	}
+	if ((v = json_string_value(json_object_get(ev, "event"))) != NULL)
+		evbuffer_add_printf(buf, "event: %s\n", v);
+	if ((v = json_string_value(json_object_get(ev, "id"))) != NULL)
+		evbuffer_add_printf(buf, "id: %s\n", v);
+	if (json_is_string(data)) {
+		const char *p = json_string_value(data), *nl;
+
+		do {
+			nl = strchr(p, '\n');
+			evbuffer_add_printf(buf, "data: %.*s\n",
+			                    (int)(nl ? nl - p : (long)strlen(p)), p);
+			p = nl ? nl + 1 : NULL;
+		} while (p != NULL);
+	} else if (data != NULL) {
+		char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+
+		evbuffer_add_printf(buf, "data: %s\n", text ? text : "null");
+		free(text);
+	}
+	evbuffer_add(buf, "\n", 1);
+}
+
+static void
+sse_schedule(struct sse_stream *st)
+{
+	long ms = (long)json_integer_value(
+	        json_object_get(json_array_get(st->events, st->i), "delay_ms"));
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	evtimer_add(st->timer, &tv);
+}
+
+/* Sends the next event; after the last, ends the answer (or, with "then":
+ * "close", drops the connection as an upstream failing mid-stream would). */
+static void
+sse_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct sse_stream *st = arg;
+	struct evbuffer *buf = evbuffer_new();
+	json_int_t now;
+
+	(void)fd;
+	(void)what;
+	if (buf != NULL) {
+		sse_format(buf, json_array_get(st->events, st->i));
+		evhttp_send_reply_chunk(st->req, buf);
+		evbuffer_free(buf);
+	}
+	st->i++;
+	now = now_ms();
+	if (st->i == 1)
+		json_object_set_new(st->rec, "sse_first_ms", json_integer(now));
+	json_object_set_new(st->rec, "sse_last_ms", json_integer(now));
+	json_object_set_new(st->rec, "sse_sent", json_integer((json_int_t)st->i));
+	if (st->i < json_array_size(st->events)) {
+		sse_schedule(st);
+		return;
+	}
+	sse_unlink(st);
+	if (st->cut) {
+		struct timeval later = {0, 100000};
+
+		fprintf(stderr, "stub: dropping the stream after its last event\n");
+		json_object_set_new(st->rec, "sse_cut", json_true());
+		event_base_once(S.base, -1, EV_TIMEOUT, drop_connection, st->evcon, &later);
+	} else {
+		evhttp_send_reply_end(st->req);
+		json_object_set_new(st->rec, "sse_done_ms", json_integer(now_ms()));
+	}
+	sse_free(st);
+}
+
+/* The client hung up mid-stream; dropping the connection runs on_close,
+ * which marks the record and frees st. */
+static void
+sse_peer_closed(evutil_socket_t fd, short what, void *arg)
+{
+	struct sse_stream *st = arg;
+
+	(void)fd;
+	(void)what;
+	evhttp_connection_free(st->evcon);
+}
+
+/* Starts answering with the behaviour's events: the head at once (chunked,
+ * text/event-stream unless its headers say otherwise), then each event
+ * after its delay_ms. Borrows rec and b. */
+static void
+sse_start(struct evhttp_request *req, json_t *rec, json_t *b)
+{
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	struct sse_stream *st = calloc(1, sizeof(*st));
+	json_t *status = json_object_get(b, "status");
+	int code = status != NULL ? (int)json_integer_value(status) : 200;
+	const char *then = json_string_value(json_object_get(b, "then"));
+
+	if (st == NULL || (st->timer = evtimer_new(S.base, sse_tick, st)) == NULL) {
+		fprintf(stderr, "stub: out of memory starting an event stream\n");
+		free(st);
+		evhttp_send_error(req, 500, "stub out of memory");
+		return;
+	}
+	st->req = req;
+	st->evcon = evhttp_request_get_connection(req);
+	st->rec = json_incref(rec);
+	st->events = json_incref(json_object_get(b, "events"));
+	st->cut = then != NULL && strcmp(then, "close") == 0;
+	if (evhttp_find_header(oh, "Content-Type") == NULL)
+		evhttp_add_header(oh, "Content-Type", "text/event-stream");
+	if (evhttp_find_header(oh, "Cache-Control") == NULL)
+		evhttp_add_header(oh, "Cache-Control", "no-cache");
+	if (event_base_get_features(S.base) & EV_FEATURE_EARLY_CLOSE) {
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(st->evcon);
+
+		st->watch = event_new(S.base, bufferevent_getfd(bev), EV_CLOSED | EV_PERSIST,
+		                      sse_peer_closed, st);
+		if (st->watch != NULL)
+			event_add(st->watch, NULL);
+	}
+	evhttp_connection_set_closecb(st->evcon, on_close, NULL);
+	st->next = S.sse;
+	S.sse = st;
+	evhttp_send_reply_start(req, code, reason(code));
+	json_object_set_new(rec, "sse_start_ms", json_integer(now_ms()));
+	sse_schedule(st);
+}
+
 /* Applies a scripted behaviour's status and body; false when it has neither. */
 static bool
 scripted(struct evhttp_request *req, json_t *b, struct evbuffer *out, int *status)
@@ -1389,6 +1694,20 @@ serve(struct evhttp_request *req)
 	}
 	rec = record(req);
 	b = queue_pop(req);
+	if (json_object_get(b, "events") != NULL) {
+		json_object_foreach(json_object_get(b, "headers"), k, v)
+		{
+			evhttp_remove_header(oh, k);
+			evhttp_add_header(oh, k, json_string_value(v));
+		}
+		fprintf(stderr, "stub: %s %s -> %zu event(s) (scripted)\n",
+		        method_name(evhttp_request_get_command(req)), evhttp_request_get_uri(req),
+		        json_array_size(json_object_get(b, "events")));
+		sse_start(req, rec, b);
+		json_decref(b);
+		evbuffer_free(out);
+		return;
+	}
 	if (!scripted(req, b, out, &status))
 		status = route(req, out);
 	json_object_foreach(json_object_get(b, "headers"), k, v)
@@ -1775,6 +2094,12 @@ done:
 
 		S.pending = p->next;
 		pending_free(p);
+	}
+	while (S.sse != NULL) {
+		struct sse_stream *st = S.sse;
+
+		S.sse = st->next;
+		sse_free(st);
 	}
 	if (sigterm != NULL)
 		event_free(sigterm);
