@@ -95,7 +95,10 @@ mask_secrets(json_t *doc)
 	size_t i;
 
 	if (json_is_array(doc)) {
-		json_array_foreach(doc, i, v) mask_secrets(v);
+		json_array_foreach(doc, i, v)
+		{
+			mask_secrets(v);
+		}
 		return;
 	}
 	json_object_foreach(doc, k, v)

@@ -14,13 +14,17 @@
 #include "audit/auditverify.h"
 #include "lib/err.h"
 #include "eval.h"
+#include "policytest.h"
 #include "policy/keys.h"
 #include "lib/secmem.h"
 #include "server.h"
 
 static const char usage[] = "usage: gateway --config FILE [--check [--online]]\n"
                             "       gateway hash-key < keyfile\n"
-                            "       gateway eval --config FILE [--tenant NAME] < body.json\n"
+                            "       gateway eval --config FILE [--tenant NAME] [--operation ID] "
+                            "< body.json\n"
+                            "       gateway policy test [--threshold PERCENT] [--verbose] "
+                            "CASES.json...\n"
                             "       gateway audit-verify --public-key PUB [--state FILE] "
                             "AUDITFILE...\n"
                             "       gateway audit-verify --config FILE AUDITFILE...\n"
@@ -104,6 +108,7 @@ static const struct subcommand {
 } subcommands[] = {
         {"hash-key", keys_main},
         {"eval", eval_main},
+        {"policy", policytest_main},
         {"audit-verify", audit_verify_main},
         {"audit-checkpoint", audit_checkpoint_main},
         {"audit-prove", audit_prove_main},

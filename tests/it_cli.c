@@ -314,3 +314,104 @@ Test(it_cli, check_reports_every_start_failure_in_one_pass)
 	cr_expect_not_null(strstr(err, "store.url: the redis store did not answer"), "%s", err);
 	cr_expect_null(strstr(err, "\"level\""), "no log lines in --check's output: %s", err);
 }
+
+#define PT_SECRET "pt-brokered-SECRET-5521"
+
+/* `gateway policy test`: a table of cases against a policy with a tenant,
+ * each decided as a request would be; which rules of the organization's
+ * and the tenant's they exercised; a threshold a CI job fails on. */
+Test(it_cli, policy_test_runs_cases_and_reports_rule_coverage)
+{
+	struct hx_proc *p;
+	const char *out;
+
+	setenv("GW_PT_SECRET", PT_SECRET, 1);
+	hx_write_file(hx_path("pt-policy.json"),
+	              "{\"memory_limit\":{\"max\":\"4g\"},"
+	              "\"network_policy\":{\"allowed_domains\":[\"pypi.org\"],"
+	              "\"allow_domain_secrets\":true},\"routes\":{\"default\":\"allow\"},"
+	              "\"tenants\":{\"ml\":{\"policy\":{\"memory_limit\":{\"max\":\"1g\"}},"
+	              "\"allow_client_secrets\":false,"
+	              "\"secrets\":[{\"domain\":\"pypi.org\",\"name\":\"T\","
+	              "\"value_env\":\"GW_PT_SECRET\"}]}}}");
+	/* The policy is found next to the cases file, wherever the command
+	 * runs from. */
+	hx_write_file(
+	        hx_path("pt.cases.json"),
+	        "{\"policy\":\"pt-policy.json\",\"cases\":["
+	        "{\"name\":\"org 4g\",\"body\":{\"name\":\"a\",\"memory_limit\":\"4g\"},"
+	        "\"expect\":{\"decision\":\"allow\",\"forwarded\":{\"memory_limit\":\"4g\"}}},"
+	        "{\"name\":\"ml "
+	        "4g\",\"tenant\":\"ml\",\"body\":{\"name\":\"a\",\"memory_limit\":\"4g\"},"
+	        "\"expect\":{\"decision\":\"deny\",\"code\":\"memory_limit_exceeded\","
+	        "\"param\":\"memory_limit\"}},"
+	        "{\"name\":\"ml client secret\",\"tenant\":\"ml\",\"body\":{\"name\":\"a\","
+	        "\"network_policy\":{\"type\":\"allowlist\",\"allowed_domains\":[\"pypi.org\"],"
+	        "\"domain_secrets\":[{\"domain\":\"pypi.org\",\"name\":\"X\",\"value\":\"v\"}]}},"
+	        "\"expect\":{\"decision\":\"deny\",\"code\":\"client_secrets_not_allowed\"}},"
+	        "{\"name\":\"ml brokered\",\"tenant\":\"ml\",\"body\":{\"name\":\"a\","
+	        "\"network_policy\":{\"type\":\"allowlist\",\"allowed_domains\":[\"pypi.org\"]}},"
+	        "\"expect\":{\"decision\":\"allow\",\"forwarded\":{\"network_policy\":"
+	        "{\"domain_secrets\":[{\"name\":\"T\",\"value\":\"" PT_SECRET "\"}]}}}},"
+	        "{\"name\":\"a tool's container\",\"operation\":\"createResponse\","
+	        "\"body\":{\"model\":\"m\",\"tools\":[{\"type\":\"code_interpreter\","
+	        "\"container\":{\"type\":\"auto\",\"memory_limit\":\"16g\"}}]},"
+	        "\"expect\":{\"decision\":\"deny\",\"param\":\"tools[0].container.memory_limit\"}}"
+	        "]}");
+	cr_assert_eq(
+	        run("pt", (const char *[]){"policy", "test", hx_path("pt.cases.json"), NULL}, &p),
+	        0, "%s%s", hx_read_file(p->out_path, NULL), hx_read_file(p->err_path, NULL));
+	out = hx_read_file(p->out_path, NULL);
+	cr_expect_not_null(strstr(out, "5 cases, 0 failed"), "%s", out);
+	cr_expect_not_null(strstr(out, "tenant \"ml\": 5 of 18 "), "%s", out);
+	cr_expect_not_null(strstr(out, "the organization: 3 of 16 "), "%s", out);
+	cr_expect_not_null(strstr(out, "not: memory_limit_default"), "%s", out);
+	cr_expect_null(strstr(out, PT_SECRET), "%s", out);
+	cr_expect_null(strstr(hx_read_file(p->err_path, NULL), PT_SECRET));
+
+	/* Coverage short of the threshold fails the job. */
+	cr_expect_eq(run("pt-threshold",
+	                 (const char *[]){"policy", "test", "--threshold", "50",
+	                                  hx_path("pt.cases.json"), NULL},
+	                 &p),
+	             1);
+	cr_expect_not_null(strstr(hx_read_file(p->out_path, NULL), "below the threshold"));
+
+	/* A case that does not hold fails, saying why. */
+	hx_write_file(
+	        hx_path("pt-fail.cases.json"),
+	        "{\"policy\":\"pt-policy.json\",\"cases\":[{\"name\":\"wrong\",\"tenant\":\"ml\","
+	        "\"body\":{\"name\":\"a\",\"memory_limit\":\"4g\"},"
+	        "\"expect\":{\"decision\":\"allow\"}}]}");
+	cr_expect_eq(run("pt-fail",
+	                 (const char *[]){"policy", "test", hx_path("pt-fail.cases.json"), NULL},
+	                 &p),
+	             1);
+	out = hx_read_file(p->out_path, NULL);
+	cr_expect_not_null(strstr(out, "FAIL  wrong: want allow, got deny memory_limit_exceeded"),
+	                   "%s", out);
+
+	/* Cases that cannot be run are a usage error, not a failure. */
+	hx_write_file(
+	        hx_path("pt-bad.cases.json"),
+	        "{\"policy\":\"pt-policy.json\",\"cases\":[{\"name\":\"x\",\"tenant\":\"nobody\","
+	        "\"expect\":{\"decision\":\"allow\"}}]}");
+	cr_expect_eq(run("pt-bad",
+	                 (const char *[]){"policy", "test", hx_path("pt-bad.cases.json"), NULL},
+	                 &p),
+	             2);
+	cr_expect_not_null(strstr(hx_read_file(p->err_path, NULL), "no tenant nobody"));
+	hx_write_file(hx_path("pt-bad2.cases.json"),
+	              "{\"policy\":\"pt-policy.json\",\"cases\":[{\"name\":\"x\","
+	              "\"expect\":{\"decision\":\"maybe\"}}]}");
+	cr_expect_eq(run("pt-bad2",
+	                 (const char *[]){"policy", "test", hx_path("pt-bad2.cases.json"), NULL},
+	                 &p),
+	             2);
+	cr_expect_eq(run("pt-usage", (const char *[]){"policy", "check", NULL}, &p), 2);
+	cr_expect_eq(run("pt-threshold-bad",
+	                 (const char *[]){"policy", "test", "--threshold", "x",
+	                                  hx_path("pt.cases.json"), NULL},
+	                 &p),
+	             2);
+}

@@ -9,7 +9,7 @@
 #include "lib/secmem.h"
 #include "lib/utf8.h"
 
-#define NEST_MAX  32  /* containers opened with jsonbuf_open */
+#define NEST_MAX 32 /* containers opened with jsonbuf_open */
 /* Nesting of a json_t written whole: as deep as jansson parses
  * (JSON_PARSER_MAX_DEPTH), so every body the gateway took can be sent on. */
 #define VALUE_MAX 2048

@@ -1028,6 +1028,17 @@ policy_whose(const struct policy *p)
 	return p->whose;
 }
 
+/* Whether the policy lets any of these operations through (a rule on
+ * their bodies can only fire if so). */
+static int
+routes_any(const struct policy *p, const char *const *ids)
+{
+	for (; *ids; ids++)
+		if (policy_route(p, operations_by_id(*ids)) != POLICY_ROUTE_DENY)
+			return 1;
+	return 0;
+}
+
 /* Whether the policy denies any operation. */
 static int
 denies_a_route(const struct policy *p)
@@ -1044,30 +1055,45 @@ size_t
 policy_rules(const struct policy *p, const char **out, size_t max)
 {
 	const int top = (int)(sizeof(memory_sizes) / sizeof(memory_sizes[0])) - 2;
+	static const char *const responses[] = {"createResponse", "beta_createResponse",
+	                                        "Compactconversation", "beta_Compactconversation",
+	                                        NULL};
+	static const char *const batches[] = {"createBatch", NULL};
+	static const char *const makers[] = {"CreateContainer",          "createResponse",
+	                                     "beta_createResponse",      "Compactconversation",
+	                                     "beta_Compactconversation", NULL};
+	static const char *const creates[] = {"CreateContainer", NULL};
+	/* The container rules, only where containers can be made; expiry only
+	 * by a create (a tool's container takes none). */
+	const int c = routes_any(p, makers), cr = routes_any(p, creates);
+	/* Secrets are looked at only once the request's domains passed. */
+	const int reach = c && (p->any_domain || p->npatterns > 0);
 	const struct {
 		const char *code;
 		int in_force;
 	} rules[] = {
 	        {"route_denied", denies_a_route(p)},
-	        {"memory_limit_default", 1},
-	        {"memory_limit_exceeded", !p->clamp && p->mem_max_rank < top},
-	        {"memory_limit_clamped", p->clamp && p->mem_max_rank < top},
-	        {"expires_after_default", 1},
-	        {"expires_after_exceeded", 1},
-	        {"network_policy_default", 1},
-	        {"too_many_domains", 1},
-	        {"domain_invalid", 1},
-	        {"domain_not_allowed", !p->any_domain},
-	        {"domain_secrets_not_allowed", !p->allow_secrets},
-	        {"too_many_domain_secrets", p->allow_secrets},
-	        {"secret_domain_not_allowed", p->allow_secrets},
-	        {"too_many_skills", 1},
-	        {"skill_not_allowed", !p->any_skill},
-	        {"inline_skill_not_allowed", !p->allow_inline},
-	        {"inline_skill_too_large", p->allow_inline && p->max_inline_bytes < INLINE_MAX},
-	        {"too_many_file_ids", 1},
-	        {"stored_prompt_not_allowed", !p->allow_prompts},
-	        {"batch_endpoint_not_allowed", !p->allow_batch_containers},
+	        {"memory_limit_default", c},
+	        {"memory_limit_exceeded", c && !p->clamp && p->mem_max_rank < top},
+	        {"memory_limit_clamped", c && p->clamp && p->mem_max_rank < top},
+	        {"expires_after_default", cr},
+	        {"expires_after_exceeded", cr},
+	        {"network_policy_default", c},
+	        {"too_many_domains", c},
+	        {"domain_invalid", c},
+	        {"domain_not_allowed", c && !p->any_domain},
+	        {"domain_secrets_not_allowed", reach && !p->allow_secrets},
+	        {"too_many_domain_secrets", reach && p->allow_secrets},
+	        {"secret_domain_not_allowed", reach && p->allow_secrets},
+	        {"too_many_skills", c},
+	        {"skill_not_allowed", c && !p->any_skill},
+	        {"inline_skill_not_allowed", c && !p->allow_inline},
+	        {"inline_skill_too_large",
+	         c && p->allow_inline && p->max_inline_bytes < INLINE_MAX},
+	        {"too_many_file_ids", c},
+	        {"stored_prompt_not_allowed", !p->allow_prompts && routes_any(p, responses)},
+	        {"batch_endpoint_not_allowed",
+	         !p->allow_batch_containers && routes_any(p, batches)},
 	};
 	size_t i, n = 0;
 

@@ -350,6 +350,18 @@ tenants_by_key_digest(const struct tenants *ts, const char *hex)
 	return found;
 }
 
+size_t
+tenants_count(const struct tenants *ts)
+{
+	return ts ? ts->n : 0;
+}
+
+const struct tenant *
+tenants_at(const struct tenants *ts, size_t i)
+{
+	return ts && i < ts->n ? &ts->t[i] : NULL;
+}
+
 const struct tenant *
 tenants_by_name(const struct tenants *ts, const char *name)
 {

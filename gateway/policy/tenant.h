@@ -50,6 +50,11 @@ const struct tenant *tenants_by_key_digest(const struct tenants *t, const char *
 /* The tenant named so, or NULL. */
 const struct tenant *tenants_by_name(const struct tenants *t, const char *name);
 
+/* How many tenants there are (none for NULL), and the i-th, in the
+ * policy's order. */
+size_t tenants_count(const struct tenants *t);
+const struct tenant *tenants_at(const struct tenants *t, size_t i);
+
 /* The tenant whose client_cert_subjects lists the certificate's subject
  * ("CN=...,O=...") or one of its subject alternative names ("DNS:...",
  * "URI:..."), or NULL. */
