@@ -560,10 +560,27 @@ fail:
 	free(errs);
 }
 
+/* Whether the folder dir could be made: its parent exists and takes it. */
+static int
+can_make(const char *dir)
+{
+	char parent[4096];
+	const char *slash = strrchr(dir, '/');
+
+	if (slash == NULL)
+		return access(".", W_OK | X_OK) == 0;
+	if ((size_t)(slash - dir) >= sizeof(parent))
+		return 0;
+	snprintf(parent, sizeof(parent), "%.*s", slash == dir ? 1 : (int)(slash - dir), dir);
+	return access(parent, W_OK | X_OK) == 0;
+}
+
 /* A file the gateway will write at path: it can be (it exists and is a
- * regular file we may write, or its folder takes a new one). */
+ * regular file we may write, or its folder takes a new one; with
+ * makes_folder, a missing folder will be made in a parent that takes it). */
 static void
-check_writable(const struct config *cfg, const char *path, const char *key, struct errlist *errs)
+check_writable(const struct config *cfg, const char *path, const char *key, int makes_folder,
+               struct errlist *errs)
 {
 	char *dir, *slash;
 	struct stat st;
@@ -587,7 +604,7 @@ check_writable(const struct config *cfg, const char *path, const char *key, stru
 		*slash = '\0';
 	else
 		strcpy(dir, ".");
-	if (access(dir, W_OK | X_OK) != 0)
+	if (access(dir, W_OK | X_OK) != 0 && !(errno == ENOENT && makes_folder && can_make(dir)))
 		errlist_add(errs, cfg->file, key, "%s cannot be made: its folder %s %s", path, dir,
 		            errno == ENOENT ? "does not exist" : strerror(errno));
 	free(dir);
@@ -676,11 +693,11 @@ server_check(const char *config_path, int online, struct errlist *errs)
 	if (cfg->admin_listen)
 		(void)admin_check_addr(cfg->admin_listen, cfg->file, errs);
 	/* What the start would open or write, checked now. */
-	check_writable(cfg, cfg->audit_path, "audit.path", errs);
-	check_writable(cfg, cfg->log_path, "log.path", errs);
-	check_writable(cfg, cfg->pid_file, "pid_file", errs);
+	check_writable(cfg, cfg->audit_path, "audit.path", 0, errs);
+	check_writable(cfg, cfg->log_path, "log.path", 0, errs);
+	check_writable(cfg, cfg->pid_file, "pid_file", 0, errs);
 	if (strcmp(cfg->store_type, "memory") == 0)
-		check_writable(cfg, cfg->store_path, "store.path", errs);
+		check_writable(cfg, cfg->store_path, "store.path", 1, errs);
 	if (cfg->audit_signing_key_file) {
 		signer = note_key_load(cfg->audit_signing_key_file, 1, NULL, &why);
 		if (signer == NULL)

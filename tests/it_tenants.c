@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness.h"
 
@@ -494,6 +495,7 @@ Test(it_tenants, the_live_count_asks_the_upstream_at_the_cap)
  * the config (store.path). */
 Test(it_tenants, the_default_store_survives_a_restart)
 {
+	struct stat st;
 	struct hx_gw *gw;
 	struct hx_resp *r;
 	const char *id;
@@ -502,7 +504,7 @@ Test(it_tenants, the_default_store_survives_a_restart)
 	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
 	                                   "\"rate_limit\":{\"max_live_containers\":1}}",
 	                                   hx_key_digest(OPS_KEY))),
-	                 NULL);
+	                 "{\"store\":{\"path\":\"state/gateway-state.db\"}}");
 	r = as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"kept\"}");
 	cr_assert_eq(r->status, 200, "%s", r->body);
 	id = hx_str(hx_resp_json(r), "id");
@@ -516,8 +518,12 @@ Test(it_tenants, the_default_store_survives_a_restart)
 	            "not_found");
 	expect_code(as(gw, OPS_KEY, "POST", "/v1/containers", "{\"name\":\"second\"}"), 429,
 	            "rate_limit_exceeded");
-	cr_expect_eq(hx_file_contains(hx_path("gateway-state.db"), "cntr_"), true,
-	             "kept in gateway-state.db");
+	/* Its folder was made, as systemd's StateDirectory would, and only
+	 * the gateway's user may read it. */
+	cr_expect_eq(hx_file_contains(hx_path("state/gateway-state.db"), "cntr_"), true,
+	             "kept in state/gateway-state.db");
+	cr_expect_eq(stat(hx_path("state"), &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0700, "%o", st.st_mode & 0777);
 }
 
 /* A quota refusal says it will not clear by waiting: x-should-retry:

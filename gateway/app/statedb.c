@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "lib/log.h"
@@ -243,6 +244,23 @@ fail:
 	               sqlite3_errmsg(d->db));
 }
 
+/* The state's own folder, made when it is missing (mode 0700: it holds
+ * who owns what), as systemd's StateDirectory would; its parent must be
+ * there. */
+static void
+make_folder(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL || slash == path || (size_t)(slash - path) >= sizeof(dir))
+		return;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	if (mkdir(dir, 0700) == 0)
+		log_info("store.path: made the folder %s", dir);
+}
+
 struct statedb *
 statedb_open(const char *path, struct err *e)
 {
@@ -255,6 +273,7 @@ statedb_open(const char *path, struct err *e)
 	}
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
+	make_folder(path);
 	if (sqlite3_open_v2(path, &d->db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK ||
