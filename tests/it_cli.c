@@ -284,7 +284,8 @@ Test(it_cli, check_reports_every_start_failure_in_one_pass)
 	hx_write_file(hx_path("p.json"),
 	              "{\"memory_limit\":{\"max\":\"8g\"},\"network_policy\":{\"allowed_domains\":"
 	              "[\"bad domain\"]},\"tenants\":{\"a\":{\"api_keys_sha256\":[\"nothex\"],"
-	              "\"policy\":{\"skills\":{\"max_count\":-1}}},\"b\":{\"policy\":{}}}}");
+	              "\"upstream\":{\"project\":\"proj "
+	              "one\"},\"policy\":{\"skills\":{\"max_count\":-1}}},\"b\":{\"policy\":{}}}}");
 	hx_write_file(
 	        hx_path("g.json"),
 	        hx_fmt("{\"policy_file\":\"p.json\",\"audit\":{\"path\":\"no/such/dir/audit.log\","
@@ -304,6 +305,7 @@ Test(it_cli, check_reports_every_start_failure_in_one_pass)
 	cr_expect_not_null(strstr(err, "tenants.a.api_keys_sha256[0]: must be a SHA-256"), "%s",
 	                   err);
 	cr_expect_not_null(strstr(err, "tenants.a.policy.skills.max_count:"), "%s", err);
+	cr_expect_not_null(strstr(err, "tenants.a.upstream.project: must be 1 to 128"), "%s", err);
 	cr_expect_null(strstr(err, "tenants.b."), "b's only mistakes are the organization's: %s",
 	               err);
 	cr_expect_null(strstr(err, "tenants.a.policy.memory_limit"), "said once: %s", err);

@@ -195,7 +195,9 @@ Test(it_tenants, gateway_keys_mode_chooses_the_organization_and_project)
 
 	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
 	setenv("GW_TEST_UPSTREAM_KEY", UPSTREAM_KEY, 1);
-	gw = hx_gw_start(org_policy(NULL),
+	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	                                   "\"upstream\":{\"project\":\"proj_ops\"}}",
+	                                   hx_key_digest(OPS_KEY))),
 	                 "{\"auth\":{\"mode\":\"gateway_keys\"},"
 	                 "\"upstream\":{\"api_key_env\":\"GW_TEST_UPSTREAM_KEY\","
 	                 "\"organization\":\"org-ACME\",\"project\":\"proj_gateway\"}}");
@@ -203,6 +205,17 @@ Test(it_tenants, gateway_keys_mode_chooses_the_organization_and_project)
 	up = json_object_get(json_array_get(hx_stub_requests(), 0), "headers");
 	cr_expect_str_eq(hx_str(up, "authorization"), "Bearer " UPSTREAM_KEY);
 	cr_expect_str_eq(hx_str(up, "openai-project"), "proj_gateway");
+	cr_expect_str_eq(hx_str(up, "openai-organization"), "org-ACME");
+	text = json_dumps(up, 0);
+	cr_expect(text && !strstr(text, "CHOICE"), "nothing of the client's choice: %s", text);
+	free(text);
+
+	/* A tenant billed to its own project: that one, the organization's
+	 * organization, and still nothing of the client's. */
+	h[0] = "Authorization: Bearer " OPS_KEY;
+	cr_expect_eq(hx_http("GET", hx_gw_url(gw, "/v1/containers"), h, NULL, 0)->status, 200);
+	up = json_object_get(json_array_get(hx_stub_requests(), 1), "headers");
+	cr_expect_str_eq(hx_str(up, "openai-project"), "proj_ops");
 	cr_expect_str_eq(hx_str(up, "openai-organization"), "org-ACME");
 	text = json_dumps(up, 0);
 	cr_expect(text && !strstr(text, "CHOICE"), "nothing of the client's choice: %s", text);

@@ -15,6 +15,7 @@
 #include "lib/secmem.h"
 #include "policy/check.h"
 #include "policy/policy.h"
+#include "policy/tenant.h"
 
 /* Client headers that go upstream besides the key, in passthrough mode;
  * everything else stays here. */
@@ -67,10 +68,16 @@ upstream_headers(const struct request *r, struct header_lines *h, int json_body,
 	/* Beside the organization's key, the organization says which of its
 	 * organizations and projects pays; beside their own, clients do. */
 	if (gateway_keys) {
-		if (r->cfg->upstream_organization)
-			add_header(h, "OpenAI-Organization", r->cfg->upstream_organization);
-		if (r->cfg->upstream_project)
-			add_header(h, "OpenAI-Project", r->cfg->upstream_project);
+		const char *org = r->tenant ? tenant_upstream_organization(r->tenant) : NULL;
+		const char *project = r->tenant ? tenant_upstream_project(r->tenant) : NULL;
+
+		/* A tenant may be billed to its own project. */
+		org = org ? org : r->cfg->upstream_organization;
+		project = project ? project : r->cfg->upstream_project;
+		if (org)
+			add_header(h, "OpenAI-Organization", org);
+		if (project)
+			add_header(h, "OpenAI-Project", project);
 	} else {
 		for (i = 0; forwarded_headers[i]; i++)
 			if (request_header(r, forwarded_headers[i], value, sizeof(value)))

@@ -14,6 +14,7 @@
 #include "http/upstream.h"
 #include "lib/conftable.h"
 #include "lib/secmem.h"
+#include "policy/tenant.h"
 
 #define K(field) offsetof(struct config, field)
 #define MiB      (1024LL * 1024)
@@ -280,14 +281,8 @@ check_audit_anchors(const struct config *c, struct errlist *errs)
 static void
 check_upstream_id(const char *v, const char *file, const char *key, struct errlist *errs)
 {
-	size_t n = v ? strlen(v) : 0;
-
-	if (v &&
-	    (n == 0 || n > 128 ||
-	     strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n))
-		errlist_add(errs, file, key,
-		            "must be 1 to 128 letters, digits, '_' or '-', as the upstream writes "
-		            "an id (\"org-...\", \"proj_...\")");
+	if (v && !tenant_upstream_id_ok(v))
+		errlist_add(errs, file, key, "%s", UPSTREAM_ID_RULE);
 }
 
 struct config *

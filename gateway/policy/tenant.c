@@ -30,6 +30,7 @@ struct tenant {
 	long long creates_per_minute, requests_per_second, max_live;
 	char *limits_mode;
 	int allow_client_secrets;
+	char *upstream_org, *upstream_project;
 
 	struct secret *secrets;
 	size_t nsecrets;
@@ -57,6 +58,8 @@ static const struct confkey tenant_keys[] = {
         {"rate_limit.mode", CT_ENUM, K(limits_mode), "enforce", .enumv = modes},
         {"secrets", CT_JSON, K(secrets_doc), .def_json = "[]"},
         {"allow_client_secrets", CT_BOOL, K(allow_client_secrets), .def_int = 1},
+        {"upstream.organization", CT_STRING, K(upstream_org), NULL},
+        {"upstream.project", CT_STRING, K(upstream_project), NULL},
         {NULL},
 };
 
@@ -164,6 +167,10 @@ load_tenant(struct tenant *t, const char *name, const json_t *doc, const json_t 
 			        "must be a SHA-256 hex digest (see `gateway hash-key`), not a key");
 		}
 	}
+	if (t->upstream_org && !tenant_upstream_id_ok(t->upstream_org))
+		errlist_add(errs, file, "upstream.organization", "%s", UPSTREAM_ID_RULE);
+	if (t->upstream_project && !tenant_upstream_id_ok(t->upstream_project))
+		errlist_add(errs, file, "upstream.project", "%s", UPSTREAM_ID_RULE);
 	if (json_is_array(t->secrets_doc)) {
 		t->secrets = calloc(json_array_size(t->secrets_doc) + 1, sizeof(*t->secrets));
 		json_array_foreach(t->secrets_doc, i, v)
@@ -411,6 +418,27 @@ const struct tenant_limits *
 tenant_limits(const struct tenant *t)
 {
 	return &t->limits;
+}
+
+int
+tenant_upstream_id_ok(const char *v)
+{
+	size_t n = strlen(v);
+
+	return n > 0 && n <= 128 &&
+	       strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
+}
+
+const char *
+tenant_upstream_organization(const struct tenant *t)
+{
+	return t->upstream_org;
+}
+
+const char *
+tenant_upstream_project(const struct tenant *t)
+{
+	return t->upstream_project;
 }
 
 int

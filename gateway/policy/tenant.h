@@ -73,6 +73,19 @@ struct tenant_limits {
 };
 const struct tenant_limits *tenant_limits(const struct tenant *t);
 
+/* In gateway_keys mode, the upstream organization and project this
+ * tenant's calls are billed to (its "upstream.organization" and
+ * "upstream.project"); NULL: the config's. */
+const char *tenant_upstream_organization(const struct tenant *t);
+const char *tenant_upstream_project(const struct tenant *t);
+
+/* Whether v is written as the upstream writes an organization or project
+ * id ("org-...", "proj_..."): 1 to 128 letters, digits, '_' or '-'. */
+int tenant_upstream_id_ok(const char *v);
+#define UPSTREAM_ID_RULE                                                                           \
+	"must be 1 to 128 letters, digits, '_' or '-', as the upstream writes an id "              \
+	"(\"org-...\", \"proj_...\")"
+
 /* Whether the tenant has brokered secrets (its "secrets"). */
 int tenant_has_secrets(const struct tenant *t);
 
