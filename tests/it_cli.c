@@ -417,3 +417,33 @@ Test(it_cli, policy_test_runs_cases_and_reports_rule_coverage)
 	                 &p),
 	             2);
 }
+
+/* A tenant's secret in a value_file named relative to the policy file is
+ * read from the policy's folder, wherever the command runs from (here the
+ * repository, not the folder the policy is in). */
+Test(it_cli, a_relative_value_file_is_found_beside_the_policy)
+{
+	struct hx_proc *p;
+	char cwd[512];
+
+	cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
+	cr_assert_eq(mkdir(hx_path("pol"), 0700), 0);
+	hx_write_file(hx_path("pol/bk.txt"), "file-SECRET-8812\n");
+	hx_write_file(hx_path("pol/policy.json"),
+	              "{\"network_policy\":{\"allowed_domains\":[\"pypi.org\"],"
+	              "\"allow_domain_secrets\":true},"
+	              "\"tenants\":{\"ml\":{\"secrets\":[{\"domain\":\"pypi.org\",\"name\":\"T\","
+	              "\"value_file\":\"bk.txt\"}]}}}");
+	hx_write_file(hx_path("pol/vf.cases.json"),
+	              "{\"policy\":\"policy.json\",\"cases\":[{\"name\":\"brokered from the file\","
+	              "\"tenant\":\"ml\",\"body\":{\"name\":\"a\",\"network_policy\":{\"type\":"
+	              "\"allowlist\",\"allowed_domains\":[\"pypi.org\"]}},\"expect\":{\"decision\":"
+	              "\"allow\",\"forwarded\":{\"network_policy\":{\"domain_secrets\":[{\"name\":"
+	              "\"T\",\"value\":\"file-SECRET-8812\"}]}}}}]}");
+	cr_assert_neq(strcmp(cwd, hx_path("pol")), 0);
+	cr_expect_eq(run("vf",
+	                 (const char *[]){"policy", "test", hx_path("pol/vf.cases.json"), NULL},
+	                 &p),
+	             0, "%s%s", hx_read_file(p->out_path, NULL), hx_read_file(p->err_path, NULL));
+	cr_expect_null(strstr(hx_read_file(p->out_path, NULL), "file-SECRET-8812"));
+}
