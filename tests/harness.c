@@ -525,6 +525,24 @@ hx_proc_wait(struct hx_proc *p, int timeout_ms)
 	return reap(p, timeout_ms) ? p->status : -1;
 }
 
+long
+hx_proc_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	long kb = -1;
+	size_t n = strlen(field);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "harness: cannot read %s", path);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, n) == 0 && line[n] == ':')
+			kb = strtol(line + n + 1, NULL, 10);
+	fclose(f);
+	return kb;
+}
+
 bool
 hx_proc_alive(struct hx_proc *p)
 {

@@ -98,6 +98,9 @@ int hx_proc_wait(struct hx_proc *p, int timeout_ms);
 /* Whether the child is still running (reaps it if it is not). */
 bool hx_proc_alive(struct hx_proc *p);
 
+/* A field of /proc/PID/status in kB ("VmRSS", "VmHWM"); -1 when absent. */
+long hx_proc_kb(pid_t pid, const char *field);
+
 /* ---- ports and files ---- */
 
 /* A loopback port that was free a moment ago (bind to port 0, then close). */

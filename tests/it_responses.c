@@ -525,6 +525,72 @@ Test(it_responses, an_event_stream_reaches_the_client_as_the_upstream_sends_it)
 	free(buf);
 }
 
+/* Reads fd to its end (the chunked answer's last chunk, or close); the
+ * bytes read. Keeps only a tail, so a long stream reads in linear time. */
+static size_t
+drain(int fd, int timeout_ms)
+{
+	long long end = now_ms() + timeout_ms;
+	char chunk[65536], tail[16] = "";
+	size_t total = 0, t;
+
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		long long left = end - now_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return total;
+		n = recv(fd, chunk, sizeof(chunk), 0);
+		if (n <= 0)
+			return total;
+		total += (size_t)n;
+		t = (size_t)n < sizeof(tail) - 1 ? (size_t)n : sizeof(tail) - 1;
+		memmove(tail, tail + t, sizeof(tail) - 1 - t);
+		memcpy(tail + sizeof(tail) - 1 - t, chunk + n - (ssize_t)t, t);
+		tail[sizeof(tail) - 1] = '\0';
+		if (strstr(tail, "\r\n0\r\n\r\n"))
+			return total;
+	}
+}
+
+/* A client that stops reading holds the upstream back instead of growing
+ * the gateway: 30 MB of events wait in the upstream and the sockets, not
+ * in the gateway's memory, and all of them arrive once the client reads. */
+Test(it_responses, a_client_that_stops_reading_holds_the_upstream_back)
+{
+	struct hx_gw *gw = hx_gw_start(policy(NULL), config);
+	char data[3001], *buf = NULL;
+	size_t len = 0, got;
+	long before, during;
+	json_t *rec;
+	int fd;
+
+	memset(data, 'x', sizeof(data) - 1);
+	data[sizeof(data) - 1] = '\0';
+	hx_stub_next(hx_fmt("{\"events\":[{\"event\":\"response.created\",\"data\":{\"type\":"
+	                    "\"response.created\"}},{\"data\":\"%s\",\"delay_ms\":0,"
+	                    "\"times\":10000},{\"event\":\"response.completed\",\"data\":"
+	                    "{\"type\":\"response.completed\"}}]}",
+	                    data));
+	fd = open_stream(gw, ALPHA_KEY, stream_body);
+	cr_assert_gt(read_until(fd, &buf, &len, "event: response.created", 10000), 0, "%s",
+	             buf ? buf : "(nothing)");
+	before = hx_proc_kb(gw->proc->pid, "VmRSS");
+	/* The stub sends on, 30 MB in all, while nothing is read. */
+	hx_sleep_ms(3000);
+	during = hx_proc_kb(gw->proc->pid, "VmRSS");
+	cr_expect_lt(during - before, 12 * 1024,
+	             "the gateway grew by %ld kB while its client did not read", during - before);
+	got = drain(fd, 60000);
+	cr_expect_gt(got, (size_t)10000 * 3000, "only %zu bytes arrived", got);
+	hx_raw_close(fd);
+	rec = json_array_get(hx_audit_wait(gw, 1, 10000), 0);
+	cr_expect_eq(json_integer_value(json_object_get(rec, "status")), 200);
+	cr_expect_gt(json_integer_value(json_object_get(rec, "bytes_out")), 10000LL * 3000);
+	free(buf);
+}
+
 Test(it_responses, a_client_leaving_mid_stream_cancels_the_upstream_call)
 {
 	struct hx_gw *gw = hx_gw_start(policy(NULL), config);

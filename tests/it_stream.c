@@ -19,25 +19,6 @@ TestSuite(it_stream, .init = hx_init, .fini = hx_fini, .timeout = 180);
 
 static const char *const auth[] = {"Authorization: Bearer sk-stream-KEY", NULL};
 
-/* A /proc/PID/status field in kB. */
-static long
-proc_kb(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	long kb = -1;
-	size_t n = strlen(field);
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	cr_assert_not_null(f, "cannot read %s", path);
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, field, n) == 0 && line[n] == ':')
-			kb = strtol(line + n + 1, NULL, 10);
-	fclose(f);
-	return kb;
-}
-
 static const char *
 make_container(const struct hx_gw *gw)
 {
@@ -72,7 +53,7 @@ Test(it_stream, a_200_mb_upload_and_download_stay_in_bounded_memory)
 		data[i] = (char)(i * 2654435761u >> 24);
 	/* Warm up the paths first, so the baseline holds their buffers. */
 	(void)hx_http("GET", hx_gw_url(gw, "/v1/containers"), auth, NULL, 0);
-	before = proc_kb(gw->proc->pid, "VmHWM");
+	before = hx_proc_kb(gw->proc->pid, "VmHWM");
 
 	r = hx_request(&rq);
 	cr_assert_eq(r->status, 200, "%ld %s %s", r->status, r->error, r->body);
@@ -87,7 +68,7 @@ Test(it_stream, a_200_mb_upload_and_download_stay_in_bounded_memory)
 	cr_assert_eq(r->status, 200, "%ld %s", r->status, r->error);
 	cr_assert_eq(r->len, size);
 	cr_expect_eq(memcmp(r->body, data, size), 0, "the bytes came back changed");
-	after = proc_kb(gw->proc->pid, "VmHWM");
+	after = hx_proc_kb(gw->proc->pid, "VmHWM");
 
 	recs = hx_audit_wait(gw, 4, 5000);
 	cr_expect_eq(json_integer_value(json_object_get(json_array_get(recs, 2), "bytes_in")) >

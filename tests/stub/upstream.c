@@ -59,7 +59,9 @@
  * after its own delay_ms counted from the one before: its "event" and "id"
  * lines, its "data" (a string, one data line per line of it; any other
  * value as compact JSON on one line) and a blank line, or an event's "raw"
- * string as it is. After the last event the chunked answer ends; with
+ * string as it is; an event's "times" (1 to 100000) sends it that many
+ * times, each after its delay_ms, so a test can ask for a long stream
+ * without writing it out. After the last event the chunked answer ends; with
  * "then": "close" the connection is dropped instead (a stream broken off).
  * The record tells when, in milliseconds since the epoch (CLOCK_REALTIME,
  * for a test to compare with its own clock): "sse_start_ms" (head sent),
@@ -158,6 +160,8 @@ struct sse_stream {
 	json_t *rec;         /* the request's record: what was sent, and when */
 	json_t *events;      /* the behaviour's "events" */
 	size_t i;            /* the next event to send */
+	size_t again;        /* times event i was sent already */
+	size_t sent;         /* events written in all */
 	bool cut;            /* "then": "close": drop the connection after the last event */
 };
 
@@ -555,6 +559,9 @@ events_check(json_t *events, char *msg, size_t n)
 			} else if (strcmp(key, "delay_ms") == 0) {
 				if (!int_in(v, 0, DELAY_MAX_MS))
 					goto bad;
+			} else if (strcmp(key, "times") == 0) {
+				if (!int_in(v, 1, 100000))
+					goto bad;
 			} else if (strcmp(key, "data") != 0) {
 				goto bad;
 			}
@@ -567,8 +574,8 @@ events_check(json_t *events, char *msg, size_t n)
 	return 0;
 bad:
 	snprintf(msg, n,
-	         "events[%zu] must be an object of event, id, data and delay_ms, or of raw and "
-	         "delay_ms",
+	         "events[%zu] must be an object of event, id, data, delay_ms and times, or of "
+	         "raw, delay_ms and times",
 	         i);
 	return -1;
 }
@@ -1564,7 +1571,7 @@ sse_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct sse_stream *st = arg;
 	struct evbuffer *buf = evbuffer_new();
-	json_int_t now;
+	json_int_t now, times;
 
 	(void)fd;
 	(void)what;
@@ -1573,12 +1580,17 @@ sse_tick(evutil_socket_t fd, short what, void *arg)
 		evhttp_send_reply_chunk(st->req, buf);
 		evbuffer_free(buf);
 	}
-	st->i++;
+	st->sent++;
+	times = json_integer_value(json_object_get(json_array_get(st->events, st->i), "times"));
+	if (++st->again >= (size_t)(times > 0 ? times : 1)) {
+		st->i++;
+		st->again = 0;
+	}
 	now = now_ms();
-	if (st->i == 1)
+	if (st->sent == 1)
 		json_object_set_new(st->rec, "sse_first_ms", json_integer(now));
 	json_object_set_new(st->rec, "sse_last_ms", json_integer(now));
-	json_object_set_new(st->rec, "sse_sent", json_integer((json_int_t)st->i));
+	json_object_set_new(st->rec, "sse_sent", json_integer((json_int_t)st->sent));
 	if (st->i < json_array_size(st->events)) {
 		sse_schedule(st);
 		return;
