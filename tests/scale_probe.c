@@ -33,6 +33,9 @@
  *                sse_data_may_contain(data, "container") for each event
  *                (max_event SSE_MAX_EVENT_LIMIT, so nothing is skipped)
  *   sse_bytes    the same, fed one byte at a time
+ *   chunked      a chunked request body, fed in 16 KiB reads:
+ *                httpmsg_chunked_feed, counting the bytes decoded
+ *   chunked_bytes the same, fed one byte at a time
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -42,6 +45,7 @@
 #include "audit/audit.h"
 #include "audit/chain.h"
 #include "audit/redact.h"
+#include "http/httpmsg.h"
 #include "http/multipart.h"
 #include "http/query.h"
 #include "http/sse.h"
@@ -76,6 +80,7 @@ struct probe {
 	struct multipart *mp;
 	struct sse *sse;
 	size_t events, mentions; /* what sse's callback saw */
+	size_t decoded;          /* what a chunked body gave */
 	char verdict[ERR_MESSAGE_MAX + 64];
 };
 
@@ -140,6 +145,15 @@ probe_event(void *arg, const struct sse_event *ev, struct err *e)
 	if (!ev->too_large && sse_data_may_contain(ev->data, ev->data_len, "container"))
 		pr->mentions++;
 	return 0;
+}
+
+static void
+on_decoded(void *arg, const char *data, size_t n)
+{
+	struct probe *pr = arg;
+
+	(void)data;
+	pr->decoded += n;
 }
 
 /* The stage, and nothing else: callgrind counts from its entry to its exit. */
@@ -253,6 +267,23 @@ probe_stage(struct probe *pr)
 			verdict_err(pr, "failed", &e);
 		else
 			snprintf(pr->verdict, sizeof(pr->verdict), "events %zu", pr->events);
+	} else if (strcmp(pr->stage, "chunked") == 0 || strcmp(pr->stage, "chunked_bytes") == 0) {
+		struct httpmsg_chunked *c = httpmsg_chunked_new();
+		size_t at = 0, used, step = strcmp(pr->stage, "chunked") == 0 ? FEED_CHUNK : 1;
+		int rc = 0;
+
+		while (c && rc == 0 && at < pr->len) {
+			len = pr->len - at < step ? pr->len - at : step;
+			rc = httpmsg_chunked_feed(c, pr->bytes + at, len, &used, on_decoded, pr,
+			                          &e);
+			at += used;
+		}
+		httpmsg_chunked_free(c);
+		if (rc < 0)
+			verdict_err(pr, "failed", &e);
+		else
+			snprintf(pr->verdict, sizeof(pr->verdict), "%s %zu",
+			         rc == 1 ? "decoded" : "unfinished", pr->decoded);
 	} else if (strcmp(pr->stage, "query") == 0) {
 		if (query_check(pr->bytes, list_query, query, sizeof(query), &e) == 0)
 			snprintf(pr->verdict, sizeof(pr->verdict), "valid");
@@ -274,7 +305,8 @@ prepare(struct probe *pr, const char *auditfile)
 	struct err e;
 
 	err_clear(&e);
-	if (strcmp(s, "parse") == 0 || strcmp(s, "query") == 0)
+	if (strcmp(s, "parse") == 0 || strcmp(s, "query") == 0 || strcmp(s, "chunked") == 0 ||
+	    strcmp(s, "chunked_bytes") == 0)
 		return;
 	if (strcmp(s, "sse") == 0 || strcmp(s, "sse_bytes") == 0) {
 		pr->sse = sse_new(SSE_MAX_EVENT_LIMIT, probe_event, pr, &e);

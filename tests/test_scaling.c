@@ -389,6 +389,18 @@ gen_sse_cr(FILE *f, size_t n)
 		fputs("\r", f);
 }
 
+/* n one-byte chunks, every tenth with an extension, then the last chunk
+ * and a trailer field. */
+static void
+gen_chunked(FILE *f, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		fputs(i % 10 == 0 ? "1;ext=value\r\nx\r\n" : "1\r\nx\r\n", f);
+	fputs("0\r\nX-Trailer: t\r\n\r\n", f);
+}
+
 /* --- measuring ---------------------------------------------------------- */
 
 static const char *
@@ -517,3 +529,5 @@ SCALING(query, "query", gen_query, 1000, "invalid invalid_query", 0)
 SCALING(sse_line, "sse", gen_sse_line, 8000, "events 1", 0)
 SCALING(sse_events, "sse", gen_sse_events, 250000, "events", 1)
 SCALING(sse_cr_bytes, "sse_bytes", gen_sse_cr, 10000, "events 1", 0)
+SCALING(chunked, "chunked", gen_chunked, 50000, "decoded", 1)
+SCALING(chunked_bytes, "chunked_bytes", gen_chunked, 10000, "decoded", 1)
