@@ -441,6 +441,31 @@ Test(it_responses, a_container_an_event_stream_names_is_its_makers)
 	expect_counted_as_live(gw);
 }
 
+/* An answer that names another tenant's container (an upstream mistaken
+ * or lying) neither moves it to this tenant nor counts against this
+ * tenant's live containers. */
+Test(it_responses, an_answer_naming_another_tenants_container_takes_nothing_from_it)
+{
+	struct hx_gw *gw = hx_gw_start(policy(NULL), config);
+	const char *body = "{\"model\":\"gpt-5\",\"input\":\"hi\",\"tools\":[{\"type\":"
+	                   "\"code_interpreter\",\"container\":{\"type\":\"auto\"}}]}";
+	struct hx_resp *r;
+	const char *theirs;
+
+	r = as(gw, BETA_KEY, "POST", "/v1/containers", "{\"name\":\"beta's\"}");
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	theirs = hx_str(hx_resp_json(r), "id");
+	hx_stub_next(json_answer(code_interpreter_call(theirs)));
+	cr_assert_eq(as(gw, ALPHA_KEY, "POST", "/v1/responses", body)->status, 200);
+	expect_error(as(gw, ALPHA_KEY, "GET", hx_fmt("/v1/containers/%s", theirs), NULL), 404,
+	             "not_found", NULL);
+	cr_expect_eq(as(gw, BETA_KEY, "GET", hx_fmt("/v1/containers/%s", theirs), NULL)->status,
+	             200);
+	/* alpha's one live container is still free to make. */
+	r = as(gw, ALPHA_KEY, "POST", "/v1/containers", "{\"name\":\"alpha's\"}");
+	cr_expect_eq(r->status, 200, "beta's container counted against alpha: %s", r->body);
+}
+
 /* ---- streams as they pass ---------------------------------------------- */
 
 /* Reads from fd, appending to *buf, until it holds needle; the time it

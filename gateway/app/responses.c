@@ -451,27 +451,7 @@ named(const struct responses *s, const char *id)
 
 static enum step_result next_own(struct request *r);
 
-static void
-on_claimed(void *arg, enum store_status st, const char *owner)
-{
-	struct request *r = arg;
-	struct responses *s = op(r);
-	const char *id = json_string_value(json_array_get(s->seen_ids, s->i));
-	enum step_result res;
-
-	r->store_op = NULL;
-	if (st != STORE_OK)
-		log_msg(LOG_WARN, r->id, "store: could not record container %s for tenant %s", id,
-		        tenant_name(r->tenant));
-	else if (owner && *owner && strcmp(owner, tenant_name(r->tenant)) != 0)
-		log_msg(LOG_WARN, r->id,
-		        "the answer names container %s, which is not this tenant's", id);
-	s->i++;
-	res = next_own(r);
-	if (res != STEP_WAIT)
-		pipeline_resume(r, res);
-}
-
+/* Counted among the tenant's live containers: on to the next. */
 static void
 on_counted(void *arg, enum store_status st)
 {
@@ -479,33 +459,56 @@ on_counted(void *arg, enum store_status st)
 
 	(void)st;
 	r->store_op = NULL;
+	op(r)->i++;
 	pipeline_resume(r, next_own(r));
 }
 
+/* Claimed: the container is the tenant's, and only then counted (the first
+ * fills the slot the call held). One another tenant owns stays theirs and
+ * is not counted here, whatever the answer says. */
+static void
+on_claimed(void *arg, enum store_status st, const char *owner)
+{
+	struct request *r = arg;
+	struct responses *s = op(r);
+	const char *id = json_string_value(json_array_get(s->seen_ids, s->i));
+	char live[KEY_MAX], member[64];
+
+	r->store_op = NULL;
+	if (st != STORE_OK || (owner && *owner && strcmp(owner, tenant_name(r->tenant)) != 0)) {
+		if (st != STORE_OK)
+			log_msg(LOG_WARN, r->id,
+			        "store: could not record container %s for tenant %s", id,
+			        tenant_name(r->tenant));
+		else
+			log_msg(LOG_WARN, r->id,
+			        "the answer names container %s, which is not this tenant's", id);
+		s->i++;
+		pipeline_resume(r, next_own(r));
+		return;
+	}
+	snprintf(live, sizeof(live), "gw:live:%s", tenant_name(r->tenant));
+	snprintf(member, sizeof(member), "%s%s", r->holds_slot ? "pending:" : "",
+	         r->holds_slot ? r->id : "");
+	r->holds_slot = 0;
+	r->store_op = store_settle(r->ctx->store, live, member, id, store_now_ms() + 20 * 60000LL,
+	                           on_counted, r);
+}
+
 /* The containers the answer names that the request did not: made by the
- * call, so the tenant's. The first fills the held live slot; each counts. */
+ * call, so the tenant's, each claimed and then counted, once. */
 static enum step_result
 next_own(struct request *r)
 {
 	struct responses *s = op(r);
-	char k[KEY_MAX], live[KEY_MAX], member[64];
+	char k[KEY_MAX];
 	const char *id;
 
 	for (; s->i < json_array_size(s->seen_ids); s->i++) {
 		id = json_string_value(json_array_get(s->seen_ids, s->i));
-		if (named(s, id))
+		if (named(s, id) || json_object_get(s->seen, id) != json_true())
 			continue;
-		if (json_object_get(s->seen, id) == json_true()) {
-			/* First its live-set place, then its owner. */
-			json_object_set_new(s->seen, id, json_false());
-			snprintf(live, sizeof(live), "gw:live:%s", tenant_name(r->tenant));
-			snprintf(member, sizeof(member), "%s%s", r->holds_slot ? "pending:" : "",
-			         r->holds_slot ? r->id : "");
-			r->holds_slot = 0;
-			r->store_op = store_settle(r->ctx->store, live, member, id,
-			                           store_now_ms() + 20 * 60000LL, on_counted, r);
-			return STEP_WAIT;
-		}
+		json_object_set_new(s->seen, id, json_false());
 		snprintf(k, sizeof(k), "gw:own:%s", id);
 		r->store_op = store_claim(r->ctx->store, k, tenant_name(r->tenant),
 		                          OWNERSHIP_TTL_MS, on_claimed, r);
