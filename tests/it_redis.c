@@ -258,3 +258,38 @@ Test(it_redis, redis_over_tls)
 	cr_expect(!hx_file_contains(gw->err_path, "Tls-PW-3390"));
 	hx_proc_stop(redis);
 }
+
+/* A budget two replicas share through Redis: each create reserves memory
+ * times minutes before it is forwarded, so the two between them spend the
+ * budget exactly to its line and refuse past it, whichever gets the call. */
+Test(it_redis, two_replicas_share_a_budget_exactly)
+{
+	int port, i, ok = 0, refused = 0;
+	struct hx_proc *redis = hx_redis_start(&port);
+	const char *pol = hx_fmt("{\"tenants\":{\"team\":{\"api_keys_sha256\":[\"%s\"],"
+	                         "\"budget\":{\"gb_minutes_per_day\":100}}}}",
+	                         hx_key_digest(TEAM_KEY));
+	struct hx_gw *a = hx_gw_start(pol, store(port, "fail_closed"));
+	struct hx_gw *b = hx_gw_start_peer(a, "replica", store(port, "fail_closed"));
+	struct hx_resp *r = NULL;
+
+	/* 1g for 10 minutes: 10 GB-minutes each; ten fit in 100. */
+	for (i = 0; i < 14; i++) {
+		r = as(i % 2 ? b : a, TEAM_KEY, "POST", "/v1/containers",
+		       hx_fmt("{\"name\":\"b%d\",\"memory_limit\":\"1g\",\"expires_after\":{"
+		              "\"anchor\":"
+		              "\"last_active_at\",\"minutes\":10}}",
+		              i));
+		if (r->status == 200)
+			ok++;
+		else if (r->status == 429 &&
+		         strcmp(hx_str(json_object_get(hx_resp_json(r), "error"), "code"),
+		                "budget_exceeded") == 0)
+			refused++;
+	}
+	cr_expect_eq(ok, 10, "%d allowed", ok);
+	cr_expect_eq(refused, 4, "%d refused", refused);
+	cr_expect_str_eq(hx_resp_header(r, "x-should-retry"), "false");
+	cr_expect_eq(json_array_size(hx_stub_requests()), 10, "only what fit went up");
+	hx_proc_stop(redis);
+}

@@ -466,6 +466,42 @@ Test(it_responses, an_answer_naming_another_tenants_container_takes_nothing_from
 	cr_expect_eq(r->status, 200, "beta's container counted against alpha: %s", r->body);
 }
 
+/* A tenant's budget holds for the containers tools make: each auto
+ * container costs its memory for the upstream's 20-minute session,
+ * reserved before the call and given back when the model made none. */
+Test(it_responses, tool_containers_are_charged_to_the_budget)
+{
+	struct hx_gw *gw = hx_gw_start(
+	        hx_fmt("{\"memory_limit\":{\"max\":\"4g\",\"default\":\"1g\"},"
+	               "\"routes\":{\"default\":\"allow\"},\"tenants\":{\"alpha\":{"
+	               "\"api_keys_sha256\":[\"%s\"],\"budget\":{\"gb_minutes_per_day\":40}}}}",
+	               hx_key_digest(ALPHA_KEY)),
+	        config);
+	const char *body = "{\"model\":\"gpt-5\",\"input\":\"hi\",\"tools\":[{\"type\":"
+	                   "\"code_interpreter\",\"container\":{\"type\":\"auto\"}}]}";
+	struct hx_resp *r;
+	json_t *recs;
+	size_t before;
+
+	hx_stub_next(json_answer(code_interpreter_call("cntr_budget1")));
+	cr_assert_eq(as(gw, ALPHA_KEY, "POST", "/v1/responses", body)->status, 200);
+	/* The model used no tool: its 20 GB-minutes come back. */
+	hx_stub_next(json_answer("{\"type\":\"message\",\"id\":\"m_1\",\"role\":\"assistant\","
+	                         "\"status\":\"completed\",\"content\":[]}"));
+	cr_assert_eq(as(gw, ALPHA_KEY, "POST", "/v1/responses", body)->status, 200);
+	hx_sleep_ms(100);
+	hx_stub_next(json_answer(code_interpreter_call("cntr_budget2")));
+	r = as(gw, ALPHA_KEY, "POST", "/v1/responses", body);
+	cr_expect_eq(r->status, 200, "the unused reservation was kept: %s", r->body);
+	before = upstream_count();
+	expect_error(as(gw, ALPHA_KEY, "POST", "/v1/responses", body), 429, "budget_exceeded",
+	             NULL);
+	cr_expect_eq(upstream_count(), before, "a refused call went up");
+	recs = hx_audit_wait(gw, 4, 5000);
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(recs, 0), "gb_minutes")),
+	             20);
+}
+
 /* ---- streams as they pass ---------------------------------------------- */
 
 /* Reads from fd, appending to *buf, until it holds needle; the time it

@@ -696,3 +696,86 @@ Test(it_tenants, check_refuses_a_tenant_wider_than_the_organization)
 	cr_expect_not_null(strstr(err, "tenants.greedy.api_keys_sha256[0]"), "%s", err);
 	cr_expect_not_null(strstr(err, "GW_TEST_UNSET_VAR is not set"), "%s", err);
 }
+
+static const char *
+create_body(const char *memory, int minutes)
+{
+	return hx_fmt("{\"name\":\"b\",\"memory_limit\":\"%s\",\"expires_after\":{\"anchor\":"
+	              "\"last_active_at\",\"minutes\":%d}}",
+	              memory, minutes);
+}
+
+/* A budget in GB-minutes: reserved before forwarding, refused at the line
+ * with what is left and when it resets, given back when the upstream makes
+ * nothing, kept across a restart; every create's record says what it cost. */
+Test(it_tenants, a_budget_is_reserved_before_forwarding_and_refused_at_its_line)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	json_t *recs, *err;
+	size_t before;
+	double usd;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	                                   "\"budget\":{\"gb_minutes_per_day\":100,"
+	                                   "\"gb_minutes_per_month\":1000}}",
+	                                   hx_key_digest(OPS_KEY))),
+	                 NULL);
+	/* 4g for 20 minutes is 80; 1g for 20 more is 100, the line itself. */
+	r = as(gw, OPS_KEY, "POST", "/v1/containers", create_body("4g", 20));
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	r = as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 20));
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	before = json_array_size(hx_stub_requests());
+	r = as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 1));
+	expect_code(r, 429, "budget_exceeded");
+	err = json_object_get(hx_resp_json(r), "error");
+	cr_expect_not_null(strstr(hx_str(err, "message"), "budget of 100 GB-minutes per day has 0 "
+	                                                  "left (100 used)"),
+	                   "%s", r->body);
+	cr_expect_not_null(strstr(hx_str(err, "message"), "it resets at "), "%s", r->body);
+	cr_expect_str_eq(hx_resp_header(r, "x-should-retry"), "false");
+	cr_expect_gt(atol(hx_resp_header(r, "retry-after")), 0);
+	cr_expect_leq(atol(hx_resp_header(r, "retry-after")), 86400);
+	cr_expect_eq(json_array_size(hx_stub_requests()), before, "nothing went up");
+
+	/* Each record names the cost: GB-minutes and the estimate, the 4g
+	 * session priced at $0.12 for its 20 minutes. */
+	recs = hx_audit_wait(gw, 3, 5000);
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(recs, 0), "gb_minutes")),
+	             80);
+	usd = json_number_value(json_object_get(json_array_get(recs, 0), "cost_usd"));
+	cr_expect(usd > 0.1199 && usd < 0.1201, "cost_usd %f", usd);
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(recs, 2), "gb_minutes")), 1);
+	cr_expect_str_eq(hx_str(json_array_get(recs, 2), "code"), "budget_exceeded");
+
+	/* Spent stays spent across a restart (the default store keeps it). */
+	cr_assert_eq(hx_proc_stop(gw->proc), 0);
+	hx_gw_launch(gw);
+	expect_code(as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 1)), 429,
+	            "budget_exceeded");
+	/* Other tenants have no budget and are not held by this one. */
+	cr_expect_eq(as(gw, DATA_KEY, "POST", "/v1/containers", create_body("4g", 20))->status,
+	             200);
+}
+
+/* What the upstream refused to make is given back. */
+Test(it_tenants, a_budget_gets_back_what_the_upstream_did_not_make)
+{
+	struct hx_gw *gw;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	                                   "\"budget\":{\"gb_minutes_per_day\":50}}",
+	                                   hx_key_digest(OPS_KEY))),
+	                 NULL);
+	hx_stub_next("{\"status\":500,\"json\":{\"error\":{\"message\":\"boom\",\"type\":"
+	             "\"server_error\",\"param\":null,\"code\":null}}}");
+	cr_expect_eq(as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 40))->status, 500);
+	hx_sleep_ms(100); /* the give-back is on its way, not awaited */
+	cr_expect_eq(as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 40))->status, 200,
+	             "the failed create's 40 GB-minutes were not given back");
+	expect_code(as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 20)), 429,
+	            "budget_exceeded");
+}

@@ -104,6 +104,10 @@ static const struct confkey config_keys[] = {
         {"store.ca_file", CT_STRING, K(store_ca_file), NULL},
         {"store.cert_file", CT_STRING, K(store_cert_file), NULL},
         {"store.key_file", CT_STRING, K(store_key_file), NULL},
+        {"pricing.session_minutes", CT_INT, K(session_minutes), .def_int = 20, .min = 1,
+         .max = 1440},
+        {"pricing.per_session_usd", CT_JSON, K(prices_doc),
+         .def_json = "{\"1g\": 0.03, \"4g\": 0.12, \"16g\": 0.48, \"64g\": 1.92}"},
         {NULL},
 };
 
@@ -285,6 +289,39 @@ check_upstream_id(const char *v, const char *file, const char *key, struct errli
 		errlist_add(errs, file, key, "%s", UPSTREAM_ID_RULE);
 }
 
+/* pricing.per_session_usd: a price for each memory size the API has. */
+static void
+check_prices(struct config *c, const char *file, struct errlist *errs)
+{
+	static const char *const sizes[] = {"1g", "4g", "16g", "64g"};
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (!json_is_object(c->prices_doc)) {
+		errlist_add(errs, file, "pricing.per_session_usd",
+		            "must be an object of memory size: US dollars per session");
+		return;
+	}
+	json_object_foreach(c->prices_doc, k, v)
+	{
+		for (i = 0; i < 4 && strcmp(k, sizes[i]) != 0; i++)
+			;
+		if (i == 4 || !json_is_number(v) || json_number_value(v) < 0)
+			errlist_add(
+			        errs, file, "pricing.per_session_usd",
+			        "\"%.16s\": the sizes are 1g, 4g, 16g and 64g, each priced at 0 or "
+			        "more US dollars",
+			        k);
+		else
+			c->session_usd[i] = json_number_value(v);
+	}
+	for (i = 0; i < 4; i++)
+		if (json_object_get(c->prices_doc, sizes[i]) == NULL)
+			errlist_add(errs, file, "pricing.per_session_usd", "no price for %s",
+			            sizes[i]);
+}
+
 struct config *
 config_load(const char *path, struct errlist *errs)
 {
@@ -332,6 +369,7 @@ config_load(const char *path, struct errlist *errs)
 	check_audit_origin(c, errs);
 	check_audit_anchors(c, errs);
 	check_upstream_id(c->upstream_project, path, "upstream.project", errs);
+	check_prices(c, path, errs);
 
 	dir = strdup(path);
 	if (dir == NULL)

@@ -10,6 +10,8 @@
 
 #include "lib/err.h"
 
+#include <jansson.h>
+
 struct config {
 	char *file; /* the config file itself */
 
@@ -87,6 +89,13 @@ struct config {
 	size_t store_password_len;
 	char *store_ca_file; /* rediss://: the CAs the server is checked against */
 	char *store_cert_file, *store_key_file; /* rediss://: a client certificate */
+
+	/* What a container costs (pricing.*): the upstream's session, and its
+	 * price per session for each memory size, in the order 1g, 4g, 16g,
+	 * 64g; for budgets and the audit record's estimate. */
+	long long session_minutes;
+	json_t *prices_doc;
+	double session_usd[4];
 };
 
 /* Reads path. On failure returns NULL with every problem added to errs. */

@@ -193,6 +193,9 @@ on_created(const struct upstream_res *res, void *arg)
 		pipeline_resume(r, call_unsuccessful(r, res));
 		return;
 	}
+	/* The upstream made a container: its cost is spent, whatever the
+	 * gateway makes of the answer. */
+	tenancy_budget_spent(r);
 	err_clear(&r->error);
 	r->rec.violations = json_array();
 	container =
@@ -338,11 +341,25 @@ answer(struct request *r)
 	return STEP_DONE;
 }
 
+/* What the container will cost: its memory for its expiry, both as
+ * decided (the policy filled in any the client left out). */
+static enum step_result
+budget(struct request *r)
+{
+	const json_t *doc = op(r)->doc;
+	const char *mem = json_string_value(json_object_get(doc, "memory_limit"));
+	long long minutes = json_integer_value(
+	        json_object_get(json_object_get(doc, "expires_after"), "minutes"));
+
+	return tenancy_budget(r, tenancy_gb_minutes(mem, minutes), tenancy_usd(r, mem, minutes));
+}
+
 const struct step create_steps[] = {
         {"admit", tenancy_admit},
         {"validate", validate},
         {"decide", decide},
         {"admit_create", tenancy_admit_create},
+        {"budget", budget},
         {"intent", call_intent},
         {"forward", forward},
         {"check", check},

@@ -61,6 +61,9 @@ describe(struct request *r, struct audit_event *ev, int status, const char *deci
 	ev->remediation = rec->remediation;
 	ev->tool_containers = rec->tool_containers;
 	ev->containers = rec->containers;
+	ev->charged = r->budget.charged;
+	ev->gb_minutes = r->budget.gb_minutes;
+	ev->cost_usd = r->budget.usd;
 	ev->bytes_in = r->http->body_seen;
 	ev->bytes_out = rec->bytes_out;
 }

@@ -127,6 +127,9 @@ request_free(struct request *r)
 		audit_forget(r->ctx->audit, r);
 	upstream_cancel(r->call);
 	store_cancel(r->store_op);
+	/* What the request held and did not use goes back (tenancy.c). */
+	if (r->unwind)
+		r->unwind(r);
 	if (r->op_free)
 		r->op_free(r->op);
 	json_decref(r->rec.network_policy);

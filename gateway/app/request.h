@@ -119,6 +119,18 @@ struct request {
 	 * create, the limit being counted, a Retry-After for the answer. */
 	int holds_slot;
 	int rate;
+	/* What the request's containers cost (tenancy_budget): GB-minutes and
+	 * the estimate in US dollars, for the record; held: the GB-minutes
+	 * reserved from the tenant's budget and not yet spent for good, given
+	 * back (unwind) if the request ends without the upstream making them. */
+	struct request_budget {
+		long long gb_minutes;
+		double usd;
+		long long held;
+		int charged;               /* gb_minutes were worked out (the record says so) */
+		char day[320], month[320]; /* the counters' keys */
+	} budget;
+	void (*unwind)(struct request *r);
 	char retry_after[16];
 	int no_retry; /* a refusal that will not clear by waiting */
 	struct {

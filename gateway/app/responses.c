@@ -487,6 +487,8 @@ on_claimed(void *arg, enum store_status st, const char *owner)
 		pipeline_resume(r, next_own(r));
 		return;
 	}
+	/* The call made a container: what its tools were charged is spent. */
+	tenancy_budget_spent(r);
 	snprintf(live, sizeof(live), "gw:live:%s", tenant_name(r->tenant));
 	snprintf(member, sizeof(member), "%s%s", r->holds_slot ? "pending:" : "",
 	         r->holds_slot ? r->id : "");
@@ -546,12 +548,38 @@ answer(struct request *r)
 	return STEP_DONE;
 }
 
+/* What the containers the tools make will cost: each one's memory for the
+ * upstream's session (pricing.session_minutes), as an auto container
+ * takes no expiry of its own. */
+static enum step_result
+budget(struct request *r)
+{
+	struct responses *s = op(r);
+	long long gb_minutes = 0, minutes = r->cfg->session_minutes;
+	double usd = 0;
+	const char *mem;
+	size_t i;
+
+	for (i = 0; i < s->tools.n; i++) {
+		if (s->tools.containers[i].kind != TOOLS_MADE)
+			continue;
+		mem = json_string_value(
+		        json_object_get(s->tools.containers[i].config, "memory_limit"));
+		gb_minutes += tenancy_gb_minutes(mem, minutes);
+		usd += tenancy_usd(r, mem, minutes);
+	}
+	if (s->made == 0)
+		return STEP_NEXT;
+	return tenancy_budget(r, gb_minutes, usd);
+}
+
 const struct step responses_steps[] = {
         {"admit", tenancy_admit},
         {"validate", validate},
         {"decide", decide},
         {"check_refs", check_refs},
         {"admit_create", admit_create},
+        {"budget", budget},
         {"intent", call_intent},
         {"forward", forward},
         {"own", own},

@@ -76,7 +76,32 @@ static const char lua_claim[] = "local v = redis.call('GET', KEYS[1]) "
                                 "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
                                 "return ''";
 
-enum op_kind { OP_COUNT, OP_GET, OP_DONE, OP_MGET, OP_LIST };
+/* Budget counters, all or none (store_spend). ARGV: amount, then each
+ * key's limit and ttl_ms. Returns {allowed, which (1-based), used...}. */
+static const char lua_spend[] =
+        "local amount = tonumber(ARGV[1]) "
+        "local used = {} "
+        "for i, k in ipairs(KEYS) do used[i] = tonumber(redis.call('GET', k) or '0') end "
+        "if amount > 0 then "
+        "  for i = 1, #KEYS do "
+        "    local limit = tonumber(ARGV[2 * i]) "
+        "    if limit > 0 and used[i] + amount > limit then "
+        "      local out = {0, i} "
+        "      for j = 1, #KEYS do out[#out + 1] = used[j] end "
+        "      return out "
+        "    end "
+        "  end "
+        "end "
+        "local out = {1, 0} "
+        "for i, k in ipairs(KEYS) do "
+        "  local v = math.max(0, used[i] + amount) "
+        "  if redis.call('EXISTS', k) == 1 then redis.call('SET', k, v, 'KEEPTTL') "
+        "  else redis.call('SET', k, v, 'PX', ARGV[2 * i + 1]) end "
+        "  out[#out + 1] = v "
+        "end "
+        "return out";
+
+enum op_kind { OP_COUNT, OP_GET, OP_DONE, OP_MGET, OP_LIST, OP_SPEND };
 
 struct store_op {
 	struct store *s;
@@ -85,6 +110,7 @@ struct store_op {
 	store_get_fn get_fn;
 	store_done_fn done_fn;
 	store_mget_fn mget_fn;
+	store_spend_fn spend_fn;
 	void *arg;
 	struct event *timer;   /* the answer's deferral, or its timeout */
 	int cancelled;         /* the caller no longer wants the answer */
@@ -97,7 +123,9 @@ struct store_op {
 	char *value;
 	char **values; /* OP_MGET */
 	size_t nvalues;
-	size_t max; /* OP_LIST: the most values kept */
+	size_t max;                      /* OP_LIST: the most values kept */
+	size_t which;                    /* OP_SPEND: the counter that refused */
+	long long used[STORE_SPEND_MAX]; /* OP_SPEND: the counters */
 };
 
 /* memory: counters {key: [count, window_end]}, live sets {key: {member:
@@ -179,6 +207,10 @@ answer(struct store_op *op)
 	case OP_LIST:
 		op->mget_fn(op->arg, op->st, op->values, op->nvalues);
 		break;
+	case OP_SPEND:
+		if (op->spend_fn)
+			op->spend_fn(op->arg, op->st, op->allowed, op->which, op->used);
+		break;
 	default:
 		if (op->done_fn)
 			op->done_fn(op->arg, op->st);
@@ -221,6 +253,8 @@ op_new(struct store *s, enum op_kind kind, void *fn, void *arg)
 		op->get_fn = (store_get_fn)fn;
 	else if (kind == OP_MGET || kind == OP_LIST)
 		op->mget_fn = (store_mget_fn)fn;
+	else if (kind == OP_SPEND)
+		op->spend_fn = (store_spend_fn)fn;
 	else
 		op->done_fn = (store_done_fn)fn;
 	op->timer = evtimer_new(s->base, on_op_timer, op);
@@ -343,6 +377,20 @@ on_reply(void *arg, const redisReply *reply)
 			if (reply->element[i]->type == REDIS_REPLY_STRING)
 				op->values[op->nvalues++] =
 				        strndup(reply->element[i]->str, reply->element[i]->len);
+	} else if (op->kind == OP_SPEND) {
+		size_t i;
+
+		if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+		    reply->elements - 2 > STORE_SPEND_MAX) {
+			op->st = STORE_UNAVAILABLE;
+		} else {
+			op->allowed = reply->element[0]->integer == 1;
+			op->which = reply->element[1]->integer > 0
+			                    ? (size_t)reply->element[1]->integer - 1
+			                    : 0;
+			for (i = 2; i < reply->elements; i++)
+				op->used[i - 2] = reply->element[i]->integer;
+		}
 	} else if (op->kind == OP_MGET && reply->type == REDIS_REPLY_ARRAY) {
 		size_t i;
 
@@ -607,6 +655,86 @@ store_set(struct store *s, const char *key, const char *value, long long ttl_ms,
 	}
 	snprintf(ttl, sizeof(ttl), "%lld", ttl_ms > 0 ? ttl_ms : 1);
 	return value ? redis_send(s, op, 5, set_argv) : redis_send(s, op, 2, del_argv);
+}
+
+/* A budget counter in memory: its value, or 0. */
+static long long
+mem_counter(struct store *s, const char *key)
+{
+	const char *v = mem_value(s, key);
+
+	return v ? strtoll(v, NULL, 10) : 0;
+}
+
+static void
+mem_spend(struct store *s, struct store_op *op, const char *const *keys, const long long *limits,
+          const long long *ttl_ms, size_t n, long long amount)
+{
+	long long now = store_now_ms(), v;
+	json_t *old;
+	char text[32];
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		op->used[i] = mem_counter(s, keys[i]);
+	for (i = 0; amount > 0 && i < n; i++)
+		if (limits[i] > 0 && op->used[i] + amount > limits[i]) {
+			op->which = i;
+			return;
+		}
+	op->allowed = 1;
+	for (i = 0; i < n; i++) {
+		long long expires = now + ttl_ms[i];
+
+		v = op->used[i] + amount > 0 ? op->used[i] + amount : 0;
+		old = json_object_get(s->mem->values, keys[i]);
+		if (old)
+			expires = json_integer_value(json_array_get(old, 1));
+		snprintf(text, sizeof(text), "%lld", v);
+		json_object_set_new(s->mem->values, keys[i],
+		                    json_pack("[s,I]", text, (json_int_t)expires));
+		statedb_value(s->mem->db, keys[i], text, expires);
+		op->used[i] = v;
+	}
+}
+
+struct store_op *
+store_spend(struct store *s, const char *const *keys, const long long *limits,
+            const long long *ttl_ms, size_t n, long long amount, store_spend_fn fn, void *arg)
+{
+	struct store_op *op = op_new(s, OP_SPEND, (void *)fn, arg);
+	const char *argv[4 + 3 * STORE_SPEND_MAX];
+	char nums[1 + 2 * STORE_SPEND_MAX][32];
+	char nkeys[8];
+	size_t i, a = 0;
+
+	if (op == NULL)
+		return NULL;
+	if (n == 0 || n > STORE_SPEND_MAX) {
+		op->allowed = 1;
+		return defer(op, 0);
+	}
+	if (!s->redis) {
+		pthread_mutex_lock(&s->mem->mu);
+		mem_spend(s, op, keys, limits, ttl_ms, n, amount);
+		pthread_mutex_unlock(&s->mem->mu);
+		return defer(op, 0);
+	}
+	snprintf(nkeys, sizeof(nkeys), "%zu", n);
+	argv[a++] = "EVAL";
+	argv[a++] = lua_spend;
+	argv[a++] = nkeys;
+	for (i = 0; i < n; i++)
+		argv[a++] = keys[i];
+	snprintf(nums[0], sizeof(nums[0]), "%lld", amount);
+	argv[a++] = nums[0];
+	for (i = 0; i < n; i++) {
+		snprintf(nums[1 + 2 * i], sizeof(nums[0]), "%lld", limits[i]);
+		snprintf(nums[2 + 2 * i], sizeof(nums[0]), "%lld", ttl_ms[i]);
+		argv[a++] = nums[1 + 2 * i];
+		argv[a++] = nums[2 + 2 * i];
+	}
+	return redis_send(s, op, (int)a, argv);
 }
 
 /* statedb_load's callbacks: what the file kept goes back in the tables. */

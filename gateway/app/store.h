@@ -87,6 +87,22 @@ struct store_op *store_mget(struct store *s, const char *const *keys, size_t n, 
 struct store_op *store_set(struct store *s, const char *key, const char *value, long long ttl_ms,
                            store_done_fn fn, void *arg);
 
+/*
+ * Budgets: adds amount to each of the n counters keys[] (n at most
+ * STORE_SPEND_MAX; a counter is a value holding an integer, kept for
+ * ttl_ms[i] from its first spend), all of them or none, in one step so
+ * replicas never overspend between them: when any would pass its limit
+ * (limits[i] > 0), none changes, allowed is 0 and which names the first.
+ * A negative amount gives back (never below 0) and is always allowed.
+ * used[] holds the counters after (refused: as they stand).
+ */
+#define STORE_SPEND_MAX 4
+typedef void (*store_spend_fn)(void *arg, enum store_status st, int allowed, size_t which,
+                               const long long *used);
+struct store_op *store_spend(struct store *s, const char *const *keys, const long long *limits,
+                             const long long *ttl_ms, size_t n, long long amount, store_spend_fn fn,
+                             void *arg);
+
 /* Its callback will not run. NULL is fine. */
 void store_cancel(struct store_op *op);
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app/call.h"
 #include "app/config.h"
@@ -550,4 +551,157 @@ tenancy_filter(struct request *r, json_t *items, void (*then)(struct request *r,
 	while (json_array_size(items) > n)
 		json_array_remove(items, n);
 	r->store_op = store_mget(r->ctx->store, keys, n, on_owners, r);
+}
+
+/* --- budgets ------------------------------------------------------------ */
+
+#define DAY_TTL_MS   (2LL * 24 * 3600 * 1000)  /* a day's counter, past its day */
+#define MONTH_TTL_MS (32LL * 24 * 3600 * 1000) /* a month's, past its month */
+
+static const char *const sizes[] = {"1g", "4g", "16g", "64g"};
+static const long long size_gb[] = {1, 4, 16, 64};
+
+static int
+size_index(const char *memory_limit)
+{
+	int i;
+
+	for (i = 0; memory_limit && i < 4; i++)
+		if (strcmp(memory_limit, sizes[i]) == 0)
+			return i;
+	return -1;
+}
+
+long long
+tenancy_gb_minutes(const char *memory_limit, long long minutes)
+{
+	int i = size_index(memory_limit);
+
+	return i < 0 || minutes <= 0 ? 0 : size_gb[i] * minutes;
+}
+
+double
+tenancy_usd(const struct request *r, const char *memory_limit, long long minutes)
+{
+	int i = size_index(memory_limit);
+
+	if (i < 0 || minutes <= 0)
+		return 0;
+	return r->cfg->session_usd[i] * (double)minutes / (double)r->cfg->session_minutes;
+}
+
+/* The UTC day and month now, as the counters' keys name them, and when
+ * each resets (Unix seconds). */
+static void
+windows(const struct request *r, char *day, size_t dn, char *month, size_t mn, time_t *day_end,
+        time_t *month_end)
+{
+	time_t now = time(NULL);
+	struct tm tm, next;
+
+	gmtime_r(&now, &tm);
+	snprintf(day, dn, "gw:budget:%s:d:%04d%02d%02d", tenant_name(r->tenant), tm.tm_year + 1900,
+	         tm.tm_mon + 1, tm.tm_mday);
+	snprintf(month, mn, "gw:budget:%s:m:%04d%02d", tenant_name(r->tenant), tm.tm_year + 1900,
+	         tm.tm_mon + 1);
+	next = tm;
+	next.tm_hour = next.tm_min = next.tm_sec = 0;
+	next.tm_mday++;
+	*day_end = timegm(&next);
+	next = tm;
+	next.tm_hour = next.tm_min = next.tm_sec = 0;
+	next.tm_mday = 1;
+	next.tm_mon++;
+	*month_end = timegm(&next);
+}
+
+/* The request ends holding a reservation: it goes back. Nobody waits on
+ * the answer; the request is gone when it lands. */
+static void
+give_back(struct request *r)
+{
+	const char *keys[2] = {r->budget.day, r->budget.month};
+	const long long limits[2] = {0, 0}, ttl[2] = {DAY_TTL_MS, MONTH_TTL_MS};
+
+	r->unwind = NULL;
+	if (r->budget.held > 0)
+		(void)store_spend(r->ctx->store, keys, limits, ttl, 2, -r->budget.held, NULL, NULL);
+	r->budget.held = 0;
+}
+
+void
+tenancy_budget_spent(struct request *r)
+{
+	r->budget.held = 0;
+	r->unwind = NULL;
+}
+
+static void
+on_spent(void *arg, enum store_status st, int allowed, size_t which, const long long *used)
+{
+	struct request *r = arg;
+	const struct tenant_limits *lim = tenant_limits(r->tenant);
+	long long limit = which == 0 ? lim->gb_minutes_per_day : lim->gb_minutes_per_month;
+	char day[KEY_MAX], month[KEY_MAX], at[32], msg[ERR_MESSAGE_MAX];
+	time_t day_end, month_end, reset;
+	struct tm tm;
+
+	r->store_op = NULL;
+	if (st != STORE_OK) {
+		pipeline_resume(r, unavailable(r) ? STEP_FAIL : STEP_NEXT);
+		return;
+	}
+	if (allowed) {
+		r->budget.held = r->budget.gb_minutes;
+		r->unwind = give_back;
+		pipeline_resume(r, STEP_NEXT);
+		return;
+	}
+	windows(r, day, sizeof(day), month, sizeof(month), &day_end, &month_end);
+	reset = which == 0 ? day_end : month_end;
+	gmtime_r(&reset, &tm);
+	strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(msg, sizeof(msg),
+	         "this request's containers need %lld GB-minutes, and tenant \"%s\"'s budget of "
+	         "%lld GB-minutes per %s has %lld left (%lld used); it resets at %s",
+	         r->budget.gb_minutes, tenant_name(r->tenant), limit, which == 0 ? "day" : "month",
+	         limit > used[which] ? limit - used[which] : 0, used[which], at);
+	if (lim->budget_shadow) {
+		if (r->shadow.status == 0)
+			err_set(&r->shadow, 429, "rate_limit_error", "budget_exceeded", NULL,
+			        "%s (shadow mode: let through)", msg);
+		pipeline_resume(r, STEP_NEXT);
+		return;
+	}
+	/* It clears only at the reset: the SDKs are told not to retry
+	 * before then (x-should-retry: false, Retry-After to the reset). */
+	snprintf(r->retry_after, sizeof(r->retry_after), "%lld",
+	         (long long)(reset - time(NULL) > 1 ? reset - time(NULL) : 1));
+	r->no_retry = 1;
+	err_set(&r->error, 429, "rate_limit_error", "budget_exceeded", NULL, "%s", msg);
+	pipeline_resume(r, STEP_FAIL);
+}
+
+enum step_result
+tenancy_budget(struct request *r, long long gb_minutes, double usd)
+{
+	const struct tenant_limits *lim;
+	const char *keys[2] = {r->budget.day, r->budget.month};
+	long long limits[2], ttl[2] = {DAY_TTL_MS, MONTH_TTL_MS};
+	time_t day_end, month_end;
+
+	r->budget.gb_minutes = gb_minutes;
+	r->budget.usd = usd;
+	r->budget.charged = 1;
+	if (r->tenant == NULL || gb_minutes <= 0)
+		return STEP_NEXT;
+	lim = tenant_limits(r->tenant);
+	if (lim->gb_minutes_per_day == 0 && lim->gb_minutes_per_month == 0)
+		return STEP_NEXT;
+	windows(r, r->budget.day, sizeof(r->budget.day), r->budget.month, sizeof(r->budget.month),
+	        &day_end, &month_end);
+	limits[0] = lim->gb_minutes_per_day;
+	limits[1] = lim->gb_minutes_per_month;
+	r->store_op = store_spend(r->ctx->store, keys, limits, ttl, 2, gb_minutes, on_spent, r);
+	return STEP_WAIT;
 }

@@ -39,6 +39,25 @@ enum step_result tenancy_created(struct request *r, long long expires_at_ms);
  * held slot is given back. */
 enum step_result tenancy_withheld(struct request *r);
 
+/*
+ * Budgets: the request's containers cost gb_minutes (memory in GB times
+ * minutes) and usd (the estimate); both go on its record. A tenant with a
+ * budget (budget.gb_minutes_per_day, _per_month) has them reserved before
+ * anything is forwarded, all windows or none, exactly across replicas: 429
+ * budget_exceeded when they do not fit (x-should-retry: false, Retry-After
+ * until the window that refused resets), a note in shadow mode. What is
+ * reserved goes back if the request ends before tenancy_budget_spent.
+ */
+enum step_result tenancy_budget(struct request *r, long long gb_minutes, double usd);
+
+/* The upstream made the containers: what was reserved stays spent. */
+void tenancy_budget_spent(struct request *r);
+
+/* GB-minutes and the estimated price of one container of memory_limit
+ * ("1g" ...) kept for minutes; 0 for a size the API does not have. */
+long long tenancy_gb_minutes(const char *memory_limit, long long minutes);
+double tenancy_usd(const struct request *r, const char *memory_limit, long long minutes);
+
 /* The create made no container: the held slot is given back. */
 void tenancy_not_created(struct request *r);
 

@@ -1323,6 +1323,12 @@ build(const char *type, const struct audit_event *ev)
 	value(b, "remediation", ev->remediation);
 	bounded(b, "tool_containers", ev->tool_containers);
 	bounded(b, "containers", ev->containers);
+	number(b, "gb_minutes", ev->gb_minutes, ev->charged);
+	jsonbuf_key(b, "cost_usd");
+	if (ev->charged)
+		jsonbuf_real(b, (double)(long long)(ev->cost_usd * 1e6 + 0.5) / 1e6, 12);
+	else
+		jsonbuf_null(b);
 	number(b, "bytes_in", (long long)ev->bytes_in, 1);
 	number(b, "bytes_out", (long long)ev->bytes_out, 1);
 	if (jsonbuf_text(b, &len) == NULL) {

@@ -102,6 +102,11 @@ struct audit_event {
 	 * the containers the call made or used, by id. NULL otherwise. */
 	const json_t *tool_containers;
 	const json_t *containers;
+	/* What the request's containers cost, when it makes any: memory
+	 * times minutes, and the estimate from the price table. */
+	int charged;
+	long long gb_minutes;
+	double cost_usd;
 	unsigned long long bytes_in;  /* request body bytes */
 	unsigned long long bytes_out; /* answer body bytes sent */
 };

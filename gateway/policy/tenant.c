@@ -28,7 +28,8 @@ struct tenant {
 	/* As read, through tenant_keys. */
 	json_t *key_digests, *cert_subjects, *policy_doc, *secrets_doc;
 	long long creates_per_minute, requests_per_second, max_live;
-	char *limits_mode;
+	long long budget_day, budget_month;
+	char *limits_mode, *budget_mode;
 	int allow_client_secrets;
 	char *upstream_org, *upstream_project;
 
@@ -56,6 +57,11 @@ static const struct confkey tenant_keys[] = {
         {"rate_limit.max_live_containers", CT_INT, K(max_live), .def_int = 0, .min = 0,
          .max = 1000000},
         {"rate_limit.mode", CT_ENUM, K(limits_mode), "enforce", .enumv = modes},
+        {"budget.gb_minutes_per_day", CT_INT, K(budget_day), .def_int = 0, .min = 0,
+         .max = 1000000000000LL},
+        {"budget.gb_minutes_per_month", CT_INT, K(budget_month), .def_int = 0, .min = 0,
+         .max = 1000000000000LL},
+        {"budget.mode", CT_ENUM, K(budget_mode), "enforce", .enumv = modes},
         {"secrets", CT_JSON, K(secrets_doc), .def_json = "[]"},
         {"allow_client_secrets", CT_BOOL, K(allow_client_secrets), .def_int = 1},
         {"upstream.organization", CT_STRING, K(upstream_org), NULL},
@@ -155,6 +161,9 @@ load_tenant(struct tenant *t, const char *name, const json_t *doc, const json_t 
 	t->limits.requests_per_second = t->requests_per_second;
 	t->limits.max_live_containers = t->max_live;
 	t->limits.shadow = t->limits_mode && strcmp(t->limits_mode, "shadow") == 0;
+	t->limits.gb_minutes_per_day = t->budget_day;
+	t->limits.gb_minutes_per_month = t->budget_month;
+	t->limits.budget_shadow = t->budget_mode && strcmp(t->budget_mode, "shadow") == 0;
 
 	json_array_foreach(t->key_digests, i, v)
 	{

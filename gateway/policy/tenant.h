@@ -64,12 +64,17 @@ const struct tenant *tenants_by_cert(const struct tenants *t, const char *subjec
 const char *tenant_name(const struct tenant *t);
 const struct policy *tenant_policy(const struct tenant *t);
 
-/* Limits per tenant; 0 means none. shadow: over a limit is only audited. */
+/* Limits per tenant; 0 means none. shadow: over a limit is only audited.
+ * The budget is container memory times time, in GB-minutes, per UTC day
+ * and per UTC month (budget.*). */
 struct tenant_limits {
 	long long creates_per_minute;
 	long long requests_per_second;
 	long long max_live_containers;
 	int shadow;
+	long long gb_minutes_per_day;
+	long long gb_minutes_per_month;
+	int budget_shadow;
 };
 const struct tenant_limits *tenant_limits(const struct tenant *t);
 
