@@ -112,7 +112,7 @@ sanitize:
 # The tests whose gateway runs several threads (workers, the audit sync
 # thread, the checkpoint shipping thread), against a ThreadSanitizer build
 # of it: a data race fails them.
-TSAN_TESTS := it_workers it_lifecycle it_tenants it_audit it_tlog it_stream
+TSAN_TESTS := it_workers it_lifecycle it_tenants it_audit it_tlog it_stream it_telemetry
 tsan: $(STUB_BIN) $(TSAN_TESTS:%=$(BUILD)/tests/%)
 	$(MAKE) BUILD=build/tsan CFLAGS='-O1 -g -fsanitize=thread' build/tsan/gateway
 	@set -e; for t in $(TSAN_TESTS); do \

@@ -20,6 +20,7 @@ static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 #define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
 struct request_series {
+	char tenant[LABEL_MAX]; /* "" for the organization */
 	char route[LABEL_MAX];
 	char decision[16];
 	int status;
@@ -29,6 +30,13 @@ struct request_series {
 struct denial_series {
 	char rule[LABEL_MAX];
 	unsigned long long n;
+};
+
+/* Tenants are few and named by the policy; past TENANT_SERIES, "other". */
+#define TENANT_SERIES 256
+struct tenant_series {
+	char tenant[LABEL_MAX];
+	unsigned long long gb_minutes;
 };
 
 struct histogram {
@@ -45,6 +53,8 @@ struct metrics {
 	size_t nreq;
 	struct denial_series deny[DENIAL_SERIES + 1];
 	size_t ndeny;
+	struct tenant_series tenants[TENANT_SERIES + 1];
+	size_t ntenants;
 	struct histogram request_latency, upstream_latency;
 	unsigned long long violations;
 	unsigned long long events[METRICS_NEVENTS];
@@ -63,6 +73,8 @@ metrics_new(void)
 	snprintf(m->req[REQUEST_SERIES].route, LABEL_MAX, "other");
 	snprintf(m->req[REQUEST_SERIES].decision, sizeof(m->req[0].decision), "other");
 	snprintf(m->deny[DENIAL_SERIES].rule, LABEL_MAX, "other");
+	snprintf(m->tenants[TENANT_SERIES].tenant, LABEL_MAX, "other");
+	snprintf(m->req[REQUEST_SERIES].tenant, LABEL_MAX, "other");
 	return m;
 }
 
@@ -119,7 +131,8 @@ observe(struct histogram *h, double seconds)
 }
 
 static struct request_series *
-request_series(struct metrics *m, const char *route, const char *decision, int status)
+request_series(struct metrics *m, const char *tenant, const char *route, const char *decision,
+               int status)
 {
 	struct request_series *s;
 	size_t i;
@@ -127,13 +140,14 @@ request_series(struct metrics *m, const char *route, const char *decision, int s
 	for (i = 0; i < m->nreq; i++) {
 		s = &m->req[i];
 		if (s->status == status && strcmp(s->route, route) == 0 &&
-		    strcmp(s->decision, decision) == 0)
+		    strcmp(s->decision, decision) == 0 && strcmp(s->tenant, tenant) == 0)
 			return s;
 	}
 	if (m->nreq == REQUEST_SERIES || strlen(route) >= LABEL_MAX ||
-	    strlen(decision) >= sizeof(s->decision))
+	    strlen(decision) >= sizeof(s->decision) || strlen(tenant) >= LABEL_MAX)
 		return &m->req[REQUEST_SERIES];
 	s = &m->req[m->nreq++];
+	snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
 	snprintf(s->route, sizeof(s->route), "%s", route);
 	snprintf(s->decision, sizeof(s->decision), "%s", decision);
 	s->status = status;
@@ -156,6 +170,20 @@ denial_series(struct metrics *m, const char *rule)
 	return s;
 }
 
+static struct tenant_series *
+tenant_series(struct metrics *m, const char *tenant)
+{
+	size_t i;
+
+	for (i = 0; i < m->ntenants; i++)
+		if (strcmp(m->tenants[i].tenant, tenant) == 0)
+			return &m->tenants[i];
+	if (m->ntenants == TENANT_SERIES || strlen(tenant) >= LABEL_MAX)
+		return &m->tenants[TENANT_SERIES];
+	snprintf(m->tenants[m->ntenants].tenant, LABEL_MAX, "%s", tenant);
+	return &m->tenants[m->ntenants++];
+}
+
 void
 metrics_request(struct metrics *m, const struct audit_event *ev)
 {
@@ -164,7 +192,12 @@ metrics_request(struct metrics *m, const struct audit_event *ev)
 	if (m == NULL)
 		return;
 	pthread_mutex_lock(&m->mu);
-	request_series(m, ev->operation ? ev->operation : "unknown", decision, ev->status)->n++;
+	request_series(m, ev->tenant ? ev->tenant : "", ev->operation ? ev->operation : "unknown",
+	               decision, ev->status)
+	        ->n++;
+	if (ev->charged && ev->status >= 200 && ev->status < 300)
+		tenant_series(m, ev->tenant ? ev->tenant : "")->gb_minutes +=
+		        (unsigned long long)ev->gb_minutes;
 	if (strcmp(decision, "deny") == 0 && (ev->status == 403 || ev->status == 429))
 		denial_series(m, ev->code ? ev->code : "unknown")->n++;
 	observe(&m->request_latency, ev->latency_ms / 1000.0);
@@ -292,7 +325,7 @@ metrics_render(struct metrics *m, const struct metrics_state *st, struct evbuffe
 static void
 render(const struct metrics *m, const struct metrics_state *st, struct out *o)
 {
-	char a[2 * LABEL_MAX], b[2 * LABEL_MAX];
+	char a[2 * LABEL_MAX], b[2 * LABEL_MAX], c[2 * LABEL_MAX];
 	size_t i;
 
 	head(o, "gateway_build_info", "gauge", "The gateway's version.");
@@ -302,7 +335,8 @@ render(const struct metrics *m, const struct metrics_state *st, struct out *o)
 	scalar(o, "gateway_ready", "gauge", "1 when /readyz answers 200, else 0.", st->ready);
 
 	head(o, "gateway_requests_total", "counter",
-	     "Requests answered, by route (the spec's operationId), decision and status.");
+	     "Requests answered, by route (the spec's operationId), decision, status and tenant "
+	     "(\"\" for the organization).");
 	for (i = 0; i <= REQUEST_SERIES; i++) {
 		const struct request_series *s = &m->req[i];
 
@@ -310,11 +344,21 @@ render(const struct metrics *m, const struct metrics_state *st, struct out *o)
 			continue;
 		if (i == REQUEST_SERIES && s->n == 0)
 			continue;
-		out_printf(
-		        o,
-		        "gateway_requests_total{route=\"%s\",decision=\"%s\",status=\"%d\"} %llu\n",
-		        escape(a, sizeof(a), s->route), escape(b, sizeof(b), s->decision),
-		        s->status, s->n);
+		out_printf(o,
+		           "gateway_requests_total{route=\"%s\",decision=\"%s\",status=\"%d\","
+		           "tenant=\"%s\"} %llu\n",
+		           escape(a, sizeof(a), s->route), escape(b, sizeof(b), s->decision),
+		           s->status, escape(c, sizeof(c), s->tenant), s->n);
+	}
+	head(o, "gateway_container_gb_minutes_total", "counter",
+	     "Container memory times minutes asked by allowed requests (what budgets count), by "
+	     "tenant.");
+	for (i = 0; i <= TENANT_SERIES; i++) {
+		if ((i >= m->ntenants && i < TENANT_SERIES) ||
+		    (i == TENANT_SERIES && m->tenants[i].gb_minutes == 0))
+			continue;
+		out_printf(o, "gateway_container_gb_minutes_total{tenant=\"%s\"} %llu\n",
+		           escape(a, sizeof(a), m->tenants[i].tenant), m->tenants[i].gb_minutes);
 	}
 	head(o, "gateway_policy_denials_total", "counter",
 	     "Requests the policy refused (403 and 429), by the rule that fired.");
@@ -351,6 +395,14 @@ render(const struct metrics *m, const struct metrics_state *st, struct out *o)
 	     "The policy in force: its version, as every audit record names it.");
 	out_printf(o, "gateway_policy_info{version=\"%s\"} 1\n",
 	           escape(a, sizeof(a), st->policy_version ? st->policy_version : ""));
+	scalar(o, "gateway_trace_spans_exported_total", "counter",
+	       "Spans the OTLP collector took (telemetry.otlp_url).", (double)st->spans_exported);
+	scalar(o, "gateway_trace_spans_dropped_total", "counter",
+	       "Spans dropped: the export queue was full, or the gateway stopped with the "
+	       "collector unreachable.",
+	       (double)st->spans_dropped);
+	scalar(o, "gateway_trace_batches_failed_total", "counter",
+	       "Batches of spans the collector did not take.", (double)st->span_batches_failed);
 	if (st->cert_not_after)
 		scalar(o, "gateway_tls_certificate_expiry_timestamp_seconds", "gauge",
 		       "When the listener's TLS certificate expires (Unix time).",

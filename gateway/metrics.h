@@ -52,8 +52,9 @@ struct metrics_state {
 	time_t started;             /* process start */
 	time_t last_reload_ok;      /* last successful load of config and policy */
 	const char *policy_version; /* the policy set in force (policyset.h) */
-	time_t cert_not_after;      /* the listener's certificate; 0: no TLS */
-	int ready;                  /* what /readyz says */
+	unsigned long long spans_exported, spans_dropped, span_batches_failed; /* otlp.h */
+	time_t cert_not_after; /* the listener's certificate; 0: no TLS */
+	int ready;             /* what /readyz says */
 };
 
 /* Appends every metric to out; -1 when memory runs out. */

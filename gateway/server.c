@@ -22,6 +22,7 @@
 #include "app/context.h"
 #include "app/front.h"
 #include "app/redis.h"
+#include "app/otlp.h"
 #include "app/snapshot.h"
 #include "app/store.h"
 #include "audit/audit.h"
@@ -68,6 +69,7 @@ struct server {
 	struct evconnlistener *listener;
 	struct admin *admin;
 	struct metrics *metrics;
+	struct otlp *otlp; /* main: spans to the collector; NULL: none */
 	struct event *sigint, *sigterm, *sighup, *sigusr1, *drain;
 	int draining, aborted;
 	long drain_waited_ms, abort_waited_ms;
@@ -136,6 +138,7 @@ on_request_done(void *arg, const struct audit_event *ev)
 	unsigned long failures = audit_failures(s->audit);
 
 	metrics_request(s->metrics, ev);
+	otlp_span(m->otlp, ev);
 	atomic_store(&m->audit_failing, failures != atomic_exchange(&m->audit_seen, failures));
 }
 
@@ -262,6 +265,14 @@ server_render_metrics(struct server *s, struct evbuffer *out)
 	st.started = s->started;
 	st.last_reload_ok = s->loaded;
 	st.policy_version = policyset_version(snapshot_policies(s->snap));
+	{
+		struct otlp_stats os;
+
+		otlp_stats(root(s)->otlp, &os);
+		st.spans_exported = os.exported;
+		st.spans_dropped = os.dropped;
+		st.span_batches_failed = os.failed_batches;
+	}
 	st.cert_not_after = tls_server_not_after(snapshot_tls(s->snap));
 	st.ready = server_ready(s, why, sizeof(why));
 	return metrics_render(s->metrics, &st, out);
@@ -417,6 +428,8 @@ warn_restart_only(const struct config *a, const struct config *b)
 	    a->upstream_insecure_skip_verify != b->upstream_insecure_skip_verify ||
 	    !same(a->upstream_pinned_pubkey, b->upstream_pinned_pubkey))
 		log_warn("reload: upstream settings changed; they take effect on restart");
+	if (!same(a->otlp_url, b->otlp_url) || !same(a->otlp_service_name, b->otlp_service_name))
+		log_warn("reload: telemetry settings changed; they take effect on restart");
 	if (!same(a->store_type, b->store_type) || !same(a->store_url, b->store_url) ||
 	    !same(a->store_on_unavailable, b->store_on_unavailable) ||
 	    a->store_timeout_ms != b->store_timeout_ms)
@@ -1189,6 +1202,16 @@ server_new(const char *config_path, struct errlist *errs)
 		errlist_add(errs, config_path, "store", "%s", e.message);
 		goto fail;
 	}
+	if (cfg_of(s)->otlp_url) {
+		struct otlp_settings os = {cfg_of(s)->otlp_url, cfg_of(s)->otlp_service_name,
+		                           (long)cfg_of(s)->otlp_timeout_ms,
+		                           (long)cfg_of(s)->otlp_flush_ms};
+
+		if ((s->otlp = otlp_new(&os, &e)) == NULL) {
+			errlist_add(errs, config_path, "telemetry", "%s", e.message);
+			goto fail;
+		}
+	}
 	if (serve_on_loop(s, errs) < 0)
 		goto fail;
 	/* Signals first: once the port listens, a client (or an orchestrator)
@@ -1311,6 +1334,8 @@ server_free(struct server *s)
 		event_free(s->sigusr1);
 	if (s->drain)
 		event_free(s->drain);
+	/* Spans of the last requests go out before the exit. */
+	otlp_free(s->otlp);
 	audit_free(s->audit);
 	if (s->pid_file) {
 		(void)unlink(s->pid_file);

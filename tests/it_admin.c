@@ -201,7 +201,7 @@ sample(json_t *m, const char *series)
 
 #define REQS(route, decision, status)                                                              \
 	"gateway_requests_total{route=\"" route "\",decision=\"" decision "\",status=\"" status    \
-	"\"}"
+	"\",tenant=\"\"}"
 
 static struct hx_resp *
 create(const struct hx_gw *gw, const char *body)

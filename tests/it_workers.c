@@ -71,7 +71,7 @@ Test(it_workers, connections_spread_over_the_workers_share_one_audit_chain)
 	cr_assert_eq(m->status, 200);
 	text = m->body;
 	cr_expect_eq(metric(text, "gateway_requests_total{route=\"CreateContainer\",decision="
-	                          "\"allow\",status=\"200\"}"),
+	                          "\"allow\",status=\"200\",tenant=\"\"}"),
 	             60, "%s", text);
 	/* 60 connections, 3 workers: the kernel's hash leaves none of them
 	 * out but for a chance of about 3 in 10^10. */

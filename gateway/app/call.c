@@ -25,7 +25,7 @@ static const char *const forwarded_headers[] = {"OpenAI-Organization", "OpenAI-P
  * (a beta's name, an idempotency key) carries no identity. */
 static const char *const passed_headers[] = {"OpenAI-Beta", "Idempotency-Key", NULL};
 
-#define MAX_UP_HEADERS 12
+#define MAX_UP_HEADERS 16
 #define HEADER_LINE    1024
 
 struct header_lines {
@@ -44,6 +44,18 @@ add_header(struct header_lines *h, const char *name, const char *value)
 	h->n++;
 }
 
+/* A tracestate passed on as it came: printable ASCII, at most 512 bytes
+ * (the specification's limit), read once (request_header is NULL for a
+ * longer one). */
+static int
+tracestate_ok(const char *v)
+{
+	for (; *v; v++)
+		if (*v < 0x20 || *v > 0x7e)
+			return 0;
+	return 1;
+}
+
 /* Builds the upstream's header lines; they may hold the client's key, so
  * the caller wipes them once the call has copied them. The key is the
  * one authentication identified, written canonically. */
@@ -53,7 +65,7 @@ upstream_headers(const struct request *r, struct header_lines *h, int json_body,
 {
 	const char *upstream_key = r->cfg->upstream_api_key;
 	int gateway_keys = strcmp(r->cfg->auth_mode, "gateway_keys") == 0;
-	char value[HEADER_LINE - 64];
+	char value[HEADER_LINE - 64], trace[TRACE_HEADER + 1];
 	size_t i;
 
 	h->n = 0;
@@ -92,6 +104,12 @@ upstream_headers(const struct request *r, struct header_lines *h, int json_body,
 	           request_header(r, "Accept", value, sizeof(value)) ? value : "application/json");
 	add_header(h, "User-Agent", "containers-gateway/" GW_VERSION);
 	add_header(h, "X-Gateway-Request-Id", r->id);
+	/* The upstream's spans, if it keeps any, hang off the gateway's. */
+	trace_header(&r->trace, trace);
+	add_header(h, "traceparent", trace);
+	if (r->trace.parent_id[0] && request_header(r, "tracestate", value, 513) &&
+	    tracestate_ok(value))
+		add_header(h, "tracestate", value);
 	/* An upload's own Content-Type carries the boundary its body uses. */
 	if (content_type)
 		add_header(h, "Content-Type", content_type);

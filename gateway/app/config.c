@@ -104,6 +104,11 @@ static const struct confkey config_keys[] = {
         {"store.ca_file", CT_STRING, K(store_ca_file), NULL},
         {"store.cert_file", CT_STRING, K(store_cert_file), NULL},
         {"store.key_file", CT_STRING, K(store_key_file), NULL},
+        {"telemetry.otlp_url", CT_STRING, K(otlp_url), NULL},
+        {"telemetry.service_name", CT_STRING, K(otlp_service_name), "containers-gateway"},
+        {"telemetry.timeout_ms", CT_INT, K(otlp_timeout_ms), .def_int = 5000, .min = 1,
+         .max = 60000},
+        {"telemetry.flush_ms", CT_INT, K(otlp_flush_ms), .def_int = 1000, .min = 10, .max = 60000},
         {"pricing.session_minutes", CT_INT, K(session_minutes), .def_int = 20, .min = 1,
          .max = 1440},
         {"pricing.per_session_usd", CT_JSON, K(prices_doc),
@@ -370,6 +375,11 @@ config_load(const char *path, struct errlist *errs)
 	check_audit_anchors(c, errs);
 	check_upstream_id(c->upstream_project, path, "upstream.project", errs);
 	check_prices(c, path, errs);
+	if (c->otlp_url && strncmp(c->otlp_url, "http://", 7) != 0 &&
+	    strncmp(c->otlp_url, "https://", 8) != 0)
+		errlist_add(errs, path, "telemetry.otlp_url",
+		            "must be an http:// or https:// URL, such as "
+		            "http://collector:4318/v1/traces");
 
 	dir = strdup(path);
 	if (dir == NULL)

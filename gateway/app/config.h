@@ -94,6 +94,11 @@ struct config {
 	 * price per session for each memory size, in the order 1g, 4g, 16g,
 	 * 64g; for budgets and the audit record's estimate. */
 	long long session_minutes;
+
+	/* Tracing (telemetry.*): where spans go over OTLP/HTTP; NULL: nowhere. */
+	char *otlp_url;
+	char *otlp_service_name;
+	long long otlp_timeout_ms, otlp_flush_ms;
 	json_t *prices_doc;
 	double session_usd[4];
 };

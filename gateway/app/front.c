@@ -697,6 +697,15 @@ on_error(void *ctx, const struct err *e)
 static int
 on_head(void *ctx)
 {
+	struct request *r = ctx;
+	const struct httpmsg_head *h = &r->http->head;
+	const char *tp = NULL;
+	size_t len = 0;
+
+	/* Two traceparents could be read either way: neither is followed. */
+	if (httpmsg_header_count(h, "traceparent") == 1)
+		tp = httpmsg_header(h, "traceparent", &len);
+	trace_start(&r->trace, tp, len);
 	return route(ctx);
 }
 

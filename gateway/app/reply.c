@@ -35,6 +35,10 @@ describe(struct request *r, struct audit_event *ev, int status, const char *deci
 	}
 	memset(ev, 0, sizeof(*ev));
 	ev->request_id = r->id;
+	ev->trace_id = r->trace.trace_id;
+	ev->span_id = r->trace.span_id;
+	ev->parent_span_id = r->trace.parent_id;
+	ev->sampled = r->trace.sampled;
 	ev->tenant = r->tenant ? tenant_name(r->tenant) : NULL;
 	ev->upstream_request_id = rec->upstream_request_id[0] ? rec->upstream_request_id : NULL;
 	ev->credential = r->credential[0] ? r->credential : NULL;

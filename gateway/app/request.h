@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "http/trace.h"
 #include "lib/err.h"
 #include "policy/check.h"
 
@@ -69,6 +70,7 @@ struct request {
 	struct snapshot *snap;    /* a reference: the config and policy it started under */
 	const struct config *cfg; /* snap's */
 	char id[40];
+	struct trace_context trace; /* W3C trace context: the client's, or a new one */
 
 	/* Who is asking and under which rules: the tenant its key or
 	 * certificate names (NULL: the organization), and that tenant's

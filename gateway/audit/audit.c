@@ -1288,6 +1288,8 @@ who_and_what(struct jsonbuf *b, const struct audit_event *ev)
 {
 	field(b, "request_id", ev->request_id);
 	field(b, "upstream_request_id", ev->upstream_request_id);
+	field(b, "trace_id", ev->trace_id);
+	field(b, "span_id", ev->span_id);
 	field(b, "client", ev->client);
 	field(b, "tenant", ev->tenant);
 	field(b, "credential", ev->credential);

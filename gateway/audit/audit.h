@@ -75,6 +75,13 @@ void audit_free(struct audit *a);
 struct audit_event {
 	const char *request_id;
 	const char *upstream_request_id;
+	/* The W3C trace the request belongs to, the gateway's span in it and
+	 * the client's span it hangs off ("" when none); sampled: whether the
+	 * client wants it traced. */
+	const char *trace_id;
+	const char *span_id;
+	const char *parent_span_id;
+	int sampled;
 	const char *tenant;         /* NULL: the organization */
 	const char *credential;     /* "key:sha256:<prefix>" or "cert:sha256:<hex>" */
 	const char *policy_version; /* policyset_version of the rules that decided */

@@ -1,0 +1,88 @@
+#include "http/trace.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/hex.h"
+
+/* n lower-case hex digits, not all zeros. */
+static int
+id_ok(const char *s, size_t n)
+{
+	int nonzero = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+		nonzero |= s[i] != '0';
+	}
+	return nonzero;
+}
+
+static int
+hex2(const char *s)
+{
+	return ((s[0] >= '0' && s[0] <= '9') || (s[0] >= 'a' && s[0] <= 'f')) &&
+	       ((s[1] >= '0' && s[1] <= '9') || (s[1] >= 'a' && s[1] <= 'f'));
+}
+
+static int
+flag_bits(const char *s)
+{
+	int hi = s[0] <= '9' ? s[0] - '0' : s[0] - 'a' + 10;
+	int lo = s[1] <= '9' ? s[1] - '0' : s[1] - 'a' + 10;
+
+	return hi * 16 + lo;
+}
+
+int
+trace_parse(const char *v, size_t len, struct trace_context *t)
+{
+	if (v == NULL || len < TRACE_HEADER || !hex2(v) || memcmp(v, "ff", 2) == 0 || v[2] != '-' ||
+	    v[35] != '-' || v[52] != '-' || !hex2(v + 53))
+		return -1;
+	/* Version 00 is exactly this long; a later one may carry more, after
+	 * a dash. */
+	if (memcmp(v, "00", 2) == 0 ? len != TRACE_HEADER
+	                            : len > TRACE_HEADER && v[TRACE_HEADER] != '-')
+		return -1;
+	if (!id_ok(v + 3, TRACE_ID_HEX) || !id_ok(v + 36, TRACE_SPAN_HEX))
+		return -1;
+	memcpy(t->trace_id, v + 3, TRACE_ID_HEX);
+	t->trace_id[TRACE_ID_HEX] = '\0';
+	memcpy(t->parent_id, v + 36, TRACE_SPAN_HEX);
+	t->parent_id[TRACE_SPAN_HEX] = '\0';
+	t->sampled = flag_bits(v + 53) & 1;
+	return 0;
+}
+
+/* n random bytes as hex, never all zeros. */
+static void
+random_id(char *dst, size_t n)
+{
+	unsigned char b[16] = {0};
+
+	if (RAND_bytes(b, (int)n) != 1 || b[0] == 0)
+		b[0] |= 1; /* never all zeros; a failed RAND still yields a valid id */
+	hex_encode(b, n, dst);
+}
+
+void
+trace_start(struct trace_context *t, const char *value, size_t len)
+{
+	memset(t, 0, sizeof(*t));
+	if (trace_parse(value, len, t) < 0) {
+		memset(t, 0, sizeof(*t));
+		random_id(t->trace_id, TRACE_ID_HEX / 2);
+		t->sampled = 1;
+	}
+	random_id(t->span_id, TRACE_SPAN_HEX / 2);
+}
+
+void
+trace_header(const struct trace_context *t, char dst[TRACE_HEADER + 1])
+{
+	snprintf(dst, TRACE_HEADER + 1, "00-%s-%s-%02x", t->trace_id, t->span_id, t->sampled);
+}
