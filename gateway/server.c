@@ -1036,6 +1036,9 @@ add_workers(struct server *s, struct errlist *errs)
 {
 	size_t n = (size_t)cfg_of(s)->workers - 1;
 
+	if (cfg_of(s)->workers_auto)
+		log_info("workers \"auto\": %lld event loops, one per core this process may use",
+		         cfg_of(s)->workers);
 	if (n == 0)
 		return 0;
 	metrics_workers(s->metrics, n + 1);

@@ -447,3 +447,40 @@ Test(it_cli, a_relative_value_file_is_found_beside_the_policy)
 	             0, "%s%s", hx_read_file(p->out_path, NULL), hx_read_file(p->err_path, NULL));
 	cr_expect_null(strstr(hx_read_file(p->out_path, NULL), "file-SECRET-8812"));
 }
+
+/* workers: "auto" is one event loop per core this process may use: under
+ * taskset with one core, one; a word other than "auto" is refused. */
+Test(it_cli, workers_auto_follows_the_cores_the_process_may_use)
+{
+	struct hx_proc *p;
+	const char *argv[8];
+	char bin[4096];
+
+	cr_assert_not_null(realpath(hx_gw_bin(), bin));
+	hx_write_file(
+	        hx_path("auto.json"),
+	        hx_fmt("{\"listen\":\"127.0.0.1:%d\",\"workers\":\"auto\",\"audit\":{"
+	               "\"path\":\"-\"},\"store\":{\"path\":\"\"},\"policy_file\":\"p.json\"}",
+	               hx_free_port()));
+	hx_write_file(hx_path("p.json"), "{}");
+	hx_write_file(hx_path("bad.json"), "{\"workers\":\"many\",\"policy_file\":\"p.json\"}");
+	cr_expect_eq(run("auto-check",
+	                 (const char *[]){"--config", hx_path("auto.json"), "--check", NULL}, &p),
+	             0, "%s", hx_read_file(p->err_path, NULL));
+	cr_expect_eq(run("bad-check",
+	                 (const char *[]){"--config", hx_path("bad.json"), "--check", NULL}, &p),
+	             1);
+	cr_expect_not_null(strstr(hx_read_file(p->err_path, NULL), "workers: must be a number"));
+	/* Served under taskset on one core: one loop, and the log says so. */
+	argv[0] = "/usr/bin/taskset";
+	argv[1] = "-c";
+	argv[2] = "0";
+	argv[3] = bin;
+	argv[4] = "--config";
+	argv[5] = hx_path("auto.json");
+	argv[6] = NULL;
+	p = hx_proc_start("auto-serve", argv);
+	cr_expect(hx_wait_contains(p->err_path, "workers \\\"auto\\\": 1 event loops", 5000), "%s",
+	          hx_read_file(p->err_path, NULL));
+	hx_proc_stop(p);
+}

@@ -1,6 +1,9 @@
+/* sched_getaffinity and CPU_COUNT, for workers: "auto". */
+#define _GNU_SOURCE /* NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp) */
 #include "app/config.h"
 
 #include <jansson.h>
+#include <sched.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -87,7 +90,7 @@ static const struct confkey config_keys[] = {
         {"shutdown_grace_ms", CT_INT, K(shutdown_grace_ms), .def_int = 10000, .min = 0,
          .max = 3600000},
         {"limits.max_inflight", CT_INT, K(max_inflight), .def_int = 4096, .min = 1, .max = 1000000},
-        {"workers", CT_INT, K(workers), .def_int = 1, .min = 1, .max = 64},
+        {"workers", CT_JSON, K(workers_doc), NULL}, /* absent: 1 */
         {"auth.mode", CT_ENUM, K(auth_mode), "passthrough", .enumv = auth_modes},
         {"upstream.api_key_env", CT_STRING, K(upstream_api_key_env), NULL},
         {"upstream.api_key_file", CT_STRING, K(upstream_api_key_file), NULL},
@@ -294,6 +297,54 @@ check_upstream_id(const char *v, const char *file, const char *key, struct errli
 		errlist_add(errs, file, key, "%s", UPSTREAM_ID_RULE);
 }
 
+/* The cores this process may run on: those its affinity mask allows, and
+ * no more than its cgroup's CPU quota (cpu.max, as a container's CPU limit
+ * sets it), rounded up. */
+static long long
+usable_cores(void)
+{
+	cpu_set_t set;
+	long long n = 1, quota, period;
+	char line[64], *end;
+	FILE *f;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	/* "max 100000" (no quota) or "200000 100000" (two cores' worth). */
+	f = fopen("/sys/fs/cgroup/cpu.max", "r");
+	if (f && fgets(line, sizeof(line), f)) {
+		quota = strtoll(line, &end, 10);
+		period = end != line ? strtoll(end, NULL, 10) : 0;
+		if (quota > 0 && period > 0 && (quota + period - 1) / period < n)
+			n = (quota + period - 1) / period;
+	}
+	if (f)
+		fclose(f);
+	return n < 1 ? 1 : n > 64 ? 64 : n;
+}
+
+/* workers: a number from 1 to 64, or "auto": one per usable core. */
+static void
+check_workers(struct config *c, const char *file, struct errlist *errs)
+{
+	const json_t *w = c->workers_doc;
+
+	if (w == NULL) {
+		c->workers = 1;
+	} else if (json_is_string(w) && strcmp(json_string_value(w), "auto") == 0) {
+		c->workers = usable_cores();
+		c->workers_auto = 1;
+	} else if (json_is_integer(w) && json_integer_value(w) >= 1 &&
+	           json_integer_value(w) <= 64) {
+		c->workers = json_integer_value(w);
+	} else {
+		errlist_add(errs, file, "workers",
+		            "must be a number from 1 to 64, or \"auto\" (one per core this process "
+		            "may use)");
+		c->workers = 1;
+	}
+}
+
 /* pricing.per_session_usd: a price for each memory size the API has. */
 static void
 check_prices(struct config *c, const char *file, struct errlist *errs)
@@ -375,6 +426,7 @@ config_load(const char *path, struct errlist *errs)
 	check_audit_anchors(c, errs);
 	check_upstream_id(c->upstream_project, path, "upstream.project", errs);
 	check_prices(c, path, errs);
+	check_workers(c, path, errs);
 	if (c->otlp_url && strncmp(c->otlp_url, "http://", 7) != 0 &&
 	    strncmp(c->otlp_url, "https://", 8) != 0)
 		errlist_add(errs, path, "telemetry.otlp_url",

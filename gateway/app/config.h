@@ -68,7 +68,9 @@ struct config {
 	char *pid_file;
 	long long shutdown_grace_ms;
 	long long max_inflight;
-	long long workers; /* event loops, each on its own thread */
+	long long workers;   /* event loops, each on its own thread */
+	json_t *workers_doc; /* as written: a number or "auto" */
+	int workers_auto;    /* "auto": one per usable core */
 
 	char *auth_mode; /* "passthrough" or "gateway_keys" */
 	char *upstream_api_key_env;
