@@ -76,7 +76,9 @@ struct audit_event {
 	const char *request_id;
 	const char *upstream_request_id;
 	const char *tenant;         /* NULL: the organization */
-	const char *credential;     /* "key:sha256:<prefix>" or "cert:sha256:<hex>" */
+	const char *credential;     /* "key:sha256:<prefix>", "cert:sha256:<hex>" or
+	                               "jwt:<iss>#<kid>" */
+	const json_t *person;       /* a token's {"sub", ...}; NULL: unknown */
 	const char *policy_version; /* policyset_version of the rules that decided */
 	const char *client;
 	const char *method;
