@@ -309,10 +309,14 @@ Test(it_readme, identity_example_names_the_tenant_and_the_person)
 	aud = hx_fmt("%s", hx_str(jwt, "audience"));
 	hx_write_file(hx_path("idp-policy.json"), heredoc(block, "idp-policy.json"));
 	setenv("OPENAI_API_KEY", ORG_KEY, 1);
-	gw = hx_gw_prepare(NULL, json_dumps(cfg, 0));
+	t = json_dumps(cfg, 0);
+	gw = hx_gw_prepare(NULL, t);
+	free(t);
 	json_object_set_new(json_object_get(json_object_get(gw->config, "auth"), "jwt"), "jwks_url",
 	                    json_string(hx_fmt("%s%s", gw->stub->url, jwks_path)));
-	hx_write_file(gw->config_path, json_dumps(gw->config, 0));
+	t = json_dumps(gw->config, 0);
+	hx_write_file(gw->config_path, t);
+	free(t);
 	t = jm_jwks(jm_jwk(key, "idp-key-1"), NULL);
 	hx_stub_next(hx_fmt("{\"match\":\"%s\",\"json\":%s,\"repeat\":100}", jwks_path, t));
 	free(t);
