@@ -360,7 +360,7 @@ jwt_keys_skipped(const struct jwt_keys *keys)
 static const struct jwt_key *
 find_key(const struct jwt_keys *keys, const char *kid)
 {
-	struct jwt_key want;
+	struct jwt_key want = {0};
 
 	if (keys == NULL || strlen(kid) > JWT_KID_MAX)
 		return NULL;
