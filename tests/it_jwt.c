@@ -472,10 +472,13 @@ Test(it_jwt, jwks_url_is_fetched_off_the_request_path_and_again_for_a_new_kid)
 	struct hx_resp *r;
 	json_t *reqs, *q, *jwt;
 	size_t i, fetches = 0;
+	int admin;
 
 	make_keys();
 	/* The upstream's stub is the provider too. */
 	gw = prepare("gateway_keys", "\"refresh_ms\":600000");
+	admin = hx_free_port();
+	json_object_set_new(gw->config, "admin_listen", json_string(hx_fmt("127.0.0.1:%d", admin)));
 	jwt = json_object_get(json_object_get(gw->config, "auth"), "jwt");
 	json_object_set_new(jwt, "jwks_url", json_string(hx_fmt("%s" JWKS_URI, gw->stub->url)));
 	write_config(gw);
@@ -483,11 +486,19 @@ Test(it_jwt, jwks_url_is_fetched_off_the_request_path_and_again_for_a_new_kid)
 	                    "{\"match\":\"" JWKS_URI "\",\"json\":%s,\"repeat\":1000}]",
 	                    jwks(0)));
 	hx_gw_launch(gw);
-	/* Two failures: about 3 s before the keys are in. */
+	/* Two failures: about 3 s before the keys are in. Keys work meanwhile;
+	 * tokens wait, and readiness says why. */
 	r = call(gw, RS256(0), NULL);
 	cr_expect_eq(r->status, 503, "%s", r->body);
 	cr_expect_str_eq(code_of(r), "jwks_unavailable");
+	r = call(gw, TEAM_KEY, NULL);
+	cr_expect_eq(r->status, 200, "%s", r->body);
+	r = hx_http("GET", hx_fmt("http://127.0.0.1:%d/readyz", admin), NULL, NULL, 0);
+	cr_expect_eq(r->status, 503, "%s", r->body);
+	cr_expect_not_null(strstr(r->body, "auth.jwt.jwks_url"), "%s", r->body);
 	cr_assert_eq(until_taken(gw, RS256(0), 15000), 200);
+	r = hx_http("GET", hx_fmt("http://127.0.0.1:%d/readyz", admin), NULL, NULL, 0);
+	cr_expect_eq(r->status, 200, "%s", r->body);
 
 	/* The provider adds the EC key; the first token naming it is refused
 	 * and brings the new set. */
