@@ -110,9 +110,10 @@ sanitize:
 	GW_SANITIZED=1 $(MAKE) BUILD=build/san SAN=1 CFLAGS='-O1 -g' test-run
 
 # The tests whose gateway runs several threads (workers, the audit sync
-# thread, the checkpoint shipping thread), against a ThreadSanitizer build
-# of it: a data race fails them.
-TSAN_TESTS := it_workers it_lifecycle it_tenants it_audit it_tlog it_stream it_telemetry
+# thread, the checkpoint shipping thread, the span exporting thread, the
+# identity provider's keys the workers share), against a ThreadSanitizer
+# build of it: a data race fails them.
+TSAN_TESTS := it_workers it_lifecycle it_tenants it_audit it_tlog it_stream it_telemetry it_jwt
 tsan: $(STUB_BIN) $(TSAN_TESTS:%=$(BUILD)/tests/%)
 	$(MAKE) BUILD=build/tsan CFLAGS='-O1 -g -fsanitize=thread' build/tsan/gateway
 	@set -e; for t in $(TSAN_TESTS); do \

@@ -21,6 +21,7 @@
 #include "app/config.h"
 #include "app/context.h"
 #include "app/front.h"
+#include "app/jwks.h"
 #include "app/redis.h"
 #include "app/otlp.h"
 #include "app/snapshot.h"
@@ -33,6 +34,7 @@
 #include "lib/log.h"
 #include "lib/secmem.h"
 #include "metrics.h"
+#include "policy/jwt.h"
 #include "policy/policyset.h"
 
 /* Connections past limits.max_connections that are still read far enough
@@ -61,6 +63,7 @@ struct server {
 	struct upstream *upstream;
 	struct store *store;
 	struct audit *audit;      /* a worker borrows the main loop's */
+	struct jwks *jwks;        /* main: the identity provider's keys */
 	unsigned long audit_lost; /* records lost by audit logs since reopened */
 	atomic_ulong audit_seen;  /* audit_failures() after the last record */
 	atomic_int audit_failing; /* the last record could not be written */
@@ -152,6 +155,7 @@ serve_on_loop(struct server *s, struct errlist *errs)
 	config_conn_limits(cfg_of(s), &limits);
 	s->ctx = context_new(s->base, s->upstream, s->store, s->audit, s->snap, &root(s)->inflight);
 	if (s->ctx) {
+		s->ctx->jwks = root(s)->jwks;
 		s->ctx->done = on_request_done;
 		s->ctx->done_arg = s;
 		s->conns = conn_loop_new(s->base, &front_handler, s->ctx, &limits);
@@ -247,6 +251,8 @@ server_ready(struct server *s, char *why, size_t n)
 		NOT_READY("%s", reason);
 	if (s->store && !store_reachable(s->store))
 		NOT_READY("the %s store is unreachable", cfg_of(s)->store_type);
+	if (!jwks_ready(root(s)->jwks))
+		NOT_READY("the identity provider's keys (auth.jwt.jwks_url) are not fetched yet");
 #undef NOT_READY
 	return ready;
 }
@@ -488,6 +494,7 @@ reload(struct server *s)
 	struct policyset *policy = NULL;
 	struct tls_server *tls = NULL;
 	struct audit *audit = NULL;
+	struct jwt_keys *keys = NULL;
 	const char *was = policyset_version(snapshot_policies(s->snap));
 	char why[300];
 	struct err e;
@@ -508,6 +515,10 @@ reload(struct server *s)
 	if (cfg->admin_listen)
 		(void)admin_check_addr(cfg->admin_listen, cfg->file, errs);
 	check_pin(cfg, errs);
+	/* A jwks_file is read again with the rest; a jwks_url is fetched
+	 * once this configuration is in force. */
+	if (cfg->jwt && cfg->jwt_jwks_file)
+		keys = jwks_read_file(cfg->jwt_jwks_file, cfg->file, errs);
 	if (errs->n + errs->dropped > 0 || policy == NULL)
 		goto fail;
 	if (!same(cfg->audit_path, old->audit_path) && s->nworkers > 0) {
@@ -545,6 +556,8 @@ reload(struct server *s)
 	}
 	(void)audit_reload(s->audit, cfg->file, was, policyset_version(policy), NULL);
 	take_snapshot(s, snap);
+	if (jwks_configure(s->jwks, cfg, keys, errs) < 0)
+		log_error("reload: %s", errs->msg[0]);
 	for (i = 0; i < s->nworkers; i++)
 		hand_snapshot(s->workers[i], snap);
 	snapshot_release(snap); /* the server and the workers hold theirs */
@@ -566,6 +579,7 @@ fail:
 	metrics_count(s->metrics, METRICS_RELOAD_FAILED);
 	audit_free(audit);
 	tls_server_free(tls);
+	jwt_keys_free(keys);
 	if (snap == NULL) {
 		policyset_free(policy);
 		config_free(cfg);
@@ -711,6 +725,8 @@ server_check(const char *config_path, int online, struct errlist *errs)
 	check_writable(cfg, cfg->pid_file, "pid_file", 0, errs);
 	if (strcmp(cfg->store_type, "memory") == 0)
 		check_writable(cfg, cfg->store_path, "store.path", 1, errs);
+	if (cfg->jwt && cfg->jwt_jwks_file)
+		jwt_keys_free(jwks_read_file(cfg->jwt_jwks_file, cfg->file, errs));
 	if (cfg->audit_signing_key_file) {
 		signer = note_key_load(cfg->audit_signing_key_file, 1, NULL, &why);
 		if (signer == NULL)
@@ -1215,6 +1231,19 @@ server_new(const char *config_path, struct errlist *errs)
 			goto fail;
 		}
 	}
+	/* A jwks_file must load to start; a jwks_url is fetched from now on,
+	 * and tokens wait for it (503) while requests with keys are served. */
+	s->jwks = jwks_new(s->base, config_path, errs);
+	if (s->jwks == NULL)
+		goto fail;
+	if (cfg_of(s)->jwt && cfg_of(s)->jwt_jwks_file) {
+		struct jwt_keys *keys = jwks_read_file(cfg_of(s)->jwt_jwks_file, config_path, errs);
+
+		if (keys == NULL || jwks_configure(s->jwks, cfg_of(s), keys, errs) < 0)
+			goto fail;
+	} else if (jwks_configure(s->jwks, cfg_of(s), NULL, errs) < 0) {
+		goto fail;
+	}
 	if (serve_on_loop(s, errs) < 0)
 		goto fail;
 	/* Signals first: once the port listens, a client (or an orchestrator)
@@ -1339,6 +1368,7 @@ server_free(struct server *s)
 		event_free(s->drain);
 	/* Spans of the last requests go out before the exit. */
 	otlp_free(s->otlp);
+	jwks_free(s->jwks);
 	audit_free(s->audit);
 	if (s->pid_file) {
 		(void)unlink(s->pid_file);

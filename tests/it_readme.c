@@ -8,9 +8,11 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "jwtmint.h"
 
 TestSuite(it_readme, .init = hx_init, .fini = hx_fini, .timeout = 60);
 
@@ -284,4 +286,65 @@ Test(it_readme, mtls_in_gateway_keys_mode_sends_the_organizations_key)
 	recs = hx_audit_wait(gw, 2, 5000);
 	cr_expect_str_eq(hx_str(json_array_get(recs, 0), "tenant"), "data-team");
 	cr_expect_eq(json_integer_value(json_object_get(json_array_get(recs, 1), "status")), 401);
+}
+
+/* Identity: the heredocs' policy and config, with jwks_url pointed at the
+ * stand-in provider (the stub serves the JWKS), and the curl with a token
+ * the provider would issue: refused as shown, and recorded with the
+ * tenant, the person and the credential the README names. */
+Test(it_readme, identity_example_names_the_tenant_and_the_person)
+{
+	const char *text = section("### Identity");
+	const char *block = sh_block(text, "idp.json"), *cmds[4], *jwks_path = "/idp/jwks.json";
+	json_t *cfg = hx_json(heredoc(block, "idp.json")), *jwt, *recs, *rec;
+	EVP_PKEY *key = jm_keygen("EC");
+	long long now = (long long)time(NULL);
+	const char *iss, *aud, *token;
+	struct hx_gw *gw;
+	char *t;
+
+	cr_assert_not_null(strstr(block, "build/gateway --config idp.json"));
+	jwt = json_object_get(json_object_get(cfg, "auth"), "jwt");
+	iss = hx_fmt("%s", hx_str(jwt, "issuer"));
+	aud = hx_fmt("%s", hx_str(jwt, "audience"));
+	hx_write_file(hx_path("idp-policy.json"), heredoc(block, "idp-policy.json"));
+	setenv("OPENAI_API_KEY", ORG_KEY, 1);
+	t = json_dumps(cfg, 0);
+	gw = hx_gw_prepare(NULL, t);
+	free(t);
+	json_object_set_new(json_object_get(json_object_get(gw->config, "auth"), "jwt"), "jwks_url",
+	                    json_string(hx_fmt("%s%s", gw->stub->url, jwks_path)));
+	t = json_dumps(gw->config, 0);
+	hx_write_file(gw->config_path, t);
+	free(t);
+	t = jm_jwks(jm_jwk(key, "idp-key-1"), NULL);
+	hx_stub_next(hx_fmt("{\"match\":\"%s\",\"json\":%s,\"repeat\":100}", jwks_path, t));
+	free(t);
+	hx_gw_launch(gw);
+
+	t = jm_sign("{\"alg\":\"ES256\",\"kid\":\"idp-key-1\",\"typ\":\"JWT\"}",
+	            hx_fmt("{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"u-4821\","
+	                   "\"email\":\"dana@example.com\",\"groups\":[\"data-engineers\"],"
+	                   "\"iat\":%lld,\"exp\":%lld}",
+	                   iss, aud, now, now + 600),
+	            key, "ES256", NULL, 0);
+	token = hx_fmt("%s", t);
+	free(t);
+	setenv("TOKEN", token, 1);
+	cr_assert_eq(commands(block, "curl ", cmds, 4), 1);
+	/* The first fetch of the keys is under way as the gateway starts. */
+	cr_assert(hx_wait_contains(gw->err_path, "key(s) in force", 5000), "%s",
+	          hx_read_file(gw->err_path, NULL));
+	expect_error(
+	        run("token", replace(cmds[0], "127.0.0.1:8080", hx_fmt("127.0.0.1:%d", gw->port))),
+	        shown_answer(block, "memory_limit\": \"4g\"}'"));
+	recs = hx_audit_wait(gw, 1, 5000);
+	rec = json_array_get(recs, 0);
+	cr_expect_str_eq(hx_str(rec, "tenant"), "data-team");
+	cr_expect_str_eq(hx_str(rec, "credential"), hx_fmt("jwt:%s#idp-key-1", iss));
+	cr_expect_str_eq(hx_str(json_object_get(rec, "person"), "sub"), "u-4821");
+	cr_expect_str_eq(hx_str(json_object_get(rec, "person"), "email"), "dana@example.com");
+	cr_expect(!hx_file_contains(gw->audit_path, token));
+	cr_expect(strstr(text, "\"tenant\":\"data-team\"") != NULL, "the README names the record");
+	EVP_PKEY_free(key);
 }

@@ -197,3 +197,38 @@ Test(tenant, a_key_or_subject_names_one_tenant)
 	cr_expect_not_null(p, "%s", errs.n ? errs.msg[0] : "");
 	policyset_free(p);
 }
+
+/* An OIDC group names one tenant; a token's groups name none, one, or
+ * (groups of two tenants) more than one, each looked up once. */
+Test(tenant, oidc_groups_name_one_tenant)
+{
+	static struct errlist errs;
+	const struct tenant *t;
+	struct policyset *p;
+	json_t *groups;
+
+	p = load("{\"tenants\":{\"a\":{\"oidc_groups\":[\"data\",\"ml\"]},"
+	         "\"b\":{\"oidc_groups\":[\"ml\"]},\"c\":{\"oidc_groups\":[\"\"]}}}",
+	         &errs);
+	cr_expect_null(p);
+	policyset_free(p);
+	cr_expect_eq(count(&errs, "tenants a and b share an OIDC group"), 1, "%s", errs.msg[0]);
+	cr_expect_eq(count(&errs, "tenants.c.oidc_groups[0]: must be 1 to 256 characters"), 1);
+
+	p = load("{\"tenants\":{\"a\":{\"oidc_groups\":[\"data\",\"ml\"]},"
+	         "\"b\":{\"oidc_groups\":[\"ops\"]},\"c\":{}}}",
+	         &errs);
+	cr_assert_not_null(p, "%s", errs.n ? errs.msg[0] : "");
+	groups = parse("[\"staff\",\"ml\",\"data\"]");
+	cr_expect_eq(tenants_by_groups(policyset_tenants(p), groups, &t), 1);
+	cr_expect_str_eq(tenant_name(t), "a");
+	json_decref(groups);
+	groups = parse("[\"staff\"]");
+	cr_expect_eq(tenants_by_groups(policyset_tenants(p), groups, &t), 0);
+	cr_expect_null(t);
+	json_decref(groups);
+	groups = parse("[\"data\",\"ops\"]");
+	cr_expect_eq(tenants_by_groups(policyset_tenants(p), groups, &t), 2);
+	json_decref(groups);
+	policyset_free(p);
+}

@@ -64,7 +64,9 @@ upstream_headers(const struct request *r, struct header_lines *h, int json_body,
                  const char *content_type)
 {
 	const char *upstream_key = r->cfg->upstream_api_key;
-	int gateway_keys = strcmp(r->cfg->auth_mode, "gateway_keys") == 0;
+	/* A token is no upstream key: its requests go with the
+	 * organization's, as in gateway_keys mode. */
+	int gateway_keys = strcmp(r->cfg->auth_mode, "gateway_keys") == 0 || r->token;
 	char value[HEADER_LINE - 64], trace[TRACE_HEADER + 1];
 	size_t i;
 

@@ -17,6 +17,7 @@
 #include "http/upstream.h"
 #include "lib/conftable.h"
 #include "lib/secmem.h"
+#include "policy/jwt.h"
 #include "policy/tenant.h"
 
 #define K(field) offsetof(struct config, field)
@@ -96,6 +97,16 @@ static const struct confkey config_keys[] = {
         {"upstream.api_key_file", CT_STRING, K(upstream_api_key_file), NULL},
         {"upstream.organization", CT_STRING, K(upstream_organization), NULL},
         {"upstream.project", CT_STRING, K(upstream_project), NULL},
+        {"auth.jwt.issuer", CT_STRING, K(jwt_issuer), NULL},
+        {"auth.jwt.audience", CT_STRING, K(jwt_audience), NULL},
+        {"auth.jwt.jwks_url", CT_STRING, K(jwt_jwks_url), NULL},
+        {"auth.jwt.jwks_file", CT_STRING, K(jwt_jwks_file), NULL},
+        {"auth.jwt.ca_file", CT_STRING, K(jwt_ca_file), NULL},
+        {"auth.jwt.refresh_ms", CT_INT, K(jwt_refresh_ms), .def_int = 300000, .min = 10000,
+         .max = 86400000},
+        {"auth.jwt.clock_skew_s", CT_INT, K(jwt_clock_skew_s), .def_int = 60, .min = 0, .max = 600},
+        {"auth.jwt.groups_claim", CT_STRING, K(jwt_groups_claim), "groups"},
+        {"auth.jwt.person_claims", CT_STRLIST, K(jwt_person_claims), .def_json = "[\"email\"]"},
         {"store.type", CT_ENUM, K(store_type), "memory", .enumv = store_types},
         {"store.url", CT_STRING, K(store_url), "redis://127.0.0.1:6379/0"},
         {"store.on_unavailable", CT_ENUM, K(store_on_unavailable), "fail_closed",
@@ -288,6 +299,74 @@ check_audit_anchors(const struct config *c, struct errlist *errs)
 		            "checkpoints are shipped signed: set audit.signing_key_file too");
 }
 
+/* Whether url may serve keys: https, or http to this very machine. */
+static int
+jwks_url_ok(const char *url)
+{
+	static const char *const local[] = {"http://localhost", "http://127.0.0.1", "http://[::1]",
+	                                    NULL};
+	size_t i, n;
+
+	if (strncmp(url, "https://", 8) == 0)
+		return url[8] != '\0' && url[8] != '/' && strpbrk(url, " \t\r\n@#") == NULL;
+	for (i = 0; local[i]; i++) {
+		n = strlen(local[i]);
+		if (strncmp(url, local[i], n) == 0 && (url[n] == ':' || url[n] == '/'))
+			return strpbrk(url, " \t\r\n@#") == NULL;
+	}
+	return 0;
+}
+
+/*
+ * auth.jwt: who issues the tokens, for whom, where their keys are, and
+ * the key the gateway sends upstream on a token's behalf (a token is no
+ * upstream key, in either auth.mode). Every problem is reported.
+ */
+static void
+check_jwt(struct config *c, const json_t *doc, struct errlist *errs)
+{
+	const json_t *v;
+	size_t i;
+
+	c->jwt = conftable_has(doc, "auth.jwt");
+	if (!c->jwt)
+		return;
+	if (c->jwt_issuer == NULL || *c->jwt_issuer == '\0' || strlen(c->jwt_issuer) > 200)
+		errlist_add(errs, c->file, "auth.jwt.issuer",
+		            "is required: the \"iss\" tokens must carry, 1 to 200 characters");
+	if (c->jwt_audience == NULL || *c->jwt_audience == '\0' || strlen(c->jwt_audience) > 200)
+		errlist_add(errs, c->file, "auth.jwt.audience",
+		            "is required: the \"aud\" tokens must name, 1 to 200 characters");
+	if (!c->jwt_jwks_url == !c->jwt_jwks_file)
+		errlist_add(errs, c->file, "auth.jwt",
+		            "needs exactly one of jwks_url and jwks_file: where the identity "
+		            "provider's keys are");
+	if (c->jwt_jwks_url && !jwks_url_ok(c->jwt_jwks_url))
+		errlist_add(errs, c->file, "auth.jwt.jwks_url",
+		            "must be an https:// URL (http:// only for localhost, 127.0.0.1 or "
+		            "[::1]), without userinfo or a fragment");
+	if (c->jwt_groups_claim && *c->jwt_groups_claim == '\0')
+		errlist_add(errs, c->file, "auth.jwt.groups_claim", "must not be empty");
+	if (json_array_size(c->jwt_person_claims) > 16)
+		errlist_add(errs, c->file, "auth.jwt.person_claims", "at most 16 claims");
+	c->jwt_person = calloc(json_array_size(c->jwt_person_claims) + 1, sizeof(char *));
+	if (c->jwt_person == NULL)
+		errlist_add(errs, c->file, "auth.jwt.person_claims", "out of memory");
+	json_array_foreach(c->jwt_person_claims, i, v)
+	{
+		if (json_string_length(v) == 0 || json_string_length(v) > 64)
+			errlist_add(errs, c->file, "auth.jwt.person_claims",
+			            "each claim's name must be 1 to 64 characters");
+		else if (c->jwt_person)
+			c->jwt_person[c->jwt_nperson++] = json_string_value(v);
+	}
+	if (!c->upstream_api_key_env && !c->upstream_api_key_file)
+		errlist_add(errs, c->file, "auth.jwt",
+		            "a token is no upstream key: set upstream.api_key_env or "
+		            "upstream.api_key_file, the organization's key the gateway sends "
+		            "upstream for requests that bring a token");
+}
+
 /* An organization or project id goes upstream as a header value: letters,
  * digits, '_' and '-' only, as the upstream issues them. */
 static void
@@ -422,6 +501,7 @@ config_load(const char *path, struct errlist *errs)
 		            "authenticated and audited; allow or deny them in the policy's routes "
 		            "(routes.default \"allow\" serves the whole API)");
 	check_upstream_id(c->upstream_organization, path, "upstream.organization", errs);
+	check_jwt(c, doc, errs);
 	check_audit_origin(c, errs);
 	check_audit_anchors(c, errs);
 	check_upstream_id(c->upstream_project, path, "upstream.project", errs);
@@ -452,7 +532,8 @@ config_load(const char *path, struct errlist *errs)
 	    (c->store_path && *c->store_path && resolve(&c->store_path, dir, 0) < 0) ||
 	    resolve(&c->store_password_file, dir, 0) < 0 ||
 	    resolve(&c->store_ca_file, dir, 0) < 0 || resolve(&c->store_cert_file, dir, 0) < 0 ||
-	    resolve(&c->store_key_file, dir, 0) < 0 ||
+	    resolve(&c->store_key_file, dir, 0) < 0 || resolve(&c->jwt_jwks_file, dir, 0) < 0 ||
+	    resolve(&c->jwt_ca_file, dir, 0) < 0 ||
 	    (c->upstream_pinned_pubkey && strncmp(c->upstream_pinned_pubkey, "sha256//", 8) != 0 &&
 	     resolve(&c->upstream_pinned_pubkey, dir, 0) < 0))
 		errlist_add(errs, path, NULL, "out of memory");
@@ -498,6 +579,7 @@ config_free(struct config *c)
 {
 	if (c == NULL)
 		return;
+	free(c->jwt_person);
 	conftable_release(config_keys, c);
 	secmem_free(c->upstream_api_key);
 	secmem_free(c->store_password);
@@ -553,4 +635,16 @@ config_conn_limits(const struct config *cfg, struct conn_limits *l)
 	l->body_timeout_ms = (long)cfg->body_timeout_ms;
 	l->idle_timeout_ms = (long)cfg->idle_timeout_ms;
 	l->max_connections = cfg->max_connections;
+}
+
+void
+config_jwt_rules(const struct config *cfg, struct jwt_rules *rules)
+{
+	memset(rules, 0, sizeof(*rules));
+	rules->issuer = cfg->jwt_issuer;
+	rules->audience = cfg->jwt_audience;
+	rules->skew_s = cfg->jwt_clock_skew_s;
+	rules->groups_claim = cfg->jwt_groups_claim;
+	rules->person_claims = cfg->jwt_person;
+	rules->nperson = cfg->jwt_nperson;
 }

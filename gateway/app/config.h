@@ -8,6 +8,8 @@
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
 
+#include <jansson.h>
+
 #include "lib/err.h"
 
 #include <jansson.h>
@@ -80,6 +82,21 @@ struct config {
 	char *upstream_project;      /* sent as OpenAI-Project in gateway_keys mode */
 	size_t upstream_api_key_len;
 
+	/* auth.jwt: bearer tokens of an identity provider, off when jwt is 0.
+	 * Its keys come from jwks_url (fetched, then refreshed) or jwks_file. */
+	int jwt;
+	char *jwt_issuer;
+	char *jwt_audience;
+	char *jwt_jwks_url;
+	char *jwt_jwks_file;
+	char *jwt_ca_file; /* https jwks_url: the CAs; NULL: the system's */
+	long long jwt_refresh_ms;
+	long long jwt_clock_skew_s;
+	char *jwt_groups_claim;
+	json_t *jwt_person_claims; /* strings, e.g. ["email"] */
+	const char **jwt_person;   /* the same as C strings, borrowed from it */
+	size_t jwt_nperson;
+
 	char *store_type; /* "memory" or "redis" */
 	char *store_url;
 	char *store_on_unavailable;
@@ -111,6 +128,7 @@ void config_free(struct config *c);
 
 struct audit_settings;
 struct conn_limits;
+struct jwt_rules;
 struct upstream_settings;
 
 /* What the config says, in the terms of the parts it sets up: the audit
@@ -119,5 +137,8 @@ struct upstream_settings;
 void config_audit_settings(const struct config *cfg, struct audit_settings *s);
 void config_upstream_settings(const struct config *cfg, struct upstream_settings *s);
 void config_conn_limits(const struct config *cfg, struct conn_limits *l);
+
+/* What auth.jwt asks of a token, for jwt_verify; borrowed from cfg. */
+void config_jwt_rules(const struct config *cfg, struct jwt_rules *rules);
 
 #endif

@@ -19,6 +19,7 @@
 struct audit;
 struct audit_event;
 struct event_base;
+struct jwks;
 struct request;
 struct snapshot;
 struct store;
@@ -29,6 +30,7 @@ struct context {
 	struct upstream *upstream;
 	struct store *store;
 	struct audit *audit; /* shared by every loop */
+	struct jwks *jwks;   /* the identity provider's keys, shared; may be NULL */
 
 	/* The snapshot in force for requests starting now (a reference). */
 	struct snapshot *snap;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "app/call.h"
 #include "app/config.h"
@@ -14,6 +15,7 @@
 #include "app/batches.h"
 #include "app/create.h"
 #include "app/forward.h"
+#include "app/jwks.h"
 #include "app/pipeline.h"
 #include "app/request.h"
 #include "app/responses.h"
@@ -25,6 +27,7 @@
 #include "http/tls.h"
 #include "lib/secmem.h"
 #include "policy/check.h"
+#include "policy/jwt.h"
 #include "policy/keys.h"
 #include "policy/operations.h"
 #include "policy/policy.h"
@@ -333,20 +336,79 @@ unauthorized(struct request *r, const char *code, const char *message)
 }
 
 /*
- * Who is asking: the tenant whose key digest matches the bearer key, or
- * whose client_cert_subjects name the verified client certificate, or
- * none (the organization's policy applies). The key is read as HTTP
- * defines a Bearer credential, whatever its spelling, and only that token
- * is ever forwarded (see proxy.c); credentials that could be read two
- * ways are refused. In gateway_keys mode a key is required and must be a
- * tenant's; the upstream then gets the organization's own key instead.
+ * A bearer that is a token (auth.jwt): verified with the identity
+ * provider's keys in force, its person kept for the record, and its
+ * groups naming the tenant in *tenant. A token naming no tenant, or more
+ * than one, is refused in either auth.mode: the organization's key goes
+ * upstream for it, so someone must have said whose policy it is under.
+ */
+static int
+authenticate_token(struct request *r, const struct tenants *ts, const struct tenant **tenant)
+{
+	struct jwks_set *set = jwks_get(r->ctx->jwks);
+	struct jwt_identity id;
+	struct jwt_rules rules;
+	char hex[KEYS_HEX_LEN + 1];
+	int n, rc;
+
+	/* Until it verifies, a token is known by its digest, as a key is. */
+	keys_hash_hex(r->bearer, r->bearer_len, hex);
+	snprintf(r->credential, sizeof(r->credential), "jwt:sha256:%.*s", CREDENTIAL_HEX, hex);
+	secmem_wipe(hex, sizeof(hex));
+	if (set == NULL)
+		return refuse(r, 503, ERR_INTERNAL, "jwks_unavailable", NULL,
+		              "the gateway has not loaded the identity provider's keys yet, so it "
+		              "cannot verify tokens; try again shortly");
+	config_jwt_rules(r->cfg, &rules);
+	err_clear(&r->error);
+	rc = jwt_verify(jwks_set_keys(set), &rules, r->bearer, r->bearer_len, (long long)time(NULL),
+	                &id, &r->error);
+	jwks_set_release(set);
+	if (rc < 0) {
+		/* The provider may have published the key since the set was
+		 * fetched; this request is refused, a later one may pass. */
+		if (strcmp(r->error.code, JWT_UNKNOWN_KEY) == 0)
+			jwks_want_refresh(r->ctx->jwks);
+		pipeline_fail(r, &r->error);
+		return -1;
+	}
+	snprintf(r->credential, sizeof(r->credential), "jwt:%s#%s", r->cfg->jwt_issuer, id.kid);
+	r->person = id.person;
+	id.person = NULL;
+	r->token = 1;
+	/* Nothing of the token goes any further. */
+	r->bearer = NULL;
+	r->bearer_len = 0;
+	n = tenants_by_groups(ts, id.groups, tenant);
+	jwt_identity_clear(&id);
+	if (n > 1)
+		return unauthorized(r, "ambiguous_credentials",
+		                    "the token's groups belong to more than one tenant; ask for a "
+		                    "token with the groups of one");
+	if (n == 0)
+		return unauthorized(
+		        r, "token_no_tenant",
+		        "none of the token's groups is a tenant's (oidc_groups), so no "
+		        "policy applies to it; ask your administrator to add your group");
+	return 0;
+}
+
+/*
+ * Who is asking: the tenant whose key digest matches the bearer key,
+ * whose oidc_groups hold a verified token's group (auth.jwt), or whose
+ * client_cert_subjects name the verified client certificate, or none (the
+ * organization's policy applies). The bearer is read as HTTP defines it,
+ * whatever its spelling; a key is the only one ever forwarded (call.c),
+ * never a token. Credentials that could be read two ways are refused. In
+ * gateway_keys mode a tenant is required; the upstream then gets the
+ * organization's own key instead, as it does for every token.
  */
 static int
 authenticate(struct request *r)
 {
 	const struct policyset *ps = snapshot_policies(r->snap);
 	const struct conn_req *http = r->http;
-	int gateway_keys = strcmp(r->cfg->auth_mode, "gateway_keys") == 0;
+	int gateway_keys = strcmp(r->cfg->auth_mode, "gateway_keys") == 0, token;
 	const struct tenant *by_key = NULL, *by_cert = NULL;
 	char hex[KEYS_HEX_LEN + 1];
 	const char *h;
@@ -366,14 +428,18 @@ authenticate(struct request *r)
 		return unauthorized(r, "invalid_api_key",
 		                    "the Authorization header must be \"Bearer <key>\": the word "
 		                    "Bearer, a space, then the key");
+	/* A token has a shape no API key has: three base64url parts. */
+	token = r->cfg->jwt && r->bearer && jwt_shape(r->bearer, r->bearer_len);
 	/* Longer than any key the upstream issues, and than the line that
 	 * would carry it upstream. */
-	if (r->bearer && r->bearer_len > BEARER_MAX)
+	if (r->bearer && !token && r->bearer_len > BEARER_MAX)
 		return unauthorized(
 		        r, "invalid_api_key",
 		        "the key in the Authorization header is longer than any API key "
 		        "(at most 900 characters)");
-	if (r->bearer) {
+	if (token && authenticate_token(r, policyset_tenants(ps), &by_key) < 0)
+		return -1;
+	if (r->bearer && !token) {
 		keys_hash_hex(r->bearer, r->bearer_len, hex);
 		by_key = tenants_by_key_digest(policyset_tenants(ps), hex);
 		snprintf(r->credential, sizeof(r->credential), "key:sha256:%.*s", CREDENTIAL_HEX,
@@ -391,8 +457,10 @@ authenticate(struct request *r)
 	}
 	if (by_key && by_cert && by_key != by_cert)
 		return unauthorized(r, "ambiguous_credentials",
-		                    "the API key and the client certificate belong to different "
-		                    "tenants; send the credentials of one");
+		                    token ? "the token and the client certificate belong to "
+		                            "different tenants; send the credentials of one"
+		                          : "the API key and the client certificate belong to "
+		                            "different tenants; send the credentials of one");
 	r->tenant = by_key ? by_key : by_cert;
 	if (by_cert && !by_key)
 		snprintf(r->credential, sizeof(r->credential), "cert:%s",

@@ -42,6 +42,7 @@ describe(struct request *r, struct audit_event *ev, int status, const char *deci
 	ev->tenant = r->tenant ? tenant_name(r->tenant) : NULL;
 	ev->upstream_request_id = rec->upstream_request_id[0] ? rec->upstream_request_id : NULL;
 	ev->credential = r->credential[0] ? r->credential : NULL;
+	ev->person = r->person;
 	ev->policy_version = policyset_version(snapshot_policies(r->snap));
 	ev->client = r->http->client;
 	ev->method = r->http->method[0] ? r->http->method : NULL;

@@ -140,6 +140,7 @@ request_free(struct request *r)
 	json_decref(r->rec.remediation);
 	json_decref(r->rec.tool_containers);
 	json_decref(r->rec.containers);
+	json_decref(r->person);
 	free(r->answer.body);
 	free(r->reconcile);
 	free(r->upstream_path);

@@ -24,6 +24,9 @@
 #define REQUEST_ID_MAX   128
 #define REQUEST_PATH_MAX 2048
 
+/* "jwt:" and an issuer (auth.jwt.issuer, at most 200) "#" and a kid. */
+#define REQUEST_CREDENTIAL_MAX 344
+
 struct config;
 struct conn_req;
 struct context;
@@ -87,9 +90,16 @@ struct request {
 	const char *bearer;
 	size_t bearer_len;
 	/* Which credential it was, for the record: "key:" and the start of
-	 * the key's SHA-256 (as the policy lists it), or "cert:" and the
-	 * client certificate's SHA-256 fingerprint. Never the key. */
-	char credential[80];
+	 * the key's SHA-256 (as the policy lists it), "cert:" and the client
+	 * certificate's SHA-256 fingerprint, or "jwt:" and a token's issuer
+	 * and key id (its digest's start while it is not verified). Never the
+	 * key or the token. */
+	char credential[REQUEST_CREDENTIAL_MAX];
+	/* A verified token's person ({"sub", and auth.jwt.person_claims};
+	 * owned), NULL otherwise; with a token, the organization's key goes
+	 * upstream in either auth.mode: a token is no upstream key. */
+	json_t *person;
+	int token;
 	struct err shadow; /* the first denial a rule in shadow mode let pass */
 
 	/* The path's identifiers, and the upstream's path and query rebuilt

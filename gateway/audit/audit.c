@@ -1293,6 +1293,7 @@ who_and_what(struct jsonbuf *b, const struct audit_event *ev)
 	field(b, "client", ev->client);
 	field(b, "tenant", ev->tenant);
 	field(b, "credential", ev->credential);
+	value(b, "person", ev->person);
 	field(b, "policy_version", ev->policy_version);
 	field(b, "method", ev->method);
 	text_field(b, "path", ev->path);

@@ -83,7 +83,9 @@ struct audit_event {
 	const char *parent_span_id;
 	int sampled;
 	const char *tenant;         /* NULL: the organization */
-	const char *credential;     /* "key:sha256:<prefix>" or "cert:sha256:<hex>" */
+	const char *credential;     /* "key:sha256:<prefix>", "cert:sha256:<hex>" or
+	                               "jwt:<iss>#<kid>" */
+	const json_t *person;       /* a token's {"sub", ...}; NULL: unknown */
 	const char *policy_version; /* policyset_version of the rules that decided */
 	const char *client;
 	const char *method;

@@ -80,3 +80,42 @@ base64_decode(const char *text, size_t len, unsigned char *out, size_t cap)
 	}
 	return (long)o;
 }
+
+/* The value of one base64url character, or -1. */
+static int
+sextet_url(char c)
+{
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	if (c == '+' || c == '/')
+		return -1;
+	return sextet(c);
+}
+
+long
+base64url_decode(const char *text, size_t len, unsigned char *out, size_t cap)
+{
+	size_t i, o = 0, tail = len % 4;
+	unsigned long v = 0;
+	int s, bits = 0;
+
+	/* One character alone holds six bits: no byte. */
+	if (tail == 1 || len / 4 * 3 + (tail ? tail - 1 : 0) > cap)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if ((s = sextet_url(text[i])) < 0)
+			return -1;
+		v = (v << 6 | (unsigned long)s) & 0xffffff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(v >> bits & 255);
+		}
+	}
+	/* The bits left over stand for no byte and must be zero. */
+	if ((v & ((1UL << bits) - 1)) != 0)
+		return -1;
+	return (long)o;
+}

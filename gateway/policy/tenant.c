@@ -26,7 +26,7 @@ struct tenant {
 	struct tenant_limits limits;
 
 	/* As read, through tenant_keys. */
-	json_t *key_digests, *cert_subjects, *policy_doc, *secrets_doc;
+	json_t *key_digests, *cert_subjects, *oidc_groups, *policy_doc, *secrets_doc;
 	long long creates_per_minute, requests_per_second, max_live;
 	long long budget_day, budget_month;
 	char *limits_mode, *budget_mode;
@@ -40,7 +40,11 @@ struct tenant {
 struct tenants {
 	size_t n;
 	struct tenant *t;
+	json_t *by_group; /* an OIDC group: the index of the tenant listing it */
 };
+
+/* The longest group a tenant may list: as long as a token's may be. */
+#define GROUP_MAX 256
 
 static const char *const modes[] = {"enforce", "shadow", NULL};
 
@@ -49,6 +53,7 @@ static const char *const modes[] = {"enforce", "shadow", NULL};
 static const struct confkey tenant_keys[] = {
         {"api_keys_sha256", CT_STRLIST, K(key_digests), .def_json = "[]"},
         {"client_cert_subjects", CT_STRLIST, K(cert_subjects), .def_json = "[]"},
+        {"oidc_groups", CT_STRLIST, K(oidc_groups), .def_json = "[]"},
         {"policy", CT_JSON, K(policy_doc), .def_json = "{}"},
         {"rate_limit.creates_per_minute", CT_INT, K(creates_per_minute), .def_int = 0, .min = 0,
          .max = 1000000},
@@ -176,6 +181,17 @@ load_tenant(struct tenant *t, const char *name, const json_t *doc, const json_t 
 			        "must be a SHA-256 hex digest (see `gateway hash-key`), not a key");
 		}
 	}
+	json_array_foreach(t->oidc_groups, i, v)
+	{
+		size_t n = json_string_length(v);
+
+		if (n == 0 || n > GROUP_MAX) {
+			char at[64];
+
+			snprintf(at, sizeof(at), "oidc_groups[%zu]", i);
+			errlist_add(errs, file, at, "must be 1 to %d characters", GROUP_MAX);
+		}
+	}
 	if (t->upstream_org && !tenant_upstream_id_ok(t->upstream_org))
 		errlist_add(errs, file, "upstream.organization", "%s", UPSTREAM_ID_RULE);
 	if (t->upstream_project && !tenant_upstream_id_ok(t->upstream_project))
@@ -259,11 +275,11 @@ claim(json_t *owners, const struct tenants *ts, size_t a, const char *key, const
 	return 0;
 }
 
-/* A key digest or certificate subject names one tenant only. Each is
- * looked up once among those seen, so many tenants and keys cost no more
- * than reading them. */
+/* A key digest, certificate subject or OIDC group names one tenant only.
+ * Each is looked up once among those seen, so many tenants and keys cost
+ * no more than reading them; the groups' map is kept, for tokens. */
 static void
-check_unique(const struct tenants *ts, const char *file, struct errlist *errs)
+check_unique(struct tenants *ts, const char *file, struct errlist *errs)
 {
 	json_t *digests = json_object(), *subjects = json_object(), *v;
 	char lower[KEYS_HEX_LEN + 1];
@@ -291,6 +307,12 @@ check_unique(const struct tenants *ts, const char *file, struct errlist *errs)
 				rc = claim(subjects, ts, a, json_string_value(v),
 				           "a certificate subject", file, errs);
 		}
+		json_array_foreach(ts->t[a].oidc_groups, i, v)
+		{
+			if (rc == 0 && ts->by_group)
+				rc = claim(ts->by_group, ts, a, json_string_value(v),
+				           "an OIDC group", file, errs);
+		}
 	}
 	if (rc < 0)
 		errlist_add(errs, file, "tenants", "out of memory");
@@ -309,9 +331,11 @@ tenants_new(const json_t *tenants_doc, const json_t *org_doc, const struct polic
 	json_t *doc;
 	char at[192];
 
-	if (ts)
+	if (ts) {
 		ts->t = calloc(json_object_size(tenants_doc) + 1, sizeof(*ts->t));
-	if (ts == NULL || ts->t == NULL) {
+		ts->by_group = json_object();
+	}
+	if (ts == NULL || ts->t == NULL || ts->by_group == NULL) {
 		errlist_add(errs, file, "tenants", "out of memory");
 		tenants_free(ts);
 		return NULL;
@@ -345,6 +369,7 @@ tenants_free(struct tenants *ts)
 	for (i = 0; ts->t && i < ts->n; i++)
 		tenant_release(&ts->t[i]);
 	free(ts->t);
+	json_decref(ts->by_group);
 	free(ts);
 }
 
@@ -364,6 +389,27 @@ tenants_by_key_digest(const struct tenants *ts, const char *hex)
 		}
 	}
 	return found;
+}
+
+int
+tenants_by_groups(const struct tenants *ts, const json_t *groups, const struct tenant **found)
+{
+	const struct tenant *first = NULL;
+	const json_t *v, *at;
+	size_t i;
+
+	*found = NULL;
+	json_array_foreach(groups, i, v)
+	{
+		at = ts ? json_object_get(ts->by_group, json_string_value(v)) : NULL;
+		if (at == NULL)
+			continue;
+		if (first && first != &ts->t[json_integer_value(at)])
+			return 2;
+		first = &ts->t[json_integer_value(at)];
+	}
+	*found = first;
+	return first ? 1 : 0;
 }
 
 size_t

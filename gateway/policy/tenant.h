@@ -47,6 +47,14 @@ void tenants_free(struct tenants *t);
  * time), or NULL. */
 const struct tenant *tenants_by_key_digest(const struct tenants *t, const char *hex);
 
+/*
+ * The tenant whose oidc_groups holds one of groups (an array of strings,
+ * a token's groups claim): returns how many tenants the groups name, 0, 1
+ * or 2 for more than one, with *found the tenant when it is one. Each
+ * group is looked up once.
+ */
+int tenants_by_groups(const struct tenants *t, const json_t *groups, const struct tenant **found);
+
 /* The tenant named so, or NULL. */
 const struct tenant *tenants_by_name(const struct tenants *t, const char *name);
 
