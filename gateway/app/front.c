@@ -1,6 +1,5 @@
 #include "app/front.h"
 
-#include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 #include "app/request.h"
 #include "app/responses.h"
 #include "app/snapshot.h"
+#include "app/target.h"
 #include "app/transfer.h"
 #include "audit/audit.h"
 #include "http/conn.h"
@@ -35,9 +35,7 @@
 #include "policy/schema.h"
 #include "policy/tenant.h"
 
-#define MAX_SEGMENTS 9 /* "v1" and OPERATIONS_MAX_SEGMENTS */
-#define PARAM_MAX    256
-#define BEARER_MAX   900
+#define BEARER_MAX 900
 /* How much of a key's SHA-256 hex the record keeps: enough to tell a
  * tenant's keys apart, too little to be worth guessing at. */
 #define CREDENTIAL_HEX 16
@@ -175,91 +173,10 @@ set_route(struct request *r, const struct route *rt, const struct operation *op)
 	expect(r, rt);
 }
 
-/* Identifiers are what the upstream issues: letters, digits, '_' and '-'.
- * Anything else could be read differently on the way upstream. */
-static int
-id_ok(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0 || n > REQUEST_ID_MAX)
-		return 0;
-	for (i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
-struct segments {
-	size_t n;
-	const char *s[MAX_SEGMENTS];
-	size_t len[MAX_SEGMENTS];
-};
-
-/* Splits an absolute path; -1 (with a message) when it has a form the
- * gateway will not forward. */
-static int
-split(const char *path, struct segments *seg, const char **why)
-{
-	const char *p = path + 1, *slash;
-	size_t n;
-
-	seg->n = 0;
-	if (strchr(path, '%')) {
-		*why = "percent-encoded characters are not allowed in the path";
-		return -1;
-	}
-	for (;;) {
-		slash = strchr(p, '/');
-		n = slash ? (size_t)(slash - p) : strlen(p);
-		if (n == 0) {
-			*why = "the path has an empty segment (a doubled or trailing slash)";
-			return -1;
-		}
-		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
-			*why = "the path has a dot segment";
-			return -1;
-		}
-		if (seg->n == MAX_SEGMENTS) {
-			*why = "the path has too many segments";
-			return -1;
-		}
-		seg->s[seg->n] = p;
-		seg->len[seg->n++] = n;
-		if (slash == NULL)
-			return 0;
-		p = slash + 1;
-	}
-}
-
-/* Identifiers of other operations (models, vector stores, files...): what
- * the upstream issues, which may also hold '.' and ':' ("ft:gpt-4o:..."). */
-static int
-param_ok(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0 || n > PARAM_MAX)
-		return 0;
-	for (i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-' || c == '.' || c == ':'))
-			return 0;
-	}
-	return 1;
-}
-
-/* Checks and keeps the path's parameters: a container's and a file's id
- * in r, as the gateway's own routes read them. Returns the name of one
- * that is not of a safe form, or NULL. */
-static const char *
-take_params(struct request *r, const struct operations_match *m)
+/* Keeps the path's container and file ids in r, as the gateway's own
+ * routes read them; target_read has checked them. */
+static void
+take_ids(struct request *r, const struct operations_match *m)
 {
 	size_t i;
 
@@ -269,27 +186,24 @@ take_params(struct request *r, const struct operations_match *m)
 		            : strcmp(p->name, "file_id") == 0    ? r->file_id
 		                                                 : NULL;
 
-		if (dst ? !id_ok(p->value, p->len) : !param_ok(p->value, p->len))
-			return p->name;
 		if (dst) {
 			memcpy(dst, p->value, p->len);
 			dst[p->len] = '\0';
 		}
 	}
-	return NULL;
 }
 
 /* The upstream's path: the request's own below /v1 (checked segment by
  * segment), and the query: rebuilt from checked values for the gateway's
  * own routes, as it came for the others. */
 static int
-upstream_path(const struct segments *seg, const char *query, char *buf, size_t n)
+upstream_path(const struct target *t, const char *query, char *buf, size_t n)
 {
 	size_t i, o = 0;
 	int k;
 
-	for (i = 1; i < seg->n; i++) {
-		k = snprintf(buf + o, n - o, "/%.*s", (int)seg->len[i], seg->s[i]);
+	for (i = 1; i < t->nseg; i++) {
+		k = snprintf(buf + o, n - o, "/%.*s", (int)t->len[i], t->seg[i]);
 		if (k < 0 || (size_t)k >= n - o)
 			return -1;
 		o += (size_t)k;
@@ -513,158 +427,57 @@ capacity(struct request *r)
 	return 0;
 }
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Whether the n bytes at p, percent-decoded ('+' as a space), are name in
- * any case, spaces around it aside. */
-static int
-decodes_to(const char *p, size_t n, const char *name)
-{
-	size_t i, k = 0, len = strlen(name);
-	int c;
-
-	for (i = 0; i < n; i++) {
-		c = (unsigned char)p[i];
-		if (c == '+') {
-			c = ' ';
-		} else if (c == '%' && i + 2 < n && hex_value(p[i + 1]) >= 0 &&
-		           hex_value(p[i + 2]) >= 0) {
-			c = hex_value(p[i + 1]) * 16 + hex_value(p[i + 2]);
-			i += 2;
-		}
-		if (c == ' ' && (k == 0 || k == len))
-			continue;
-		if (k == len || tolower(c) != tolower((unsigned char)name[k]))
-			return 0;
-		k++;
-	}
-	return k == len;
-}
-
-/*
- * Which twin of an operation the query asks for, when the spec tells them
- * apart by a query pair ("beta=true"): 1 when the query holds that pair
- * exactly once, 0 when it does not name the pair's parameter at all, and
- * -1 when it names it any other way: another value, another case, percent-
- * encoded, padded, twice, or in a parameter that ';' splits (some servers
- * read ';' as '&', others as part of the value). The query goes upstream
- * as it came, so a spelling the upstream could read as the pair while the
- * gateway does not (or the other way round) would put the request under
- * the other twin's route policy.
- */
-static int
-twin_query(const char *query, const char *pair)
-{
-	const char *eq = strchr(pair, '=');
-	char name[32];
-	size_t item, sub, n, off;
-	int found = 0, names;
-
-	if (query == NULL || eq == NULL || (size_t)(eq - pair) >= sizeof(name))
-		return 0;
-	snprintf(name, sizeof(name), "%.*s", (int)(eq - pair), pair);
-	while (*query) {
-		item = strcspn(query, "&");
-		names = 0;
-		for (off = 0; off < item; off += sub + 1) {
-			sub = strcspn(query + off, "&;");
-			n = strcspn(query + off, "&;=");
-			names |= decodes_to(query + off, n < sub ? n : sub, name);
-			if (off + sub >= item)
-				break;
-		}
-		if (names) {
-			if (found || item != strlen(pair) || strncmp(query, pair, item) != 0)
-				return -1;
-			found = 1;
-		}
-		query += item;
-		if (*query)
-			query++;
-	}
-	return found;
-}
-
 /* The operation for the request's method and path, with its parameters
  * checked and kept; NULL with r refused (404, 405, 400). */
 static const struct operation *
-find_operation(struct request *r, struct segments *seg)
+find_operation(struct request *r, struct target *t)
 {
 	const struct conn_req *http = r->http;
-	struct operations_match m;
-	const char *why, *bad;
+	const struct operation *op;
+	const char *pair;
 	char allowed[96];
 
-	/* A fragment is no part of a request target (RFC 9112 3.2), and the
-	 * upstream would never see it: libcurl drops it, and with it whatever
-	 * came after the '#' that the gateway read as the query. */
-	if (strchr(http->path, '#') || (http->query && strchr(http->query, '#'))) {
+	switch (target_read(http->method, http->path, http->query, t)) {
+	case TARGET_FOUND:
+		break;
+	case TARGET_FRAGMENT:
 		refuse(r, 400, ERR_INVALID, "invalid_path", NULL,
 		       "the request target has a fragment ('#'); send the path and query only");
 		return NULL;
-	}
-	if (split(http->path, seg, &why) < 0) {
+	case TARGET_BAD_PATH:
 		refuse(r, 400, ERR_INVALID, "invalid_path", NULL,
-		       "%s; send the path exactly as documented", why);
+		       "%s; send the path exactly as documented", t->why);
 		return NULL;
-	}
-	if (seg->len[0] != 2 || memcmp(seg->s[0], "v1", 2) != 0) {
+	case TARGET_NOT_FOUND:
 		refuse(r, 404, ERR_INVALID, "not_found", NULL, "no such route: %s %s", http->method,
 		       http->path);
 		return NULL;
-	}
-	switch (operations_match(http->method, seg->s + 1, seg->len + 1, seg->n - 1, &m)) {
-	case OPERATIONS_NO_PATH:
-		refuse(r, 404, ERR_INVALID, "not_found", NULL, "no such route: %s %s", http->method,
-		       http->path);
-		return NULL;
-	case OPERATIONS_NO_METHOD:
+	case TARGET_NO_METHOD:
 		refuse(r, 405, ERR_INVALID, "method_not_allowed", NULL,
 		       "%s is not allowed on %s; allowed: %s", http->method, http->path,
-		       operations_methods_text(m.allowed, allowed, sizeof(allowed)));
+		       operations_methods_text(t->match.allowed, allowed, sizeof(allowed)));
 		return NULL;
+	case TARGET_BAD_QUERY:
+		op = t->op;
+		pair = operation_variant(op)->query;
+		set_route(r, own_route(op) ? own_route(op) : &relayed, op);
+		refuse(r, 400, ERR_INVALID, "invalid_query", NULL,
+		       "the query must give %.*s exactly as %s, once, or not at all; "
+		       "another spelling could be read as either operation",
+		       (int)strcspn(pair, "="), pair, pair);
+		return NULL;
+	case TARGET_BAD_PARAM:
 	default:
-		break;
-	}
-	/* "?beta=true" is an operation of its own, with its own name; a query
-	 * that could be read as either is neither. */
-	if (m.op->variant >= 0 && operation_variant(m.op)->query) {
-		const char *pair = operation_variant(m.op)->query;
-		int twin = twin_query(http->query, pair);
-
-		if (twin < 0) {
-			set_route(r, own_route(m.op) ? own_route(m.op) : &relayed, m.op);
-			refuse(r, 400, ERR_INVALID, "invalid_query", NULL,
-			       "the query must give %.*s exactly as %s, once, or not at all; "
-			       "another spelling could be read as either operation",
-			       (int)strcspn(pair, "="), pair, pair);
-			return NULL;
-		}
-		if (twin)
-			m.op = operation_variant(m.op);
-	}
-	if ((bad = take_params(r, &m)) != NULL) {
-		set_route(r, own_route(m.op) ? own_route(m.op) : &relayed, m.op);
-		refuse(r, 400, ERR_INVALID, "invalid_path_parameter", bad,
-		       "%s in the path must be 1 to %d letters, digits, '_' or '-'%s", bad,
-		       own_route(m.op) || strcmp(bad, "container_id") == 0 ||
-		                       strcmp(bad, "file_id") == 0
-		               ? REQUEST_ID_MAX
-		               : PARAM_MAX,
-		       own_route(m.op) ? "" : " (and '.' or ':')");
+		op = t->op;
+		set_route(r, own_route(op) ? own_route(op) : &relayed, op);
+		refuse(r, 400, ERR_INVALID, "invalid_path_parameter", t->why,
+		       "%s in the path must be 1 to %d letters, digits, '_' or '-'%s", t->why,
+		       own_route(op) || target_is_id(t->why) ? REQUEST_ID_MAX : TARGET_PARAM_MAX,
+		       own_route(op) ? "" : " (and '.' or ':')");
 		return NULL;
 	}
-	return m.op;
+	take_ids(r, &t->match);
+	return t->op;
 }
 
 /* How a relayed operation's body is read: JSON whole (to the body limit),
@@ -691,7 +504,7 @@ route(struct request *r)
 {
 	const struct operation *op;
 	const struct route *rt;
-	struct segments seg;
+	struct target t;
 	char query[1024], up[REQUEST_PATH_MAX];
 	const char *q = r->http->query;
 
@@ -706,7 +519,7 @@ route(struct request *r)
 		       "requests");
 		return CONN_ANSWERED;
 	}
-	if ((op = find_operation(r, &seg)) == NULL)
+	if ((op = find_operation(r, &t)) == NULL)
 		return CONN_ANSWERED;
 	rt = own_route(op);
 	set_route(r, rt ? rt : &relayed, op);
@@ -735,7 +548,7 @@ route(struct request *r)
 		}
 		q = query;
 	}
-	if (upstream_path(&seg, q, up, sizeof(up)) < 0) {
+	if (upstream_path(&t, q, up, sizeof(up)) < 0) {
 		refuse(r, 414, ERR_INVALID, "uri_too_long", NULL, "the request path is too long");
 		return CONN_ANSWERED;
 	}
