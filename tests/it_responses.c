@@ -502,6 +502,32 @@ Test(it_responses, tool_containers_are_charged_to_the_budget)
 	             20);
 }
 
+/* A body whose tools would make more containers than the policy allows
+ * (responses.max_tool_containers, 16 by default) is refused whole, before
+ * any is decided or forwarded; at the limit it goes through. */
+Test(it_responses, more_tool_containers_than_the_policy_allows_are_refused)
+{
+	struct hx_gw *gw = hx_gw_start(policy(NULL), config);
+	const char *one = "{\"type\":\"code_interpreter\",\"container\":{\"type\":\"auto\"}}";
+	const char *tools = one;
+	size_t before;
+	int i;
+
+	for (i = 1; i < 16; i++)
+		tools = hx_fmt("%s,%s", tools, one);
+	hx_stub_next(json_answer(""));
+	cr_expect_eq(as(gw, ORG_KEY, "POST", "/v1/responses",
+	                hx_fmt("{\"model\":\"gpt-5\",\"input\":\"hi\",\"tools\":[%s]}", tools))
+	                     ->status,
+	             200);
+	before = upstream_count();
+	expect_error(
+	        as(gw, ORG_KEY, "POST", "/v1/responses",
+	           hx_fmt("{\"model\":\"gpt-5\",\"input\":\"hi\",\"tools\":[%s,%s]}", tools, one)),
+	        403, "too_many_tool_containers", "tools");
+	cr_expect_eq(upstream_count(), before, "a refused body went up");
+}
+
 /* ---- streams as they pass ---------------------------------------------- */
 
 /* Reads from fd, appending to *buf, until it holds needle; the time it

@@ -617,7 +617,7 @@ Test(tools, policy_list_limits)
  * kept, the rest counted. */
 Test(tools, adjustments_past_the_limit_are_counted)
 {
-	json_t *pdoc = parse("{}");
+	json_t *pdoc = parse("{\"responses\": {\"max_tool_containers\": 20}}");
 	struct policy *p = compile(pdoc, "{}");
 	json_t *body = parse("{\"tools\": []}"), *tools = json_object_get(body, "tools");
 	struct tools_result r;
@@ -781,6 +781,36 @@ Test(tools, survives_allocation_failure)
 		json_decref(doc);
 	}
 	json_decref(want);
+	json_decref(body);
+	policy_free(p);
+	json_decref(pdoc);
+}
+
+/* More containers than responses.max_tool_containers: refused before any
+ * is decided, naming the limit; at the limit, decided. */
+Test(tools, the_count_of_containers_is_bounded)
+{
+	json_t *pdoc = parse("{\"responses\": {\"max_tool_containers\": 3}}");
+	struct policy *p = compile(pdoc, "{}");
+	json_t *body = parse("{\"tools\": []}"), *tools = json_object_get(body, "tools");
+	struct tools_result r;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		json_array_append_new(tools,
+		                      parse("{\"type\": \"code_interpreter\", \"container\": "
+		                            "{\"type\": \"auto\"}}"));
+	cr_expect_eq(tools_apply(p, body, &r), 0, "%s", r.decision.err.message);
+	tools_result_release(&r);
+	json_array_append_new(tools, parse("{\"type\": \"code_interpreter\", \"container\": "
+	                                   "\"cntr_abc\"}"));
+	cr_assert_eq(tools_apply(p, body, &r), -1);
+	cr_expect_eq(r.decision.err.status, 403);
+	cr_expect_str_eq(r.decision.err.code, "too_many_tool_containers");
+	cr_expect_str_eq(r.decision.err.param, "tools");
+	cr_expect_not_null(strstr(r.decision.err.message, "at most 3"));
+	cr_expect_eq(r.decision.nadjust, 0, "refused before any was decided");
+	tools_result_release(&r);
 	json_decref(body);
 	policy_free(p);
 	json_decref(pdoc);

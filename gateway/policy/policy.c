@@ -23,6 +23,7 @@ struct policy {
 	int allow_inline;
 	long long max_inline_bytes;
 	long long max_skills;
+	long long max_tool_containers;
 	long long max_file_ids;
 	char *on_violation;
 	json_t *routes;
@@ -46,7 +47,15 @@ struct policy {
 };
 
 /* The rules a policy's "mode": "shadow" can apply to one by one. */
-enum rule { RULE_MEMORY, RULE_NETWORK, RULE_EXPIRY, RULE_SKILLS, RULE_FILES, RULE_ROUTES };
+enum rule {
+	RULE_MEMORY,
+	RULE_NETWORK,
+	RULE_EXPIRY,
+	RULE_SKILLS,
+	RULE_FILES,
+	RULE_ROUTES,
+	RULE_TOOLS /* shadowed only with the whole policy */
+};
 
 static const char *const memory_sizes[] = {"1g", "4g", "16g", "64g", NULL};
 static const char *const on_exceed[] = {"reject", "clamp", NULL};
@@ -95,6 +104,8 @@ static const struct confkey policy_keys[] = {
         {"skills.max_inline_bytes", CT_INT, K(max_inline_bytes), .def_int = INLINE_MAX, .min = 0,
          .max = INLINE_MAX},
         {"skills.max_count", CT_INT, K(max_skills), .def_int = 64, .min = 0, .max = 100000},
+        {"responses.max_tool_containers", CT_INT, K(max_tool_containers), .def_int = 16, .min = 0,
+         .max = 100000},
         {"file_ids.max_count", CT_INT, K(max_file_ids), .def_int = 100, .min = 0, .max = 100000},
         {"on_upstream_violation", CT_ENUM, K(on_violation), "block", .enumv = violation_modes},
         {"routes", CT_JSON, K(routes), .def_json = "{}"},
@@ -560,6 +571,17 @@ policy_route(const struct policy *p, const struct operation *op)
 }
 
 int
+policy_check_tool_count(const struct policy *p, size_t n, struct policy_result *r)
+{
+	if ((long long)n <= p->max_tool_containers)
+		return 0;
+	return deny(p, r, RULE_TOOLS, "too_many_tool_containers", "tools",
+	            "the request's tools make or use %zu containers; %s policy allows at most %lld "
+	            "(responses.max_tool_containers)",
+	            n, p->whose, p->max_tool_containers);
+}
+
+int
 policy_check_prompt(const struct policy *p, const json_t *body, struct err *e)
 {
 	if (!json_is_object(json_object_get(body, "prompt")) || p->allow_prompts)
@@ -992,6 +1014,9 @@ policy_check_narrows(const struct policy *org, const struct policy *t, const cha
 		WIDER("network_policy.max_domain_secrets",
 		      "%lld is more than the organization's %lld", t->max_secrets,
 		      org->max_secrets);
+	if (t->max_tool_containers > org->max_tool_containers)
+		WIDER("responses.max_tool_containers", "%lld is more than the organization's %lld",
+		      t->max_tool_containers, org->max_tool_containers);
 	if (t->max_skills > org->max_skills)
 		WIDER("skills.max_count", "%lld is more than the organization's %lld",
 		      t->max_skills, org->max_skills);
@@ -1092,6 +1117,7 @@ policy_rules(const struct policy *p, const char **out, size_t max)
 	         c && p->allow_inline && p->max_inline_bytes < INLINE_MAX},
 	        {"too_many_file_ids", c},
 	        {"stored_prompt_not_allowed", !p->allow_prompts && routes_any(p, responses)},
+	        {"too_many_tool_containers", routes_any(p, responses)},
 	        {"batch_endpoint_not_allowed",
 	         !p->allow_batch_containers && routes_any(p, batches)},
 	};

@@ -153,6 +153,14 @@ enum policy_route policy_route(const struct policy *p, const struct operation *o
 /* The largest file upload allowed, in bytes. */
 long long policy_max_upload_bytes(const struct policy *p);
 
+/* A Responses body whose tools make or use more than
+ * responses.max_tool_containers containers (default 16): denied (403
+ * too_many_tool_containers, param "tools") before any is decided, so the
+ * work and memory a request costs stay bounded by the policy, not by the
+ * body's size. Returns 0, or -1 with r->err filled (or, in shadow mode, 0
+ * with r->shadow noted). */
+int policy_check_tool_count(const struct policy *p, size_t n, struct policy_result *r);
+
 /* A Responses body (a parsed object) that names a stored prompt, whose
  * tools the gateway cannot see, unless responses.allow_stored_prompts:
  * -1 with e filled (403 stored_prompt_not_allowed); else 0. */

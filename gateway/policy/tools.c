@@ -186,6 +186,8 @@ tools_apply(const struct policy *p, json_t *body, struct tools_result *r)
 		            list_path(at, sizeof(at), "input[%zu].tools", i), i, r) < 0)
 			return -1;
 	}
+	if (policy_check_tool_count(p, r->n, &r->decision) < 0)
+		return -1;
 	for (i = 0; i < r->n; i++) {
 		const struct tools_container *c = &r->containers[i];
 

@@ -13,7 +13,8 @@
  * a bound (see hostile[] below): domain, secret and skill lists at their
  * maximum and one past it, a list of tens of thousands of domains, a body
  * at limits.max_body_bytes and one byte over, JSON nested 2000 and 3000
- * deep, Responses bodies with 5001 tool containers, request targets at and
+ * deep, Responses bodies with as many tool containers as the policy allows
+ * and with 5001, request targets at and
  * past the longest upstream path and past the head limit, heads at and past
  * the limits on header fields and bytes. Each has the one status the
  * gateway must answer and is checked as the rest are; they go one at a
@@ -192,8 +193,9 @@ enum {
 	H_DEEP_IN_FIELD,
 	H_DEEP_RESPONSES,
 	H_DEEP_PAST_PARSER,
+	H_TOOLS_AT_MAX,
+	H_TOOLS_AT_MAX_LAST_REFUSED,
 	H_TOOLS_5001,
-	H_TOOLS_5001_LAST_REFUSED,
 	H_TARGET_AT_LIMIT,
 	H_TARGET_PAST_LIMIT,
 	H_TARGET_PAST_HEAD,
@@ -218,8 +220,9 @@ static struct hostile hostile[NHOSTILE] = {
         [H_DEEP_IN_FIELD] = {"deep-2000-in-file_ids", 400, 0, "/v1/containers"},
         [H_DEEP_RESPONSES] = {"deep-2000-responses", 200, 0, "/v1/responses"},
         [H_DEEP_PAST_PARSER] = {"deep-3000-responses", 400, 0, "/v1/responses"},
-        [H_TOOLS_5001] = {"tools-5001", 200, 0, "/v1/responses"},
-        [H_TOOLS_5001_LAST_REFUSED] = {"tools-5001-last-refused", 403, 0, "/v1/responses"},
+        [H_TOOLS_AT_MAX] = {"tools-at-max", 200, 0, "/v1/responses"},
+        [H_TOOLS_AT_MAX_LAST_REFUSED] = {"tools-at-max-last-refused", 403, 0, "/v1/responses"},
+        [H_TOOLS_5001] = {"tools-5001", 403, 0, "/v1/responses"},
         [H_TARGET_AT_LIMIT] = {"target-at-limit", 200, 1},
         [H_TARGET_PAST_LIMIT] = {"target-past-limit", 414, 1},
         [H_TARGET_PAST_HEAD] = {"target-past-head", 431, 1},
@@ -730,9 +733,13 @@ hostile_build(void)
 		case H_DEEP_PAST_PARSER:
 			deep_input(&b, 3000);
 			break;
+		case H_TOOLS_AT_MAX:
+		case H_TOOLS_AT_MAX_LAST_REFUSED:
+			/* responses.max_tool_containers, 16 by default */
+			tools(&b, 16, i == H_TOOLS_AT_MAX_LAST_REFUSED);
+			break;
 		case H_TOOLS_5001:
-		case H_TOOLS_5001_LAST_REFUSED:
-			tools(&b, 5001, i == H_TOOLS_5001_LAST_REFUSED);
+			tools(&b, 5001, 0);
 			break;
 		case H_TARGET_AT_LIMIT:
 			long_target(&b, TARGET_MAX);
