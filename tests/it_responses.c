@@ -502,6 +502,37 @@ Test(it_responses, tool_containers_are_charged_to_the_budget)
 	             20);
 }
 
+/* A background call is answered before its model runs ("status":
+ * "queued"): the containers its tools make are never named to the
+ * gateway, so what they were charged must stay spent, or a tenant could
+ * run containers past its budget by asking for them in the background. */
+Test(it_responses, a_background_call_keeps_its_budget_charge)
+{
+	struct hx_gw *gw = hx_gw_start(
+	        hx_fmt("{\"memory_limit\":{\"max\":\"4g\",\"default\":\"1g\"},"
+	               "\"routes\":{\"default\":\"allow\"},\"tenants\":{\"alpha\":{"
+	               "\"api_keys_sha256\":[\"%s\"],\"budget\":{\"gb_minutes_per_day\":40}}}}",
+	               hx_key_digest(ALPHA_KEY)),
+	        config);
+	const char *body = "{\"model\":\"gpt-5\",\"input\":\"hi\",\"background\":true,\"tools\":[{"
+	                   "\"type\":\"code_interpreter\",\"container\":{\"type\":\"auto\"}}]}";
+	const char *queued = "{\"json\":{\"id\":\"resp_bg\",\"object\":\"response\","
+	                     "\"status\":\"queued\",\"background\":true,\"output\":[]}}";
+	size_t before;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		hx_stub_next(queued);
+		cr_assert_eq(as(gw, ALPHA_KEY, "POST", "/v1/responses", body)->status, 200);
+	}
+	hx_sleep_ms(100);
+	before = upstream_count();
+	hx_stub_next(queued);
+	expect_error(as(gw, ALPHA_KEY, "POST", "/v1/responses", body), 429, "budget_exceeded",
+	             NULL);
+	cr_expect_eq(upstream_count(), before, "a third 20 GB-minutes went up past a budget of 40");
+}
+
 /* ---- streams as they pass ---------------------------------------------- */
 
 /* Reads from fd, appending to *buf, until it holds needle; the time it
