@@ -779,3 +779,23 @@ Test(it_tenants, a_budget_gets_back_what_the_upstream_did_not_make)
 	expect_code(as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 20)), 429,
 	            "budget_exceeded");
 }
+
+/* A create the budget refuses made nothing, so it holds no live slot: the
+ * tenant's next create that fits its budget is not refused as if the
+ * refused one were a live container. */
+Test(it_tenants, a_create_the_budget_refuses_holds_no_live_slot)
+{
+	struct hx_gw *gw;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	                                   "\"rate_limit\":{\"max_live_containers\":1},"
+	                                   "\"budget\":{\"gb_minutes_per_day\":50}}",
+	                                   hx_key_digest(OPS_KEY))),
+	                 NULL);
+	expect_code(as(gw, OPS_KEY, "POST", "/v1/containers", create_body("4g", 20)), 429,
+	            "budget_exceeded");
+	hx_sleep_ms(100); /* the give-back is on its way, not awaited */
+	cr_expect_eq(as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 20))->status, 200,
+	             "the refused create kept the tenant's one live slot");
+}

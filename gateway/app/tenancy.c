@@ -648,7 +648,12 @@ on_spent(void *arg, enum store_status st, int allowed, size_t which, const long 
 
 	r->store_op = NULL;
 	if (st != STORE_OK) {
-		pipeline_resume(r, unavailable(r) ? STEP_FAIL : STEP_NEXT);
+		if (unavailable(r)) {
+			tenancy_not_created(r);
+			pipeline_resume(r, STEP_FAIL);
+			return;
+		}
+		pipeline_resume(r, STEP_NEXT);
 		return;
 	}
 	if (allowed) {
@@ -679,6 +684,9 @@ on_spent(void *arg, enum store_status st, int allowed, size_t which, const long 
 	         (long long)(reset - time(NULL) > 1 ? reset - time(NULL) : 1));
 	r->no_retry = 1;
 	err_set(&r->error, 429, "rate_limit_error", "budget_exceeded", NULL, "%s", msg);
+	/* Refused before anything went up: the live slot the create took is
+	 * free again now, not when its hold runs out. */
+	tenancy_not_created(r);
 	pipeline_resume(r, STEP_FAIL);
 }
 
