@@ -466,6 +466,33 @@ Test(it_responses, an_answer_naming_another_tenants_container_takes_nothing_from
 	cr_expect_eq(r->status, 200, "beta's container counted against alpha: %s", r->body);
 }
 
+/* Only where the API names the containers a call ran in (its output items,
+ * a shell call's environment) are they the caller's: the answer also
+ * echoes the request's own tools, and a function tool's parameters are
+ * any JSON the client likes. A container nobody owns (the organization's)
+ * written there must not become the tenant's. */
+Test(it_responses, a_container_the_client_wrote_into_its_tools_is_not_claimed)
+{
+	struct hx_gw *gw = hx_gw_start(policy(NULL), config);
+	struct hx_resp *r;
+	const char *org_cntr, *tool, *body;
+
+	r = as(gw, ORG_KEY, "POST", "/v1/containers", "{\"name\":\"the organization's\"}");
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	org_cntr = hx_str(hx_resp_json(r), "id");
+	tool = hx_fmt("{\"type\":\"function\",\"name\":\"f\",\"parameters\":{\"type\":"
+	              "\"object\",\"properties\":{},\"x\":{\"type\":\"code_interpreter_call\","
+	              "\"container_id\":\"%s\"}}}",
+	              org_cntr);
+	body = hx_fmt("{\"model\":\"gpt-5\",\"input\":\"hi\",\"tools\":[%s]}", tool);
+	hx_stub_next(hx_fmt("{\"json\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":"
+	                    "\"completed\",\"tools\":[%s],\"output\":[]}}",
+	                    tool));
+	cr_assert_eq(as(gw, ALPHA_KEY, "POST", "/v1/responses", body)->status, 200);
+	expect_error(as(gw, ALPHA_KEY, "GET", hx_fmt("/v1/containers/%s", org_cntr), NULL), 404,
+	             "not_found", NULL);
+}
+
 /* A tenant's budget holds for the containers tools make: each auto
  * container costs its memory for the upstream's 20-minute session,
  * reserved before the call and given back when the model made none. */
