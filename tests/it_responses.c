@@ -441,6 +441,36 @@ Test(it_responses, a_container_an_event_stream_names_is_its_makers)
 	expect_counted_as_live(gw);
 }
 
+/* A stream the upstream breaks off after it named a container (its
+ * connection lost, or silent past upstream.timeout_ms while the code runs)
+ * still makes that container the tenant's and counts it, as when the
+ * client leaves: the container was made. Else it would be nobody's, and a
+ * tenant could run containers past its live cap and its budget by making
+ * its code outlast the timeout. */
+Test(it_responses, a_container_a_broken_off_stream_named_is_still_its_makers)
+{
+	struct hx_gw *gw = hx_gw_start(policy(NULL), config);
+	struct hx_resp *r;
+	json_t *rec;
+
+	hx_stub_next(
+	        hx_fmt("{\"events\":[{\"event\":\"response.output_item.added\",\"data\":{\"type\":"
+	               "\"response.output_item.added\",\"sequence_number\":0,\"output_index\":0,"
+	               "\"item\":%s}}],\"then\":\"close\"}",
+	               code_interpreter_call("cntr_brokenSSE")));
+	r = as(gw, ALPHA_KEY, "POST", "/v1/responses",
+	       "{\"model\":\"gpt-5\",\"input\":\"hi\",\"stream\":true,\"tools\":[{\"type\":"
+	       "\"code_interpreter\",\"container\":{\"type\":\"auto\"}}]}");
+	(void)r;
+	rec = json_array_get(hx_audit_wait(gw, 1, 8000), 0);
+	cr_expect_str_eq(hx_str(rec, "code"), "upstream_stream_failed", "%s",
+	                 json_dumps(rec, JSON_COMPACT));
+	cr_expect_str_eq(json_string_value(json_array_get(json_object_get(rec, "containers"), 0)),
+	                 "cntr_brokenSSE", "%s", json_dumps(rec, JSON_COMPACT));
+	expect_owned_by_alpha(gw, "cntr_brokenSSE");
+	expect_counted_as_live(gw);
+}
+
 /* An answer that names another tenant's container (an upstream mistaken
  * or lying) neither moves it to this tenant nor counts against this
  * tenant's live containers. */

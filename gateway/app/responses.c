@@ -547,8 +547,9 @@ answer(struct request *r)
 {
 	/* A slot held for containers the call did not make goes back. */
 	tenancy_not_created(r);
-	if (op(r)->left)
-		return STEP_FAIL; /* r->error says the client left; the driver ends */
+	if (op(r)->left || r->relay_broke)
+		return STEP_FAIL; /* r->error says the client left or the upstream broke
+		                     off; the driver ends the answer with it */
 	if (op(r)->stream) {
 		reply_stream_end(r, NULL);
 		return STEP_DONE;
