@@ -351,8 +351,8 @@ render(const struct metrics *m, const struct metrics_state *st, struct out *o)
 		           s->status, escape(c, sizeof(c), s->tenant), s->n);
 	}
 	head(o, "gateway_container_gb_minutes_total", "counter",
-	     "Container memory times minutes asked by allowed requests (what budgets count), by "
-	     "tenant.");
+	     "Container memory times minutes asked by allowed requests, by tenant (a Responses "
+	     "call whose model made no container counts here, though its budget gets it back).");
 	for (i = 0; i <= TENANT_SERIES; i++) {
 		if ((i >= m->ntenants && i < TENANT_SERIES) ||
 		    (i == TENANT_SERIES && m->tenants[i].gb_minutes == 0))

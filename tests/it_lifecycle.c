@@ -172,6 +172,38 @@ Test(it_lifecycle, sighup_reloads_the_policy_and_keeps_it_when_the_new_one_is_br
 	                 hx_str(requests[1], "policy_version"));
 }
 
+/* A policy broken inside a string (a domain secret's value) is reported by
+ * line and column, never by the bytes there: the log and the reload's
+ * audit record, which nobody can rewrite, would keep the secret. */
+Test(it_lifecycle, a_broken_policy_is_reported_without_its_bytes)
+{
+	struct hx_gw *gw = hx_gw_start(NULL, NULL);
+	json_t *lines, *line;
+	const char *message = NULL;
+	size_t i;
+
+	hx_write_file(gw->policy_path,
+	              "{\"network_policy\":{\"allowed_domains\":[\"a.example.com\"],"
+	              "\"allow_domain_secrets\":true,\"default\":{\"type\":\"allowlist\","
+	              "\"allowed_domains\":[\"a.example.com\"],\"domain_secrets\":[{\"domain\":"
+	              "\"a.example.com\",\"name\":\"T\",\"value\":\"hunter2\\q\"}]}}}");
+	cr_assert_eq(kill(gw->proc->pid, SIGHUP), 0);
+	cr_assert(hx_wait_contains(gw->err_path, "reload failed", 10000), "%s",
+	          hx_read_file(gw->err_path, NULL));
+	cr_expect_eq(hx_gw_stop(gw), 0);
+	cr_expect(!hx_file_contains(gw->err_path, "hunter2"), "%s",
+	          hx_read_file(gw->err_path, NULL));
+	lines = hx_audit_lines(gw);
+	json_array_foreach(lines, i, line)
+	{
+		if (strcmp(hx_str(line, "type"), "reload") == 0)
+			message = hx_str(line, "message");
+	}
+	cr_assert_not_null(message, "no reload record");
+	cr_expect_not_null(strstr(message, "line 1, column"), "%s", message);
+	cr_expect_null(strstr(message, "hunter2"), "%s", message);
+}
+
 Test(it_lifecycle, a_request_in_flight_keeps_the_policy_it_started_with)
 {
 	struct hx_gw *gw = hx_gw_start("{\"memory_limit\":{\"max\":\"4g\"}}", NULL);

@@ -441,6 +441,36 @@ Test(it_responses, a_container_an_event_stream_names_is_its_makers)
 	expect_counted_as_live(gw);
 }
 
+/* A stream the upstream breaks off after it named a container (its
+ * connection lost, or silent past upstream.timeout_ms while the code runs)
+ * still makes that container the tenant's and counts it, as when the
+ * client leaves: the container was made. Else it would be nobody's, and a
+ * tenant could run containers past its live cap and its budget by making
+ * its code outlast the timeout. */
+Test(it_responses, a_container_a_broken_off_stream_named_is_still_its_makers)
+{
+	struct hx_gw *gw = hx_gw_start(policy(NULL), config);
+	struct hx_resp *r;
+	json_t *rec;
+
+	hx_stub_next(
+	        hx_fmt("{\"events\":[{\"event\":\"response.output_item.added\",\"data\":{\"type\":"
+	               "\"response.output_item.added\",\"sequence_number\":0,\"output_index\":0,"
+	               "\"item\":%s}}],\"then\":\"close\"}",
+	               code_interpreter_call("cntr_brokenSSE")));
+	r = as(gw, ALPHA_KEY, "POST", "/v1/responses",
+	       "{\"model\":\"gpt-5\",\"input\":\"hi\",\"stream\":true,\"tools\":[{\"type\":"
+	       "\"code_interpreter\",\"container\":{\"type\":\"auto\"}}]}");
+	(void)r;
+	rec = json_array_get(hx_audit_wait(gw, 1, 8000), 0);
+	cr_expect_str_eq(hx_str(rec, "code"), "upstream_stream_failed", "%s",
+	                 json_dumps(rec, JSON_COMPACT));
+	cr_expect_str_eq(json_string_value(json_array_get(json_object_get(rec, "containers"), 0)),
+	                 "cntr_brokenSSE", "%s", json_dumps(rec, JSON_COMPACT));
+	expect_owned_by_alpha(gw, "cntr_brokenSSE");
+	expect_counted_as_live(gw);
+}
+
 /* An answer that names another tenant's container (an upstream mistaken
  * or lying) neither moves it to this tenant nor counts against this
  * tenant's live containers. */
@@ -464,6 +494,33 @@ Test(it_responses, an_answer_naming_another_tenants_container_takes_nothing_from
 	/* alpha's one live container is still free to make. */
 	r = as(gw, ALPHA_KEY, "POST", "/v1/containers", "{\"name\":\"alpha's\"}");
 	cr_expect_eq(r->status, 200, "beta's container counted against alpha: %s", r->body);
+}
+
+/* Only where the API names the containers a call ran in (its output items,
+ * a shell call's environment) are they the caller's: the answer also
+ * echoes the request's own tools, and a function tool's parameters are
+ * any JSON the client likes. A container nobody owns (the organization's)
+ * written there must not become the tenant's. */
+Test(it_responses, a_container_the_client_wrote_into_its_tools_is_not_claimed)
+{
+	struct hx_gw *gw = hx_gw_start(policy(NULL), config);
+	struct hx_resp *r;
+	const char *org_cntr, *tool, *body;
+
+	r = as(gw, ORG_KEY, "POST", "/v1/containers", "{\"name\":\"the organization's\"}");
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	org_cntr = hx_str(hx_resp_json(r), "id");
+	tool = hx_fmt("{\"type\":\"function\",\"name\":\"f\",\"parameters\":{\"type\":"
+	              "\"object\",\"properties\":{},\"x\":{\"type\":\"code_interpreter_call\","
+	              "\"container_id\":\"%s\"}}}",
+	              org_cntr);
+	body = hx_fmt("{\"model\":\"gpt-5\",\"input\":\"hi\",\"tools\":[%s]}", tool);
+	hx_stub_next(hx_fmt("{\"json\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":"
+	                    "\"completed\",\"tools\":[%s],\"output\":[]}}",
+	                    tool));
+	cr_assert_eq(as(gw, ALPHA_KEY, "POST", "/v1/responses", body)->status, 200);
+	expect_error(as(gw, ALPHA_KEY, "GET", hx_fmt("/v1/containers/%s", org_cntr), NULL), 404,
+	             "not_found", NULL);
 }
 
 /* A tenant's budget holds for the containers tools make: each auto
@@ -526,6 +583,37 @@ Test(it_responses, more_tool_containers_than_the_policy_allows_are_refused)
 	           hx_fmt("{\"model\":\"gpt-5\",\"input\":\"hi\",\"tools\":[%s,%s]}", tools, one)),
 	        403, "too_many_tool_containers", "tools");
 	cr_expect_eq(upstream_count(), before, "a refused body went up");
+}
+
+/* A background call is answered before its model runs ("status":
+ * "queued"): the containers its tools make are never named to the
+ * gateway, so what they were charged must stay spent, or a tenant could
+ * run containers past its budget by asking for them in the background. */
+Test(it_responses, a_background_call_keeps_its_budget_charge)
+{
+	struct hx_gw *gw = hx_gw_start(
+	        hx_fmt("{\"memory_limit\":{\"max\":\"4g\",\"default\":\"1g\"},"
+	               "\"routes\":{\"default\":\"allow\"},\"tenants\":{\"alpha\":{"
+	               "\"api_keys_sha256\":[\"%s\"],\"budget\":{\"gb_minutes_per_day\":40}}}}",
+	               hx_key_digest(ALPHA_KEY)),
+	        config);
+	const char *body = "{\"model\":\"gpt-5\",\"input\":\"hi\",\"background\":true,\"tools\":[{"
+	                   "\"type\":\"code_interpreter\",\"container\":{\"type\":\"auto\"}}]}";
+	const char *queued = "{\"json\":{\"id\":\"resp_bg\",\"object\":\"response\","
+	                     "\"status\":\"queued\",\"background\":true,\"output\":[]}}";
+	size_t before;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		hx_stub_next(queued);
+		cr_assert_eq(as(gw, ALPHA_KEY, "POST", "/v1/responses", body)->status, 200);
+	}
+	hx_sleep_ms(100);
+	before = upstream_count();
+	hx_stub_next(queued);
+	expect_error(as(gw, ALPHA_KEY, "POST", "/v1/responses", body), 429, "budget_exceeded",
+	             NULL);
+	cr_expect_eq(upstream_count(), before, "a third 20 GB-minutes went up past a budget of 40");
 }
 
 /* ---- streams as they pass ---------------------------------------------- */
@@ -1070,7 +1158,8 @@ Test(it_responses, defaults_may_make_the_forwarded_body_far_larger_than_the_requ
 		         i ? "," : "");
 	gw = hx_gw_start(hx_fmt("{\"network_policy\":{\"allowed_domains\":[%s],\"default\":"
 	                        "{\"type\":\"allowlist\",\"allowed_domains\":[%s]}},"
-	                        "\"routes\":{\"default\":\"allow\"}}",
+	                        "\"routes\":{\"default\":\"allow\"},"
+	                        "\"responses\":{\"max_tool_containers\":300}}",
 	                        domains, domains),
 	                 config);
 	hx_stub_next(json_answer(""));

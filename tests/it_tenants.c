@@ -779,3 +779,48 @@ Test(it_tenants, a_budget_gets_back_what_the_upstream_did_not_make)
 	expect_code(as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 20)), 429,
 	            "budget_exceeded");
 }
+
+/* A create the budget refuses made nothing, so it holds no live slot: the
+ * tenant's next create that fits its budget is not refused as if the
+ * refused one were a live container. */
+Test(it_tenants, a_create_the_budget_refuses_holds_no_live_slot)
+{
+	struct hx_gw *gw;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	                                   "\"rate_limit\":{\"max_live_containers\":1},"
+	                                   "\"budget\":{\"gb_minutes_per_day\":50}}",
+	                                   hx_key_digest(OPS_KEY))),
+	                 NULL);
+	expect_code(as(gw, OPS_KEY, "POST", "/v1/containers", create_body("4g", 20)), 429,
+	            "budget_exceeded");
+	hx_sleep_ms(100); /* the give-back is on its way, not awaited */
+	cr_expect_eq(as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 20))->status, 200,
+	             "the refused create kept the tenant's one live slot");
+}
+
+/* An expiry the policy only watches (shadow) may be any 64-bit number of
+ * minutes: its cost in GB-minutes must not wrap around to a negative
+ * number that skips the budget (nor overflow, which is undefined). */
+Test(it_tenants, an_enormous_expiry_is_charged_not_wrapped_around)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	size_t before;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(
+	        hx_fmt("{\"memory_limit\":{\"max\":\"4g\"},\"expires_after\":{\"mode\":\"shadow\"},"
+	               "\"tenants\":{\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	               "\"budget\":{\"gb_minutes_per_day\":100}}}}",
+	               hx_key_digest(OPS_KEY)),
+	        NULL);
+	before = json_array_size(hx_stub_requests());
+	/* 4 times 2^61 + 1 minutes is past 2^63. */
+	r = as(gw, OPS_KEY, "POST", "/v1/containers",
+	       "{\"name\":\"b\",\"memory_limit\":\"4g\",\"expires_after\":{\"anchor\":"
+	       "\"last_active_at\",\"minutes\":2305843009213693953}}");
+	expect_code(r, 429, "budget_exceeded");
+	cr_expect_eq(json_array_size(hx_stub_requests()), before, "it went up");
+}

@@ -279,8 +279,10 @@ collect(void *arg, const char *id)
 }
 
 /* The containers a Responses answer names: code interpreter calls and
- * shell environments that are container references, wherever they sit;
- * nothing else that merely carries a container_id (a file citation). */
+ * shell environments that are container references, where the API puts
+ * them; nothing else that merely carries a container_id (a file
+ * citation), nor what the answer echoes of the request (a function tool's
+ * parameters are any JSON the client wrote). */
 Test(check, the_containers_an_answer_names)
 {
 	const char *text =
@@ -291,7 +293,9 @@ Test(check, the_containers_an_answer_names)
 	        "{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"annotations\":["
 	        "{\"type\":\"container_file_citation\",\"container_id\":\"cntr_c\"}]}]},"
 	        "{\"type\":\"code_interpreter_call\",\"container_id\":42}],"
-	        "\"item\":{\"type\":\"code_interpreter_call\",\"container_id\":\"cntr_a\"}}";
+	        "\"item\":{\"type\":\"code_interpreter_call\",\"container_id\":\"cntr_a\"},"
+	        "\"tools\":[{\"type\":\"function\",\"name\":\"f\",\"parameters\":{\"x\":"
+	        "{\"type\":\"code_interpreter_call\",\"container_id\":\"cntr_d\"}}}]}";
 	json_t *doc = json_loads(text, 0, NULL), *ids = json_array();
 
 	cr_assert_not_null(doc);

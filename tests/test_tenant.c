@@ -232,3 +232,30 @@ Test(tenant, oidc_groups_name_one_tenant)
 	json_decref(groups);
 	policyset_free(p);
 }
+
+/* A tenant's name goes into store keys and metric labels: a long or odd
+ * one is refused at load, naming the rule. */
+Test(tenant, names_are_short_and_plain)
+{
+	static const char *const bad[] = {
+	        "",      "!withheld",
+	        "a:b",   "with space",
+	        "-lead", "x2345678901234567890123456789012345678901234567890123456789012345"};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		static struct errlist errs;
+		json_t *doc = json_pack("{s:{s:{}}}", "tenants", bad[i]);
+		struct policyset *p;
+
+		memset(&errs, 0, sizeof(errs));
+		p = policyset_new(doc, "policy.json", &errs);
+		cr_expect_null(p, "\"%s\" was taken", bad[i]);
+		cr_expect_gt(errs.n, 0);
+		if (errs.n)
+			cr_expect_not_null(strstr(errs.msg[0], "a tenant's name is 1 to 64"), "%s",
+			                   errs.msg[0]);
+		policyset_free(p);
+		json_decref(doc);
+	}
+}

@@ -16,6 +16,7 @@
 #include "http/conn.h"
 #include "http/upstream.h"
 #include "lib/conftable.h"
+#include "lib/jsondoc.h"
 #include "lib/secmem.h"
 #include "policy/jwt.h"
 #include "policy/tenant.h"
@@ -463,7 +464,7 @@ config_load(const char *path, struct errlist *errs)
 	struct config *c;
 	json_error_t je;
 	json_t *doc = NULL;
-	char *dir = NULL, *slash;
+	char *dir = NULL, *slash, why[JSON_ERROR_TEXT_LENGTH];
 	size_t before = errs->n + errs->dropped;
 
 	c = calloc(1, sizeof(*c));
@@ -474,7 +475,7 @@ config_load(const char *path, struct errlist *errs)
 	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 	if (doc == NULL) {
 		errlist_add(errs, path, NULL, "line %d, column %d: %s", je.line, je.column,
-		            je.text);
+		            jsondoc_file_error(&je, why, sizeof(why)));
 		goto fail;
 	}
 	if (!json_is_object(doc)) {

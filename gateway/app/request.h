@@ -126,6 +126,7 @@ struct request {
 	int intent_pending;   /* its intent's durable callback has not run yet */
 	int paused;           /* the upstream call waits on the client */
 	int relay_keeps_open; /* transfer_stream: a later step ends the answer */
+	int relay_broke;      /* ... and the upstream broke off (r->error says so) */
 
 	/* The tenant's limits (tenancy.c): a live-container slot held for a
 	 * create, the limit being counted, a Retry-After for the answer. */

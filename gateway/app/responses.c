@@ -47,6 +47,7 @@ struct responses {
 	size_t made;      /* containers the tools make */
 	size_t i;         /* where check_refs and own are */
 	int stream;       /* "stream": true */
+	int background;   /* "background": true: the model runs after the answer */
 	struct sse *sse;  /* reading the stream */
 	json_t *seen;     /* container ids the answer names, each once (an object) */
 	json_t *seen_ids; /* the same, in order */
@@ -130,6 +131,7 @@ validate(struct request *r)
 	if (policy_check_prompt(r->policy, s->doc, &r->error) < 0)
 		return STEP_FAIL;
 	s->stream = json_is_true(json_object_get(s->doc, "stream"));
+	s->background = json_is_true(json_object_get(s->doc, "background"));
 	return STEP_NEXT;
 }
 
@@ -523,12 +525,19 @@ static enum step_result
 own(struct request *r)
 {
 	struct responses *s = op(r);
+	int status;
 
 	/* The record names every container the call made or used. */
 	if (json_array_size(s->seen_ids) > 0)
 		r->rec.containers = json_incref(s->seen_ids);
 	if (r->tenant == NULL)
 		return STEP_NEXT;
+	/* A background call's model runs after its answer, so the containers
+	 * its tools make are never named here: once the upstream took the
+	 * call, what they were charged stays spent. */
+	status = s->stream ? r->rec.stream_status : r->rec.upstream_status;
+	if (s->background && status >= 200 && status <= 299)
+		tenancy_budget_spent(r);
 	s->i = 0;
 	return next_own(r);
 }
@@ -538,8 +547,9 @@ answer(struct request *r)
 {
 	/* A slot held for containers the call did not make goes back. */
 	tenancy_not_created(r);
-	if (op(r)->left)
-		return STEP_FAIL; /* r->error says the client left; the driver ends */
+	if (op(r)->left || r->relay_broke)
+		return STEP_FAIL; /* r->error says the client left or the upstream broke
+		                     off; the driver ends the answer with it */
 	if (op(r)->stream) {
 		reply_stream_end(r, NULL);
 		return STEP_DONE;

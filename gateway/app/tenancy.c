@@ -560,6 +560,11 @@ tenancy_filter(struct request *r, json_t *items, void (*then)(struct request *r,
 
 static const char *const sizes[] = {"1g", "4g", "16g", "64g"};
 static const long long size_gb[] = {1, 4, 16, 64};
+/* Minutes charged at most: an expiry only watched (shadow mode) may be any
+ * 64-bit number, and its cost must neither overflow nor wrap around below
+ * zero, where no budget would see it. Past every budget (budget.* are at
+ * most 10^12), and far from overflowing a counter. */
+#define CHARGE_MINUTES_MAX 1000000000000LL
 
 static int
 size_index(const char *memory_limit)
@@ -577,7 +582,9 @@ tenancy_gb_minutes(const char *memory_limit, long long minutes)
 {
 	int i = size_index(memory_limit);
 
-	return i < 0 || minutes <= 0 ? 0 : size_gb[i] * minutes;
+	if (i < 0 || minutes <= 0)
+		return 0;
+	return size_gb[i] * (minutes < CHARGE_MINUTES_MAX ? minutes : CHARGE_MINUTES_MAX);
 }
 
 double
@@ -587,6 +594,8 @@ tenancy_usd(const struct request *r, const char *memory_limit, long long minutes
 
 	if (i < 0 || minutes <= 0)
 		return 0;
+	if (minutes > CHARGE_MINUTES_MAX)
+		minutes = CHARGE_MINUTES_MAX;
 	return r->cfg->session_usd[i] * (double)minutes / (double)r->cfg->session_minutes;
 }
 
@@ -648,7 +657,12 @@ on_spent(void *arg, enum store_status st, int allowed, size_t which, const long 
 
 	r->store_op = NULL;
 	if (st != STORE_OK) {
-		pipeline_resume(r, unavailable(r) ? STEP_FAIL : STEP_NEXT);
+		if (unavailable(r)) {
+			tenancy_not_created(r);
+			pipeline_resume(r, STEP_FAIL);
+			return;
+		}
+		pipeline_resume(r, STEP_NEXT);
 		return;
 	}
 	if (allowed) {
@@ -679,6 +693,9 @@ on_spent(void *arg, enum store_status st, int allowed, size_t which, const long 
 	         (long long)(reset - time(NULL) > 1 ? reset - time(NULL) : 1));
 	r->no_retry = 1;
 	err_set(&r->error, 429, "rate_limit_error", "budget_exceeded", NULL, "%s", msg);
+	/* Refused before anything went up: the live slot the create took is
+	 * free again now, not when its hold runs out. */
+	tenancy_not_created(r);
 	pipeline_resume(r, STEP_FAIL);
 }
 

@@ -351,6 +351,13 @@ on_relayed(const struct upstream_res *res, void *arg)
 	        res->error);
 	err_set(&r->error, 502, ERR_UPSTREAM, "upstream_stream_failed", NULL,
 	        "the upstream's answer broke off after %zu bytes", res->bytes);
+	/* What it said before it broke may still matter to the later step
+	 * (containers it named were made): that step ends the answer. */
+	if (r->relay_keeps_open) {
+		r->relay_broke = 1;
+		pipeline_resume(r, STEP_NEXT);
+		return;
+	}
 	pipeline_resume(r, STEP_FAIL);
 }
 

@@ -25,8 +25,9 @@ extern const struct step transfer_relay_steps[];
  * and streams the answer back as it arrives, r->observe reading it on the
  * way. The step waits; at the end the answer is finished (STEP_DONE), or,
  * with keep_open, left open for a later step to finish with
- * reply_stream_end (STEP_NEXT). An answer the client left before is read
- * whole and relayed (STEP_DONE).
+ * reply_stream_end (STEP_NEXT), also when the upstream broke off mid-answer
+ * (r->relay_broke, r->error saying how; the later step fails with it). An
+ * answer the client left before is read whole and relayed (STEP_DONE).
  */
 enum step_result transfer_stream(struct request *r, const char *body, size_t len, int keep_open);
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <math.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1328,8 +1329,12 @@ build(const char *type, const struct audit_event *ev)
 	bounded(b, "containers", ev->containers);
 	number(b, "gb_minutes", ev->gb_minutes, ev->charged);
 	jsonbuf_key(b, "cost_usd");
-	if (ev->charged)
+	/* To the micro-dollar, where that fits the conversion (a price table
+	 * can make any amount, even past a double). */
+	if (ev->charged && ev->cost_usd >= 0 && ev->cost_usd < 1e12)
 		jsonbuf_real(b, (double)(long long)(ev->cost_usd * 1e6 + 0.5) / 1e6, 12);
+	else if (ev->charged && isfinite(ev->cost_usd))
+		jsonbuf_real(b, ev->cost_usd, 12);
 	else
 		jsonbuf_null(b);
 	number(b, "bytes_in", (long long)ev->bytes_in, 1);

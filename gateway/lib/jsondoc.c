@@ -896,3 +896,15 @@ jsondoc_parse(const char *buf, size_t len, struct err *e)
 	}
 	return NULL;
 }
+
+const char *
+jsondoc_file_error(const json_error_t *je, char *dst, size_t n)
+{
+	const char *near = strstr(je->text, " near '");
+
+	if (near && strncmp(je->text, "duplicate object key", 20) != 0)
+		snprintf(dst, n, "%.*s", (int)(near - je->text), je->text);
+	else
+		snprintf(dst, n, "%s", je->text);
+	return dst;
+}

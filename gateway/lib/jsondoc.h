@@ -31,6 +31,13 @@ json_t *jsondoc_parse(const char *buf, size_t len, struct err *e);
  */
 int jsondoc_path_at(const char *buf, size_t len, size_t off, char *dst, size_t n);
 
+/* What jansson found wrong with a file (je->text), without the bytes it
+ * quotes ("near '...'", up to 20 of them): in a config or policy they may
+ * be a secret, which the log and the audit log would then keep. A
+ * duplicate key keeps its quote (a key is no secret, and names the
+ * place). Written to dst (n bytes), which is returned. */
+const char *jsondoc_file_error(const json_error_t *je, char *dst, size_t n);
+
 /* How many bytes at the start of s (n bytes) a JSON string holds as they
  * are: printable ASCII but '"' and '\\'. Eight at a time; the parser and
  * jsonbuf spend most of a large body's time here. */

@@ -198,28 +198,40 @@ container_of(const json_t *o)
 	return NULL;
 }
 
+/* Where an answer names the containers a call ran in: a response's
+ * "output" items, a stream event's "item" or "response", a shell call's
+ * "environment". Nowhere else: the answer also echoes the request's own
+ * tools, whose function parameters (like its text format's schema) are
+ * any JSON the client wrote, and what it wrote there makes no container
+ * the caller's. */
+static int
+names_containers(const char *key)
+{
+	return strcmp(key, "output") == 0 || strcmp(key, "item") == 0 ||
+	       strcmp(key, "response") == 0 || strcmp(key, "environment") == 0;
+}
+
 static size_t
 walk(const json_t *v, void (*found)(void *arg, const char *id), void *arg)
 {
 	const char *key, *id;
 	size_t i, n = 0;
-	json_t *m;
+	json_t *m, *item;
 
-	if (json_is_object(v)) {
-		if ((id = container_of(v)) != NULL) {
-			found(arg, id);
-			n++;
-		}
-		json_object_foreach((json_t *)(uintptr_t)v, key, m)
+	if ((id = container_of(v)) != NULL) {
+		found(arg, id);
+		n++;
+	}
+	json_object_foreach((json_t *)(uintptr_t)v, key, m)
+	{
+		if (!names_containers(key))
+			continue;
+		if (json_is_object(m))
+			n += walk(m, found, arg);
+		json_array_foreach(json_is_array(m) ? m : NULL, i, item)
 		{
-			if (json_is_object(m) || json_is_array(m))
-				n += walk(m, found, arg);
-		}
-	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, m)
-		{
-			if (json_is_object(m) || json_is_array(m))
-				n += walk(m, found, arg);
+			if (json_is_object(item))
+				n += walk(item, found, arg);
 		}
 	}
 	return n;

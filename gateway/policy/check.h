@@ -48,10 +48,11 @@ int check_response(const struct check_expect *x, const char *body, size_t len, j
 /*
  * The containers an answer of the Responses API names: the container_id of
  * every code_interpreter_call item, and of every container_reference (a
- * shell call's environment), wherever they sit in doc (a response, an
- * output item, a stream event). found(arg, id) is called for each, in
- * order, duplicates included; ids are borrowed from doc. Work is linear in
- * doc's size. Returns how many were found.
+ * shell call's environment), where the API puts them in doc (a response's
+ * output, an output item, a stream event's item or response), never in
+ * what the answer echoes of the request (its tools). found(arg, id) is
+ * called for each, in order, duplicates included; ids are borrowed from
+ * doc. Work is linear in doc's size. Returns how many were found.
  */
 size_t check_containers(const json_t *doc, void (*found)(void *arg, const char *id), void *arg);
 

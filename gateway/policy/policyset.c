@@ -10,6 +10,7 @@
 #include <openssl/sha.h>
 
 #include "lib/hex.h"
+#include "lib/jsondoc.h"
 #include "lib/secmem.h"
 #include "policy/policy.h"
 #include "policy/tenant.h"
@@ -240,7 +241,7 @@ policyset_load(const char *path, struct errlist *errs)
 	json_error_t je;
 	json_t *doc;
 	size_t len;
-	char *text = read_policy(path, &len, errs);
+	char *text = read_policy(path, &len, errs), why[JSON_ERROR_TEXT_LENGTH];
 
 	if (text == NULL)
 		return NULL;
@@ -249,7 +250,7 @@ policyset_load(const char *path, struct errlist *errs)
 	free(text);
 	if (doc == NULL) {
 		errlist_add(errs, path, NULL, "line %d, column %d: %s", je.line, je.column,
-		            je.text);
+		            jsondoc_file_error(&je, why, sizeof(why)));
 		return NULL;
 	}
 	ps = build(doc, path, version, errs);

@@ -1,6 +1,7 @@
 #include "policy/tenant.h"
 
 #include <stdint.h>
+#include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +321,18 @@ check_unique(struct tenants *ts, const char *file, struct errlist *errs)
 	json_decref(subjects);
 }
 
+/* A tenant's name goes into store keys, metric labels and records: kept
+ * short and plain, so no two names can share a key or be cut to one. */
+static int
+name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n >= 1 && n <= 64 && isalnum((unsigned char)name[0]) &&
+	       strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+	               n;
+}
+
 struct tenants *
 tenants_new(const json_t *tenants_doc, const json_t *org_doc, const struct policy *org,
             tenant_secret_fn read, void *arg, const char *file, struct errlist *errs)
@@ -342,7 +355,15 @@ tenants_new(const json_t *tenants_doc, const json_t *org_doc, const struct polic
 	}
 	json_object_foreach((json_t *)(uintptr_t)tenants_doc, name, doc)
 	{
-		snprintf(at, sizeof(at), "tenants.%s", name);
+		snprintf(at, sizeof(at), "tenants.%.64s", name);
+		if (!name_ok(name)) {
+			errlist_add(errs, file, "tenants",
+			            "\"%.64s\": a tenant's name is 1 to 64 letters, digits, '.', "
+			            "'_' or "
+			            "'-', starting with a letter or digit",
+			            name);
+			continue;
+		}
 		if (!json_is_object(doc)) {
 			errlist_add(errs, file, at, "must be an object");
 			continue;
