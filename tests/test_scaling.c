@@ -201,7 +201,10 @@ gen_tools(FILE *f, size_t n)
 	list(f, "h", ".example.com", n, 0);
 	fputs("},\"skills\":{\"max_count\":100000,\"allowed_skill_ids\":", f);
 	list(f, "s", "", n, 0);
-	fputs("}},\"request\":{\"model\":\"m\",\"input\":\"hi\",\"tools\":[", f);
+	/* Past the default 16 containers, so each one is decided. */
+	fputs("},\"responses\":{\"max_tool_containers\":100000}},\"request\":{\"model\":\"m\","
+	      "\"input\":\"hi\",\"tools\":[",
+	      f);
 	for (i = 0; i + 1 < n; i++) {
 		if (i % 3 == 0)
 			fprintf(f,
