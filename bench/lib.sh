@@ -307,16 +307,19 @@ EOF
 # each is set (to let every bench client in) only when the gateway's
 # --check accepts it. Leaves the JSON members in GATEWAY_EXTRA_LIMITS.
 GATEWAY_EXTRA_LIMITS=""
+# The probe's audit path is a file that is never written (--check only
+# looks at its folder): gateways since 3c6f67d refuse /dev/null there, and
+# every probe then failed.
 gateway_probe_limits() {
 	local probe=$W/probe-config.json extra="" kv
 	for kv in '"max_inflight": 20000'; do
 		GATEWAY_EXTRA_LIMITS="
     $kv,"
-		conf_gateway 1 1 "$ROOT/policies/default.json" /dev/null >"$probe"
+		conf_gateway 1 1 "$ROOT/policies/default.json" "$W/probe-audit.log" >"$probe"
 		"$GATEWAY" --config "$probe" --check >/dev/null 2>&1 && extra="$extra$GATEWAY_EXTRA_LIMITS"
 	done
 	GATEWAY_EXTRA_LIMITS=$extra
-	rm -f "$probe"
+	rm -f "$probe" "$W/probe-audit.log"
 }
 
 # --- other people's load ----------------------------------------------------------
