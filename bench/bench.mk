@@ -5,6 +5,7 @@
 #   make bench                        every scenario
 #   make bench SCENARIO=throughput    one (or a quoted list) of:
 #                                     throughput concurrency large-body cpu
+#                                     sse forwarded
 #   make bench BENCH_REV=HEAD         measure a committed revision, built
 #                                     apart in bench/work/src, instead of
 #                                     the work tree (which others may be
@@ -18,16 +19,17 @@ BENCH_SRC := bench/work/src
 
 .PHONY: bench bench-deps bench-gateway bench-clean
 
-bench: bench-deps bench-gateway $(BENCH_BIN)/slowup
+bench: bench-deps bench-gateway $(BENCH_BIN)/slowup $(BENCH_BIN)/sseload
 	@SCENARIO="$(SCENARIO)" BENCH_REV="$(BENCH_REV)" \
-		BENCH_GATEWAY="$(if $(BENCH_REV),$(BENCH_SRC)/build/gateway,build/gateway)" \
+		BENCH_GATEWAY="$(if $(BENCH_REV),$(BENCH_SRC)/build/gateway,$(BUILD)/gateway)" \
 		bench/run.sh
 
 # The gateway is built the normal, optimized way (never the sanitizer build,
-# whatever SAN says on the command line) before anything is measured.
+# whatever SAN says on the command line) before anything is measured, in
+# $(BUILD) (build/ unless the command line names another).
 ifeq ($(BENCH_REV),)
 bench-gateway:
-	@$(MAKE) --no-print-directory BUILD=build SAN= all
+	@$(MAKE) --no-print-directory BUILD=$(BUILD) SAN= all
 else
 bench-gateway:
 	@rm -rf $(BENCH_SRC) && mkdir -p $(BENCH_SRC)
@@ -40,7 +42,7 @@ bench-deps:
 	@./.ci/deps
 	@bench/deps.sh
 
-$(BENCH_BIN)/slowup: bench/slowup.c
+$(BENCH_BIN)/slowup $(BENCH_BIN)/sseload: $(BENCH_BIN)/%: bench/%.c
 	@mkdir -p $(BENCH_BIN)
 	$(CC) $(DEFS) $(WARN) -O2 -g -o $@ $< $$(pkg-config --cflags --libs libevent)
 

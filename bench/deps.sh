@@ -7,7 +7,9 @@
 # its own configs, so a temporary policy-rc.d forbids any service start for
 # the duration of the install, unless the machine already has one.
 set -e
-pkgs="nginx haproxy wrk valgrind curl procps iproute2 util-linux"
+# libnginx-mod-http-lua and lua-cjson are the peer's (bench/peer/); python3
+# runs its parity check.
+pkgs="nginx haproxy wrk valgrind curl procps iproute2 util-linux libnginx-mod-http-lua lua-cjson python3"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -167,10 +167,12 @@ EOF
 }
 
 # conf_upstream DIR PORT: the static upstream. POST .../containers, under
-# any prefix, gets the fixed container object; nothing is logged.
+# any prefix, gets the fixed container object, and .../chat/completions a
+# chat.completion; nothing is logged.
 conf_upstream() {
-	local d=$1 port=$2 body
+	local d=$1 port=$2 body chat
 	body=$(tr -d '\n' <"$BENCH_DIR/data/container.json")
+	chat=$(tr -d '\n' <"$BENCH_DIR/data/chat-completion.json")
 	nginx_common "$d"
 	cat <<EOF
 http {
@@ -185,6 +187,9 @@ $(nginx_temp_paths "$d")
 		location ~ /containers\$ {
 			return 200 '$body';
 		}
+		location ~ /chat/completions\$ {
+			return 200 '$chat';
+		}
 		location / {
 			return 404;
 		}
@@ -195,7 +200,8 @@ EOF
 
 # conf_nginx_proxy DIR PORT UPPORT KEEPALIVE: nginx as the reverse proxy
 # under test, with a pool of KEEPALIVE idle upstream connections kept open
-# and an access log written to a file, as the gateway writes its audit log.
+# and an access log written to a file, as the gateway writes its audit log;
+# Responses streams unbuffered.
 conf_nginx_proxy() {
 	local d=$1 port=$2 up=$3 ka=$4
 	nginx_common "$d"
@@ -218,17 +224,41 @@ $(nginx_temp_paths "$d")
 			proxy_http_version 1.1;
 			proxy_set_header Connection "";
 		}
+		# Event streams pass as they come.
+		location = /v1/responses {
+			proxy_pass http://containers_api;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_buffering off;
+		}
 	}
 }
 EOF
 }
 
-# conf_haproxy PORT UPPORT MAXCONN LOG: one thread, HTTP mode, keep-alive
-# on both sides (server connections reused, "http-reuse safe", the
-# default), a log line per request written to stdout, which bg_start sends
-# to a file.
+# conf_peer DIR PORT UPPORT KEEPALIVE POLICY AUDIT: the OpenResty-style
+# peer (bench/peer/), its template filled in; bench/peer/gate.lua is loaded
+# from where it is.
+conf_peer() {
+	local d=$1
+	mkdir -p "$d/tmp"
+	sed -e "s|@DIR@|$d|g" -e "s|@PORT@|$2|g" -e "s|@UPPORT@|$3|g" -e "s|@POOL@|$4|g" \
+		-e "s|@POLICY@|$5|g" -e "s|@AUDIT@|$6|g" -e "s|@PEER@|$BENCH_DIR/peer|g" \
+		-e "s|@NOFILE@|$NOFILE|g" -e "s|@CONNECTIONS@|$((NOFILE - 100))|g" \
+		"$BENCH_DIR/peer/nginx.conf.in"
+}
+
+# conf_haproxy PORT UPPORT MAXCONN [STREAMS]: one thread, HTTP mode,
+# keep-alive on both sides (server connections reused, "http-reuse safe",
+# the default), a log line per request written to stdout, which bg_start
+# sends to a file. With STREAMS "streams", "option http-no-delay", which
+# tells HAProxy not to hold small writes back for more: without it a
+# stream's first event came about 200 ms late in a trial run (likely a
+# delayed ACK), against under a millisecond through nginx.
 conf_haproxy() {
-	local port=$1 up=$2 maxconn=$3
+	local port=$1 up=$2 maxconn=$3 nodelay=""
+	[ "${4:-}" = streams ] && nodelay="
+	option http-no-delay"
 	cat <<EOF
 global
 	nbthread 1
@@ -241,7 +271,7 @@ defaults
 	timeout connect 5s
 	timeout client 60s
 	timeout server 60s
-	timeout http-keep-alive 75s
+	timeout http-keep-alive 75s$nodelay
 frontend containers_front
 	bind 127.0.0.1:$port
 	backlog 4096
@@ -278,16 +308,19 @@ EOF
 # each is set (to let every bench client in) only when the gateway's
 # --check accepts it. Leaves the JSON members in GATEWAY_EXTRA_LIMITS.
 GATEWAY_EXTRA_LIMITS=""
+# The probe's audit path is a file that is never written (--check only
+# looks at its folder): gateways since 3c6f67d refuse /dev/null there, and
+# every probe then failed.
 gateway_probe_limits() {
 	local probe=$W/probe-config.json extra="" kv
 	for kv in '"max_inflight": 20000'; do
 		GATEWAY_EXTRA_LIMITS="
     $kv,"
-		conf_gateway 1 1 "$ROOT/policies/default.json" /dev/null >"$probe"
+		conf_gateway 1 1 "$ROOT/policies/default.json" "$W/probe-audit.log" >"$probe"
 		"$GATEWAY" --config "$probe" --check >/dev/null 2>&1 && extra="$extra$GATEWAY_EXTRA_LIMITS"
 	done
 	GATEWAY_EXTRA_LIMITS=$extra
-	rm -f "$probe"
+	rm -f "$probe" "$W/probe-audit.log"
 }
 
 # --- other people's load ----------------------------------------------------------

@@ -1,8 +1,9 @@
 /*
- * slowup: the bench's own upstream, for the two scenarios a static nginx
+ * slowup: the bench's own upstream, for the scenarios a static nginx
  * cannot serve honestly.
  *
  *   slowup --port PORT --body-file FILE [--delay-ms MS]
+ *          [--sse-events N --sse-interval-ms MS]
  *
  * Answers every POST whose path ends in /containers (any prefix) with 200
  * and the bytes of FILE as application/json, MS milliseconds after the
@@ -15,6 +16,11 @@
  *   64 MiB body, so a proxy could be timed on a body it never finished
  *   sending. Here the answer only leaves once the last byte has arrived,
  *   with --delay-ms 0. Bodies are counted and dropped, never buffered.
+ * - sse: with --sse-events N, a POST whose path ends in /responses gets a
+ *   Responses stream (text/event-stream, chunked) as soon as its body is
+ *   in: response.created at once, then N output_text.delta events and
+ *   response.completed, one every --sse-interval-ms, so thousands of
+ *   streams can be held open for as long as a scenario needs.
  *
  * HTTP/1.1 keep-alive with Content-Length bodies only (every proxy under
  * test sends those); chunked bodies get 501 and a close. One thread, one
@@ -49,11 +55,33 @@ struct conn {
 	int waiting;                  /* an answer is held back or being written */
 	int status;                   /* what the held-back answer will be */
 	int close_after;              /* the client asked for, or we need, a close */
+	int sse;                      /* the answer is an event stream */
+	int sse_left;                 /* its deltas still to send */
+	int sse_seq;                  /* the next event's sequence_number */
 };
 
 static char *answer;
 static size_t answer_len;
 static const struct timeval *delay; /* a libevent common timeout, or NULL */
+static long sse_events;             /* deltas in each stream; 0: no streams */
+static const struct timeval *sse_interval;
+
+/* A Responses stream, as the API sends it for a short text answer. */
+#define SSE_RESPONSE                                                                               \
+	"{\"id\":\"resp_68c0a1b2c3d4e5f60718293a4b5c6d7e\",\"object\":\"response\","               \
+	"\"created_at\":1764844800,\"status\":\"%s\",\"model\":\"gpt-4.1-2025-04-14\","            \
+	"\"output\":[],\"parallel_tool_calls\":true,\"tool_choice\":\"auto\",\"tools\":[],"        \
+	"\"usage\":%s}"
+#define SSE_CREATED                                                                                \
+	"event: response.created\ndata: {\"type\":\"response.created\","                           \
+	"\"sequence_number\":%d,\"response\":" SSE_RESPONSE "}\n\n"
+#define SSE_DELTA                                                                                  \
+	"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\","       \
+	"\"sequence_number\":%d,\"item_id\":\"msg_68c0a1b2c3d4e5f60718293a4b5c6d7f\","             \
+	"\"output_index\":0,\"content_index\":0,\"delta\":\" proxies\",\"logprobs\":[]}\n\n"
+#define SSE_COMPLETED                                                                              \
+	"event: response.completed\ndata: {\"type\":\"response.completed\","                       \
+	"\"sequence_number\":%d,\"response\":" SSE_RESPONSE "}\n\n"
 
 static void conn_process(struct conn *c);
 
@@ -110,12 +138,58 @@ send_answer(struct conn *c)
 	/* on_write runs once this has all been handed to the kernel. */
 }
 
+/* One event of a stream, as one chunk; the last is followed by the end
+ * of the body. */
+static void
+send_event(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	char ev[1024];
+	int n;
+
+	if (c->sse_seq == 0)
+		n = snprintf(ev, sizeof(ev), SSE_CREATED, c->sse_seq, "in_progress", "null");
+	else if (c->sse_left-- > 0)
+		n = snprintf(ev, sizeof(ev), SSE_DELTA, c->sse_seq);
+	else
+		n = snprintf(ev, sizeof(ev), SSE_COMPLETED, c->sse_seq, "completed",
+		             "{\"input_tokens\":12,\"output_tokens\":40,\"total_tokens\":52}");
+	c->sse_seq++;
+	evbuffer_add_printf(out, "%x\r\n", n);
+	evbuffer_add(out, ev, (size_t)n);
+	evbuffer_add(out, "\r\n", 2);
+	if (c->sse_left < 0) {
+		c->sse = 0;
+		evbuffer_add(out, "0\r\n\r\n", 5);
+	} else {
+		evtimer_add(c->timer, sse_interval);
+	}
+}
+
+static void
+start_stream(struct conn *c)
+{
+	evbuffer_add_printf(bufferevent_get_output(c->bev),
+	                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+	                    "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n%s\r\n",
+	                    c->close_after ? "Connection: close\r\n" : "");
+	c->sse_seq = 0;
+	c->sse_left = (int)sse_events;
+	send_event(c);
+}
+
 static void
 on_timer(evutil_socket_t fd, short what, void *arg)
 {
+	struct conn *c = arg;
+
 	(void)fd;
 	(void)what;
-	send_answer(arg);
+	if (c->sse) {
+		send_event(c);
+		return;
+	}
+	send_answer(c);
 }
 
 /* The whole request is in: answer now or after the delay. */
@@ -125,7 +199,9 @@ request_done(struct conn *c)
 	c->in_body = 0;
 	c->waiting = 1;
 	bufferevent_disable(c->bev, EV_READ); /* a pipelined request waits its turn */
-	if (delay && c->status == 200)
+	if (c->sse)
+		start_stream(c);
+	else if (delay && c->status == 200)
 		evtimer_add(c->timer, delay);
 	else
 		send_answer(c);
@@ -153,6 +229,7 @@ read_head(struct conn *c, struct evbuffer *in)
 	c->status = 404;
 	c->close_after = 0;
 	c->body_left = 0;
+	c->sse = 0;
 	/* "POST /any/prefix/containers HTTP/1.1" */
 	sp1 = memchr(head, ' ', n);
 	sp2 = sp1 ? memchr(sp1 + 1, ' ', n - (size_t)(sp1 + 1 - head)) : NULL;
@@ -161,6 +238,11 @@ read_head(struct conn *c, struct evbuffer *in)
 		if (sp1 - head == 4 && memcmp(head, "POST", 4) == 0 && plen >= 11 &&
 		    memcmp(sp2 - 11, "/containers", 11) == 0)
 			c->status = 200;
+		if (sse_events > 0 && sp1 - head == 4 && memcmp(head, "POST", 4) == 0 &&
+		    plen >= 10 && memcmp(sp2 - 10, "/responses", 10) == 0) {
+			c->status = 200;
+			c->sse = 1;
+		}
 		if (strncmp(sp2 + 1, "HTTP/1.0", 8) == 0)
 			c->close_after = 1;
 	} else {
@@ -225,8 +307,8 @@ on_write(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
-	if (!c->waiting)
-		return;
+	if (!c->waiting || c->sse)
+		return; /* a stream is done once its last chunk has been written */
 	if (c->close_after) {
 		conn_free(c);
 		return;
@@ -324,7 +406,7 @@ main(int argc, char **argv)
 	struct event *sigint, *sigterm;
 	struct timeval tv;
 	struct rlimit rl;
-	long port = -1, delay_ms = 0;
+	long port = -1, delay_ms = 0, sse_interval_ms = 1000;
 	const char *body_file = NULL;
 	int i;
 
@@ -335,11 +417,17 @@ main(int argc, char **argv)
 			delay_ms = strtol(argv[i + 1], NULL, 10);
 		else if (strcmp(argv[i], "--body-file") == 0)
 			body_file = argv[i + 1];
+		else if (strcmp(argv[i], "--sse-events") == 0)
+			sse_events = strtol(argv[i + 1], NULL, 10);
+		else if (strcmp(argv[i], "--sse-interval-ms") == 0)
+			sse_interval_ms = strtol(argv[i + 1], NULL, 10);
 		else
 			break;
 	}
-	if (i != argc || port < 1 || port > 65535 || delay_ms < 0 || body_file == NULL) {
-		fprintf(stderr, "usage: slowup --port PORT --body-file FILE [--delay-ms MS]\n");
+	if (i != argc || port < 1 || port > 65535 || delay_ms < 0 || body_file == NULL ||
+	    sse_events < 0 || sse_events > 1000000 || sse_interval_ms < 1) {
+		fprintf(stderr, "usage: slowup --port PORT --body-file FILE [--delay-ms MS] "
+		                "[--sse-events N --sse-interval-ms MS]\n");
 		return 2;
 	}
 	if ((answer = slurp(body_file, &answer_len)) == NULL) {
@@ -363,6 +451,9 @@ main(int argc, char **argv)
 		tv.tv_usec = (delay_ms % 1000) * 1000;
 		delay = event_base_init_common_timeout(base, &tv);
 	}
+	tv.tv_sec = sse_interval_ms / 1000;
+	tv.tv_usec = (sse_interval_ms % 1000) * 1000;
+	sse_interval = event_base_init_common_timeout(base, &tv);
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((unsigned short)port);
