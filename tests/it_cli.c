@@ -365,8 +365,8 @@ Test(it_cli, policy_test_runs_cases_and_reports_rule_coverage)
 	        0, "%s%s", hx_read_file(p->out_path, NULL), hx_read_file(p->err_path, NULL));
 	out = hx_read_file(p->out_path, NULL);
 	cr_expect_not_null(strstr(out, "5 cases, 0 failed"), "%s", out);
-	cr_expect_not_null(strstr(out, "tenant \"ml\": 5 of 18 "), "%s", out);
-	cr_expect_not_null(strstr(out, "the organization: 3 of 16 "), "%s", out);
+	cr_expect_not_null(strstr(out, "tenant \"ml\": 5 of 19 "), "%s", out);
+	cr_expect_not_null(strstr(out, "the organization: 3 of 17 "), "%s", out);
 	cr_expect_not_null(strstr(out, "not: memory_limit_default"), "%s", out);
 	cr_expect_null(strstr(out, PT_SECRET), "%s", out);
 	cr_expect_null(strstr(hx_read_file(p->err_path, NULL), PT_SECRET));
