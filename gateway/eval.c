@@ -205,7 +205,7 @@ eval_main(int argc, char **argv)
 			goto out;
 		}
 		out = describe(&d, doc);
-		decision_release(&d);
+		decide_release(&d);
 	}
 	json_object_set_new(out, "tenant", t ? json_string(tenant_name(t)) : json_null());
 	print(out);

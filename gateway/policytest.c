@@ -209,7 +209,7 @@ run_case(struct run *run, const char *file, size_t idx, const json_t *c, const s
 	} else if (run->verbose) {
 		printf("  ok    %s\n", name);
 	}
-	decision_release(&d);
+	decide_release(&d);
 	json_decref(body);
 	return 0;
 }

@@ -242,7 +242,7 @@ decide(const struct policyset *ps, const struct tenant *t, const struct operatio
 }
 
 void
-decision_release(struct decision *d)
+decide_release(struct decision *d)
 {
 	json_decref(d->adjustments);
 	d->adjustments = NULL;

@@ -47,11 +47,11 @@ size_t decide_tenant_rules(const struct tenant *t, const char **out, size_t max)
  * tenant t (NULL: the organization) under the policy set ps. body is
  * rewritten in place into what would be forwarded, secrets included (the
  * caller redacts before showing it). Returns 0 with d filled, or -1 when
- * memory ran out. Release d with decision_release.
+ * memory ran out. Release d with decide_release.
  */
 int decide(const struct policyset *ps, const struct tenant *t, const struct operation *op,
            json_t *body, struct decision *d);
 
-void decision_release(struct decision *d);
+void decide_release(struct decision *d);
 
 #endif
