@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "app/request.h"
+#include "lib/hex.h"
 
 /* Identifiers are what the upstream issues: letters, digits, '_' and '-'.
  * Anything else could be read differently on the way upstream. */
@@ -86,18 +87,6 @@ split(const char *path, struct target *t)
 	}
 }
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Whether the n bytes at p, percent-decoded ('+' as a space), are name in
  * any case, spaces around it aside. */
 static int
@@ -110,9 +99,9 @@ decodes_to(const char *p, size_t n, const char *name)
 		c = (unsigned char)p[i];
 		if (c == '+') {
 			c = ' ';
-		} else if (c == '%' && i + 2 < n && hex_value(p[i + 1]) >= 0 &&
-		           hex_value(p[i + 2]) >= 0) {
-			c = hex_value(p[i + 1]) * 16 + hex_value(p[i + 2]);
+		} else if (c == '%' && i + 2 < n && hex_digit(p[i + 1]) >= 0 &&
+		           hex_digit(p[i + 2]) >= 0) {
+			c = hex_digit(p[i + 1]) * 16 + hex_digit(p[i + 2]);
 			i += 2;
 		}
 		if (c == ' ' && (k == 0 || k == len))

@@ -39,6 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/hex.h"
+
 #define HEAD_LEADING_CRLF_MAX 2
 #define CONTENT_LENGTH_MAX    (UINT64_C(1) << 53)
 #define CHUNK_DIGITS_MAX      16
@@ -529,18 +531,6 @@ httpmsg_chunked_free(struct httpmsg_chunked *c)
 	free(c);
 }
 
-static int
-hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* What may follow a chunk size or a complete extension: BWS then ';', ';'
  * directly, or the CR ending the line. */
 static int
@@ -575,7 +565,7 @@ chunk_step(struct httpmsg_chunked *c, unsigned char ch, struct err *e)
 		                   CHUNK_TRAILER_MAX);
 	switch (c->state) {
 	case CS_SIZE:
-		x = hex_value(ch);
+		x = hex_digit(ch);
 		if (x >= 0) {
 			if (++c->digits > CHUNK_DIGITS_MAX)
 				return BAD_REQUEST(e, "chunk size has more than %d hex digits",

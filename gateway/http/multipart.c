@@ -59,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/hex.h"
 #include "lib/utf8.h"
 
 #define MP_BOUNDARY_MAX 70
@@ -192,18 +193,6 @@ token_len(const char *s, size_t n, size_t i)
 	while (k < n && is_tchar((unsigned char)s[k]))
 		k++;
 	return k - i;
-}
-
-static int
-hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /*
@@ -502,8 +491,8 @@ ext_value(char *v, size_t n, size_t *olen)
 
 			if (n - i < 3)
 				return -1;
-			hi = hex_value((unsigned char)v[i + 1]);
-			lo = hex_value((unsigned char)v[i + 2]);
+			hi = hex_digit((unsigned char)v[i + 1]);
+			lo = hex_digit((unsigned char)v[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (unsigned char)(hi << 4 | lo);

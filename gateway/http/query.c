@@ -3,22 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/hex.h"
 #include "lib/utf8.h"
 
 #define VALUE_MAX  512
 #define PARAMS_MAX 16
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Decodes s[0..len) into dst (VALUE_MAX + 1 bytes); -1 on a bad escape,
  * an over-long value or a control character. */
@@ -35,9 +24,9 @@ decode(const char *s, size_t len, char *dst, size_t *out_len)
 		} else if (c == '%') {
 			if (i + 2 >= len)
 				return -1;
-			if (hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+			if (hex_digit(s[i + 1]) < 0 || hex_digit(s[i + 2]) < 0)
 				return -1;
-			c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+			c = hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]);
 			i += 2;
 		}
 		if (c < 0x20 || c == 0x7f || o >= VALUE_MAX)

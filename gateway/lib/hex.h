@@ -11,4 +11,7 @@
  * bytes); returns 2 * n. */
 size_t hex_encode(const unsigned char *in, size_t n, char *out);
 
+/* The value of one hex digit, either case; -1 for anything else. */
+int hex_digit(int c);
+
 #endif
