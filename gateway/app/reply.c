@@ -34,6 +34,9 @@ describe(struct request *r, struct audit_event *ev, int status, const char *deci
 		message = r->shadow.message;
 	}
 	memset(ev, 0, sizeof(*ev));
+	/* Refused before its head was read: a trace of its own. */
+	if (r->trace.trace_id[0] == '\0')
+		trace_start(&r->trace, NULL, 0);
 	ev->request_id = r->id;
 	ev->trace_id = r->trace.trace_id;
 	ev->span_id = r->trace.span_id;

@@ -79,8 +79,6 @@ request_new(struct context *ctx, struct conn_req *http)
 	r->snap = snapshot_ref(ctx->snap);
 	r->cfg = snapshot_config(r->snap);
 	make_id(r->id, sizeof(r->id));
-	/* A trace of its own until the head says whose it is (front.c). */
-	trace_start(&r->trace, NULL, 0);
 	live_add(ctx, r);
 	return r;
 }

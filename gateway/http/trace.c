@@ -58,27 +58,27 @@ trace_parse(const char *v, size_t len, struct trace_context *t)
 	return 0;
 }
 
-/* n random bytes as hex, never all zeros. */
-static void
-random_id(char *dst, size_t n)
-{
-	unsigned char b[16] = {0};
-
-	if (RAND_bytes(b, (int)n) != 1 || b[0] == 0)
-		b[0] |= 1; /* never all zeros; a failed RAND still yields a valid id */
-	hex_encode(b, n, dst);
-}
-
 void
 trace_start(struct trace_context *t, const char *value, size_t len)
 {
+	/* One draw for both ids: the random source costs more than the ids. */
+	unsigned char b[TRACE_ID_HEX / 2 + TRACE_SPAN_HEX / 2] = {0};
+	int follow;
+
 	memset(t, 0, sizeof(*t));
-	if (trace_parse(value, len, t) < 0) {
+	follow = trace_parse(value, len, t) == 0;
+	if (!follow)
 		memset(t, 0, sizeof(*t));
-		random_id(t->trace_id, TRACE_ID_HEX / 2);
+	(void)RAND_bytes(b, follow ? TRACE_SPAN_HEX / 2 : (int)sizeof(b));
+	/* Never all zeros, which means "no id"; a failed draw still gives a
+	 * valid one. */
+	b[0] |= 1;
+	b[sizeof(b) - 1] |= 1;
+	if (!follow) {
+		hex_encode(b + TRACE_SPAN_HEX / 2, TRACE_ID_HEX / 2, t->trace_id);
 		t->sampled = 1;
 	}
-	random_id(t->span_id, TRACE_SPAN_HEX / 2);
+	hex_encode(b, TRACE_SPAN_HEX / 2, t->span_id);
 }
 
 void
