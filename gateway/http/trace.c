@@ -1,6 +1,7 @@
 #include "http/trace.h"
 
 #include <openssl/rand.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,18 +59,53 @@ trace_parse(const char *v, size_t len, struct trace_context *t)
 	return 0;
 }
 
+/* Trace ids must be unlikely to collide, not secret (they travel in
+ * headers and records): xoshiro256** per thread, seeded once from the
+ * system's random source, costs a few instructions where OpenSSL's DRBG
+ * costs thousands per request. */
+static _Thread_local uint64_t rng[4];
+static _Thread_local int rng_seeded;
+
+static uint64_t
+rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t
+next64(void)
+{
+	uint64_t result, t;
+
+	if (!rng_seeded) {
+		if (RAND_bytes((unsigned char *)rng, sizeof(rng)) != 1 ||
+		    (rng[0] | rng[1] | rng[2] | rng[3]) == 0)
+			rng[0] = (uint64_t)(uintptr_t)&rng ^ 0x9e3779b97f4a7c15ULL;
+		rng_seeded = 1;
+	}
+	result = rotl(rng[1] * 5, 7) * 9;
+	t = rng[1] << 17;
+	rng[2] ^= rng[0];
+	rng[3] ^= rng[1];
+	rng[1] ^= rng[2];
+	rng[0] ^= rng[3];
+	rng[2] ^= t;
+	rng[3] = rotl(rng[3], 45);
+	return result;
+}
+
 void
 trace_start(struct trace_context *t, const char *value, size_t len)
 {
-	/* One draw for both ids: the random source costs more than the ids. */
-	unsigned char b[TRACE_ID_HEX / 2 + TRACE_SPAN_HEX / 2] = {0};
+	unsigned char b[TRACE_ID_HEX / 2 + TRACE_SPAN_HEX / 2];
+	uint64_t w[3] = {next64(), next64(), next64()};
 	int follow;
 
+	memcpy(b, w, sizeof(b));
 	memset(t, 0, sizeof(*t));
 	follow = trace_parse(value, len, t) == 0;
 	if (!follow)
 		memset(t, 0, sizeof(*t));
-	(void)RAND_bytes(b, follow ? TRACE_SPAN_HEX / 2 : (int)sizeof(b));
 	/* Never all zeros, which means "no id"; a failed draw still gives a
 	 * valid one. */
 	b[0] |= 1;
