@@ -231,6 +231,72 @@ Test(it_audit, a_restart_continues_the_chain_and_a_crash_is_declared)
 	cr_expect_eq(count_type(gw, "segment"), 3);
 }
 
+/* A stretch of log in the first mac format (chain.h), as gateways before
+ * the second wrote it: a segment without "mac_format", then records, each
+ * mac the HMAC of the line's own text. Made here with OpenSSL's HMAC. */
+static void
+write_format1(const char *path, int n)
+{
+	char prev[65], text[512];
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	FILE *f = fopen(path, "w");
+	int i, j;
+
+	cr_assert_not_null(f);
+	memset(prev, '0', 64);
+	prev[64] = '\0';
+	for (i = 1; i <= n; i++) {
+		if (i == 1)
+			snprintf(text, sizeof(text),
+			         "{\"type\":\"segment\",\"ts\":\"2026-01-01T00:00:00.000Z\","
+			         "\"reason\":"
+			         "\"start\",\"detail\":null,\"hmac\":true,\"tree_size\":0,"
+			         "\"frontier\":[],\"seq\":1,\"prev\":\"%s\"}",
+			         prev);
+		else
+			snprintf(text, sizeof(text),
+			         "{\"type\":\"request\",\"ts\":\"2026-01-01T00:00:0%d.000Z\","
+			         "\"request_id\":\"req_old%d\",\"status\":200,\"seq\":%d,\"prev\":"
+			         "\"%s\"}",
+			         i, i, i, prev);
+		HMAC(EVP_sha256(), AUDIT_KEY, (int)strlen(AUDIT_KEY), (const unsigned char *)text,
+		     strlen(text), md, &mdlen);
+		for (j = 0; j < 32; j++)
+			snprintf(prev + 2 * j, 3, "%02x", md[j]);
+		text[strlen(text) - 1] = '\0'; /* the mac goes before the '}' */
+		fprintf(f, "%s,\"mac\":\"%s\"}\n", text, prev);
+	}
+	fclose(f);
+}
+
+/* Logs written before the second mac format still verify, and a gateway
+ * that takes over such a file goes on in the second from a new segment. */
+Test(it_audit, a_log_of_the_first_mac_format_verifies_and_continues)
+{
+	struct hx_gw *gw;
+	const char *out;
+
+	write_format1(hx_path("audit.log"), 4);
+	gw = start(1000, NULL);
+	traffic(gw, 9);
+	cr_assert_eq(hx_gw_stop(gw), 0);
+	cr_expect_not_null(strstr(hx_read_file(gw->audit_path, NULL), "\"mac_format\":2"));
+	cr_expect_eq(verify(gw, "key", "audit.log", &out), 0, "%s", out);
+	cr_expect_eq(verify(gw, "config", "audit.log", &out), 0, "%s", out);
+	cr_expect_not_null(strstr(out, "audit OK: "), "%s", out);
+	/* A byte changed in the old stretch, and one in the new, are caught
+	 * at their lines. */
+	tamper(gw->audit_path, hx_path("old.log"), flip_byte, 3);
+	cr_expect_eq(verify(gw, "key", "old.log", &out), 1);
+	cr_expect_not_null(strstr(out, "old.log:3 "), "%s", out);
+	cr_expect_not_null(strstr(out, "altered"), "%s", out);
+	tamper(gw->audit_path, hx_path("new.log"), flip_byte, 8);
+	cr_expect_eq(verify(gw, "key", "new.log", &out), 1);
+	cr_expect_not_null(strstr(out, "new.log:8 "), "%s", out);
+	cr_expect_not_null(strstr(out, "altered"), "%s", out);
+}
+
 Test(it_audit, rotation_keeps_one_chain_across_files)
 {
 	struct hx_gw *gw = start(1000, NULL);

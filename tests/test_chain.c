@@ -6,6 +6,8 @@
  * state from the one before would differ.
  */
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <string.h>
 
@@ -74,5 +76,82 @@ Test(chain, fingerprint_is_the_hmac_of_the_value)
 	cr_assert_not_null(k);
 	cr_assert_eq(chain_fingerprint(k, text, strlen(text), print), 0);
 	cr_expect_str_eq(print, "hmac-sha256:" RFC4231_2);
+	chain_key_free(k);
+}
+
+/* The hex of HMAC-SHA-256(key, SHA-256(0x00 || text)), made here with
+ * OpenSSL's one-shot calls, apart from chain.c's contexts. */
+static void
+format2(const char *key, const char *text, char out[CHAIN_HEX + 1])
+{
+	unsigned char digest[32], md[32];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int i;
+
+	cr_assert(EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+	          EVP_DigestUpdate(c, "", 1) == 1 && EVP_DigestUpdate(c, text, strlen(text)) == 1 &&
+	          EVP_DigestFinal_ex(c, digest, NULL) == 1);
+	EVP_MD_CTX_free(c);
+	if (key == NULL)
+		memcpy(md, digest, sizeof(md));
+	else
+		HMAC(EVP_sha256(), key, (int)strlen(key), digest, sizeof(digest), md, &mdlen);
+	for (i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+Test(chain, line_macs_of_both_formats)
+{
+	static const char open[] = "{\"type\":\"request\",\"seq\":7,\"prev\":\"ab\"";
+	const char *keys[] = {"Jefe", NULL};
+	char out[CHAIN_HEX + 1], want[CHAIN_HEX + 1];
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		struct chain_key *k = keys[i] ? chain_key_new((const unsigned char *)keys[i], 4)
+		                              : chain_key_new(NULL, 0);
+
+		cr_assert_not_null(k);
+		/* 1: the text itself, closed by its '}'. */
+		cr_assert_eq(chain_line_mac(k, 1, open, strlen(open), out), 0);
+		cr_assert_eq(chain_mac(k, open, strlen(open), "}", want), 0);
+		cr_expect_str_eq(out, want);
+		/* 2: the SHA-256 of 0x00 and that text. */
+		cr_assert_eq(chain_line_mac(k, 2, open, strlen(open), out), 0);
+		format2(keys[i], "{\"type\":\"request\",\"seq\":7,\"prev\":\"ab\"}", want);
+		cr_expect_str_eq(out, want, "key %s", keys[i] ? keys[i] : "(none)");
+		cr_expect_eq(chain_line_mac(k, 3, open, strlen(open), out), -1);
+		cr_expect_eq(chain_line_mac(k, 0, open, strlen(open), out), -1);
+		chain_key_free(k);
+	}
+}
+
+/* chain_seal's one pass gives the format-2 mac and the Merkle leaf hash
+ * of the very line it makes, every time. */
+Test(chain, a_seal_is_the_mac_and_the_leaf_of_its_line)
+{
+	static const char open[] = "{\"type\":\"intent\",\"seq\":2,\"prev\":\"00\"";
+	struct chain_key *k = chain_key_new((const unsigned char *)"Jefe", 4);
+	char mac[CHAIN_HEX + 1], want[CHAIN_HEX + 1], line[256];
+	unsigned char leaf[32], want_leaf[32];
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int i;
+
+	cr_assert_not_null(k);
+	for (i = 0; i < 3; i++) {
+		cr_assert_eq(chain_seal(k, open, strlen(open), mac, leaf), 0);
+		cr_assert_eq(chain_line_mac(k, 2, open, strlen(open), want), 0);
+		cr_expect_str_eq(mac, want, "round %d", i);
+		snprintf(line, sizeof(line), "%s,\"mac\":\"%s\"}", open, mac);
+		cr_assert(EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+		          EVP_DigestUpdate(c, "", 1) == 1 &&
+		          EVP_DigestUpdate(c, line, strlen(line)) == 1 &&
+		          EVP_DigestFinal_ex(c, want_leaf, NULL) == 1);
+		cr_expect_arr_eq(leaf, want_leaf, 32, "round %d", i);
+		/* Interleaved with another mac: no state carried over. */
+		cr_assert_eq(chain_mac(k, "x", 1, "", want), 0);
+	}
+	EVP_MD_CTX_free(c);
 	chain_key_free(k);
 }

@@ -42,6 +42,7 @@ struct line {
 	struct line *next;
 	char *text;
 	size_t len;
+	unsigned char leaf[MERKLE_HASH]; /* its leaf hash, made as it was sealed */
 	void (*durable)(void *arg, int ok);
 	void *arg;
 	struct audit_port *port; /* the loop durable runs on */
@@ -458,14 +459,11 @@ on_retry(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&a->wmu);
 }
 
-/* A line (with its newline) joins the tree as its next leaf. */
+/* A line joins the tree as its next leaf. */
 static void
-add_leaf(struct audit *a, const char *text, size_t len)
+add_leaf(struct audit *a, const unsigned char hash[MERKLE_HASH])
 {
-	unsigned char hash[MERKLE_HASH];
-
-	if (merkle_leaf(a->hasher, text, len - 1, hash) < 0 ||
-	    merkle_tree_append(a->hasher, &a->tree, hash) < 0)
+	if (merkle_tree_append(a->hasher, &a->tree, hash) < 0)
 		log_error("audit: cannot hash a line into the tree; checkpoints will not verify");
 }
 
@@ -477,8 +475,8 @@ add_leaf(struct audit *a, const char *text, size_t len)
  * it with).
  */
 static int
-put_line(struct audit *a, char *text, size_t len, int leaf, struct audit_port *port,
-         void (*durable)(void *, int), void *arg)
+put_line(struct audit *a, char *text, size_t len, const unsigned char *leaf,
+         struct audit_port *port, void (*durable)(void *, int), void *arg)
 {
 	struct line *l = calloc(1, sizeof(*l));
 
@@ -489,13 +487,15 @@ put_line(struct audit *a, char *text, size_t len, int leaf, struct audit_port *p
 	}
 	l->text = text;
 	l->len = len;
+	if (leaf)
+		memcpy(l->leaf, leaf, MERKLE_HASH);
 	l->durable = durable;
 	l->arg = arg;
 	l->port = port;
 	/* Order is kept: nothing new goes out before what is waiting. */
 	if (a->pending == NULL && write_text(a, text, len) == 0) {
 		if (leaf)
-			add_leaf(a, text, len);
+			add_leaf(a, leaf);
 		return written(a, l, 0);
 	}
 	if (!a->failing) {
@@ -508,7 +508,7 @@ put_line(struct audit *a, char *text, size_t len, int leaf, struct audit_port *p
 		return -1;
 	}
 	if (leaf)
-		add_leaf(a, text, len);
+		add_leaf(a, leaf);
 	*a->pending_tail = l;
 	a->pending_tail = &l->next;
 	a->pending_bytes += len;
@@ -521,10 +521,11 @@ put_line(struct audit *a, char *text, size_t len, int leaf, struct audit_port *p
 
 /*
  * Seals a record: seq and prev are added, the text is serialized and its
- * mac appended. Returns the line (with its newline), or NULL.
+ * mac appended, and its leaf hash put in leaf. Returns the line (with its
+ * newline), or NULL.
  */
 static char *
-seal(struct audit *a, struct jsonbuf *b, size_t *len)
+seal(struct audit *a, struct jsonbuf *b, size_t *len, unsigned char leaf[MERKLE_HASH])
 {
 	char mac[CHAIN_HEX + 1];
 	const char *text;
@@ -538,7 +539,7 @@ seal(struct audit *a, struct jsonbuf *b, size_t *len)
 	/* The text is open: its closing brace comes after the mac. */
 	if ((text = jsonbuf_text(b, &n)) == NULL)
 		goto fail;
-	if (chain_mac(a->key, text, n, "}", mac) < 0)
+	if (chain_seal(a->key, text, n, mac, leaf) < 0)
 		goto fail;
 	jsonbuf_raw(b, ",\"mac\":\"", 8);
 	jsonbuf_raw(b, mac, CHAIN_HEX);
@@ -584,15 +585,16 @@ static int
 emit(struct audit *a, struct jsonbuf *rec, int is_checkpoint, struct audit_port *port,
      void (*durable)(void *, int), void *arg)
 {
+	unsigned char leaf[MERKLE_HASH];
 	size_t len = 0;
-	char *line = rec ? seal(a, rec, &len) : NULL;
+	char *line = rec ? seal(a, rec, &len, leaf) : NULL;
 
 	if (line == NULL) {
 		a->failures++;
 		return -1;
 	}
 	a->bytes += (long long)len;
-	return put_line(a, line, len, !is_checkpoint, port, durable, arg);
+	return put_line(a, line, len, is_checkpoint ? NULL : leaf, port, durable, arg);
 }
 
 /* A checkpoint line: the tree's size and root, and the note that says so
@@ -735,6 +737,8 @@ segment(struct audit *a, const char *reason, const char *detail)
 	field(rec, "detail", detail);
 	jsonbuf_key(rec, "hmac");
 	jsonbuf_bool(rec, chain_key_secret(a->key));
+	jsonbuf_key(rec, "mac_format");
+	jsonbuf_int(rec, CHAIN_FORMAT);
 	jsonbuf_key(rec, "tree_size");
 	jsonbuf_int(rec, (long long)a->tree.size);
 	jsonbuf_key(rec, "frontier");

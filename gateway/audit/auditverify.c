@@ -22,6 +22,7 @@ struct verifier {
 	size_t line;
 	long long seq;            /* of the last line */
 	char prev[CHAIN_HEX + 1]; /* its mac */
+	int format;               /* of the macs, as the last segment said (chain.h) */
 	int started;
 	size_t records;
 	size_t torn_line; /* a line that is not a record, pending its declaration */
@@ -75,7 +76,7 @@ tree_line(struct verifier *v, long long seq, const char *line, size_t len)
 static int
 check_chain(struct verifier *v, const json_t *rec, const char *line, size_t len, long long *seqp)
 {
-	const char *prev, *mac;
+	const char *prev, *mac, *type;
 	char want[CHAIN_HEX + 1];
 	long long seq;
 
@@ -102,9 +103,21 @@ check_chain(struct verifier *v, const json_t *rec, const char *line, size_t len,
 	if (v->started && strcmp(prev, v->prev) != 0)
 		return problem(v, seq,
 		               "altered or inserted: it does not name the previous record's mac");
+	/* A segment names the format of its own mac and those after it; one
+	 * that does not is of the first format. */
+	type = json_string_value(json_object_get(rec, "type"));
+	if (type && strcmp(type, "segment") == 0) {
+		const json_t *f = json_object_get(rec, "mac_format");
+		json_int_t format = f ? json_integer_value(f) : 1;
+
+		if (f && (!json_is_integer(f) || format < 1 || format > CHAIN_FORMAT))
+			return problem(v, seq,
+			               "a segment names a mac format this verifier does not know");
+		v->format = (int)format;
+	}
 	/* The first line may link to a file rotated away earlier, so its prev
 	 * is not checked against the genesis value. */
-	if (v->mac && (chain_mac(v->mac, line, len - CHAIN_MAC_SUFFIX, "}", want) < 0 ||
+	if (v->mac && (chain_line_mac(v->mac, v->format, line, len - CHAIN_MAC_SUFFIX, want) < 0 ||
 	               strcmp(want, mac) != 0))
 		return problem(v, seq, "altered: its mac does not match its content");
 	v->seq = seq;
@@ -386,6 +399,7 @@ auditverify_main(int argc, char **argv, auditverify_config_fn load_config)
 	int opt, rc = 1;
 
 	memset(&v, 0, sizeof(v));
+	v.format = 1;
 	memset(&keys, 0, sizeof(keys));
 	memset(&ts, 0, sizeof(ts));
 	optind = 1;

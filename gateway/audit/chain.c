@@ -16,9 +16,10 @@ const char chain_genesis[CHAIN_HEX + 1] =
  * key (chain and fingerprints), so a mac is computed under its lock. */
 struct chain_key {
 	pthread_mutex_t mu;
-	EVP_MAC_CTX *hmac;
-	EVP_MD *sha256; /* with no key */
-	EVP_MD_CTX *md;
+	EVP_MAC_CTX *hmac; /* NULL with no key */
+	EVP_MD *sha256;
+	EVP_MD_CTX *md;   /* a plain mac; a line's pass in chain_seal */
+	EVP_MD_CTX *fork; /* the line's text, forked off that pass */
 };
 
 struct chain_key *
@@ -42,11 +43,11 @@ chain_key_new(const unsigned char *key, size_t keylen)
 			chain_key_free(k);
 			return NULL;
 		}
-		return k;
 	}
 	k->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	k->md = EVP_MD_CTX_new();
-	if (k->sha256 == NULL || k->md == NULL) {
+	k->fork = EVP_MD_CTX_new();
+	if (k->sha256 == NULL || k->md == NULL || k->fork == NULL) {
 		chain_key_free(k);
 		return NULL;
 	}
@@ -60,6 +61,7 @@ chain_key_free(struct chain_key *k)
 		return;
 	EVP_MAC_CTX_free(k->hmac);
 	EVP_MD_CTX_free(k->md);
+	EVP_MD_CTX_free(k->fork);
 	EVP_MD_free(k->sha256);
 	pthread_mutex_destroy(&k->mu);
 	free(k);
@@ -71,32 +73,108 @@ chain_key_secret(const struct chain_key *k)
 	return k->hmac != NULL;
 }
 
+/* The raw mac of two pieces, under k's lock. */
+static int
+mac_locked(struct chain_key *k, const void *a, size_t alen, const void *b, size_t blen,
+           unsigned char md[32])
+{
+	size_t mdlen = 32;
+	unsigned int dlen = 0;
+
+	if (k->hmac)
+		/* A NULL key starts over under the key already set. */
+		return EVP_MAC_init(k->hmac, NULL, 0, NULL) == 1 &&
+		                       EVP_MAC_update(k->hmac, a, alen) == 1 &&
+		                       EVP_MAC_update(k->hmac, b, blen) == 1 &&
+		                       EVP_MAC_final(k->hmac, md, &mdlen, 32) == 1 && mdlen == 32
+		               ? 0
+		               : -1;
+	return EVP_DigestInit_ex(k->md, k->sha256, NULL) == 1 &&
+	                       EVP_DigestUpdate(k->md, a, alen) == 1 &&
+	                       EVP_DigestUpdate(k->md, b, blen) == 1 &&
+	                       EVP_DigestFinal_ex(k->md, md, &dlen) == 1 && dlen == 32
+	               ? 0
+	               : -1;
+}
+
 int
 chain_mac(struct chain_key *k, const char *text, size_t len, const char *extra,
           char out[CHAIN_HEX + 1])
 {
 	unsigned char md[32];
-	size_t mdlen = sizeof(md);
+	int rc;
+
+	pthread_mutex_lock(&k->mu);
+	rc = mac_locked(k, text, len, extra, strlen(extra), md);
+	pthread_mutex_unlock(&k->mu);
+	if (rc < 0)
+		return -1;
+	hex_encode(md, sizeof(md), out);
+	return 0;
+}
+
+/* Format 2 from a context holding 0x00 || line: forks it, closes the
+ * text with its '}', and macs the digest. The context is left as it was. */
+static int
+mac_forked(struct chain_key *k, EVP_MD_CTX *line, unsigned char md[32])
+{
+	unsigned char digest[32];
+	unsigned int dlen = 0;
+
+	if (EVP_MD_CTX_copy_ex(k->fork, line) != 1 || EVP_DigestUpdate(k->fork, "}", 1) != 1 ||
+	    EVP_DigestFinal_ex(k->fork, digest, &dlen) != 1 || dlen != sizeof(digest))
+		return -1;
+	if (k->hmac == NULL) {
+		memcpy(md, digest, sizeof(digest));
+		return 0;
+	}
+	return mac_locked(k, digest, sizeof(digest), "", 0, md);
+}
+
+int
+chain_line_mac(struct chain_key *k, int format, const char *line, size_t len,
+               char out[CHAIN_HEX + 1])
+{
+	unsigned char md[32];
+	int rc = -1;
+
+	if (format == 1)
+		return chain_mac(k, line, len, "}", out);
+	if (format != 2)
+		return -1;
+	pthread_mutex_lock(&k->mu);
+	if (EVP_DigestInit_ex(k->md, k->sha256, NULL) == 1 && EVP_DigestUpdate(k->md, "", 1) == 1 &&
+	    EVP_DigestUpdate(k->md, line, len) == 1)
+		rc = mac_forked(k, k->md, md);
+	pthread_mutex_unlock(&k->mu);
+	if (rc < 0)
+		return -1;
+	hex_encode(md, sizeof(md), out);
+	return 0;
+}
+
+int
+chain_seal(struct chain_key *k, const char *open, size_t len, char mac[CHAIN_HEX + 1],
+           unsigned char leaf[32])
+{
+	unsigned char md[32];
 	unsigned int dlen = 0;
 	int ok;
 
 	pthread_mutex_lock(&k->mu);
-	if (k->hmac)
-		/* A NULL key starts over under the key already set. */
-		ok = EVP_MAC_init(k->hmac, NULL, 0, NULL) == 1 &&
-		     EVP_MAC_update(k->hmac, (const unsigned char *)text, len) == 1 &&
-		     EVP_MAC_update(k->hmac, (const unsigned char *)extra, strlen(extra)) == 1 &&
-		     EVP_MAC_final(k->hmac, md, &mdlen, sizeof(md)) == 1 && mdlen == sizeof(md);
-	else
-		ok = EVP_DigestInit_ex(k->md, k->sha256, NULL) == 1 &&
-		     EVP_DigestUpdate(k->md, text, len) == 1 &&
-		     EVP_DigestUpdate(k->md, extra, strlen(extra)) == 1 &&
-		     EVP_DigestFinal_ex(k->md, md, &dlen) == 1 && dlen == sizeof(md);
+	/* "" is one byte: the leaf's 0x00 prefix. */
+	ok = EVP_DigestInit_ex(k->md, k->sha256, NULL) == 1 &&
+	     EVP_DigestUpdate(k->md, "", 1) == 1 && EVP_DigestUpdate(k->md, open, len) == 1 &&
+	     mac_forked(k, k->md, md) == 0;
+	if (ok) {
+		hex_encode(md, sizeof(md), mac);
+		ok = EVP_DigestUpdate(k->md, ",\"mac\":\"", 8) == 1 &&
+		     EVP_DigestUpdate(k->md, mac, CHAIN_HEX) == 1 &&
+		     EVP_DigestUpdate(k->md, "\"}", 2) == 1 &&
+		     EVP_DigestFinal_ex(k->md, leaf, &dlen) == 1 && dlen == 32;
+	}
 	pthread_mutex_unlock(&k->mu);
-	if (!ok)
-		return -1;
-	hex_encode(md, sizeof(md), out);
-	return 0;
+	return ok ? 0 : -1;
 }
 
 int

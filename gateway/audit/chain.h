@@ -2,13 +2,19 @@
  * chain: the audit key's HMAC, for secret fingerprints and for the chain
  * of macs an auditor holding the key can check.
  *
- * Every line of the log ends with "mac": an HMAC-SHA-256, under the audit
- * key, of the line's own text without that member, and names the previous
- * line's mac as "prev", so a changed, removed, inserted or reordered line
- * breaks the chain at that very line. The log's integrity does not rest on
- * it (the Merkle tree and its signed checkpoints prove the log to anyone
- * with the public key, see tlog.h); the chain only says where, to those
- * who hold the shared key.
+ * Every line of the log ends with "mac", a mac under the audit key of the
+ * line's own text without that member, and names the previous line's mac
+ * as "prev", so a changed, removed, inserted or reordered line breaks the
+ * chain at that very line. Two formats, named by the segment line that
+ * opens each stretch of the log ("mac_format"; absent means 1):
+ *   1: HMAC-SHA-256(key, text)
+ *   2: HMAC-SHA-256(key, SHA-256(0x00 || text))
+ * where text is the line without its mac member (ending in its '}'). The
+ * gateway writes format 2: 0x00 || text is where the line's Merkle leaf
+ * hash begins too, so one pass over the line makes both (chain_seal).
+ * The log's integrity does not rest on the chain (the Merkle tree and its
+ * signed checkpoints prove the log to anyone with the public key, see
+ * tlog.h); it only says where, to those who hold the shared key.
  *
  * The suffix has a fixed length, so the text it covers is recovered byte
  * for byte, with no re-serialization.
@@ -39,10 +45,30 @@ void chain_key_free(struct chain_key *k);
 /* Whether macs are keyed (HMAC) rather than plain hashes. */
 int chain_key_secret(const struct chain_key *k);
 
+#define CHAIN_FORMAT 2 /* the format chain_seal writes */
+
 /* The mac of text[0..len) followed by extra (NUL-terminated, may be ""),
  * in lower-case hex into out. Returns 0 or -1. */
 int chain_mac(struct chain_key *k, const char *text, size_t len, const char *extra,
               char out[CHAIN_HEX + 1]);
+
+/*
+ * The mac a line of the given format (1 or 2) carries: line[0..len) is the
+ * line up to its mac member (without the closing '}', which the mac
+ * covers). Returns 0, or -1 (an unknown format, or OpenSSL failing).
+ */
+int chain_line_mac(struct chain_key *k, int format, const char *line, size_t len,
+                   char out[CHAIN_HEX + 1]);
+
+/*
+ * Seals a line in one pass: open[0..len) is its text up to the mac member,
+ * without the closing '}'. Puts its mac (format CHAIN_FORMAT) in hex into
+ * mac, and the Merkle leaf hash of the whole line it becomes, open followed
+ * by ,"mac":"<mac>"} (merkle.h: SHA-256(0x00 || line)), into leaf.
+ * Returns 0 or -1.
+ */
+int chain_seal(struct chain_key *k, const char *open, size_t len, char mac[CHAIN_HEX + 1],
+               unsigned char leaf[32]);
 
 /* A fingerprint of a secret value: "hmac-sha256:<hex>" under a secret key
  * (-1 with none: a plain hash of a short token could be guessed); it can
