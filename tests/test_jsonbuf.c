@@ -238,3 +238,63 @@ Test(jsonbuf, out_of_memory_is_reported)
 	cr_expect_null(got, "no memory at all gives no text");
 	json_decref(v);
 }
+
+/* One number through a writer, as its text. */
+static char *
+number_text(double v, int places, int decimal)
+{
+	struct jsonbuf *b = jsonbuf_new(0, 256);
+	static const double scale[] = {1, 10, 100, 1000, 1e4, 1e5, 1e6};
+	size_t len;
+
+	if (decimal)
+		jsonbuf_decimal(b, v, places);
+	else
+		/* As the audit wrote numbers before: rounded, then %.12g. */
+		jsonbuf_real(b,
+		             (double)(long long)(v * scale[places] + (v < 0 ? -0.5 : 0.5)) /
+		                     scale[places],
+		             12);
+	return jsonbuf_take(b, &len);
+}
+
+/* jsonbuf_decimal writes what rounding and jsonbuf_real wrote, without
+ * printf, wherever the number has at most 12 digits. */
+Test(jsonbuf, decimal_matches_the_rounded_real)
+{
+	static const double fixed[] = {0,          0.0004,    0.0005, 0.001,   0.12,
+	                               1,          80,        63.498, 100.5,   999.9995,
+	                               123456.789, 0.1 + 0.2, -0.12,  -63.498, 999999.999};
+	unsigned long long x = 88172645463325252ull;
+	char *big;
+	size_t i;
+	int places;
+
+	for (places = 1; places <= 6; places++) {
+		for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+			char *a = number_text(fixed[i], places, 1),
+			     *b = number_text(fixed[i], places, 0);
+
+			cr_expect_str_eq(a, b, "%.17g to %d places", fixed[i], places);
+			secmem_free(a);
+			secmem_free(b);
+		}
+		for (i = 0; i < 20000; i++) {
+			double v;
+			char *a, *b;
+
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			/* Up to 6 digits before the point, so 12 digits in all. */
+			v = (double)(x % 1000000000000ull) / 1e6;
+			a = number_text(v, places, 1);
+			b = number_text(v, places, 0);
+			cr_assert_str_eq(a, b, "%.17g to %d places", v, places);
+			secmem_free(a);
+			secmem_free(b);
+		}
+	}
+	/* Past 12 digits, or not finite, it is jsonbuf_real's. */
+	big = number_text(1e15, 3, 1);
+	cr_expect_str_eq(big, "1e15");
+	secmem_free(big);
+}

@@ -31,17 +31,40 @@ static const char *const passed_headers[] = {"OpenAI-Beta", "Idempotency-Key", N
 struct header_lines {
 	size_t n;
 	char line[MAX_UP_HEADERS][HEADER_LINE];
+	size_t len[MAX_UP_HEADERS];
 	const char *ptr[MAX_UP_HEADERS];
 };
 
+/* "name: value", cut to HEADER_LINE - 1 bytes. */
 static void
 add_header(struct header_lines *h, const char *name, const char *value)
 {
-	if (h->n == MAX_UP_HEADERS)
+	char *l = h->line[h->n];
+	size_t nlen = strlen(name), vlen = strlen(value), o;
+
+	if (h->n == MAX_UP_HEADERS || nlen + 2 >= HEADER_LINE)
 		return;
-	snprintf(h->line[h->n], HEADER_LINE, "%s: %s", name, value);
-	h->ptr[h->n] = h->line[h->n];
+	memcpy(l, name, nlen);
+	memcpy(l + nlen, ": ", 2);
+	o = nlen + 2;
+	if (vlen > HEADER_LINE - 1 - o)
+		vlen = HEADER_LINE - 1 - o;
+	memcpy(l + o, value, vlen);
+	l[o + vlen] = '\0';
+	h->len[h->n] = o + vlen;
+	h->ptr[h->n] = l;
 	h->n++;
+}
+
+/* Wipes the lines written (they may hold the key), not the whole 16 KiB. */
+static void
+wipe_headers(struct header_lines *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		secmem_wipe(h->line[i], h->len[i]);
+	h->n = 0;
 }
 
 /* A tracestate passed on as it came: printable ASCII, at most 512 bytes
@@ -167,7 +190,7 @@ call_start(struct request *r, struct upstream_req *up, int json_body, const char
 	up->headers = h.ptr;
 	up->nheaders = h.n;
 	r->call = upstream_start(r->ctx->upstream, up, done, r, &r->error);
-	secmem_wipe(&h, sizeof(h));
+	wipe_headers(&h);
 	return r->call ? STEP_WAIT : STEP_FAIL;
 }
 

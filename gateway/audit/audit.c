@@ -1168,13 +1168,6 @@ maybe_rotate(struct audit *a)
 
 /* --- records ------------------------------------------------------------ */
 
-/* Milliseconds to the microsecond: enough for latency, short to read. */
-static double
-ms3(double ms)
-{
-	return (double)(long long)(ms * 1000.0 + 0.5) / 1000.0;
-}
-
 static void
 number(struct jsonbuf *b, const char *key, long long v, int present)
 {
@@ -1185,12 +1178,13 @@ number(struct jsonbuf *b, const char *key, long long v, int present)
 		jsonbuf_null(b);
 }
 
+/* Milliseconds to the microsecond: enough for latency, short to read. */
 static void
 millis(struct jsonbuf *b, const char *key, double ms, int present)
 {
 	jsonbuf_key(b, key);
 	if (present)
-		jsonbuf_real(b, ms3(ms), 12);
+		jsonbuf_decimal(b, ms, 3);
 	else
 		jsonbuf_null(b);
 }
@@ -1335,10 +1329,8 @@ build(const char *type, const struct audit_event *ev)
 	jsonbuf_key(b, "cost_usd");
 	/* To the micro-dollar, where that fits the conversion (a price table
 	 * can make any amount, even past a double). */
-	if (ev->charged && ev->cost_usd >= 0 && ev->cost_usd < 1e12)
-		jsonbuf_real(b, (double)(long long)(ev->cost_usd * 1e6 + 0.5) / 1e6, 12);
-	else if (ev->charged && isfinite(ev->cost_usd))
-		jsonbuf_real(b, ev->cost_usd, 12);
+	if (ev->charged && isfinite(ev->cost_usd))
+		jsonbuf_decimal(b, ev->cost_usd, 6);
 	else
 		jsonbuf_null(b);
 	number(b, "bytes_in", (long long)ev->bytes_in, 1);

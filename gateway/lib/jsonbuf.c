@@ -289,6 +289,36 @@ jsonbuf_real(struct jsonbuf *b, double v, int precision)
 }
 
 void
+jsonbuf_decimal(struct jsonbuf *b, double v, int places)
+{
+	static const unsigned long long scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+	char text[48], *end = text + sizeof(text), *p = end;
+	unsigned long long k, whole, frac;
+	int neg = v < 0, i, keep;
+
+	before_value(b);
+	if (!(v > -1e12 && v < 1e12) || places < 1 || places > 6) {
+		put_real(b, v, 12);
+		return;
+	}
+	k = (unsigned long long)((neg ? -v : v) * (double)scale[places] + 0.5);
+	whole = k / scale[places];
+	frac = k % scale[places];
+	/* The fraction's digits, less its trailing zeros, one kept. */
+	for (keep = places; keep > 1 && frac % 10 == 0; keep--)
+		frac /= 10;
+	for (i = 0; i < keep; i++, frac /= 10)
+		*--p = (char)('0' + frac % 10);
+	*--p = '.';
+	do
+		*--p = (char)('0' + whole % 10);
+	while ((whole /= 10) > 0);
+	if (neg && k > 0)
+		*--p = '-';
+	put(b, p, (size_t)(end - p));
+}
+
+void
 jsonbuf_bool(struct jsonbuf *b, int v)
 {
 	before_value(b);

@@ -35,6 +35,11 @@ void jsonbuf_key(struct jsonbuf *b, const char *key);
 void jsonbuf_str(struct jsonbuf *b, const char *s);
 void jsonbuf_int(struct jsonbuf *b, long long v);
 void jsonbuf_real(struct jsonbuf *b, double v, int precision);
+/* v rounded to places (1 to 6) decimals, its trailing zeros dropped but
+ * one ("80.0"): what jsonbuf_real(v rounded, 12) writes while that has
+ * at most 12 digits, without printf. Beyond 1e12, or not finite, it is
+ * jsonbuf_real(v, 12). */
+void jsonbuf_decimal(struct jsonbuf *b, double v, int places);
 void jsonbuf_bool(struct jsonbuf *b, int v);
 void jsonbuf_null(struct jsonbuf *b);
 void jsonbuf_json(struct jsonbuf *b, const json_t *v);

@@ -32,13 +32,34 @@ log_level_parse(const char *name)
 void
 log_rfc3339(char *dst, size_t n)
 {
+	/* Each thread keeps the text of the second it last wrote: only the
+	 * milliseconds change between the records of one second. */
+	static _Thread_local time_t second = -1;
+	static _Thread_local char prefix[32];
+	static _Thread_local int plen;
 	struct timespec now;
 	struct tm tm;
+	long ms;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	snprintf(dst, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+	if (now.tv_sec != second) {
+		gmtime_r(&now.tv_sec, &tm);
+		plen = snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:%02d.",
+		                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		                tm.tm_sec);
+		second = plen > 0 && (size_t)plen < sizeof(prefix) ? now.tv_sec : -1;
+	}
+	ms = now.tv_nsec / 1000000;
+	if (second < 0 || (size_t)plen + 5 > n) {
+		snprintf(dst, n, "(no time)");
+		return;
+	}
+	memcpy(dst, prefix, (size_t)plen);
+	dst[plen] = (char)('0' + ms / 100);
+	dst[plen + 1] = (char)('0' + ms / 10 % 10);
+	dst[plen + 2] = (char)('0' + ms % 10);
+	dst[plen + 3] = 'Z';
+	dst[plen + 4] = '\0';
 }
 
 void
