@@ -43,7 +43,10 @@ struct responses {
 	json_t *doc; /* the body, decided */
 	char *forward;
 	size_t forward_len;
-	struct tools_result tools;
+	/* The containers the body makes and uses (tools.h), kept past decide
+	 * without the rest of its result, so a stream does not carry that. */
+	struct tools_container *containers;
+	size_t ncontainers;
 	size_t made;      /* containers the tools make */
 	size_t i;         /* where check_refs and own are */
 	int stream;       /* "stream": true */
@@ -65,7 +68,7 @@ responses_free(void *arg)
 
 	if (s == NULL)
 		return;
-	tools_result_release(&s->tools);
+	free(s->containers);
 	secmem_free(s->forward);
 	json_decref(s->doc);
 	sse_free(s->sse);
@@ -176,10 +179,8 @@ inject_secrets(struct request *r, json_t *config)
 }
 
 static enum step_result
-decide(struct request *r)
+decide_tools(struct request *r, struct responses *s, struct tools_result *t)
 {
-	struct responses *s = op(r);
-	struct tools_result *t = &s->tools;
 	char param[256];
 	size_t i;
 
@@ -210,6 +211,24 @@ decide(struct request *r)
 	return STEP_NEXT;
 }
 
+static enum step_result
+decide(struct request *r)
+{
+	struct responses *s = op(r);
+	struct tools_result *t = calloc(1, sizeof(*t));
+	enum step_result rc;
+
+	if (t == NULL)
+		return oom(r);
+	rc = decide_tools(r, s, t);
+	s->containers = t->containers;
+	s->ncontainers = t->n;
+	t->containers = NULL;
+	tools_result_release(t);
+	free(t);
+	return rc;
+}
+
 /* --- check_refs ---------------------------------------------------------- */
 
 static enum step_result next_ref(struct request *r);
@@ -219,7 +238,7 @@ on_ref_owner(void *arg, enum store_status st, const char *owner)
 {
 	struct request *r = arg;
 	struct responses *s = op(r);
-	const struct tools_container *c = &s->tools.containers[s->i];
+	const struct tools_container *c = &s->containers[s->i];
 	char param[256];
 	enum step_result res;
 
@@ -253,10 +272,10 @@ next_ref(struct request *r)
 	struct responses *s = op(r);
 	char k[KEY_MAX];
 
-	for (; s->i < s->tools.n; s->i++) {
-		if (s->tools.containers[s->i].kind != TOOLS_USED)
+	for (; s->i < s->ncontainers; s->i++) {
+		if (s->containers[s->i].kind != TOOLS_USED)
 			continue;
-		snprintf(k, sizeof(k), "gw:own:%s", s->tools.containers[s->i].container_id);
+		snprintf(k, sizeof(k), "gw:own:%s", s->containers[s->i].container_id);
 		r->store_op = store_get(r->ctx->store, k, on_ref_owner, r);
 		return STEP_WAIT;
 	}
@@ -444,9 +463,9 @@ named(const struct responses *s, const char *id)
 {
 	size_t i;
 
-	for (i = 0; i < s->tools.n; i++)
-		if (s->tools.containers[i].kind == TOOLS_USED &&
-		    strcmp(s->tools.containers[i].container_id, id) == 0)
+	for (i = 0; i < s->ncontainers; i++)
+		if (s->containers[i].kind == TOOLS_USED &&
+		    strcmp(s->containers[i].container_id, id) == 0)
 			return 1;
 	return 0;
 }
@@ -570,11 +589,10 @@ budget(struct request *r)
 	const char *mem;
 	size_t i;
 
-	for (i = 0; i < s->tools.n; i++) {
-		if (s->tools.containers[i].kind != TOOLS_MADE)
+	for (i = 0; i < s->ncontainers; i++) {
+		if (s->containers[i].kind != TOOLS_MADE)
 			continue;
-		mem = json_string_value(
-		        json_object_get(s->tools.containers[i].config, "memory_limit"));
+		mem = json_string_value(json_object_get(s->containers[i].config, "memory_limit"));
 		gb_minutes += tenancy_gb_minutes(mem, minutes);
 		usd += tenancy_usd(r, mem, minutes);
 	}

@@ -146,6 +146,7 @@ conn_req_free(struct conn_req *req)
 	if (req->stream_in)
 		evbuffer_free(req->stream_in);
 	secmem_free(req->head_buf);
+	free(req->head.headers);
 	secmem_free(req->body);
 	free(req->path);
 	free(req->query);
@@ -166,15 +167,20 @@ take_head(struct conn_req *req, const char *buf, size_t len, const struct httpms
 	const char *q;
 	size_t i, plen;
 
+	/* Just the lines the head has, not the parser's HTTPMSG_MAX_HEADERS. */
+	req->head = *h;
+	req->head.headers = calloc(h->nheaders ? h->nheaders : 1, sizeof(*h->headers));
 	req->head_buf = secmem_alloc(len + 1);
-	if (req->head_buf == NULL)
+	if (req->head.headers == NULL || req->head_buf == NULL) {
+		req->head.nheaders = 0; /* no lines to read in what remains */
 		return -1;
+	}
 	memcpy(req->head_buf, buf, len);
 	req->head_buf[len] = '\0';
-	req->head = *h;
 	req->head.method = rebase(h->method, buf, req->head_buf);
 	req->head.target = rebase(h->target, buf, req->head_buf);
 	for (i = 0; i < h->nheaders; i++) {
+		req->head.headers[i] = h->headers[i];
 		req->head.headers[i].name = rebase(h->headers[i].name, buf, req->head_buf);
 		req->head.headers[i].value = rebase(h->headers[i].value, buf, req->head_buf);
 	}
@@ -624,6 +630,7 @@ read_head(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	size_t avail = evbuffer_get_length(in), look;
+	struct httpmsg_header slots[HTTPMSG_MAX_HEADERS];
 	struct httpmsg_head h;
 	const char *p;
 	struct err e;
@@ -639,7 +646,7 @@ read_head(struct conn *c)
 	look = avail < c->limits.max_head ? avail : c->limits.max_head;
 	p = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
 	err_clear(&e);
-	n = httpmsg_parse(p, look, c->limits.max_head, &h, &e);
+	n = httpmsg_parse(p, look, c->limits.max_head, &h, slots, &e);
 	if (n == 0)
 		return 0;
 	if (conn_begin(c) < 0)

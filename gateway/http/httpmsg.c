@@ -390,7 +390,8 @@ head_derive(struct httpmsg_head *h, struct err *e)
 }
 
 ssize_t
-httpmsg_parse(const char *buf, size_t len, size_t max_head, struct httpmsg_head *h, struct err *e)
+httpmsg_parse(const char *buf, size_t len, size_t max_head, struct httpmsg_head *h,
+              struct httpmsg_header slots[HTTPMSG_MAX_HEADERS], struct err *e)
 {
 	size_t avail = len < max_head ? len : max_head;
 	size_t pos = 0, blanks = 0, n = 0;
@@ -399,6 +400,7 @@ httpmsg_parse(const char *buf, size_t len, size_t max_head, struct httpmsg_head 
 	if (avail > (size_t)SSIZE_MAX)
 		avail = (size_t)SSIZE_MAX;
 	head_reset(h);
+	h->headers = slots;
 	while (pos < avail) {
 		const char *s = buf + pos;
 		unsigned char c = (unsigned char)s[0];

@@ -30,7 +30,9 @@ struct httpmsg_head {
 	size_t target_len;
 	int minor_version; /* HTTP/1.0 or HTTP/1.1 */
 	size_t nheaders;
-	struct httpmsg_header headers[HTTPMSG_MAX_HEADERS];
+	/* The header lines: the slots httpmsg_parse was given, or a copy of
+	 * just nheaders, so a head kept with a request is no larger than it. */
+	struct httpmsg_header *headers;
 
 	/* Derived from the headers. */
 	int64_t content_length; /* -1 when absent */
@@ -45,8 +47,9 @@ struct httpmsg_head {
  * needed; -1 when the head is malformed or unacceptable, with e filled
  * (status 400, 431 when larger than max_head bytes or HTTPMSG_MAX_HEADERS
  * lines, 501 for an unsupported transfer coding, 505 for a version other
- * than 1.0 and 1.1, 417 for an Expect other than 100-continue). The
- * pointers in h point into buf.
+ * than 1.0 and 1.1, 417 for an Expect other than 100-continue). The header
+ * lines go into slots, which h->headers then points to; the pointers in
+ * them and in h point into buf.
  *
  * Stateless: call it again with the grown buffer after each read. It reads
  * no more than max_head bytes, and returns -1 (431) once len reaches max_head
@@ -54,7 +57,7 @@ struct httpmsg_head {
  * after the head (a body, a pipelined request) are left alone.
  */
 ssize_t httpmsg_parse(const char *buf, size_t len, size_t max_head, struct httpmsg_head *h,
-                      struct err *e);
+                      struct httpmsg_header slots[HTTPMSG_MAX_HEADERS], struct err *e);
 
 /* The value of the first header called name (case-insensitive), or NULL;
  * *len receives its length. */

@@ -119,6 +119,16 @@ put_string(struct jsonbuf *b, const char *s, size_t n)
 	size_t i = 0, run, k;
 	char esc[6];
 
+	/* Most strings need no escape: one reservation and one copy. */
+	if ((run = jsondoc_plain_run(s, n)) == n) {
+		if (reserve(b, n + 2) == 0) {
+			b->p[b->len] = '"';
+			memcpy(b->p + b->len + 1, s, n);
+			b->p[b->len + 1 + n] = '"';
+			b->len += n + 2;
+		}
+		return;
+	}
 	put_char(b, '"');
 	while (i < n) {
 		run = i + jsondoc_plain_run(s + i, n - i);
@@ -196,7 +206,8 @@ jsonbuf_key(struct jsonbuf *b, const char *key)
 		put_char(b, ',');
 	b->has[b->depth] = 1;
 	put_string(b, key, strlen(key));
-	put_char(b, ':');
+	if (reserve(b, 1) == 0)
+		b->p[b->len++] = ':';
 	b->after_key = 1;
 }
 

@@ -42,7 +42,8 @@ sink_emit(void *arg, const char *d, size_t n)
 }
 
 static ssize_t
-parse_copy(const uint8_t *data, size_t n, struct httpmsg_head *h, struct err *e)
+parse_copy(const uint8_t *data, size_t n, struct httpmsg_head *h,
+           struct httpmsg_header slots[HTTPMSG_MAX_HEADERS], struct err *e)
 {
 	char *copy = malloc(n ? n : 1);
 	ssize_t rc;
@@ -51,7 +52,7 @@ parse_copy(const uint8_t *data, size_t n, struct httpmsg_head *h, struct err *e)
 		abort();
 	if (n)
 		memcpy(copy, data, n);
-	rc = httpmsg_parse(copy, n, FUZZ_MAX_HEAD, h, e);
+	rc = httpmsg_parse(copy, n, FUZZ_MAX_HEAD, h, slots, e);
 	free(copy);
 	return rc;
 }
@@ -109,17 +110,18 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct httpmsg_head h, hp;
+	static struct httpmsg_header slots[HTTPMSG_MAX_HEADERS], pslots[HTTPMSG_MAX_HEADERS];
 	struct err e, ep;
 	ssize_t n, pn;
 	size_t cut;
 
-	n = parse_copy(data, size, &h, &e);
+	n = parse_copy(data, size, &h, slots, &e);
 	if (n > 0) {
 		/* The head alone gives the same answer, and no prefix of it is
 		 * complete. */
-		if ((size_t)n > size || parse_copy(data, (size_t)n, &hp, &ep) != n ||
-		    parse_copy(data, (size_t)n - 1, &hp, &ep) != 0 ||
-		    parse_copy(data, (size_t)n / 2, &hp, &ep) != 0)
+		if ((size_t)n > size || parse_copy(data, (size_t)n, &hp, pslots, &ep) != n ||
+		    parse_copy(data, (size_t)n - 1, &hp, pslots, &ep) != 0 ||
+		    parse_copy(data, (size_t)n / 2, &hp, pslots, &ep) != 0)
 			abort();
 		if (h.chunked && h.content_length != -1)
 			abort();
@@ -128,7 +130,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* A rejected prefix means the whole input is rejected the same way. */
 	for (cut = size / 2; cut < size; cut = cut + 1 + (size - cut) / 2) {
-		pn = parse_copy(data, cut, &hp, &ep);
+		pn = parse_copy(data, cut, &hp, pslots, &ep);
 		if (pn < 0 && (n != -1 || ep.status != e.status))
 			abort();
 	}

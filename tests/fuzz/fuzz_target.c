@@ -234,6 +234,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t tlen = sp ? size - mlen - 1 : size;
 	const char *tgt = sp ? sp + 1 : (const char *)data;
 	char method[32], *line, *raw;
+	struct httpmsg_header slots[HTTPMSG_MAX_HEADERS];
 	struct httpmsg_head h;
 	struct err e;
 	int n;
@@ -251,7 +252,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	         tgt);
 	err_clear(&e);
 	if (memchr(tgt, '\0', tlen) == NULL &&
-	    httpmsg_parse(line, (size_t)n, (size_t)n + 1, &h, &e) == n) {
+	    httpmsg_parse(line, (size_t)n, (size_t)n + 1, &h, slots, &e) == n) {
 		char m[16]; /* conn.c keeps a method in as many bytes */
 
 		snprintf(m, sizeof(m), "%.*s", (int)h.method_len, h.method);
