@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1150,6 +1152,54 @@ stop_workers(struct server *s)
 
 /* ---- life ---- */
 
+/*
+ * Room for the descriptors the connections allowed need, two each (the
+ * client's and its upstream's): the open-files limit is raised towards it
+ * as far as the hard limit lets, and the kernel's descriptor table is
+ * grown to it now. The kernel grows that table by doubling as higher
+ * numbers are used, and in a threaded process each growth waits out an
+ * RCU grace period inside the accept(2) or socket(2) that needed it:
+ * 10-20 ms during which that loop's connections all wait (seen at the
+ * 256th, 512th and 1024th descriptor as a burst of streams opened).
+ */
+static void
+presize_descriptors(long long connections)
+{
+	rlim_t want = (rlim_t)connections * 2 + 64;
+	struct rlimit rl;
+	int fd, high;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur =
+		        rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_info("open-files limit raised from %llu to %llu for "
+			         "limits.max_connections "
+			         "%lld",
+			         (unsigned long long)was, (unsigned long long)rl.rlim_cur,
+			         connections);
+		else
+			rl.rlim_cur = was;
+		if (rl.rlim_cur < want)
+			log_warn("the open-files limit (%llu; hard limit %llu) is below the %llu "
+			         "descriptors limits.max_connections %lld may need",
+			         (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+			         (unsigned long long)want, connections);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && want > rl.rlim_cur)
+		want = rl.rlim_cur;
+	if (want < 65 || want > INT_MAX || (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	high = fcntl(fd, F_DUPFD_CLOEXEC, (int)want - 1);
+	if (high >= 0)
+		close(high);
+	close(fd);
+}
+
 struct server *
 server_new(const char *config_path, struct errlist *errs)
 {
@@ -1180,6 +1230,7 @@ server_new(const char *config_path, struct errlist *errs)
 	if (open_log(cfg->log_path, why, sizeof(why)) < 0)
 		errlist_add(errs, cfg->file, "log.path", "%s", why);
 	log_set_level((enum log_level)log_level_parse(cfg->log_level));
+	presize_descriptors(cfg->max_connections);
 	policy = policyset_load(cfg->policy_file, errs);
 	if (policy == NULL || tls_build(cfg, &tls, errs) < 0)
 		goto fail;

@@ -4,11 +4,15 @@
  * while other clients are served; past limits.max_inflight and
  * limits.max_connections requests get a 503 in the error shape; an idle
  * kept-alive connection is closed. Every refusal that read a request has
- * its audit record.
+ * its audit record. The descriptors max_connections needs are ready at
+ * start.
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -208,4 +212,50 @@ Test(it_limits, an_idle_kept_alive_connection_is_closed)
 	cr_expect_null(strstr(out, "Connection: close"), "%s", out);
 	/* hx_raw_read returned because the gateway closed, not the 10 s. */
 	cr_expect_eq(recv(fd, &c, 1, MSG_DONTWAIT), 0, "the connection is still open");
+}
+
+/* A field of /proc/PID/limits or /proc/PID/status: the number after the
+ * line's label (its first number, for limits: the soft limit). */
+static long long
+proc_number(pid_t pid, const char *file, const char *label)
+{
+	char path[64], line[256];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "%s", path);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, label, strlen(label)) == 0) {
+			v = strtoll(line + strlen(label) + strspn(line + strlen(label), " \t:"),
+			            NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* Started under a low open-files limit, the gateway raises it towards the
+ * two descriptors each allowed connection needs, and grows its descriptor
+ * table to that at once rather than stalling a loop for each doubling. */
+Test(it_limits, descriptors_for_max_connections_are_ready_at_start)
+{
+	struct rlimit keep, low;
+	struct hx_gw *gw;
+	long long soft, size, want = 1500 * 2 + 64;
+
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &keep), 0);
+	low = keep;
+	low.rlim_cur = 1024;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	gw = hx_gw_start(NULL, "{\"limits\":{\"max_connections\":1500}}");
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &keep), 0);
+	if (keep.rlim_max != RLIM_INFINITY && (long long)keep.rlim_max < want)
+		want = (long long)keep.rlim_max;
+	soft = proc_number(gw->proc->pid, "limits", "Max open files");
+	size = proc_number(gw->proc->pid, "status", "FDSize");
+	cr_expect_eq(soft, want, "soft limit %lld, wanted %lld", soft, want);
+	cr_expect_geq(size, want, "descriptor table of %lld, wanted %lld", size, want);
+	cr_expect_eq(hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0)->status, 200);
 }
