@@ -291,7 +291,8 @@ conf_gateway() {
   "upstream": {
     "base_url": "http://127.0.0.1:$2/v1",
     "timeout_ms": 60000,
-    "connect_timeout_ms": 5000
+    "connect_timeout_ms": 5000,
+    "max_idle_connections": ${POOL:-1024}
   },
   "audit": { "path": "$4" },
   "policy_file": "$3",

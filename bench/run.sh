@@ -115,10 +115,11 @@ if [ -z "${CONC_CLIENTS:-}" ]; then
 fi
 
 # The proxies are configured the same way in every scenario, with room for
-# every concurrency client: nginx keeps up to POOL idle upstream connections,
-# haproxy accepts up to POOL connections (a small haproxy maxconn also
-# shrinks its pool of idle server connections, and it then reconnects
-# upstream for most requests, at a third of the speed).
+# every concurrency client: nginx and the gateway keep up to POOL idle
+# upstream connections (the gateway's default is 1024), haproxy accepts up
+# to POOL connections (a small haproxy maxconn also shrinks its pool of
+# idle server connections, and it then reconnects upstream for most
+# requests, at a third of the speed).
 POOL=$((CONC_CLIENTS > 1000 ? CONC_CLIENTS : 1000))
 
 [ -x "$BUILT_GATEWAY" ] || die "$BUILT_GATEWAY is missing; run make first"
@@ -985,7 +986,7 @@ write_report() {
 		echo "- targets: the upstream alone (\"upstream direct\"); nginx \`proxy_pass\` with an upstream keep-alive pool (1 worker, access log to a file); haproxy (\`nbthread 1\`, httplog to a file); the gateway (policies/default.json, audit log to a file, log level info); the peer, an OpenResty-style gateway of nginx + Lua (bench/peer/: 1 worker, policies/default.json, the same keep-alive pool, a buffered audit line per request to a file). Every proxy forwards each request to the same upstream path."
 		echo "- body: the upstream documentation's example (bench/data/seed.json, $(stat -c %s "$SEED") bytes), allowed by policies/default.json; the upstream answers bench/data/container.json, which matches what the gateway forwards, so there are no violations."
 		echo "- throughput: TP_CONNS=$TP_CONNS, TP_WARMUP=${TP_WARMUP}s, TP_DURATION=${TP_DURATION}s, \`wrk -t1 -c$TP_CONNS -d${TP_DURATION}s --timeout 2s -s bench/post.lua\`"
-		echo "- concurrency: CONC_CLIENTS=$CONC_CLIENTS, CONC_DELAY_MS=$CONC_DELAY_MS, CONC_WARMUP=${CONC_WARMUP}s, CONC_DURATION=${CONC_DURATION}s, \`wrk -t1 -c$CONC_CLIENTS -d${CONC_DURATION}s --timeout ${CONC_TIMEOUT}s\`; in every scenario nginx keeps up to $POOL idle upstream connections (\`keepalive $POOL\`), haproxy has \`maxconn $POOL\`, the gateway \`limits.max_connections\` 20000$(echo "$GATEWAY_EXTRA_LIMITS" | tr -d '\n' | sed 's/^ *//; s/,$//; s/"\([a-z_]*\)": \([0-9]*\)/, \`limits.\1\` \2/g'). $(conc_clients_text)"
+		echo "- concurrency: CONC_CLIENTS=$CONC_CLIENTS, CONC_DELAY_MS=$CONC_DELAY_MS, CONC_WARMUP=${CONC_WARMUP}s, CONC_DURATION=${CONC_DURATION}s, \`wrk -t1 -c$CONC_CLIENTS -d${CONC_DURATION}s --timeout ${CONC_TIMEOUT}s\`; in every scenario nginx keeps up to $POOL idle upstream connections (\`keepalive $POOL\`), haproxy has \`maxconn $POOL\`, the gateway \`upstream.max_idle_connections\` $POOL and \`limits.max_connections\` 20000$(echo "$GATEWAY_EXTRA_LIMITS" | tr -d '\n' | sed 's/^ *//; s/,$//; s/"\([a-z_]*\)": \([0-9]*\)/, \`limits.\1\` \2/g'). $(conc_clients_text)"
 		echo "- large-body: LB_MIB=$LB_MIB, LB_RUNS=$LB_RUNS"
 		echo "- cpu: CPU_WARMUP=$CPU_WARMUP, CPU_REQUESTS=$CPU_REQUESTS"
 		echo "- sse: SSE_STREAMS=$SSE_STREAMS, SSE_RAMP_MS=$SSE_RAMP_MS, SSE_EVENTS=$SSE_EVENTS, SSE_INTERVAL_MS=$SSE_INTERVAL_MS"
