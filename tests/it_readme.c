@@ -166,7 +166,7 @@ Test(it_readme, quick_start_curl_is_refused_as_shown)
 {
 	const char *block = sh_block(section("## Quick start"), "curl"), *cmds[4];
 	json_t *example = hx_json(hx_read_file("gateway.example.json", NULL));
-	char cwd[1024];
+	char cwd[1024], *dump;
 	struct hx_gw *gw;
 	json_t *recs;
 
@@ -179,7 +179,9 @@ Test(it_readme, quick_start_curl_is_refused_as_shown)
 	json_object_del(example, "audit");
 	json_object_set_new(example, "policy_file",
 	                    json_string(hx_fmt("%s/%s", cwd, hx_str(example, "policy_file"))));
-	gw = hx_gw_start(NULL, json_dumps(example, 0));
+	dump = json_dumps(example, 0);
+	gw = hx_gw_start(NULL, dump);
+	free(dump);
 	setenv("OPENAI_API_KEY", CLIENT_KEY, 1);
 	expect_error(
 	        run("quick", replace(cmds[0], "127.0.0.1:8080", hx_fmt("127.0.0.1:%d", gw->port))),
@@ -252,6 +254,7 @@ Test(it_readme, mtls_in_gateway_keys_mode_sends_the_organizations_key)
 	const char *block = sh_block(text, "make certs"), *cmds[4], *port, *cmd, *out;
 	json_t *cfg = hx_json(heredoc(block, "tls.json")), *reqs, *recs;
 	struct hx_gw *gw;
+	char *dump;
 	size_t i;
 
 	cr_assert_not_null(strstr(text,
@@ -263,7 +266,9 @@ Test(it_readme, mtls_in_gateway_keys_mode_sends_the_organizations_key)
 	hx_certs();
 	hx_write_file(hx_path("mtls-policy.json"), heredoc(block, "mtls-policy.json"));
 	setenv("OPENAI_API_KEY", ORG_KEY, 1);
-	gw = hx_gw_start(NULL, json_dumps(cfg, 0));
+	dump = json_dumps(cfg, 0);
+	gw = hx_gw_start(NULL, dump);
+	free(dump);
 	port = hx_fmt("localhost:%d", gw->port);
 	cr_assert_eq(commands(block, "curl ", cmds, 4), 3);
 

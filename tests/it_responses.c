@@ -755,7 +755,10 @@ Test(it_responses, a_client_that_stops_reading_holds_the_upstream_back)
 	/* The stub sends on, 30 MB in all, while nothing is read. */
 	hx_sleep_ms(3000);
 	during = hx_proc_kb(gw->proc->pid, "VmRSS");
-	cr_expect_lt(during - before, 12 * 1024,
+	/* Under ASan (make sanitize sets GW_SANITIZED) every chunk relayed
+	 * before the client's socket filled stays in the quarantine once
+	 * freed, some 12 MB of it here; still well under the 30 MB held back. */
+	cr_expect_lt(during - before, (getenv("GW_SANITIZED") ? 20 : 12) * 1024,
 	             "the gateway grew by %ld kB while its client did not read", during - before);
 	got = drain(fd, 60000);
 	cr_expect_gt(got, (size_t)10000 * 3000, "only %zu bytes arrived", got);

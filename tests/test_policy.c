@@ -884,11 +884,10 @@ Test(policy, list_default_limits)
 		json_t *np = json_object_get(doc, "network_policy"), *list, *copy;
 
 		add_items(json_object_get(np, "allowed_domains"), "domain", 0, 1);
-		list = json_array();
 		if (strcmp(lims[k].kind, "skill") == 0)
-			json_object_set_new(doc, "skills", list);
+			json_object_set_new(doc, "skills", list = json_array());
 		else if (strcmp(lims[k].kind, "secret") == 0)
-			json_object_set_new(np, "domain_secrets", list);
+			json_object_set_new(np, "domain_secrets", list = json_array());
 		else
 			list = json_object_get(np, "allowed_domains");
 		add_items(list, lims[k].kind, (int)json_array_size(list),
