@@ -73,7 +73,7 @@ collected(const struct hx_stub *collector, size_t at_least)
 static json_t *
 spans_of(json_t *reqs)
 {
-	json_t *all = json_array(), *req, *doc, *rs, *ss;
+	json_t *all = hx_json("[]"), *req, *doc, *rs, *ss; /* the harness's */
 	size_t i, len;
 	const char *body;
 
