@@ -164,19 +164,21 @@ rebase(const char *p, const char *from, char *to)
 static int
 take_head(struct conn_req *req, const char *buf, size_t len, const struct httpmsg_head *h)
 {
+	struct httpmsg_header *lines;
 	const char *q;
 	size_t i, plen;
 
 	/* Just the lines the head has, not the parser's HTTPMSG_MAX_HEADERS. */
-	req->head = *h;
-	req->head.headers = calloc(h->nheaders ? h->nheaders : 1, sizeof(*h->headers));
+	lines = calloc(h->nheaders ? h->nheaders : 1, sizeof(*lines));
 	req->head_buf = secmem_alloc(len + 1);
-	if (req->head.headers == NULL || req->head_buf == NULL) {
-		req->head.nheaders = 0; /* no lines to read in what remains */
+	if (lines == NULL || req->head_buf == NULL) {
+		free(lines); /* req->head stays empty: nothing points into buf */
 		return -1;
 	}
 	memcpy(req->head_buf, buf, len);
 	req->head_buf[len] = '\0';
+	req->head = *h;
+	req->head.headers = lines;
 	req->head.method = rebase(h->method, buf, req->head_buf);
 	req->head.target = rebase(h->target, buf, req->head_buf);
 	for (i = 0; i < h->nheaders; i++) {
