@@ -39,11 +39,12 @@ struct header_lines {
 static void
 add_header(struct header_lines *h, const char *name, const char *value)
 {
-	char *l = h->line[h->n];
 	size_t nlen = strlen(name), vlen = strlen(value), o;
+	char *l;
 
 	if (h->n == MAX_UP_HEADERS || nlen + 2 >= HEADER_LINE)
 		return;
+	l = h->line[h->n];
 	memcpy(l, name, nlen);
 	memcpy(l + nlen, ": ", 2);
 	o = nlen + 2;

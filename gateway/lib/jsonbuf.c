@@ -120,7 +120,7 @@ put_string(struct jsonbuf *b, const char *s, size_t n)
 	char esc[6];
 
 	/* Most strings need no escape: one reservation and one copy. */
-	if ((run = jsondoc_plain_run(s, n)) == n) {
+	if (jsondoc_plain_run(s, n) == n) {
 		if (reserve(b, n + 2) == 0) {
 			b->p[b->len] = '"';
 			memcpy(b->p + b->len + 1, s, n);

@@ -241,16 +241,17 @@ path(char *dst, size_t n, const char *fmt, ...)
 static const char *
 field(char *dst, size_t n, const char *at, const char *name)
 {
-	size_t a = strlen(at), m = strlen(name), o = 0;
+	size_t a = strlen(at), m = strlen(name), o;
 
 	/* Joined by hand, not path()'s printf: every create takes several. */
 	if (a + 1 + m >= n)
 		return path(dst, n, "%s%s%s", at, *at ? "." : "", name);
+	o = a + (a > 0) + m;
+	dst[o] = '\0';
 	memcpy(dst, at, a);
-	o = a;
 	if (a)
-		dst[o++] = '.';
-	memcpy(dst + o, name, m + 1);
+		dst[a] = '.';
+	memcpy(dst + o - m, name, m);
 	return dst;
 }
 
