@@ -17,6 +17,7 @@
 #include "lib/jsondoc.h"
 #include "lib/log.h"
 #include "lib/secmem.h"
+#include "lib/text.h"
 #include "policy/check.h"
 #include "policy/policy.h"
 #include "policy/schema.h"
@@ -72,8 +73,7 @@ note_container(struct request *r, const json_t *doc)
 	json_t *mem = json_object_get(doc, "memory_limit");
 
 	if (json_is_string(mem) && json_string_length(mem) < sizeof(r->rec.memory_limit))
-		snprintf(r->rec.memory_limit, sizeof(r->rec.memory_limit), "%s",
-		         json_string_value(mem));
+		text_copy(r->rec.memory_limit, sizeof(r->rec.memory_limit), json_string_value(mem));
 	json_decref(r->rec.network_policy);
 	r->rec.network_policy = redact_network_policy_keyed(json_object_get(doc, "network_policy"),
 	                                                    audit_key(r->ctx->audit));
@@ -209,8 +209,8 @@ on_created(const struct upstream_res *res, void *arg)
 		pipeline_resume(r, STEP_FAIL);
 		return;
 	}
-	snprintf(r->rec.container_id, sizeof(r->rec.container_id), "%s",
-	         json_string_value(json_object_get(container, "id")));
+	text_copy(r->rec.container_id, sizeof(r->rec.container_id),
+	          json_string_value(json_object_get(container, "id")));
 	c->expires_at_ms = expiry(c->doc, container);
 	json_decref(container);
 	pipeline_resume(r, STEP_NEXT);
@@ -324,7 +324,7 @@ remediate(struct request *r)
 		call_withheld(r);
 		return STEP_FAIL;
 	}
-	snprintf(path, sizeof(path), "/containers/%s", r->rec.container_id);
+	text_join(path, sizeof(path), "/containers/", r->rec.container_id);
 	up.method = "DELETE";
 	up.path = path;
 	return call_start(r, &up, 0, NULL, on_remediated);

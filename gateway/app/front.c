@@ -26,6 +26,7 @@
 #include "http/query.h"
 #include "http/tls.h"
 #include "lib/secmem.h"
+#include "lib/text.h"
 #include "policy/check.h"
 #include "policy/jwt.h"
 #include "policy/keys.h"
@@ -200,15 +201,16 @@ static int
 upstream_path(const struct target *t, const char *query, char *buf, size_t n)
 {
 	size_t i, o = 0;
-	int k;
 
+	buf[0] = '\0';
 	for (i = 1; i < t->nseg; i++) {
-		k = snprintf(buf + o, n - o, "/%.*s", (int)t->len[i], t->seg[i]);
-		if (k < 0 || (size_t)k >= n - o)
+		if (o + 1 + t->len[i] >= n)
 			return -1;
-		o += (size_t)k;
+		buf[o++] = '/';
+		text_copyn(buf + o, n - o, t->seg[i], t->len[i]);
+		o += t->len[i];
 	}
-	if (query && *query && (size_t)snprintf(buf + o, n - o, "?%s", query) >= n - o)
+	if (query && *query && text_join(buf + o, n - o, "?", query) >= n - o)
 		return -1;
 	return 0;
 }
@@ -354,10 +356,12 @@ authenticate(struct request *r)
 	if (token && authenticate_token(r, policyset_tenants(ps), &by_key) < 0)
 		return -1;
 	if (r->bearer && !token) {
+		size_t o;
+
 		keys_hash_hex(r->bearer, r->bearer_len, hex);
 		by_key = tenants_by_key_digest(policyset_tenants(ps), hex);
-		snprintf(r->credential, sizeof(r->credential), "key:sha256:%.*s", CREDENTIAL_HEX,
-		         hex);
+		o = text_copy(r->credential, sizeof(r->credential), "key:sha256:");
+		text_copyn(r->credential + o, sizeof(r->credential) - o, hex, CREDENTIAL_HEX);
 		secmem_wipe(hex, sizeof(hex));
 	}
 	/* A service may authenticate by its verified client certificate. */

@@ -12,6 +12,7 @@
 #include "http/upstream.h"
 #include "lib/log.h"
 #include "lib/secmem.h"
+#include "lib/text.h"
 #include "policy/policyset.h"
 #include "policy/tenant.h"
 
@@ -119,7 +120,7 @@ relay_headers(struct headers *h, const char *lines)
 {
 	char *p, *nl;
 
-	snprintf(h->relayed, sizeof(h->relayed), "%s", lines ? lines : "");
+	text_copy(h->relayed, sizeof(h->relayed), lines ? lines : "");
 	for (p = h->relayed; *p && h->n < MAX_HEADERS; p = nl + 1) {
 		nl = strchr(p, '\n');
 		if (nl == NULL)
@@ -135,14 +136,14 @@ answer_headers(const struct request *r, struct headers *h, const char *content_t
 {
 	h->n = 0;
 	h->relayed[0] = '\0';
-	snprintf(h->ct, sizeof(h->ct), "Content-Type: %s", content_type);
+	text_join(h->ct, sizeof(h->ct), "Content-Type: ", content_type);
 	h->line[h->n++] = h->ct;
 	/* The upstream's id when it gave one, so support tickets match. */
-	snprintf(h->rid, sizeof(h->rid), "x-request-id: %s",
-	         r->rec.upstream_request_id[0] ? r->rec.upstream_request_id : r->id);
+	text_join(h->rid, sizeof(h->rid), "x-request-id: ",
+	          r->rec.upstream_request_id[0] ? r->rec.upstream_request_id : r->id);
 	h->line[h->n++] = h->rid;
 	if (retry_after && *retry_after) {
-		snprintf(h->ra, sizeof(h->ra), "Retry-After: %s", retry_after);
+		text_join(h->ra, sizeof(h->ra), "Retry-After: ", retry_after);
 		h->line[h->n++] = h->ra;
 	}
 	if (r->no_retry)

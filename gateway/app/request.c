@@ -16,6 +16,8 @@
 #include "audit/audit.h"
 #include "http/conn.h"
 #include "http/upstream.h"
+#include "lib/hex.h"
+#include "lib/text.h"
 
 /* Request ids: a random per-process prefix and a counter, so they are
  * unique without a syscall per request and unguessable across restarts. */
@@ -33,11 +35,22 @@ id_init(void)
 static void
 make_id(char *dst, size_t n)
 {
+	uint64_t v[2];
+	unsigned char b[16];
+	size_t i;
+
 	pthread_once(&id_once, id_init);
-	snprintf(dst, n, "req_%016llx%016llx", (unsigned long long)id_prefix,
-	         (unsigned long long)(atomic_fetch_add_explicit(&id_counter, 1,
-	                                                        memory_order_relaxed) +
-	                              1));
+	v[0] = id_prefix;
+	v[1] = atomic_fetch_add_explicit(&id_counter, 1, memory_order_relaxed) + 1;
+	/* "req_" and the two as 16 hex digits each, big-endian. */
+	for (i = 0; i < 16; i++)
+		b[i] = (unsigned char)(v[i / 8] >> (56 - 8 * (i % 8)));
+	if (n < 4 + 2 * sizeof(b) + 1) {
+		dst[0] = '\0';
+		return;
+	}
+	memcpy(dst, "req_", 4);
+	hex_encode(b, sizeof(b), dst + 4);
 }
 
 /* Counts r in flight on its loop, or no longer. */
@@ -113,8 +126,8 @@ request_keep_answer(struct request *r, const struct upstream_res *res)
 	r->answer.body[res->len] = '\0';
 	r->answer.len = res->len;
 	r->answer.status = res->status;
-	snprintf(r->answer.type, sizeof(r->answer.type), "%s",
-	         res->content_type[0] ? res->content_type : "application/json");
+	text_copy(r->answer.type, sizeof(r->answer.type),
+	          res->content_type[0] ? res->content_type : "application/json");
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "http/tls.h"
 #include "lib/log.h"
 #include "lib/secmem.h"
+#include "lib/text.h"
 
 enum conn_state {
 	C_HEAD,       /* waiting for or reading a request head */
@@ -120,7 +121,7 @@ req_new(struct conn *c)
 		return NULL;
 	req->conn = c;
 	clock_gettime(CLOCK_MONOTONIC, &req->start);
-	snprintf(req->client, sizeof(req->client), "%s", c->client);
+	text_copy(req->client, sizeof(req->client), c->client);
 	return req;
 }
 
@@ -186,7 +187,7 @@ take_head(struct conn_req *req, const char *buf, size_t len, const struct httpms
 		req->head.headers[i].name = rebase(h->headers[i].name, buf, req->head_buf);
 		req->head.headers[i].value = rebase(h->headers[i].value, buf, req->head_buf);
 	}
-	snprintf(req->method, sizeof(req->method), "%.*s", (int)h->method_len, h->method);
+	text_copyn(req->method, sizeof(req->method), h->method, h->method_len);
 	q = memchr(h->target, '?', h->target_len);
 	plen = q ? (size_t)(q - h->target) : h->target_len;
 	req->path = strndup(h->target, plen);

@@ -120,5 +120,15 @@ trace_start(struct trace_context *t, const char *value, size_t len)
 void
 trace_header(const struct trace_context *t, char dst[TRACE_HEADER + 1])
 {
-	snprintf(dst, TRACE_HEADER + 1, "00-%s-%s-%02x", t->trace_id, t->span_id, t->sampled);
+	unsigned char flags = (unsigned char)t->sampled;
+
+	/* "00-" trace id "-" span id "-" flags: fixed widths, so no printf. */
+	dst[0] = '0';
+	dst[1] = '0';
+	dst[2] = '-';
+	memcpy(dst + 3, t->trace_id, TRACE_ID_HEX);
+	dst[3 + TRACE_ID_HEX] = '-';
+	memcpy(dst + 4 + TRACE_ID_HEX, t->span_id, TRACE_SPAN_HEX);
+	dst[4 + TRACE_ID_HEX + TRACE_SPAN_HEX] = '-';
+	hex_encode(&flags, 1, dst + 5 + TRACE_ID_HEX + TRACE_SPAN_HEX);
 }

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "lib/log.h"
+#include "lib/text.h"
 
 #define POOL_MAX 64 /* idle easy handles kept for reuse */
 
@@ -540,7 +541,7 @@ upstream_start(struct upstream *u, const struct upstream_req *req, upstream_done
 	c->url = malloc(n);
 	if (c->url == NULL)
 		goto fail;
-	snprintf(c->url, n, "%s%s", u->base_url, req->path);
+	text_join(c->url, n, u->base_url, req->path);
 	c->easy = u->npool ? u->pool[--u->npool] : curl_easy_init();
 	if (c->easy == NULL || configure(c, req) < 0)
 		goto fail;

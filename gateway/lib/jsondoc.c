@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lib/secmem.h"
+#include "lib/text.h"
 #include "lib/utf8.h"
 
 #define PATH_DEPTH 32  /* frames tracked when locating an error */
@@ -46,12 +47,15 @@ jsondoc_path_push_key(char *dst, size_t n, const char *key)
 size_t
 jsondoc_path_push_index(char *dst, size_t n, size_t i)
 {
-	size_t old = strlen(dst);
+	size_t old = strlen(dst), k;
 	char idx[24];
-	int k = snprintf(idx, sizeof(idx), "[%zu]", i);
 
-	if (old + (size_t)k < n)
-		memcpy(dst + old, idx, (size_t)k + 1);
+	idx[0] = '[';
+	k = 1 + text_u64(idx + 1, i);
+	idx[k++] = ']';
+	idx[k] = '\0';
+	if (old + k < n)
+		memcpy(dst + old, idx, k + 1);
 	return old;
 }
 
