@@ -259,3 +259,38 @@ Test(it_limits, descriptors_for_max_connections_are_ready_at_start)
 	cr_expect_geq(size, want, "descriptor table of %lld, wanted %lld", size, want);
 	cr_expect_eq(hx_http("GET", hx_gw_url(gw, "/v1/containers"), NULL, NULL, 0)->status, 200);
 }
+
+/* Clients that leave while their requests are handled hold the gateway's
+ * memory only briefly and little of it: reading a close takes a small
+ * buffer, not the 8 KiB libevent gives a read of unknown size (400 such
+ * clients held 3.2 MB until their answers came). */
+Test(it_limits, clients_that_leave_while_handled_hold_little)
+{
+	static const char req[] = "POST /v1/containers HTTP/1.1\r\nHost: x\r\n"
+	                          "Content-Type: application/json\r\nContent-Length: 12\r\n\r\n"
+	                          "{\"name\":\"l\"}";
+	struct hx_gw *gw = hx_gw_start(NULL, NULL);
+	long before, after;
+	int fd[400], i;
+
+	hx_stub_next("{\"delay_ms\":5000,\"repeat\":400}");
+	for (i = 0; i < 400; i++) {
+		fd[i] = hx_raw_open(gw->port, req, sizeof(req) - 1);
+		cr_assert_geq(fd[i], 0);
+	}
+	for (i = 0; i < 100 && json_array_size(hx_stub_requests()) < 400; i++)
+		hx_sleep_ms(50);
+	cr_assert_eq(json_array_size(hx_stub_requests()), 400, "not all 400 reached the stub");
+	before = hx_proc_kb(gw->proc->pid, "VmRSS");
+	for (i = 0; i < 400; i++)
+		hx_raw_close(fd[i]);
+	hx_sleep_ms(500);
+	after = hx_proc_kb(gw->proc->pid, "VmRSS");
+	cr_log_info("400 clients leaving took %ld kB", after - before);
+	/* Sanitizer builds' own memory (redzones, shadow) is in the numbers:
+	 * the bound holds for the plain build (84-296 kB here; 1,612 kB
+	 * before the fix). */
+	if (getenv("GW_SANITIZED") == NULL)
+		cr_expect_lt(after - before, 1024, "400 clients leaving took %ld kB",
+		             after - before);
+}

@@ -52,6 +52,10 @@ enum conn_state {
  * while the one before it is answered. */
 #define PIPELINE_SLACK (64 * 1024)
 
+/* The most one read takes in while a request is handled (see dispatch);
+ * otherwise libevent's default (0 asks for it). */
+#define BUSY_READ 256
+
 /* A buffered body past this gets all the room its Content-Length asks for
  * at once. */
 #define BODY_STEP (1024 * 1024)
@@ -368,10 +372,15 @@ refuse_oom(struct conn *c)
 
 /* Reading stays on while the request is handled: turning it off and on
  * again costs two epoll_ctl calls a request. What a pipelining client sends
- * meanwhile waits in the input, bounded by the read watermark. */
+ * meanwhile waits in the input, bounded by the read watermark, and is read
+ * in small pieces: libevent gives a read room for what FIONREAD reports,
+ * or 4 KiB when it reports nothing, as it does at a client's close, so
+ * every client that left while its request was handled held an empty 8 KiB
+ * chain until then (some 70 MB when 9,000 left at once). */
 static void
 dispatch(struct conn *c)
 {
+	bufferevent_set_max_single_read(c->bev, BUSY_READ);
 	c->state = C_BUSY;
 	c->body_pending = 0;
 	evtimer_del(c->timer);
@@ -723,6 +732,7 @@ static void
 linger(struct conn *c)
 {
 	c->state = C_LINGER;
+	bufferevent_set_max_single_read(c->bev, 0);
 	(void)shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	bufferevent_disable(c->bev, EV_WRITE);
 	bufferevent_enable(c->bev, EV_READ);
@@ -753,6 +763,7 @@ on_write(struct bufferevent *bev, void *arg)
 		return;
 	}
 	c->state = C_HEAD;
+	bufferevent_set_max_single_read(c->bev, 0);
 	httpmsg_chunked_free(c->chunked);
 	c->chunked = NULL;
 	arm(c, c->limits.idle_timeout_ms);
