@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "policy/domain.h"
+#include "lib/hex.h"
 
 #define CASES_MAX    1024
 #define FIELD_MAX    1024
@@ -46,18 +47,6 @@ struct tcase {
 
 static struct tcase cases[CASES_MAX];
 static size_t ncases;
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Decodes the escapes in s into f; a bad escape fails the test at its line. */
 static void
@@ -83,8 +72,8 @@ decode(const char *s, struct field *f, int line)
 				c = '\r';
 			else if (e == '\\')
 				c = '\\';
-			else if (e == 'x' && hexval(s[i]) >= 0 && hexval(s[i + 1]) >= 0) {
-				c = (char)(hexval(s[i]) * 16 + hexval(s[i + 1]));
+			else if (e == 'x' && hex_digit(s[i]) >= 0 && hex_digit(s[i + 1]) >= 0) {
+				c = (char)(hex_digit(s[i]) * 16 + hex_digit(s[i + 1]));
 				i += 2;
 			} else
 				cr_assert_fail("cases.txt:%d: bad escape \\%c", line, e);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "http/multipart.h"
+#include "lib/hex.h"
 
 #define MANIFEST_MAX   256
 #define LINE_MAX_LEN   2048
@@ -78,18 +79,6 @@ dup_bytes(const char *s, size_t n)
 	if (n)
 		memcpy(p, s, n);
 	return p;
-}
-
-static int
-hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* Decodes the C escapes \" \\ \t \r \n \xNN of s[0..n) into out (NUL

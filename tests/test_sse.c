@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "http/sse.h"
+#include "lib/hex.h"
 #include "lib/secmem.h"
 #include "lib/utf8.h"
 
@@ -261,18 +262,6 @@ expect_outcome(const char *name, const char *how, const struct outcome *want,
 	}
 	cr_expect_eq(got->retry, want->retry, "%s: %s: retry %lld, want %lld", name, how,
 	             got->retry, want->retry);
-}
-
-static int
-hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* Decodes the escapes of s into a new buffer. */
