@@ -2074,6 +2074,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "stub: cannot listen on %s\n", listen_at);
 		goto done;
 	}
+	/* evhttp listens with a backlog of 128; tests open hundreds of upstream
+	 * connections at once, and a SYN the queue drops waits a second or more
+	 * for its retry. Linux takes a second listen() as a new backlog. */
+	if (listen(evhttp_bound_socket_get_fd(bound), 4096) != 0) {
+		perror("stub: listen");
+		goto done;
+	}
 	if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) != 0) {
 		perror("stub: getsockname");
 		goto done;
