@@ -9,18 +9,20 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "lib/text.h"
 
-/* Distinct label sets kept; beyond these, counts go to an "other" set. */
-#define REQUEST_SERIES 512
-#define DENIAL_SERIES  128
-#define LABEL_MAX      64
+/* Distinct label sets kept; beyond these, counts go to an "other" set.
+ * Request series are kept per tenant, so that one tenant's traffic,
+ * however varied, cannot push another's counts into "other". */
+#define TENANT_REQUEST_SERIES 128
+#define DENIAL_SERIES         128
+#define LABEL_MAX             64
 
 /* Upper bounds of the latency buckets, in seconds. */
 static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 #define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
 struct request_series {
-	char tenant[LABEL_MAX]; /* "" for the organization */
 	char route[LABEL_MAX];
 	char decision[16];
 	int status;
@@ -32,11 +34,17 @@ struct denial_series {
 	unsigned long long n;
 };
 
-/* Tenants are few and named by the policy; past TENANT_SERIES, "other". */
+/* Tenants are few and named by the policy; past TENANT_SERIES, "other".
+ * A tenant's request series grow as its traffic shows them, up to
+ * TENANT_REQUEST_SERIES; the rest of its requests count in other_n. */
 #define TENANT_SERIES 256
 struct tenant_series {
-	char tenant[LABEL_MAX];
+	char tenant[LABEL_MAX]; /* "" for the organization */
 	unsigned long long gb_minutes;
+	int charged; /* gb_minutes were counted */
+	struct request_series *req;
+	size_t nreq, capreq;
+	unsigned long long other_n;
 };
 
 struct histogram {
@@ -49,11 +57,9 @@ struct histogram {
  * additions per request, never across I/O. */
 struct metrics {
 	pthread_mutex_t mu;
-	struct request_series req[REQUEST_SERIES + 1]; /* the last is "other" */
-	size_t nreq;
 	struct denial_series deny[DENIAL_SERIES + 1];
 	size_t ndeny;
-	struct tenant_series tenants[TENANT_SERIES + 1];
+	struct tenant_series tenants[TENANT_SERIES + 1]; /* the last is "other" */
 	size_t ntenants;
 	struct histogram request_latency, upstream_latency;
 	unsigned long long violations;
@@ -70,19 +76,21 @@ metrics_new(void)
 	if (m == NULL)
 		return NULL;
 	pthread_mutex_init(&m->mu, NULL);
-	snprintf(m->req[REQUEST_SERIES].route, LABEL_MAX, "other");
-	snprintf(m->req[REQUEST_SERIES].decision, sizeof(m->req[0].decision), "other");
-	snprintf(m->deny[DENIAL_SERIES].rule, LABEL_MAX, "other");
-	snprintf(m->tenants[TENANT_SERIES].tenant, LABEL_MAX, "other");
-	snprintf(m->req[REQUEST_SERIES].tenant, LABEL_MAX, "other");
+	text_copy(m->deny[DENIAL_SERIES].rule, LABEL_MAX, "other");
+	text_copy(m->tenants[TENANT_SERIES].tenant, LABEL_MAX, "other");
 	return m;
 }
 
 void
 metrics_free(struct metrics *m)
 {
+	size_t i;
+
 	if (m == NULL)
 		return;
+	for (i = 0; i < m->ntenants; i++)
+		free(m->tenants[i].req);
+	free(m->tenants[TENANT_SERIES].req);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
 }
@@ -130,28 +138,39 @@ observe(struct histogram *h, double seconds)
 	h->sum += seconds;
 }
 
-static struct request_series *
-request_series(struct metrics *m, const char *tenant, const char *route, const char *decision,
-               int status)
+/* The counter of t's requests with these labels: its own series, or its
+ * "other" count once it has TENANT_REQUEST_SERIES of them (or memory
+ * runs out). */
+static unsigned long long *
+request_count(struct tenant_series *t, const char *route, const char *decision, int status)
 {
 	struct request_series *s;
 	size_t i;
 
-	for (i = 0; i < m->nreq; i++) {
-		s = &m->req[i];
+	for (i = 0; i < t->nreq; i++) {
+		s = &t->req[i];
 		if (s->status == status && strcmp(s->route, route) == 0 &&
-		    strcmp(s->decision, decision) == 0 && strcmp(s->tenant, tenant) == 0)
-			return s;
+		    strcmp(s->decision, decision) == 0)
+			return &s->n;
 	}
-	if (m->nreq == REQUEST_SERIES || strlen(route) >= LABEL_MAX ||
-	    strlen(decision) >= sizeof(s->decision) || strlen(tenant) >= LABEL_MAX)
-		return &m->req[REQUEST_SERIES];
-	s = &m->req[m->nreq++];
-	snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
-	snprintf(s->route, sizeof(s->route), "%s", route);
-	snprintf(s->decision, sizeof(s->decision), "%s", decision);
+	if (t->nreq == TENANT_REQUEST_SERIES || strlen(route) >= LABEL_MAX ||
+	    strlen(decision) >= sizeof(s->decision))
+		return &t->other_n;
+	if (t->nreq == t->capreq) {
+		size_t cap = t->capreq ? t->capreq * 2 : 8;
+
+		s = realloc(t->req, cap * sizeof(*s));
+		if (s == NULL)
+			return &t->other_n;
+		t->req = s;
+		t->capreq = cap;
+	}
+	s = &t->req[t->nreq++];
+	text_copy(s->route, sizeof(s->route), route);
+	text_copy(s->decision, sizeof(s->decision), decision);
 	s->status = status;
-	return s;
+	s->n = 0;
+	return &s->n;
 }
 
 static struct denial_series *
@@ -166,7 +185,7 @@ denial_series(struct metrics *m, const char *rule)
 	if (m->ndeny == DENIAL_SERIES || strlen(rule) >= LABEL_MAX)
 		return &m->deny[DENIAL_SERIES];
 	s = &m->deny[m->ndeny++];
-	snprintf(s->rule, sizeof(s->rule), "%s", rule);
+	text_copy(s->rule, sizeof(s->rule), rule);
 	return s;
 }
 
@@ -180,7 +199,7 @@ tenant_series(struct metrics *m, const char *tenant)
 			return &m->tenants[i];
 	if (m->ntenants == TENANT_SERIES || strlen(tenant) >= LABEL_MAX)
 		return &m->tenants[TENANT_SERIES];
-	snprintf(m->tenants[m->ntenants].tenant, LABEL_MAX, "%s", tenant);
+	text_copy(m->tenants[m->ntenants].tenant, LABEL_MAX, tenant);
 	return &m->tenants[m->ntenants++];
 }
 
@@ -188,16 +207,17 @@ void
 metrics_request(struct metrics *m, const struct audit_event *ev)
 {
 	const char *decision = ev->decision ? ev->decision : "unknown";
+	struct tenant_series *t;
 
 	if (m == NULL)
 		return;
 	pthread_mutex_lock(&m->mu);
-	request_series(m, ev->tenant ? ev->tenant : "", ev->operation ? ev->operation : "unknown",
-	               decision, ev->status)
-	        ->n++;
-	if (ev->charged && ev->status >= 200 && ev->status < 300)
-		tenant_series(m, ev->tenant ? ev->tenant : "")->gb_minutes +=
-		        (unsigned long long)ev->gb_minutes;
+	t = tenant_series(m, ev->tenant ? ev->tenant : "");
+	(*request_count(t, ev->operation ? ev->operation : "unknown", decision, ev->status))++;
+	if (ev->charged && ev->status >= 200 && ev->status < 300) {
+		t->gb_minutes += (unsigned long long)ev->gb_minutes;
+		t->charged = 1;
+	}
 	if (strcmp(decision, "deny") == 0 && (ev->status == 403 || ev->status == 429))
 		denial_series(m, ev->code ? ev->code : "unknown")->n++;
 	observe(&m->request_latency, ev->latency_ms / 1000.0);
@@ -309,6 +329,31 @@ events(struct out *o, const struct metrics *m, const struct metrics_state *st)
 	           m->events[METRICS_RELOAD_FAILED]);
 }
 
+static void
+request_line(struct out *o, const char *route, const char *decision, int status, const char *tenant,
+             unsigned long long n)
+{
+	char a[2 * LABEL_MAX], b[2 * LABEL_MAX], c[2 * LABEL_MAX];
+
+	out_printf(o,
+	           "gateway_requests_total{route=\"%s\",decision=\"%s\",status=\"%d\","
+	           "tenant=\"%s\"} %llu\n",
+	           escape(a, sizeof(a), route), escape(b, sizeof(b), decision), status,
+	           escape(c, sizeof(c), tenant), n);
+}
+
+static void
+tenant_requests(struct out *o, const struct tenant_series *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->nreq; i++)
+		request_line(o, t->req[i].route, t->req[i].decision, t->req[i].status, t->tenant,
+		             t->req[i].n);
+	if (t->other_n > 0)
+		request_line(o, "other", "other", 0, t->tenant, t->other_n);
+}
+
 static void render(const struct metrics *m, const struct metrics_state *st, struct out *o);
 
 int
@@ -325,7 +370,7 @@ metrics_render(struct metrics *m, const struct metrics_state *st, struct evbuffe
 static void
 render(const struct metrics *m, const struct metrics_state *st, struct out *o)
 {
-	char a[2 * LABEL_MAX], b[2 * LABEL_MAX], c[2 * LABEL_MAX];
+	char a[2 * LABEL_MAX];
 	size_t i;
 
 	head(o, "gateway_build_info", "gauge", "The gateway's version.");
@@ -337,25 +382,14 @@ render(const struct metrics *m, const struct metrics_state *st, struct out *o)
 	head(o, "gateway_requests_total", "counter",
 	     "Requests answered, by route (the spec's operationId), decision, status and tenant "
 	     "(\"\" for the organization).");
-	for (i = 0; i <= REQUEST_SERIES; i++) {
-		const struct request_series *s = &m->req[i];
-
-		if (i >= m->nreq && i < REQUEST_SERIES)
-			continue;
-		if (i == REQUEST_SERIES && s->n == 0)
-			continue;
-		out_printf(o,
-		           "gateway_requests_total{route=\"%s\",decision=\"%s\",status=\"%d\","
-		           "tenant=\"%s\"} %llu\n",
-		           escape(a, sizeof(a), s->route), escape(b, sizeof(b), s->decision),
-		           s->status, escape(c, sizeof(c), s->tenant), s->n);
-	}
+	for (i = 0; i < m->ntenants; i++)
+		tenant_requests(o, &m->tenants[i]);
+	tenant_requests(o, &m->tenants[TENANT_SERIES]);
 	head(o, "gateway_container_gb_minutes_total", "counter",
 	     "Container memory times minutes asked by allowed requests, by tenant (a Responses "
 	     "call whose model made no container counts here, though its budget gets it back).");
 	for (i = 0; i <= TENANT_SERIES; i++) {
-		if ((i >= m->ntenants && i < TENANT_SERIES) ||
-		    (i == TENANT_SERIES && m->tenants[i].gb_minutes == 0))
+		if ((i >= m->ntenants && i < TENANT_SERIES) || !m->tenants[i].charged)
 			continue;
 		out_printf(o, "gateway_container_gb_minutes_total{tenant=\"%s\"} %llu\n",
 		           escape(a, sizeof(a), m->tenants[i].tenant), m->tenants[i].gb_minutes);

@@ -5,7 +5,8 @@
  * Each finished request is counted once, from its audit record, so the
  * numbers and the audit log agree. Every label set is bounded: label
  * values come from fixed sets (routes, decisions, codes, statuses), and
- * past a fixed number of series the rest are counted under "other".
+ * past a fixed number of series the rest are counted under "other"; a
+ * tenant's request series are bounded apart from the others'.
  */
 #ifndef GW_METRICS_H
 #define GW_METRICS_H
