@@ -6,6 +6,8 @@
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -291,5 +293,88 @@ Test(it_redis, two_replicas_share_a_budget_exactly)
 	cr_expect_eq(refused, 4, "%d refused", refused);
 	cr_expect_str_eq(hx_resp_header(r, "x-should-retry"), "false");
 	cr_expect_eq(json_array_size(hx_stub_requests()), 10, "only what fit went up");
+	hx_proc_stop(redis);
+}
+
+/* A create whose intent cannot be audited is not forwarded: it waits for
+ * the log to take it. If it ends without going upstream (here the
+ * replica stops, and past its grace period answers it 503), the live slot
+ * it took is free again at once, not after the 5 minutes a slot is held
+ * for a create whose answer never came. Replica a's audit log reaches a
+ * file size limit (RLIMIT_FSIZE, as a full disk would) just as the
+ * create's intent is written; replica b, sharing the store, writes its
+ * own log. */
+Test(it_redis, a_create_that_could_not_be_audited_frees_its_slot)
+{
+	static const char create[] = "POST /v1/containers HTTP/1.1\r\nHost: x\r\n"
+	                             "Authorization: Bearer " TEAM_KEY "\r\n"
+	                             "Content-Type: application/json\r\nContent-Length: 12\r\n\r\n"
+	                             "{\"name\":\"a\"}";
+	const rlim_t limit = 64 * 1024;
+	static char PAD[600];
+	int port, fd, i;
+	struct hx_proc *redis = hx_redis_start(&port);
+	const char *pol = hx_fmt("{\"tenants\":{\"team\":{\"api_keys_sha256\":[\"%s\"],"
+	                         "\"rate_limit\":{\"max_live_containers\":1}}}}",
+	                         hx_key_digest(TEAM_KEY));
+	struct hx_gw *a = hx_gw_prepare(
+	        pol, hx_fmt("{\"store\":{\"type\":\"redis\",\"url\":\"redis://127.0.0.1:%d/0\","
+	                    "\"timeout_ms\":500},\"shutdown_grace_ms\":200}",
+	                    port));
+	struct hx_gw *b;
+	struct rlimit keep, low;
+	struct hx_resp *r;
+	struct stat st;
+	long long step = 0;
+
+	memset(PAD, 'x', sizeof(PAD));
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &keep), 0);
+	low = keep;
+	low.rlim_cur = limit;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &low), 0);
+	hx_gw_launch(a);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &keep), 0);
+	b = hx_gw_start_peer(a, "replica", store(port, "fail_closed"));
+	/* Unknown routes' records (about 1 KB, and 2 bytes more for each
+	 * byte of path) fill a's log to less than 1,000 bytes from the limit,
+	 * where a create's intent (about 1.2 KB) no longer fits. */
+	cr_assert_eq(stat(a->audit_path, &st), 0);
+	for (i = 0; i < 200; i++) {
+		long long before = (long long)st.st_size, room = (long long)limit - before;
+		size_t extra = 0;
+
+		if (room < 1000)
+			break;
+		if (step > 0 && room < step + 1000 && room - 500 >= step)
+			extra = (size_t)(room - 500 - step) / 2;
+		r = as(a, TEAM_KEY, "GET",
+		       hx_fmt("/v1/nothing%s%.*s", extra ? "/" : "", (int)extra, PAD), NULL);
+		cr_assert_eq(r->status, 404, "%ld %s", r->status, r->body);
+		cr_assert_eq(stat(a->audit_path, &st), 0);
+		if (extra == 0)
+			step = (long long)st.st_size - before;
+	}
+	cr_assert_geq((long long)limit - (long long)st.st_size, 0);
+	cr_assert_lt((long long)limit - (long long)st.st_size, 1000);
+	fd = hx_raw_open(a->port, create, sizeof(create) - 1);
+	cr_assert_geq(fd, 0);
+	hx_sleep_ms(300);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 0, "forwarded without an intent");
+	cr_expect_eq(as(b, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"b\"}")->status, 429,
+	             "the waiting create holds no slot");
+	/* Stopped, a answers what waits, and what it held goes back. The log
+	 * that could not be written makes its exit status a failure. */
+	(void)hx_proc_stop(a->proc);
+	hx_raw_close(fd);
+	for (i = 0; i < 50; i++) {
+		r = as(b, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"b\"}");
+		if (r->status != 429)
+			break;
+		hx_sleep_ms(20);
+	}
+	cr_expect_eq(r->status, 200, "%ld %s", r->status, r->body);
+	/* The cap still holds for the one b made. */
+	r = as(b, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"c\"}");
+	cr_expect_eq(r->status, 429, "%ld %s", r->status, r->body);
 	hx_proc_stop(redis);
 }

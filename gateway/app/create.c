@@ -235,6 +235,7 @@ forward(struct request *r)
 	up.path = "/containers";
 	up.body = c->forward;
 	up.body_len = c->forward_len;
+	r->forwarded = 1;
 	res = call_start(r, &up, 1, NULL, on_created);
 	if (res == STEP_FAIL)
 		tenancy_not_created(r);

@@ -131,6 +131,7 @@ struct request {
 	/* The tenant's limits (tenancy.c): a live-container slot held for a
 	 * create, the limit being counted, a Retry-After for the answer. */
 	int holds_slot;
+	int forwarded; /* a call that may make containers went upstream */
 	int rate;
 	/* What the request's containers cost (tenancy_budget): GB-minutes and
 	 * the estimate in US dollars, for the record; held: the GB-minutes

@@ -435,6 +435,7 @@ forward(struct request *r)
 	if (s->forward == NULL)
 		return oom(r);
 	redact_wipe_secrets(s->doc);
+	r->forwarded = 1;
 	if (s->stream) {
 		err_clear(&e);
 		s->sse = sse_new(SSE_EVENT_MAX, on_event, r, &e);

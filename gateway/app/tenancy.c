@@ -185,6 +185,8 @@ at_cap(struct request *r, long long retry_ms)
 	pipeline_resume(r, over_limit(r, retry_ms, msg, 1) ? STEP_FAIL : STEP_NEXT);
 }
 
+static void give_back(struct request *r);
+
 static void
 on_slot(void *arg, enum store_status st, int allowed, long long retry_ms)
 {
@@ -195,8 +197,10 @@ on_slot(void *arg, enum store_status st, int allowed, long long retry_ms)
 		pipeline_resume(r, STEP_FAIL);
 		return;
 	}
-	if (st == STORE_OK && allowed)
+	if (st == STORE_OK && allowed) {
 		r->holds_slot = 1;
+		r->unwind = give_back;
+	}
 	if (st == STORE_OK && !allowed) {
 		/* The set may hold containers the upstream has let go: ask it
 		 * about those due, once, before refusing. */
@@ -624,8 +628,11 @@ windows(const struct request *r, char *day, size_t dn, char *month, size_t mn, t
 	*month_end = timegm(&next);
 }
 
-/* The request ends holding a reservation: it goes back. Nobody waits on
- * the answer; the request is gone when it lands. */
+/* At the request's end, what it held and did not use goes back: the
+ * budget it reserved, and the live slot of a create that ended before
+ * anything went upstream (its intent never audited, the gateway
+ * stopping), which would otherwise count for SLOT_HOLD_MS. Nobody waits
+ * on the store's answer; the request is gone when it lands. */
 static void
 give_back(struct request *r)
 {
@@ -636,13 +643,14 @@ give_back(struct request *r)
 	if (r->budget.held > 0)
 		(void)store_spend(r->ctx->store, keys, limits, ttl, 2, -r->budget.held, NULL, NULL);
 	r->budget.held = 0;
+	if (!r->forwarded)
+		tenancy_not_created(r);
 }
 
 void
 tenancy_budget_spent(struct request *r)
 {
 	r->budget.held = 0;
-	r->unwind = NULL;
 }
 
 static void

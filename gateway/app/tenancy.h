@@ -58,7 +58,8 @@ void tenancy_budget_spent(struct request *r);
 long long tenancy_gb_minutes(const char *memory_limit, long long minutes);
 double tenancy_usd(const struct request *r, const char *memory_limit, long long minutes);
 
-/* The create made no container: the held slot is given back. */
+/* The create made no container: the held slot is given back. A request
+ * that ends without r->forwarded set gives its slot back by itself. */
 void tenancy_not_created(struct request *r);
 
 /* The request's container was deleted: it is no longer anyone's. */
