@@ -286,6 +286,31 @@ Test(it_jwt, rs256_and_es256_tokens_name_the_tenant_and_the_person)
 	cr_expect_eq(hx_gw_stop(gw), 0);
 }
 
+/* auth.jwt.groups_claim as a path: the groups nested in an object of the
+ * token (here "groups": {"roles": [...]}, as Keycloak's "realm_access")
+ * name the tenant; a token whose claim is not shaped so names none. */
+Test(it_jwt, a_nested_groups_claim_names_the_tenant)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+
+	make_keys();
+	hx_write_file(hx_path("jwks.json"), jwks(1));
+	gw = start("gateway_keys",
+	           "\"jwks_file\":\"jwks.json\",\"groups_claim\":[\"groups\",\"roles\"]");
+	r = call(gw, RS256(.groups = "{\"roles\":[\"ml-eng\"]}"),
+	         "{\"name\":\"n\",\"memory_limit\":\"4g\"}");
+	cr_expect_eq(r->status, 403, "ml is held to 1g: %s", r->body);
+	r = call(gw, RS256(.groups = "{\"roles\":[\"data\"]}"), "{\"name\":\"n\"}");
+	cr_expect_eq(r->status, 200, "%s", r->body);
+	r = call(gw, RS256(.groups = "[\"data\"]"), "{\"name\":\"n\"}");
+	cr_expect_eq(r->status, 401, "%s", r->body);
+	cr_expect_str_eq(code_of(r), "token_no_tenant");
+	cr_expect_str_eq(hx_str(json_array_get(hx_audit_wait(gw, 3, 5000), 1), "tenant"),
+	                 "data-team");
+	cr_expect_eq(json_array_size(api_requests()), 1);
+}
+
 /* A key's record names no person; a tenant's key still works beside
  * tokens. */
 Test(it_jwt, a_keys_record_has_no_person)

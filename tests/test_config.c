@@ -35,6 +35,8 @@ static void
 suite_init(void)
 {
 	secmem_init();
+	/* The key the auth.jwt cases' upstream.api_key_env names. */
+	setenv("GW_TEST_CONFIG_KEY", "sk-test-config-KEY-1188", 1);
 }
 
 TestSuite(config, .init = suite_init);

@@ -21,7 +21,8 @@
 static EVP_PKEY *rsa, *ec, *ed;
 static struct jwt_keys *keys;
 static const char *const person_claims[] = {"email", "name"};
-static const struct jwt_rules rules = {ISS, AUD, 60, "groups", person_claims, 2};
+static const char *const groups_claim[] = {"groups"};
+static const struct jwt_rules rules = {ISS, AUD, 60, groups_claim, 1, person_claims, 2};
 
 static void
 setup(void)
@@ -146,6 +147,48 @@ Test(jwt, an_audience_array_and_a_single_group_string_are_read)
 	cr_expect_eq(json_array_size(id.groups), 1);
 	cr_expect_str_eq(json_string_value(json_array_get(id.groups, 0)), "data");
 	cr_expect_null(json_object_get(id.person, "email"));
+	jwt_identity_clear(&id);
+	free(t);
+}
+
+/* A groups claim nested in objects (Keycloak puts roles under
+ * "realm_access"): found by its path, and nothing when a step of the path
+ * is missing or not an object. The flat "groups" is not read then. */
+Test(jwt, groups_are_found_by_a_path_through_nested_objects)
+{
+	static const char *const path[] = {"realm_access", "roles"};
+	struct jwt_rules nested = rules;
+	struct jwt_identity id;
+	struct err e;
+	char *t;
+
+	nested.groups_path = path;
+	nested.ngroups_path = 2;
+	t = mint("ES256", "e1",
+	         "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"bob\","
+	         "\"groups\":[\"flat\"],\"realm_access\":{\"roles\":[\"data\",\"ops\"]},"
+	         "\"exp\":1800000300}");
+	cr_assert_eq(jwt_verify(keys, &nested, t, strlen(t), NOW, &id, &e), 0, "%s", e.message);
+	cr_expect_eq(json_array_size(id.groups), 2);
+	cr_expect_str_eq(json_string_value(json_array_get(id.groups, 1)), "ops");
+	jwt_identity_clear(&id);
+	free(t);
+
+	/* "realm_access" a list, not an object: no groups, and no crash. */
+	t = mint("ES256", "e1",
+	         "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"bob\","
+	         "\"realm_access\":[\"roles\"],\"exp\":1800000300}");
+	cr_assert_eq(jwt_verify(keys, &nested, t, strlen(t), NOW, &id, &e), 0, "%s", e.message);
+	cr_expect_eq(json_array_size(id.groups), 0);
+	jwt_identity_clear(&id);
+	free(t);
+
+	/* The flat claim, under the default path, is what the other rules read. */
+	t = mint("ES256", "e1",
+	         "{\"iss\":\"" ISS "\",\"aud\":\"" AUD "\",\"sub\":\"bob\","
+	         "\"realm_access\":{\"roles\":[\"data\"]},\"exp\":1800000300}");
+	cr_assert_str_eq(verify(t, &id, NULL), "ok");
+	cr_expect_eq(json_array_size(id.groups), 0);
 	jwt_identity_clear(&id);
 	free(t);
 }

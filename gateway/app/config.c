@@ -106,7 +106,7 @@ static const struct confkey config_keys[] = {
         {"auth.jwt.refresh_ms", CT_INT, K(jwt_refresh_ms), .def_int = 300000, .min = 10000,
          .max = 86400000},
         {"auth.jwt.clock_skew_s", CT_INT, K(jwt_clock_skew_s), .def_int = 60, .min = 0, .max = 600},
-        {"auth.jwt.groups_claim", CT_STRING, K(jwt_groups_claim), "groups"},
+        {"auth.jwt.groups_claim", CT_JSON, K(jwt_groups_claim), .def_json = "\"groups\""},
         {"auth.jwt.person_claims", CT_STRLIST, K(jwt_person_claims), .def_json = "[\"email\"]"},
         {"store.type", CT_ENUM, K(store_type), "memory", .enumv = store_types},
         {"store.url", CT_STRING, K(store_url), "redis://127.0.0.1:6379/0"},
@@ -318,6 +318,39 @@ jwks_url_ok(const char *url)
 	return 0;
 }
 
+#define GROUPS_PATH_MAX 8
+
+/* auth.jwt.groups_claim: one claim's name, or the names that lead to it
+ * through nested objects, each 1 to 256 characters; as a path either way. */
+static void
+groups_claim(struct config *c, struct errlist *errs)
+{
+	static const char *const what =
+	        "must be a claim's name, or an array of 1 to 8 names leading to it through "
+	        "nested objects (e.g. [\"realm_access\", \"roles\"]), each 1 to 256 characters";
+	const json_t *g = c->jwt_groups_claim, *v;
+	size_t i, n = json_is_array(g) ? json_array_size(g) : 1;
+
+	if (!json_is_string(g) && (!json_is_array(g) || n == 0 || n > GROUPS_PATH_MAX)) {
+		errlist_add(errs, c->file, "auth.jwt.groups_claim", "%s", what);
+		return;
+	}
+	c->jwt_groups = calloc(n, sizeof(char *));
+	if (c->jwt_groups == NULL) {
+		errlist_add(errs, c->file, "auth.jwt.groups_claim", "out of memory");
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		v = json_is_array(g) ? json_array_get(g, i) : g;
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > JWT_CLAIM_MAX) {
+			errlist_add(errs, c->file, "auth.jwt.groups_claim", "%s", what);
+			return;
+		}
+		c->jwt_groups[c->jwt_ngroups++] = json_string_value(v);
+	}
+}
+
 /*
  * auth.jwt: who issues the tokens, for whom, where their keys are, and
  * the key the gateway sends upstream on a token's behalf (a token is no
@@ -346,8 +379,7 @@ check_jwt(struct config *c, const json_t *doc, struct errlist *errs)
 		errlist_add(errs, c->file, "auth.jwt.jwks_url",
 		            "must be an https:// URL (http:// only for localhost, 127.0.0.1 or "
 		            "[::1]), without userinfo or a fragment");
-	if (c->jwt_groups_claim && *c->jwt_groups_claim == '\0')
-		errlist_add(errs, c->file, "auth.jwt.groups_claim", "must not be empty");
+	groups_claim(c, errs);
 	if (json_array_size(c->jwt_person_claims) > 16)
 		errlist_add(errs, c->file, "auth.jwt.person_claims", "at most 16 claims");
 	c->jwt_person = calloc(json_array_size(c->jwt_person_claims) + 1, sizeof(char *));
@@ -581,6 +613,7 @@ config_free(struct config *c)
 	if (c == NULL)
 		return;
 	free(c->jwt_person);
+	free(c->jwt_groups);
 	conftable_release(config_keys, c);
 	secmem_free(c->upstream_api_key);
 	secmem_free(c->store_password);
@@ -645,7 +678,8 @@ config_jwt_rules(const struct config *cfg, struct jwt_rules *rules)
 	rules->issuer = cfg->jwt_issuer;
 	rules->audience = cfg->jwt_audience;
 	rules->skew_s = cfg->jwt_clock_skew_s;
-	rules->groups_claim = cfg->jwt_groups_claim;
+	rules->groups_path = cfg->jwt_groups;
+	rules->ngroups_path = cfg->jwt_ngroups;
 	rules->person_claims = cfg->jwt_person;
 	rules->nperson = cfg->jwt_nperson;
 }

@@ -92,7 +92,9 @@ struct config {
 	char *jwt_ca_file; /* https jwks_url: the CAs; NULL: the system's */
 	long long jwt_refresh_ms;
 	long long jwt_clock_skew_s;
-	char *jwt_groups_claim;
+	json_t *jwt_groups_claim; /* a claim's name, or the names leading to it */
+	const char **jwt_groups;  /* the same as a path of C strings, borrowed */
+	size_t jwt_ngroups;
 	json_t *jwt_person_claims; /* strings, e.g. ["email"] */
 	const char **jwt_person;   /* the same as C strings, borrowed from it */
 	size_t jwt_nperson;

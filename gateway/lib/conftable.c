@@ -165,7 +165,8 @@ read_key(const struct confkey *k, void *dst, const json_t *v, const char *file,
 		if (v != NULL)
 			*SLOT(dst, k->offset, json_t *) = json_deep_copy(v);
 		else if (k->def_json)
-			*SLOT(dst, k->offset, json_t *) = json_loads(k->def_json, 0, &je);
+			*SLOT(dst, k->offset, json_t *) =
+			        json_loads(k->def_json, JSON_DECODE_ANY, &je);
 		else
 			*SLOT(dst, k->offset, json_t *) = NULL;
 		return 0;

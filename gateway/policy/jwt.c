@@ -604,13 +604,26 @@ short_string(const json_t *v)
 	               : NULL;
 }
 
+/* The claim at the end of path (n names) through nested objects; NULL
+ * when any step is missing or not an object. */
+static const json_t *
+claim_at(const json_t *claims, const char *const *path, size_t n)
+{
+	const json_t *v = claims;
+	size_t i;
+
+	for (i = 0; i < n && v != NULL; i++)
+		v = json_is_object(v) ? json_object_get(v, path[i]) : NULL;
+	return n > 0 ? v : NULL;
+}
+
 /* The person and the groups a verified token names, into id. */
 static int
 take_identity(const json_t *claims, const struct jwt_rules *rules, struct jwt_identity *id,
               struct err *e)
 {
 	const char *sub = short_string(json_object_get(claims, "sub")), *s;
-	const json_t *g = rules->groups_claim ? json_object_get(claims, rules->groups_claim) : NULL;
+	const json_t *g = claim_at(claims, rules->groups_path, rules->ngroups_path);
 	const json_t *v;
 	size_t i;
 

@@ -74,10 +74,14 @@ size_t jwt_keys_skipped(const struct jwt_keys *k);
 
 /* What a token must say, and what is kept of it. Borrowed. */
 struct jwt_rules {
-	const char *issuer;               /* "iss" must be exactly this */
-	const char *audience;             /* "aud" (a string or an array) must hold this */
-	long long skew_s;                 /* clock difference allowed either way */
-	const char *groups_claim;         /* the claim naming the person's groups; NULL: none */
+	const char *issuer;   /* "iss" must be exactly this */
+	const char *audience; /* "aud" (a string or an array) must hold this */
+	long long skew_s;     /* clock difference allowed either way */
+	/* The claim holding the person's groups: its name, or the names
+	 * leading to it through nested objects (Keycloak's "realm_access",
+	 * "roles"); none when ngroups_path is 0. */
+	const char *const *groups_path;
+	size_t ngroups_path;
 	const char *const *person_claims; /* claims kept beside "sub" (e.g. "email") */
 	size_t nperson;
 };
