@@ -736,11 +736,14 @@ server_check(const char *config_path, int online, struct errlist *errs)
 			            cfg->audit_signing_key_file, why);
 		note_key_free(signer);
 	}
-	if (online && strcmp(cfg->store_type, "redis") == 0) {
-		/* What the store says is in the problem reported, not a log. */
+	/* What the store or the identity provider says is in the problem
+	 * reported, not a log. */
+	if (online)
 		log_set_level(LOG_QUIET);
+	if (online && strcmp(cfg->store_type, "redis") == 0)
 		check_store_online(cfg, errs);
-	}
+	if (online && cfg->jwt && cfg->jwt_jwks_url)
+		jwks_check_url(cfg, errs);
 	tls_server_free(tls);
 	policyset_free(p);
 	config_free(cfg);

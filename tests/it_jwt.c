@@ -618,6 +618,59 @@ Test(it_jwt, check_reports_every_problem_of_auth_jwt)
 	cr_expect_not_null(strstr(err, "tenants a and b share an OIDC group"), "%s", err);
 }
 
+/* --check --online fetches auth.jwt.jwks_url once, as the gateway would:
+ * a set with no usable key, an error status and an address where nothing
+ * listens are each named at auth.jwt.jwks_url; a good set passes. */
+Test(it_jwt, check_online_fetches_the_jwks_url)
+{
+	const char *argv[6] = {NULL, "--config", NULL, "--check", "--online", NULL};
+	struct hx_gw *gw;
+	struct hx_proc *p;
+	json_t *jwt;
+	const char *err;
+
+	make_keys();
+	gw = prepare("gateway_keys", "\"refresh_ms\":600000");
+	jwt = json_object_get(json_object_get(gw->config, "auth"), "jwt");
+	json_object_set_new(jwt, "jwks_url", json_string(hx_fmt("%s" JWKS_URI, gw->stub->url)));
+	write_config(gw);
+	argv[0] = hx_gw_bin();
+	argv[2] = gw->config_path;
+
+	hx_stub_next("{\"match\":\"" JWKS_URI "\",\"json\":{\"keys\":[{\"kty\":\"EC\"}]}}");
+	p = hx_proc_start("check-bad-set", argv);
+	cr_expect_eq(hx_proc_wait(p, 20000), 1);
+	err = hx_read_file(p->err_path, NULL);
+	cr_expect_not_null(strstr(err, "auth.jwt.jwks_url: no usable key set at "), "%s", err);
+
+	hx_stub_next("{\"match\":\"" JWKS_URI "\",\"status\":503,\"json\":{}}");
+	p = hx_proc_start("check-503", argv);
+	cr_expect_eq(hx_proc_wait(p, 20000), 1);
+	err = hx_read_file(p->err_path, NULL);
+	cr_expect_not_null(strstr(err, "it answered 503"), "%s", err);
+
+	hx_stub_next(hx_fmt("{\"match\":\"" JWKS_URI "\",\"json\":%s}", jwks(1)));
+	p = hx_proc_start("check-good", argv);
+	cr_expect_eq(hx_proc_wait(p, 20000), 0, "%s", hx_read_file(p->err_path, NULL));
+	cr_expect_not_null(strstr(hx_read_file(p->out_path, NULL), "configuration OK"));
+	cr_expect_eq(json_array_size(hx_stub_requests()), 3, "one fetch per check");
+
+	/* Without --online nothing is fetched. */
+	argv[4] = NULL;
+	p = hx_proc_start("check-offline", argv);
+	cr_expect_eq(hx_proc_wait(p, 20000), 0, "%s", hx_read_file(p->err_path, NULL));
+	cr_expect_eq(json_array_size(hx_stub_requests()), 3);
+
+	json_object_set_new(jwt, "jwks_url",
+	                    json_string(hx_fmt("http://127.0.0.1:%d/jwks", hx_free_port())));
+	write_config(gw);
+	argv[4] = "--online";
+	p = hx_proc_start("check-nobody", argv);
+	cr_expect_eq(hx_proc_wait(p, 20000), 1);
+	err = hx_read_file(p->err_path, NULL);
+	cr_expect_not_null(strstr(err, "auth.jwt.jwks_url: no usable key set at "), "%s", err);
+}
+
 /* Workers verify with the set the main loop fetched, and ask it for a new
  * one from their own threads (make tsan runs this too). */
 Test(it_jwt, every_worker_verifies_with_the_set_in_force)

@@ -277,6 +277,75 @@ done:
 	return keys;
 }
 
+/* The fetcher's settings for cfg's jwks_url. */
+static void
+fetch_settings(const struct config *cfg, struct upstream_settings *us)
+{
+	memset(us, 0, sizeof(*us));
+	us->base_url = cfg->jwt_jwks_url;
+	us->timeout_ms = FETCH_TIMEOUT_MS;
+	us->connect_timeout_ms = CONNECT_TIMEOUT_MS;
+	us->max_response_bytes = JWT_JWKS_MAX_SIZE;
+	us->max_idle_connections = 1;
+	us->max_inflight = 1;
+	us->ca_file = cfg->jwt_ca_file;
+}
+
+struct url_check {
+	struct event_base *base;
+	int done;
+	char why[ERR_MESSAGE_MAX + 64];
+};
+
+static void
+on_checked(const struct upstream_res *res, void *arg)
+{
+	struct url_check *c = arg;
+	struct jwt_keys *keys;
+	struct err e;
+
+	c->done = 1;
+	if (res->failure != UPSTREAM_OK)
+		snprintf(c->why, sizeof(c->why), "%s", res->error ? res->error : "no answer");
+	else if (res->status != 200)
+		snprintf(c->why, sizeof(c->why), "it answered %d", res->status);
+	else if ((keys = jwt_keys_new(res->body, res->len, &e)) == NULL)
+		snprintf(c->why, sizeof(c->why), "%s", e.message);
+	else
+		jwt_keys_free(keys);
+	event_base_loopbreak(c->base);
+}
+
+void
+jwks_check_url(const struct config *cfg, struct errlist *errs)
+{
+	static const char *const headers[] = {"Accept: application/json",
+	                                      "User-Agent: containers-gateway/" GW_VERSION};
+	struct upstream_req req = {.method = "GET", .path = "", .headers = headers, .nheaders = 2};
+	struct upstream_settings us;
+	struct upstream *u = NULL;
+	struct upstream_call *call = NULL;
+	struct url_check c = {0};
+	struct err e;
+
+	err_clear(&e);
+	fetch_settings(cfg, &us);
+	c.base = event_base_new();
+	if (c.base != NULL && (u = upstream_new(c.base, &us, &e)) != NULL)
+		call = upstream_start(u, &req, on_checked, &c, &e);
+	if (call != NULL)
+		while (!c.done && event_base_dispatch(c.base) == 0)
+			;
+	if (call == NULL)
+		snprintf(c.why, sizeof(c.why), "%s", e.status ? e.message : "out of memory");
+	if (c.why[0])
+		errlist_add(errs, cfg->file, "auth.jwt.jwks_url", "no usable key set at %s: %s",
+		            cfg->jwt_jwks_url, c.why);
+	upstream_free(u);
+	if (c.base != NULL)
+		event_base_free(c.base);
+}
+
 static int
 same(const char *a, const char *b)
 {
@@ -292,14 +361,7 @@ fetch_from(struct jwks *j, const struct config *cfg, struct errlist *errs)
 
 	stop_fetching(j);
 	swap(j, NULL); /* keys from elsewhere vouch for nothing here */
-	memset(&us, 0, sizeof(us));
-	us.base_url = cfg->jwt_jwks_url;
-	us.timeout_ms = FETCH_TIMEOUT_MS;
-	us.connect_timeout_ms = CONNECT_TIMEOUT_MS;
-	us.max_response_bytes = JWT_JWKS_MAX_SIZE;
-	us.max_idle_connections = 1;
-	us.max_inflight = 1;
-	us.ca_file = cfg->jwt_ca_file;
+	fetch_settings(cfg, &us);
 	err_clear(&e);
 	j->url = strdup(cfg->jwt_jwks_url);
 	j->ca_file = cfg->jwt_ca_file ? strdup(cfg->jwt_ca_file) : NULL;

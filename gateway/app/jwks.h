@@ -39,6 +39,11 @@ void jwks_free(struct jwks *j);
  * problem added to errs, cited at cfg_file's auth.jwt.jwks_file. */
 struct jwt_keys *jwks_read_file(const char *path, const char *cfg_file, struct errlist *errs);
 
+/* --check --online: fetches cfg's auth.jwt.jwks_url once, as the gateway
+ * would (its CAs, timeouts and size bound), and adds to errs why it gives
+ * no usable key set. Blocks up to the fetch's timeout. */
+void jwks_check_url(const struct config *cfg, struct errlist *errs);
+
 /*
  * Puts cfg's auth.jwt in force, on the main loop (at start, and for each
  * configuration a reload made). keys (taken; from jwks_read_file, or NULL)
