@@ -3,6 +3,7 @@
  * ownership map; when redis is gone, store.on_unavailable decides.
  */
 #include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
@@ -376,5 +377,91 @@ Test(it_redis, a_create_that_could_not_be_audited_frees_its_slot)
 	/* The cap still holds for the one b made. */
 	r = as(b, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"c\"}");
 	cr_expect_eq(r->status, 429, "%ld %s", r->status, r->body);
+	hx_proc_stop(redis);
+}
+
+/* A create of the team's, as raw bytes. */
+static const char *
+raw_create(void)
+{
+	return "POST /v1/containers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " TEAM_KEY
+	       "\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n"
+	       "{\"name\":\"b\"}";
+}
+
+/* A command to the redis-server at port, from the test's own client; its
+ * reply's integer, or 0. */
+static long long
+redis_do(int port, const char *cmd)
+{
+	redisContext *c = redisConnect("127.0.0.1", port);
+	redisReply *r;
+	long long v = 0;
+
+	cr_assert(c && !c->err, "cannot reach redis on %d", port);
+	r = redisCommand(c, cmd);
+	cr_assert_not_null(r, "%s", cmd);
+	cr_assert_neq(r->type, REDIS_REPLY_ERROR, "%s: %s", cmd, r->str);
+	if (r->type == REDIS_REPLY_INTEGER)
+		v = r->integer;
+	freeReplyObject(r);
+	redisFree(c);
+	return v;
+}
+
+/* A create the upstream refused gives its reserved budget back, and the
+ * store sends it until Redis takes it, exactly once. 1g for 20 minutes is
+ * 20 GB-minutes; the tenant has 60 a day. A is made (20 spent).
+ * B is reserved (40), refused upstream, and its give-back queued in a
+ * Redis that has paused writes; the gateway's connection is then killed,
+ * which drops it (before, it was lost there: 40 stayed spent). C is
+ * reserved (40), refused, and its give-back times out while Redis holds
+ * it, and again: once Redis resumes, every copy runs, and only the first
+ * may count (or 0 would be spent). So D and E fit, and F does not. */
+Test(it_redis, a_refund_reaches_redis_once_though_redis_stalls)
+{
+	static const char refused[] =
+	        "{\"status\":500,\"json\":{\"error\":{\"message\":\"no\",\"type\":"
+	        "\"server_error\",\"param\":null,\"code\":null}},\"delay_ms\":600}";
+	int port, fd;
+	struct hx_proc *redis = hx_redis_start(&port);
+	const char *pol = hx_fmt("{\"tenants\":{\"team\":{\"api_keys_sha256\":[\"%s\"],"
+	                         "\"budget\":{\"gb_minutes_per_day\":60}}}}",
+	                         hx_key_digest(TEAM_KEY));
+	struct hx_gw *gw = hx_gw_start(
+	        pol, hx_fmt("{\"store\":{\"type\":\"redis\",\"url\":\"redis://127.0.0.1:%d/0\","
+	                    "\"timeout_ms\":300}}",
+	                    port));
+	struct hx_resp *r;
+
+	cr_assert_eq(as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"a\"}")->status, 200);
+
+	hx_stub_next(refused);
+	fd = hx_raw_open(gw->port, raw_create(), strlen(raw_create()));
+	cr_assert_geq(fd, 0);
+	hx_sleep_ms(200);
+	redis_do(port, "CLIENT PAUSE 5000 WRITE");
+	hx_sleep_ms(700); /* B's answer came at 600 ms; its give-back waits */
+	cr_expect_geq(redis_do(port, "CLIENT KILL TYPE normal SKIPME yes"), 1);
+	redis_do(port, "CLIENT UNPAUSE");
+	hx_raw_close(fd);
+	hx_sleep_ms(2500); /* sent again within a second or two */
+
+	hx_stub_next(refused);
+	fd = hx_raw_open(gw->port, raw_create(), strlen(raw_create()));
+	cr_assert_geq(fd, 0);
+	hx_sleep_ms(200);
+	redis_do(port, "CLIENT PAUSE 2500 WRITE");
+	/* C's give-back at 600 ms times out at 900, is sent again at 1,900
+	 * and times out; at 2,700 Redis runs both; the third goes at 3,900. */
+	hx_sleep_ms(4500);
+	hx_raw_close(fd);
+
+	r = as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"d\"}");
+	cr_expect_eq(r->status, 200, "a give-back was lost: %ld %s", r->status, r->body);
+	r = as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"e\"}");
+	cr_expect_eq(r->status, 200, "a give-back was lost: %ld %s", r->status, r->body);
+	r = as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"f\"}");
+	cr_expect_eq(r->status, 429, "a give-back counted twice: %ld %s", r->status, r->body);
 	hx_proc_stop(redis);
 }

@@ -101,6 +101,24 @@ static const char lua_spend[] =
         "end "
         "return out";
 
+/* A give-back (store_give_back): once_key (the last key) is set first, so
+ * a give-back sent again after a timeout is not applied twice. KEYS: the
+ * counters, then once_key; ARGV: amount, once_key's ttl_ms. */
+static const char lua_give_back[] =
+        "if not redis.call('SET', KEYS[#KEYS], '1', 'NX', 'PX', ARGV[2]) then return 0 end "
+        "for i = 1, #KEYS - 1 do "
+        "  local v = tonumber(redis.call('GET', KEYS[i]) or 'x') "
+        "  if v then "
+        "    redis.call('SET', KEYS[i], math.max(0, v - tonumber(ARGV[1])), 'KEEPTTL') "
+        "  end "
+        "end "
+        "return 1";
+
+#define GIVE_BACK_FIRST_MS 1000
+#define GIVE_BACK_MAX_MS   60000
+#define GIVE_BACK_TRIES    70                  /* about an hour at the longest delay */
+#define GIVE_BACK_ONCE_MS  (4 * 3600 * 1000LL) /* outlasts every retry */
+
 enum op_kind { OP_COUNT, OP_GET, OP_DONE, OP_MGET, OP_LIST, OP_SPEND };
 
 struct store_op {
@@ -148,6 +166,18 @@ struct store {
 	struct redis_settings rs;
 	struct redis *rc;
 	int reachable;
+	struct give_back *give_backs; /* not yet taken */
+};
+
+struct give_back {
+	struct store *s;
+	char *keys[STORE_SPEND_MAX + 1]; /* the counters, then once_key */
+	size_t nkeys;
+	long long amount, delay_ms;
+	int tries;
+	struct event *timer;
+	struct store_op *op;
+	struct give_back *next;
 };
 
 long long
@@ -737,6 +767,135 @@ store_spend(struct store *s, const char *const *keys, const long long *limits,
 	return redis_send(s, op, (int)a, argv);
 }
 
+static void
+give_back_free(struct give_back *g)
+{
+	struct give_back **at;
+	size_t i;
+
+	for (at = &g->s->give_backs; *at != NULL; at = &(*at)->next)
+		if (*at == g) {
+			*at = g->next;
+			break;
+		}
+	store_cancel(g->op);
+	if (g->timer)
+		event_free(g->timer);
+	for (i = 0; i < g->nkeys; i++)
+		free(g->keys[i]);
+	free(g);
+}
+
+static void give_back_send(struct give_back *g);
+
+static void
+give_back_later(struct give_back *g)
+{
+	struct timeval tv = {(time_t)(g->delay_ms / 1000),
+	                     (suseconds_t)((g->delay_ms % 1000) * 1000)};
+
+	if (g->tries >= GIVE_BACK_TRIES) {
+		log_warn("store: gave up giving back %lld to %s after %d tries", g->amount,
+		         g->keys[0], g->tries);
+		give_back_free(g);
+		return;
+	}
+	evtimer_add(g->timer, &tv);
+	g->delay_ms = g->delay_ms * 2 < GIVE_BACK_MAX_MS ? g->delay_ms * 2 : GIVE_BACK_MAX_MS;
+}
+
+static void
+on_given_back(void *arg, enum store_status st)
+{
+	struct give_back *g = arg;
+
+	g->op = NULL;
+	if (st == STORE_OK)
+		give_back_free(g);
+	else
+		give_back_later(g);
+}
+
+static void
+on_give_back_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	give_back_send(arg);
+}
+
+static void
+give_back_send(struct give_back *g)
+{
+	const char *argv[5 + STORE_SPEND_MAX];
+	char nkeys[8], amount[32], ttl[32];
+	struct store_op *op;
+	size_t i, a = 0;
+
+	g->tries++;
+	(void)store_reachable(g->s); /* a lost connection is made again when asked */
+	op = op_new(g->s, OP_DONE, (void *)on_given_back, g);
+	if (op == NULL) {
+		give_back_later(g);
+		return;
+	}
+	snprintf(nkeys, sizeof(nkeys), "%zu", g->nkeys);
+	snprintf(amount, sizeof(amount), "%lld", g->amount);
+	snprintf(ttl, sizeof(ttl), "%lld", GIVE_BACK_ONCE_MS);
+	argv[a++] = "EVAL";
+	argv[a++] = lua_give_back;
+	argv[a++] = nkeys;
+	for (i = 0; i < g->nkeys; i++)
+		argv[a++] = g->keys[i];
+	argv[a++] = amount;
+	argv[a++] = ttl;
+	g->op = redis_send(g->s, op, (int)a, argv);
+}
+
+void
+store_give_back(struct store *s, const char *const *keys, const long long *ttl_ms, size_t n,
+                long long amount, const char *once_key)
+{
+	static const long long none[STORE_SPEND_MAX];
+	struct store_op op;
+	struct give_back *g;
+	size_t i;
+
+	if (amount <= 0 || n == 0 || n > STORE_SPEND_MAX)
+		return;
+	if (!s->redis) {
+		/* In this process: applied now, and only now. */
+		memset(&op, 0, sizeof(op));
+		pthread_mutex_lock(&s->mem->mu);
+		mem_spend(s, &op, keys, none, ttl_ms, n, -amount);
+		pthread_mutex_unlock(&s->mem->mu);
+		return;
+	}
+	g = calloc(1, sizeof(*g));
+	if (g == NULL)
+		goto lost;
+	g->s = s;
+	g->amount = amount;
+	g->delay_ms = GIVE_BACK_FIRST_MS;
+	g->next = s->give_backs;
+	s->give_backs = g;
+	g->timer = evtimer_new(s->base, on_give_back_timer, g);
+	for (i = 0; i <= n; i++) {
+		g->keys[i] = strdup(i < n ? keys[i] : once_key);
+		if (g->keys[i] == NULL)
+			break;
+		g->nkeys++;
+	}
+	if (g->timer == NULL || g->nkeys != n + 1) {
+		give_back_free(g);
+		goto lost;
+	}
+	give_back_send(g);
+	return;
+lost:
+	log_warn("store: out of memory: %lld not given back to %s", amount, keys[0]);
+}
+
 /* statedb_load's callbacks: what the file kept goes back in the tables. */
 static void
 load_member(void *arg, const char *key, const char *m, long long expires)
@@ -918,6 +1077,11 @@ store_free(struct store *s)
 {
 	if (s == NULL)
 		return;
+	if (s->give_backs != NULL)
+		log_warn("store: stopping with budget give-backs Redis has not taken; they are "
+		         "lost");
+	while (s->give_backs != NULL)
+		give_back_free(s->give_backs);
 	redis_free(s->rc);
 	redis_settings_clear(&s->rs);
 	mem_release(s->mem);

@@ -103,6 +103,17 @@ struct store_op *store_spend(struct store *s, const char *const *keys, const lon
                              const long long *ttl_ms, size_t n, long long amount, store_spend_fn fn,
                              void *arg);
 
+/*
+ * Gives amount back to the n counters keys[] that exist, never below 0,
+ * exactly once for once_key however often it is sent: the store keeps it
+ * and sends it again (from 1 s, doubling to a minute, for about an hour)
+ * while Redis cannot be reached or does not answer in time, since an
+ * answer that timed out may still have been applied. Nobody is called
+ * back; what is still unsent when the store is freed is logged as lost.
+ */
+void store_give_back(struct store *s, const char *const *keys, const long long *ttl_ms, size_t n,
+                     long long amount, const char *once_key);
+
 /* Its callback will not run. NULL is fine. */
 void store_cancel(struct store_op *op);
 

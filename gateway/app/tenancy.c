@@ -629,19 +629,22 @@ windows(const struct request *r, char *day, size_t dn, char *month, size_t mn, t
 }
 
 /* At the request's end, what it held and did not use goes back: the
- * budget it reserved, and the live slot of a create that ended before
- * anything went upstream (its intent never audited, the gateway
- * stopping), which would otherwise count for SLOT_HOLD_MS. Nobody waits
- * on the store's answer; the request is gone when it lands. */
+ * budget it reserved (the store sends it until Redis takes it, once), and the live slot of a create
+ * that ended before anything went upstream (its intent never audited, the gateway stopping), which
+ * would otherwise count for SLOT_HOLD_MS. Nobody waits on the store's answer; the request is gone
+ * when it lands. */
 static void
 give_back(struct request *r)
 {
 	const char *keys[2] = {r->budget.day, r->budget.month};
-	const long long limits[2] = {0, 0}, ttl[2] = {DAY_TTL_MS, MONTH_TTL_MS};
+	const long long ttl[2] = {DAY_TTL_MS, MONTH_TTL_MS};
+	char once[KEY_MAX];
 
 	r->unwind = NULL;
-	if (r->budget.held > 0)
-		(void)store_spend(r->ctx->store, keys, limits, ttl, 2, -r->budget.held, NULL, NULL);
+	if (r->budget.held > 0) {
+		key(once, sizeof(once), "refund", r->id);
+		store_give_back(r->ctx->store, keys, ttl, 2, r->budget.held, once);
+	}
 	r->budget.held = 0;
 	if (!r->forwarded)
 		tenancy_not_created(r);
