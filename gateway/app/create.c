@@ -136,6 +136,7 @@ decide(struct request *r)
 {
 	json_t *doc = op(r)->doc;
 	struct policy_result pr;
+	struct err *shadow;
 	size_t i;
 
 	if (r->tenant && !tenant_allow_client_secrets(r->tenant) &&
@@ -152,8 +153,8 @@ decide(struct request *r)
 		r->error = pr.err;
 		return STEP_FAIL;
 	}
-	if (pr.nshadow && r->shadow.status == 0)
-		r->shadow = pr.shadow;
+	if (pr.nshadow && (shadow = request_shadow(r)) != NULL)
+		*shadow = pr.shadow;
 	for (i = 0; i < pr.nadjust; i++)
 		adjustment(r, pr.adjust[i]);
 	if (inject_secrets(r) < 0)

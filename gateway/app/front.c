@@ -509,6 +509,7 @@ route(struct request *r)
 	const struct operation *op;
 	const struct route *rt;
 	struct target t;
+	struct err *shadow;
 	char query[1024], up[REQUEST_PATH_MAX];
 	const char *q = r->http->query;
 
@@ -533,8 +534,9 @@ route(struct request *r)
 	case POLICY_ROUTE_ALLOW:
 		break;
 	case POLICY_ROUTE_SHADOW_DENY:
-		err_set(&r->shadow, 403, ERR_POLICY, "route_denied", NULL,
-		        "%s would be denied by the policy's routes", r->route_name);
+		if ((shadow = request_shadow(r)) != NULL)
+			err_set(shadow, 403, ERR_POLICY, "route_denied", NULL,
+			        "%s would be denied by the policy's routes", r->route_name);
 		break;
 	default:
 		refuse(r, 403, ERR_POLICY, "route_denied", NULL,

@@ -28,11 +28,11 @@ describe(struct request *r, struct audit_event *ev, int status, const char *deci
 
 	/* Let through only because a rule is in shadow mode: say what it
 	 * would have refused. */
-	if (strcmp(decision, "allow") == 0 && r->shadow.status) {
+	if (strcmp(decision, "allow") == 0 && r->shadow != NULL && r->shadow->status) {
 		decision = "shadow_deny";
-		code = r->shadow.code;
-		param = r->shadow.param;
-		message = r->shadow.message;
+		code = r->shadow->code;
+		param = r->shadow->param;
+		message = r->shadow->message;
 	}
 	memset(ev, 0, sizeof(*ev));
 	/* Refused before its head was read: a trace of its own. */

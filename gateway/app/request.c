@@ -131,6 +131,15 @@ request_keep_answer(struct request *r, const struct upstream_res *res)
 	return 0;
 }
 
+struct err *
+request_shadow(struct request *r)
+{
+	if (r->shadow != NULL)
+		return NULL;
+	r->shadow = calloc(1, sizeof(*r->shadow));
+	return r->shadow;
+}
+
 void
 request_free(struct request *r)
 {
@@ -153,6 +162,7 @@ request_free(struct request *r)
 	json_decref(r->rec.containers);
 	json_decref(r->person);
 	free(r->answer.body);
+	free(r->shadow);
 	free(r->reconcile);
 	free(r->upstream_path);
 	conn_req_free(r->http);

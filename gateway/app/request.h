@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "http/trace.h"
 #include "lib/err.h"
@@ -100,7 +101,7 @@ struct request {
 	 * upstream in either auth.mode: a token is no upstream key. */
 	json_t *person;
 	int token;
-	struct err shadow; /* the first denial a rule in shadow mode let pass */
+	struct err *shadow; /* the first denial a rule in shadow mode let pass (owned) */
 
 	/* The path's identifiers, and the upstream's path and query rebuilt
 	 * from what was checked (owned). */
@@ -141,8 +142,8 @@ struct request {
 		long long gb_minutes;
 		double usd;
 		long long held;
-		int charged;               /* gb_minutes were worked out (the record says so) */
-		char day[320], month[320]; /* the counters' keys */
+		int charged; /* gb_minutes were worked out (the record says so) */
+		time_t at;   /* when they were reserved: the windows they count in */
 	} budget;
 	void (*unwind)(struct request *r);
 	char retry_after[16];
@@ -170,6 +171,11 @@ struct request *request_new(struct context *ctx, struct conn_req *http);
 /* The first value of a request header, NUL-terminated in dst (n bytes),
  * or NULL when absent or longer than n - 1. */
 const char *request_header(const struct request *r, const char *name, char *dst, size_t n);
+
+/* Where to put a denial a rule in shadow mode lets pass: a new slot when
+ * none was put yet (the record names the first), else NULL (also when
+ * memory runs out: the record then says "allow"). */
+struct err *request_shadow(struct request *r);
 
 /* Whether the request's body is JSON by its Content-Type, or has none. */
 int request_is_json(const struct request *r);

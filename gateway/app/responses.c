@@ -182,6 +182,7 @@ static enum step_result
 decide_tools(struct request *r, struct responses *s, struct tools_result *t)
 {
 	char param[256];
+	struct err *shadow;
 	size_t i;
 
 	if (tools_apply(r->policy, s->doc, t) < 0) {
@@ -196,8 +197,8 @@ decide_tools(struct request *r, struct responses *s, struct tools_result *t)
 		        param);
 		return STEP_FAIL;
 	}
-	if (t->decision.nshadow && r->shadow.status == 0)
-		r->shadow = t->decision.shadow;
+	if (t->decision.nshadow && (shadow = request_shadow(r)) != NULL)
+		*shadow = t->decision.shadow;
 	for (i = 0; i < t->decision.nadjust; i++)
 		adjustment(r, t->decision.adjust[i]);
 	for (i = 0; i < t->n; i++) {

@@ -54,11 +54,12 @@ unavailable(struct request *r)
 static int
 over_limit(struct request *r, long long retry_ms, const char *what, int quota)
 {
+	struct err *shadow;
 	long long secs = retry_ms > 0 ? (retry_ms + 999) / 1000 : 1;
 
 	if (tenant_limits(r->tenant)->shadow) {
-		if (r->shadow.status == 0)
-			err_set(&r->shadow, 429, "rate_limit_error", "rate_limit_exceeded", NULL,
+		if ((shadow = request_shadow(r)) != NULL)
+			err_set(shadow, 429, "rate_limit_error", "rate_limit_exceeded", NULL,
 			        "%s (shadow mode: let through)", what);
 		return 0;
 	}
@@ -603,13 +604,12 @@ tenancy_usd(const struct request *r, const char *memory_limit, long long minutes
 	return r->cfg->session_usd[i] * (double)minutes / (double)r->cfg->session_minutes;
 }
 
-/* The UTC day and month now, as the counters' keys name them, and when
+/* The UTC day and month at now, as the counters' keys name them, and when
  * each resets (Unix seconds). */
 static void
-windows(const struct request *r, char *day, size_t dn, char *month, size_t mn, time_t *day_end,
-        time_t *month_end)
+windows(const struct request *r, time_t now, char *day, size_t dn, char *month, size_t mn,
+        time_t *day_end, time_t *month_end)
 {
-	time_t now = time(NULL);
 	struct tm tm, next;
 
 	gmtime_r(&now, &tm);
@@ -629,19 +629,23 @@ windows(const struct request *r, char *day, size_t dn, char *month, size_t mn, t
 }
 
 /* At the request's end, what it held and did not use goes back: the
- * budget it reserved (the store sends it until Redis takes it, once), and the live slot of a create
- * that ended before anything went upstream (its intent never audited, the gateway stopping), which
- * would otherwise count for SLOT_HOLD_MS. Nobody waits on the store's answer; the request is gone
- * when it lands. */
+ * budget it reserved (to the windows it was reserved in; the store sends
+ * it until Redis takes it, once), and the live slot of a create that ended
+ * before anything went upstream (its intent never audited, the gateway
+ * stopping), which would otherwise count for SLOT_HOLD_MS. Nobody waits
+ * on the store's answer; the request is gone when it lands. */
 static void
 give_back(struct request *r)
 {
-	const char *keys[2] = {r->budget.day, r->budget.month};
+	char day[KEY_MAX], month[KEY_MAX], once[KEY_MAX];
+	const char *keys[2] = {day, month};
 	const long long ttl[2] = {DAY_TTL_MS, MONTH_TTL_MS};
-	char once[KEY_MAX];
+	time_t day_end, month_end;
 
 	r->unwind = NULL;
 	if (r->budget.held > 0) {
+		windows(r, r->budget.at, day, sizeof(day), month, sizeof(month), &day_end,
+		        &month_end);
 		key(once, sizeof(once), "refund", r->id);
 		store_give_back(r->ctx->store, keys, ttl, 2, r->budget.held, once);
 	}
@@ -664,6 +668,7 @@ on_spent(void *arg, enum store_status st, int allowed, size_t which, const long 
 	long long limit = which == 0 ? lim->gb_minutes_per_day : lim->gb_minutes_per_month;
 	char day[KEY_MAX], month[KEY_MAX], at[32], msg[ERR_MESSAGE_MAX];
 	time_t day_end, month_end, reset;
+	struct err *shadow;
 	struct tm tm;
 
 	r->store_op = NULL;
@@ -682,7 +687,7 @@ on_spent(void *arg, enum store_status st, int allowed, size_t which, const long 
 		pipeline_resume(r, STEP_NEXT);
 		return;
 	}
-	windows(r, day, sizeof(day), month, sizeof(month), &day_end, &month_end);
+	windows(r, r->budget.at, day, sizeof(day), month, sizeof(month), &day_end, &month_end);
 	reset = which == 0 ? day_end : month_end;
 	gmtime_r(&reset, &tm);
 	strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -692,8 +697,8 @@ on_spent(void *arg, enum store_status st, int allowed, size_t which, const long 
 	         r->budget.gb_minutes, tenant_name(r->tenant), limit, which == 0 ? "day" : "month",
 	         limit > used[which] ? limit - used[which] : 0, used[which], at);
 	if (lim->budget_shadow) {
-		if (r->shadow.status == 0)
-			err_set(&r->shadow, 429, "rate_limit_error", "budget_exceeded", NULL,
+		if ((shadow = request_shadow(r)) != NULL)
+			err_set(shadow, 429, "rate_limit_error", "budget_exceeded", NULL,
 			        "%s (shadow mode: let through)", msg);
 		pipeline_resume(r, STEP_NEXT);
 		return;
@@ -714,7 +719,8 @@ enum step_result
 tenancy_budget(struct request *r, long long gb_minutes, double usd)
 {
 	const struct tenant_limits *lim;
-	const char *keys[2] = {r->budget.day, r->budget.month};
+	char day[KEY_MAX], month[KEY_MAX];
+	const char *keys[2] = {day, month};
 	long long limits[2], ttl[2] = {DAY_TTL_MS, MONTH_TTL_MS};
 	time_t day_end, month_end;
 
@@ -726,8 +732,8 @@ tenancy_budget(struct request *r, long long gb_minutes, double usd)
 	lim = tenant_limits(r->tenant);
 	if (lim->gb_minutes_per_day == 0 && lim->gb_minutes_per_month == 0)
 		return STEP_NEXT;
-	windows(r, r->budget.day, sizeof(r->budget.day), r->budget.month, sizeof(r->budget.month),
-	        &day_end, &month_end);
+	r->budget.at = time(NULL);
+	windows(r, r->budget.at, day, sizeof(day), month, sizeof(month), &day_end, &month_end);
 	limits[0] = lim->gb_minutes_per_day;
 	limits[1] = lim->gb_minutes_per_month;
 	r->store_op = store_spend(r->ctx->store, keys, limits, ttl, 2, gb_minutes, on_spent, r);
