@@ -1075,13 +1075,17 @@ store_clone(struct store *like, struct event_base *base, struct err *e)
 void
 store_free(struct store *s)
 {
+	struct give_back *g;
+
 	if (s == NULL)
 		return;
 	if (s->give_backs != NULL)
 		log_warn("store: stopping with budget give-backs Redis has not taken; they are "
 		         "lost");
-	while (s->give_backs != NULL)
-		give_back_free(s->give_backs);
+	while ((g = s->give_backs) != NULL) {
+		s->give_backs = g->next;
+		give_back_free(g);
+	}
 	redis_free(s->rc);
 	redis_settings_clear(&s->rs);
 	mem_release(s->mem);
