@@ -44,6 +44,53 @@ as(const struct hx_gw *gw, const char *key, const char *method, const char *path
 	return hx_http(method, hx_gw_url(gw, path), h, body, body ? strlen(body) : 0);
 }
 
+/* The team's tenant with its rules (JSON members). */
+static const char *
+team_policy(const char *rules)
+{
+	return hx_fmt("{\"tenants\":{\"team\":{\"api_keys_sha256\":[\"%s\"],%s}}}",
+	              hx_key_digest(TEAM_KEY), rules);
+}
+
+/* A config with the Redis store at port answering within timeout_ms, and
+ * more members ("" for none). */
+static const char *
+redis_config(int port, int timeout_ms, const char *more)
+{
+	return hx_fmt("{\"store\":{\"type\":\"redis\",\"url\":\"redis://127.0.0.1:%d/0\","
+	              "\"timeout_ms\":%d}%s}",
+	              port, timeout_ms, more);
+}
+
+/* A create of the team's, as raw bytes. */
+static const char *
+raw_create(void)
+{
+	return "POST /v1/containers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " TEAM_KEY
+	       "\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n"
+	       "{\"name\":\"b\"}";
+}
+
+/* A command to the redis-server at port, from the test's own client; its
+ * reply's integer, or 0. */
+static long long
+redis_do(int port, const char *cmd)
+{
+	redisContext *c = redisConnect("127.0.0.1", port);
+	redisReply *r;
+	long long v = 0;
+
+	cr_assert(c && !c->err, "cannot reach redis on %d", port);
+	r = redisCommand(c, cmd);
+	cr_assert_not_null(r, "%s", cmd);
+	cr_assert_neq(r->type, REDIS_REPLY_ERROR, "%s: %s", cmd, r->str);
+	if (r->type == REDIS_REPLY_INTEGER)
+		v = r->integer;
+	freeReplyObject(r);
+	redisFree(c);
+	return v;
+}
+
 Test(it_redis, two_replicas_allow_exactly_n_creates_per_minute_between_them)
 {
 	int port, i, ok = 0, limited = 0;
@@ -307,21 +354,12 @@ Test(it_redis, two_replicas_share_a_budget_exactly)
  * own log. */
 Test(it_redis, a_create_that_could_not_be_audited_frees_its_slot)
 {
-	static const char create[] = "POST /v1/containers HTTP/1.1\r\nHost: x\r\n"
-	                             "Authorization: Bearer " TEAM_KEY "\r\n"
-	                             "Content-Type: application/json\r\nContent-Length: 12\r\n\r\n"
-	                             "{\"name\":\"a\"}";
 	const rlim_t limit = 64 * 1024;
 	static char PAD[600];
 	int port, fd, i;
 	struct hx_proc *redis = hx_redis_start(&port);
-	const char *pol = hx_fmt("{\"tenants\":{\"team\":{\"api_keys_sha256\":[\"%s\"],"
-	                         "\"rate_limit\":{\"max_live_containers\":1}}}}",
-	                         hx_key_digest(TEAM_KEY));
-	struct hx_gw *a = hx_gw_prepare(
-	        pol, hx_fmt("{\"store\":{\"type\":\"redis\",\"url\":\"redis://127.0.0.1:%d/0\","
-	                    "\"timeout_ms\":500},\"shutdown_grace_ms\":200}",
-	                    port));
+	struct hx_gw *a = hx_gw_prepare(team_policy("\"rate_limit\":{\"max_live_containers\":1}"),
+	                                redis_config(port, 500, ",\"shutdown_grace_ms\":200"));
 	struct hx_gw *b;
 	struct rlimit keep, low;
 	struct hx_resp *r;
@@ -357,7 +395,7 @@ Test(it_redis, a_create_that_could_not_be_audited_frees_its_slot)
 	}
 	cr_assert_geq((long long)limit - (long long)st.st_size, 0);
 	cr_assert_lt((long long)limit - (long long)st.st_size, 1000);
-	fd = hx_raw_open(a->port, create, sizeof(create) - 1);
+	fd = hx_raw_open(a->port, raw_create(), strlen(raw_create()));
 	cr_assert_geq(fd, 0);
 	hx_sleep_ms(300);
 	cr_expect_eq(json_array_size(hx_stub_requests()), 0, "forwarded without an intent");
@@ -380,35 +418,6 @@ Test(it_redis, a_create_that_could_not_be_audited_frees_its_slot)
 	hx_proc_stop(redis);
 }
 
-/* A create of the team's, as raw bytes. */
-static const char *
-raw_create(void)
-{
-	return "POST /v1/containers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " TEAM_KEY
-	       "\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n"
-	       "{\"name\":\"b\"}";
-}
-
-/* A command to the redis-server at port, from the test's own client; its
- * reply's integer, or 0. */
-static long long
-redis_do(int port, const char *cmd)
-{
-	redisContext *c = redisConnect("127.0.0.1", port);
-	redisReply *r;
-	long long v = 0;
-
-	cr_assert(c && !c->err, "cannot reach redis on %d", port);
-	r = redisCommand(c, cmd);
-	cr_assert_not_null(r, "%s", cmd);
-	cr_assert_neq(r->type, REDIS_REPLY_ERROR, "%s: %s", cmd, r->str);
-	if (r->type == REDIS_REPLY_INTEGER)
-		v = r->integer;
-	freeReplyObject(r);
-	redisFree(c);
-	return v;
-}
-
 /* A create the upstream refused gives its reserved budget back, and the
  * store sends it until Redis takes it, exactly once. 1g for 20 minutes is
  * 20 GB-minutes; the tenant has 60 a day. A is made (20 spent).
@@ -425,13 +434,8 @@ Test(it_redis, a_refund_reaches_redis_once_though_redis_stalls)
 	        "\"server_error\",\"param\":null,\"code\":null}},\"delay_ms\":600}";
 	int port, fd;
 	struct hx_proc *redis = hx_redis_start(&port);
-	const char *pol = hx_fmt("{\"tenants\":{\"team\":{\"api_keys_sha256\":[\"%s\"],"
-	                         "\"budget\":{\"gb_minutes_per_day\":60}}}}",
-	                         hx_key_digest(TEAM_KEY));
-	struct hx_gw *gw = hx_gw_start(
-	        pol, hx_fmt("{\"store\":{\"type\":\"redis\",\"url\":\"redis://127.0.0.1:%d/0\","
-	                    "\"timeout_ms\":300}}",
-	                    port));
+	struct hx_gw *gw = hx_gw_start(team_policy("\"budget\":{\"gb_minutes_per_day\":60}"),
+	                               redis_config(port, 300, ""));
 	struct hx_resp *r;
 
 	cr_assert_eq(as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"a\"}")->status, 200);
