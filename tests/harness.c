@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #ifdef __linux__
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #endif
 
 #include <criterion/criterion.h>
@@ -118,8 +119,8 @@ xcalloc(size_t n)
 	return keep(free, calloc(1, n));
 }
 
-static long long
-now_ms(void)
+long long
+hx_now_ms(void)
 {
 	struct timespec ts;
 
@@ -397,7 +398,7 @@ status_of(int ws)
 static bool
 reap(struct hx_proc *p, int timeout_ms)
 {
-	long long end = now_ms() + timeout_ms;
+	long long end = hx_now_ms() + timeout_ms;
 	int ws;
 
 	if (p->pid <= 0)
@@ -415,7 +416,7 @@ reap(struct hx_proc *p, int timeout_ms)
 			p->pid = -1;
 			return true;
 		}
-		if (now_ms() >= end)
+		if (hx_now_ms() >= end)
 			return false;
 		hx_sleep_ms(5);
 	}
@@ -597,7 +598,7 @@ dial(int port)
 int
 hx_wait_port(int port, int timeout_ms)
 {
-	long long end = now_ms() + timeout_ms;
+	long long end = hx_now_ms() + timeout_ms;
 
 	for (;;) {
 		int fd = dial(port);
@@ -606,7 +607,7 @@ hx_wait_port(int port, int timeout_ms)
 			close(fd);
 			return 0;
 		}
-		if (now_ms() >= end)
+		if (hx_now_ms() >= end)
 			return -1;
 		hx_sleep_ms(10);
 	}
@@ -615,13 +616,13 @@ hx_wait_port(int port, int timeout_ms)
 int
 hx_wait_file(const char *path, int timeout_ms)
 {
-	long long end = now_ms() + timeout_ms;
+	long long end = hx_now_ms() + timeout_ms;
 	struct stat st;
 
 	for (;;) {
 		if (stat(path, &st) == 0 && st.st_size > 0)
 			return 0;
-		if (now_ms() >= end)
+		if (hx_now_ms() >= end)
 			return -1;
 		hx_sleep_ms(10);
 	}
@@ -921,13 +922,13 @@ hx_raw_send(int fd, const void *data, size_t len)
 const char *
 hx_raw_read(int fd, int timeout_ms, size_t *out_len)
 {
-	long long end = now_ms() + timeout_ms;
+	long long end = hx_now_ms() + timeout_ms;
 	size_t n = 0, cap = 65536;
 	char *buf = keep(free, malloc(cap));
 
 	for (;;) {
 		struct pollfd pfd = {fd, POLLIN, 0};
-		long long left = end - now_ms();
+		long long left = end - hx_now_ms();
 		ssize_t r;
 		int pr;
 
@@ -982,7 +983,7 @@ hx_raw_close(int fd)
 const char *
 hx_raw(int port, const void *data, size_t len, int timeout_ms, int flags, size_t *out_len)
 {
-	long long end = now_ms() + timeout_ms;
+	long long end = hx_now_ms() + timeout_ms;
 	const char *src = data;
 	size_t sent = 0, n = 0, cap = 65536;
 	char *buf;
@@ -999,7 +1000,7 @@ hx_raw(int port, const void *data, size_t len, int timeout_ms, int flags, size_t
 		shutdown(fd, SHUT_WR);
 	for (;;) {
 		struct pollfd pfd = {fd, POLLIN | (sent < len ? POLLOUT : 0), 0};
-		long long left = end - now_ms();
+		long long left = end - hx_now_ms();
 		ssize_t r;
 		int pr;
 
@@ -1058,7 +1059,7 @@ stub_launch(const char *const extra[])
 	const char *name = H.nstubs == 0 ? "stub" : hx_fmt("stub-%d", H.nstubs + 1);
 	const char *port_file = hx_path(hx_fmt("%s.port", name));
 	const char *argv[12] = {hx_stub_bin(), "--port-file", port_file, "--listen", "127.0.0.1:0"};
-	long long end = now_ms() + START_WAIT_MS;
+	long long end = hx_now_ms() + START_WAIT_MS;
 	const char *text;
 	char *tail_end;
 	long port;
@@ -1076,7 +1077,7 @@ stub_launch(const char *const extra[])
 		if (!hx_proc_alive(s->proc))
 			cr_assert_fail("harness: the stub exited (status %d) before listening:\n%s",
 			               s->proc->status, tail(s->proc->err_path));
-		if (now_ms() >= end)
+		if (hx_now_ms() >= end)
 			cr_assert_fail("harness: the stub wrote no port file in %d ms:\n%s",
 			               START_WAIT_MS, tail(s->proc->err_path));
 	}
@@ -1439,7 +1440,7 @@ void
 hx_gw_launch(struct hx_gw *gw)
 {
 	const char *argv[] = {hx_gw_bin(), "--config", gw->config_path, NULL};
-	long long end = now_ms() + START_WAIT_MS;
+	long long end = hx_now_ms() + START_WAIT_MS;
 	int attempt;
 
 	/* A free port may be taken by another test between the moment it was
@@ -1451,7 +1452,7 @@ hx_gw_launch(struct hx_gw *gw)
 		while (hx_wait_port(gw->port, 20) != 0 || !listens_here(gw->proc->pid, gw->port)) {
 			if (!hx_proc_alive(gw->proc))
 				break;
-			if (now_ms() >= end)
+			if (hx_now_ms() >= end)
 				cr_assert_fail(
 				        "harness: the gateway did not listen on %d in %d ms:\n%s",
 				        gw->port, START_WAIT_MS, tail(gw->err_path));
@@ -1469,6 +1470,56 @@ hx_gw_launch(struct hx_gw *gw)
 		        "harness: the gateway exited (status %d) before listening on %d:\n%s",
 		        gw->proc->status, gw->port, tail(gw->err_path));
 	}
+}
+
+void
+hx_gw_launch_capped(struct hx_gw *gw, long long limit)
+{
+	struct rlimit keep, low;
+
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &keep), 0);
+	low = keep;
+	low.rlim_cur = (rlim_t)limit;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &low), 0);
+	hx_gw_launch(gw);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &keep), 0);
+}
+
+void
+hx_audit_fill(const struct hx_gw *gw, const char *const *h, long long limit, long long room)
+{
+	static char pad[600];
+	long long step = 0, before, left;
+	struct hx_resp *r;
+	struct stat st;
+	size_t extra;
+	int i;
+
+	memset(pad, 'x', sizeof(pad));
+	cr_assert_eq(stat(gw->audit_path, &st), 0);
+	for (i = 0; i < 2000; i++) {
+		before = (long long)st.st_size;
+		left = limit - before;
+		if (left < room)
+			break;
+		/* Near the end, one record padded to leave about room / 2. */
+		extra = 0;
+		if (step > 0 && left < step + room && left - room / 2 >= step)
+			extra = (size_t)(left - room / 2 - step) / 2;
+		if (extra > sizeof(pad))
+			extra = sizeof(pad);
+		r = hx_http("GET",
+		            hx_gw_url(gw, hx_fmt("/v1/nothing%s%.*s", extra ? "/" : "", (int)extra,
+		                                 pad)),
+		            h, NULL, 0);
+		cr_assert_eq(r->status, 404, "harness: filling the audit log: %ld %s", r->status,
+		             r->body);
+		cr_assert_eq(stat(gw->audit_path, &st), 0);
+		if (extra == 0)
+			step = (long long)st.st_size - before;
+	}
+	cr_assert_geq(limit - (long long)st.st_size, 0, "harness: the audit log overflowed");
+	cr_assert_lt(limit - (long long)st.st_size, room, "harness: the audit log is not full");
 }
 
 struct hx_gw *
@@ -1579,14 +1630,14 @@ hx_audit_lines(const struct hx_gw *gw)
 json_t *
 hx_audit_wait(const struct hx_gw *gw, size_t n, int timeout_ms)
 {
-	long long end = now_ms() + timeout_ms;
+	long long end = hx_now_ms() + timeout_ms;
 
 	for (;;) {
 		json_t *v = audit_parse(gw, true, true);
 
 		if (json_array_size(v) >= n)
 			return v;
-		if (now_ms() >= end)
+		if (hx_now_ms() >= end)
 			cr_assert_fail("harness: %zu audit records after %d ms, wanted %zu",
 			               json_array_size(v), timeout_ms, n);
 		hx_sleep_ms(20);

@@ -310,6 +310,21 @@ void hx_gw_launch(struct hx_gw *gw);
 /* hx_gw_prepare, then hx_gw_launch. */
 struct hx_gw *hx_gw_start(const char *policy_json, const char *config_overrides_json);
 
+/*
+ * A full disk under the audit log, at a moment the test chooses:
+ * hx_gw_launch_capped launches gw with a file size limit (RLIMIT_FSIZE)
+ * of limit bytes; hx_audit_fill then sends requests to an unknown route
+ * (with headers h, NULL-terminated, or NULL) until gw's audit log is less
+ * than room bytes (at most 1,000) from the limit, so the next record that
+ * is longer cannot be written. An unknown route's record is about 1 KB,
+ * and 2 bytes more for each byte of its path.
+ */
+void hx_gw_launch_capped(struct hx_gw *gw, long long limit);
+
+/* Milliseconds on the monotonic clock. */
+long long hx_now_ms(void);
+void hx_audit_fill(const struct hx_gw *gw, const char *const *h, long long limit, long long room);
+
 /* A second gateway beside first: its own config, audit log and logs in
  * <tmp>/<name>/, the same policy (as first's policy.json holds it) and the
  * same stub, with config_overrides_json merged in; started. For replicas

@@ -20,15 +20,6 @@ TestSuite(it_stub, .init = hx_init, .fini = hx_fini, .timeout = 60);
 
 static const char *const json_ct[] = {"Content-Type: application/json", NULL};
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *
 url(const struct hx_stub *s, const char *path)
 {
@@ -256,12 +247,12 @@ Test(it_stub, delay_does_not_block_others)
 	int fd;
 
 	hx_stub_next("{\"delay_ms\":800,\"status\":201,\"body\":\"late\"}");
-	t0 = now_ms();
+	t0 = hx_now_ms();
 	fd = send_unread(s->port, "GET /v1/containers HTTP/1.1\r\nHost: stub\r\n\r\n");
 	/* While that answer waits, the stub keeps serving. */
 	cr_assert_eq(hx_http("GET", url(s, "/__stub/health"), NULL, NULL, 0)->status, 200);
 	cr_assert_eq(hx_http("GET", url(s, "/v1/containers"), NULL, NULL, 0)->status, 200);
-	cr_assert_lt(now_ms() - t0, 700);
+	cr_assert_lt(hx_now_ms() - t0, 700);
 	pfd.fd = fd;
 	pfd.events = POLLIN;
 	cr_assert_eq(poll(&pfd, 1, 5000), 1);
@@ -269,15 +260,15 @@ Test(it_stub, delay_does_not_block_others)
 	close(fd);
 	cr_assert_gt(n, 0);
 	buf[n] = '\0';
-	cr_assert_geq(now_ms() - t0, 800);
+	cr_assert_geq(hx_now_ms() - t0, 800);
 	cr_assert(strncmp(buf, "HTTP/1.1 201", 12) == 0, "%s", buf);
 	cr_assert_not_null(strstr(buf, "\r\n\r\nlate"), "%s", buf);
 
 	/* Delay alone slows the normal answer. */
 	hx_stub_next("{\"delay_ms\":300}");
-	t0 = now_ms();
+	t0 = hx_now_ms();
 	cr_assert_eq(hx_http("GET", url(s, "/v1/containers"), NULL, NULL, 0)->status, 200);
-	cr_assert_geq(now_ms() - t0, 300);
+	cr_assert_geq(hx_now_ms() - t0, 300);
 }
 
 Test(it_stub, close_and_hang)
@@ -299,7 +290,7 @@ Test(it_stub, close_and_hang)
 	cr_assert_eq(r->status, 0);
 	cr_assert(strstr(r->error, "imed out") != NULL, "%s", r->error);
 	/* The stub notices the client leaving and marks the record. */
-	for (end = now_ms() + 3000; now_ms() < end; usleep(20000)) {
+	for (end = hx_now_ms() + 3000; hx_now_ms() < end; usleep(20000)) {
 		recs = hx_stub_requests();
 		if (json_is_true(json_object_get(json_array_get(recs, 2), "aborted")))
 			break;
@@ -342,9 +333,9 @@ Test(it_stub, event_streams)
 	        "{\"events\":[{\"event\":\"response.created\",\"id\":\"1\",\"data\":{\"a\":1}},"
 	        "{\"data\":\"two\\nlines\",\"delay_ms\":300},{\"raw\":\": note\\n\\n\","
 	        "\"delay_ms\":300}],\"headers\":{\"x-request-id\":\"req_sse\"}}");
-	start = now_ms();
+	start = hx_now_ms();
 	r = hx_request(&rq);
-	end = now_ms();
+	end = hx_now_ms();
 	cr_assert_eq(r->status, 200, "%ld %s", r->status, r->error);
 	cr_expect_str_eq(hx_resp_header(r, "content-type"), "text/event-stream");
 	cr_expect_str_eq(hx_resp_header(r, "x-request-id"), "req_sse");
@@ -373,7 +364,7 @@ Test(it_stub, event_streams)
 	rq.timeout_ms = 300;
 	r = hx_request(&rq);
 	cr_expect(strstr(r->error, "imed out") != NULL, "%s", r->error);
-	for (end = now_ms() + 3000; now_ms() < end; usleep(20000)) {
+	for (end = hx_now_ms() + 3000; hx_now_ms() < end; usleep(20000)) {
 		rec = json_array_get(hx_stub_requests(), 2);
 		if (json_is_true(json_object_get(rec, "aborted")))
 			break;
