@@ -341,6 +341,28 @@ Test(it_faults, an_unwritable_audit_log_forwards_nothing_by_default)
 	cr_expect(hx_file_contains(gw->err_path, "audit"), "the failure is not in the log");
 }
 
+/* The disk fills just as a create's intent is written: the create waits
+ * for the log, but not past audit.intent_timeout_ms; then it is answered
+ * 503 and nothing is forwarded (before, it waited until the disk had room
+ * again, and was forwarded then, its client long gone). */
+Test(it_faults, a_create_whose_intent_cannot_be_written_is_refused_in_time)
+{
+	struct hx_gw *gw = hx_gw_prepare("{}", "{\"audit\":{\"intent_timeout_ms\":400}}");
+	struct hx_resp *r;
+	long long t0;
+
+	hx_gw_launch_capped(gw, 64 * 1024);
+	hx_audit_fill(gw, NULL, 64 * 1024, 1000);
+	t0 = hx_now_ms();
+	r = create(gw);
+	cr_expect_eq(r->status, 503, "%ld %s", r->status, r->body);
+	cr_expect(code_of(r) && strcmp(code_of(r), "audit_unavailable") == 0, "code %s",
+	          code_of(r));
+	cr_expect_geq(hx_now_ms() - t0, 400, "answered before the intent's time was up");
+	cr_expect_eq(json_array_size(hx_stub_requests()), 0, "forwarded without an intent");
+	cr_expect(hx_proc_alive(gw->proc), "the gateway died");
+}
+
 Test(it_faults, an_unwritable_audit_log_in_fail_open_mode_keeps_forwarding)
 {
 	struct hx_gw *gw = hx_gw_start(

@@ -1,5 +1,6 @@
 #include "app/call.h"
 
+#include <event2/event.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -151,11 +152,20 @@ refuse_unaudited(struct request *r)
 }
 
 static void
+stop_intent_timer(struct request *r)
+{
+	if (r->intent_timer)
+		event_free(r->intent_timer);
+	r->intent_timer = NULL;
+}
+
+static void
 on_intent_durable(void *arg, int ok)
 {
 	struct request *r = arg;
 
 	r->intent_pending = 0;
+	stop_intent_timer(r);
 	if (!ok && !audit_available(r->ctx->audit)) {
 		refuse_unaudited(r);
 		pipeline_resume(r, STEP_FAIL);
@@ -164,13 +174,37 @@ on_intent_durable(void *arg, int ok)
 	pipeline_resume(r, STEP_NEXT);
 }
 
+/* The log has not taken the intent in audit.intent_timeout_ms (a disk
+ * full or too slow): nothing goes upstream, and the client hears so now
+ * rather than when, or if, the log takes it. Its line is still written
+ * then, before the request's own record says it was refused. */
+static void
+on_intent_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct request *r = arg;
+
+	(void)fd;
+	(void)what;
+	audit_forget(r->ctx->audit, r);
+	r->intent_pending = 0;
+	stop_intent_timer(r);
+	refuse_unaudited(r);
+	pipeline_resume(r, STEP_FAIL);
+}
+
 enum step_result
 call_intent(struct request *r)
 {
 	int rc = reply_intent(r, on_intent_durable);
+	long long ms = r->cfg->audit_intent_timeout_ms;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
 
 	if (rc == 0) {
 		r->intent_pending = 1;
+		/* Without a timer (no memory) it waits for the log, as before. */
+		r->intent_timer = evtimer_new(r->ctx->base, on_intent_timeout, r);
+		if (r->intent_timer)
+			evtimer_add(r->intent_timer, &tv);
 		return STEP_WAIT;
 	}
 	if (rc < 0 && !audit_available(r->ctx->audit)) {

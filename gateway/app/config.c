@@ -62,6 +62,8 @@ static const struct confkey config_keys[] = {
         {"audit.fsync", CT_ENUM, K(audit_fsync), "interval", .enumv = fsync_modes},
         {"audit.fsync_interval_ms", CT_INT, K(audit_fsync_interval_ms), .def_int = 1000, .min = 1,
          .max = 3600000},
+        {"audit.intent_timeout_ms", CT_INT, K(audit_intent_timeout_ms), .def_int = 10000, .min = 1,
+         .max = 3600000},
         {"audit.on_failure", CT_ENUM, K(audit_on_failure), "fail_closed",
          .enumv = store_failure_modes},
         {"audit.max_bytes", CT_INT, K(audit_max_bytes), .def_int = 0, .min = 0, .max = 1LL << 50},

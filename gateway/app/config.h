@@ -42,7 +42,8 @@ struct config {
 	char *audit_anchor;      /* "redis://...": checkpoints are pushed there */
 	char *audit_fsync;       /* "always", "interval" or "never" */
 	long long audit_fsync_interval_ms;
-	char *audit_on_failure; /* "fail_closed" or "fail_open" */
+	long long audit_intent_timeout_ms; /* an intent not durable by then: 503 */
+	char *audit_on_failure;            /* "fail_closed" or "fail_open" */
 	long long audit_max_bytes;
 	char *policy_file;
 	char *log_level;

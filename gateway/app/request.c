@@ -1,5 +1,6 @@
 #include "app/request.h"
 
+#include <event2/event.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -147,6 +148,8 @@ request_free(struct request *r)
 		return;
 	if (r->intent_pending)
 		audit_forget(r->ctx->audit, r);
+	if (r->intent_timer)
+		event_free(r->intent_timer);
 	upstream_cancel(r->call);
 	store_cancel(r->store_op);
 	/* What the request held and did not use goes back (tenancy.c). */

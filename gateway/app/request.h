@@ -30,6 +30,7 @@
 
 struct config;
 struct conn_req;
+struct event;
 struct context;
 struct policy;
 struct operation;
@@ -124,10 +125,11 @@ struct request {
 	void (*on_event)(struct request *r, int event);
 	/* A step that relays an answer may read it as it passes. */
 	void (*observe)(struct request *r, const char *data, size_t n);
-	int intent_pending;   /* its intent's durable callback has not run yet */
-	int paused;           /* the upstream call waits on the client */
-	int relay_keeps_open; /* transfer_stream: a later step ends the answer */
-	int relay_broke;      /* ... and the upstream broke off (r->error says so) */
+	int intent_pending;         /* its intent's durable callback has not run yet */
+	struct event *intent_timer; /* ... and how long it may wait for it */
+	int paused;                 /* the upstream call waits on the client */
+	int relay_keeps_open;       /* transfer_stream: a later step ends the answer */
+	int relay_broke;            /* ... and the upstream broke off (r->error says so) */
 
 	/* The tenant's limits (tenancy.c): a live-container slot held for a
 	 * create, the limit being counted, a Retry-After for the answer. */
