@@ -311,6 +311,30 @@ Test(it_jwt, a_nested_groups_claim_names_the_tenant)
 	cr_expect_eq(json_array_size(api_requests()), 1);
 }
 
+/* auth.jwt.audience as a list: a token for any one of them is taken, one
+ * for another application is not. */
+Test(it_jwt, any_of_several_audiences_is_taken)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	json_t *jwt;
+
+	make_keys();
+	hx_write_file(hx_path("jwks.json"), jwks(1));
+	gw = prepare("gateway_keys", "\"jwks_file\":\"jwks.json\"");
+	jwt = json_object_get(json_object_get(gw->config, "auth"), "jwt");
+	json_object_set_new(jwt, "audience", json_pack("[s,s]", "cli-app", AUD));
+	write_config(gw);
+	hx_gw_launch(gw);
+	r = call(gw, RS256(0), NULL);
+	cr_expect_eq(r->status, 200, "%s", r->body);
+	r = call(gw, RS256(.aud = "cli-app"), NULL);
+	cr_expect_eq(r->status, 200, "%s", r->body);
+	r = call(gw, RS256(.aud = "web-app"), NULL);
+	cr_expect_eq(r->status, 401, "%s", r->body);
+	cr_expect_str_eq(code_of(r), "token_wrong_audience");
+}
+
 /* A key's record names no person; a tenant's key still works beside
  * tokens. */
 Test(it_jwt, a_keys_record_has_no_person)

@@ -22,7 +22,8 @@ static EVP_PKEY *rsa, *ec, *ed;
 static struct jwt_keys *keys;
 static const char *const person_claims[] = {"email", "name"};
 static const char *const groups_claim[] = {"groups"};
-static const struct jwt_rules rules = {ISS, AUD, 60, groups_claim, 1, person_claims, 2};
+static const char *const audiences[] = {AUD};
+static const struct jwt_rules rules = {ISS, audiences, 1, 60, groups_claim, 1, person_claims, 2};
 
 static void
 setup(void)
@@ -281,6 +282,35 @@ Test(jwt, the_wrong_issuer_or_audience_is_refused)
 	free(t);
 	t = mint("EdDSA", "d1", claims(ISS, "[\"a\",\"b\"]", NOW + 300, ""));
 	cr_expect_str_eq(verify(t, NULL, NULL), JWT_WRONG_AUD);
+	free(t);
+}
+
+/* A gateway with several audiences takes a token naming any one of them,
+ * as a string or in a list, and no other; the refusal says how many it has
+ * without naming a client's audience it did not ask for. */
+Test(jwt, any_of_several_audiences_is_taken)
+{
+	static const char *const several[] = {"cli-app", AUD, "web-app"};
+	struct jwt_rules many = rules;
+	struct jwt_identity id;
+	struct err e;
+	char *t;
+
+	many.audiences = several;
+	many.naudiences = 3;
+	t = mint("EdDSA", "d1", claims(ISS, "\"web-app\"", NOW + 300, ""));
+	cr_expect_eq(jwt_verify(keys, &many, t, strlen(t), NOW, &id, &e), 0, "%s", e.message);
+	jwt_identity_clear(&id);
+	cr_expect_str_eq(verify(t, NULL, NULL), JWT_WRONG_AUD, "one audience: web-app is not it");
+	free(t);
+	t = mint("EdDSA", "d1", claims(ISS, "[\"x\",\"cli-app\"]", NOW + 300, ""));
+	cr_expect_eq(jwt_verify(keys, &many, t, strlen(t), NOW, &id, &e), 0, "%s", e.message);
+	jwt_identity_clear(&id);
+	free(t);
+	t = mint("EdDSA", "d1", claims(ISS, "[\"x\",\"cli-app-2\"]", NOW + 300, ""));
+	cr_expect_eq(jwt_verify(keys, &many, t, strlen(t), NOW, &id, &e), -1);
+	cr_expect_str_eq(e.code, JWT_WRONG_AUD);
+	cr_expect(strstr(e.message, "none of this gateway's 3 audiences"), "%s", e.message);
 	free(t);
 }
 

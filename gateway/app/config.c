@@ -101,7 +101,7 @@ static const struct confkey config_keys[] = {
         {"upstream.organization", CT_STRING, K(upstream_organization), NULL},
         {"upstream.project", CT_STRING, K(upstream_project), NULL},
         {"auth.jwt.issuer", CT_STRING, K(jwt_issuer), NULL},
-        {"auth.jwt.audience", CT_STRING, K(jwt_audience), NULL},
+        {"auth.jwt.audience", CT_JSON, K(jwt_audience), NULL},
         {"auth.jwt.jwks_url", CT_STRING, K(jwt_jwks_url), NULL},
         {"auth.jwt.jwks_file", CT_STRING, K(jwt_jwks_file), NULL},
         {"auth.jwt.ca_file", CT_STRING, K(jwt_ca_file), NULL},
@@ -321,6 +321,38 @@ jwks_url_ok(const char *url)
 }
 
 #define GROUPS_PATH_MAX 8
+#define AUDIENCES_MAX   16
+
+/* auth.jwt.audience: the "aud" a token must name, or a list of those a
+ * token may name any one of, each 1 to 200 characters. */
+static void
+audiences(struct config *c, struct errlist *errs)
+{
+	static const char *const what =
+	        "is required: the \"aud\" tokens must name, 1 to 200 characters, or an array of "
+	        "1 to 16 such audiences, any one of which a token may name";
+	const json_t *a = c->jwt_audience, *v;
+	size_t i, n = json_is_array(a) ? json_array_size(a) : 1;
+
+	if (!json_is_string(a) && (!json_is_array(a) || n == 0 || n > AUDIENCES_MAX)) {
+		errlist_add(errs, c->file, "auth.jwt.audience", "%s", what);
+		return;
+	}
+	c->jwt_audiences = calloc(n, sizeof(char *));
+	if (c->jwt_audiences == NULL) {
+		errlist_add(errs, c->file, "auth.jwt.audience", "out of memory");
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		v = json_is_array(a) ? json_array_get(a, i) : a;
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > 200) {
+			errlist_add(errs, c->file, "auth.jwt.audience", "%s", what);
+			return;
+		}
+		c->jwt_audiences[c->jwt_naudiences++] = json_string_value(v);
+	}
+}
 
 /* auth.jwt.groups_claim: one claim's name, or the names that lead to it
  * through nested objects, each 1 to 256 characters; as a path either way. */
@@ -370,9 +402,7 @@ check_jwt(struct config *c, const json_t *doc, struct errlist *errs)
 	if (c->jwt_issuer == NULL || *c->jwt_issuer == '\0' || strlen(c->jwt_issuer) > 200)
 		errlist_add(errs, c->file, "auth.jwt.issuer",
 		            "is required: the \"iss\" tokens must carry, 1 to 200 characters");
-	if (c->jwt_audience == NULL || *c->jwt_audience == '\0' || strlen(c->jwt_audience) > 200)
-		errlist_add(errs, c->file, "auth.jwt.audience",
-		            "is required: the \"aud\" tokens must name, 1 to 200 characters");
+	audiences(c, errs);
 	if (!c->jwt_jwks_url == !c->jwt_jwks_file)
 		errlist_add(errs, c->file, "auth.jwt",
 		            "needs exactly one of jwks_url and jwks_file: where the identity "
@@ -616,6 +646,7 @@ config_free(struct config *c)
 		return;
 	free(c->jwt_person);
 	free(c->jwt_groups);
+	free(c->jwt_audiences);
 	conftable_release(config_keys, c);
 	secmem_free(c->upstream_api_key);
 	secmem_free(c->store_password);
@@ -678,7 +709,8 @@ config_jwt_rules(const struct config *cfg, struct jwt_rules *rules)
 {
 	memset(rules, 0, sizeof(*rules));
 	rules->issuer = cfg->jwt_issuer;
-	rules->audience = cfg->jwt_audience;
+	rules->audiences = cfg->jwt_audiences;
+	rules->naudiences = cfg->jwt_naudiences;
 	rules->skew_s = cfg->jwt_clock_skew_s;
 	rules->groups_path = cfg->jwt_groups;
 	rules->ngroups_path = cfg->jwt_ngroups;

@@ -87,7 +87,9 @@ struct config {
 	 * Its keys come from jwks_url (fetched, then refreshed) or jwks_file. */
 	int jwt;
 	char *jwt_issuer;
-	char *jwt_audience;
+	json_t *jwt_audience;       /* a string, or an array of them */
+	const char **jwt_audiences; /* the same as C strings, borrowed */
+	size_t jwt_naudiences;
 	char *jwt_jwks_url;
 	char *jwt_jwks_file;
 	char *jwt_ca_file; /* https jwks_url: the CAs; NULL: the system's */

@@ -543,6 +543,18 @@ utc(double t, char *buf, size_t n)
 	return buf;
 }
 
+/* Whether v is a string naming one of the gateway's audiences. */
+static int
+ours(const struct jwt_rules *rules, const json_t *v)
+{
+	size_t i;
+
+	for (i = 0; json_is_string(v) && i < rules->naudiences; i++)
+		if (strcmp(json_string_value(v), rules->audiences[i]) == 0)
+			return 1;
+	return 0;
+}
+
 /* iss, aud and the times, once the signature is good. */
 static int
 check_claims(const json_t *claims, const struct jwt_rules *rules, long long now, struct err *e)
@@ -560,17 +572,21 @@ check_claims(const json_t *claims, const struct jwt_rules *rules, long long now,
 		        "the token was issued by %s; this gateway accepts tokens issued by %s",
 		        iss ? err_quote(q, sizeof(q), iss, strlen(iss)) : "nobody (no \"iss\")",
 		        rules->issuer);
-	if (json_is_string(aud))
-		found = strcmp(json_string_value(aud), rules->audience) == 0;
+	found = ours(rules, aud);
 	json_array_foreach(aud, i, v)
 	{
-		if (json_is_string(v) && strcmp(json_string_value(v), rules->audience) == 0)
-			found = 1;
+		if (!found)
+			found = ours(rules, v);
 	}
-	if (!found)
+	if (!found && rules->naudiences == 1)
 		return refuse(e, JWT_WRONG_AUD,
 		              "the token's audience (\"aud\") does not include %s, this gateway's",
-		              rules->audience);
+		              rules->audiences[0]);
+	if (!found)
+		return refuse(e, JWT_WRONG_AUD,
+		              "the token's audience (\"aud\") includes none of this gateway's %zu "
+		              "audiences (auth.jwt.audience)",
+		              rules->naudiences);
 	if ((rc = date_claim(claims, "exp", &exp)) < 0)
 		return refuse(e, JWT_INVALID,
 		              rc == -1 ? "the token has no expiry (\"exp\"); tokens that never "

@@ -74,9 +74,11 @@ size_t jwt_keys_skipped(const struct jwt_keys *k);
 
 /* What a token must say, and what is kept of it. Borrowed. */
 struct jwt_rules {
-	const char *issuer;   /* "iss" must be exactly this */
-	const char *audience; /* "aud" (a string or an array) must hold this */
-	long long skew_s;     /* clock difference allowed either way */
+	const char *issuer; /* "iss" must be exactly this */
+	/* "aud" (a string or an array) must hold one of these */
+	const char *const *audiences;
+	size_t naudiences;
+	long long skew_s; /* clock difference allowed either way */
 	/* The claim holding the person's groups: its name, or the names
 	 * leading to it through nested objects (Keycloak's "realm_access",
 	 * "roles"); none when ngroups_path is 0. */
