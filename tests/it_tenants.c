@@ -780,6 +780,58 @@ Test(it_tenants, a_budget_gets_back_what_the_upstream_did_not_make)
 	            "budget_exceeded");
 }
 
+/* A create sent upstream whose answer never came (a timeout) may have
+ * made its container: its slot and its cost stay, so timeouts cannot take
+ * a tenant past its cap or its budget. */
+Test(it_tenants, a_create_whose_answer_never_came_keeps_its_slot_and_cost)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	                                   "\"rate_limit\":{\"max_live_containers\":1},"
+	                                   "\"budget\":{\"gb_minutes_per_day\":20}}",
+	                                   hx_key_digest(OPS_KEY))),
+	                 "{\"upstream\":{\"timeout_ms\":300}}");
+	hx_stub_next("{\"delay_ms\":800}");
+	r = as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 20));
+	cr_expect_eq(r->status, 504, "%ld %s", r->status, r->body);
+	hx_sleep_ms(600); /* what would be given back has had its time */
+	r = as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 20));
+	cr_expect_eq(r->status, 429, "a timed-out create gave its slot or cost back: %ld %s",
+	             r->status, r->body);
+	cr_expect_eq(json_array_size(hx_stub_requests()), 1);
+}
+
+/* Where nothing listens, nothing is sent and nothing can have been made:
+ * each create is a 502, never a 429 for what the one before held. */
+Test(it_tenants, a_create_never_sent_gives_its_slot_and_cost_back)
+{
+	struct hx_gw *gw;
+	struct hx_resp *r;
+	char *text;
+
+	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
+	gw = hx_gw_prepare(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	                                     "\"rate_limit\":{\"max_live_containers\":1},"
+	                                     "\"budget\":{\"gb_minutes_per_day\":20}}",
+	                                     hx_key_digest(OPS_KEY))),
+	                   NULL);
+	json_object_set_new(json_object_get(gw->config, "upstream"), "base_url",
+	                    json_string(hx_fmt("http://127.0.0.1:%d/v1", hx_free_port())));
+	text = json_dumps(gw->config, 0);
+	hx_write_file(gw->config_path, text);
+	free(text);
+	hx_gw_launch(gw);
+	r = as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 20));
+	cr_expect_eq(r->status, 502, "%ld %s", r->status, r->body);
+	hx_sleep_ms(100); /* the give-back is on its way, not awaited */
+	r = as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 20));
+	cr_expect_eq(r->status, 502, "an unsent create kept its slot or cost: %ld %s", r->status,
+	             r->body);
+}
+
 /* A create the budget refuses made nothing, so it holds no live slot: the
  * tenant's next create that fits its budget is not refused as if the
  * refused one were a live container. */

@@ -175,9 +175,11 @@ on_intent_durable(void *arg, int ok)
 }
 
 /* The log has not taken the intent in audit.intent_timeout_ms (a disk
- * full or too slow): nothing goes upstream, and the client hears so now
- * rather than when, or if, the log takes it. Its line is still written
- * then, before the request's own record says it was refused. */
+ * full or too slow). fail_closed: nothing goes upstream, and the client
+ * hears so now rather than when, or if, the log takes it; its line is
+ * still written then, before the request's own record says it was
+ * refused. fail_open serves on without waiting, as it does for lines it
+ * cannot write. */
 static void
 on_intent_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -188,6 +190,10 @@ on_intent_timeout(evutil_socket_t fd, short what, void *arg)
 	audit_forget(r->ctx->audit, r);
 	r->intent_pending = 0;
 	stop_intent_timer(r);
+	if (strcmp(r->cfg->audit_on_failure, "fail_open") == 0) {
+		pipeline_resume(r, STEP_NEXT);
+		return;
+	}
 	refuse_unaudited(r);
 	pipeline_resume(r, STEP_FAIL);
 }
@@ -243,6 +249,12 @@ int
 call_succeeded(const struct upstream_res *res)
 {
 	return res->failure == UPSTREAM_OK && res->status >= 200 && res->status <= 299;
+}
+
+int
+call_may_have_acted(const struct upstream_res *res)
+{
+	return res->failure != UPSTREAM_OK && res->sent;
 }
 
 /* The client hears what kind of failure it was; the operator's log gets

@@ -31,6 +31,12 @@ void call_note(struct request *r, const struct upstream_res *res);
 /* Whether the call worked and the upstream said yes (2xx). */
 int call_succeeded(const struct upstream_res *res);
 
+/* Whether a call that did not succeed may still have done what it asked:
+ * it went out and no answer came to say otherwise (a timeout, a reset
+ * after sending, an answer too large or malformed to read). A refusal by
+ * the upstream, or a connection never made, did nothing. */
+int call_may_have_acted(const struct upstream_res *res);
+
 /* A call that did not succeed: the transport's failure (STEP_FAIL, with
  * r->error), or the upstream's own refusal relayed as it came (STEP_DONE). */
 enum step_result call_unsuccessful(struct request *r, const struct upstream_res *res);

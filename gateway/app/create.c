@@ -190,7 +190,12 @@ on_created(const struct upstream_res *res, void *arg)
 	secmem_wipe(c->forward, c->forward_len);
 	redact_wipe_secrets(c->doc);
 	if (!call_succeeded(res)) {
-		tenancy_not_created(r);
+		/* Sent, and no answer says it failed: the container may exist,
+		 * so its slot (for its hold) and its cost stay. */
+		if (call_may_have_acted(res))
+			tenancy_budget_spent(r);
+		else
+			tenancy_not_created(r);
 		pipeline_resume(r, call_unsuccessful(r, res));
 		return;
 	}

@@ -338,6 +338,8 @@ jwks_check_url(const struct config *cfg, struct errlist *errs)
 			;
 	if (call == NULL)
 		snprintf(c.why, sizeof(c.why), "%s", e.status ? e.message : "out of memory");
+	else if (!c.done)
+		snprintf(c.why, sizeof(c.why), "no answer");
 	if (c.why[0])
 		errlist_add(errs, cfg->file, "auth.jwt.jwks_url", "no usable key set at %s: %s",
 		            cfg->jwt_jwks_url, c.why);

@@ -363,6 +363,13 @@ on_answered(const struct upstream_res *res, void *arg)
 	call_note(r, res);
 	secmem_wipe(op(r)->forward, op(r)->forward_len);
 	if (!call_succeeded(res)) {
+		/* Sent, and no answer says it failed: its model may have made
+		 * containers, so what they were charged stays spent (and the
+		 * slot held for its hold); a refusal made none. */
+		if (call_may_have_acted(res))
+			tenancy_budget_spent(r);
+		else
+			tenancy_not_created(r);
 		pipeline_resume(r, call_unsuccessful(r, res));
 		return;
 	}
@@ -436,7 +443,6 @@ forward(struct request *r)
 	if (s->forward == NULL)
 		return oom(r);
 	redact_wipe_secrets(s->doc);
-	r->forwarded = 1;
 	if (s->stream) {
 		err_clear(&e);
 		s->sse = sse_new(SSE_EVENT_MAX, on_event, r, &e);
@@ -448,13 +454,17 @@ forward(struct request *r)
 			s->relay_event = r->on_event;
 			r->on_event = on_stream_event;
 		}
-		return res;
+	} else {
+		up.method = "POST";
+		up.path = r->upstream_path;
+		up.body = s->forward;
+		up.body_len = s->forward_len;
+		res = call_start(r, &up, 1, NULL, on_answered);
 	}
-	up.method = "POST";
-	up.path = r->upstream_path;
-	up.body = s->forward;
-	up.body_len = s->forward_len;
-	return call_start(r, &up, 1, NULL, on_answered);
+	/* Under way now: what it may make keeps its slot past its end. */
+	if (res != STEP_FAIL)
+		r->forwarded = 1;
+	return res;
 }
 
 /* --- own ------------------------------------------------------------------ */

@@ -327,12 +327,14 @@ retry(struct upstream_call *c, CURLcode rc)
 static void
 finish(struct upstream_call *c, CURLcode rc)
 {
-	long status = 0;
+	long status = 0, sent = 0;
 	double total = 0;
 
 	if (retry(c, rc))
 		return;
 	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &sent);
+	c->res.sent = sent > 0;
 	curl_easy_getinfo(c->easy, CURLINFO_TOTAL_TIME, &total);
 	c->res.status = (int)status;
 	c->res.ms = total * 1000.0;

@@ -92,6 +92,7 @@ struct upstream_res {
 	char relayed[1024];
 	long long content_length; /* -1 when not given */
 	int streamed;             /* the body went to on_data, not into body */
+	int sent;                 /* the request (its head at least) went out */
 	size_t bytes;             /* body bytes received */
 	double ms;                /* time from start to the end of the answer */
 	const char *error;        /* libcurl's description when failure != UPSTREAM_OK */
