@@ -839,8 +839,9 @@ loop_connections(const struct server *s)
 }
 
 /* Once stopping, checks every DRAIN_TICK_MS whether the last request is
- * done; past the grace period, stops what is left. The main loop ends
- * last, since the audit log's retries run on it. */
+ * done and Redis has taken every budget give-back; past the grace period,
+ * stops what is left. The main loop ends last, since the audit log's
+ * retries run on it. */
 static void
 on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -858,7 +859,8 @@ on_drain_tick(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		s->abort_waited_ms += DRAIN_TICK_MS;
-	} else if (loop_requests(s) == 0 && loop_connections(s) == 0 && workers_stopped(s)) {
+	} else if (loop_requests(s) == 0 && loop_connections(s) == 0 && workers_stopped(s) &&
+	           (s->store == NULL || store_give_backs(s->store) == 0)) {
 		event_base_loopexit(s->base, NULL);
 		return;
 	} else if (s->drain_waited_ms >= cfg_of(s)->shutdown_grace_ms) {

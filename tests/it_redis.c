@@ -6,7 +6,9 @@
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -69,8 +71,8 @@ raw_create(void)
 	       "{\"name\":\"b\"}";
 }
 
-/* A command to the redis-server at port, from the test's own client; its
- * reply's integer, or 0. */
+/* A command to the redis-server at port, from the test's own client: its
+ * reply as a number (an integer, or a string holding one), -1 for none. */
 static long long
 redis_do(int port, const char *cmd)
 {
@@ -84,6 +86,10 @@ redis_do(int port, const char *cmd)
 	cr_assert_neq(r->type, REDIS_REPLY_ERROR, "%s: %s", cmd, r->str);
 	if (r->type == REDIS_REPLY_INTEGER)
 		v = r->integer;
+	else if (r->type == REDIS_REPLY_STRING)
+		v = strtoll(r->str, NULL, 10);
+	else if (r->type == REDIS_REPLY_NIL)
+		v = -1;
 	freeReplyObject(r);
 	redisFree(c);
 	return v;
@@ -436,5 +442,40 @@ Test(it_redis, a_refund_reaches_redis_once_though_redis_stalls)
 	cr_expect_eq(r->status, 200, "a give-back was lost: %ld %s", r->status, r->body);
 	r = as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"f\"}");
 	cr_expect_eq(r->status, 429, "a give-back counted twice: %ld %s", r->status, r->body);
+	hx_proc_stop(redis);
+}
+
+/* A stop waits (up to shutdown_grace_ms) for the budget give-backs Redis
+ * has not taken yet, rather than dropping them. A is made (20 spent); B
+ * is reserved (40) and refused upstream while Redis's writes are paused,
+ * so its give-back waits; the gateway is stopped meanwhile, and when it
+ * has exited the day's counter is back at 20 (40 before: the give-back
+ * was dropped at the stop). */
+Test(it_redis, a_stop_waits_for_the_give_backs_redis_has_not_taken)
+{
+	int port, fd;
+	struct hx_proc *redis = hx_redis_start(&port);
+	struct hx_gw *gw = hx_gw_start(team_policy("\"budget\":{\"gb_minutes_per_day\":60}"),
+	                               redis_config(port, 300, ""));
+	char key[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(key, sizeof(key), "gw:budget:team:d:%Y%m%d", &tm);
+	cr_assert_eq(as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"a\"}")->status, 200);
+	cr_assert_eq(redis_do(port, hx_fmt("GET %s", key)), 20);
+	hx_stub_next("{\"status\":500,\"json\":{\"error\":{\"message\":\"no\",\"type\":"
+	             "\"server_error\",\"param\":null,\"code\":null}},\"delay_ms\":400}");
+	fd = hx_raw_open(gw->port, raw_create(), strlen(raw_create()));
+	cr_assert_geq(fd, 0);
+	hx_sleep_ms(150);
+	cr_assert_eq(redis_do(port, hx_fmt("GET %s", key)), 40, "B is reserved");
+	redis_do(port, "CLIENT PAUSE 2000 WRITE");
+	hx_sleep_ms(450); /* B was refused at 400 ms; its give-back waits */
+	hx_raw_close(fd);
+	cr_expect_eq(hx_proc_stop(gw->proc), 0);
+	cr_expect_eq(redis_do(port, hx_fmt("GET %s", key)), 20,
+	             "the give-back was dropped at the stop");
 	hx_proc_stop(redis);
 }

@@ -896,6 +896,17 @@ lost:
 	log_warn("store: out of memory: %lld not given back to %s", amount, keys[0]);
 }
 
+size_t
+store_give_backs(const struct store *s)
+{
+	const struct give_back *g;
+	size_t n = 0;
+
+	for (g = s->give_backs; g != NULL; g = g->next)
+		n++;
+	return n;
+}
+
 /* statedb_load's callbacks: what the file kept goes back in the tables. */
 static void
 load_member(void *arg, const char *key, const char *m, long long expires)

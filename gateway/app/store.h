@@ -109,10 +109,14 @@ struct store_op *store_spend(struct store *s, const char *const *keys, const lon
  * and sends it again (from 1 s, doubling to a minute, for about an hour)
  * while Redis cannot be reached or does not answer in time, since an
  * answer that timed out may still have been applied. Nobody is called
- * back; what is still unsent when the store is freed is logged as lost.
+ * back; what is still unsent when the store is freed is logged as lost
+ * (a stop waits for store_give_backs to reach 0, up to its grace).
  */
 void store_give_back(struct store *s, const char *const *keys, const long long *ttl_ms, size_t n,
                      long long amount, const char *once_key);
+
+/* How many give-backs Redis has not taken yet. */
+size_t store_give_backs(const struct store *s);
 
 /* Its callback will not run. NULL is fine. */
 void store_cancel(struct store_op *op);
