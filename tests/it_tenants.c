@@ -705,6 +705,17 @@ create_body(const char *memory, int minutes)
 	              memory, minutes);
 }
 
+/* The organization's policy with ops held to one live container and a
+ * budget of gb_minutes a day. */
+static const char *
+capped_ops(int gb_minutes)
+{
+	return org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
+	                         "\"rate_limit\":{\"max_live_containers\":1},"
+	                         "\"budget\":{\"gb_minutes_per_day\":%d}}",
+	                         hx_key_digest(OPS_KEY), gb_minutes));
+}
+
 /* A budget in GB-minutes: reserved before forwarding, refused at the line
  * with what is left and when it resets, given back when the upstream makes
  * nothing, kept across a restart; every create's record says what it cost. */
@@ -789,11 +800,7 @@ Test(it_tenants, a_create_whose_answer_never_came_keeps_its_slot_and_cost)
 	struct hx_resp *r;
 
 	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
-	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
-	                                   "\"rate_limit\":{\"max_live_containers\":1},"
-	                                   "\"budget\":{\"gb_minutes_per_day\":20}}",
-	                                   hx_key_digest(OPS_KEY))),
-	                 "{\"upstream\":{\"timeout_ms\":300}}");
+	gw = hx_gw_start(capped_ops(20), "{\"upstream\":{\"timeout_ms\":300}}");
 	hx_stub_next("{\"delay_ms\":800}");
 	r = as(gw, OPS_KEY, "POST", "/v1/containers", create_body("1g", 20));
 	cr_expect_eq(r->status, 504, "%ld %s", r->status, r->body);
@@ -813,11 +820,7 @@ Test(it_tenants, a_create_never_sent_gives_its_slot_and_cost_back)
 	char *text;
 
 	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
-	gw = hx_gw_prepare(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
-	                                     "\"rate_limit\":{\"max_live_containers\":1},"
-	                                     "\"budget\":{\"gb_minutes_per_day\":20}}",
-	                                     hx_key_digest(OPS_KEY))),
-	                   NULL);
+	gw = hx_gw_prepare(capped_ops(20), NULL);
 	json_object_set_new(json_object_get(gw->config, "upstream"), "base_url",
 	                    json_string(hx_fmt("http://127.0.0.1:%d/v1", hx_free_port())));
 	text = json_dumps(gw->config, 0);
@@ -840,11 +843,7 @@ Test(it_tenants, a_create_the_budget_refuses_holds_no_live_slot)
 	struct hx_gw *gw;
 
 	setenv("GW_TEST_BK_TOKEN", BK_SECRET, 1);
-	gw = hx_gw_start(org_policy(hx_fmt(",\"ops\":{\"api_keys_sha256\":[\"%s\"],"
-	                                   "\"rate_limit\":{\"max_live_containers\":1},"
-	                                   "\"budget\":{\"gb_minutes_per_day\":50}}",
-	                                   hx_key_digest(OPS_KEY))),
-	                 NULL);
+	gw = hx_gw_start(capped_ops(50), NULL);
 	expect_code(as(gw, OPS_KEY, "POST", "/v1/containers", create_body("4g", 20)), 429,
 	            "budget_exceeded");
 	hx_sleep_ms(100); /* the give-back is on its way, not awaited */

@@ -323,65 +323,33 @@ jwks_url_ok(const char *url)
 #define GROUPS_PATH_MAX 8
 #define AUDIENCES_MAX   16
 
-/* auth.jwt.audience: the "aud" a token must name, or a list of those a
- * token may name any one of, each 1 to 200 characters. */
+/* A string list at key that may also be one string: 1 to max strings of 1
+ * to maxlen bytes, borrowed from v into a new array *out of *n. Anything
+ * else adds what to errs (and leaves *out NULL or short). */
 static void
-audiences(struct config *c, struct errlist *errs)
+string_or_list(struct config *c, struct errlist *errs, const json_t *v, const char *key, size_t max,
+               size_t maxlen, const char *what, const char ***out, size_t *n)
 {
-	static const char *const what =
-	        "is required: the \"aud\" tokens must name, 1 to 200 characters, or an array of "
-	        "1 to 16 such audiences, any one of which a token may name";
-	const json_t *a = c->jwt_audience, *v;
-	size_t i, n = json_is_array(a) ? json_array_size(a) : 1;
+	const json_t *item;
+	size_t i, count = json_is_array(v) ? json_array_size(v) : 1;
 
-	if (!json_is_string(a) && (!json_is_array(a) || n == 0 || n > AUDIENCES_MAX)) {
-		errlist_add(errs, c->file, "auth.jwt.audience", "%s", what);
+	if (!json_is_string(v) && (!json_is_array(v) || count == 0 || count > max)) {
+		errlist_add(errs, c->file, key, "%s", what);
 		return;
 	}
-	c->jwt_audiences = calloc(n, sizeof(char *));
-	if (c->jwt_audiences == NULL) {
-		errlist_add(errs, c->file, "auth.jwt.audience", "out of memory");
+	*out = calloc(count, sizeof(char *));
+	if (*out == NULL) {
+		errlist_add(errs, c->file, key, "out of memory");
 		return;
 	}
-	for (i = 0; i < n; i++) {
-		v = json_is_array(a) ? json_array_get(a, i) : a;
-		if (!json_is_string(v) || json_string_length(v) == 0 ||
-		    json_string_length(v) > 200) {
-			errlist_add(errs, c->file, "auth.jwt.audience", "%s", what);
+	for (i = 0; i < count; i++) {
+		item = json_is_array(v) ? json_array_get(v, i) : v;
+		if (!json_is_string(item) || json_string_length(item) == 0 ||
+		    json_string_length(item) > maxlen) {
+			errlist_add(errs, c->file, key, "%s", what);
 			return;
 		}
-		c->jwt_audiences[c->jwt_naudiences++] = json_string_value(v);
-	}
-}
-
-/* auth.jwt.groups_claim: one claim's name, or the names that lead to it
- * through nested objects, each 1 to 256 characters; as a path either way. */
-static void
-groups_claim(struct config *c, struct errlist *errs)
-{
-	static const char *const what =
-	        "must be a claim's name, or an array of 1 to 8 names leading to it through "
-	        "nested objects (e.g. [\"realm_access\", \"roles\"]), each 1 to 256 characters";
-	const json_t *g = c->jwt_groups_claim, *v;
-	size_t i, n = json_is_array(g) ? json_array_size(g) : 1;
-
-	if (!json_is_string(g) && (!json_is_array(g) || n == 0 || n > GROUPS_PATH_MAX)) {
-		errlist_add(errs, c->file, "auth.jwt.groups_claim", "%s", what);
-		return;
-	}
-	c->jwt_groups = calloc(n, sizeof(char *));
-	if (c->jwt_groups == NULL) {
-		errlist_add(errs, c->file, "auth.jwt.groups_claim", "out of memory");
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		v = json_is_array(g) ? json_array_get(g, i) : g;
-		if (!json_is_string(v) || json_string_length(v) == 0 ||
-		    json_string_length(v) > JWT_CLAIM_MAX) {
-			errlist_add(errs, c->file, "auth.jwt.groups_claim", "%s", what);
-			return;
-		}
-		c->jwt_groups[c->jwt_ngroups++] = json_string_value(v);
+		(*out)[(*n)++] = json_string_value(item);
 	}
 }
 
@@ -402,7 +370,10 @@ check_jwt(struct config *c, const json_t *doc, struct errlist *errs)
 	if (c->jwt_issuer == NULL || *c->jwt_issuer == '\0' || strlen(c->jwt_issuer) > 200)
 		errlist_add(errs, c->file, "auth.jwt.issuer",
 		            "is required: the \"iss\" tokens must carry, 1 to 200 characters");
-	audiences(c, errs);
+	string_or_list(c, errs, c->jwt_audience, "auth.jwt.audience", AUDIENCES_MAX, 200,
+	               "is required: the \"aud\" tokens must name, 1 to 200 characters, or an "
+	               "array of 1 to 16 such audiences, any one of which a token may name",
+	               &c->jwt_audiences, &c->jwt_naudiences);
 	if (!c->jwt_jwks_url == !c->jwt_jwks_file)
 		errlist_add(errs, c->file, "auth.jwt",
 		            "needs exactly one of jwks_url and jwks_file: where the identity "
@@ -411,7 +382,12 @@ check_jwt(struct config *c, const json_t *doc, struct errlist *errs)
 		errlist_add(errs, c->file, "auth.jwt.jwks_url",
 		            "must be an https:// URL (http:// only for localhost, 127.0.0.1 or "
 		            "[::1]), without userinfo or a fragment");
-	groups_claim(c, errs);
+	string_or_list(c, errs, c->jwt_groups_claim, "auth.jwt.groups_claim", GROUPS_PATH_MAX,
+	               JWT_CLAIM_MAX,
+	               "must be a claim's name, or an array of 1 to 8 names leading to it through "
+	               "nested objects (e.g. [\"realm_access\", \"roles\"]), each 1 to 256 "
+	               "characters",
+	               &c->jwt_groups, &c->jwt_ngroups);
 	if (json_array_size(c->jwt_person_claims) > 16)
 		errlist_add(errs, c->file, "auth.jwt.person_claims", "at most 16 claims");
 	c->jwt_person = calloc(json_array_size(c->jwt_person_claims) + 1, sizeof(char *));
