@@ -86,6 +86,7 @@ check(const struct config *c)
 	within("limits.body_timeout_ms", c->body_timeout_ms, 1, 3600000);
 	within("limits.idle_timeout_ms", c->idle_timeout_ms, 1, 3600000);
 	within("limits.max_connections", c->max_connections, 1, 1000000);
+	within("audit.intent_timeout_ms", c->audit_intent_timeout_ms, 1, 3600000);
 	within("listen port", c->listen_port, 0, 65535);
 	if (c->listen_host == NULL || c->listen_host[0] == '\0')
 		die("listen host empty", c->listen);
@@ -105,6 +106,21 @@ check(const struct config *c)
 	    (strcmp(c->log_level, "debug") != 0 && strcmp(c->log_level, "info") != 0 &&
 	     strcmp(c->log_level, "warn") != 0 && strcmp(c->log_level, "error") != 0))
 		die("log.level", c->log_level);
+	/* auth.jwt's lists, when it loaded: bounded, every name non-empty. */
+	if (c->jwt) {
+		size_t i;
+
+		if (c->jwt_naudiences < 1 || c->jwt_naudiences > 16)
+			die("auth.jwt.audience count", NULL);
+		for (i = 0; i < c->jwt_naudiences; i++)
+			if (c->jwt_audiences[i][0] == '\0' || strlen(c->jwt_audiences[i]) > 200)
+				die("auth.jwt.audience", c->jwt_audiences[i]);
+		if (c->jwt_ngroups < 1 || c->jwt_ngroups > 8)
+			die("auth.jwt.groups_claim count", NULL);
+		for (i = 0; i < c->jwt_ngroups; i++)
+			if (c->jwt_groups[i][0] == '\0')
+				die("auth.jwt.groups_claim", NULL);
+	}
 }
 
 int
