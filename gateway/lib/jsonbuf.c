@@ -22,6 +22,11 @@ struct jsonbuf {
 	int after_key;
 	unsigned char has[NEST_MAX + 1]; /* the container has a member already */
 	char closer[NEST_MAX + 1];
+	/* jsonbuf_dump_spooled: where spooled strings go; else NULL and a
+	 * stand-in is an error. */
+	int spooled;
+	struct jsonbuf_hole *holes;
+	size_t nholes, holes_cap;
 };
 
 struct jsonbuf *
@@ -47,6 +52,7 @@ jsonbuf_free(struct jsonbuf *b)
 	if (b == NULL)
 		return;
 	secmem_free(b->p);
+	free(b->holes);
 	free(b);
 }
 
@@ -336,6 +342,33 @@ jsonbuf_bool(struct jsonbuf *b, int v)
 	put(b, v ? "true" : "false", v ? 4 : 5);
 }
 
+/* A spooled string's stand-in, as "" and a hole for its text; no string
+ * the parser reads begins with a NUL, so any other such string is one
+ * the gateway cannot write. */
+static void
+put_spooled(struct jsonbuf *b, const json_t *v)
+{
+	struct jsondoc_spooled s;
+
+	if (!b->spooled || !jsondoc_spooled_of(v, &s)) {
+		b->failed = 1;
+		return;
+	}
+	if (b->nholes == b->holes_cap) {
+		size_t cap = b->holes_cap ? b->holes_cap * 2 : 4;
+		struct jsonbuf_hole *p = realloc(b->holes, cap * sizeof(*p));
+
+		if (p == NULL) {
+			b->failed = 1;
+			return;
+		}
+		b->holes = p;
+		b->holes_cap = cap;
+	}
+	put(b, "\"\"", 2);
+	b->holes[b->nholes++] = (struct jsonbuf_hole){b->len - 1, s.off, s.raw_len};
+}
+
 static void
 put_json(struct jsonbuf *b, const json_t *v, int depth)
 {
@@ -373,7 +406,10 @@ put_json(struct jsonbuf *b, const json_t *v, int depth)
 		put_char(b, ']');
 		break;
 	case JSON_STRING:
-		put_string(b, json_string_value(v), json_string_length(v));
+		if (json_string_value(v)[0] == '\0' && json_string_length(v) > 0)
+			put_spooled(b, v);
+		else
+			put_string(b, json_string_value(v), json_string_length(v));
 		break;
 	case JSON_INTEGER:
 		put_int(b, (long long)json_integer_value(v));
@@ -444,4 +480,31 @@ jsonbuf_dump(const json_t *v, size_t hint, size_t max, size_t *len)
 		return NULL;
 	jsonbuf_json(b, v);
 	return jsonbuf_take(b, len);
+}
+
+char *
+jsonbuf_dump_spooled(const json_t *v, size_t hint, size_t max, size_t *len,
+                     struct jsonbuf_hole **holes, size_t *nholes)
+{
+	struct jsonbuf *b = jsonbuf_new(hint, max);
+	char *text;
+
+	*holes = NULL;
+	*nholes = 0;
+	if (b == NULL)
+		return NULL;
+	b->spooled = 1;
+	jsonbuf_json(b, v);
+	if (!b->failed) {
+		*holes = b->holes;
+		*nholes = b->nholes;
+		b->holes = NULL;
+	}
+	text = jsonbuf_take(b, len);
+	if (text == NULL) {
+		free(*holes);
+		*holes = NULL;
+		*nholes = 0;
+	}
+	return text;
 }

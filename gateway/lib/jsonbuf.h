@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct jsonbuf;
 
@@ -55,7 +56,21 @@ const char *jsonbuf_text(const struct jsonbuf *b, size_t *len);
 char *jsonbuf_take(struct jsonbuf *b, size_t *len);
 
 /* Compact JSON text of v (as json_dumps with JSON_COMPACT writes it), at
- * most max bytes; free with secmem_free. NULL on no memory or too big. */
+ * most max bytes; free with secmem_free. NULL on no memory or too big, or
+ * when v holds a spooled string's stand-in (jsondoc.h). */
 char *jsonbuf_dump(const json_t *v, size_t hint, size_t max, size_t *len);
+
+/* Where a spooled string's text goes in a dump: the spool's bytes
+ * [off, off + len) at offset at of the text. */
+struct jsonbuf_hole {
+	size_t at;
+	uint64_t off, len;
+};
+
+/* jsonbuf_dump of a document that may hold stand-ins: each is written as
+ * "" and listed in *holes (in order; free() it; NULL when none), so the
+ * text with the spool's bytes put in is the whole document. */
+char *jsonbuf_dump_spooled(const json_t *v, size_t hint, size_t max, size_t *len,
+                           struct jsonbuf_hole **holes, size_t *nholes);
 
 #endif

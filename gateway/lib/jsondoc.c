@@ -219,14 +219,14 @@ jsondoc_path_at(const char *buf, size_t len, size_t off, char *dst, size_t n)
  * (test_jsondoc compares the two on every case file).
  */
 enum perr {
-	PE_NONE,
-	PE_SYNTAX,
-	PE_UTF8,
-	PE_NUL,
+	PE_NONE = JSONDOC_OK,
+	PE_SYNTAX = JSONDOC_SYNTAX,
+	PE_UTF8 = JSONDOC_UTF8,
+	PE_NUL = JSONDOC_NUL,
+	PE_END = JSONDOC_END,
 	PE_OVERFLOW,
 	PE_DEEP,
 	PE_TRAILING,
-	PE_END,
 	PE_DUPLICATE,
 	PE_MEMORY,
 };
@@ -236,6 +236,10 @@ struct parser {
 	size_t len, i;
 	enum perr err;
 	size_t err_at;
+	/* Spooled strings, the next one to come, and the one that failed. */
+	const struct jsondoc_ref *refs;
+	size_t nrefs, next;
+	const struct jsondoc_ref *err_ref;
 };
 
 static json_t *parse_value(struct parser *p, int depth);
@@ -562,6 +566,42 @@ parse_string(struct parser *p)
 	return v ? v : failed(p, PE_MEMORY, p->i);
 }
 
+/* A stand-in begins with a NUL, which no string the parser reads holds. */
+#define STAND_IN_LEN (1 + sizeof(struct jsondoc_spooled))
+
+int
+jsondoc_spooled_of(const json_t *v, struct jsondoc_spooled *s)
+{
+	const char *text = json_string_value(v);
+
+	if (text == NULL || json_string_length(v) != STAND_IN_LEN || text[0] != '\0')
+		return 0;
+	memcpy(s, text + 1, sizeof(*s));
+	return 1;
+}
+
+/* The spooled string whose stand-in "" begins here (p->i just past its
+ * opening quote), or the fault its text has. */
+static json_t *
+parse_spooled(struct parser *p)
+{
+	const struct jsondoc_ref *ref = &p->refs[p->next++];
+	char text[STAND_IN_LEN];
+	json_t *v;
+
+	if (ref->fault != JSONDOC_OK) {
+		p->err_ref = ref;
+		return failed(p, (enum perr)ref->fault, p->i);
+	}
+	if (p->i >= p->len || p->buf[p->i] != '"')
+		return failed(p, PE_SYNTAX, p->i);
+	p->i++;
+	text[0] = '\0';
+	memcpy(text + 1, &ref->s, sizeof(ref->s));
+	v = json_stringn_nocheck(text, sizeof(text));
+	return v ? v : failed(p, PE_MEMORY, p->i);
+}
+
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? as an integer when it has
  * neither fraction nor exponent, else a real; either must fit. */
 static json_t *
@@ -759,6 +799,8 @@ parse_value(struct parser *p, int depth)
 		return parse_array(p, depth);
 	case '"':
 		p->i++;
+		if (p->next < p->nrefs && p->refs[p->next].at == p->i)
+			return parse_spooled(p);
 		return parse_string(p);
 	case 't':
 		return parse_word(p, "true", json_true());
@@ -771,19 +813,36 @@ parse_value(struct parser *p, int depth)
 	}
 }
 
-/* The line and column (1-based, in bytes) of byte off, for messages. */
+/* Where byte off of the text parsed was in the body: past the spooled
+ * strings' text taken out before it. */
+static uint64_t
+body_offset(const struct parser *p, size_t off)
+{
+	uint64_t at = off;
+	size_t k;
+
+	for (k = 0; k < p->nrefs && p->refs[k].at <= off; k++)
+		if (p->refs[k].fault == JSONDOC_OK)
+			at += p->refs[k].s.raw_len;
+	return at;
+}
+
+/* The error's line and column (1-based, in bytes) and byte offset in the
+ * body, for messages. A spooled string holds no line break (it would be
+ * an error), so the lines are the text's. */
 static void
-line_column(const char *buf, size_t off, int *line, int *column)
+line_column(const struct parser *p, int *line, int *column, uint64_t *at)
 {
 	size_t i, from = 0;
 
 	*line = 1;
-	for (i = 0; i < off; i++)
-		if (buf[i] == '\n') {
+	for (i = 0; i < p->err_at; i++)
+		if (p->buf[i] == '\n') {
 			(*line)++;
 			from = i + 1;
 		}
-	*column = (int)(off - from) + 1;
+	*at = p->err_ref ? p->err_ref->fault_at : body_offset(p, p->err_at);
+	*column = (int)(*at - body_offset(p, from)) + 1;
 }
 
 /* The whole document: an object or an array, then only whitespace. */
@@ -808,10 +867,18 @@ parse_document(struct parser *p)
 json_t *
 jsondoc_parse(const char *buf, size_t len, struct err *e)
 {
-	struct parser p = {.buf = buf, .len = len};
+	return jsondoc_parse_spooled(buf, len, NULL, 0, e);
+}
+
+json_t *
+jsondoc_parse_spooled(const char *buf, size_t len, const struct jsondoc_ref *refs, size_t nrefs,
+                      struct err *e)
+{
+	struct parser p = {.buf = buf, .len = len, .refs = refs, .nrefs = nrefs};
 	json_t *doc;
 	char path[ERR_PARAM_MAX], q[96];
 	unsigned long oom_before;
+	uint64_t at;
 	int whole, line, column;
 
 	if (len == 0) {
@@ -844,7 +911,7 @@ jsondoc_parse(const char *buf, size_t len, struct err *e)
 	/* The message gives the place, never the bytes there: they may be a
 	 * secret. */
 	whole = jsondoc_path_at(buf, len, p.err_at, path, sizeof(path));
-	line_column(buf, p.err_at, &line, &column);
+	line_column(&p, &line, &column, &at);
 	switch (p.err) {
 	case PE_DUPLICATE:
 		if (whole) {
@@ -864,7 +931,8 @@ jsondoc_parse(const char *buf, size_t len, struct err *e)
 		break;
 	case PE_UTF8:
 		err_set(e, 400, ERR_INVALID, "invalid_json", path,
-		        "body is not valid UTF-8 at byte %zu; send UTF-8 encoded JSON", p.err_at);
+		        "body is not valid UTF-8 at byte %llu; send UTF-8 encoded JSON",
+		        (unsigned long long)at);
 		break;
 	case PE_NUL:
 		err_set(e, 400, ERR_INVALID, "invalid_json", path,

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lib/err.h"
 
@@ -21,6 +22,52 @@
  * bytes (they may be a secret).
  */
 json_t *jsondoc_parse(const char *buf, size_t len, struct err *e);
+
+/*
+ * Large strings left in a spool. A body read as it arrives (jsonspool.h)
+ * keeps a large string's text out of memory; the parser then makes a
+ * stand-in for it, a JSON string no body can produce (it begins with a
+ * NUL, which the parser never accepts), and jsondoc_spooled_of says what
+ * it stands for. What reads a value it may stand in for (the contract's
+ * lengths, the policy's sizes, the forwarded text) asks.
+ */
+struct jsondoc_spooled {
+	uint64_t off, raw_len; /* its JSON text, between the quotes, in the spool */
+	uint64_t len, chars;   /* its value's bytes and code points */
+	unsigned char tail[2]; /* its value's last two bytes (the last in tail[1]) */
+};
+
+/* Why a spooled string's text is not a JSON string's, as the parser would
+ * have said it. */
+enum jsondoc_fault {
+	JSONDOC_OK,
+	JSONDOC_SYNTAX, /* a control character, an unknown escape, a lone surrogate */
+	JSONDOC_UTF8,
+	JSONDOC_NUL, /* \u0000 */
+	JSONDOC_END, /* the body ends inside an escape */
+};
+
+/* One spooled string, for jsondoc_parse_spooled: where its stand-in ""
+ * is in the text parsed (at: just past its opening quote), where its text
+ * began in the body (orig), and what it holds or why it is not JSON
+ * (fault, at byte fault_at of the body). */
+struct jsondoc_ref {
+	size_t at;
+	uint64_t orig;
+	struct jsondoc_spooled s;
+	enum jsondoc_fault fault;
+	uint64_t fault_at;
+};
+
+/* jsondoc_parse of a body whose large strings were spooled: buf is the
+ * body with each one's text taken out (refs, in order, say where); each
+ * becomes a stand-in. What it accepts, and every error's message and
+ * param, are what jsondoc_parse of the whole body gives. */
+json_t *jsondoc_parse_spooled(const char *buf, size_t len, const struct jsondoc_ref *refs,
+                              size_t nrefs, struct err *e);
+
+/* 1 with *s filled when v is a spooled string's stand-in, else 0. */
+int jsondoc_spooled_of(const json_t *v, struct jsondoc_spooled *s);
 
 /*
  * Writes the JSON path of the value being read at byte offset off of buf

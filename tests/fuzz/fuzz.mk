@@ -30,6 +30,7 @@ FUZZ_HELPERS := tests/fuzz/invariant.c tests/fuzz/invariant.h
 # Seeds beyond tests/fuzz/corpus/<t>/: the unit tests' case files.
 FUZZ_SEEDS_create := tests/data/schema tests/data/jsondoc
 FUZZ_SEEDS_jsondoc := tests/data/jsondoc tests/data/adversarial/json
+FUZZ_SEEDS_jsonspool := tests/data/jsondoc tests/data/adversarial/json
 FUZZ_SEEDS_policy := tests/data/policy/load
 FUZZ_SEEDS_config := tests/data/config
 FUZZ_SEEDS_httpmsg := tests/data/httpmsg
