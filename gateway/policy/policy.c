@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/conftable.h"
+#include "lib/jsondoc.h"
 #include "policy/domain.h"
 #include "policy/operations.h"
 #include "policy/schema.h"
@@ -454,17 +455,33 @@ skill_allowed(const struct policy *p, const char *id)
 	return p->any_skill || json_object_get(p->skill_set, id) != NULL;
 }
 
-/* Decoded size of base64 text, from its length and padding. */
+/* Decoded size of base64 text, from its length and padding (the text's
+ * last two bytes, the last in tail[1]). */
 static long long
-base64_decoded_size(const char *s, size_t len)
+base64_size(unsigned long long len, const unsigned char *tail)
 {
 	long long n = (long long)(len / 4) * 3;
 
 	if (len % 4)
 		n += (long long)(len % 4) - 1;
-	else if (len >= 2 && s[len - 1] == '=')
-		n -= s[len - 2] == '=' ? 2 : 1;
+	else if (len >= 2 && tail[1] == '=')
+		n -= tail[0] == '=' ? 2 : 1;
 	return n;
+}
+
+/* The same of a string value, which may be left in the spool. */
+static long long
+base64_decoded_size(const json_t *v)
+{
+	size_t len = json_string_length(v);
+	const char *s = json_string_value(v);
+	struct jsondoc_spooled sp;
+
+	if (jsondoc_spooled_of(v, &sp))
+		return base64_size(sp.len, sp.tail);
+	if (len < 2)
+		return base64_size(len, (const unsigned char *)"\0\0");
+	return base64_size(len, (const unsigned char *)s + len - 2);
 }
 
 static int
@@ -497,8 +514,7 @@ apply_skills(const struct policy *p, json_t *cfg, const char *at, struct policy_
 				            p->whose);
 		} else {
 			json_t *data = json_object_get(json_object_get(sk, "source"), "data");
-			long long size = base64_decoded_size(json_string_value(data),
-			                                     json_string_length(data));
+			long long size = base64_decoded_size(data);
 
 			path(param, sizeof(param), "%s[%zu]", name, i);
 			if (!p->allow_inline)

@@ -593,12 +593,37 @@ where(const char *path)
 
 static int check(const struct schema *s, const json_t *v, char *path, size_t n, struct err *e);
 
+/* A string left in the spool (jsondoc.h): its length is all there is to
+ * check; an enum or a format (short values) it cannot be. */
+static int
+check_spooled(const struct schema *s, const struct jsondoc_spooled *sp, const char *path,
+              struct err *e)
+{
+	if (s->enumv || s->format)
+		return err_set(e, 400, ERR_INVALID, "invalid_value", path,
+		               "%s must be %s; got a string of %llu characters", path,
+		               s->enumv ? "one of a few short values" : s->format_desc,
+		               (unsigned long long)sp->chars);
+	if (sp->chars < s->min_len)
+		return err_set(e, 400, ERR_INVALID, "string_too_short", path,
+		               "%s must be at least %zu characters long", path, s->min_len);
+	if (s->max_len && sp->chars > s->max_len)
+		return err_set(e, 400, ERR_INVALID, "string_too_long", path,
+		               "%s must be at most %zu characters long; got %llu", path, s->max_len,
+		               (unsigned long long)sp->chars);
+	return 0;
+}
+
 static int
 check_string(const struct schema *s, const json_t *v, const char *path, struct err *e)
 {
 	const char *str = json_string_value(v);
 	size_t len = json_string_length(v), chars, i;
 	char list[256], q[96];
+	struct jsondoc_spooled sp;
+
+	if (jsondoc_spooled_of(v, &sp))
+		return check_spooled(s, &sp, path, e);
 
 	if (s->enumv) {
 		for (i = 0; s->enumv[i]; i++)
