@@ -35,6 +35,7 @@
 #include "http/upstream.h"
 #include "lib/log.h"
 #include "lib/secmem.h"
+#include "lib/spool.h"
 #include "metrics.h"
 #include "policy/jwt.h"
 #include "policy/policyset.h"
@@ -712,6 +713,7 @@ server_check(const char *config_path, int online, struct errlist *errs)
 	const char *why = NULL;
 	struct note_key *signer;
 	size_t before = errs->n + errs->dropped;
+	struct err e;
 
 	cfg = config_load(config_path, errs);
 	if (cfg == NULL)
@@ -727,6 +729,9 @@ server_check(const char *config_path, int online, struct errlist *errs)
 	check_writable(cfg, cfg->pid_file, "pid_file", 0, errs);
 	if (strcmp(cfg->store_type, "memory") == 0)
 		check_writable(cfg, cfg->store_path, "store.path", 1, errs);
+	if (spool_check_dir(cfg->spool_dir, &e) < 0)
+		errlist_add(errs, cfg->file, "limits.spool_dir",
+		            "%s: a large create's body cannot be set aside there", e.message);
 	if (cfg->jwt && cfg->jwt_jwks_file)
 		jwt_keys_free(jwks_read_file(cfg->jwt_jwks_file, cfg->file, errs));
 	if (cfg->audit_signing_key_file) {

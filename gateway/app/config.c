@@ -71,6 +71,7 @@ static const struct confkey config_keys[] = {
         {"log.level", CT_ENUM, K(log_level), "info", .enumv = log_levels},
         {"limits.max_body_bytes", CT_INT, K(max_body_bytes), .def_int = DEFAULT_MAX_BODY,
          .min = 1024, .max = 1024 * MiB},
+        {"limits.spool_dir", CT_STRING, K(spool_dir), NULL},
         {"limits.max_header_bytes", CT_INT, K(max_header_bytes), .def_int = 16384, .min = 1024,
          .max = 1024 * 1024},
         {"limits.header_timeout_ms", CT_INT, K(header_timeout_ms), .def_int = 10000, .min = 1,
@@ -574,10 +575,17 @@ config_load(const char *path, struct errlist *errs)
 	    resolve(&c->store_password_file, dir, 0) < 0 ||
 	    resolve(&c->store_ca_file, dir, 0) < 0 || resolve(&c->store_cert_file, dir, 0) < 0 ||
 	    resolve(&c->store_key_file, dir, 0) < 0 || resolve(&c->jwt_jwks_file, dir, 0) < 0 ||
-	    resolve(&c->jwt_ca_file, dir, 0) < 0 ||
+	    resolve(&c->jwt_ca_file, dir, 0) < 0 || resolve(&c->spool_dir, dir, 0) < 0 ||
 	    (c->upstream_pinned_pubkey && strncmp(c->upstream_pinned_pubkey, "sha256//", 8) != 0 &&
 	     resolve(&c->upstream_pinned_pubkey, dir, 0) < 0))
 		errlist_add(errs, path, NULL, "out of memory");
+	if (c->spool_dir == NULL) {
+		const char *tmp = getenv("TMPDIR");
+
+		c->spool_dir = strdup(tmp && *tmp == '/' ? tmp : "/tmp");
+		if (c->spool_dir == NULL)
+			errlist_add(errs, path, NULL, "out of memory");
+	}
 	if (c->upstream_api_key_env || c->upstream_api_key_file)
 		c->upstream_api_key = load_key(c, c->upstream_api_key_env, c->upstream_api_key_file,
 		                               c->upstream_api_key_env ? "upstream.api_key_env"

@@ -49,6 +49,9 @@ struct config {
 	char *log_level;
 
 	long long max_body_bytes;
+	/* Where a large create body's large strings are set aside (spool.h):
+	 * limits.spool_dir, else $TMPDIR, else /tmp. */
+	char *spool_dir;
 	long long max_header_bytes;
 	long long header_timeout_ms;
 	long long body_timeout_ms;

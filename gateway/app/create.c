@@ -1,10 +1,12 @@
 #include "app/create.h"
 
+#include <event2/buffer.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "app/call.h"
+#include "app/config.h"
 #include "app/context.h"
 #include "app/request.h"
 #include "app/reply.h"
@@ -15,21 +17,41 @@
 #include "http/conn.h"
 #include "lib/jsonbuf.h"
 #include "lib/jsondoc.h"
+#include "lib/jsonspool.h"
 #include "lib/log.h"
 #include "lib/secmem.h"
+#include "lib/spool.h"
 #include "lib/text.h"
 #include "policy/check.h"
 #include "policy/policy.h"
 #include "policy/schema.h"
 #include "policy/tenant.h"
 
+/* A large body's strings set aside (front.c streams bodies over 1 MiB
+ * in): the contract's one string that may be large, an inline skill's
+ * base64 "data" (up to 70254592 characters), once past 64 KiB; the spool
+ * holds 1 MiB in memory, the rest in limits.spool_dir. */
+static const char *const spooled_keys[] = {"data", NULL};
+#define SPOOL_STRING_MIN (64 * 1024)
+#define SPOOL_MEMORY     (1024 * 1024)
+
 /* The create's own state: the document decided on, and as sent; when the
- * container made would expire if left alone. */
+ * container made would expire if left alone. A body that streamed in
+ * has its large strings in spool (the document holds stand-ins), read
+ * by reader as it came; its forwarded text has holes they fill, and
+ * the upstream reads it from text_at, hole hole, hole_done bytes in. */
 struct create {
 	json_t *doc;
 	char *forward;
 	size_t forward_len;
 	long long expires_at_ms;
+
+	struct spool *spool;
+	struct jsonspool *reader;
+	int taking;
+	struct jsonbuf_hole *holes;
+	size_t nholes, hole, text_at;
+	uint64_t hole_done;
 };
 
 static void
@@ -41,6 +63,9 @@ create_free(void *arg)
 		return;
 	secmem_free(c->forward);
 	json_decref(c->doc);
+	jsonspool_free(c->reader);
+	spool_free(c->spool);
+	free(c->holes);
 	free(c);
 }
 
@@ -79,11 +104,63 @@ note_container(struct request *r, const json_t *doc)
 	                                                    audit_key(r->ctx->audit));
 }
 
-static enum step_result
-validate(struct request *r)
+/* Moves what has arrived of a streamed body into the reader, wiping it
+ * from the transport's buffer (it may hold secrets). Returns 1 once the
+ * body is whole, 0 while more is to come, -1 with r->error filled. */
+static int
+take(struct request *r)
 {
 	struct conn_req *http = r->http;
+	struct create *c = op(r);
+	struct evbuffer_iovec v;
+	int rc = 0;
+
+	c->taking = 1; /* reading on may tell us of more: taken here */
+	do {
+		while (rc == 0 && evbuffer_peek(http->stream_in, -1, NULL, &v, 1) > 0 &&
+		       v.iov_len > 0) {
+			rc = jsonspool_feed(c->reader, v.iov_base, v.iov_len, &r->error);
+			secmem_wipe(v.iov_base, v.iov_len);
+			evbuffer_drain(http->stream_in, v.iov_len);
+		}
+		if (rc == 0)
+			conn_stream_resume(http);
+	} while (rc == 0 && evbuffer_get_length(http->stream_in) > 0);
+	c->taking = 0;
+	if (rc < 0)
+		return -1;
+	if (http->stream_error.status) {
+		r->error = http->stream_error;
+		return -1;
+	}
+	if (!http->body_done)
+		return 0;
+	jsonspool_finish(c->reader);
+	return 1;
+}
+
+static void
+on_body_event(struct request *r, int event)
+{
+	int rc;
+
+	if (event == CONN_EV_FAILED) {
+		pipeline_fail(r, &r->http->stream_error);
+		return;
+	}
+	if (event != CONN_EV_BODY || op(r)->taking || (rc = take(r)) == 0)
+		return;
+	r->on_event = NULL;
+	pipeline_resume(r, rc > 0 ? STEP_NEXT : STEP_FAIL);
+}
+
+/* The body is JSON, and all in: buffered by the transport, or (a large
+ * one) read here as it streams in, its large strings spooled. */
+static enum step_result
+receive(struct request *r)
+{
 	struct create *c;
+	int rc;
 
 	if (!request_is_json(r)) {
 		err_set(&r->error, 415, ERR_INVALID, "unsupported_media_type", NULL,
@@ -96,11 +173,41 @@ validate(struct request *r)
 		return oom(r);
 	r->op = c;
 	r->op_free = create_free;
-	c->doc = jsondoc_parse(http->body, http->body_len, &r->error);
-	/* The raw bytes may hold secrets and are not needed again. */
-	secmem_free(http->body);
-	http->body = NULL;
-	http->body_len = http->body_cap = 0;
+	if (r->http->stream_in == NULL)
+		return STEP_NEXT;
+	c->spool = spool_new(r->cfg->spool_dir, SPOOL_MEMORY);
+	c->reader = c->spool ? jsonspool_new(c->spool, spooled_keys, SPOOL_STRING_MIN) : NULL;
+	if (c->reader == NULL)
+		return oom(r);
+	if ((rc = take(r)) == 0) {
+		r->on_event = on_body_event;
+		return STEP_WAIT;
+	}
+	return rc > 0 ? STEP_NEXT : STEP_FAIL;
+}
+
+static enum step_result
+validate(struct request *r)
+{
+	struct conn_req *http = r->http;
+	struct create *c = op(r);
+	const struct jsondoc_ref *refs;
+	const char *text;
+	size_t len, nrefs;
+
+	if (c->reader) {
+		text = jsonspool_text(c->reader, &len);
+		refs = jsonspool_refs(c->reader, &nrefs);
+		c->doc = jsondoc_parse_spooled(text, len, refs, nrefs, &r->error);
+		jsonspool_free(c->reader);
+		c->reader = NULL;
+	} else {
+		c->doc = jsondoc_parse(http->body, http->body_len, &r->error);
+		/* The raw bytes may hold secrets and are not needed again. */
+		secmem_free(http->body);
+		http->body = NULL;
+		http->body_len = http->body_cap = 0;
+	}
 	if (c->doc == NULL || schema_check(&schema_create_container_body, c->doc, &r->error) < 0)
 		return STEP_FAIL;
 	return STEP_NEXT;
@@ -222,25 +329,85 @@ on_created(const struct upstream_res *res, void *arg)
 	pipeline_resume(r, STEP_NEXT);
 }
 
+/* The forwarded body for the upstream to read: the text, with the
+ * spool's bytes where its holes are. */
+static size_t
+forward_read(void *arg, char *buf, size_t n)
+{
+	struct create *c = op(arg);
+	size_t k = 0, end, m;
+	long got;
+
+	while (k < n) {
+		const struct jsonbuf_hole *h = c->hole < c->nholes ? &c->holes[c->hole] : NULL;
+
+		if (h && c->text_at == h->at) {
+			if (c->hole_done == h->len) {
+				c->hole++;
+				c->hole_done = 0;
+				continue;
+			}
+			m = n - k < h->len - c->hole_done ? n - k : (size_t)(h->len - c->hole_done);
+			if ((got = spool_read(c->spool, h->off + c->hole_done, buf + k, m)) <= 0)
+				return UPSTREAM_ABORT;
+			c->hole_done += (uint64_t)got;
+			k += (size_t)got;
+			continue;
+		}
+		end = h ? h->at : c->forward_len;
+		m = n - k < end - c->text_at ? n - k : end - c->text_at;
+		if (m == 0)
+			break;
+		memcpy(buf + k, c->forward + c->text_at, m);
+		c->text_at += m;
+		k += m;
+	}
+	return k;
+}
+
+static int
+forward_rewind(void *arg)
+{
+	struct create *c = op(arg);
+
+	c->text_at = c->hole = 0;
+	c->hole_done = 0;
+	return 0;
+}
+
 /* The decided document as it goes upstream. Compact text is never longer
- * than what the client sent, but for what the policy adds. */
+ * than what the client sent, but for what the policy adds. A streamed
+ * body's spooled strings are read back into it as it is sent. */
 static enum step_result
 forward(struct request *r)
 {
 	struct create *c = op(r);
-	size_t sent = (size_t)r->http->body_seen;
+	size_t sent = (size_t)r->http->body_seen, hint = sent + 512, max = sent * 2 + 64 * 1024;
 	struct upstream_req up = {0};
 	enum step_result res;
+	size_t i;
 
-	c->forward = jsonbuf_dump(c->doc, sent + 512, sent * 2 + 64 * 1024, &c->forward_len);
+	if (c->spool)
+		c->forward = jsonbuf_dump_spooled(c->doc, 4096, max, &c->forward_len, &c->holes,
+		                                  &c->nholes);
+	else
+		c->forward = jsonbuf_dump(c->doc, hint, max, &c->forward_len);
 	if (c->forward == NULL) {
 		tenancy_not_created(r);
 		return oom(r);
 	}
 	up.method = "POST";
 	up.path = "/containers";
-	up.body = c->forward;
-	up.body_len = c->forward_len;
+	if (c->spool) {
+		up.read = forward_read;
+		up.rewind = forward_rewind;
+		up.body_size = (long long)c->forward_len;
+		for (i = 0; i < c->nholes; i++)
+			up.body_size += (long long)c->holes[i].len;
+	} else {
+		up.body = c->forward;
+		up.body_len = c->forward_len;
+	}
 	r->forwarded = 1;
 	res = call_start(r, &up, 1, NULL, on_created);
 	if (res == STEP_FAIL)
@@ -363,6 +530,7 @@ budget(struct request *r)
 
 const struct step create_steps[] = {
         {"admit", tenancy_admit},
+        {"receive", receive},
         {"validate", validate},
         {"decide", decide},
         {"admit_create", tenancy_admit_create},

@@ -65,7 +65,12 @@ enum front_body {
 	FRONT_BODY_NONE,   /* the operation takes no body */
 	FRONT_BODY_JSON,   /* buffered whole, up to limits.max_body_bytes */
 	FRONT_BODY_UPLOAD, /* JSON, or multipart streamed through, by Content-Type */
+	FRONT_BODY_SPOOL,  /* JSON; a large one read as it arrives (create.c spools it) */
 };
+
+/* A body up to this size (with its length given) is buffered whole: the
+ * cheapest way for the ordinary create. */
+#define SPOOL_FROM (1024 * 1024)
 
 struct route {
 	const char *name;      /* as the policy's "routes" names it */
@@ -80,7 +85,7 @@ struct route {
 };
 
 static const struct route routes[] = {
-        {"containers.create", "CreateContainer", "POST", "/v1/containers", FRONT_BODY_JSON,
+        {"containers.create", "CreateContainer", "POST", "/v1/containers", FRONT_BODY_SPOOL,
          no_query, create_steps},
         {"containers.list", "ListContainers", "GET", "/v1/containers", FRONT_BODY_NONE,
          list_containers_query, forward_list_steps, &schema_container_list_resource, 1},
@@ -413,6 +418,26 @@ upload_body(struct request *r)
 	              "\"file\" part, or JSON with a \"file_id\"");
 }
 
+/* How a create's body is read: a large one (or one of unknown length)
+ * streams in, so that its large strings go to the spool rather than
+ * memory; the 413 for one past limits.max_body_bytes is the buffered
+ * body's. */
+static int
+spool_body(struct request *r)
+{
+	const struct httpmsg_head *h = &r->http->head;
+	long long max = r->cfg->max_body_bytes;
+
+	if (!h->chunked && h->content_length <= SPOOL_FROM)
+		return CONN_BODY_BUFFER;
+	if (!h->chunked && h->content_length > max)
+		return refuse(r, 413, ERR_INVALID, "request_too_large", NULL,
+		              "request body exceeds this gateway's limit of %lld bytes", max);
+	r->http->body_limit = (uint64_t)max;
+	r->http->body_limit_key = "limits.max_body_bytes";
+	return CONN_BODY_STREAM;
+}
+
 /* Whether the gateway takes more work now: the audit log can be written
  * (fail_closed: what cannot be recorded is not done) and fewer than
  * limits.max_inflight requests are being handled. */
@@ -497,6 +522,7 @@ relayed_body(struct request *r)
 	                   (len == 16 || ct[16] == ';' || ct[16] == ' ')))
 		return CONN_BODY_BUFFER;
 	r->http->body_limit = (uint64_t)policy_max_upload_bytes(r->policy);
+	r->http->body_limit_key = "files.max_upload_bytes";
 	return CONN_BODY_STREAM;
 }
 
@@ -564,6 +590,8 @@ route(struct request *r)
 		return relayed_body(r);
 	if (rt->body == FRONT_BODY_UPLOAD)
 		return upload_body(r);
+	if (rt->body == FRONT_BODY_SPOOL)
+		return spool_body(r);
 	return rt->body == FRONT_BODY_JSON ? CONN_BODY_BUFFER : CONN_BODY_NONE;
 }
 

@@ -123,6 +123,7 @@ prepare_upload(struct request *r)
 	}
 	snprintf(u->content_type, sizeof(u->content_type), "%.*s", (int)ct_len, ct);
 	http->body_limit = (uint64_t)limit;
+	http->body_limit_key = "files.max_upload_bytes";
 	r->on_event = on_upload_event;
 	snprintf(r->rec.container_id, sizeof(r->rec.container_id), "%s", r->container_id);
 	return STEP_NEXT;

@@ -458,8 +458,9 @@ read_stream(struct conn *c)
 	req->body_seen += evbuffer_get_length(req->stream_in) - before;
 	if (c->body_too_large || (req->body_limit && req->body_seen > req->body_limit)) {
 		stream_failed(c, 413, "request_too_large",
-		              "the upload exceeds the limit of %lld bytes (files.max_upload_bytes)",
-		              (long long)req->body_limit);
+		              "the request body exceeds the limit of %lld bytes (%s)",
+		              (long long)req->body_limit,
+		              req->body_limit_key ? req->body_limit_key : "this gateway's");
 		return 1;
 	}
 	if (req->body_seen - c->stream_mark >= STREAM_PROGRESS) {

@@ -73,6 +73,7 @@ struct conn_req {
 	struct evbuffer *stream_in;
 	int body_done;
 	uint64_t body_limit;
+	const char *body_limit_key; /* the setting body_limit is, for the 413 */
 	struct err stream_error;
 
 	uint64_t body_seen; /* body bytes received, buffered or streamed */

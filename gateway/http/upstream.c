@@ -309,6 +309,16 @@ on_read(char *buf, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+static int
+on_seek(void *userdata, curl_off_t offset, int origin)
+{
+	struct upstream_call *c = userdata;
+
+	if (offset != 0 || origin != SEEK_SET || c->req.rewind(c->arg) < 0)
+		return CURL_SEEKFUNC_CANTSEEK;
+	return CURL_SEEKFUNC_OK;
+}
+
 /* A connection that could not be made carried nothing, so a request that
  * is safe to repeat is tried once more. */
 static int
@@ -514,6 +524,10 @@ configure(struct upstream_call *c, const struct upstream_req *req)
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(h, CURLOPT_READDATA, c);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_size);
+		if (req->rewind) {
+			curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+			curl_easy_setopt(h, CURLOPT_SEEKDATA, c);
+		}
 	} else if (req->body || strcmp(req->method, "POST") == 0) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? req->body : "");

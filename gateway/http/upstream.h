@@ -55,6 +55,10 @@ struct upstream_req {
 	 * body_size is its length, or -1 when unknown (sent chunked). */
 	size_t (*read)(void *arg, char *buf, size_t n);
 	long long body_size;
+	/* Starts read over from the body's first byte, for libcurl to send it
+	 * again on a fresh connection when a kept one turned out closed;
+	 * returns 0, or -1 when it cannot (NULL: it never can). */
+	int (*rewind)(void *arg);
 
 	/* An answer streamed instead of buffered: on_head runs once the
 	 * answer's head is in (res has status and headers); returning 1 sends

@@ -351,6 +351,21 @@ def check_gateway(objs, w, c, config_source):
         if val is not None:
             check(val in env, "%s: %s names %s, which the container sets" % (where, key, val))
 
+    # Large create bodies are set aside in limits.spool_dir (else $TMPDIR,
+    # else /tmp): with a read-only root, that must be a writable volume.
+    if (c.get("securityContext") or {}).get("readOnlyRootFilesystem"):
+        spool = dig(cfg, "limits.spool_dir") or (env.get("TMPDIR") or {}).get("value") or "/tmp"
+        spool = os.path.normpath(os.path.join(cfg_dir, spool))
+        vols = {v["name"]: v for v in spec.get("volumes") or []}
+        under = [m for m in c.get("volumeMounts") or []
+                 if (spool + "/").startswith(m["mountPath"].rstrip("/") + "/")]
+        mount = max(under, key=lambda m: len(m["mountPath"]), default=None)
+        vol = vols.get(mount["name"], {}) if mount else {}
+        check(mount is not None and not mount.get("readOnly") and
+              ("emptyDir" in vol or "persistentVolumeClaim" in vol or "ephemeral" in vol),
+              "%s: the spool folder %s is a writable volume (the root file system is read-only)"
+              % (where, spool))
+
     # Probes on the admin port, which is reachable from the node.
     admin_host, admin_port = host_port(cfg.get("admin_listen", ""))
     check(admin_port is not None and admin_host not in ("127.0.0.1", "::1", "localhost"),
@@ -507,8 +522,11 @@ def materialize(objs, w, c, root, certs, drop_keys, quiet=False):
                 parent, _, leaf = key.rpartition(".")
                 (dig(cfg, parent) or {}).pop(leaf, None)
             text = json.dumps(cfg, indent=2)
-            for mp in mounts:
-                text = text.replace('"%s/' % mp, '"%s%s/' % (root, mp))
+            # One pass, so a path already moved under root (which may
+            # itself begin with a mount path, /tmp) is not moved again.
+            if mounts:
+                text = re.sub('"(%s)/' % "|".join(re.escape(mp) for mp in mounts),
+                              lambda m: '"%s%s/' % (root, m.group(1)), text)
             data = text.encode()
         dest = root + path
         d = os.path.dirname(dest)
