@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "lib/spool.h"
 #include "lib/text.h"
 
 /* Distinct label sets kept; beyond these, counts go to an "other" set.
@@ -416,6 +417,9 @@ render(const struct metrics *m, const struct metrics_state *st, struct out *o)
 	       (double)st->inflight);
 	scalar(o, "gateway_open_connections", "gauge", "Client connections open now.",
 	       (double)st->connections);
+	scalar(o, "gateway_spool_bytes", "gauge",
+	       "Bytes of large create bodies set aside in limits.spool_dir now.",
+	       (double)spool_files_bytes());
 	scalar(o, "gateway_audit_write_failures_total", "counter",
 	       "Audit records that could not be written.", (double)st->audit_failures);
 	scalar(o, "gateway_audit_anchor_failures_total", "counter",

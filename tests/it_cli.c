@@ -290,6 +290,7 @@ Test(it_cli, check_reports_every_start_failure_in_one_pass)
 	        hx_path("g.json"),
 	        hx_fmt("{\"policy_file\":\"p.json\",\"audit\":{\"path\":\"no/such/dir/audit.log\","
 	               "\"signing_key_file\":\"nokey.pem\"},\"pid_file\":\"no/such/x.pid\","
+	               "\"limits\":{\"spool_dir\":\"no/such/spool\"},"
 	               "\"store\":{\"type\":\"redis\",\"url\":\"redis://127.0.0.1:%d/0\","
 	               "\"timeout_ms\":500}}",
 	               port));
@@ -313,6 +314,7 @@ Test(it_cli, check_reports_every_start_failure_in_one_pass)
 	cr_expect_not_null(strstr(err, "does not exist"), "%s", err);
 	cr_expect_not_null(strstr(err, "pid_file: "), "%s", err);
 	cr_expect_not_null(strstr(err, "audit.signing_key_file: "), "%s", err);
+	cr_expect_not_null(strstr(err, "limits.spool_dir: "), "%s", err);
 	cr_expect_not_null(strstr(err, "store.url: the redis store did not answer"), "%s", err);
 	cr_expect_null(strstr(err, "\"level\""), "no log lines in --check's output: %s", err);
 }

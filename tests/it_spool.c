@@ -252,6 +252,31 @@ Test(it_spool, a_spool_folder_that_cannot_take_the_body_gives_a_503)
 	hx_gw_stop(gw);
 }
 
+/* limits.max_spool_bytes bounds what all large bodies hold on disk at
+ * once: a create that would pass it gets a 503 to retry, and what a
+ * finished one held is free again. */
+Test(it_spool, the_spool_bound_refuses_a_body_that_would_pass_it)
+{
+	struct hx_gw *gw = hx_gw_start(inline_policy, "{\"limits\":{\"max_spool_bytes\":1048576}}");
+	size_t len;
+	char *body = large_body(3 << 20, -1, &len);
+	struct hx_resp *r;
+
+	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), json_headers, body, len);
+	cr_assert_eq(r->status, 503, "%s", r->body);
+	cr_assert_str_eq(hx_str(json_object_get(hx_resp_json(r), "error"), "code"), "spool_full");
+	cr_assert_eq(json_array_size(hx_stub_requests()), 0);
+	hx_resp_free(r);
+	free(body);
+	/* 1 MiB in memory and 0.5 MiB in the file: under the bound. */
+	body = large_body(1536 * 1024, -1, &len);
+	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), json_headers, body, len);
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	hx_resp_free(r);
+	free(body);
+	hx_gw_stop(gw);
+}
+
 /* A 64 MiB create: the gateway's peak memory grows by far less than the
  * body (141 MiB before bodies were streamed). */
 Test(it_spool, a_64_mib_create_leaves_the_gateways_memory_nearly_as_it_was)

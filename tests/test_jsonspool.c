@@ -231,7 +231,7 @@ static int
 check_body(const char *body, size_t len, size_t min, int mode, const char *what)
 {
 	struct err e1, e2;
-	struct spool *sp = spool_new("/tmp", 7);
+	struct spool *sp = spool_new("/tmp", 7, UINT64_MAX);
 	struct jsonspool *j = jsonspool_new(sp, names, min);
 	char *copy = malloc(len ? len : 1);
 	const struct jsondoc_ref *refs;
@@ -372,7 +372,7 @@ Test(jsonspool, a_large_string_is_spooled_not_held)
 	static const char head[] = "{\"skills\":[{\"source\":{\"data\":\"";
 	static const char tail[] = "\"}}]}";
 	size_t big = 4 << 20, tlen, nrefs, i;
-	struct spool *sp = spool_new("/tmp", 64 * 1024);
+	struct spool *sp = spool_new("/tmp", 64 * 1024, UINT64_MAX);
 	struct jsonspool *j = jsonspool_new(sp, names, 1024);
 	const struct jsondoc_ref *refs;
 	char chunk[65536];
@@ -437,7 +437,7 @@ Test(jsonspool, a_bad_byte_in_a_large_string_is_named_by_offset_and_path)
 
 Test(spool, memory_then_file_and_reads_across_the_seam)
 {
-	struct spool *sp = spool_new("/tmp", 10);
+	struct spool *sp = spool_new("/tmp", 10, UINT64_MAX);
 	char buf[32];
 	struct err e;
 
@@ -453,7 +453,7 @@ Test(spool, memory_then_file_and_reads_across_the_seam)
 
 Test(spool, a_directory_that_cannot_take_files_is_a_503)
 {
-	struct spool *sp = spool_new("/nonexistent/spool", 4);
+	struct spool *sp = spool_new("/nonexistent/spool", 4, UINT64_MAX);
 	struct err e;
 
 	err_clear(&e);
@@ -464,4 +464,26 @@ Test(spool, a_directory_that_cannot_take_files_is_a_503)
 	cr_assert_eq(spool_check_dir("/nonexistent/spool", &e), -1);
 	cr_assert_eq(spool_check_dir("/tmp", &e), 0);
 	spool_free(sp);
+}
+
+/* The files of all spools together stay under their bound: a write that
+ * would pass it is a 503, and a freed spool gives its bytes back. */
+Test(spool, all_files_together_stay_under_their_bound)
+{
+	struct spool *a = spool_new("/tmp", 0, 100), *b = spool_new("/tmp", 0, 100);
+	char buf[80];
+	struct err e;
+
+	memset(buf, 'x', sizeof(buf));
+	cr_assert_eq(spool_write(a, buf, 80, &e), 0);
+	cr_assert_eq(spool_files_bytes(), 80);
+	cr_assert_eq(spool_write(b, buf, 30, &e), -1);
+	cr_assert_eq(e.status, 503);
+	cr_assert_str_eq(e.code, "spool_full");
+	cr_assert_eq(spool_files_bytes(), 80, "a refused write is not counted");
+	spool_free(a);
+	cr_assert_eq(spool_files_bytes(), 0);
+	cr_assert_eq(spool_write(b, buf, 30, &e), 0);
+	spool_free(b);
+	cr_assert_eq(spool_files_bytes(), 0);
 }

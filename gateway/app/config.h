@@ -52,6 +52,7 @@ struct config {
 	/* Where a large create body's large strings are set aside (spool.h):
 	 * limits.spool_dir, else $TMPDIR, else /tmp. */
 	char *spool_dir;
+	long long max_spool_bytes; /* what all spools' files may hold at once */
 	long long max_header_bytes;
 	long long header_timeout_ms;
 	long long body_timeout_ms;

@@ -175,7 +175,7 @@ receive(struct request *r)
 	r->op_free = create_free;
 	if (r->http->stream_in == NULL)
 		return STEP_NEXT;
-	c->spool = spool_new(r->cfg->spool_dir, SPOOL_MEMORY);
+	c->spool = spool_new(r->cfg->spool_dir, SPOOL_MEMORY, (uint64_t)r->cfg->max_spool_bytes);
 	c->reader = c->spool ? jsonspool_new(c->spool, spooled_keys, SPOOL_STRING_MIN) : NULL;
 	if (c->reader == NULL)
 		return oom(r);

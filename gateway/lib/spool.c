@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +16,15 @@ struct spool {
 	char *mem; /* the first mem_len bytes */
 	size_t mem_len, mem_cap, mem_max;
 	int fd; /* the rest, from offset mem_max on; -1 until needed */
-	uint64_t file_len;
+	uint64_t file_len, files_max;
+	uint64_t counted; /* in files_bytes, given back when freed */
 };
 
+/* What every spool's file holds, across the process's loops. */
+static _Atomic uint64_t files_bytes;
+
 struct spool *
-spool_new(const char *dir, size_t mem_max)
+spool_new(const char *dir, size_t mem_max, uint64_t files_max)
 {
 	struct spool *s = calloc(1, sizeof(*s));
 
@@ -27,6 +32,7 @@ spool_new(const char *dir, size_t mem_max)
 		return NULL;
 	s->dir = dir;
 	s->mem_max = mem_max;
+	s->files_max = files_max;
 	s->fd = -1;
 	return s;
 }
@@ -41,7 +47,14 @@ spool_free(struct spool *s)
 	secmem_free(s->mem);
 	if (s->fd >= 0)
 		close(s->fd);
+	atomic_fetch_sub(&files_bytes, s->counted);
 	free(s);
+}
+
+uint64_t
+spool_files_bytes(void)
+{
+	return atomic_load(&files_bytes);
 }
 
 /* An unlinked file in dir, open for reading and writing; -1 with errno. */
@@ -116,6 +129,16 @@ spool_write(struct spool *s, const char *data, size_t n, struct err *e)
 	}
 	if (n == 0)
 		return 0;
+	/* Counted before it is written, so spools writing at once on other
+	 * loops cannot all pass the bound together. */
+	if (atomic_fetch_add(&files_bytes, n) + n > s->files_max) {
+		atomic_fetch_sub(&files_bytes, n);
+		return err_set(e, 503, ERR_INTERNAL, "spool_full", NULL,
+		               "the gateway is setting aside as many large bodies as it may "
+		               "(limits.max_spool_bytes %llu); try again shortly",
+		               (unsigned long long)s->files_max);
+	}
+	s->counted += n;
 	if (s->fd < 0 && (s->fd = open_unlinked(s->dir)) < 0)
 		return spool_failed(e, s->dir, errno);
 	if (write_all(s->fd, data, n) < 0)

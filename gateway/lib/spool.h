@@ -21,12 +21,14 @@
 struct spool;
 
 /* dir: where the file goes once mem_max bytes are held (borrowed for
- * the spool's life). */
-struct spool *spool_new(const char *dir, size_t mem_max);
+ * the spool's life); files_max: the most the files of all spools in the
+ * process may hold at once (the disk is shared, and a full one fails
+ * more than this request). */
+struct spool *spool_new(const char *dir, size_t mem_max, uint64_t files_max);
 void spool_free(struct spool *s);
 
 /* Appends n bytes; returns 0, or -1 with e filled (503: the spool
- * directory cannot take them). */
+ * directory cannot take them, or the files would pass files_max). */
 int spool_write(struct spool *s, const char *data, size_t n, struct err *e);
 
 /* Bytes written so far. */
@@ -35,6 +37,9 @@ uint64_t spool_size(const struct spool *s);
 /* Copies up to n bytes from offset off into buf; returns how many (0 at
  * the end), or -1 when the file cannot be read. */
 long spool_read(const struct spool *s, uint64_t off, char *buf, size_t n);
+
+/* Bytes the files of all spools in the process hold now. */
+uint64_t spool_files_bytes(void);
 
 /* Whether a spool file can be made in dir: 0, or -1 with why in e. */
 int spool_check_dir(const char *dir, struct err *e);

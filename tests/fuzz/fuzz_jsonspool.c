@@ -146,7 +146,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The memory part is bigger than any input here, so the spool's file
 	 * (and the disk) stays out of the fuzzer's loop; test_jsonspool
 	 * crosses into the file. */
-	sp = spool_new("/tmp", 1 << 20);
+	sp = spool_new("/tmp", 1 << 20, UINT64_MAX);
 	j = jsonspool_new(sp, names, data[0] & 15);
 	if (sp == NULL || j == NULL)
 		die("out of memory", NULL);
