@@ -445,6 +445,51 @@ Test(it_redis, a_refund_reaches_redis_once_though_redis_stalls)
 	hx_proc_stop(redis);
 }
 
+/* A reservation whose answer never came is given back, though the request
+ * failed: A is made (20 spent); Redis then sleeps (DEBUG SLEEP, as a
+ * long script or a slow disk would hold it), so B's reservation times out
+ * (503: fail_closed), and is applied when Redis wakes (40). Its
+ * give-back returns what it took: the day's counter ends at 20 (40
+ * before: B was charged for nothing until the window's reset), and its
+ * marker says it was given back. */
+Test(it_redis, a_reservation_whose_answer_timed_out_is_given_back)
+{
+	static const char sleep_cmd[] = "DEBUG SLEEP 1.2\r\n";
+	int port, fd;
+	struct hx_proc *redis = hx_redis_start_with(&port, "--enable-debug-command yes");
+	struct hx_gw *gw = hx_gw_start(team_policy("\"budget\":{\"gb_minutes_per_day\":600}"),
+	                               redis_config(port, 300, ""));
+	char key[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	struct hx_resp *r;
+	json_t *recs;
+	const char *id;
+	size_t i;
+
+	gmtime_r(&now, &tm);
+	strftime(key, sizeof(key), "gw:budget:team:d:%Y%m%d", &tm);
+	cr_assert_eq(as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"a\"}")->status, 200);
+	cr_assert_eq(redis_do(port, hx_fmt("GET %s", key)), 20);
+	fd = hx_raw_open(port, sleep_cmd, sizeof(sleep_cmd) - 1);
+	cr_assert_geq(fd, 0);
+	hx_sleep_ms(100);
+	r = as(gw, TEAM_KEY, "POST", "/v1/containers", "{\"name\":\"b\"}");
+	cr_assert_eq(r->status, 503, "%ld %s", r->status, r->body);
+	hx_sleep_ms(3000);
+	hx_raw_close(fd);
+	cr_expect_eq(redis_do(port, hx_fmt("GET %s", key)), 20,
+	             "the late reservation was not given back");
+	recs = hx_audit_wait(gw, 2, 5000);
+	id = NULL;
+	for (i = 0; i < json_array_size(recs); i++)
+		if (json_integer_value(json_object_get(json_array_get(recs, i), "status")) == 503)
+			id = hx_str(json_array_get(recs, i), "request_id");
+	cr_assert_not_null(id);
+	cr_expect_eq(redis_do(port, hx_fmt("EXISTS gw:spent:%s", id)), 1);
+	hx_proc_stop(redis);
+}
+
 /* A stop waits (up to shutdown_grace_ms) for the budget give-backs Redis
  * has not taken yet, rather than dropping them. A is made (20 spent); B
  * is reserved (40) and refused upstream while Redis's writes are paused,

@@ -76,40 +76,54 @@ static const char lua_claim[] = "local v = redis.call('GET', KEYS[1]) "
                                 "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
                                 "return ''";
 
-/* Budget counters, all or none (store_spend). ARGV: amount, then each
- * key's limit and ttl_ms. Returns {allowed, which (1-based), used...}. */
+/* Budget counters, all or none (store_spend). KEYS: the counters, then
+ * the spend's marker; ARGV: amount, then each counter's limit and ttl_ms,
+ * then the marker's ttl_ms. Returns {allowed, which (1-based), used...}.
+ * What was taken is noted in the marker, for the give-back to return
+ * exactly that; a marker there already means the spend was given back
+ * before it arrived (its answer timed out), so it takes nothing. */
 static const char lua_spend[] =
+        "local n = #KEYS - 1 "
         "local amount = tonumber(ARGV[1]) "
         "local used = {} "
-        "for i, k in ipairs(KEYS) do used[i] = tonumber(redis.call('GET', k) or '0') end "
+        "for i = 1, n do used[i] = tonumber(redis.call('GET', KEYS[i]) or '0') end "
+        "local out = {1, 0} "
+        "if amount > 0 and redis.call('EXISTS', KEYS[#KEYS]) == 1 then "
+        "  for i = 1, n do out[#out + 1] = used[i] end "
+        "  return out "
+        "end "
         "if amount > 0 then "
-        "  for i = 1, #KEYS do "
+        "  for i = 1, n do "
         "    local limit = tonumber(ARGV[2 * i]) "
         "    if limit > 0 and used[i] + amount > limit then "
-        "      local out = {0, i} "
-        "      for j = 1, #KEYS do out[#out + 1] = used[j] end "
+        "      out = {0, i} "
+        "      for j = 1, n do out[#out + 1] = used[j] end "
         "      return out "
         "    end "
         "  end "
         "end "
-        "local out = {1, 0} "
-        "for i, k in ipairs(KEYS) do "
+        "for i = 1, n do "
+        "  local k = KEYS[i] "
         "  local v = math.max(0, used[i] + amount) "
         "  if redis.call('EXISTS', k) == 1 then redis.call('SET', k, v, 'KEEPTTL') "
         "  else redis.call('SET', k, v, 'PX', ARGV[2 * i + 1]) end "
         "  out[#out + 1] = v "
         "end "
+        "if amount > 0 then redis.call('SET', KEYS[#KEYS], amount, 'PX', ARGV[#ARGV]) end "
         "return out";
 
-/* A give-back (store_give_back): once_key (the last key) is set first, so
- * a give-back sent again after a timeout is not applied twice. KEYS: the
- * counters, then once_key; ARGV: amount, once_key's ttl_ms. */
+/* A give-back (store_give_back): returns what the spend marked as taken,
+ * once. The marker is left saying "given back" (x), so a copy sent again
+ * after a timeout, or a spend arriving after its give-back, does nothing.
+ * KEYS: the counters, then the marker; ARGV: the marker's ttl_ms. */
 static const char lua_give_back[] =
-        "if not redis.call('SET', KEYS[#KEYS], '1', 'NX', 'PX', ARGV[2]) then return 0 end "
+        "local taken = redis.call('GET', KEYS[#KEYS]) "
+        "redis.call('SET', KEYS[#KEYS], 'x', 'PX', ARGV[1]) "
+        "if not taken or taken == 'x' then return 0 end "
         "for i = 1, #KEYS - 1 do "
         "  local v = tonumber(redis.call('GET', KEYS[i]) or 'x') "
         "  if v then "
-        "    redis.call('SET', KEYS[i], math.max(0, v - tonumber(ARGV[1])), 'KEEPTTL') "
+        "    redis.call('SET', KEYS[i], math.max(0, v - tonumber(taken)), 'KEEPTTL') "
         "  end "
         "end "
         "return 1";
@@ -117,7 +131,7 @@ static const char lua_give_back[] =
 #define GIVE_BACK_FIRST_MS 1000
 #define GIVE_BACK_MAX_MS   60000
 #define GIVE_BACK_TRIES    70                  /* about an hour at the longest delay */
-#define GIVE_BACK_ONCE_MS  (4 * 3600 * 1000LL) /* outlasts every retry */
+#define MARKER_TTL_MS      (4 * 3600 * 1000LL) /* outlasts every retry */
 
 enum op_kind { OP_COUNT, OP_GET, OP_DONE, OP_MGET, OP_LIST, OP_SPEND };
 
@@ -730,11 +744,12 @@ mem_spend(struct store *s, struct store_op *op, const char *const *keys, const l
 
 struct store_op *
 store_spend(struct store *s, const char *const *keys, const long long *limits,
-            const long long *ttl_ms, size_t n, long long amount, store_spend_fn fn, void *arg)
+            const long long *ttl_ms, size_t n, long long amount, const char *marker,
+            store_spend_fn fn, void *arg)
 {
 	struct store_op *op = op_new(s, OP_SPEND, (void *)fn, arg);
-	const char *argv[4 + 3 * STORE_SPEND_MAX];
-	char nums[1 + 2 * STORE_SPEND_MAX][32];
+	const char *argv[6 + 3 * STORE_SPEND_MAX];
+	char nums[2 + 2 * STORE_SPEND_MAX][32];
 	char nkeys[8];
 	size_t i, a = 0;
 
@@ -750,12 +765,13 @@ store_spend(struct store *s, const char *const *keys, const long long *limits,
 		pthread_mutex_unlock(&s->mem->mu);
 		return defer(op, 0);
 	}
-	snprintf(nkeys, sizeof(nkeys), "%zu", n);
+	snprintf(nkeys, sizeof(nkeys), "%zu", n + 1);
 	argv[a++] = "EVAL";
 	argv[a++] = lua_spend;
 	argv[a++] = nkeys;
 	for (i = 0; i < n; i++)
 		argv[a++] = keys[i];
+	argv[a++] = marker;
 	snprintf(nums[0], sizeof(nums[0]), "%lld", amount);
 	argv[a++] = nums[0];
 	for (i = 0; i < n; i++) {
@@ -764,6 +780,8 @@ store_spend(struct store *s, const char *const *keys, const long long *limits,
 		argv[a++] = nums[1 + 2 * i];
 		argv[a++] = nums[2 + 2 * i];
 	}
+	snprintf(nums[1 + 2 * n], sizeof(nums[0]), "%lld", MARKER_TTL_MS);
+	argv[a++] = nums[1 + 2 * n];
 	return redis_send(s, op, (int)a, argv);
 }
 
@@ -828,7 +846,7 @@ static void
 give_back_send(struct give_back *g)
 {
 	const char *argv[5 + STORE_SPEND_MAX];
-	char nkeys[8], amount[32], ttl[32];
+	char nkeys[8], ttl[32];
 	struct store_op *op;
 	size_t i, a = 0;
 
@@ -840,21 +858,19 @@ give_back_send(struct give_back *g)
 		return;
 	}
 	snprintf(nkeys, sizeof(nkeys), "%zu", g->nkeys);
-	snprintf(amount, sizeof(amount), "%lld", g->amount);
-	snprintf(ttl, sizeof(ttl), "%lld", GIVE_BACK_ONCE_MS);
+	snprintf(ttl, sizeof(ttl), "%lld", MARKER_TTL_MS);
 	argv[a++] = "EVAL";
 	argv[a++] = lua_give_back;
 	argv[a++] = nkeys;
 	for (i = 0; i < g->nkeys; i++)
 		argv[a++] = g->keys[i];
-	argv[a++] = amount;
 	argv[a++] = ttl;
 	g->op = redis_send(g->s, op, (int)a, argv);
 }
 
 void
 store_give_back(struct store *s, const char *const *keys, const long long *ttl_ms, size_t n,
-                long long amount, const char *once_key)
+                long long amount, const char *marker)
 {
 	static const long long none[STORE_SPEND_MAX];
 	struct store_op op;
@@ -881,7 +897,7 @@ store_give_back(struct store *s, const char *const *keys, const long long *ttl_m
 	s->give_backs = g;
 	g->timer = evtimer_new(s->base, on_give_back_timer, g);
 	for (i = 0; i <= n; i++) {
-		g->keys[i] = strdup(i < n ? keys[i] : once_key);
+		g->keys[i] = strdup(i < n ? keys[i] : marker);
 		if (g->keys[i] == NULL)
 			break;
 		g->nkeys++;

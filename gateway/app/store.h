@@ -94,26 +94,31 @@ struct store_op *store_set(struct store *s, const char *key, const char *value, 
  * replicas never overspend between them: when any would pass its limit
  * (limits[i] > 0), none changes, allowed is 0 and which names the first.
  * A negative amount gives back (never below 0) and is always allowed.
- * used[] holds the counters after (refused: as they stand).
+ * used[] holds the counters after (refused: as they stand). In Redis,
+ * what was taken is noted under marker (a key naming this spend, e.g. its
+ * request), for store_give_back.
  */
 #define STORE_SPEND_MAX 4
 typedef void (*store_spend_fn)(void *arg, enum store_status st, int allowed, size_t which,
                                const long long *used);
 struct store_op *store_spend(struct store *s, const char *const *keys, const long long *limits,
-                             const long long *ttl_ms, size_t n, long long amount, store_spend_fn fn,
-                             void *arg);
+                             const long long *ttl_ms, size_t n, long long amount,
+                             const char *marker, store_spend_fn fn, void *arg);
 
 /*
- * Gives amount back to the n counters keys[] that exist, never below 0,
- * exactly once for once_key however often it is sent: the store keeps it
- * and sends it again (from 1 s, doubling to a minute, for about an hour)
- * while Redis cannot be reached or does not answer in time, since an
- * answer that timed out may still have been applied. Nobody is called
- * back; what is still unsent when the store is freed is logged as lost
- * (a stop waits for store_give_backs to reach 0, up to its grace).
+ * Gives back to the n counters keys[] that exist (never below 0) what the
+ * spend of marker took: in Redis, what its marker says, exactly once
+ * however often it is sent, and nothing when the spend never arrived (a
+ * spend arriving after its give-back then takes nothing), so a spend
+ * whose answer timed out is given back too; in memory, amount. The store
+ * keeps it and sends it again (from 1 s, doubling to a minute, for about
+ * an hour) while Redis cannot be reached or does not answer in time.
+ * Nobody is called back; what is still unsent when the store is freed is
+ * logged as lost (a stop waits for store_give_backs to reach 0, up to its
+ * grace).
  */
 void store_give_back(struct store *s, const char *const *keys, const long long *ttl_ms, size_t n,
-                     long long amount, const char *once_key);
+                     long long amount, const char *marker);
 
 /* How many give-backs Redis has not taken yet. */
 size_t store_give_backs(const struct store *s);

@@ -628,27 +628,33 @@ windows(const struct request *r, time_t now, char *day, size_t dn, char *month, 
 	*month_end = timegm(&next);
 }
 
+/* The budget reserved for r's containers goes back to the windows it was
+ * reserved in: what its spend took (the store sends it until Redis takes
+ * it, once, and nothing if the spend never landed). */
+static void
+give_back_budget(struct request *r, long long amount)
+{
+	char day[KEY_MAX], month[KEY_MAX], marker[KEY_MAX];
+	const char *keys[2] = {day, month};
+	const long long ttl[2] = {DAY_TTL_MS, MONTH_TTL_MS};
+	time_t day_end, month_end;
+
+	windows(r, r->budget.at, day, sizeof(day), month, sizeof(month), &day_end, &month_end);
+	key(marker, sizeof(marker), "spent", r->id);
+	store_give_back(r->ctx->store, keys, ttl, 2, amount, marker);
+}
+
 /* At the request's end, what it held and did not use goes back: the
- * budget it reserved (to the windows it was reserved in; the store sends
- * it until Redis takes it, once), and the live slot of a create that ended
- * before anything went upstream (its intent never audited, the gateway
+ * budget it reserved, and the live slot of a create that ended before
+ * anything went upstream (its intent never audited, the gateway
  * stopping), which would otherwise count for SLOT_HOLD_MS. Nobody waits
  * on the store's answer; the request is gone when it lands. */
 static void
 give_back(struct request *r)
 {
-	char day[KEY_MAX], month[KEY_MAX], once[KEY_MAX];
-	const char *keys[2] = {day, month};
-	const long long ttl[2] = {DAY_TTL_MS, MONTH_TTL_MS};
-	time_t day_end, month_end;
-
 	r->unwind = NULL;
-	if (r->budget.held > 0) {
-		windows(r, r->budget.at, day, sizeof(day), month, sizeof(month), &day_end,
-		        &month_end);
-		key(once, sizeof(once), "refund", r->id);
-		store_give_back(r->ctx->store, keys, ttl, 2, r->budget.held, once);
-	}
+	if (r->budget.held > 0)
+		give_back_budget(r, r->budget.held);
 	r->budget.held = 0;
 	if (!r->forwarded)
 		tenancy_not_created(r);
@@ -673,6 +679,11 @@ on_spent(void *arg, enum store_status st, int allowed, size_t which, const long 
 
 	r->store_op = NULL;
 	if (st != STORE_OK) {
+		/* No answer is no refusal: Redis may still take the spend (it
+		 * timed out, or the connection broke after sending it). Whether
+		 * the request fails or goes on uncharged (fail_open), what the
+		 * spend took, if it lands, is given back. */
+		give_back_budget(r, r->budget.gb_minutes);
 		if (unavailable(r)) {
 			tenancy_not_created(r);
 			pipeline_resume(r, STEP_FAIL);
@@ -719,7 +730,7 @@ enum step_result
 tenancy_budget(struct request *r, long long gb_minutes, double usd)
 {
 	const struct tenant_limits *lim;
-	char day[KEY_MAX], month[KEY_MAX];
+	char day[KEY_MAX], month[KEY_MAX], marker[KEY_MAX];
 	const char *keys[2] = {day, month};
 	long long limits[2], ttl[2] = {DAY_TTL_MS, MONTH_TTL_MS};
 	time_t day_end, month_end;
@@ -736,6 +747,8 @@ tenancy_budget(struct request *r, long long gb_minutes, double usd)
 	windows(r, r->budget.at, day, sizeof(day), month, sizeof(month), &day_end, &month_end);
 	limits[0] = lim->gb_minutes_per_day;
 	limits[1] = lim->gb_minutes_per_month;
-	r->store_op = store_spend(r->ctx->store, keys, limits, ttl, 2, gb_minutes, on_spent, r);
+	key(marker, sizeof(marker), "spent", r->id);
+	r->store_op =
+	        store_spend(r->ctx->store, keys, limits, ttl, 2, gb_minutes, marker, on_spent, r);
 	return STEP_WAIT;
 }
