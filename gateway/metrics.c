@@ -35,7 +35,7 @@ struct denial_series {
 	unsigned long long n;
 };
 
-/* Tenants are few and named by the policy; past TENANT_SERIES, "other".
+/* Tenants are few and named by the policy; past TENANT_SERIES, "_other".
  * A tenant's request series grow as its traffic shows them, up to
  * TENANT_REQUEST_SERIES; the rest of its requests count in other_n. */
 #define TENANT_SERIES 256
@@ -78,7 +78,8 @@ metrics_new(void)
 		return NULL;
 	pthread_mutex_init(&m->mu, NULL);
 	text_copy(m->deny[DENIAL_SERIES].rule, LABEL_MAX, "other");
-	text_copy(m->tenants[TENANT_SERIES].tenant, LABEL_MAX, "other");
+	/* No tenant's name begins with '_' (tenant.c), so none shares it. */
+	text_copy(m->tenants[TENANT_SERIES].tenant, LABEL_MAX, "_other");
 	return m;
 }
 
