@@ -358,14 +358,56 @@ tenant_requests(struct out *o, const struct tenant_series *t)
 
 static void render(const struct metrics *m, const struct metrics_state *st, struct out *o);
 
+/* A copy of m's numbers, taken under its lock, with its request series in
+ * one block (*series, freed by the caller with the copy): rendering the
+ * copy (up to 257 tenants x 129 series, tens of thousands of lines) then
+ * holds no worker up. NULL when memory runs out. */
+static struct metrics *
+snapshot(struct metrics *m, struct request_series **series)
+{
+	struct metrics *c = malloc(sizeof(*c));
+	struct request_series *all = NULL;
+	size_t i, total = 0, at = 0;
+
+	*series = NULL;
+	if (c == NULL)
+		return NULL;
+	pthread_mutex_lock(&m->mu);
+	memcpy(c, m, sizeof(*c));
+	for (i = 0; i <= TENANT_SERIES; i++)
+		total += m->tenants[i].nreq; /* 0 for the slots not in use */
+	if (total > 0 && (all = malloc(total * sizeof(*all))) == NULL) {
+		pthread_mutex_unlock(&m->mu);
+		free(c);
+		return NULL;
+	}
+	for (i = 0; i <= TENANT_SERIES; i++) {
+		c->tenants[i].req = all ? all + at : NULL;
+		if (m->tenants[i].nreq > 0)
+			memcpy(all + at, m->tenants[i].req, m->tenants[i].nreq * sizeof(*all));
+		at += m->tenants[i].nreq;
+	}
+	pthread_mutex_unlock(&m->mu);
+	*series = all;
+	return c;
+}
+
 int
 metrics_render(struct metrics *m, const struct metrics_state *st, struct evbuffer *buf)
 {
 	struct out o = {buf, 0};
+	struct request_series *series;
+	struct metrics *c = snapshot(m, &series);
 
-	pthread_mutex_lock(&m->mu);
-	render(m, st, &o);
-	pthread_mutex_unlock(&m->mu);
+	if (c == NULL) { /* no memory for a copy: rendered under the lock */
+		pthread_mutex_lock(&m->mu);
+		render(m, st, &o);
+		pthread_mutex_unlock(&m->mu);
+		return o.failed ? -1 : 0;
+	}
+	render(c, st, &o);
+	free(series);
+	free(c);
 	return o.failed ? -1 : 0;
 }
 
