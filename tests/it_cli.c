@@ -450,6 +450,38 @@ Test(it_cli, a_relative_value_file_is_found_beside_the_policy)
 	cr_expect_null(strstr(hx_read_file(p->out_path, NULL), "file-SECRET-8812"));
 }
 
+/* A brokered secret's file that holds a NUL byte or bytes that are not
+ * UTF-8 is refused when the policy loads: its value could not go into the
+ * forwarded JSON as written (a NUL-led one would even read as a spooled
+ * string's stand-in). */
+Test(it_cli, a_secret_file_holding_a_nul_or_not_utf8_is_refused)
+{
+	static const char nul[] = "ab\0cd";
+	struct hx_proc *p;
+	FILE *f;
+
+	cr_assert_eq(mkdir(hx_path("sec"), 0700), 0);
+	f = fopen(hx_path("sec/nul.txt"), "wb");
+	cr_assert_not_null(f);
+	fwrite(nul, 1, sizeof(nul) - 1, f);
+	fclose(f);
+	hx_write_file(hx_path("sec/latin1.txt"), "caf\xe9");
+	hx_write_file(hx_path("sec/policy.json"),
+	              "{\"network_policy\":{\"allowed_domains\":[\"pypi.org\"],"
+	              "\"allow_domain_secrets\":true},\"tenants\":{\"ml\":{\"secrets\":["
+	              "{\"domain\":\"pypi.org\",\"name\":\"A\",\"value_file\":\"nul.txt\"},"
+	              "{\"domain\":\"pypi.org\",\"name\":\"B\",\"value_file\":\"latin1.txt\"}]}}}");
+	hx_write_file(hx_path("sec/g.json"), "{\"policy_file\":\"policy.json\"}");
+	cr_expect_eq(run("nul",
+	                 (const char *[]){"--config", hx_path("sec/g.json"), "--check", NULL}, &p),
+	             1);
+	cr_expect_not_null(strstr(hx_read_file(p->err_path, NULL), "nul.txt: it holds a NUL byte"),
+	                   "%s", hx_read_file(p->err_path, NULL));
+	cr_expect_not_null(
+	        strstr(hx_read_file(p->err_path, NULL), "latin1.txt: it is not UTF-8 text"), "%s",
+	        hx_read_file(p->err_path, NULL));
+}
+
 /* workers: "auto" is one event loop per core this process may use: under
  * taskset with one core, one; a word other than "auto" is refused. */
 Test(it_cli, workers_auto_follows_the_cores_the_process_may_use)

@@ -277,6 +277,105 @@ Test(it_spool, the_spool_bound_refuses_a_body_that_would_pass_it)
 	hx_gw_stop(gw);
 }
 
+/* Only an inline skill's "data" is set aside; the rest of a create, like
+ * a body read whole, is at most 1 MiB. A 64 MiB description, or data
+ * under a key written with an escape, is refused with 413 once that is
+ * passed, holding little (196 MB before this bound, more than a body read
+ * whole). */
+/* pre, then n bytes of 'A', then post, in a new buffer. */
+static char *
+filled(const char *pre, size_t n, const char *post, size_t *len)
+{
+	size_t a = strlen(pre), b = strlen(post);
+	char *buf = malloc(a + n + b + 1);
+
+	cr_assert_not_null(buf);
+	memcpy(buf, pre, a);
+	memset(buf + a, 'A', n);
+	memcpy(buf + a + n, post, b + 1);
+	*len = a + n + b;
+	return buf;
+}
+
+Test(it_spool, large_strings_elsewhere_are_refused_before_they_cost_memory)
+{
+	struct hx_gw *gw = hx_gw_start(inline_policy, NULL);
+	size_t len;
+	char *body;
+	struct hx_resp *r;
+	long before, after;
+
+	before = hx_proc_kb(gw->proc->pid, "VmHWM");
+	/* 64 MiB in the skill's description. */
+	body = filled("{\"name\":\"big\",\"skills\":[{\"type\":\"inline\",\"name\":\"s\","
+	              "\"description\":\"",
+	              (size_t)64 << 20,
+	              "\",\"source\":{\"type\":\"base64\",\"media_type\":\"application/zip\","
+	              "\"data\":\"UEsDBA==\"}}]}",
+	              &len);
+	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), json_headers, body, len);
+	cr_assert_eq(r->status, 413, "%s", r->body);
+	cr_assert_str_eq(hx_str(json_object_get(hx_resp_json(r), "error"), "code"),
+	                 "request_too_large");
+	hx_resp_free(r);
+	free(body);
+	/* 2 MiB of data under a key written with an escape. */
+	body = filled("{\"name\":\"big\",\"skills\":[{\"type\":\"inline\",\"name\":\"s\","
+	              "\"description\":\"d\",\"source\":{\"type\":\"base64\","
+	              "\"media_type\":\"application/zip\",\"dat\\u0061\":\"",
+	              (size_t)2 << 20, "\"}}]}", &len);
+	r = hx_http("POST", hx_gw_url(gw, "/v1/containers"), json_headers, body, len);
+	cr_assert_eq(r->status, 413, "%s", r->body);
+	hx_resp_free(r);
+	free(body);
+	after = hx_proc_kb(gw->proc->pid, "VmHWM");
+	cr_log_info("refusing them grew the peak by %ld kB", after - before);
+	if (getenv("GW_SANITIZED") == NULL)
+		cr_expect_lt(after - before, 16 * 1024, "the peak grew by %ld kB", after - before);
+	cr_assert_eq(json_array_size(hx_stub_requests()), 0);
+	cr_assert_eq(json_array_size(hx_audit_wait(gw, 2, 5000)), 2);
+	hx_gw_stop(gw);
+}
+
+/* A large create's body, though read as it arrives, must arrive whole
+ * within limits.body_timeout_ms, as a body read whole must: a client
+ * trickling it (17 KB every 700 ms) gets 408 after about a second rather
+ * than holding a request and its spool for as long as it likes. */
+Test(it_spool, a_trickled_large_body_times_out_as_a_whole)
+{
+	struct hx_gw *gw = hx_gw_start(inline_policy, "{\"limits\":{\"body_timeout_ms\":1000}}");
+	size_t len, sent = 0;
+	char *body = large_body(1200000, -1, &len);
+	const char *head = hx_fmt("POST /v1/containers HTTP/1.1\r\nHost: x\r\n"
+	                          "Authorization: Bearer sk-client\r\n"
+	                          "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+	                          len);
+	long long start = hx_now_ms(), at = 0;
+	const char *got = "";
+	size_t n = 0;
+	int fd = hx_raw_open(gw->port, head, strlen(head));
+
+	cr_assert_geq(fd, 0);
+	while (sent < len && hx_now_ms() - start < 4000) {
+		size_t k = len - sent < 17000 ? len - sent : 17000;
+
+		if (hx_raw_send(fd, body + sent, k) < 0)
+			break;
+		sent += k;
+		got = hx_raw_read(fd, 700, &n); /* what has come back meanwhile */
+		if (n > 0) {
+			at = hx_now_ms() - start;
+			break;
+		}
+	}
+	cr_assert(strncmp(got, "HTTP/1.1 408", 12) == 0, "%.200s", got);
+	cr_expect_lt(at, 2500, "the 408 came after %lld ms", at);
+	cr_assert_eq(json_array_size(hx_stub_requests()), 0);
+	cr_assert_eq(json_array_size(hx_audit_wait(gw, 1, 5000)), 1);
+	free(body);
+	hx_gw_stop(gw);
+}
+
 /* A 64 MiB create: the gateway's peak memory grows by far less than the
  * body (141 MiB before bodies were streamed). */
 Test(it_spool, a_64_mib_create_leaves_the_gateways_memory_nearly_as_it_was)

@@ -232,7 +232,7 @@ check_body(const char *body, size_t len, size_t min, int mode, const char *what)
 {
 	struct err e1, e2;
 	struct spool *sp = spool_new("/tmp", 7, UINT64_MAX);
-	struct jsonspool *j = jsonspool_new(sp, names, min);
+	struct jsonspool *j = jsonspool_new(sp, names, min, SIZE_MAX);
 	char *copy = malloc(len ? len : 1);
 	const struct jsondoc_ref *refs;
 	const char *text;
@@ -373,7 +373,7 @@ Test(jsonspool, a_large_string_is_spooled_not_held)
 	static const char tail[] = "\"}}]}";
 	size_t big = 4 << 20, tlen, nrefs, i;
 	struct spool *sp = spool_new("/tmp", 64 * 1024, UINT64_MAX);
-	struct jsonspool *j = jsonspool_new(sp, names, 1024);
+	struct jsonspool *j = jsonspool_new(sp, names, 1024, SIZE_MAX);
 	const struct jsondoc_ref *refs;
 	char chunk[65536];
 	struct err e;
@@ -486,4 +486,31 @@ Test(spool, all_files_together_stay_under_their_bound)
 	cr_assert_eq(spool_write(b, buf, 30, &e), 0);
 	spool_free(b);
 	cr_assert_eq(spool_files_bytes(), 0);
+}
+
+/* What is not set aside is bounded: past max_text, feeding fails with a
+ * 413 and reads no further, whatever holds the bytes (here a long value
+ * of a key that is not named). */
+Test(jsonspool, the_text_kept_in_memory_is_bounded)
+{
+	static const char head[] = "{\"other\":\"";
+	struct spool *sp = spool_new("/tmp", 1024, UINT64_MAX);
+	struct jsonspool *j = jsonspool_new(sp, names, 16, 4096);
+	char chunk[1000];
+	struct err e;
+	size_t len;
+	int i, rc = 0;
+
+	memset(chunk, 'a', sizeof(chunk));
+	err_clear(&e);
+	cr_assert_eq(jsonspool_feed(j, head, sizeof(head) - 1, &e), 0);
+	for (i = 0; i < 5 && rc == 0; i++)
+		rc = jsonspool_feed(j, chunk, sizeof(chunk), &e);
+	cr_assert_eq(rc, -1);
+	cr_assert_eq(e.status, 413);
+	cr_assert_str_eq(e.code, "request_too_large");
+	jsonspool_text(j, &len);
+	cr_assert_leq(len, 4096);
+	jsonspool_free(j);
+	spool_free(sp);
 }

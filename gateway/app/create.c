@@ -30,10 +30,12 @@
 /* A large body's strings set aside (front.c streams bodies over 1 MiB
  * in): the contract's one string that may be large, an inline skill's
  * base64 "data" (up to 70254592 characters), once past 64 KiB; the spool
- * holds 1 MiB in memory, the rest in limits.spool_dir. */
+ * holds 1 MiB in memory, the rest in limits.spool_dir. The rest of a
+ * create, like a body read whole, is at most 1 MiB (413 past it). */
 static const char *const spooled_keys[] = {"data", NULL};
 #define SPOOL_STRING_MIN (64 * 1024)
 #define SPOOL_MEMORY     (1024 * 1024)
+#define SPOOL_TEXT_MAX   (1024 * 1024)
 
 /* The create's own state: the document decided on, and as sent; when the
  * container made would expire if left alone. A body that streamed in
@@ -48,6 +50,7 @@ struct create {
 
 	struct spool *spool;
 	struct jsonspool *reader;
+	size_t text_len; /* what the reader kept in memory, as a size hint */
 	int taking;
 	struct jsonbuf_hole *holes;
 	size_t nholes, hole, text_at;
@@ -144,11 +147,15 @@ on_body_event(struct request *r, int event)
 {
 	int rc;
 
+	/* While take() is reading (reading on can report more), it finds
+	 * what happened itself: the bytes, or the stream's error. */
+	if (op(r)->taking)
+		return;
 	if (event == CONN_EV_FAILED) {
 		pipeline_fail(r, &r->http->stream_error);
 		return;
 	}
-	if (event != CONN_EV_BODY || op(r)->taking || (rc = take(r)) == 0)
+	if (event != CONN_EV_BODY || (rc = take(r)) == 0)
 		return;
 	r->on_event = NULL;
 	pipeline_resume(r, rc > 0 ? STEP_NEXT : STEP_FAIL);
@@ -176,7 +183,9 @@ receive(struct request *r)
 	if (r->http->stream_in == NULL)
 		return STEP_NEXT;
 	c->spool = spool_new(r->cfg->spool_dir, SPOOL_MEMORY, (uint64_t)r->cfg->max_spool_bytes);
-	c->reader = c->spool ? jsonspool_new(c->spool, spooled_keys, SPOOL_STRING_MIN) : NULL;
+	c->reader =
+	        c->spool ? jsonspool_new(c->spool, spooled_keys, SPOOL_STRING_MIN, SPOOL_TEXT_MAX)
+	                 : NULL;
 	if (c->reader == NULL)
 		return oom(r);
 	if ((rc = take(r)) == 0) {
@@ -199,6 +208,7 @@ validate(struct request *r)
 		text = jsonspool_text(c->reader, &len);
 		refs = jsonspool_refs(c->reader, &nrefs);
 		c->doc = jsondoc_parse_spooled(text, len, refs, nrefs, &r->error);
+		c->text_len = len;
 		jsonspool_free(c->reader);
 		c->reader = NULL;
 	} else {
@@ -388,8 +398,8 @@ forward(struct request *r)
 	size_t i;
 
 	if (c->spool)
-		c->forward = jsonbuf_dump_spooled(c->doc, 4096, max, &c->forward_len, &c->holes,
-		                                  &c->nholes);
+		c->forward = jsonbuf_dump_spooled(c->doc, c->text_len + 512, max, &c->forward_len,
+		                                  &c->holes, &c->nholes);
 	else
 		c->forward = jsonbuf_dump(c->doc, hint, max, &c->forward_len);
 	if (c->forward == NULL) {

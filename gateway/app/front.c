@@ -435,6 +435,7 @@ spool_body(struct request *r)
 		              "request body exceeds this gateway's limit of %lld bytes", max);
 	r->http->body_limit = (uint64_t)max;
 	r->http->body_limit_key = "limits.max_body_bytes";
+	r->http->stream_whole = 1;
 	return CONN_BODY_STREAM;
 }
 

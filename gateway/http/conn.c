@@ -90,12 +90,13 @@ struct conn {
 	int closing;   /* close once the answer is written */
 	int peer_done; /* the client sent its end while an answer was due */
 	int head_started;
-	int chunked_out;       /* the streamed answer is sent chunked */
-	int tls;               /* the bufferevent is a TLS one */
-	int handshaken;        /* its handshake is complete */
-	int over_limit;        /* accepted beyond limits.max_connections: answered 503 */
-	struct tls_peer *peer; /* the verified client certificate, or NULL */
-	uint64_t stream_mark;  /* body_seen when the body timer was last armed */
+	int chunked_out;              /* the streamed answer is sent chunked */
+	int tls;                      /* the bufferevent is a TLS one */
+	int handshaken;               /* its handshake is complete */
+	int over_limit;               /* accepted beyond limits.max_connections: answered 503 */
+	struct tls_peer *peer;        /* the verified client certificate, or NULL */
+	uint64_t stream_mark;         /* body_seen when the body timer was last armed */
+	long long stream_deadline_ms; /* a stream_whole body's, on the monotonic clock */
 };
 
 /* What limits.max_connections counts, across every loop. */
@@ -140,6 +141,8 @@ detach(struct conn_req *req)
 	req->conn = NULL;
 }
 
+static void drain_wiped(struct evbuffer *in, size_t n);
+
 void
 conn_req_free(struct conn_req *req)
 {
@@ -147,9 +150,13 @@ conn_req_free(struct conn_req *req)
 		return;
 	detach(req);
 	/* Uploaded file bytes are the client's data on their way upstream,
-	 * not secrets the gateway brokers: they are not wiped. */
-	if (req->stream_in)
+	 * not secrets the gateway brokers: they are not wiped. A body read
+	 * whole, streamed or not, may carry domain secrets. */
+	if (req->stream_in) {
+		if (req->stream_whole)
+			drain_wiped(req->stream_in, evbuffer_get_length(req->stream_in));
 		evbuffer_free(req->stream_in);
+	}
 	secmem_free(req->head_buf);
 	free(req->head.headers);
 	secmem_free(req->body);
@@ -307,6 +314,28 @@ arm(struct conn *c, long ms)
 	evtimer_add(c->timer, &tv);
 }
 
+static long long
+mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* How long a paused stream's timer may run when reading resumes: the rest
+ * of a stream_whole body's deadline (at least 1 ms), else a fresh
+ * body_timeout_ms for the next 16 KiB. */
+static long
+stream_time_left(const struct conn *c)
+{
+	long long left = c->stream_deadline_ms - mono_ms();
+
+	if (!c->req->stream_whole)
+		return c->limits.body_timeout_ms;
+	return left > 1 ? (long)left : 1;
+}
+
 /* Drops n bytes from the front of in, overwriting them first: heads carry
  * API keys and bodies carry domain secrets. */
 static void
@@ -446,7 +475,10 @@ read_stream(struct conn *c)
 		rc = httpmsg_chunked_feed(c->chunked,
 		                          (const char *)evbuffer_pullup(in, (ev_ssize_t)avail),
 		                          avail, &consumed, emit_body, c, &e);
-		evbuffer_drain(in, consumed);
+		if (req->stream_whole)
+			drain_wiped(in, consumed);
+		else
+			evbuffer_drain(in, consumed);
 		if (rc < 0) {
 			req->stream_error = e;
 			c->closing = 1;
@@ -463,7 +495,7 @@ read_stream(struct conn *c)
 		              req->body_limit_key ? req->body_limit_key : "this gateway's");
 		return 1;
 	}
-	if (req->body_seen - c->stream_mark >= STREAM_PROGRESS) {
+	if (!req->stream_whole && req->body_seen - c->stream_mark >= STREAM_PROGRESS) {
 		c->stream_mark = req->body_seen;
 		arm(c, c->limits.body_timeout_ms);
 	}
@@ -491,7 +523,7 @@ conn_stream_resume(struct conn_req *req)
 		return;
 	if (!evtimer_pending(c->timer, NULL)) {
 		c->stream_mark = req->body_seen;
-		arm(c, c->limits.body_timeout_ms);
+		arm(c, stream_time_left(c));
 	}
 	bufferevent_enable(c->bev, EV_READ);
 	(void)read_stream(c);
@@ -568,6 +600,7 @@ start_stream(struct conn *c)
 	c->state = C_STREAM;
 	c->body_too_large = 0;
 	c->stream_mark = 0;
+	c->stream_deadline_ms = mono_ms() + c->limits.body_timeout_ms;
 	arm(c, c->limits.body_timeout_ms);
 	c->loop->h->request(c->ctx);
 	/* The handler may have answered at once (a size over the limit, a bad
@@ -884,6 +917,12 @@ on_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->state == C_LINGER) {
 		conn_free(c);
+		return;
+	}
+	if (c->state == C_STREAM && c->req->stream_whole) {
+		stream_failed(c, 408, "request_timeout",
+		              "the request body did not arrive within %ld ms",
+		              c->limits.body_timeout_ms);
 		return;
 	}
 	if (c->state == C_STREAM) {

@@ -74,6 +74,10 @@ struct conn_req {
 	int body_done;
 	uint64_t body_limit;
 	const char *body_limit_key; /* the setting body_limit is, for the 413 */
+	/* Read like a buffered body, though streamed: whole within
+	 * body_timeout_ms (not each 16 KiB of it), and wiped as it goes and
+	 * when freed (it may carry secrets). Set by the handler's head call. */
+	int stream_whole;
 	struct err stream_error;
 
 	uint64_t body_seen; /* body bytes received, buffered or streamed */

@@ -29,7 +29,7 @@ enum lex {
 struct jsonspool {
 	struct spool *spool;
 	const char *const *names;
-	size_t min;
+	size_t min, max_text;
 	uint64_t seen; /* body bytes before the current chunk */
 	enum state state;
 
@@ -56,7 +56,7 @@ struct jsonspool {
 };
 
 struct jsonspool *
-jsonspool_new(struct spool *spool, const char *const *names, size_t min)
+jsonspool_new(struct spool *spool, const char *const *names, size_t min, size_t max_text)
 {
 	struct jsonspool *j = calloc(1, sizeof(*j));
 
@@ -65,6 +65,7 @@ jsonspool_new(struct spool *spool, const char *const *names, size_t min)
 	j->spool = spool;
 	j->names = names;
 	j->min = min;
+	j->max_text = max_text;
 	return j;
 }
 
@@ -118,6 +119,14 @@ append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
 static int
 put_text(struct jsonspool *j, const char *data, size_t n, struct err *e)
 {
+	if (n > j->max_text - j->len) {
+		j->state = S_DONE;
+		return err_set(
+		        e, 413, ERR_INVALID, "request_too_large", NULL,
+		        "this body holds more than %zu bytes of JSON besides what may be set "
+		        "aside (the value of \"%s\", past %zu bytes); send less",
+		        j->max_text, j->names[0], j->min);
+	}
 	return n == 0 || append(&j->text, &j->len, &j->cap, data, n) == 0 ? 0 : oom(e);
 }
 

@@ -23,12 +23,15 @@ struct jsonspool;
 struct spool;
 
 /* spool and names (key names, ended by NULL) are borrowed; strings whose
- * text is longer than min bytes are spooled. */
-struct jsonspool *jsonspool_new(struct spool *spool, const char *const *names, size_t min);
+ * text is longer than min bytes are spooled. The rest of the body may
+ * hold at most max_text bytes: past them, feeding fails with a 413, so no
+ * body, however it is written (other keys, escaped names), holds more. */
+struct jsonspool *jsonspool_new(struct spool *spool, const char *const *names, size_t min,
+                                size_t max_text);
 void jsonspool_free(struct jsonspool *j);
 
-/* The next n bytes of the body; 0, or -1 with e filled (the spool or
- * memory failed: a 503). */
+/* The next n bytes of the body; 0, or -1 with e filled (413: past
+ * max_text; 503: the spool or memory failed). */
 int jsonspool_feed(struct jsonspool *j, const char *data, size_t n, struct err *e);
 
 /* The body has ended. Then the text to parse and its spooled strings, for

@@ -12,6 +12,7 @@
 #include "lib/hex.h"
 #include "lib/jsondoc.h"
 #include "lib/secmem.h"
+#include "lib/utf8.h"
 #include "policy/policy.h"
 #include "policy/tenant.h"
 
@@ -60,6 +61,16 @@ read_secret_file(const char *path, size_t *len, const char **why)
 	}
 	if (buf[n - 1] == '\n')
 		n--;
+	/* A value goes into the forwarded JSON as a string: one holding a NUL
+	 * (which no body the gateway takes holds either, and which would read
+	 * as a spooled string's stand-in) or bytes that are not UTF-8 could
+	 * not be sent as written. */
+	if (memchr(buf, '\0', n) != NULL || !utf8_valid(buf, n)) {
+		*why = memchr(buf, '\0', n) ? "it holds a NUL byte" : "it is not UTF-8 text";
+		secmem_wipe(buf, n);
+		secmem_free(buf);
+		return NULL;
+	}
 	buf[n] = '\0';
 	*len = n;
 	return buf;
@@ -77,6 +88,10 @@ read_secret(void *arg, const char *env, const char *path, size_t *len, const cha
 		v = getenv(env);
 		if (v == NULL || *v == '\0') {
 			*why = "is not set";
+			return NULL;
+		}
+		if (!utf8_valid(v, strlen(v))) {
+			*why = "is not UTF-8 text";
 			return NULL;
 		}
 		*len = strlen(v);

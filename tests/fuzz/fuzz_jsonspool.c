@@ -147,7 +147,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * (and the disk) stays out of the fuzzer's loop; test_jsonspool
 	 * crosses into the file. */
 	sp = spool_new("/tmp", 1 << 20, UINT64_MAX);
-	j = jsonspool_new(sp, names, data[0] & 15);
+	j = jsonspool_new(sp, names, data[0] & 15, SIZE_MAX);
 	if (sp == NULL || j == NULL)
 		die("out of memory", NULL);
 	err_clear(&e1);
