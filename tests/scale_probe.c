@@ -52,7 +52,9 @@
 #include "lib/err.h"
 #include "lib/jsonbuf.h"
 #include "lib/jsondoc.h"
+#include "lib/jsonspool.h"
 #include "lib/secmem.h"
+#include "lib/spool.h"
 #include "policy/check.h"
 #include "policy/policy.h"
 #include "policy/policyset.h"
@@ -79,6 +81,8 @@ struct probe {
 	struct audit *audit;
 	struct multipart *mp;
 	struct sse *sse;
+	struct spool *spool;
+	struct jsonspool *reader;
 	size_t events, mentions; /* what sse's callback saw */
 	size_t decoded;          /* what a chunked body gave */
 	char verdict[ERR_MESSAGE_MAX + 64];
@@ -284,6 +288,26 @@ probe_stage(struct probe *pr)
 		else
 			snprintf(pr->verdict, sizeof(pr->verdict), "%s %zu",
 			         rc == 1 ? "decoded" : "unfinished", pr->decoded);
+	} else if (strcmp(pr->stage, "spool") == 0 || strcmp(pr->stage, "spool_bytes") == 0) {
+		const struct jsondoc_ref *refs;
+		const char *text;
+		size_t at = 0, step = strcmp(pr->stage, "spool") == 0 ? FEED_CHUNK : 1, nrefs;
+		int rc = 0;
+
+		while (rc == 0 && at < pr->len) {
+			len = pr->len - at < step ? pr->len - at : step;
+			rc = jsonspool_feed(pr->reader, pr->bytes + at, len, &e);
+			at += len;
+		}
+		jsonspool_finish(pr->reader);
+		text = jsonspool_text(pr->reader, &len);
+		refs = jsonspool_refs(pr->reader, &nrefs);
+		if (rc == 0)
+			v = jsondoc_parse_spooled(text, len, refs, nrefs, &e);
+		if (v == NULL)
+			verdict_err(pr, "failed", &e);
+		else
+			snprintf(pr->verdict, sizeof(pr->verdict), "spooled %zu", nrefs);
 	} else if (strcmp(pr->stage, "query") == 0) {
 		if (query_check(pr->bytes, list_query, query, sizeof(query), &e) == 0)
 			snprintf(pr->verdict, sizeof(pr->verdict), "valid");
@@ -312,6 +336,15 @@ prepare(struct probe *pr, const char *auditfile)
 		pr->sse = sse_new(SSE_MAX_EVENT_LIMIT, probe_event, pr, &e);
 		if (pr->sse == NULL)
 			die("sse_new", e.message);
+		return;
+	}
+	if (strcmp(s, "spool") == 0 || strcmp(s, "spool_bytes") == 0) {
+		static const char *const names[] = {"data", NULL};
+
+		pr->spool = spool_new("/tmp", 1 << 20, UINT64_MAX);
+		pr->reader = pr->spool ? jsonspool_new(pr->spool, names, 64, SIZE_MAX) : NULL;
+		if (pr->reader == NULL)
+			die("jsonspool_new", NULL);
 		return;
 	}
 	if (strcmp(s, "multipart") == 0) {

@@ -392,6 +392,23 @@ gen_sse_cr(FILE *f, size_t n)
 		fputs("\r", f);
 }
 
+/* n inline skills' data, each past the spool's threshold, with escapes,
+ * a surrogate pair and UTF-8 in it, between keys and values that stay. */
+static void
+gen_spool(FILE *f, size_t n)
+{
+	size_t i;
+
+	fputs("{\"skills\":[", f);
+	for (i = 0; i < n; i++)
+		fprintf(f,
+		        "%s{\"name\":\"s%zu\",\"source\":{\"data\":\"UEsDBAoAAAAAAA\\u00e9\\/\\n"
+		        "\xc3\xa9\\ud83d\\ude00ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		        "0123456789+/%zu==\"}}",
+		        i ? "," : "", i, i);
+	fputs("]}", f);
+}
+
 /* n one-byte chunks, every tenth with an extension, then the last chunk
  * and a trailer field. */
 static void
@@ -533,4 +550,6 @@ SCALING(sse_line, "sse", gen_sse_line, 8000, "events 1", 0)
 SCALING(sse_events, "sse", gen_sse_events, 250000, "events", 1)
 SCALING(sse_cr_bytes, "sse_bytes", gen_sse_cr, 10000, "events 1", 0)
 SCALING(chunked, "chunked", gen_chunked, 50000, "decoded", 1)
+SCALING(spool, "spool", gen_spool, 4000, "spooled", 1)
+SCALING(spool_bytes, "spool_bytes", gen_spool, 1000, "spooled", 1)
 SCALING(chunked_bytes, "chunked_bytes", gen_chunked, 10000, "decoded", 1)
