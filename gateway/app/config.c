@@ -74,6 +74,8 @@ static const struct confkey config_keys[] = {
         {"limits.spool_dir", CT_STRING, K(spool_dir), NULL},
         {"limits.max_spool_bytes", CT_INT, K(max_spool_bytes), .def_int = 1024 * MiB,
          .min = 1 * MiB, .max = 1LL << 50},
+        {"limits.max_json_bytes", CT_INT, K(max_json_bytes), .def_int = 1 * MiB, .min = 1 * MiB,
+         .max = 1024 * MiB},
         {"limits.max_header_bytes", CT_INT, K(max_header_bytes), .def_int = 16384, .min = 1024,
          .max = 1024 * 1024},
         {"limits.header_timeout_ms", CT_INT, K(header_timeout_ms), .def_int = 10000, .min = 1,

@@ -53,6 +53,7 @@ struct config {
 	 * limits.spool_dir, else $TMPDIR, else /tmp. */
 	char *spool_dir;
 	long long max_spool_bytes; /* what all spools' files may hold at once */
+	long long max_json_bytes;  /* a create's JSON besides what is spooled */
 	long long max_header_bytes;
 	long long header_timeout_ms;
 	long long body_timeout_ms;

@@ -31,11 +31,10 @@
  * in): the contract's one string that may be large, an inline skill's
  * base64 "data" (up to 70254592 characters), once past 64 KiB; the spool
  * holds 1 MiB in memory, the rest in limits.spool_dir. The rest of a
- * create, like a body read whole, is at most 1 MiB (413 past it). */
+ * create is held and parsed, up to limits.max_json_bytes (413 past it). */
 static const char *const spooled_keys[] = {"data", NULL};
 #define SPOOL_STRING_MIN (64 * 1024)
 #define SPOOL_MEMORY     (1024 * 1024)
-#define SPOOL_TEXT_MAX   (1024 * 1024)
 
 /* The create's own state: the document decided on, and as sent; when the
  * container made would expire if left alone. A body that streamed in
@@ -183,9 +182,9 @@ receive(struct request *r)
 	if (r->http->stream_in == NULL)
 		return STEP_NEXT;
 	c->spool = spool_new(r->cfg->spool_dir, SPOOL_MEMORY, (uint64_t)r->cfg->max_spool_bytes);
-	c->reader =
-	        c->spool ? jsonspool_new(c->spool, spooled_keys, SPOOL_STRING_MIN, SPOOL_TEXT_MAX)
-	                 : NULL;
+	c->reader = c->spool ? jsonspool_new(c->spool, spooled_keys, SPOOL_STRING_MIN,
+	                                     (size_t)r->cfg->max_json_bytes)
+	                     : NULL;
 	if (c->reader == NULL)
 		return oom(r);
 	if ((rc = take(r)) == 0) {

@@ -121,11 +121,11 @@ put_text(struct jsonspool *j, const char *data, size_t n, struct err *e)
 {
 	if (n > j->max_text - j->len) {
 		j->state = S_DONE;
-		return err_set(
-		        e, 413, ERR_INVALID, "request_too_large", NULL,
-		        "this body holds more than %zu bytes of JSON besides what may be set "
-		        "aside (the value of \"%s\", past %zu bytes); send less",
-		        j->max_text, j->names[0], j->min);
+		return err_set(e, 413, ERR_INVALID, "request_too_large", NULL,
+		               "this body holds more than %zu bytes of JSON besides the values of "
+		               "\"%s\" (which may be larger); send less, or raise "
+		               "limits.max_json_bytes",
+		               j->max_text, j->names[0]);
 	}
 	return n == 0 || append(&j->text, &j->len, &j->cap, data, n) == 0 ? 0 : oom(e);
 }

@@ -204,6 +204,7 @@ enum {
 	H_HEAD_AT_LIMIT,
 	H_HEAD_PAST_LIMIT,
 	H_HEAD_1MIB,
+	H_SKILL_CHUNKED,
 	NHOSTILE
 };
 
@@ -231,6 +232,7 @@ static struct hostile hostile[NHOSTILE] = {
         [H_HEAD_AT_LIMIT] = {"head-at-limit", 200, 1},
         [H_HEAD_PAST_LIMIT] = {"head-past-limit", 431, 1},
         [H_HEAD_1MIB] = {"head-1mib", 431, 1},
+        [H_SKILL_CHUNKED] = {"skill-chunked-spooled", 403, 1},
 };
 
 struct result {
@@ -671,6 +673,40 @@ long_head(struct buf *b, int extra, size_t size)
 	put(b, "\r\n");
 }
 
+/* A create sent chunked (so read as it arrives, its inline skill's data
+ * past 64 KiB set aside in the spool) in 16 KiB chunks, 900 KiB of data:
+ * the policy allows no inline skill, so 403 once it is all read. */
+static void
+chunked_skill(struct buf *b)
+{
+	static const char alphabet[] =
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	struct buf body = {0};
+	size_t at, k, n = 900 * 1024;
+	char *data = malloc(n + 1);
+
+	if (data == NULL)
+		abort();
+	for (k = 0; k < n; k++)
+		data[k] = alphabet[k % 64];
+	data[n] = '\0';
+	put(&body, "{\"name\":\"soak-hostile\",\"skills\":[{\"type\":\"inline\",\"name\":\"s\","
+	           "\"description\":\"d\",\"source\":{\"type\":\"base64\","
+	           "\"media_type\":\"application/zip\",\"data\":\"");
+	put(&body, "%s\"}}]}", data);
+	free(data);
+	put(b, "POST /v1/containers HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n"
+	       "Authorization: Bearer " APIKEY "\r\nContent-Type: application/json\r\n"
+	       "Transfer-Encoding: chunked\r\n\r\n");
+	for (at = 0; at < body.n; at += k) {
+		k = body.n - at < 16384 ? body.n - at : 16384;
+		put(b, "%zx\r\n", k);
+		put(b, "%.*s\r\n", (int)k, body.p + at);
+	}
+	put(b, "0\r\n\r\n");
+	free(body.p);
+}
+
 /* Builds every hostile request's bytes. */
 static void
 hostile_build(void)
@@ -755,6 +791,9 @@ hostile_build(void)
 			break;
 		case H_HEADERS_PAST_MAX:
 			long_head(&b, fields + 1, 0);
+			break;
+		case H_SKILL_CHUNKED:
+			chunked_skill(&b);
 			break;
 		case H_HEAD_AT_LIMIT:
 			long_head(&b, 0, HEAD_MAX);
