@@ -381,7 +381,8 @@ Test(it_audit, a_huge_request_is_recorded_with_who_and_what)
 	               "[\"*\"]},\"tenants\":{\"big\":{\"api_keys_sha256\":[\"%s\"],"
 	               "\"policy\":{\"memory_limit\":{\"max\":\"1g\"}}}}}",
 	               hx_key_digest("sk-audit-tenant-KEY")),
-	        NULL);
+	        /* 1.4 MB of domains, decided whole (not refused as too large) */
+	        "{\"limits\":{\"max_json_bytes\":4194304}}");
 	o = body + sprintf(body, "{\"name\":\"huge\",\"memory_limit\":\"4g\",\"network_policy\":"
 	                         "{\"type\":\"allowlist\",\"allowed_domains\":[");
 	for (i = 0; i < n; i++)

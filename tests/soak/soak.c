@@ -16,7 +16,8 @@
  * deep, Responses bodies with as many tool containers as the policy allows
  * and with 5001, request targets at and
  * past the longest upstream path and past the head limit, heads at and past
- * the limits on header fields and bytes. Each has the one status the
+ * the limits on header fields and bytes, and a chunked create whose inline
+ * skill's 900 KiB of data goes through the spool. Each has the one status the
  * gateway must answer and is checked as the rest are; they go one at a
  * time (see hostile_lock).
  *
