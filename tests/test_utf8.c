@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "lib/hex.h"
 #include "lib/utf8.h"
 
 struct seq_case {
@@ -70,4 +71,28 @@ Test(utf8, only_len_bytes_count)
 	cr_expect_not(utf8_valid(s, 4));
 	cr_expect_not(utf8_valid(s, 6));
 	cr_expect(utf8_valid("", 0));
+}
+
+/* utf8_put writes each code point at every length boundary as the one
+ * sequence utf8_seq takes whole; hex_u16 reads \uXXXX's four digits. */
+Test(utf8, put_writes_what_seq_reads)
+{
+	static const unsigned cps[] = {0x1,    0x7f,   0x80,   0x7ff,   0x800,
+	                               0xd7ff, 0xe000, 0xffff, 0x10000, 0x10ffff};
+	static const size_t lens[] = {1, 1, 2, 2, 3, 3, 3, 3, 4, 4};
+	char out[4];
+	unsigned v;
+	size_t i, n;
+
+	for (i = 0; i < sizeof(cps) / sizeof(cps[0]); i++) {
+		n = utf8_put(cps[i], out);
+		cr_expect_eq(n, lens[i], "U+%04X took %zu bytes", cps[i], n);
+		cr_expect_eq(utf8_seq((const unsigned char *)out, n), n, "U+%04X", cps[i]);
+	}
+	cr_assert_eq(hex_u16("00e9", &v), 0);
+	cr_expect_eq(v, 0xe9);
+	cr_assert_eq(hex_u16("D83D", &v), 0);
+	cr_expect_eq(v, 0xd83d);
+	cr_expect_eq(hex_u16("12G4", &v), -1);
+	cr_expect_eq(hex_u16("-123", &v), -1);
 }

@@ -25,3 +25,18 @@ hex_digit(int c)
 		return c - 'A' + 10;
 	return -1;
 }
+
+int
+hex_u16(const char *p, unsigned *v)
+{
+	unsigned x = 0;
+	int i, d;
+
+	for (i = 0; i < 4; i++) {
+		if ((d = hex_digit((unsigned char)p[i])) < 0)
+			return -1;
+		x = x << 4 | (unsigned)d;
+	}
+	*v = x;
+	return 0;
+}

@@ -14,4 +14,8 @@ size_t hex_encode(const unsigned char *in, size_t n, char *out);
 /* The value of one hex digit, either case; -1 for anything else. */
 int hex_digit(int c);
 
+/* The value of the four hex digits at p (a JSON \uXXXX escape's) in *v;
+ * 0, or -1 when one is not a hex digit. */
+int hex_u16(const char *p, unsigned *v);
+
 #endif

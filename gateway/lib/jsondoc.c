@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/hex.h"
 #include "lib/secmem.h"
 #include "lib/text.h"
 #include "lib/utf8.h"
@@ -67,28 +68,6 @@ struct frame {
 	char key[KEY_MAX + 1];
 };
 
-static int
-hex4(const char *p, unsigned *v)
-{
-	unsigned i, x = 0;
-
-	for (i = 0; i < 4; i++) {
-		char c = p[i];
-
-		x <<= 4;
-		if (c >= '0' && c <= '9')
-			x |= (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			x |= (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			x |= (unsigned)(c - 'A' + 10);
-		else
-			return -1;
-	}
-	*v = x;
-	return 0;
-}
-
 /*
  * Reads a string starting after its opening quote; returns the offset of
  * the byte after the closing quote, or limit if it does not close before.
@@ -115,7 +94,7 @@ scan_string(const char *buf, size_t i, size_t limit, struct frame *f)
 			if (i >= limit)
 				break;
 			c = (unsigned char)buf[i++];
-			if (c == 'u' && i + 4 <= limit && hex4(buf + i, &u) == 0) {
+			if (c == 'u' && i + 4 <= limit && hex_u16(buf + i, &u) == 0) {
 				i += 4;
 				c = u >= 0x20 && u < 0x7f ? (unsigned char)u : 0;
 			} else if (c != '"' && c != '\\' && c != '/') {
@@ -372,13 +351,13 @@ unicode_escape(struct parser *p, char *out)
 		fail(p, PE_END, p->len);
 		return 0;
 	}
-	if (hex4(p->buf + p->i + 1, &cp) < 0) {
+	if (hex_u16(p->buf + p->i + 1, &cp) < 0) {
 		fail(p, PE_SYNTAX, p->i);
 		return 0;
 	}
 	p->i += 5;
 	if (cp >= 0xd800 && cp <= 0xdbff && p->i + 6 <= p->len && p->buf[p->i] == '\\' &&
-	    p->buf[p->i + 1] == 'u' && hex4(p->buf + p->i + 2, &lo) == 0 && lo >= 0xdc00 &&
+	    p->buf[p->i + 1] == 'u' && hex_u16(p->buf + p->i + 2, &lo) == 0 && lo >= 0xdc00 &&
 	    lo <= 0xdfff) {
 		p->i += 6;
 		cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
@@ -392,31 +371,11 @@ unicode_escape(struct parser *p, char *out)
 		fail(p, PE_NUL, p->i);
 		return 0;
 	}
-	if (cp < 0x80) {
-		out[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		out[0] = (char)(0xc0 | (cp >> 6));
-		out[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		out[0] = (char)(0xe0 | (cp >> 12));
-		out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		out[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	out[0] = (char)(0xf0 | (cp >> 18));
-	out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	out[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
+	return utf8_put(cp, out);
 }
 
-/* What a one-letter escape stands for, or NUL for a letter that is none. */
-static char
-unescape(unsigned char c)
+char
+jsondoc_unescape(unsigned char c)
 {
 	switch (c) {
 	case '"':
@@ -523,7 +482,7 @@ read_string(struct parser *p, const char **s, size_t *n, char **owned)
 			if (k == 0)
 				goto bad;
 			o += k;
-		} else if ((out[o] = unescape(u[p->i])) != '\0') {
+		} else if ((out[o] = jsondoc_unescape(u[p->i])) != '\0') {
 			o++;
 			p->i++;
 		} else {

@@ -85,6 +85,10 @@ int jsondoc_path_at(const char *buf, size_t len, size_t off, char *dst, size_t n
  * place). Written to dst (n bytes), which is returned. */
 const char *jsondoc_file_error(const json_error_t *je, char *dst, size_t n);
 
+/* What a one-letter JSON escape (the letter after the backslash) stands
+ * for, or NUL for a letter that is none. */
+char jsondoc_unescape(unsigned char c);
+
 /* How many bytes at the start of s (n bytes) a JSON string holds as they
  * are: printable ASCII but '"' and '\\'. Eight at a time; the parser and
  * jsonbuf spend most of a large body's time here. */

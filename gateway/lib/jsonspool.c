@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/hex.h"
 #include "lib/secmem.h"
 #include "lib/spool.h"
 #include "lib/utf8.h"
@@ -195,86 +196,14 @@ fault(struct jsonspool *j, enum jsondoc_fault why, uint64_t at, struct err *e)
 	return push_ref(j, e);
 }
 
-static int
-hex4(const unsigned char *p, unsigned *v)
-{
-	unsigned i, x = 0;
-
-	for (i = 0; i < 4; i++) {
-		unsigned c = p[i];
-
-		x <<= 4;
-		if (c >= '0' && c <= '9')
-			x |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			x |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			x |= c - 'A' + 10;
-		else
-			return -1;
-	}
-	*v = x;
-	return 0;
-}
-
-static size_t
-utf8_put(unsigned cp, unsigned char *out)
-{
-	if (cp < 0x80) {
-		out[0] = (unsigned char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		out[0] = (unsigned char)(0xc0 | (cp >> 6));
-		out[1] = (unsigned char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		out[0] = (unsigned char)(0xe0 | (cp >> 12));
-		out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-		out[2] = (unsigned char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	out[0] = (unsigned char)(0xf0 | (cp >> 18));
-	out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-	out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-	out[3] = (unsigned char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
 static void
 code_point(struct jsonspool *j, unsigned cp)
 {
-	unsigned char out[4];
+	char out[4];
 	size_t n = utf8_put(cp, out);
 
 	j->cur.s.chars++;
-	value_bytes(j, out, n);
-}
-
-static const char *
-escape_value(unsigned char c)
-{
-	switch (c) {
-	case '"':
-		return "\"";
-	case '\\':
-		return "\\";
-	case '/':
-		return "/";
-	case 'b':
-		return "\b";
-	case 'f':
-		return "\f";
-	case 'n':
-		return "\n";
-	case 'r':
-		return "\r";
-	case 't':
-		return "\t";
-	default:
-		return NULL;
-	}
+	value_bytes(j, (const unsigned char *)out, n);
 }
 
 /*
@@ -288,7 +217,7 @@ escape_value(unsigned char c)
 static int
 lex_byte(struct jsonspool *j, unsigned char c, struct err *e)
 {
-	const char *v;
+	char v;
 	unsigned cp = 0, lo = 0;
 
 	j->hold[j->hold_n++] = c;
@@ -298,15 +227,15 @@ lex_byte(struct jsonspool *j, unsigned char c, struct err *e)
 			j->lex = L_HEX;
 			return 0;
 		}
-		if ((v = escape_value(c)) == NULL)
+		if ((v = jsondoc_unescape(c)) == '\0')
 			return fault(j, JSONDOC_SYNTAX, j->hold_at + 1, e);
 		j->cur.s.chars++;
-		value_bytes(j, (const unsigned char *)v, 1);
+		value_bytes(j, (const unsigned char *)&v, 1);
 		break;
 	case L_HEX:
 		if (j->hold_n < 6)
 			return 0;
-		if (hex4(j->hold + 2, &cp) < 0)
+		if (hex_u16((const char *)j->hold + 2, &cp) < 0)
 			return fault(j, JSONDOC_SYNTAX, j->hold_at + 1, e);
 		if (cp >= 0xd800 && cp <= 0xdbff) {
 			j->lex = L_LOW;
@@ -322,11 +251,12 @@ lex_byte(struct jsonspool *j, unsigned char c, struct err *e)
 		/* Anything but "\u" and a low surrogate leaves the high one
 		 * alone: an error just after it. */
 		if ((j->hold_n == 7 && c != '\\') || (j->hold_n == 8 && c != 'u') ||
-		    (j->hold_n == 12 && (hex4(j->hold + 8, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)))
+		    (j->hold_n == 12 &&
+		     (hex_u16((const char *)j->hold + 8, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)))
 			return fault(j, JSONDOC_SYNTAX, j->hold_at + 6, e);
 		if (j->hold_n < 12)
 			return 0;
-		hex4(j->hold + 2, &cp);
+		hex_u16((const char *)j->hold + 2, &cp);
 		code_point(j, 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00));
 		break;
 	case L_UTF8:

@@ -13,4 +13,8 @@ size_t utf8_seq(const unsigned char *s, size_t n);
 /* Whether s[0..n) is valid UTF-8. */
 int utf8_valid(const char *s, size_t n);
 
+/* Writes code point cp (at most U+10FFFF, not a surrogate) as UTF-8 to
+ * out (room for 4 bytes); returns how many bytes. */
+size_t utf8_put(unsigned cp, char *out);
+
 #endif
