@@ -92,6 +92,23 @@ pipeline_resume(struct request *r, enum step_result res)
 	}
 }
 
+enum step_result
+pipeline_wait(struct request *r, int started)
+{
+	if (started)
+		return STEP_WAIT;
+	err_set(&r->error, 503, ERR_INTERNAL, "out_of_memory", NULL,
+	        "the gateway is out of memory; try again");
+	return STEP_FAIL;
+}
+
+void
+pipeline_wait_more(struct request *r, int started)
+{
+	if (!started)
+		pipeline_resume(r, pipeline_wait(r, 0));
+}
+
 void
 pipeline_fail(struct request *r, const struct err *e)
 {

@@ -32,6 +32,13 @@ void pipeline_start(struct request *r, const struct step *steps);
 /* What the waiting step came to: go on from the next step, or stop. */
 void pipeline_resume(struct request *r, enum step_result res);
 
+/* What a step returns once it has started what it waits on (started: 1),
+ * or when that could not start (0: no memory for it, so no callback will
+ * come): STEP_FAIL with a 503. pipeline_wait_more is the same for a
+ * callback that starts the next wait: on failure it resumes r itself. */
+enum step_result pipeline_wait(struct request *r, int started);
+void pipeline_wait_more(struct request *r, int started);
+
 /* Ends r with e (copied) wherever it is: what was under way is cancelled,
  * and the client gets e. For errors outside the steps (a framing error,
  * the shutdown's grace period) and for steps that have failed already. */

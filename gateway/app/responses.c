@@ -278,7 +278,7 @@ next_ref(struct request *r)
 			continue;
 		snprintf(k, sizeof(k), "gw:own:%s", s->containers[s->i].container_id);
 		r->store_op = store_get(r->ctx->store, k, on_ref_owner, r);
-		return STEP_WAIT;
+		return pipeline_wait(r, r->store_op != NULL);
 	}
 	return STEP_NEXT;
 }
@@ -528,6 +528,7 @@ on_claimed(void *arg, enum store_status st, const char *owner)
 	r->holds_slot = 0;
 	r->store_op = store_settle(r->ctx->store, live, member, id, store_now_ms() + 20 * 60000LL,
 	                           on_counted, r);
+	pipeline_wait_more(r, r->store_op != NULL);
 }
 
 /* The containers the answer names that the request did not: made by the
@@ -547,7 +548,7 @@ next_own(struct request *r)
 		snprintf(k, sizeof(k), "gw:own:%s", id);
 		r->store_op = store_claim(r->ctx->store, k, tenant_name(r->tenant),
 		                          OWNERSHIP_TTL_MS, on_claimed, r);
-		return STEP_WAIT;
+		return pipeline_wait(r, r->store_op != NULL);
 	}
 	return STEP_NEXT;
 }

@@ -106,8 +106,7 @@ check_owner(struct request *r)
 	if (r->container_id[0] == '\0')
 		return STEP_NEXT;
 	key(k, sizeof(k), "own", r->container_id);
-	r->store_op = store_get(r->ctx->store, k, on_owner, r);
-	return STEP_WAIT;
+	return pipeline_wait(r, (r->store_op = store_get(r->ctx->store, k, on_owner, r)) != NULL);
 }
 
 static enum step_result reserve_slot(struct request *r);
@@ -158,7 +157,7 @@ count(struct request *r, int which, long long limit)
 		return rates[which].then(r);
 	key(k, sizeof(k), rates[which].kind, tenant_name(r->tenant));
 	r->store_op = store_hit(r->ctx->store, k, limit, rates[which].window_ms, on_rate, r);
-	return STEP_WAIT;
+	return pipeline_wait(r, r->store_op != NULL);
 }
 
 enum step_result
@@ -227,7 +226,7 @@ reserve_slot(struct request *r)
 	snprintf(member, sizeof(member), "pending:%s", r->id);
 	r->store_op = store_reserve(r->ctx->store, k, member, lim->max_live_containers,
 	                            store_now_ms() + SLOT_HOLD_MS, on_slot, r);
-	return STEP_WAIT;
+	return pipeline_wait(r, r->store_op != NULL);
 }
 
 /* --- the upstream's truth about live containers ----------------------- */
@@ -306,9 +305,11 @@ on_asked(const struct upstream_res *res, void *arg)
 	if (gone(res)) {
 		rc->gone++;
 		r->store_op = store_settle(r->ctx->store, k, id, NULL, 0, on_hinted, r);
+		pipeline_wait_more(r, r->store_op != NULL);
 	} else if (call_succeeded(res)) {
 		r->store_op = store_settle(r->ctx->store, k, id, id, next_hint(res->body, res->len),
 		                           on_hinted, r);
+		pipeline_wait_more(r, r->store_op != NULL);
 	} else {
 		/* The upstream could not say: it still counts. */
 		rc->i++;
@@ -419,6 +420,7 @@ on_settled(void *arg, enum store_status st)
 	key(k, sizeof(k), "own", r->rec.container_id);
 	r->store_op = store_set(r->ctx->store, k, tenant_name(r->tenant), OWNERSHIP_TTL_MS,
 	                        on_recorded, r);
+	pipeline_wait_more(r, r->store_op != NULL);
 }
 
 enum step_result
@@ -433,7 +435,7 @@ tenancy_created(struct request *r, long long expires_at_ms)
 	r->holds_slot = 0;
 	r->store_op = store_settle(r->ctx->store, k, member, r->rec.container_id, expires_at_ms,
 	                           on_settled, r);
-	return STEP_WAIT;
+	return pipeline_wait(r, r->store_op != NULL);
 }
 
 /* A withheld container's owner in the store: no tenant's name can be it. */
@@ -450,6 +452,7 @@ on_withheld(void *arg, enum store_status st)
 		log_store_loss(r);
 	key(k, sizeof(k), "own", r->rec.container_id);
 	r->store_op = store_set(r->ctx->store, k, WITHHELD, OWNERSHIP_TTL_MS, on_recorded, r);
+	pipeline_wait_more(r, r->store_op != NULL);
 }
 
 enum step_result
@@ -463,7 +466,7 @@ tenancy_withheld(struct request *r)
 	snprintf(member, sizeof(member), "pending:%s", r->id);
 	r->holds_slot = 0;
 	r->store_op = store_settle(r->ctx->store, k, member, NULL, 0, on_withheld, r);
-	return STEP_WAIT;
+	return pipeline_wait(r, r->store_op != NULL);
 }
 
 void
@@ -491,6 +494,7 @@ on_forgotten(void *arg, enum store_status st)
 		log_store_loss(r);
 	key(k, sizeof(k), "own", r->container_id);
 	r->store_op = store_set(r->ctx->store, k, NULL, 0, on_recorded, r);
+	pipeline_wait_more(r, r->store_op != NULL);
 }
 
 enum step_result
@@ -502,7 +506,7 @@ tenancy_deleted(struct request *r)
 		return STEP_NEXT;
 	key(k, sizeof(k), "live", tenant_name(r->tenant));
 	r->store_op = store_settle(r->ctx->store, k, r->container_id, NULL, 0, on_forgotten, r);
-	return STEP_WAIT;
+	return pipeline_wait(r, r->store_op != NULL);
 }
 
 /* --- lists ------------------------------------------------------------- */
@@ -556,6 +560,10 @@ tenancy_filter(struct request *r, json_t *items, void (*then)(struct request *r,
 	while (json_array_size(items) > n)
 		json_array_remove(items, n);
 	r->store_op = store_mget(r->ctx->store, keys, n, on_owners, r);
+	if (r->store_op == NULL) {
+		(void)pipeline_wait(r, 0); /* the 503 */
+		then(r, 0);
+	}
 }
 
 /* --- budgets ------------------------------------------------------------ */
@@ -750,5 +758,5 @@ tenancy_budget(struct request *r, long long gb_minutes, double usd)
 	key(marker, sizeof(marker), "spent", r->id);
 	r->store_op =
 	        store_spend(r->ctx->store, keys, limits, ttl, 2, gb_minutes, marker, on_spent, r);
-	return STEP_WAIT;
+	return pipeline_wait(r, r->store_op != NULL);
 }
