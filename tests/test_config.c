@@ -37,6 +37,8 @@ suite_init(void)
 	secmem_init();
 	/* The key the auth.jwt cases' upstream.api_key_env names. */
 	setenv("GW_TEST_CONFIG_KEY", "sk-test-config-KEY-1188", 1);
+	/* limits.spool_dir's default is $TMPDIR, else /tmp: the cases say /tmp. */
+	unsetenv("TMPDIR");
 }
 
 TestSuite(config, .init = suite_init);
@@ -75,6 +77,9 @@ static const struct field fields[] = {
         FIELD(body_timeout_ms, F_LL),
         FIELD(idle_timeout_ms, F_LL),
         FIELD(max_connections, F_LL),
+        FIELD(spool_dir, F_STR),
+        FIELD(max_spool_bytes, F_LL),
+        FIELD(max_json_bytes, F_LL),
         {NULL},
 };
 
@@ -306,6 +311,29 @@ Test(config, every_file_is_a_case)
 		cr_expect_eq(access(path, R_OK), 0, "cases.json case %zu: no file %s", i, path);
 	}
 	json_decref(doc);
+}
+
+/* Without limits.spool_dir, large bodies go to $TMPDIR when it is an
+ * absolute path (a relative one would follow the working folder), else
+ * /tmp. */
+Test(config, spool_dir_defaults_to_an_absolute_tmpdir)
+{
+	static struct errlist errs;
+	char path[PATH_MAX_LEN];
+	struct config *c;
+
+	snprintf(path, sizeof(path), "%s/config/empty.json", data_dir());
+	setenv("TMPDIR", "/var/tmp", 1);
+	c = config_load(path, &errs);
+	cr_assert_not_null(c);
+	cr_expect_str_eq(c->spool_dir, "/var/tmp");
+	config_free(c);
+	setenv("TMPDIR", "relative/tmp", 1);
+	c = config_load(path, &errs);
+	cr_assert_not_null(c);
+	cr_expect_str_eq(c->spool_dir, "/tmp");
+	config_free(c);
+	unsetenv("TMPDIR");
 }
 
 /* The config `make run` uses loads, and its policy file is where it says. */
